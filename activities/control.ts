@@ -1,0 +1,134 @@
+// Activities on the control queue: database work the workflow delegates (status mirror,
+// runs, slot leases, the process log, deletion). Idempotent, since Temporal may retry them.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { and, eq, lt, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { machines, processEvents, processes, runs, slotLeases, templates } from '../db/schema.js';
+import { FAILURE } from '../domain/failures.js';
+import type { ControlActivities, StatusRecord } from './types.js';
+
+export interface ControlDeps {
+  db: Db;
+  /** How often a queued run looks for a free slot. */
+  slotPollMs?: number;
+}
+
+export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): ControlActivities {
+  return {
+    async recordStatus(record: StatusRecord) {
+      // The version guard: a late (retried) write never overwrites a newer status.
+      await db
+        .update(processes)
+        .set({
+          status: record.status,
+          statusVersion: record.statusVersion,
+          statusBeforeDisable: record.statusBeforeDisable,
+          lastError: record.lastError,
+          updatedAt: new Date(),
+        })
+        .where(and(eq(processes.id, record.processId), lt(processes.statusVersion, record.statusVersion)));
+      if (record.runId !== null && record.status !== 'disabled') {
+        await db.update(runs).set({ status: record.status }).where(and(eq(runs.id, record.runId), sql`${runs.finishedAt} is null`));
+      }
+    },
+
+    async createRun(processId) {
+      // Idempotent per workflow activity: a retried attempt finds the run it created.
+      const info = Context.current().info;
+      const token = `${info.workflowExecution.runId}/${info.activityId}`;
+      return db.transaction(async (tx) => {
+        const [existing] = await tx.select().from(runs).where(and(eq(runs.processId, processId), eq(runs.ownerAttempt, `create:${token}`)));
+        const [process] = await tx.select().from(processes).where(eq(processes.id, processId));
+        if (!process) throw ApplicationFailure.nonRetryable(`Process ${processId} does not exist.`, 'NotFound');
+        const [template] = await tx.select().from(templates).where(eq(templates.id, process.templateId));
+        const [machine] = await tx.select().from(machines).where(eq(machines.id, process.machineId));
+        if (!template || !machine) throw ApplicationFailure.nonRetryable(`Process ${processId} lost its template or machine.`, 'NotFound');
+        const result = (runId: number, runNumber: number) => ({
+          runId,
+          runNumber,
+          stopGraceSeconds: template.stopGraceSeconds,
+          lostTimeoutSeconds: machine.lostTimeoutSeconds,
+        });
+        if (existing) return result(existing.id, existing.number);
+        const [last] = await tx
+          .select({ n: sql<number>`coalesce(max(${runs.number}), 0)::int` })
+          .from(runs)
+          .where(eq(runs.processId, processId));
+        const number = (last?.n ?? 0) + 1;
+        // The run keeps a copy of its template and parameters as they are now.
+        const params = { ...template.params, ...process.params };
+        const [row] = await tx
+          .insert(runs)
+          .values({
+            processId,
+            number,
+            machineId: machine.id,
+            templateSnapshot: template,
+            params,
+            totalSteps: template.totalSteps,
+            ownerAttempt: `create:${token}`,
+          })
+          .returning();
+        return result(row!.id, number);
+      });
+    },
+
+    async acquireSlot(runId) {
+      const context = Context.current();
+      for (;;) {
+        const leased = await db.transaction(async (tx) => {
+          const [run] = await tx.select().from(runs).where(eq(runs.id, runId));
+          if (!run) throw ApplicationFailure.nonRetryable(`Run ${runId} does not exist.`, 'NotFound');
+          const [held] = await tx.select().from(slotLeases).where(eq(slotLeases.runId, runId));
+          if (held) return held.slotIndex;
+          // Lock the machine row: concurrent acquirers (any worker process) take turns.
+          const [machine] = await tx.select().from(machines).where(eq(machines.id, run.machineId)).for('update');
+          if (!machine) throw ApplicationFailure.nonRetryable(`The machine of run ${runId} was removed.`, FAILURE.machineRemoved);
+          // A disabled machine drains: runs in progress finish, new ones wait here.
+          if (!machine.enabled) return null;
+          // Leases of runs that have finished (e.g. a workflow terminated by hand) are stale.
+          await tx.execute(
+            sql`delete from ${slotLeases} l using ${runs} r where l.run_id = r.id and l.machine_id = ${machine.id} and r.finished_at is not null`,
+          );
+          const taken = await tx.select({ slot: slotLeases.slotIndex }).from(slotLeases).where(eq(slotLeases.machineId, machine.id));
+          const busy = new Set(taken.map((t) => t.slot));
+          for (let slot = 0; slot < machine.slots; slot++) {
+            if (!busy.has(slot)) {
+              await tx.insert(slotLeases).values({ machineId: machine.id, slotIndex: slot, runId, processId: run.processId });
+              await tx.update(runs).set({ slotIndex: slot }).where(eq(runs.id, runId));
+              return slot;
+            }
+          }
+          return null;
+        });
+        if (leased !== null) return { slotIndex: leased };
+        context.heartbeat();
+        // Resolves early when the workflow cancels the wait (a stop while queued).
+        await Promise.race([context.sleep(slotPollMs), context.cancelled]);
+      }
+    },
+
+    async releaseSlot(runId) {
+      await db.delete(slotLeases).where(eq(slotLeases.runId, runId));
+    },
+
+    async finishRun(runId, result) {
+      await db
+        .update(runs)
+        .set({ status: result.status, exitCode: result.exitCode, error: result.error, finishedAt: new Date(), etaSeconds: null })
+        .where(eq(runs.id, runId));
+    },
+
+    async noteEvent(processId, runId, level, message) {
+      await db.insert(processEvents).values({ processId, runId, level, message });
+    },
+
+    async deleteProcessData(processId) {
+      // Runs, series, points, events and leases go with the process (ON DELETE CASCADE).
+      await db.delete(slotLeases).where(eq(slotLeases.processId, processId));
+      await db.delete(processes).where(eq(processes.id, processId));
+    },
+  };
+}
+

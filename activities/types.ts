@@ -1,0 +1,40 @@
+// The activity signatures the workflow schedules. Types only: the workflow imports this
+// file with `import type`, so no Node code reaches the workflow bundle.
+import type { ProcessStatus } from '../domain/status.js';
+
+export interface StatusRecord {
+  processId: number;
+  status: ProcessStatus;
+  statusVersion: number;
+  statusBeforeDisable: ProcessStatus | null;
+  lastError: string | null;
+  runId: number | null;
+}
+
+export interface TrainerOutcome {
+  /** null when the trainer left no exit code (killed with its wrapper). */
+  exitCode: number | null;
+  stderrTail: string;
+}
+
+export interface ControlActivities {
+  recordStatus(record: StatusRecord): Promise<void>;
+  createRun(processId: number): Promise<{ runId: number; runNumber: number; stopGraceSeconds: number; lostTimeoutSeconds: number }>;
+  /** Waits (heartbeating) until a slot of the run's machine is free and leased to the run. */
+  acquireSlot(runId: number): Promise<{ slotIndex: number }>;
+  releaseSlot(runId: number): Promise<void>;
+  finishRun(runId: number, result: { status: ProcessStatus; exitCode: number | null; error: string | null }): Promise<void>;
+  noteEvent(processId: number, runId: number | null, level: 'info' | 'warn' | 'error', message: string): Promise<void>;
+  deleteProcessData(processId: number): Promise<void>;
+}
+
+export interface MachineActivities {
+  /** Launches the run's trainer, or adopts the one an earlier attempt launched. */
+  launchTrainer(runId: number): Promise<{ pid: number }>;
+  /** Tails metrics until the trainer's process group is gone; re-attaches on retry. */
+  runTraining(runId: number): Promise<TrainerOutcome>;
+  /** TERM, the grace period, KILL; returns once the process group is gone. */
+  stopTrainer(runId: number): Promise<{ killed: boolean }>;
+  /** Removes every run directory of the process on this machine. */
+  removeRunDirs(processId: number): Promise<void>;
+}

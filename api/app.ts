@@ -1,0 +1,69 @@
+// The web app as a plugin-built Fastify instance: server.ts listens, tests `inject`.
+// External plugins first, then ours, then encapsulated routes; one error handler.
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { HTTP_STATUS, ServiceError, type ServiceErrorCode } from '../services/errors.js';
+import { translator } from '../views/i18n.js';
+import { messagePage } from '../views/pages/message.js';
+import { authPlugin } from './auth.js';
+import type { AppDeps } from './deps.js';
+import { healthRoutes } from './routes/health.js';
+import { pageContext, pageRoutes } from './routes/pages.js';
+import { staticRoutes } from './routes/static.js';
+
+const wantsJson = (request: FastifyRequest) => request.url.startsWith('/api/') || request.url.startsWith('/healthz');
+
+function sendError(request: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string, field?: string) {
+  if (wantsJson(request)) {
+    return reply.code(status).send({ error: { code, message, ...(field ? { field } : {}) } });
+  }
+  const t = translator(request.locale);
+  const title = status === 403 ? t('forbidden') : status === 404 ? t('notFound') : t('error');
+  const body = messagePage(pageContext(request), title, message).value;
+  // htmx swaps 2xx only by default; errors still reach the page through its error handling.
+  return reply.code(status).type('text/html; charset=utf-8').send(body);
+}
+
+export async function buildApp(deps: AppDeps, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ? { level: deps.config.logLevel } : false,
+    trustProxy: true,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  });
+  app.addSchema({
+    $id: 'Health',
+    type: 'object',
+    properties: {
+      status: { type: 'string' },
+      database: { type: 'object', properties: { ok: { type: 'boolean' }, error: { type: 'string' } } },
+      temporal: { type: 'object', properties: { ok: { type: 'boolean' }, error: { type: 'string' } } },
+    },
+  });
+
+  await app.register(cookie);
+  await app.register(formbody);
+  await app.register(authPlugin, { deps });
+
+  app.setErrorHandler((error: FastifyError | ServiceError, request, reply) => {
+    if (error instanceof ServiceError) {
+      return sendError(request, reply, HTTP_STATUS[error.code], error.code, error.message, error.field);
+    }
+    if ((error as FastifyError).validation) {
+      const first = (error as FastifyError).validation![0];
+      const field = first?.instancePath?.replace(/^\//, '').replace(/\//g, '.') || (first?.params as { missingProperty?: string })?.missingProperty;
+      return sendError(request, reply, 400, 'invalid' satisfies ServiceErrorCode, error.message, field || undefined);
+    }
+    const status = (error as FastifyError).statusCode;
+    if (status && status >= 400 && status < 500) return sendError(request, reply, status, 'invalid', error.message);
+    request.log.error(error);
+    return sendError(request, reply, 500, 'internal', 'Internal error; the server log has the details.');
+  });
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, 404, 'not_found', `No route ${request.method} ${request.url.split('?')[0]}.`));
+
+  await app.register(staticRoutes);
+  await app.register(healthRoutes, { deps });
+  await app.register(pageRoutes, { deps });
+  return app;
+}

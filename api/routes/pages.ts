@@ -1,0 +1,106 @@
+// Operator pages: login, logout and the Training section.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { asc } from 'drizzle-orm';
+import { templates } from '../../db/schema.js';
+import { authenticate, createSession, destroySession, SESSION_TTL_MS } from '../../services/accounts.js';
+import { translator } from '../../views/i18n.js';
+import type { PageContext } from '../../views/layout.js';
+import { loginPage } from '../../views/pages/login.js';
+import { messagePage } from '../../views/pages/message.js';
+import { templatesPage } from '../../views/pages/templates.js';
+import { can, canAnywhere, LOCALE_COOKIE, requirePrincipal, SESSION_COOKIE } from '../auth.js';
+import type { AppDeps } from '../deps.js';
+import { LoginLimiter } from '../login-limiter.js';
+
+export function pageContext(request: FastifyRequest): PageContext {
+  const principal = request.principal;
+  return { locale: request.locale, user: principal ? { login: principal.login } : null, csrfToken: principal?.csrfToken ?? null };
+}
+
+/** Only same-site paths: a `next` parameter must never send the user elsewhere. */
+function safeNext(next: unknown): string {
+  return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/';
+}
+
+export async function pageRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const limiter = new LoginLimiter();
+  const secure = (request: FastifyRequest) => request.protocol === 'https';
+
+  app.addHook('onSend', async (request, reply) => {
+    const lang = (request.query as Record<string, unknown> | undefined)?.lang;
+    if (lang === 'ru' || lang === 'en') {
+      reply.setCookie(LOCALE_COOKIE, lang, { path: '/', sameSite: 'lax', httpOnly: true, maxAge: 365 * 86400 });
+    }
+  });
+
+  app.get('/', async (request, reply) => reply.redirect(request.principal ? '/training/templates' : '/login', 303));
+
+  app.get<{ Querystring: { next?: string } }>(
+    '/login',
+    { schema: { querystring: { type: 'object', properties: { next: { type: 'string', maxLength: 2000 }, lang: { type: 'string', maxLength: 5 } } } } },
+    async (request, reply) => {
+      if (request.principal) return reply.redirect(safeNext(request.query.next), 303);
+      return reply.type('text/html; charset=utf-8').send(loginPage(request.locale, { next: safeNext(request.query.next) }).value);
+    },
+  );
+
+  app.post<{ Body: { login: string; password: string; next?: string } }>(
+    '/login',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['login', 'password'],
+          properties: { login: { type: 'string', maxLength: 200 }, password: { type: 'string', maxLength: 1024 }, next: { type: 'string', maxLength: 2000 }, _csrf: { type: 'string' } },
+        },
+      },
+    },
+    async (request, reply) => {
+      const t = translator(request.locale);
+      const { login, password } = request.body;
+      const next = safeNext(request.body.next);
+      const page = (error: string, code: number) =>
+        reply.code(code).type('text/html; charset=utf-8').send(loginPage(request.locale, { error, login, next }).value);
+      if (limiter.blocked(request.ip, login)) return page(t('tooManyAttempts'), 429);
+      const user = await authenticate(deps.db, login, password);
+      if (!user) {
+        limiter.fail(request.ip, login);
+        return page(t('loginFailed'), 401);
+      }
+      limiter.succeed(request.ip, login);
+      // A fresh session id at every login: a cookie planted before login is worth nothing after.
+      const old = request.cookies[SESSION_COOKIE];
+      if (old) await destroySession(deps.db, old);
+      const session = await createSession(deps.db, user.id);
+      reply.setCookie(SESSION_COOKIE, session.cookie, {
+        path: '/',
+        httpOnly: true,
+        sameSite: 'lax',
+        secure: secure(request),
+        maxAge: SESSION_TTL_MS / 1000,
+      });
+      return reply.redirect(next, 303);
+    },
+  );
+
+  app.post('/logout', async (request, reply) => {
+    const cookie = request.cookies[SESSION_COOKIE];
+    if (cookie) await destroySession(deps.db, cookie);
+    reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    return reply.redirect('/login', 303);
+  });
+
+  app.get('/training', async (_request, reply) => reply.redirect('/training/templates', 303));
+
+  app.get('/training/templates', async (request, reply) => {
+    const principal = requirePrincipal(request, reply);
+    if (!principal) return reply;
+    const t = translator(request.locale);
+    if (!canAnywhere(principal, 'templates.view')) {
+      return reply.code(403).type('text/html; charset=utf-8').send(messagePage(pageContext(request), t('trainingTemplates'), t('forbidden')).value);
+    }
+    const rows = await deps.db.select().from(templates).orderBy(asc(templates.name));
+    const visible = rows.filter((row) => can(principal, 'templates.view', row.id));
+    return reply.type('text/html; charset=utf-8').send(templatesPage(pageContext(request), visible).value);
+  });
+}

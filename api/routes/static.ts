@@ -1,0 +1,33 @@
+// htmx, echarts and our CSS, served from the installed packages: no front-end build step.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+
+const require = createRequire(import.meta.url);
+const viewsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'views', 'static');
+
+const ASSETS: Record<string, { file: string; type: string }> = {
+  'htmx.min.js': { file: require.resolve('htmx.org/dist/htmx.min.js'), type: 'text/javascript; charset=utf-8' },
+  'echarts.min.js': { file: require.resolve('echarts/dist/echarts.min.js'), type: 'text/javascript; charset=utf-8' },
+  'app.css': { file: path.join(viewsDir, 'app.css'), type: 'text/css; charset=utf-8' },
+};
+
+export async function staticRoutes(app: FastifyInstance) {
+  const cache = new Map<string, Buffer>();
+  app.get<{ Params: { name: string } }>(
+    '/static/:name',
+    { schema: { params: { type: 'object', properties: { name: { type: 'string', maxLength: 100 } }, required: ['name'] } } },
+    async (request, reply) => {
+      const asset = ASSETS[request.params.name];
+      if (!asset) return reply.code(404).type('text/plain').send('Not found');
+      let body = cache.get(asset.file);
+      if (!body) {
+        body = await fs.promises.readFile(asset.file);
+        cache.set(asset.file, body);
+      }
+      return reply.type(asset.type).header('cache-control', 'public, max-age=3600').send(body);
+    },
+  );
+}

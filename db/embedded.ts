@@ -1,0 +1,116 @@
+// The embedded database: PGlite in the data directory, served over loopback so that
+// every process (web, worker, CLI, a second worker) uses the one `postgres` driver path.
+// PGlite admits one process per directory, so the process that opens it writes a lock
+// file naming its pid and port; the others connect to that port.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+
+export interface EmbeddedServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+interface LockFile {
+  pid: number;
+  port: number | null;
+}
+
+const lockPath = (dataDir: string) => path.join(dataDir, 'pglite.lock');
+const urlFor = (port: number) => `postgres://postgres@127.0.0.1:${port}/postgres`;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readLock(dataDir: string): LockFile | null {
+  try {
+    return JSON.parse(fs.readFileSync(lockPath(dataDir), 'utf8')) as LockFile;
+  } catch {
+    return null;
+  }
+}
+
+function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.setTimeout(1000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+/** The URL of the embedded database another process is serving, or null if none is. */
+export async function findEmbeddedServer(dataDir: string, waitMs = 30_000): Promise<string | null> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const lock = readLock(dataDir);
+    if (!lock || !alive(lock.pid) || lock.pid === process.pid) return null;
+    // The owner is still opening the database: its port comes once it listens.
+    if (lock.port !== null && (await answers(lock.port))) return urlFor(lock.port);
+    if (Date.now() > deadline) return null;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function takeLock(dataDir: string): boolean {
+  fs.mkdirSync(dataDir, { recursive: true });
+  const file = lockPath(dataDir);
+  const body = JSON.stringify({ pid: process.pid, port: null } satisfies LockFile);
+  try {
+    fs.writeFileSync(file, body, { flag: 'wx' });
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  const lock = readLock(dataDir);
+  if (lock && alive(lock.pid) && lock.pid !== process.pid) return false;
+  // Stale lock from a process that died: replace it.
+  fs.rmSync(file, { force: true });
+  try {
+    fs.writeFileSync(file, body, { flag: 'wx' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Opens PGlite in `<dataDir>/pglite` and serves it on a free loopback port. */
+export async function startEmbeddedServer(dataDir: string, options: { port?: number } = {}): Promise<EmbeddedServer> {
+  if (!takeLock(dataDir)) {
+    throw new Error(`The embedded database in ${dataDir} is held by another process (see ${lockPath(dataDir)}).`);
+  }
+  try {
+    const db = await PGlite.create({ dataDir: path.join(dataDir, 'pglite') });
+    const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: options.port ?? 0, maxConnections: 64 });
+    await server.start();
+    const port = Number(server.getServerConn().split(':').pop());
+    fs.writeFileSync(lockPath(dataDir), JSON.stringify({ pid: process.pid, port } satisfies LockFile));
+    return {
+      url: urlFor(port),
+      async stop() {
+        await server.stop();
+        await db.close();
+        const lock = readLock(dataDir);
+        if (lock?.pid === process.pid) fs.rmSync(lockPath(dataDir), { force: true });
+      },
+    };
+  } catch (error) {
+    fs.rmSync(lockPath(dataDir), { force: true });
+    throw error;
+  }
+}

@@ -1,0 +1,248 @@
+// The drizzle schema: one schema for PostgreSQL and embedded PGlite alike.
+// Status lives in the workflow; `processes.status` mirrors it for fast lists, guarded
+// by `status_version` so a late write never overwrites a newer status.
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  serial,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
+
+export const users = pgTable('users', {
+  id: serial('id').primaryKey(),
+  login: text('login').notNull().unique(),
+  passwordHash: text('password_hash').notNull(),
+  locale: text('locale').notNull().default('ru'),
+  isActive: boolean('is_active').notNull().default(true),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+export const roles = pgTable('roles', {
+  id: serial('id').primaryKey(),
+  name: text('name').notNull().unique(),
+  description: text('description').notNull().default(''),
+  permissions: text('permissions').array().notNull().default(sql`'{}'::text[]`),
+  builtin: boolean('builtin').notNull().default(false),
+  createdAt: createdAt(),
+});
+
+/** A role held globally (templateId null) or for one template. */
+export const roleGrants = pgTable(
+  'role_grants',
+  {
+    id: serial('id').primaryKey(),
+    userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    roleId: integer('role_id').notNull().references(() => roles.id, { onDelete: 'cascade' }),
+    templateId: integer('template_id').references(() => templates.id, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('role_grants_unique').on(t.userId, t.roleId, sql`coalesce(${t.templateId}, 0)`),
+    index('role_grants_user').on(t.userId),
+  ],
+);
+
+/** Server-side sessions, shared by every web process. `id` is the SHA-256 of the cookie value. */
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: text('id').primaryKey(),
+    userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    csrfToken: text('csrf_token').notNull(),
+    createdAt: createdAt(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [index('sessions_user').on(t.userId)],
+);
+
+export const apiTokens = pgTable(
+  'api_tokens',
+  {
+    id: serial('id').primaryKey(),
+    userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    /** SHA-256 of the token; the token itself is shown once and never stored. */
+    tokenHash: text('token_hash').notNull().unique(),
+    createdAt: createdAt(),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  },
+  (t) => [index('api_tokens_user').on(t.userId)],
+);
+
+export const machines = pgTable('machines', {
+  id: serial('id').primaryKey(),
+  name: text('name').notNull().unique(),
+  /** 'local' for the built-in machine, else 'ssh'. */
+  kind: text('kind').notNull().default('ssh'),
+  address: text('address').notNull(),
+  sshUser: text('ssh_user'),
+  /** Private key encrypted with a key derived from TRAINYARD_SECRET. */
+  privateKeyEncrypted: text('private_key_encrypted'),
+  /** Relative to TRAINYARD_KEYS_DIR; never an arbitrary path. */
+  privateKeyPath: text('private_key_path'),
+  hostKeyFingerprint: text('host_key_fingerprint'),
+  slots: integer('slots').notNull().default(1),
+  gpus: integer('gpus').array().notNull().default(sql`'{}'::integer[]`),
+  lostTimeoutSeconds: integer('lost_timeout_seconds').notNull().default(600),
+  enabled: boolean('enabled').notNull().default(true),
+  probe: jsonb('probe'),
+  probedAt: timestamp('probed_at', { withTimezone: true }),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+export const templates = pgTable('templates', {
+  id: serial('id').primaryKey(),
+  name: text('name').notNull().unique(),
+  description: text('description').notNull().default(''),
+  command: text('command').notNull(),
+  workingDir: text('working_dir'),
+  env: jsonb('env').$type<Record<string, string>>().notNull().default({}),
+  params: jsonb('params').$type<Record<string, unknown>>().notNull().default({}),
+  totalSteps: integer('total_steps'),
+  stopGraceSeconds: integer('stop_grace_seconds').notNull().default(30),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+export const processes = pgTable(
+  'processes',
+  {
+    id: serial('id').primaryKey(),
+    templateId: integer('template_id').notNull().references(() => templates.id, { onDelete: 'restrict' }),
+    machineId: integer('machine_id').notNull().references(() => machines.id, { onDelete: 'restrict' }),
+    params: jsonb('params').$type<Record<string, unknown>>().notNull().default({}),
+    status: text('status').notNull().default('created'),
+    statusVersion: bigint('status_version', { mode: 'number' }).notNull().default(0),
+    statusBeforeDisable: text('status_before_disable'),
+    lastError: text('last_error'),
+    /** Set while delete is in progress; the row goes once the workflow has cleaned up. */
+    deleting: boolean('deleting').notNull().default(false),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    index('processes_template').on(t.templateId, t.id),
+    index('processes_machine').on(t.machineId),
+    index('processes_status').on(t.status, t.id),
+  ],
+);
+
+export const runs = pgTable(
+  'runs',
+  {
+    id: serial('id').primaryKey(),
+    processId: integer('process_id').notNull().references(() => processes.id, { onDelete: 'cascade' }),
+    /** 1, 2, … per process. */
+    number: integer('number').notNull(),
+    /** The template and parameters as they were when the run started. */
+    templateSnapshot: jsonb('template_snapshot').notNull(),
+    params: jsonb('params').$type<Record<string, unknown>>().notNull().default({}),
+    machineId: integer('machine_id').notNull(),
+    status: text('status').notNull().default('queued'),
+    runDir: text('run_dir'),
+    pid: integer('pid'),
+    pgid: integer('pgid'),
+    processStartTime: text('process_start_time'),
+    slotIndex: integer('slot_index'),
+    /** Fencing token: the attempt that owns the trainer; stale attempts never touch it. */
+    ownerAttempt: text('owner_attempt'),
+    metricsOffset: bigint('metrics_offset', { mode: 'number' }).notNull().default(0),
+    malformedLines: integer('malformed_lines').notNull().default(0),
+    oversizedLines: integer('oversized_lines').notNull().default(0),
+    step: integer('step'),
+    totalSteps: integer('total_steps'),
+    epoch: doublePrecision('epoch'),
+    etaState: jsonb('eta_state'),
+    etaSeconds: integer('eta_seconds'),
+    exitCode: integer('exit_code'),
+    error: text('error'),
+    unreachableSince: timestamp('unreachable_since', { withTimezone: true }),
+    queuedAt: timestamp('queued_at', { withTimezone: true }).notNull().defaultNow(),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+  },
+  (t) => [uniqueIndex('runs_process_number').on(t.processId, t.number)],
+);
+
+/** One row per (run, series name), so points carry a small integer instead of the name. */
+export const metricSeries = pgTable(
+  'metric_series',
+  {
+    id: serial('id').primaryKey(),
+    runId: integer('run_id').notNull().references(() => runs.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+  },
+  (t) => [uniqueIndex('metric_series_run_name').on(t.runId, t.name)],
+);
+
+/** A point is (run, series, step, value); a step written again replaces the value. */
+export const metricPoints = pgTable(
+  'metric_points',
+  {
+    seriesId: integer('series_id').notNull().references(() => metricSeries.id, { onDelete: 'cascade' }),
+    step: bigint('step', { mode: 'number' }).notNull(),
+    value: doublePrecision('value').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.seriesId, t.step] })],
+);
+
+/** Slot leases: a run holds (machine, slot) from before launch until its trainer is gone. */
+export const slotLeases = pgTable(
+  'slot_leases',
+  {
+    machineId: integer('machine_id').notNull().references(() => machines.id, { onDelete: 'cascade' }),
+    slotIndex: integer('slot_index').notNull(),
+    runId: integer('run_id').notNull().unique(),
+    processId: integer('process_id').notNull(),
+    acquiredAt: timestamp('acquired_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.machineId, t.slotIndex] })],
+);
+
+/** The process's own log: things operators should know that are not trainer output. */
+export const processEvents = pgTable(
+  'process_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    processId: integer('process_id').notNull().references(() => processes.id, { onDelete: 'cascade' }),
+    runId: integer('run_id'),
+    level: text('level').notNull().default('info'),
+    message: text('message').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('process_events_process').on(t.processId, t.id)],
+);
+
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+    actorUserId: integer('actor_user_id'),
+    actorLogin: text('actor_login'),
+    /** e.g. 'process.start', 'login', 'token.create'. */
+    action: text('action').notNull(),
+    targetType: text('target_type'),
+    targetId: text('target_id'),
+    outcome: text('outcome').notNull(),
+    detail: jsonb('detail'),
+  },
+  (t) => [index('audit_events_at').on(t.at), index('audit_events_actor').on(t.actorUserId)],
+);

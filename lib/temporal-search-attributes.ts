@@ -1,0 +1,26 @@
+// Search attributes that let on-call staff find a training process's workflow in the
+// Temporal UI. Registered by the dev server's flags, or by ensureSearchAttributes on
+// an outside server.
+import type { Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+
+export const SEARCH_ATTRIBUTES = {
+  TrainyardProcessId: 'Keyword',
+  TrainyardTemplateId: 'Keyword',
+  TrainyardMachineId: 'Keyword',
+  TrainyardStatus: 'Keyword',
+} as const;
+
+/** Idempotent: registers only the attributes the namespace lacks. */
+export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<void> {
+  const existing = await connection.operatorService.listSearchAttributes({ namespace });
+  const missing: Record<string, temporal.api.enums.v1.IndexedValueType> = {};
+  for (const name of Object.keys(SEARCH_ATTRIBUTES)) {
+    if (!(name in (existing.customAttributes ?? {}))) {
+      missing[name] = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+    }
+  }
+  if (Object.keys(missing).length > 0) {
+    await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: missing });
+  }
+}

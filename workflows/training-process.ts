@@ -1,0 +1,343 @@
+// One durable entity workflow per training process. User actions arrive as Updates whose
+// validators refuse what the status table refuses; every status change is mirrored to the
+// database through an activity; between runs the workflow continues as new.
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  allHandlersFinished,
+} from '@temporalio/workflow';
+import type { ControlActivities, MachineActivities, TrainerOutcome } from '../activities/types.js';
+import { FAILURE } from '../domain/failures.js';
+import { decide, isActive, type ProcessStatus, type UserAction } from '../domain/status.js';
+import {
+  CONTROL_TASK_QUEUE,
+  deleteUpdate,
+  disableUpdate,
+  enableUpdate,
+  machineTaskQueue,
+  snapshotQuery,
+  startUpdate,
+  stopUpdate,
+  type DeleteOptions,
+  type ProcessSnapshot,
+} from './messages.js';
+
+export interface TrainingProcessInput {
+  processId: number;
+  templateId: number;
+  machineId: number;
+  /** Carried across continue-as-new. */
+  carried?: Omit<ProcessSnapshot, 'processId' | 'runId'>;
+}
+
+const control = proxyActivities<ControlActivities>({
+  taskQueue: CONTROL_TASK_QUEUE,
+  startToCloseTimeout: '30s',
+  // Database writes must not be lost to an outage: retry until it comes back.
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
+});
+
+const slots = proxyActivities<Pick<ControlActivities, 'acquireSlot'>>({
+  taskQueue: CONTROL_TASK_QUEUE,
+  startToCloseTimeout: '365d',
+  heartbeatTimeout: '15s',
+  retry: { initialInterval: '500ms', maximumInterval: '10s', nonRetryableErrorTypes: [FAILURE.machineRemoved] },
+  cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+});
+
+function machine(machineId: number) {
+  const taskQueue = machineTaskQueue(machineId);
+  return {
+    launch: proxyActivities<Pick<MachineActivities, 'launchTrainer'>>({
+      taskQueue,
+      startToCloseTimeout: '2m',
+      // An unreachable machine fails the start after these attempts, with the reason.
+      retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 4, nonRetryableErrorTypes: [FAILURE.hostKeyMismatch, FAILURE.launchFailed] },
+    }),
+    watch: proxyActivities<Pick<MachineActivities, 'runTraining'>>({
+      taskQueue,
+      startToCloseTimeout: '3650d',
+      // A dead worker is noticed within this; the next attempt re-attaches to the trainer.
+      heartbeatTimeout: '10s',
+      retry: { initialInterval: '200ms', maximumInterval: '5s', nonRetryableErrorTypes: [FAILURE.machineLost] },
+    }),
+    stop: proxyActivities<Pick<MachineActivities, 'stopTrainer'>>({
+      taskQueue,
+      startToCloseTimeout: '30m',
+      heartbeatTimeout: '15s',
+      retry: { initialInterval: '200ms', maximumInterval: '5s', nonRetryableErrorTypes: [FAILURE.machineLost] },
+    }),
+    cleanup: proxyActivities<Pick<MachineActivities, 'removeRunDirs'>>({
+      taskQueue,
+      startToCloseTimeout: '2m',
+      retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 3 },
+    }),
+  };
+}
+
+function failureMessage(error: unknown): string {
+  let current: unknown = error;
+  while (current instanceof ActivityFailure && current.cause) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
+}
+
+function failureType(error: unknown): string | undefined {
+  let current: unknown = error;
+  while (current instanceof ActivityFailure && current.cause) current = current.cause;
+  return current instanceof ApplicationFailure ? (current.type ?? undefined) : undefined;
+}
+
+export async function trainingProcessWorkflow(input: TrainingProcessInput): Promise<void> {
+  const carried = input.carried;
+  const state: ProcessSnapshot = {
+    processId: input.processId,
+    status: carried?.status ?? 'created',
+    statusVersion: carried?.statusVersion ?? 0,
+    statusBeforeDisable: carried?.statusBeforeDisable ?? null,
+    runNumber: carried?.runNumber ?? 0,
+    runId: null,
+    lastError: carried?.lastError ?? null,
+  };
+  const machineActivities = machine(input.machineId);
+
+  let runRequested = false;
+  let stopRequested = false;
+  let afterStop: ProcessStatus | null = null;
+  let deleteRequested: DeleteOptions | null = null;
+  let recordedVersion = carried?.statusVersion ?? -1;
+
+  function setStatus(status: ProcessStatus, lastError: string | null = state.lastError): void {
+    state.status = status;
+    state.lastError = lastError;
+    state.statusVersion += 1;
+  }
+
+  function refuseUnless(action: UserAction): void {
+    if (deleteRequested) throw ApplicationFailure.nonRetryable('The process is being deleted.', FAILURE.notAllowed, { ru: 'Процесс удаляется.' });
+    const decision = decide(state.status, action, { statusBeforeDisable: state.statusBeforeDisable ?? undefined });
+    if (!decision.ok) throw ApplicationFailure.nonRetryable(decision.reason.en, FAILURE.notAllowed, decision.reason);
+  }
+
+  setHandler(snapshotQuery, () => ({ ...state }));
+
+  setHandler(
+    startUpdate,
+    () => {
+      setStatus('queued', null);
+      runRequested = true;
+      stopRequested = false;
+      return { status: state.status };
+    },
+    { validator: () => refuseUnless('start') },
+  );
+
+  setHandler(
+    stopUpdate,
+    () => {
+      setStatus('stopping');
+      stopRequested = true;
+      return { status: state.status };
+    },
+    { validator: () => refuseUnless('stop') },
+  );
+
+  setHandler(
+    disableUpdate,
+    () => {
+      if (isActive(state.status)) {
+        // Stopped first; recorded as disabled once the trainer is gone.
+        if (state.status !== 'stopping') setStatus('stopping');
+        stopRequested = true;
+        afterStop = 'disabled';
+        state.statusBeforeDisable = 'stopped';
+      } else {
+        state.statusBeforeDisable = state.status;
+        setStatus('disabled');
+      }
+      return { status: state.status };
+    },
+    { validator: () => refuseUnless('disable') },
+  );
+
+  setHandler(
+    enableUpdate,
+    () => {
+      const decision = decide(state.status, 'enable', { statusBeforeDisable: state.statusBeforeDisable ?? undefined });
+      if (decision.ok) setStatus(decision.next);
+      state.statusBeforeDisable = null;
+      return { status: state.status };
+    },
+    { validator: () => refuseUnless('enable') },
+  );
+
+  setHandler(
+    deleteUpdate,
+    (options: DeleteOptions) => {
+      deleteRequested = { force: options?.force === true };
+      if (isActive(state.status)) {
+        if (state.status !== 'stopping') setStatus('stopping');
+        stopRequested = true;
+      }
+      return { status: state.status };
+    },
+    { validator: (_options: DeleteOptions) => refuseUnless('delete') },
+  );
+
+  // The mirror: every status change reaches the database, in order, newest last. A change
+  // made while a write is in flight is written right after it.
+  const recorder = (async () => {
+    for (;;) {
+      await condition(() => state.statusVersion > recordedVersion);
+      const snapshot = { ...state };
+      await control.recordStatus({
+        processId: snapshot.processId,
+        status: snapshot.status,
+        statusVersion: snapshot.statusVersion,
+        statusBeforeDisable: snapshot.statusBeforeDisable,
+        lastError: snapshot.lastError,
+        runId: snapshot.runId,
+      });
+      upsertSearchAttributes({ TrainyardStatus: [snapshot.status] });
+      recordedVersion = snapshot.statusVersion;
+    }
+  })();
+  void recorder;
+  const flushed = () => condition(() => recordedVersion >= state.statusVersion);
+
+  async function executeRun(): Promise<void> {
+    runRequested = false;
+    const run = await control.createRun(input.processId);
+    state.runId = run.runId;
+    state.runNumber = run.runNumber;
+
+    // queued: wait for a slot; a stop cancels the wait.
+    const acquiring = new CancellationScope();
+    const acquired = acquiring.run(() => slots.acquireSlot(run.runId));
+    const slotOrStop = await Promise.race([
+      acquired.then(() => 'slot' as const, (error: unknown) => error),
+      condition(() => stopRequested).then(() => 'stop' as const),
+    ]);
+    if (slotOrStop === 'stop') {
+      acquiring.cancel();
+      await acquired.catch(() => undefined);
+      await control.releaseSlot(run.runId);
+      await finish('stopped', null, null);
+      return;
+    }
+    if (slotOrStop !== 'slot') {
+      await control.releaseSlot(run.runId);
+      await finish('failed', null, failureMessage(slotOrStop));
+      return;
+    }
+
+    setStatus('starting', null);
+    try {
+      await machineActivities.launch.launchTrainer(run.runId);
+    } catch (error) {
+      await control.releaseSlot(run.runId);
+      await finish(stopRequested ? 'stopped' : 'failed', null, stopRequested ? null : `Launch failed: ${failureMessage(error)}`);
+      return;
+    }
+    if (!stopRequested) setStatus('running');
+
+    const watching = machineActivities.watch.runTraining(run.runId);
+    let outcome: TrainerOutcome | null = null;
+    let watchError: unknown = null;
+    const watched = watching.then(
+      (result) => {
+        outcome = result;
+      },
+      (error: unknown) => {
+        watchError = error;
+      },
+    );
+    await Promise.race([watched, condition(() => stopRequested)]);
+    let stopError: unknown = null;
+    if (stopRequested && outcome === null && watchError === null) {
+      try {
+        await machineActivities.stop.stopTrainer(run.runId);
+      } catch (error) {
+        stopError = error;
+      }
+    }
+    await watched;
+    await control.releaseSlot(run.runId);
+
+    if (watchError !== null || stopError !== null) {
+      const error = watchError ?? stopError;
+      const lost = failureType(error) === FAILURE.machineLost;
+      await finish('failed', null, lost ? failureMessage(error) : `Lost track of the trainer: ${failureMessage(error)}`);
+      return;
+    }
+    const result = outcome as TrainerOutcome | null;
+    if (stopRequested) {
+      await finish('stopped', result?.exitCode ?? null, null);
+    } else if (result?.exitCode === 0) {
+      await finish('completed', 0, null);
+    } else {
+      const code = result?.exitCode ?? null;
+      const tail = result?.stderrTail.trim() ?? '';
+      const reason = `The trainer exited with code ${code ?? 'unknown'}${tail ? `: ${tail}` : ''}`;
+      await finish('failed', code, reason);
+    }
+  }
+
+  async function finish(status: ProcessStatus, exitCode: number | null, error: string | null): Promise<void> {
+    if (state.runId !== null) await control.finishRun(state.runId, { status, exitCode, error });
+    if (status === 'stopped' && afterStop === 'disabled') {
+      setStatus('disabled', error);
+    } else {
+      setStatus(status, error);
+    }
+    afterStop = null;
+    stopRequested = false;
+  }
+
+  for (;;) {
+    await condition(() => runRequested || deleteRequested !== null);
+    if (runRequested && deleteRequested === null) {
+      await executeRun();
+      await flushed();
+      if (deleteRequested === null) {
+        // Between runs: start afresh so history stays small, once no handler is mid-way.
+        await condition(allHandlersFinished);
+        await continueAsNew<typeof trainingProcessWorkflow>({
+          processId: input.processId,
+          templateId: input.templateId,
+          machineId: input.machineId,
+          carried: {
+            status: state.status,
+            statusVersion: state.statusVersion,
+            statusBeforeDisable: state.statusBeforeDisable,
+            runNumber: state.runNumber,
+            lastError: state.lastError,
+          },
+        });
+      }
+    }
+    if (deleteRequested !== null) {
+      const options: DeleteOptions = deleteRequested;
+      try {
+        await machineActivities.cleanup.removeRunDirs(input.processId);
+      } catch (error) {
+        if (!options.force) {
+          deleteRequested = null;
+          setStatus(state.status, `Delete failed: ${failureMessage(error)}. Retry, or delete with force to leave the files behind.`);
+          await flushed();
+          continue;
+        }
+        await control.noteEvent(input.processId, null, 'warn', `Forced delete: run directories may remain on the machine (${failureMessage(error)}).`);
+      }
+      await flushed();
+      await control.deleteProcessData(input.processId);
+      await condition(allHandlersFinished);
+      return;
+    }
+  }
+}
