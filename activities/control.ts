@@ -36,7 +36,7 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
     async createRun(processId) {
       // Idempotent per workflow activity: a retried attempt finds the run it created.
       const info = Context.current().info;
-      const token = `${info.workflowExecution.runId}/${info.activityId}`;
+      const token = `${info.workflowExecution?.runId ?? 'standalone'}/${info.activityId}`;
       return db.transaction(async (tx) => {
         const [existing] = await tx.select().from(runs).where(and(eq(runs.processId, processId), eq(runs.ownerAttempt, `create:${token}`)));
         const [process] = await tx.select().from(processes).where(eq(processes.id, processId));

@@ -2,7 +2,9 @@
 // Temporal UI. Registered by the dev server's flags, or by ensureSearchAttributes on
 // an outside server.
 import type { Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import protos from '@temporalio/proto';
+
+const { temporal } = protos;
 
 export const SEARCH_ATTRIBUTES = {
   TrainyardProcessId: 'Keyword',
@@ -14,7 +16,7 @@ export const SEARCH_ATTRIBUTES = {
 /** Idempotent: registers only the attributes the namespace lacks. */
 export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<void> {
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
-  const missing: Record<string, temporal.api.enums.v1.IndexedValueType> = {};
+  const missing: Record<string, number> = {};
   for (const name of Object.keys(SEARCH_ATTRIBUTES)) {
     if (!(name in (existing.customAttributes ?? {}))) {
       missing[name] = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;

@@ -1,0 +1,279 @@
+// Activities on a machine's own task queue `machine-<id>`: launch, watch (tail metrics,
+// heartbeat, re-attach on retry), stop, and clean up a process's run directories.
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { and, desc, eq, isNotNull, lt } from 'drizzle-orm';
+import type postgres from 'postgres';
+import type { Db } from '../db/client.js';
+import { runs } from '../db/schema.js';
+import { estimate, initialEta, observe, type EtaState } from '../domain/eta.js';
+import { FAILURE } from '../domain/failures.js';
+import { MetricsLineReader } from '../domain/metrics-line.js';
+import { createExecutorFor, type MachineRow } from './executor-factory.js';
+import { isExecutorError, type Executor, type TrainerHandle } from './executors/types.js';
+import { claimRun, createMetricsStore } from './metrics-store.js';
+import type { MachineActivities, TrainerOutcome } from './types.js';
+
+export type { MachineRow };
+
+export interface MachineDeps {
+  db: Db;
+  sql: postgres.Sql;
+  machine: MachineRow;
+  dataDir: string;
+  secret: string;
+  keysDir: string | null;
+  /** Poll interval of the metrics tail when the file is quiet. */
+  idlePollMs?: number;
+}
+
+const METRICS_FILE = 'metrics.jsonl';
+const READ_CHUNK = 4 * 1024 * 1024;
+const HEARTBEAT_MS = 2000;
+
+/** Errors that mean "the machine is not answering now", as opposed to a bug or a refusal. */
+function unreachable(error: unknown): boolean {
+  return isExecutorError(error, 'UNREACHABLE') || isExecutorError(error, 'CONNECTION_LOST');
+}
+
+function handleOf(run: typeof runs.$inferSelect): TrainerHandle | null {
+  if (run.pid === null || run.pgid === null || run.processStartTime === null || run.runDir === null) return null;
+  return { pid: run.pid, pgid: run.pgid, startTime: run.processStartTime, runDir: run.runDir };
+}
+
+export function createMachineActivities(deps: MachineDeps): { activities: MachineActivities; dispose(): Promise<void> } {
+  const { db, machine } = deps;
+  const executor: Executor = createExecutorFor(machine, { dataDir: deps.dataDir, secret: deps.secret, keysDir: deps.keysDir });
+  const store = createMetricsStore(db, deps.sql);
+  const idlePollMs = deps.idlePollMs ?? 200;
+
+  async function loadRun(runId: number) {
+    const [run] = await db.select().from(runs).where(eq(runs.id, runId));
+    if (!run) throw ApplicationFailure.nonRetryable(`Run ${runId} does not exist.`, 'NotFound');
+    return run;
+  }
+
+  async function trainerEnv(run: typeof runs.$inferSelect, runDir: string): Promise<Record<string, string>> {
+    const template = run.templateSnapshot as { env?: Record<string, string>; totalSteps?: number | null };
+    const root = await executor.runsRoot();
+    const env: Record<string, string> = {
+      PATH: executor.kind === 'local' ? (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin') : '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      HOME: executor.kind === 'local' ? (process.env.HOME ?? '/') : path.posix.dirname(path.posix.dirname(root)),
+      LANG: executor.kind === 'local' ? (process.env.LANG ?? 'C.UTF-8') : 'C.UTF-8',
+      ...(template.env ?? {}),
+      TRAINYARD_RUN_DIR: runDir,
+      TRAINYARD_METRICS_FILE: path.posix.join(runDir, METRICS_FILE),
+      TRAINYARD_PARAMS: JSON.stringify(run.params ?? {}),
+    };
+    const totalSteps = (run.params as Record<string, unknown>)?.total_steps ?? template.totalSteps;
+    if (typeof totalSteps === 'number' && Number.isFinite(totalSteps)) env.TRAINYARD_TOTAL_STEPS = String(totalSteps);
+    // Resume only from a stopped previous run on this machine; a completed or failed one starts fresh.
+    const [previous] = await db
+      .select()
+      .from(runs)
+      .where(and(eq(runs.processId, run.processId), lt(runs.number, run.number), isNotNull(runs.finishedAt)))
+      .orderBy(desc(runs.number))
+      .limit(1);
+    if (previous && previous.status === 'stopped' && previous.machineId === machine.id && previous.runDir) {
+      env.TRAINYARD_PREVIOUS_RUN_DIR = previous.runDir;
+    }
+    if (machine.gpus.length > 0 && run.slotIndex !== null) {
+      const perSlot = Math.max(1, Math.floor(machine.gpus.length / machine.slots));
+      const mine = machine.gpus.slice(run.slotIndex * perSlot, run.slotIndex * perSlot + perSlot);
+      if (mine.length > 0) env.CUDA_VISIBLE_DEVICES = mine.join(',');
+    }
+    return env;
+  }
+
+  async function recordHandle(runId: number, handle: TrainerHandle): Promise<void> {
+    await db
+      .update(runs)
+      .set({ pid: handle.pid, pgid: handle.pgid, processStartTime: handle.startTime, runDir: handle.runDir, startedAt: new Date() })
+      .where(eq(runs.id, runId));
+  }
+
+  function typedFailure(error: unknown): never {
+    if (isExecutorError(error, 'HOST_KEY_MISMATCH')) throw ApplicationFailure.nonRetryable(error.message, FAILURE.hostKeyMismatch);
+    if (isExecutorError(error, 'HOST_KEY_NOT_PINNED') || isExecutorError(error, 'AUTH_FAILED') || isExecutorError(error, 'LAUNCH_FAILED')) {
+      throw ApplicationFailure.nonRetryable((error as Error).message, FAILURE.launchFailed);
+    }
+    throw error;
+  }
+
+  /** Heartbeats while `work` runs, so long waits (a grace period) do not time out. */
+  async function heartbeating<T>(work: Promise<T>, details?: unknown): Promise<T> {
+    const context = Context.current();
+    const timer = setInterval(() => context.heartbeat(details), HEARTBEAT_MS);
+    try {
+      return await work;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  const activities: MachineActivities = {
+    async launchTrainer(runId) {
+      const run = await loadRun(runId);
+      try {
+        const root = await executor.runsRoot();
+        const runDir = run.runDir ?? path.posix.join(root, `process-${run.processId}`, `run-${run.number}-${run.id}`);
+        // An earlier attempt may have launched before it could record the handle: adopt it.
+        const recorded = handleOf(run) ?? (await executor.readHandle(runDir));
+        if (recorded) {
+          await recordHandle(runId, recorded);
+          return { pid: recorded.pid };
+        }
+        await db.update(runs).set({ runDir }).where(eq(runs.id, runId));
+        const template = run.templateSnapshot as { command: string; workingDir?: string | null };
+        let handle: TrainerHandle;
+        try {
+          handle = await executor.launch({
+            runDir,
+            command: template.command,
+            ...(template.workingDir ? { workingDir: template.workingDir } : {}),
+            env: await trainerEnv(run, runDir),
+          });
+        } catch (error) {
+          if (!isExecutorError(error, 'RUN_DIR_EXISTS')) throw error;
+          const found = await executor.readHandle(runDir);
+          if (!found) throw ApplicationFailure.nonRetryable(`The run directory ${runDir} exists but holds no trainer.`, FAILURE.launchFailed);
+          handle = found;
+        }
+        await recordHandle(runId, handle);
+        return { pid: handle.pid };
+      } catch (error) {
+        typedFailure(error);
+      }
+    },
+
+    async runTraining(runId): Promise<TrainerOutcome> {
+      const context = Context.current();
+      const info = context.info;
+      const token = `${info.workflowExecution?.runId ?? 'standalone'}/${info.activityId}#${info.attempt}`;
+      const run = await loadRun(runId);
+      const handle = handleOf(run);
+      if (!handle) throw ApplicationFailure.nonRetryable(`Run ${runId} has no launched trainer.`, FAILURE.launchFailed);
+      const { committedOffset } = await claimRun(db, runId, token);
+      let offset = committedOffset;
+      let reader = new MetricsLineReader();
+      let eta: EtaState = (run.etaState as EtaState | null) ?? initialEta({ totalSteps: run.totalSteps });
+      let unreachableSince: number | null = run.unreachableSince ? run.unreachableSince.getTime() : null;
+      const lostMs = machine.lostTimeoutSeconds * 1000;
+      const metricsFile = path.posix.join(handle.runDir, METRICS_FILE);
+      let lastBeat = 0;
+
+      for (;;) {
+        if (context.cancellationSignal.aborted) {
+          // Worker shutdown or a timed-out attempt: let go; the next attempt re-attaches.
+          throw new CancelledFailure('Let go of the trainer; it keeps running.');
+        }
+        try {
+          // Inspect before reading: once the group is gone, this read reaches the file's end.
+          const state = await executor.inspect(handle);
+          let sawData = false;
+          for (;;) {
+            const chunk = await executor.readChunk(metricsFile, offset + pendingOf(reader), READ_CHUNK);
+            if (chunk.length === 0) break;
+            sawData = true;
+            const parsed = reader.push(chunk);
+            if (parsed.consumedBytes === 0 && parsed.malformed === 0 && parsed.oversized === 0) {
+              if (chunk.length < READ_CHUNK) break;
+              continue;
+            }
+            const now = Date.now();
+            if (parsed.progress) eta = observe(eta, { step: parsed.progress.step, totalSteps: parsed.progress.totalSteps ?? null, atMs: now });
+            const result = await store.commitBatch({
+              runId,
+              ownerAttempt: token,
+              fromOffset: offset,
+              toOffset: offset + parsed.consumedBytes,
+              points: parsed.points,
+              progress: parsed.progress,
+              malformed: parsed.malformed,
+              oversized: parsed.oversized,
+              etaState: eta,
+              etaSeconds: estimate(eta, now).etaSeconds,
+            });
+            if (!result.committed) {
+              if (result.reason === 'fenced') throw ApplicationFailure.nonRetryable('A newer attempt owns this run.', FAILURE.fenced);
+              offset = result.committedOffset;
+              reader = new MetricsLineReader();
+              continue;
+            }
+            offset = result.committedOffset;
+            if (chunk.length < READ_CHUNK) break;
+          }
+          if (unreachableSince !== null) {
+            unreachableSince = null;
+            await db.update(runs).set({ unreachableSince: null }).where(eq(runs.id, runId));
+          }
+          if (!state.alive) {
+            store.forgetRun(runId);
+            const stderrTail = await executor.tail(path.posix.join(handle.runDir, 'stderr.log'), 2000);
+            return { exitCode: state.exitCode, stderrTail: stderrTail.split('\n').slice(-10).join('\n') };
+          }
+          if (Date.now() - lastBeat > HEARTBEAT_MS) {
+            context.heartbeat({ offset });
+            lastBeat = Date.now();
+          }
+          if (!sawData) await context.sleep(idlePollMs).catch(() => undefined);
+        } catch (error) {
+          if (!unreachable(error)) throw error;
+          const now = Date.now();
+          if (unreachableSince === null) {
+            unreachableSince = now;
+            await db.update(runs).set({ unreachableSince: new Date(now) }).where(eq(runs.id, runId));
+          }
+          if (now - unreachableSince > lostMs) {
+            throw ApplicationFailure.nonRetryable(
+              `The machine "${machine.name}" was unreachable for more than ${machine.lostTimeoutSeconds} s: ${(error as Error).message}`,
+              FAILURE.machineLost,
+            );
+          }
+          context.heartbeat({ offset, unreachable: true });
+          await context.sleep(1000).catch(() => undefined);
+        }
+      }
+    },
+
+    async stopTrainer(runId) {
+      const run = await loadRun(runId);
+      const handle = handleOf(run) ?? (run.runDir ? await executor.readHandle(run.runDir) : null);
+      if (!handle) return { killed: false };
+      const grace = ((run.templateSnapshot as { stopGraceSeconds?: number }).stopGraceSeconds ?? 30) * 1000;
+      const startedAt = Date.now();
+      for (;;) {
+        try {
+          return await heartbeating(executor.stop(handle, grace));
+        } catch (error) {
+          if (!unreachable(error)) throw error;
+          if (Date.now() - startedAt > machine.lostTimeoutSeconds * 1000) {
+            throw ApplicationFailure.nonRetryable(`Could not stop the trainer: the machine "${machine.name}" is unreachable.`, FAILURE.machineLost);
+          }
+          Context.current().heartbeat();
+          await Context.current().sleep(1000).catch(() => undefined);
+        }
+      }
+    },
+
+    async removeRunDirs(processId) {
+      const rows = await db.select().from(runs).where(and(eq(runs.processId, processId), eq(runs.machineId, machine.id)));
+      for (const row of rows) {
+        if (row.runDir) await executor.removeRunDir(row.runDir);
+      }
+      const root = await executor.runsRoot();
+      await executor.removeRunDir(path.posix.join(root, `process-${processId}`));
+    },
+  };
+
+  return {
+    activities,
+    dispose: () => executor.close(),
+  };
+}
+
+/** Bytes the reader holds of an unfinished line: the next read starts after them. */
+function pendingOf(reader: MetricsLineReader): number {
+  return reader.pendingBytes;
+}

@@ -1,0 +1,184 @@
+// The CLI: `npm run trainyard -- <command>`, on the same configuration as `npm start`.
+// With the embedded database it connects to the one `npm start` serves, or opens it itself.
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { startWebServer } from '../api/server.js';
+import { connectDatabase } from '../db/connect.js';
+import { runMigrations } from '../db/migrate.js';
+import { bootDatabase, fail } from '../lib/boot.js';
+import { loadConfig, type Config } from '../lib/config.js';
+import { connectTemporal } from '../lib/temporal.js';
+import { createToken, createUser, grantRole, revokeToken, setPassword } from '../services/accounts.js';
+import { ServiceError } from '../services/errors.js';
+import { startWorkers } from '../workers/worker.js';
+
+const USAGE = `Usage: npm run trainyard -- <command>
+
+  web                                   the web server (needs TEMPORAL_ADDRESS)
+  worker                                a worker (needs TEMPORAL_ADDRESS)
+  migrate                               apply database migrations
+  user add <login> --role <role> [--template <id>]
+                                        password from TRAINYARD_PASSWORD, else asked for
+  user set-password <login>             password from TRAINYARD_PASSWORD, else asked for
+  user grant <login> --role <role> [--template <id>]
+  token create <login> [--name N] [--expires-days D]
+                                        prints the token alone on its last line
+  token revoke <id>
+`;
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+async function askPassword(): Promise<string> {
+  const fromEnv = process.env.TRAINYARD_PASSWORD;
+  if (fromEnv) return fromEnv;
+  if (!process.stdin.isTTY) throw new UsageError('Set TRAINYARD_PASSWORD (no terminal to ask on).');
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  // Hide what is typed: the readline echo goes through _writeToOutput.
+  const anyRl = rl as unknown as { _writeToOutput: (s: string) => void; output: NodeJS.WritableStream };
+  anyRl._writeToOutput = (s: string) => {
+    if (s.includes('Password')) anyRl.output.write(s);
+  };
+  const password = await new Promise<string>((resolve) => rl.question('Password: ', resolve));
+  rl.close();
+  process.stderr.write('\n');
+  return password;
+}
+
+function templateOption(value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const id = Number(value);
+  if (!Number.isInteger(id) || id <= 0) throw new UsageError(`--template takes a template id, not "${value}".`);
+  return id;
+}
+
+async function withDb<T>(config: Config, work: (db: Awaited<ReturnType<typeof connectDatabase>>['database']['db']) => Promise<T>): Promise<T> {
+  const connected = await connectDatabase(config, { applicationName: 'trainyard-cli', max: 2 });
+  try {
+    await runMigrations(connected.database);
+    return await work(connected.database.db);
+  } finally {
+    await connected.close();
+  }
+}
+
+function requireTemporal(config: Config): string {
+  if (!config.temporal.address) throw new UsageError('Set TEMPORAL_ADDRESS (host:port of the Temporal frontend), or use `npm start` to run everything.');
+  return config.temporal.address;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      role: { type: 'string' },
+      template: { type: 'string' },
+      name: { type: 'string' },
+      'expires-days': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, sub, arg] = positionals;
+  if (values.help || !command) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const config = loadConfig();
+
+  switch (`${command}${sub && ['user', 'token'].includes(command) ? ` ${sub}` : ''}`) {
+    case 'migrate': {
+      await withDb(config, async () => undefined);
+      console.log('Migrations applied.');
+      return;
+    }
+    case 'web': {
+      const address = requireTemporal(config);
+      const booted = await bootDatabase(config, { applicationName: 'trainyard-web' });
+      const temporal = await connectTemporal(address, config.temporal.namespace);
+      const web = await startWebServer({ config, db: booted.connected.database.db, temporal, temporalUiUrl: config.temporal.uiUrl });
+      console.log(`Trainyard web: ${web.url}`);
+      const stop = async () => {
+        await web.app.close();
+        await temporal.connection.close();
+        await booted.connected.close();
+        process.exit(0);
+      };
+      process.on('SIGINT', () => void stop());
+      process.on('SIGTERM', () => void stop());
+      return;
+    }
+    case 'worker': {
+      const address = requireTemporal(config);
+      const booted = await bootDatabase(config, { applicationName: 'trainyard-worker' });
+      const workers = await startWorkers({
+        db: booted.connected.database.db,
+        sql: booted.connected.database.sql,
+        temporalAddress: address,
+        namespace: config.temporal.namespace,
+        serveLocalMachine: config.localMachine,
+        dataDir: config.dataDir,
+        secret: booted.secret,
+        keysDir: config.keysDir,
+      });
+      console.log(`Trainyard worker: polling the control queue and machines ${workers.machineIds().join(', ') || '(none yet)'}`);
+      const stop = async () => {
+        await workers.shutdown();
+        await booted.connected.close();
+        process.exit(0);
+      };
+      process.on('SIGINT', () => void stop());
+      process.on('SIGTERM', () => void stop());
+      return;
+    }
+    case 'user add': {
+      if (!sub || !arg) throw new UsageError('user add <login> --role <role> [--template <id>]');
+      if (!values.role) throw new UsageError('user add needs --role (viewer, operator, admin or a custom role).');
+      const password = await askPassword();
+      await withDb(config, (db) => createUser(db, { login: arg, password, role: values.role, templateId: templateOption(values.template) }));
+      console.log(`User ${arg} added with role ${values.role}${values.template ? ` for template ${values.template}` : ''}.`);
+      return;
+    }
+    case 'user set-password': {
+      if (!arg) throw new UsageError('user set-password <login>');
+      const password = await askPassword();
+      await withDb(config, (db) => setPassword(db, arg, password));
+      console.log(`Password of ${arg} changed; their sessions were ended.`);
+      return;
+    }
+    case 'user grant': {
+      if (!arg || !values.role) throw new UsageError('user grant <login> --role <role> [--template <id>]');
+      await withDb(config, (db) => grantRole(db, arg, values.role!, templateOption(values.template)));
+      console.log(`Granted ${values.role} to ${arg}${values.template ? ` for template ${values.template}` : ''}.`);
+      return;
+    }
+    case 'token create': {
+      if (!arg) throw new UsageError('token create <login> [--name N] [--expires-days D]');
+      const expiresDays = values['expires-days'] === undefined ? undefined : Number(values['expires-days']);
+      const created = await withDb(config, (db) =>
+        createToken(db, arg, { ...(values.name ? { name: values.name } : {}), ...(expiresDays !== undefined ? { expiresDays } : {}) }),
+      );
+      console.log(`Token ${created.id} "${created.name}" for ${arg}${created.expiresAt ? `, expires ${created.expiresAt.toISOString()}` : ''}. It is shown once:`);
+      console.log(created.token);
+      return;
+    }
+    case 'token revoke': {
+      const id = Number(arg);
+      if (!Number.isInteger(id) || id <= 0) throw new UsageError('token revoke <id>');
+      await withDb(config, (db) => revokeToken(db, id));
+      console.log(`Token ${id} revoked.`);
+      return;
+    }
+    default:
+      throw new UsageError(`Unknown command "${positionals.join(' ')}".\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ServiceError || error instanceof UsageError) {
+    console.error(`trainyard: ${error.message}`);
+    process.exit(error instanceof UsageError ? 64 : 1);
+  }
+  fail(error);
+});

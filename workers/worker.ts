@@ -1,0 +1,162 @@
+// One worker process: polls the control queue (workflows and database activities) and
+// the queue of every machine it serves. Machines added or removed while it runs are
+// picked up by a reconcile loop, without a restart.
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import type postgres from 'postgres';
+import { asc } from 'drizzle-orm';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Db } from '../db/client.js';
+import { machines } from '../db/schema.js';
+import { createControlActivities } from '../activities/control.js';
+import { createMachineActivities, type MachineRow } from '../activities/machine.js';
+import { CONTROL_TASK_QUEUE, machineTaskQueue } from '../workflows/messages.js';
+
+export const WORKFLOWS_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'index.ts');
+
+export interface WorkerDeps {
+  db: Db;
+  sql: postgres.Sql;
+  temporalAddress: string;
+  namespace: string;
+  /** Serve the built-in `local` machine (TRAINYARD_LOCAL_MACHINE). */
+  serveLocalMachine: boolean;
+  dataDir: string;
+  secret: string;
+  keysDir: string | null;
+  reconcileIntervalMs?: number;
+  /** Tests and benchmarks pass a prebuilt bundle to skip bundling per worker. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  log?: (line: string) => void;
+}
+
+export interface RunningWorkers {
+  /** Graceful: in-flight activities let go of their trainers, which keep running. */
+  shutdown(): Promise<void>;
+  /** Machine ids whose queues this process polls now. */
+  machineIds(): number[];
+  reconcile(): Promise<void>;
+}
+
+interface MachineWorker {
+  worker: Worker;
+  running: Promise<void>;
+  fingerprint: string;
+  dispose(): Promise<void>;
+}
+
+let runtimeInstalled = false;
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  // Keep the SDK's own logs to warnings: heartbeats and polls are not news.
+  try {
+    // shutdownSignals: [] — the host process decides the order of shutdown (worker before server).
+    Runtime.install({ shutdownSignals: [], logger: new (class {
+      log() {}
+      trace() {}
+      debug() {}
+      info() {}
+      warn(message: string, meta?: unknown) {
+        // Machine queues carry activities only; that is by design, not news.
+        if (message.startsWith('No workflows registered')) return;
+        console.warn(`[temporal] ${message}`, meta ?? '');
+      }
+      error(message: string, meta?: unknown) { console.error(`[temporal] ${message}`, meta ?? ''); }
+    })() });
+  } catch {
+    // Already installed by the host process (tests).
+  }
+}
+
+export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
+  installRuntime();
+  const log = deps.log ?? ((line: string) => console.log(line));
+  const connection = await NativeConnection.connect({ address: deps.temporalAddress });
+  const control = await Worker.create({
+    connection,
+    namespace: deps.namespace,
+    taskQueue: CONTROL_TASK_QUEUE,
+    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createControlActivities({ db: deps.db }),
+    shutdownGraceTime: '5s',
+  });
+  const controlRunning = control.run();
+
+  const perMachine = new Map<number, MachineWorker>();
+  let closed = false;
+
+  const fingerprintOf = (m: MachineRow) =>
+    JSON.stringify([m.kind, m.address, m.sshUser, m.privateKeyEncrypted, m.privateKeyPath, m.hostKeyFingerprint, m.lostTimeoutSeconds, m.gpus, m.slots]);
+
+  async function startMachine(machine: MachineRow): Promise<MachineWorker> {
+    const activities = createMachineActivities({ db: deps.db, sql: deps.sql, machine, dataDir: deps.dataDir, secret: deps.secret, keysDir: deps.keysDir });
+    const worker = await Worker.create({
+      connection,
+      namespace: deps.namespace,
+      taskQueue: machineTaskQueue(machine.id),
+      activities: activities.activities,
+      // Activities that see shutdown let go of their trainers; the next attempt re-attaches.
+      shutdownGraceTime: '3s',
+      maxConcurrentActivityTaskExecutions: 1000,
+    });
+    const running = worker.run();
+    return { worker, running, fingerprint: fingerprintOf(machine), dispose: activities.dispose };
+  }
+
+  async function stopMachine(id: number): Promise<void> {
+    const entry = perMachine.get(id);
+    if (!entry) return;
+    perMachine.delete(id);
+    entry.worker.shutdown();
+    await entry.running.catch(() => undefined);
+    await entry.dispose();
+  }
+
+  let reconciling: Promise<void> | null = null;
+  async function reconcileOnce(): Promise<void> {
+    const rows = await deps.db.select().from(machines).orderBy(asc(machines.id));
+    const wanted = rows.filter((m) => (m.kind === 'local' ? deps.serveLocalMachine : true));
+    const wantedIds = new Set(wanted.map((m) => m.id));
+    for (const id of [...perMachine.keys()]) {
+      if (!wantedIds.has(id)) {
+        log(`worker: machine ${id} removed; no longer polling ${machineTaskQueue(id)}`);
+        await stopMachine(id);
+      }
+    }
+    for (const machine of wanted) {
+      const current = perMachine.get(machine.id);
+      if (current && current.fingerprint === fingerprintOf(machine)) continue;
+      // Connection settings changed: a fresh worker with fresh executors.
+      if (current) await stopMachine(machine.id);
+      if (closed) return;
+      perMachine.set(machine.id, await startMachine(machine));
+      if (!current) log(`worker: polling ${machineTaskQueue(machine.id)} for machine "${machine.name}"`);
+    }
+  }
+  const reconcile = async () => {
+    if (!reconciling) reconciling = reconcileOnce().finally(() => (reconciling = null));
+    return reconciling;
+  };
+
+  await reconcile();
+  const timer = setInterval(() => {
+    reconcile().catch((error: unknown) => log(`worker: reconcile failed: ${(error as Error).message}`));
+  }, deps.reconcileIntervalMs ?? 5000);
+  timer.unref();
+
+  return {
+    machineIds: () => [...perMachine.keys()],
+    reconcile,
+    async shutdown() {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      await reconciling?.catch(() => undefined);
+      await Promise.all([...perMachine.keys()].map((id) => stopMachine(id)));
+      control.shutdown();
+      await controlRunning.catch(() => undefined);
+      await connection.close();
+    },
+  };
+}
