@@ -80,6 +80,8 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
         const leased = await db.transaction(async (tx) => {
           const [run] = await tx.select().from(runs).where(eq(runs.id, runId));
           if (!run) throw ApplicationFailure.nonRetryable(`Run ${runId} does not exist.`, 'NotFound');
+          // The workflow gave up waiting (a stop while queued) and finished the run.
+          if (run.finishedAt) throw ApplicationFailure.nonRetryable(`Run ${runId} is finished; no slot needed.`, 'RunFinished');
           const [held] = await tx.select().from(slotLeases).where(eq(slotLeases.runId, runId));
           if (held) return held.slotIndex;
           // Lock the machine row: concurrent acquirers (any worker process) take turns.

@@ -9,7 +9,7 @@ import type { Db } from '../db/client.js';
 import { runs } from '../db/schema.js';
 import { estimate, initialEta, observe, type EtaState } from '../domain/eta.js';
 import { FAILURE } from '../domain/failures.js';
-import { MetricsLineReader } from '../domain/metrics-line.js';
+import { MetricsLineReader, type PushResult } from '../domain/metrics-line.js';
 import { createExecutorFor, type MachineRow } from './executor-factory.js';
 import { isExecutorError, type Executor, type TrainerHandle } from './executors/types.js';
 import { claimRun, createMetricsStore } from './metrics-store.js';
@@ -31,6 +31,7 @@ export interface MachineDeps {
 const METRICS_FILE = 'metrics.jsonl';
 const READ_CHUNK = 4 * 1024 * 1024;
 const HEARTBEAT_MS = 2000;
+const LOG_TAIL_BYTES = 16 * 1024;
 
 /** Errors that mean "the machine is not answering now", as opposed to a bug or a refusal. */
 function unreachable(error: unknown): boolean {
@@ -101,6 +102,21 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
     throw error;
   }
 
+  const lastTails = new Map<number, string>();
+  /** Copies the ends of stdout/stderr into the run's row, so logs stay viewable without the machine. */
+  async function copyLogTails(runId: number, runDir: string): Promise<{ stdout: string; stderr: string }> {
+    const [stdout, stderr] = await Promise.all([
+      executor.tail(path.posix.join(runDir, 'stdout.log'), LOG_TAIL_BYTES),
+      executor.tail(path.posix.join(runDir, 'stderr.log'), LOG_TAIL_BYTES),
+    ]);
+    const key = `${stdout.length}:${stdout.slice(-64)}|${stderr.length}:${stderr.slice(-64)}`;
+    if (lastTails.get(runId) !== key) {
+      await db.update(runs).set({ stdoutTail: stdout, stderrTail: stderr }).where(eq(runs.id, runId));
+      lastTails.set(runId, key);
+    }
+    return { stdout, stderr };
+  }
+
   /** Heartbeats while `work` runs, so long waits (a grace period) do not time out. */
   async function heartbeating<T>(work: Promise<T>, details?: unknown): Promise<T> {
     const context = Context.current();
@@ -154,8 +170,8 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
       const run = await loadRun(runId);
       const handle = handleOf(run);
       if (!handle) throw ApplicationFailure.nonRetryable(`Run ${runId} has no launched trainer.`, FAILURE.launchFailed);
-      const { committedOffset } = await claimRun(db, runId, token);
-      let offset = committedOffset;
+      // Claim before touching anything: an older attempt still alive is fenced out from here on.
+      let { committedOffset: offset } = await claimRun(db, runId, token);
       let reader = new MetricsLineReader();
       let eta: EtaState = (run.etaState as EtaState | null) ?? initialEta({ totalSteps: run.totalSteps });
       let unreachableSince: number | null = run.unreachableSince ? run.unreachableSince.getTime() : null;
@@ -163,45 +179,47 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
       const metricsFile = path.posix.join(handle.runDir, METRICS_FILE);
       let lastBeat = 0;
 
+      /** Commits what the reader finished; false when the offset moved under us (resume from the committed one). */
+      async function commit(parsed: PushResult, final: boolean): Promise<boolean> {
+        const now = Date.now();
+        if (parsed.progress) eta = observe(eta, { step: parsed.progress.step, totalSteps: parsed.progress.totalSteps ?? null, atMs: now });
+        const result = await store.commitBatch({
+          runId,
+          ownerAttempt: token,
+          fromOffset: offset,
+          toOffset: offset + parsed.consumedBytes,
+          points: parsed.points,
+          progress: parsed.progress,
+          malformed: parsed.malformed,
+          oversized: parsed.oversized,
+          etaState: eta,
+          etaSeconds: final ? null : estimate(eta, now).etaSeconds,
+        });
+        if (result.committed) {
+          offset = result.committedOffset;
+          return true;
+        }
+        if (result.reason === 'fenced') throw ApplicationFailure.nonRetryable('A newer attempt owns this run; this one lets go.', FAILURE.fenced);
+        offset = result.committedOffset;
+        reader = new MetricsLineReader();
+        return false;
+      }
+
       for (;;) {
         if (context.cancellationSignal.aborted) {
           // Worker shutdown or a timed-out attempt: let go; the next attempt re-attaches.
           throw new CancelledFailure('Let go of the trainer; it keeps running.');
         }
         try {
-          // Inspect before reading: once the group is gone, this read reaches the file's end.
+          // Inspect before reading: once the group is gone, the reads below reach the file's end.
           const state = await executor.inspect(handle);
           let sawData = false;
           for (;;) {
-            const chunk = await executor.readChunk(metricsFile, offset + pendingOf(reader), READ_CHUNK);
+            const chunk = await executor.readChunk(metricsFile, offset + reader.pendingBytes, READ_CHUNK);
             if (chunk.length === 0) break;
             sawData = true;
             const parsed = reader.push(chunk);
-            if (parsed.consumedBytes === 0 && parsed.malformed === 0 && parsed.oversized === 0) {
-              if (chunk.length < READ_CHUNK) break;
-              continue;
-            }
-            const now = Date.now();
-            if (parsed.progress) eta = observe(eta, { step: parsed.progress.step, totalSteps: parsed.progress.totalSteps ?? null, atMs: now });
-            const result = await store.commitBatch({
-              runId,
-              ownerAttempt: token,
-              fromOffset: offset,
-              toOffset: offset + parsed.consumedBytes,
-              points: parsed.points,
-              progress: parsed.progress,
-              malformed: parsed.malformed,
-              oversized: parsed.oversized,
-              etaState: eta,
-              etaSeconds: estimate(eta, now).etaSeconds,
-            });
-            if (!result.committed) {
-              if (result.reason === 'fenced') throw ApplicationFailure.nonRetryable('A newer attempt owns this run.', FAILURE.fenced);
-              offset = result.committedOffset;
-              reader = new MetricsLineReader();
-              continue;
-            }
-            offset = result.committedOffset;
+            if (parsed.consumedBytes > 0 && !(await commit(parsed, false))) continue;
             if (chunk.length < READ_CHUNK) break;
           }
           if (unreachableSince !== null) {
@@ -209,13 +227,17 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
             await db.update(runs).set({ unreachableSince: null }).where(eq(runs.id, runId));
           }
           if (!state.alive) {
+            // The trainer is gone, so a last line without its newline is complete after all.
+            const last = reader.finish();
+            if (last.consumedBytes > 0) await commit(last, true);
             store.forgetRun(runId);
-            const stderrTail = await executor.tail(path.posix.join(handle.runDir, 'stderr.log'), 2000);
-            return { exitCode: state.exitCode, stderrTail: stderrTail.split('\n').slice(-10).join('\n') };
+            const { stderr } = await copyLogTails(runId, handle.runDir);
+            return { exitCode: state.exitCode, stderrTail: stderr.split('\n').slice(-10).join('\n').slice(-2000) };
           }
           if (Date.now() - lastBeat > HEARTBEAT_MS) {
             context.heartbeat({ offset });
             lastBeat = Date.now();
+            await copyLogTails(runId, handle.runDir);
           }
           if (!sawData) await context.sleep(idlePollMs).catch(() => undefined);
         } catch (error) {
@@ -271,9 +293,4 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
     activities,
     dispose: () => executor.close(),
   };
-}
-
-/** Bytes the reader holds of an unfinished line: the next read starts after them. */
-function pendingOf(reader: MetricsLineReader): number {
-  return reader.pendingBytes;
 }

@@ -174,6 +174,9 @@ export const runs = pgTable(
     exitCode: integer('exit_code'),
     error: text('error'),
     unreachableSince: timestamp('unreachable_since', { withTimezone: true }),
+    /** The last few KiB of the trainer's output, copied while it runs, so logs stay viewable without the machine. */
+    stdoutTail: text('stdout_tail').notNull().default(''),
+    stderrTail: text('stderr_tail').notNull().default(''),
     queuedAt: timestamp('queued_at', { withTimezone: true }).notNull().defaultNow(),
     startedAt: timestamp('started_at', { withTimezone: true }),
     finishedAt: timestamp('finished_at', { withTimezone: true }),

@@ -46,9 +46,12 @@ const control = proxyActivities<ControlActivities>({
 const slots = proxyActivities<Pick<ControlActivities, 'acquireSlot'>>({
   taskQueue: CONTROL_TASK_QUEUE,
   startToCloseTimeout: '365d',
-  heartbeatTimeout: '15s',
+  heartbeatTimeout: '5s',
   retry: { initialInterval: '500ms', maximumInterval: '10s', nonRetryableErrorTypes: [FAILURE.machineRemoved] },
-  cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+  // A stop while queued must not wait for the cancel to reach the activity (it arrives
+  // with a heartbeat, seconds later): the activity stops by itself once the run is
+  // finished, and a lease it takes in between is freed as stale.
+  cancellationType: 'TRY_CANCEL',
 });
 
 function machine(machineId: number) {

@@ -121,6 +121,8 @@ CREATE TABLE "runs" (
 	"exit_code" integer,
 	"error" text,
 	"unreachable_since" timestamp with time zone,
+	"stdout_tail" text DEFAULT '' NOT NULL,
+	"stderr_tail" text DEFAULT '' NOT NULL,
 	"queued_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"started_at" timestamp with time zone,
 	"finished_at" timestamp with time zone

@@ -1,0 +1,293 @@
+// Training process operations the API, the pages and the CLI call: create, act, read.
+// Status changes go through the process's workflow (its validators decide); reads come
+// from the database mirror, which is fast and good for lists.
+import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { and, asc, desc, eq, gt, inArray, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { machines, processEvents, processes, runs, templates } from '../db/schema.js';
+import { estimate, type EtaState } from '../domain/eta.js';
+import { FAILURE } from '../domain/failures.js';
+import { isStatus, type ProcessStatus, type UserAction } from '../domain/status.js';
+import {
+  CONTROL_TASK_QUEUE,
+  deleteUpdate,
+  disableUpdate,
+  enableUpdate,
+  startUpdate,
+  stopUpdate,
+  trainingProcessWorkflowId,
+  type ActionResult,
+} from '../workflows/messages.js';
+import type { trainingProcessWorkflow } from '../workflows/training-process.js';
+import { invalid, notFound, ServiceError } from './errors.js';
+
+export interface ProcessDeps {
+  db: Db;
+  client: Client;
+}
+
+export interface ProcessView {
+  id: number;
+  templateId: number;
+  templateName: string;
+  machineId: number;
+  machineName: string;
+  machineAddress: string;
+  status: ProcessStatus;
+  enabled: boolean;
+  params: Record<string, unknown>;
+  progress: { step: number | null; totalSteps: number | null };
+  etaSeconds: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  lastError: string | null;
+  runNumber: number | null;
+  /** Set while the machine of the active run does not answer. */
+  machineUnreachableSince: string | null;
+  workflowId: string;
+  createdAt: string;
+}
+
+const UPDATES = { start: startUpdate, stop: stopUpdate, disable: disableUpdate, enable: enableUpdate } as const;
+
+function iso(date: Date | null | undefined): string | null {
+  return date ? date.toISOString() : null;
+}
+
+/** The select every process read shares: process, its template and machine, its latest run. */
+function processQuery(db: Db) {
+  const latest = db
+    .selectDistinctOn([runs.processId], {
+      processId: runs.processId,
+      number: runs.number,
+      step: runs.step,
+      totalSteps: runs.totalSteps,
+      etaState: runs.etaState,
+      startedAt: runs.startedAt,
+      finishedAt: runs.finishedAt,
+      unreachableSince: runs.unreachableSince,
+    })
+    .from(runs)
+    .orderBy(runs.processId, desc(runs.number))
+    .as('latest');
+  return db
+    .select({
+      process: processes,
+      templateName: templates.name,
+      machineName: machines.name,
+      machineAddress: machines.address,
+      run: {
+        number: latest.number,
+        step: latest.step,
+        totalSteps: latest.totalSteps,
+        etaState: latest.etaState,
+        startedAt: latest.startedAt,
+        finishedAt: latest.finishedAt,
+        unreachableSince: latest.unreachableSince,
+      },
+    })
+    .from(processes)
+    .innerJoin(templates, eq(templates.id, processes.templateId))
+    .innerJoin(machines, eq(machines.id, processes.machineId))
+    .leftJoin(latest, eq(latest.processId, processes.id));
+}
+
+type Row = Awaited<ReturnType<ReturnType<typeof processQuery>['execute']>>[number];
+
+function toView(row: Row, now = Date.now()): ProcessView {
+  const p = row.process;
+  const run = row.run;
+  const status: ProcessStatus = isStatus(p.status) ? p.status : 'failed';
+  const active = status === 'running' || status === 'starting' || status === 'stopping';
+  let etaSeconds: number | null = null;
+  if (run && active && run.etaState) etaSeconds = estimate(run.etaState as EtaState, now).etaSeconds;
+  return {
+    id: p.id,
+    templateId: p.templateId,
+    templateName: row.templateName,
+    machineId: p.machineId,
+    machineName: row.machineName,
+    machineAddress: row.machineAddress,
+    status,
+    enabled: status !== 'disabled',
+    params: p.params,
+    progress: { step: run?.step ?? null, totalSteps: run?.totalSteps ?? null },
+    etaSeconds: etaSeconds === null ? null : Math.round(etaSeconds),
+    startedAt: iso(run?.startedAt),
+    finishedAt: iso(run?.finishedAt),
+    lastError: p.lastError,
+    runNumber: run?.number ?? null,
+    machineUnreachableSince: active ? iso(run?.unreachableSince) : null,
+    workflowId: trainingProcessWorkflowId(p.id),
+    createdAt: p.createdAt.toISOString(),
+  };
+}
+
+export async function getProcess(deps: Pick<ProcessDeps, 'db'>, id: number): Promise<ProcessView> {
+  const [row] = await processQuery(deps.db).where(and(eq(processes.id, id), eq(processes.deleting, false)));
+  if (!row) throw notFound('Process', id);
+  return toView(row);
+}
+
+export interface ListFilter {
+  templateId?: number;
+  machineId?: number;
+  status?: ProcessStatus;
+  /** Template ids the caller may view; `all` for a global viewer. Filtering happens in SQL. */
+  visibleTemplates: number[] | 'all';
+  limit?: number;
+  /** The last id of the previous page. */
+  cursor?: number;
+}
+
+export async function listProcesses(deps: Pick<ProcessDeps, 'db'>, filter: ListFilter): Promise<{ items: ProcessView[]; nextCursor: number | null }> {
+  const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
+  const conditions = [eq(processes.deleting, false)];
+  if (filter.templateId !== undefined) conditions.push(eq(processes.templateId, filter.templateId));
+  if (filter.machineId !== undefined) conditions.push(eq(processes.machineId, filter.machineId));
+  if (filter.status !== undefined) conditions.push(eq(processes.status, filter.status));
+  if (filter.cursor !== undefined) conditions.push(gt(processes.id, filter.cursor));
+  if (filter.visibleTemplates !== 'all') {
+    if (filter.visibleTemplates.length === 0) return { items: [], nextCursor: null };
+    conditions.push(inArray(processes.templateId, filter.visibleTemplates));
+  }
+  const rows = await processQuery(deps.db)
+    .where(and(...conditions))
+    .orderBy(asc(processes.id))
+    .limit(limit + 1);
+  const items = rows.slice(0, limit).map((row) => toView(row));
+  return { items, nextCursor: rows.length > limit ? items[items.length - 1]!.id : null };
+}
+
+export interface CreateProcessInput {
+  templateId: number;
+  machineId: number;
+  params?: Record<string, unknown>;
+}
+
+export async function createProcess(deps: ProcessDeps, input: CreateProcessInput): Promise<ProcessView> {
+  const [template] = await deps.db.select().from(templates).where(eq(templates.id, input.templateId));
+  if (!template) throw invalid('templateId', `Template ${input.templateId} does not exist.`);
+  const [machine] = await deps.db.select().from(machines).where(eq(machines.id, input.machineId));
+  if (!machine) throw invalid('machineId', `Machine ${input.machineId} does not exist.`);
+  const params = input.params ?? {};
+  if (typeof params !== 'object' || Array.isArray(params)) throw invalid('params', 'params is a JSON object of hyperparameters.');
+  if (JSON.stringify(params).length > 64 * 1024) throw invalid('params', 'params may be at most 64 KiB of JSON.');
+
+  const [row] = await deps.db.insert(processes).values({ templateId: template.id, machineId: machine.id, params }).returning();
+  const processId = row!.id;
+  try {
+    await deps.client.workflow.start<typeof trainingProcessWorkflow>('trainingProcessWorkflow', {
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: trainingProcessWorkflowId(processId),
+      args: [{ processId, templateId: template.id, machineId: machine.id }],
+      memo: { processId, templateId: template.id, templateName: template.name, machineId: machine.id, machineName: machine.name },
+      searchAttributes: {
+        TrainyardProcessId: [String(processId)],
+        TrainyardTemplateId: [String(template.id)],
+        TrainyardMachineId: [String(machine.id)],
+        TrainyardStatus: ['created'],
+      },
+    });
+  } catch (error) {
+    // Nothing half-made: without its workflow the process would be a dead row.
+    await deps.db.delete(processes).where(eq(processes.id, processId));
+    throw new ServiceError('unavailable', `Could not start the process's workflow: ${(error as Error).message}`);
+  }
+  return getProcess(deps, processId);
+}
+
+function refusal(error: unknown, id: number): ServiceError | null {
+  if (error instanceof WorkflowNotFoundError) return notFound('Process', id);
+  if (error instanceof WorkflowUpdateFailedError) {
+    const cause = error.cause;
+    if (cause instanceof ApplicationFailure && cause.type === FAILURE.notAllowed) {
+      return new ServiceError('not_allowed', cause.message);
+    }
+    return new ServiceError('conflict', cause?.message ?? error.message);
+  }
+  return null;
+}
+
+async function ensureExists(deps: Pick<ProcessDeps, 'db'>, id: number): Promise<void> {
+  const [row] = await deps.db.select({ id: processes.id }).from(processes).where(and(eq(processes.id, id), eq(processes.deleting, false)));
+  if (!row) throw notFound('Process', id);
+}
+
+/** start / stop / disable / enable: the workflow's validator refuses what the status table refuses (409). */
+export async function act(deps: ProcessDeps, id: number, action: Exclude<UserAction, 'delete'>): Promise<ActionResult> {
+  await ensureExists(deps, id);
+  const handle = deps.client.workflow.getHandle(trainingProcessWorkflowId(id));
+  try {
+    return await handle.executeUpdate(UPDATES[action]);
+  } catch (error) {
+    throw refusal(error, id) ?? error;
+  }
+}
+
+/** Delete: stops first if active; the process answers 404 once its workflow has cleaned up. */
+export async function deleteProcess(deps: ProcessDeps, id: number, options: { force?: boolean } = {}): Promise<ActionResult> {
+  await ensureExists(deps, id);
+  const handle = deps.client.workflow.getHandle(trainingProcessWorkflowId(id));
+  try {
+    const result = await handle.executeUpdate(deleteUpdate, { args: [{ force: options.force === true }] });
+    return result;
+  } catch (error) {
+    throw refusal(error, id) ?? error;
+  }
+}
+
+export async function listRuns(deps: Pick<ProcessDeps, 'db'>, processId: number) {
+  await ensureExists(deps, processId);
+  const rows = await deps.db.select().from(runs).where(eq(runs.processId, processId)).orderBy(asc(runs.number));
+  return rows.map((run) => ({
+    number: run.number,
+    status: run.status,
+    machineId: run.machineId,
+    params: run.params,
+    step: run.step,
+    totalSteps: run.totalSteps,
+    exitCode: run.exitCode,
+    error: run.error,
+    malformedLines: run.malformedLines,
+    oversizedLines: run.oversizedLines,
+    queuedAt: run.queuedAt.toISOString(),
+    startedAt: iso(run.startedAt),
+    finishedAt: iso(run.finishedAt),
+  }));
+}
+
+/** The run with that number, or the latest when omitted. */
+export async function findRun(deps: Pick<ProcessDeps, 'db'>, processId: number, runNumber?: number) {
+  await ensureExists(deps, processId);
+  const where = runNumber === undefined ? eq(runs.processId, processId) : and(eq(runs.processId, processId), eq(runs.number, runNumber));
+  const [run] = await deps.db.select().from(runs).where(where).orderBy(desc(runs.number)).limit(1);
+  if (!run) throw notFound(runNumber === undefined ? 'Any run of process' : `Run ${runNumber} of process`, processId);
+  return run;
+}
+
+export async function logTail(deps: Pick<ProcessDeps, 'db'>, processId: number, runNumber?: number) {
+  const run = await findRun(deps, processId, runNumber);
+  const events = await deps.db
+    .select()
+    .from(processEvents)
+    .where(eq(processEvents.processId, processId))
+    .orderBy(desc(processEvents.id))
+    .limit(50);
+  return {
+    run: run.number,
+    stdout: run.stdoutTail,
+    stderr: run.stderrTail,
+    events: events.reverse().map((e) => ({ at: e.at.toISOString(), level: e.level, message: e.message, run: e.runId === run.id ? run.number : null })),
+  };
+}
+
+/** Counts for the scale benchmark and the pages: how many processes per status. */
+export async function statusCounts(deps: Pick<ProcessDeps, 'db'>): Promise<Record<string, number>> {
+  const rows = await deps.db
+    .select({ status: processes.status, n: sql<number>`count(*)::int` })
+    .from(processes)
+    .groupBy(processes.status);
+  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+}

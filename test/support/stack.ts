@@ -1,0 +1,170 @@
+// The real stack for integration tests: the run's PostgreSQL database and Temporal dev
+// server (from the global setup), an in-process worker, and helpers to make unique
+// templates, machines and processes and to wait for what a user would see.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { eq } from 'drizzle-orm';
+import { inject } from 'vitest';
+import { openDatabase, type Database } from '../../db/client.js';
+import { machines, processes, templates } from '../../db/schema.js';
+import type { ProcessStatus } from '../../domain/status.js';
+import { seed } from '../../services/seed.js';
+import { getProcess, type ProcessDeps, type ProcessView } from '../../services/processes.js';
+import { startWorkers, WORKFLOWS_PATH, type RunningWorkers } from '../../workers/worker.js';
+
+export const TSX = path.resolve('node_modules/.bin/tsx');
+export const EXAMPLE_TRAINER = path.resolve('trainers/example/train.ts');
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | null = null;
+/** One workflow bundle per test file: bundling takes seconds. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error } });
+  return bundle;
+}
+
+export interface Stack {
+  database: Database;
+  connection: Connection;
+  client: Client;
+  deps: ProcessDeps;
+  dataDir: string;
+  workers: RunningWorkers | null;
+  startWorker(options?: { serveLocalMachine?: boolean }): Promise<RunningWorkers>;
+  close(): Promise<void>;
+}
+
+export async function startStack(options: { worker?: boolean } = {}): Promise<Stack> {
+  const database = openDatabase(inject('databaseUrl'), { max: 20, applicationName: 'trainyard-test' });
+  await seed(database.db, { adminPassword: 'admin-password-for-tests' });
+  const connection = await Connection.connect({ address: inject('temporalAddress') });
+  const client = new Client({ connection });
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-test-data-'));
+  const stack: Stack = {
+    database,
+    connection,
+    client,
+    deps: { db: database.db, client },
+    dataDir,
+    workers: null,
+    async startWorker(workerOptions = {}) {
+      const workers = await startWorkers({
+        db: database.db,
+        sql: database.sql,
+        temporalAddress: inject('temporalAddress'),
+        namespace: 'default',
+        serveLocalMachine: workerOptions.serveLocalMachine ?? true,
+        dataDir,
+        secret: 'test-secret-0123456789abcdef',
+        keysDir: null,
+        reconcileIntervalMs: 500,
+        workflowBundle: await workflowBundle(),
+        log: () => {},
+      });
+      stack.workers = workers;
+      return workers;
+    },
+    async close() {
+      await stack.workers?.shutdown();
+      await connection.close();
+      await database.close();
+    },
+  };
+  if (options.worker !== false) await stack.startWorker();
+  return stack;
+}
+
+export const uid = () => crypto.randomBytes(4).toString('hex');
+
+export async function makeTemplate(
+  stack: Stack,
+  values: Partial<typeof templates.$inferInsert> & { command: string },
+): Promise<typeof templates.$inferSelect> {
+  const [row] = await stack.database.db
+    .insert(templates)
+    .values({ name: `test template ${uid()}`, ...values })
+    .returning();
+  return row!;
+}
+
+/** The example trainer, fast: no delay between steps unless asked. */
+export function exampleTemplate(stack: Stack, params: Record<string, unknown> = {}, extra: Partial<typeof templates.$inferInsert> = {}) {
+  return makeTemplate(stack, {
+    command: `'${TSX}' '${EXAMPLE_TRAINER}'`,
+    params: { step_delay_ms: 0, log_every: 10, eval_every: 50, ...params },
+    totalSteps: 300,
+    stopGraceSeconds: 10,
+    ...extra,
+  });
+}
+
+export async function localMachine(stack: Stack, slots?: number): Promise<typeof machines.$inferSelect> {
+  if (slots === undefined) {
+    const [local] = await stack.database.db.select().from(machines).where(eq(machines.name, 'local'));
+    return local!;
+  }
+  const [row] = await stack.database.db.insert(machines).values({ name: `local-${uid()}`, kind: 'local', address: 'local', slots }).returning();
+  await stack.workers?.reconcile();
+  return row!;
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== null && value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export function waitForStatus(stack: Stack, processId: number, status: ProcessStatus | ProcessStatus[], timeoutMs = 60_000): Promise<ProcessView> {
+  const wanted = Array.isArray(status) ? status : [status];
+  return waitFor(
+    `process ${processId} to be ${wanted.join(' or ')}`,
+    async () => {
+      const view = await getProcess(stack.deps, processId);
+      return wanted.includes(view.status) ? view : null;
+    },
+    timeoutMs,
+  );
+}
+
+export async function processRow(stack: Stack, id: number) {
+  const [row] = await stack.database.db.select().from(processes).where(eq(processes.id, id));
+  return row ?? null;
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Any live (non-zombie) process in the group: zombies wait for a reaper, they run nothing. */
+export function groupAlive(pgid: number): boolean {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(rest[2]) === pgid && rest[0] !== 'Z') return true;
+  }
+  return false;
+}
