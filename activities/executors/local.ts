@@ -1,0 +1,115 @@
+// The `local` executor: trainers on the worker's own host. Programs run
+// through /bin/sh from child_process with a minimal environment (so not even
+// the wrapper holds the worker's secrets); files are read with fs directly.
+
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { open } from 'node:fs/promises';
+import { SHELL_LIBRARY, ShellExecutor, checkAbsolutePath, checkRange, checkRunsRoot, decodeTail, type ShellResult, type StopTiming } from './base.js';
+import type { ShellOp } from './shell.js';
+import { ExecutorError, type ProbeResult } from './types.js';
+
+export interface LocalExecutorOptions extends StopTiming {
+  /** Absolute directory holding the run dirs (the app passes `<TRAINYARD_DATA_DIR>/runs`). */
+  runsRoot: string;
+}
+
+/** The library, then the operation named by the first argument. */
+const LOCAL_PROGRAM = `${SHELL_LIBRARY}\n"$@"\n`;
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** The only variables the launcher and wrapper see on the worker's host; the trainer gets LaunchSpec.env alone. */
+function shellEnv(): Record<string, string> {
+  const env: Record<string, string> = { PATH: process.env.PATH || DEFAULT_PATH, LC_ALL: 'C' };
+  if (process.env.HOME) env.HOME = process.env.HOME;
+  return env;
+}
+
+export class LocalExecutor extends ShellExecutor {
+  readonly kind = 'local' as const;
+  private readonly root: string;
+
+  constructor(options: LocalExecutorOptions) {
+    super(options);
+    this.root = checkRunsRoot(options.runsRoot);
+  }
+
+  async runsRoot(): Promise<string> {
+    return this.root;
+  }
+
+  protected runShell(op: ShellOp, args: readonly string[]): Promise<ShellResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn('/bin/sh', ['-c', LOCAL_PROGRAM, 'trainyard', op, ...args], {
+        env: shellEnv(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+      child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+      child.on('error', (e) => reject(new ExecutorError('COMMAND_FAILED', `cannot run /bin/sh: ${e.message}`, { cause: e })));
+      child.on('close', (code, signal) => {
+        resolve({
+          code: code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0)),
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+        });
+      });
+    });
+  }
+
+  async readChunk(path: string, offset: number, maxBytes: number): Promise<Uint8Array> {
+    checkAbsolutePath(path, 'the file');
+    checkRange(offset, maxBytes);
+    const file = await openOrNull(path);
+    if (!file) return new Uint8Array(0);
+    try {
+      const buf = Buffer.alloc(maxBytes);
+      let filled = 0;
+      while (filled < maxBytes) {
+        const { bytesRead } = await file.read(buf, filled, maxBytes - filled, offset + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      return buf.subarray(0, filled);
+    } finally {
+      await file.close();
+    }
+  }
+
+  async tail(path: string, maxBytes: number): Promise<string> {
+    checkAbsolutePath(path, 'the file');
+    checkRange(0, maxBytes);
+    const file = await openOrNull(path);
+    if (!file) return '';
+    let size: number;
+    try {
+      size = (await file.stat()).size;
+    } finally {
+      await file.close();
+    }
+    const start = Math.max(0, size - maxBytes);
+    return decodeTail(await this.readChunk(path, start, size - start));
+  }
+
+  async probe(): Promise<ProbeResult> {
+    try {
+      return await this.probeMachine();
+    } catch (e) {
+      return { reachable: false, error: e instanceof Error ? e.message : String(e) };
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function openOrNull(path: string) {
+  try {
+    return await open(path, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new ExecutorError('COMMAND_FAILED', `cannot open ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
