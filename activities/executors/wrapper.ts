@@ -74,7 +74,9 @@ export const LAUNCH_STATUS = {
  * run dir must not exist yet, so a retried launch never starts a second
  * trainer. The command is data here: it only lands in ./command. The pipe from
  * the wrapper carries nothing; its end (the wrapper's stdout moving to
- * stdout.log) says the identity is recorded.
+ * stdout.log) says the identity is recorded. The explicit `exec` matters: a
+ * shell that would rather fork (bash) would otherwise hold the pipe open
+ * until the trainer ends.
  */
 export const LAUNCH_FUNCTION = `
 trainyard_wrapper=${quote(WRAPPER_SCRIPT)}
@@ -89,7 +91,7 @@ trainyard_launch() {
   printf '%s' "$trainyard_wrapper" > "$1/wrapper.sh" &&
     printf '%s' "$3" > "$1/command" &&
     printf '%s' "$4" > "$1/env" || return ${LAUNCH_STATUS.cannotWrite}
-  ( cd -- "$1" && setsid /bin/sh ./wrapper.sh "$2" < /dev/null 2> stderr.log & ) |
+  ( cd -- "$1" && exec setsid /bin/sh ./wrapper.sh "$2" < /dev/null 2> stderr.log & ) |
     while read -r trainyard_line; do :; done
   if { IFS= read -r trainyard_line < "$1/pid"; } 2>/dev/null; then
     printf 'trainyard-pid %s\\n' "$trainyard_line"
