@@ -11,6 +11,7 @@ import {
   setHandler,
   upsertSearchAttributes,
   allHandlersFinished,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlActivities, MachineActivities, TrainerOutcome } from '../activities/types.js';
 import { FAILURE } from '../domain/failures.js';
@@ -131,28 +132,28 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
 
   setHandler(
     startUpdate,
-    () => {
+    async () => {
       setStatus('queued', null);
       runRequested = true;
       stopRequested = false;
-      return { status: state.status };
+      return recorded();
     },
     { validator: () => refuseUnless('start') },
   );
 
   setHandler(
     stopUpdate,
-    () => {
+    async () => {
       setStatus('stopping');
       stopRequested = true;
-      return { status: state.status };
+      return recorded();
     },
     { validator: () => refuseUnless('stop') },
   );
 
   setHandler(
     disableUpdate,
-    () => {
+    async () => {
       if (isActive(state.status)) {
         // Stopped first; recorded as disabled once the trainer is gone.
         if (state.status !== 'stopping') setStatus('stopping');
@@ -163,31 +164,31 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
         state.statusBeforeDisable = state.status;
         setStatus('disabled');
       }
-      return { status: state.status };
+      return recorded();
     },
     { validator: () => refuseUnless('disable') },
   );
 
   setHandler(
     enableUpdate,
-    () => {
+    async () => {
       const decision = decide(state.status, 'enable', { statusBeforeDisable: state.statusBeforeDisable ?? undefined });
-      if (decision.ok) setStatus(decision.next);
       state.statusBeforeDisable = null;
-      return { status: state.status };
+      if (decision.ok) setStatus(decision.next);
+      return recorded();
     },
     { validator: () => refuseUnless('enable') },
   );
 
   setHandler(
     deleteUpdate,
-    (options: DeleteOptions) => {
+    async (options: DeleteOptions) => {
       deleteRequested = { force: options?.force === true };
       if (isActive(state.status)) {
         if (state.status !== 'stopping') setStatus('stopping');
         stopRequested = true;
       }
-      return { status: state.status };
+      return recorded();
     },
     { validator: (_options: DeleteOptions) => refuseUnless('delete') },
   );
@@ -212,6 +213,16 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
   })();
   void recorder;
   const flushed = () => condition(() => recordedVersion >= state.statusVersion);
+  /**
+   * An update answers once its status change is in the database mirror, so a caller
+   * that reads the process right after its action sees the new status.
+   */
+  async function recorded(): Promise<{ status: ProcessStatus }> {
+    const status = state.status;
+    const version = state.statusVersion;
+    await condition(() => recordedVersion >= version);
+    return { status };
+  }
 
   async function executeRun(): Promise<void> {
     runRequested = false;
@@ -302,27 +313,34 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
     stopRequested = false;
   }
 
+  const historyIsLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 1500;
+  async function startAfresh(): Promise<never> {
+    return continueAsNew<typeof trainingProcessWorkflow>({
+      processId: input.processId,
+      templateId: input.templateId,
+      machineId: input.machineId,
+      carried: {
+        status: state.status,
+        statusVersion: state.statusVersion,
+        statusBeforeDisable: state.statusBeforeDisable,
+        runNumber: state.runNumber,
+        lastError: state.lastError,
+      },
+    });
+  }
+
   for (;;) {
-    await condition(() => runRequested || deleteRequested !== null);
+    // Idle: wait for work, or for the history to grow long from actions alone (disable/enable).
+    await condition(() => runRequested || deleteRequested !== null || historyIsLong());
     if (runRequested && deleteRequested === null) {
       await executeRun();
       await flushed();
-      if (deleteRequested === null) {
-        // Between runs: start afresh so history stays small, once no handler is mid-way.
-        await condition(allHandlersFinished);
-        await continueAsNew<typeof trainingProcessWorkflow>({
-          processId: input.processId,
-          templateId: input.templateId,
-          machineId: input.machineId,
-          carried: {
-            status: state.status,
-            statusVersion: state.statusVersion,
-            statusBeforeDisable: state.statusBeforeDisable,
-            runNumber: state.runNumber,
-            lastError: state.lastError,
-          },
-        });
-      }
+    }
+    if (deleteRequested === null && (!runRequested || historyIsLong())) {
+      // Between runs: start afresh so history stays small, once no handler is mid-way —
+      // unless a handler just asked for another run, which this history then does first.
+      await condition(allHandlersFinished);
+      if (deleteRequested === null && !runRequested) await startAfresh();
     }
     if (deleteRequested !== null) {
       const options: DeleteOptions = deleteRequested;

@@ -128,14 +128,18 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null | u
 
 export function waitForStatus(stack: Stack, processId: number, status: ProcessStatus | ProcessStatus[], timeoutMs = 60_000): Promise<ProcessView> {
   const wanted = Array.isArray(status) ? status : [status];
+  let seen = '';
   return waitFor(
     `process ${processId} to be ${wanted.join(' or ')}`,
     async () => {
       const view = await getProcess(stack.deps, processId);
+      seen = `${view.status}${view.lastError ? ` (${view.lastError})` : ''}`;
       return wanted.includes(view.status) ? view : null;
     },
     timeoutMs,
-  );
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}; last seen ${seen}`);
+  });
 }
 
 export async function processRow(stack: Stack, id: number) {
