@@ -188,7 +188,7 @@ export abstract class ShellExecutor implements Executor {
     if (sig !== 'TERM' && sig !== 'KILL') {
       throw new ExecutorError('INVALID_ARGUMENT', `unsupported signal ${String(sig)}`);
     }
-    const args = [sig, String(handle.pid), String(handle.pgid), handle.startTime];
+    const args = [sig, String(handle.pid), String(handle.pgid), handle.startTime, handle.runDir];
     await this.runChecked('trainyard_signal', args, `sending ${sig}`, true);
   }
 

@@ -89,9 +89,11 @@ trainyard_alive() {
 
 // trainyard_inspect PID PGID START RUNDIR prints `trainyard-state <0|1> [exit code]`.
 //
-// trainyard_signal SIG PID PGID START signals the group only while it is still
-// the trainer's, so a reused PID never gets a stray signal (dash's kill takes
-// `--` only after `-s SIG`).
+// trainyard_signal SIG PID PGID START RUNDIR signals the group only while it
+// is still the trainer's, so a reused PID never gets a stray signal (dash's
+// kill takes `--` only after `-s SIG`). A TERM is announced in
+// RUNDIR/stop_requested first, for a trainer being forked right now (see the
+// wrapper).
 //
 // trainyard_read_handle RUNDIR prints `trainyard-pid <pid> <pgid> <start>` when
 // a wrapper recorded itself there.
@@ -110,7 +112,9 @@ trainyard_inspect() {
   printf 'trainyard-state %s %s\\n' "$trainyard_a" "$trainyard_code"
 }
 trainyard_signal() {
-  if trainyard_alive "$2" "$3" "$4"; then kill -s "$1" -- "-$3" 2>/dev/null; fi
+  trainyard_alive "$2" "$3" "$4" || return 0
+  if [ "$1" = TERM ]; then : > "$5/stop_requested"; fi
+  kill -s "$1" -- "-$3" 2>/dev/null
   return 0
 }
 trainyard_read_handle() {

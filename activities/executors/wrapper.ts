@@ -7,6 +7,7 @@
 //   wrapper.sh   the wrapper below        command      the template's command
 //   env          `export K='v'` lines     pid          "<pid> <pgid> <start time>"
 //   stdout.log   stderr.log               exit_code    written atomically once the command exits
+//   stop_requested   created by a stop before its TERM
 
 import { assertShellSafeText, quote } from './shell.js';
 import { ExecutorError, type LaunchSpec } from './types.js';
@@ -21,12 +22,15 @@ export const WRAPPER_SCRIPT = `# Trainyard run wrapper (activities/executors/wra
 # ./pid, runs the command with only the variables of ./env and records the
 # command's exit status in ./exit_code.
 # TERM, INT and HUP are caught, not ignored: an ignored signal would stay ignored
-# in the trainer, a caught one is reset to the default when the trainer is
-# exec'd. A caught signal waits until the foreground command has exited, so the
-# exit status of a trainer stopped with TERM is still recorded; a KILL of the
-# group takes the wrapper along and leaves no exit_code.
-trap 'trainyard_stop=1' TERM INT HUP
-trainyard_stop=0
+# in the trainer, while caught ones are reset to the default in the subshell
+# that becomes the trainer. A caught signal waits until the foreground command
+# has exited, so the exit status of a trainer stopped with TERM is still
+# recorded; a KILL of the group takes the wrapper along and leaves no exit_code.
+# A stop can come as soon as ./pid exists, so what may fail or take time happens
+# before it. A stop's TERM could still fall between the fork of the trainer and
+# its reset of the signal: trainyard_signal creates ./stop_requested before it
+# signals, and the trainer, once TERM would kill it, looks for that file.
+trap ':' TERM INT HUP
 unset CDPATH
 rundir=$PWD
 workdir=$1
@@ -39,8 +43,6 @@ if [ "$3" != "$$" ] || [ "$4" != "$$" ] || [ -z "\${20:-}" ]; then
   echo 'trainyard: the wrapper does not lead its own session and process group' >&2
   exit 125
 fi
-printf '%s %s %s\\n' "$$" "$3" "\${20}" > pid.tmp && mv -f pid.tmp pid || exit 125
-exec > stdout.log
 case $workdir in
   '') workdir=$rundir ;;
   /*) ;;
@@ -48,14 +50,24 @@ case $workdir in
   '~/'*) workdir=$HOME/\${workdir#'~/'} ;;
   *) workdir=$HOME/$workdir ;;
 esac
-command=$(cat -- "$rundir/command") || { record 125; exit 125; }
-if [ "$trainyard_stop" = 1 ]; then record 143; exit 143; fi
+command=$(cat -- "$rundir/command") || command=
+printf '%s %s %s\\n' "$$" "$3" "\${20}" > pid.tmp && mv -f pid.tmp pid || exit 125
+exec > stdout.log
+if [ -z "$command" ]; then
+  echo 'trainyard: cannot read the command' >&2
+  record 125
+  exit 125
+fi
 if ! cd -- "$workdir" 2>/dev/null; then
   printf 'trainyard: cannot enter the working directory %s\\n' "$workdir" >&2
   record 126
   exit 126
 fi
-env -i /bin/sh -c '. "$1" && exec /bin/sh -c "$2"' trainyard "$rundir/env" "$command"
+(
+  trap - TERM INT HUP
+  if [ -e "$rundir/stop_requested" ]; then exit 143; fi
+  exec env -i /bin/sh -c '. "$1" && exec /bin/sh -c "$2"' trainyard "$rundir/env" "$command"
+)
 code=$?
 record "$code"
 exit "$code"

@@ -60,6 +60,21 @@ function processRunning(pid: number): boolean {
   }
 }
 
+/**
+ * The PID a trainer wrote for its background child, once that child runs
+ * `sleep`: until its exec, a forked shell child still has the shell's TERM
+ * handler and would miss a stop (a race of the trainer's shell, not ours).
+ */
+async function sleepingChild(dir: string): Promise<number> {
+  const file = join(dir, 'child.pid');
+  const pid = await eventually(
+    async () => (existsSync(file) ? Number(readFileSync(file, 'utf8')) : 0),
+    (p) => p > 0 && readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('sleep\0'),
+  );
+  expect(processRunning(pid)).toBe(true);
+  return pid;
+}
+
 async function eventually<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -180,9 +195,7 @@ describe.each([
       'wait',
     ].join('\n');
     const handle = await executor.launch({ runDir: dir, command, env: { ...PATH_ENV, TRAINYARD_RUN_DIR: dir } });
-    await eventually(async () => existsSync(join(dir, 'child.pid')), Boolean);
-    const child = Number(readFileSync(join(dir, 'child.pid'), 'utf8'));
-    expect(processRunning(child)).toBe(true);
+    const child = await sleepingChild(dir);
 
     expect(await executor.stop(handle, 5000)).toEqual({ killed: false });
     expect(readFileSync(join(dir, 'term-marker'), 'utf8')).toBe('stopped\n');
@@ -194,8 +207,7 @@ describe.each([
     const dir = runDir();
     const command = `trap '' TERM; sleep 30 & echo $! > "$TRAINYARD_RUN_DIR/child.pid"; wait`;
     const handle = await executor.launch({ runDir: dir, command, env: { ...PATH_ENV, TRAINYARD_RUN_DIR: dir } });
-    await eventually(async () => existsSync(join(dir, 'child.pid')), Boolean);
-    const child = Number(readFileSync(join(dir, 'child.pid'), 'utf8'));
+    const child = await sleepingChild(dir);
 
     const started = Date.now();
     expect(await executor.stop(handle, 400)).toEqual({ killed: true });
@@ -205,13 +217,21 @@ describe.each([
     expect(await executor.inspect(handle)).toEqual({ alive: false, exitCode: null });
   });
 
+  it('stops a trainer TERMed the moment launch returns without needing KILL', async () => {
+    for (let i = 0; i < 10; i += 1) {
+      const handle = await executor.launch({ runDir: runDir(), command: 'sleep 30', env: PATH_ENV });
+      expect(await executor.stop(handle, 3000)).toEqual({ killed: false });
+      expect(await executor.inspect(handle)).toEqual({ alive: false, exitCode: 143 });
+    }
+  });
+
   it('counts the group alive while a child outlives the trainer, and stops that child too', async () => {
     const dir = runDir();
     const command = `(trap '' TERM; exec sleep 30) & echo $! > "$TRAINYARD_RUN_DIR/child.pid"; exit 3`;
     const handle = await executor.launch({ runDir: dir, command, env: { ...PATH_ENV, TRAINYARD_RUN_DIR: dir } });
     const state = await eventually(() => executor.inspect(handle), (s) => s.exitCode !== null);
     expect(state).toEqual({ alive: true, exitCode: 3 });
-    const child = Number(readFileSync(join(dir, 'child.pid'), 'utf8'));
+    const child = await sleepingChild(dir);
 
     expect(await executor.stop(handle, 200)).toEqual({ killed: true });
     expect(processRunning(child)).toBe(false);
