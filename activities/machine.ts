@@ -6,14 +6,14 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { and, desc, eq, isNotNull, lt } from 'drizzle-orm';
 import type postgres from 'postgres';
 import type { Db } from '../db/client.js';
-import { runs } from '../db/schema.js';
+import { machines, runs } from '../db/schema.js';
 import { estimate, initialEta, observe, type EtaState } from '../domain/eta.js';
 import { FAILURE } from '../domain/failures.js';
 import { MetricsLineReader, type PushResult } from '../domain/metrics-line.js';
 import { createExecutorFor, type MachineRow } from './executor-factory.js';
 import { isExecutorError, type Executor, type TrainerHandle } from './executors/types.js';
 import { claimRun, createMetricsStore } from './metrics-store.js';
-import type { MachineActivities, TrainerOutcome } from './types.js';
+import type { MachineActivities, MachineProbe, TrainerOutcome } from './types.js';
 
 export type { MachineRow };
 
@@ -43,9 +43,20 @@ function handleOf(run: typeof runs.$inferSelect): TrainerHandle | null {
   return { pid: run.pid, pgid: run.pgid, startTime: run.processStartTime, runDir: run.runDir };
 }
 
-export function createMachineActivities(deps: MachineDeps): { activities: MachineActivities; dispose(): Promise<void> } {
+export function createMachineActivities(deps: MachineDeps): { activities: MachineActivities; probe(): Promise<MachineProbe>; dispose(): Promise<void> } {
   const { db, machine } = deps;
-  const executor: Executor = createExecutorFor(machine, { dataDir: deps.dataDir, secret: deps.secret, keysDir: deps.keysDir });
+  // Built on first use: a machine with a bad key or address fails its own activities with
+  // the reason, and never stops the worker from serving the other machines.
+  let built: Executor | null = null;
+  const executorOf = (): Executor => {
+    if (built) return built;
+    try {
+      built = createExecutorFor(machine, { dataDir: deps.dataDir, secret: deps.secret, keysDir: deps.keysDir });
+      return built;
+    } catch (error) {
+      throw ApplicationFailure.nonRetryable(`Machine "${machine.name}": ${(error as Error).message}`, FAILURE.launchFailed);
+    }
+  };
   const store = createMetricsStore(db, deps.sql);
   const idlePollMs = deps.idlePollMs ?? 200;
 
@@ -57,11 +68,11 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
 
   async function trainerEnv(run: typeof runs.$inferSelect, runDir: string): Promise<Record<string, string>> {
     const template = run.templateSnapshot as { env?: Record<string, string>; totalSteps?: number | null };
-    const root = await executor.runsRoot();
+    const root = await executorOf().runsRoot();
     const env: Record<string, string> = {
-      PATH: executor.kind === 'local' ? (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin') : '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      HOME: executor.kind === 'local' ? (process.env.HOME ?? '/') : path.posix.dirname(path.posix.dirname(root)),
-      LANG: executor.kind === 'local' ? (process.env.LANG ?? 'C.UTF-8') : 'C.UTF-8',
+      PATH: executorOf().kind === 'local' ? (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin') : '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      HOME: executorOf().kind === 'local' ? (process.env.HOME ?? '/') : path.posix.dirname(path.posix.dirname(root)),
+      LANG: executorOf().kind === 'local' ? (process.env.LANG ?? 'C.UTF-8') : 'C.UTF-8',
       ...(template.env ?? {}),
       TRAINYARD_RUN_DIR: runDir,
       TRAINYARD_METRICS_FILE: path.posix.join(runDir, METRICS_FILE),
@@ -106,8 +117,8 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
   /** Copies the ends of stdout/stderr into the run's row, so logs stay viewable without the machine. */
   async function copyLogTails(runId: number, runDir: string): Promise<{ stdout: string; stderr: string }> {
     const [stdout, stderr] = await Promise.all([
-      executor.tail(path.posix.join(runDir, 'stdout.log'), LOG_TAIL_BYTES),
-      executor.tail(path.posix.join(runDir, 'stderr.log'), LOG_TAIL_BYTES),
+      executorOf().tail(path.posix.join(runDir, 'stdout.log'), LOG_TAIL_BYTES),
+      executorOf().tail(path.posix.join(runDir, 'stderr.log'), LOG_TAIL_BYTES),
     ]);
     const key = `${stdout.length}:${stdout.slice(-64)}|${stderr.length}:${stderr.slice(-64)}`;
     if (lastTails.get(runId) !== key) {
@@ -132,10 +143,10 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
     async launchTrainer(runId) {
       const run = await loadRun(runId);
       try {
-        const root = await executor.runsRoot();
+        const root = await executorOf().runsRoot();
         const runDir = run.runDir ?? path.posix.join(root, `process-${run.processId}`, `run-${run.number}-${run.id}`);
         // An earlier attempt may have launched before it could record the handle: adopt it.
-        const recorded = handleOf(run) ?? (await executor.readHandle(runDir));
+        const recorded = handleOf(run) ?? (await executorOf().readHandle(runDir));
         if (recorded) {
           await recordHandle(runId, recorded);
           return { pid: recorded.pid };
@@ -144,7 +155,7 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
         const template = run.templateSnapshot as { command: string; workingDir?: string | null };
         let handle: TrainerHandle;
         try {
-          handle = await executor.launch({
+          handle = await executorOf().launch({
             runDir,
             command: template.command,
             ...(template.workingDir ? { workingDir: template.workingDir } : {}),
@@ -152,7 +163,7 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
           });
         } catch (error) {
           if (!isExecutorError(error, 'RUN_DIR_EXISTS')) throw error;
-          const found = await executor.readHandle(runDir);
+          const found = await executorOf().readHandle(runDir);
           if (!found) throw ApplicationFailure.nonRetryable(`The run directory ${runDir} exists but holds no trainer.`, FAILURE.launchFailed);
           handle = found;
         }
@@ -212,10 +223,10 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
         }
         try {
           // Inspect before reading: once the group is gone, the reads below reach the file's end.
-          const state = await executor.inspect(handle);
+          const state = await executorOf().inspect(handle);
           let sawData = false;
           for (;;) {
-            const chunk = await executor.readChunk(metricsFile, offset + reader.pendingBytes, READ_CHUNK);
+            const chunk = await executorOf().readChunk(metricsFile, offset + reader.pendingBytes, READ_CHUNK);
             if (chunk.length === 0) break;
             sawData = true;
             const parsed = reader.push(chunk);
@@ -261,13 +272,13 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
 
     async stopTrainer(runId) {
       const run = await loadRun(runId);
-      const handle = handleOf(run) ?? (run.runDir ? await executor.readHandle(run.runDir) : null);
+      const handle = handleOf(run) ?? (run.runDir ? await executorOf().readHandle(run.runDir) : null);
       if (!handle) return { killed: false };
       const grace = ((run.templateSnapshot as { stopGraceSeconds?: number }).stopGraceSeconds ?? 30) * 1000;
       const startedAt = Date.now();
       for (;;) {
         try {
-          return await heartbeating(executor.stop(handle, grace));
+          return await heartbeating(executorOf().stop(handle, grace));
         } catch (error) {
           if (!unreachable(error)) throw error;
           if (Date.now() - startedAt > machine.lostTimeoutSeconds * 1000) {
@@ -279,18 +290,32 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
       }
     },
 
+    async probeMachine() {
+      let result: MachineProbe;
+      try {
+        result = { ...(await executorOf().probe()), probedAt: new Date().toISOString() };
+      } catch (error) {
+        result = { reachable: false, error: (error as Error).message, probedAt: new Date().toISOString() };
+      }
+      await db.update(machines).set({ probe: result, probedAt: new Date(result.probedAt) }).where(eq(machines.id, machine.id));
+      return result;
+    },
+
     async removeRunDirs(processId) {
       const rows = await db.select().from(runs).where(and(eq(runs.processId, processId), eq(runs.machineId, machine.id)));
       for (const row of rows) {
-        if (row.runDir) await executor.removeRunDir(row.runDir);
+        if (row.runDir) await executorOf().removeRunDir(row.runDir);
       }
-      const root = await executor.runsRoot();
-      await executor.removeRunDir(path.posix.join(root, `process-${processId}`));
+      const root = await executorOf().runsRoot();
+      await executorOf().removeRunDir(path.posix.join(root, `process-${processId}`));
     },
   };
 
   return {
     activities,
-    dispose: () => executor.close(),
+    probe: activities.probeMachine,
+    dispose: async () => {
+      await built?.close();
+    },
   };
 }

@@ -37,4 +37,15 @@ export interface MachineActivities {
   stopTrainer(runId: number): Promise<{ killed: boolean }>;
   /** Removes every run directory of the process on this machine. */
   removeRunDirs(processId: number): Promise<void>;
+  /** Reachable, host key, free disk, GPUs; stored on the machine's row for the UI. */
+  probeMachine(): Promise<MachineProbe>;
+}
+
+export interface MachineProbe {
+  reachable: boolean;
+  hostKeyMatches?: boolean;
+  freeDiskBytes?: number;
+  gpus?: Array<{ index: number; name: string; memoryMiB: number }>;
+  error?: string;
+  probedAt: string;
 }

@@ -25,6 +25,7 @@ export interface WorkerDeps {
   secret: string;
   keysDir: string | null;
   reconcileIntervalMs?: number;
+  probeIntervalMs?: number;
   /** Tests and benchmarks pass a prebuilt bundle to skip bundling per worker. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   log?: (line: string) => void;
@@ -101,7 +102,21 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       maxConcurrentActivityTaskExecutions: 1000,
     });
     const running = worker.run();
-    return { worker, running, fingerprint: fingerprintOf(machine), dispose: activities.dispose };
+    // Periodic probe, so the machines page shows health without anyone asking.
+    const probeTimer = setInterval(() => {
+      activities.probe().catch(() => undefined);
+    }, deps.probeIntervalMs ?? 60_000);
+    probeTimer.unref();
+    void activities.probe().catch(() => undefined);
+    return {
+      worker,
+      running,
+      fingerprint: fingerprintOf(machine),
+      dispose: async () => {
+        clearInterval(probeTimer);
+        await activities.dispose();
+      },
+    };
   }
 
   async function stopMachine(id: number): Promise<void> {

@@ -1,2 +1,3 @@
 // The workflow bundle's entry: every workflow type the worker registers.
 export { trainingProcessWorkflow } from './training-process.js';
+export { probeMachineWorkflow } from './probe-machine.js';

@@ -13,6 +13,10 @@ export function trainingProcessWorkflowId(processId: number): string {
   return `training-process-${processId}`;
 }
 
+export function probeMachineWorkflowId(machineId: number, nonce: string): string {
+  return `probe-machine-${machineId}-${nonce}`;
+}
+
 export interface ProcessSnapshot {
   processId: number;
   status: ProcessStatus;

@@ -5,15 +5,18 @@ import path from 'node:path';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricPoints, metricSeries, processEvents, runs } from '../../db/schema.js';
-import { act, createProcess, deleteProcess, findRun, getProcess, listRuns } from '../../services/processes.js';
+import { act, createProcess as create, deleteProcess, findRun, getProcess, listRuns, type CreateProcessInput } from '../../services/processes.js';
 import { ServiceError } from '../../services/errors.js';
-import { exampleTemplate, groupAlive, localMachine, makeTemplate, startStack, waitFor, waitForStatus, type Stack } from '../support/stack.js';
+import { exampleTemplate, groupAlive, localMachine, makeTemplate, recordHistories, startStack, waitFor, waitForStatus, type Stack } from '../support/stack.js';
 
 let stack: Stack;
 beforeAll(async () => {
   stack = await startStack();
 });
+const processIds: number[] = [];
 afterAll(async () => {
+  const recordTo = process.env.TRAINYARD_RECORD_HISTORIES;
+  if (recordTo && stack) console.log(`recorded ${await recordHistories(stack, recordTo, processIds)} histories into ${recordTo}`);
   await stack?.close();
 });
 
@@ -38,6 +41,12 @@ async function pointsInDb(runId: number): Promise<Map<string, number>> {
     .innerJoin(metricSeries, eq(metricSeries.id, metricPoints.seriesId))
     .where(eq(metricSeries.runId, runId));
   return new Map(rows.map((r) => [`${r.name}@${r.step}`, r.value]));
+}
+
+async function createProcess(deps: Stack['deps'], input: CreateProcessInput) {
+  const created = await create(deps, input);
+  processIds.push(created.id);
+  return created;
 }
 
 async function expectRefused(work: Promise<unknown>, pattern: RegExp): Promise<void> {

@@ -172,3 +172,23 @@ export function groupAlive(pgid: number): boolean {
   }
   return false;
 }
+
+/**
+ * Saves the histories of every training-process workflow execution this stack ran (each
+ * run of a continued-as-new chain) into `dir`, for the replay test. Used by
+ * `TRAINYARD_RECORD_HISTORIES=<dir> npx vitest run --project integration test/integration/lifecycle-local.test.ts`.
+ */
+export async function recordHistories(stack: Stack, dir: string, processIds: number[]): Promise<number> {
+  fs.mkdirSync(dir, { recursive: true });
+  let count = 0;
+  for (const id of processIds) {
+    const workflowId = `training-process-${id}`;
+    for await (const execution of stack.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+      const history = await stack.client.workflow.getHandle(workflowId, execution.runId).fetchHistory();
+      const file = path.join(dir, `${workflowId}-${execution.runId.slice(0, 8)}.json`);
+      fs.writeFileSync(file, JSON.stringify({ workflowId, history }, null, 0));
+      count += 1;
+    }
+  }
+  return count;
+}
