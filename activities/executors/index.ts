@@ -1,6 +1,28 @@
 // Executors by machine: `createExecutor` builds one from a machine's settings,
 // `ExecutorRegistry` keeps one per machine id so every activity on a machine
 // shares its SSH connections, and replaces it when the settings change.
+//
+// How the parts fit (details in each file):
+// - types.ts: the Executor interface and ExecutorError (`code` says which
+//   expected failure; map it to an ApplicationFailure type in activities).
+// - shell.ts, wrapper.ts: the only text that runs on a machine, a library of
+//   /bin/sh functions (launch, inspect, signal, ...) whose arguments are always
+//   strictly quoted data. The trainer starts through a wrapper in its run dir:
+//   under setsid (its own session and process group), stdin from /dev/null,
+//   stdout.log/stderr.log, its PID and start time in ./pid, only the env file's
+//   variables (env -i), and its exit status written atomically to ./exit_code.
+// - base.ts: the behaviour both executors share (stop = TERM, grace, KILL,
+//   until the group is gone; path checks; output parsing).
+// - local.ts: /bin/sh from child_process, fs for reads.
+// - ssh.ts, ssh-pool.ts, ssh-shell.ts, host-key.ts: node-ssh connections per
+//   machine, persistent remote shells (one login-shell start per channel, then
+//   one round trip per operation), SFTP for reads, pinned host keys.
+//
+// Beyond the brief's sketch of the interface: `kind`, `runsRoot()` (the caller
+// needs the absolute root to name run dirs; for ssh `~` resolves remotely) and
+// `readHandle(runDir)` (re-attach after a launch whose answer was lost: launch
+// refuses an existing run dir, so it never starts a second trainer there).
+// fetchHostKeyFingerprint returns the key type with the fingerprint.
 
 import { LocalExecutor, type LocalExecutorOptions } from './local.js';
 import { SshExecutor, type SshExecutorOptions } from './ssh.js';

@@ -1,6 +1,9 @@
-// The `local` executor: trainers on the worker's own host. Programs run
-// through /bin/sh from child_process with a minimal environment (so not even
-// the wrapper holds the worker's secrets); files are read with fs directly.
+// The `local` executor: trainers on the worker's own host. Operations run
+// in /bin/sh from child_process with a minimal environment (so not even the
+// wrapper holds the worker's secrets); files are read with fs directly.
+// Known limit: a file descriptor the worker itself inherited without
+// close-on-exec reaches the trainer too (dash cannot close descriptors above 9);
+// Node opens its own with close-on-exec, and sshd sessions start clean.
 
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';

@@ -7,7 +7,7 @@
 
 import type { NodeSSH } from 'node-ssh';
 import { RemoteShell } from './ssh-shell.js';
-import { ExecutorError, isExecutorError } from './types.js';
+import { ExecutorError, connectionLost, isExecutorError } from './types.js';
 
 /** The parts of ssh2's Client used here (node-ssh exposes it untyped). */
 export interface Ssh2Client {
@@ -74,12 +74,6 @@ export interface ShellLease {
 
 const CHANNEL_OPEN_FAILURE = '(SSH) Channel open failure';
 
-export function connectionLost(err: unknown): ExecutorError {
-  if (isExecutorError(err)) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  return new ExecutorError('CONNECTION_LOST', `the SSH connection was lost: ${message}`, { cause: err });
-}
-
 export class SshPool {
   private readonly connections: Connection[] = [];
   private waiters: Array<() => void> = [];
@@ -123,7 +117,9 @@ export class SshPool {
           conn.limit = Math.max(1, conn.channels);
           continue;
         }
-        throw conn.dead ? connectionLost(err) : err;
+        if (conn.dead) throw connectionLost(err);
+        if (isExecutorError(err)) throw err;
+        throw new ExecutorError('COMMAND_FAILED', `the machine refused a shell channel: ${(err as Error).message}`, { cause: err });
       }
       conn.shells.push(shell);
       shell.onClose(() => {

@@ -14,7 +14,7 @@
 import { SHELL_LIBRARY, type ShellResult } from './base.js';
 import { commandLine, quote, type ShellOp } from './shell.js';
 import type { Ssh2Channel, Ssh2Client } from './ssh-pool.js';
-import { ExecutorError } from './types.js';
+import { ExecutorError, connectionLost } from './types.js';
 
 const SERVER_LOOP = `
 trainyard_nl='
@@ -76,7 +76,8 @@ export class RemoteShell {
     return new Promise((resolve, reject) => {
       const onChannel = (err: Error | undefined, channel: Ssh2Channel) => {
         if (err) {
-          reject(err);
+          // A refused channel (sshd's MaxSessions) keeps ssh2's message; anything else is the connection going.
+          reject(err.message.startsWith('(SSH) Channel open failure') ? err : connectionLost(err));
           return;
         }
         const shell = new RemoteShell(channel);
@@ -96,7 +97,8 @@ export class RemoteShell {
       try {
         client.exec(SERVER_COMMAND, onChannel);
       } catch (err) {
-        reject(err);
+        // ssh2 throws "Not connected" for a socket that has just closed.
+        reject(connectionLost(err));
       }
     });
   }

@@ -67,7 +67,11 @@ export interface Executor {
   readonly kind: 'local' | 'ssh';
   /** Absolute runs root on the machine (for ssh, `~` is resolved against the remote home on first use). */
   runsRoot(): Promise<string>;
-  /** Starts the trainer detached; resolves once its PID and start time are recorded (the trainer is alive). */
+  /**
+   * Starts the trainer detached; resolves once its PID and start time are
+   * recorded (the trainer is alive). CONNECTION_LOST means it may or may not
+   * have started: `readHandle(spec.runDir)` tells.
+   */
   launch(spec: LaunchSpec): Promise<TrainerHandle>;
   /** The handle recorded in a run dir, or null when no trainer was started there. */
   readHandle(runDir: string): Promise<TrainerHandle | null>;
@@ -120,4 +124,11 @@ export class ExecutorError extends Error {
 
 export function isExecutorError(err: unknown, code?: ExecutorErrorCode): err is ExecutorError {
   return err instanceof ExecutorError && (code === undefined || err.code === code);
+}
+
+/** A transport failure as CONNECTION_LOST (typed errors pass through). */
+export function connectionLost(err: unknown): ExecutorError {
+  if (isExecutorError(err)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new ExecutorError('CONNECTION_LOST', `the SSH connection was lost: ${message}`, { cause: err });
 }
