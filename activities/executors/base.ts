@@ -1,6 +1,6 @@
 // What both executors do the same way: everything that runs on the machine
-// goes through the fixed programs of shell.ts and wrapper.ts, so `local` and
-// `ssh` differ only in how a program reaches /bin/sh and how files are read.
+// is one of the fixed shell functions of shell.ts and wrapper.ts, so `local`
+// and `ssh` differ only in how a call reaches /bin/sh and how files are read.
 
 import { posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';

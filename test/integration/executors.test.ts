@@ -3,7 +3,7 @@
 
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -334,6 +334,16 @@ describe.each([
 describe('ssh executor connections', () => {
   it('fetches the host key fingerprint ssh-keygen prints', async () => {
     expect(await fetchHostKeyFingerprint(sshd.host, sshd.port)).toEqual({ fingerprint: sshd.hostKeyFingerprint, keyType: 'ssh-ed25519' });
+  });
+
+  it('resolves the default runs root under the remote home', async () => {
+    const { runsRoot: _, ...defaults } = sshOptions();
+    const executor = new SshExecutor(defaults);
+    try {
+      expect(await executor.runsRoot()).toBe(join(homedir(), '.trainyard', 'runs'));
+    } finally {
+      await executor.close();
+    }
   });
 
   it('refuses a server whose host key differs from the pinned one, naming both', async () => {
