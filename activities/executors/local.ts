@@ -8,12 +8,13 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { open } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { SHELL_LIBRARY, ShellExecutor, checkAbsolutePath, checkRange, checkRunsRoot, decodeTail, type ShellResult, type StopTiming } from './base.js';
 import type { ShellOp } from './shell.js';
 import { ExecutorError, type ProbeResult } from './types.js';
 
 export interface LocalExecutorOptions extends StopTiming {
-  /** Absolute directory holding the run dirs (the app passes `<TRAINYARD_DATA_DIR>/runs`). */
+  /** Directory holding the run dirs (the app passes `<TRAINYARD_DATA_DIR>/runs`); a relative one is resolved against the current directory. */
   runsRoot: string;
 }
 
@@ -35,7 +36,7 @@ export class LocalExecutor extends ShellExecutor {
 
   constructor(options: LocalExecutorOptions) {
     super(options);
-    this.root = checkRunsRoot(options.runsRoot);
+    this.root = checkRunsRoot(resolve(options.runsRoot));
   }
 
   async runsRoot(): Promise<string> {

@@ -39,6 +39,8 @@ export interface SshExecutorOptions extends StopTiming {
   maxConnections?: number;
   /** A request to the machine's shell taking longer fails (and its shell is closed). Default 60 s. */
   commandTimeoutMs?: number;
+  /** Starting a remote shell (the login shell's rc files included) taking longer fails. Default 20 s. */
+  shellStartTimeoutMs?: number;
 }
 
 const SFTP_NO_SUCH_FILE = 2;
@@ -65,6 +67,7 @@ export class SshExecutor extends ShellExecutor {
       connect: () => this.connect(),
       ...(options.channelsPerConnection === undefined ? {} : { channelsPerConnection: options.channelsPerConnection }),
       ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+      ...(options.shellStartTimeoutMs === undefined ? {} : { shellStartTimeoutMs: options.shellStartTimeoutMs }),
     });
   }
 
