@@ -19,6 +19,15 @@ interface LockFile {
 }
 
 const lockPath = (dataDir: string) => path.join(dataDir, 'pglite.lock');
+
+/**
+ * Data directories this process holds, with their URL once listening. The lock file
+ * names our pid for these, so without this a second open in the same process (a CLI
+ * command in the test process, a worker next to the web server) would take our own
+ * lock for a stale one and open a second PGlite on the same files.
+ */
+const heldHere = new Map<string, { url: string | null }>();
+const keyOf = (dataDir: string) => path.resolve(dataDir);
 const urlFor = (port: number) => `postgres://postgres@127.0.0.1:${port}/postgres`;
 
 function alive(pid: number): boolean {
@@ -54,12 +63,16 @@ function answers(port: number): Promise<boolean> {
   });
 }
 
-/** The URL of the embedded database another process is serving, or null if none is. */
+/** The URL of the embedded database served for `dataDir` (by any process, this one too), or null if none is. */
 export async function findEmbeddedServer(dataDir: string, waitMs = 30_000): Promise<string | null> {
   const deadline = Date.now() + waitMs;
   for (;;) {
+    const here = heldHere.get(keyOf(dataDir));
+    if (here?.url) return here.url;
     const lock = readLock(dataDir);
-    if (!lock || !alive(lock.pid) || lock.pid === process.pid) return null;
+    if (!lock || !alive(lock.pid)) return null;
+    // Our own pid while we hold nothing here: a stale lock whose pid was reused.
+    if (lock.pid === process.pid && !here) return null;
     // The owner is still opening the database: its port comes once it listens.
     if (lock.port !== null && (await answers(lock.port))) return urlFor(lock.port);
     if (Date.now() > deadline) return null;
@@ -68,6 +81,7 @@ export async function findEmbeddedServer(dataDir: string, waitMs = 30_000): Prom
 }
 
 function takeLock(dataDir: string): boolean {
+  if (heldHere.has(keyOf(dataDir))) return false;
   fs.mkdirSync(dataDir, { recursive: true });
   const file = lockPath(dataDir);
   const body = JSON.stringify({ pid: process.pid, port: null } satisfies LockFile);
@@ -92,24 +106,33 @@ function takeLock(dataDir: string): boolean {
 /** Opens PGlite in `<dataDir>/pglite` and serves it on a free loopback port. */
 export async function startEmbeddedServer(dataDir: string, options: { port?: number } = {}): Promise<EmbeddedServer> {
   if (!takeLock(dataDir)) {
-    throw new Error(`The embedded database in ${dataDir} is held by another process (see ${lockPath(dataDir)}).`);
+    const holder = heldHere.has(keyOf(dataDir)) ? 'this process' : `process ${readLock(dataDir)?.pid ?? '?'}`;
+    throw new Error(`The embedded database in ${dataDir} is held by ${holder} (see ${lockPath(dataDir)}); connect to it instead of opening it again.`);
   }
+  const held = { url: null as string | null };
+  heldHere.set(keyOf(dataDir), held);
   try {
     const db = await PGlite.create({ dataDir: path.join(dataDir, 'pglite') });
     const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: options.port ?? 0, maxConnections: 64 });
     await server.start();
     const port = Number(server.getServerConn().split(':').pop());
     fs.writeFileSync(lockPath(dataDir), JSON.stringify({ pid: process.pid, port } satisfies LockFile));
+    held.url = urlFor(port);
     return {
-      url: urlFor(port),
+      url: held.url,
       async stop() {
-        await server.stop();
-        await db.close();
-        const lock = readLock(dataDir);
-        if (lock?.pid === process.pid) fs.rmSync(lockPath(dataDir), { force: true });
+        try {
+          await server.stop();
+          await db.close();
+        } finally {
+          if (heldHere.get(keyOf(dataDir)) === held) heldHere.delete(keyOf(dataDir));
+          const lock = readLock(dataDir);
+          if (lock?.pid === process.pid) fs.rmSync(lockPath(dataDir), { force: true });
+        }
       },
     };
   } catch (error) {
+    heldHere.delete(keyOf(dataDir));
     fs.rmSync(lockPath(dataDir), { force: true });
     throw error;
   }

@@ -41,8 +41,9 @@ function read(env: Env, name: string): string | undefined {
 function portOf(env: Env, name: string, fallback: number): number {
   const raw = read(env, name);
   if (raw === undefined) return fallback;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  // Digits only: Number() would also take 0x50 or 8e3.
+  const port = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new ConfigError(`${name}=${raw} is not a port; set ${name} to a number from 1 to 65535.`);
   }
   return port;
@@ -59,7 +60,9 @@ function boolOf(env: Env, name: string, fallback: boolean): boolean {
 function hostPortOf(env: Env, name: string): string | null {
   const raw = read(env, name);
   if (raw === undefined) return null;
-  if (!/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(raw)) {
+  const match = /^[A-Za-z0-9.\-_[\]:]+:(\d{1,5})$/.exec(raw);
+  const port = match ? Number(match[1]) : 0;
+  if (!match || port < 1 || port > 65535) {
     throw new ConfigError(`${name}=${raw} is not host:port; set it like 127.0.0.1:7233.`);
   }
   return raw;
