@@ -5,8 +5,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { permissionsOf, sessionUser, tokenUser, type SessionUser } from '../services/accounts.js';
 import type { Permission } from '../domain/permissions.js';
-import { ServiceError } from '../services/errors.js';
+import { notFound, ServiceError } from '../services/errors.js';
 import { pickLocale, type Locale } from '../views/i18n.js';
+import { Authz, decided, decidedAnywhere, decidedTemplates, type Decisions } from './authz/index.js';
 import type { AppDeps } from './deps.js';
 
 export const SESSION_COOKIE = 'ty_session';
@@ -17,12 +18,17 @@ export interface Principal extends SessionUser {
   csrfToken: string | null;
   global: Set<Permission>;
   byTemplate: Map<number, Set<Permission>>;
+  /** What the Oso policy (authz/policy.polar) allows these grants; every check reads it. */
+  decisions: Decisions;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
     locale: Locale;
+  }
+  interface FastifyInstance {
+    authz: Authz;
   }
 }
 
@@ -35,6 +41,8 @@ function sameToken(a: string, b: string): boolean {
 }
 
 export const authPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
+  const authz = await Authz.load();
+  app.decorate('authz', authz);
   app.decorateRequest('principal', null);
   app.decorateRequest('locale', 'ru');
   app.addHook('onRequest', async (request) => {
@@ -53,7 +61,7 @@ export const authPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
     request.locale = pickLocale(queryLang ?? request.cookies[LOCALE_COOKIE] ?? user?.locale, 'ru');
     if (!user) return;
     const permissions = await permissionsOf(deps.db, user.id);
-    request.principal = { ...user, ...permissions };
+    request.principal = { ...user, ...permissions, decisions: await authz.decide(permissions) };
   });
   // After body parsing, so a form's _csrf field counts as well as the htmx header.
   app.addHook('preValidation', async (request) => {
@@ -68,19 +76,40 @@ export const authPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
   });
 });
 
-/** Passes when the caller holds the permission globally, or for the template when one is named. */
+/** Passes when the policy allows the permission globally, or for the template when one is named. */
 export function can(principal: Principal | null, permission: Permission, templateId?: number): boolean {
-  if (!principal) return false;
-  if (principal.global.has(permission)) return true;
-  return templateId !== undefined && (principal.byTemplate.get(templateId)?.has(permission) ?? false);
+  return principal !== null && decided(principal.decisions, permission, templateId);
 }
 
-/** Passes when the caller holds the permission anywhere (globally or for some template). */
+/** Passes when the policy allows the permission anywhere (globally or for some template). */
 export function canAnywhere(principal: Principal | null, permission: Permission): boolean {
-  if (!principal) return false;
-  if (principal.global.has(permission)) return true;
-  for (const set of principal.byTemplate.values()) if (set.has(permission)) return true;
-  return false;
+  return principal !== null && decidedAnywhere(principal.decisions, permission);
+}
+
+/** The template ids whose templates (or processes) the caller may see, or `all`: for the SQL filter. */
+export function visibleTemplates(principal: Principal | null, permission: Permission = 'processes.view'): number[] | 'all' {
+  return principal === null ? [] : decidedTemplates(principal.decisions, permission);
+}
+
+/**
+ * The one check pages and the JSON API make at the edge: 401 without a principal, 403
+ * without the permission (globally, for the named template, or anywhere when `anywhere`).
+ */
+export function authorize(principal: Principal | null, permission: Permission, scope: { templateId?: number; anywhere?: boolean } = {}): Principal {
+  if (!principal) throw new ServiceError('unauthenticated', 'Log in, or send Authorization: Bearer <token>.');
+  const allowed = scope.anywhere ? canAnywhere(principal, permission) : can(principal, permission, scope.templateId);
+  if (!allowed) throw new ServiceError('forbidden', `You do not have the ${permission} permission${scope.templateId !== undefined ? ` for template ${scope.templateId}` : ''}.`);
+  return principal;
+}
+
+/**
+ * A check on one thing of a template (a process, a template): what the caller may not
+ * even view answers 404 like a missing id, so ids of hidden templates leak nothing.
+ */
+export function authorizeOn(principal: Principal | null, permission: Permission, templateId: number, what: { kind: string; id: number }, view: Permission = 'processes.view'): Principal {
+  const allowed = authorize(principal, permission, { anywhere: true });
+  if (!can(allowed, view, templateId)) throw notFound(what.kind, what.id);
+  return authorize(allowed, permission, { templateId });
 }
 
 export function requirePrincipal(request: FastifyRequest, reply: FastifyReply): Principal | null {
