@@ -118,7 +118,14 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
     async finishRun(runId, result) {
       await db
         .update(runs)
-        .set({ status: result.status, exitCode: result.exitCode, error: result.error, finishedAt: new Date(), etaSeconds: null })
+        .set({
+          status: result.status,
+          exitCode: result.exitCode,
+          error: result.error,
+          finishedAt: new Date(),
+          etaSeconds: null,
+          trainerMayRemain: result.trainerMayRemain ?? false,
+        })
         .where(eq(runs.id, runId));
     },
 

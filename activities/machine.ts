@@ -1,12 +1,13 @@
 // Activities on a machine's own task queue `machine-<id>`: launch, watch (tail metrics,
 // heartbeat, re-attach on retry), stop, and clean up a process's run directories.
+import crypto from 'node:crypto';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { and, desc, eq, isNotNull, lt } from 'drizzle-orm';
 import type postgres from 'postgres';
 import type { Db } from '../db/client.js';
-import { machines, runs } from '../db/schema.js';
+import { machines, processEvents, runs } from '../db/schema.js';
 import { estimate, initialEta, observe, type EtaState } from '../domain/eta.js';
 import { FAILURE } from '../domain/failures.js';
 import { MetricsLineReader, type PushResult } from '../domain/metrics-line.js';
@@ -43,7 +44,12 @@ function handleOf(run: typeof runs.$inferSelect): TrainerHandle | null {
   return { pid: run.pid, pgid: run.pgid, startTime: run.processStartTime, runDir: run.runDir };
 }
 
-export function createMachineActivities(deps: MachineDeps): { activities: MachineActivities; probe(): Promise<MachineProbe>; dispose(): Promise<void> } {
+export function createMachineActivities(deps: MachineDeps): {
+  activities: MachineActivities;
+  probe(): Promise<MachineProbe>;
+  reapLostTrainers(): Promise<number>;
+  dispose(): Promise<void>;
+} {
   const { db, machine } = deps;
   // Built on first use: a machine with a bad key or address fails its own activities with
   // the reason, and never stops the worker from serving the other machines.
@@ -144,7 +150,9 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
       const run = await loadRun(runId);
       try {
         const root = await executorOf().runsRoot();
-        const runDir = run.runDir ?? path.posix.join(root, `process-${run.processId}`, `run-${run.number}-${run.id}`);
+        // A random part: ids restart with a new database, and a run must never adopt the
+        // trainer an older installation left in a directory of the same name.
+        const runDir = run.runDir ?? path.posix.join(root, `process-${run.processId}`, `run-${run.number}-${run.id}-${crypto.randomBytes(4).toString('hex')}`);
         // An earlier attempt may have launched before it could record the handle: adopt it.
         const recorded = handleOf(run) ?? (await executorOf().readHandle(runDir));
         if (recorded) {
@@ -311,8 +319,34 @@ export function createMachineActivities(deps: MachineDeps): { activities: Machin
     },
   };
 
+  /**
+   * Trainers of runs that failed while the machine was unreachable: once it answers,
+   * any that is still alive is stopped and noted in its process's log, never re-adopted.
+   */
+  async function reapLostTrainers(): Promise<number> {
+    const lost = await db.select().from(runs).where(and(eq(runs.machineId, machine.id), eq(runs.trainerMayRemain, true)));
+    let stopped = 0;
+    for (const run of lost) {
+      const handle = handleOf(run) ?? (run.runDir ? await executorOf().readHandle(run.runDir) : null);
+      if (handle && (await executorOf().inspect(handle)).alive) {
+        const grace = ((run.templateSnapshot as { stopGraceSeconds?: number }).stopGraceSeconds ?? 30) * 1000;
+        await executorOf().stop(handle, grace);
+        await db.insert(processEvents).values({
+          processId: run.processId,
+          runId: run.id,
+          level: 'warn',
+          message: `The trainer of run ${run.number} (pid ${handle.pid}) was still running when the machine "${machine.name}" answered again; it was stopped.`,
+        });
+        stopped += 1;
+      }
+      await db.update(runs).set({ trainerMayRemain: false }).where(eq(runs.id, run.id));
+    }
+    return stopped;
+  }
+
   return {
     activities,
+    reapLostTrainers,
     probe: activities.probeMachine,
     dispose: async () => {
       await built?.close();

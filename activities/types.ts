@@ -23,7 +23,7 @@ export interface ControlActivities {
   /** Waits (heartbeating) until a slot of the run's machine is free and leased to the run. */
   acquireSlot(runId: number): Promise<{ slotIndex: number }>;
   releaseSlot(runId: number): Promise<void>;
-  finishRun(runId: number, result: { status: ProcessStatus; exitCode: number | null; error: string | null }): Promise<void>;
+  finishRun(runId: number, result: { status: ProcessStatus; exitCode: number | null; error: string | null; trainerMayRemain?: boolean }): Promise<void>;
   noteEvent(processId: number, runId: number | null, level: 'info' | 'warn' | 'error', message: string): Promise<void>;
   deleteProcessData(processId: number): Promise<void>;
 }

@@ -103,8 +103,15 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     });
     const running = worker.run();
     // Periodic probe, so the machines page shows health without anyone asking.
+    let probing = false;
     const probeTimer = setInterval(() => {
-      activities.probe().catch(() => undefined);
+      if (probing) return;
+      probing = true;
+      void activities
+        .probe()
+        .then((probe) => (probe.reachable ? activities.reapLostTrainers() : 0))
+        .catch(() => undefined)
+        .finally(() => (probing = false));
     }, deps.probeIntervalMs ?? 60_000);
     probeTimer.unref();
     void activities.probe().catch(() => undefined);

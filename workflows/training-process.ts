@@ -286,7 +286,8 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
     if (watchError !== null || stopError !== null) {
       const error = watchError ?? stopError;
       const lost = failureType(error) === FAILURE.machineLost;
-      await finish('failed', null, lost ? failureMessage(error) : `Lost track of the trainer: ${failureMessage(error)}`);
+      // The trainer may outlive its machine's silence: the worker stops it when the machine answers again.
+      await finish('failed', null, lost ? failureMessage(error) : `Lost track of the trainer: ${failureMessage(error)}`, true);
       return;
     }
     const result = outcome as TrainerOutcome | null;
@@ -302,8 +303,8 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
     }
   }
 
-  async function finish(status: ProcessStatus, exitCode: number | null, error: string | null): Promise<void> {
-    if (state.runId !== null) await control.finishRun(state.runId, { status, exitCode, error });
+  async function finish(status: ProcessStatus, exitCode: number | null, error: string | null, trainerMayRemain = false): Promise<void> {
+    if (state.runId !== null) await control.finishRun(state.runId, { status, exitCode, error, ...(trainerMayRemain ? { trainerMayRemain } : {}) });
     if (status === 'stopped' && afterStop === 'disabled') {
       setStatus('disabled', error);
     } else {

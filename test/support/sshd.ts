@@ -26,6 +26,10 @@ export interface TestSshd {
   stop(): Promise<void>;
   /** Kills it with its sessions and starts it again on the same port with the same keys. */
   restart(): Promise<void>;
+  /** Kills it with its sessions and leaves it down (keys kept) until `up()`. */
+  down(): Promise<void>;
+  /** Starts it again after `down()`, on the same port with the same keys. */
+  up(): Promise<void>;
 }
 
 export async function startSshd(options: { maxSessions?: number } = {}): Promise<TestSshd> {
@@ -108,6 +112,8 @@ export async function startSshd(options: { maxSessions?: number } = {}): Promise
       await stop();
       await start();
     },
+    down: stop,
+    up: start,
   };
 }
 

@@ -33,11 +33,13 @@ export interface Stack {
   deps: ProcessDeps;
   dataDir: string;
   workers: RunningWorkers | null;
-  startWorker(options?: { serveLocalMachine?: boolean }): Promise<RunningWorkers>;
+  startWorker(options?: { serveLocalMachine?: boolean; probeIntervalMs?: number }): Promise<RunningWorkers>;
   close(): Promise<void>;
 }
 
-export async function startStack(options: { worker?: boolean } = {}): Promise<Stack> {
+export const TEST_SECRET = 'test-secret-0123456789abcdef';
+
+export async function startStack(options: { worker?: boolean; probeIntervalMs?: number } = {}): Promise<Stack> {
   const database = openDatabase(inject('databaseUrl'), { max: 20, applicationName: 'trainyard-test' });
   await seed(database.db, { adminPassword: 'admin-password-for-tests' });
   const connection = await Connection.connect({ address: inject('temporalAddress') });
@@ -58,9 +60,10 @@ export async function startStack(options: { worker?: boolean } = {}): Promise<St
         namespace: 'default',
         serveLocalMachine: workerOptions.serveLocalMachine ?? true,
         dataDir,
-        secret: 'test-secret-0123456789abcdef',
+        secret: TEST_SECRET,
         keysDir: null,
         reconcileIntervalMs: 500,
+        probeIntervalMs: workerOptions.probeIntervalMs ?? 60_000,
         workflowBundle: await workflowBundle(),
         log: () => {},
       });
@@ -73,7 +76,7 @@ export async function startStack(options: { worker?: boolean } = {}): Promise<St
       await database.close();
     },
   };
-  if (options.worker !== false) await stack.startWorker();
+  if (options.worker !== false) await stack.startWorker(options.probeIntervalMs ? { probeIntervalMs: options.probeIntervalMs } : {});
   return stack;
 }
 

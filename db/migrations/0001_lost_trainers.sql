@@ -1,0 +1,1 @@
+ALTER TABLE "runs" ADD COLUMN "trainer_may_remain" boolean DEFAULT false NOT NULL;
