@@ -19,7 +19,7 @@ import { authenticate, createToken, createUser, permissionsOf, revokeToken, toke
 import { ServiceError } from '../../services/errors.js';
 import { DEMO_TEMPLATE_NAME, LOCAL_MACHINE_NAME, seed } from '../../services/seed.js';
 import { databaseUrlFor } from '../support/global-setup.js';
-import { TSX, uid, waitFor } from '../support/stack.js';
+import { groupAlive, TSX, uid, waitFor } from '../support/stack.js';
 
 const HOLD_EMBEDDED = path.resolve('test/integration/fixtures/hold-embedded.ts');
 
@@ -300,12 +300,13 @@ describe('the embedded database (PGlite over loopback)', () => {
 
   it('refuses a second startEmbeddedServer while another process serves the directory, and connects to that one instead', async () => {
     const dataDir = tempDir();
-    const child: ChildProcess = spawn(TSX, [HOLD_EMBEDDED, dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group: tsx runs the script in a child node process, which a
+    // SIGKILL of tsx alone would leave behind.
+    const child: ChildProcess = spawn(TSX, [HOLD_EMBEDDED, dataDir], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     cleanups.push(async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGKILL');
-        await exited;
+      if (child.pid !== undefined && groupAlive(child.pid)) {
+        process.kill(-child.pid, 'SIGKILL');
+        await waitFor('the holder to be gone', async () => !groupAlive(child.pid!), 10_000);
       }
     });
     let output = '';
@@ -328,6 +329,7 @@ describe('the embedded database (PGlite over loopback)', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(fs.existsSync(path.join(dataDir, 'pglite.lock'))).toBe(false);
+    await waitFor('every process of the holder to be gone', async () => !groupAlive(child.pid!), 5000);
   });
 
   it('replaces a stale lock file left by a process that died', async () => {
