@@ -66,7 +66,8 @@ export const authPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
   // After body parsing, so a form's _csrf field counts as well as the htmx header.
   app.addHook('preValidation', async (request) => {
     const user = request.principal;
-    if (user && user.via === 'session' && !SAFE_METHODS.has(request.method)) {
+    // POST /login acts on no session (it starts a new one), so a stale tab's login form works.
+    if (user && user.via === 'session' && !SAFE_METHODS.has(request.method) && request.routeOptions.url !== '/login') {
       const body = request.body as Record<string, unknown> | undefined;
       const sent = request.headers['x-csrf-token'] ?? body?._csrf;
       if (typeof sent !== 'string' || !user.csrfToken || !sameToken(sent, user.csrfToken)) {

@@ -10,6 +10,7 @@ import { loadConfig, type Config } from '../lib/config.js';
 import { connectTemporal } from '../lib/temporal.js';
 import { createToken, createUser, grantRole, revokeToken, setPassword } from '../services/accounts.js';
 import { ServiceError } from '../services/errors.js';
+import { seedBuiltins } from '../services/seed.js';
 import { startWorkers } from '../workers/worker.js';
 
 const USAGE = `Usage: npm run trainyard -- <command>
@@ -57,6 +58,8 @@ async function withDb<T>(config: Config, work: (db: Awaited<ReturnType<typeof co
   const connected = await connectDatabase(config, { applicationName: 'trainyard-cli', max: 2 });
   try {
     await runMigrations(connected.database);
+    // Roles exist even before the first `npm start`, so `user add --role operator` works on a new install.
+    await seedBuiltins(connected.database.db);
     return await work(connected.database.db);
   } finally {
     await connected.close();
@@ -97,7 +100,14 @@ async function main(argv: string[]): Promise<void> {
       const address = requireTemporal(config);
       const booted = await bootDatabase(config, { applicationName: 'trainyard-web' });
       const temporal = await connectTemporal(address, config.temporal.namespace);
-      const web = await startWebServer({ config, db: booted.connected.database.db, temporal, temporalUiUrl: config.temporal.uiUrl });
+      const web = await startWebServer({
+        config,
+        db: booted.connected.database.db,
+        sql: booted.connected.database.sql,
+        secret: booted.secret,
+        temporal,
+        temporalUiUrl: config.temporal.uiUrl,
+      });
       console.log(`Trainyard web: ${web.url}`);
       const stop = async () => {
         await web.app.close();

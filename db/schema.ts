@@ -251,3 +251,10 @@ export const auditEvents = pgTable(
   },
   (t) => [index('audit_events_at').on(t.at), index('audit_events_actor').on(t.actorUserId)],
 );
+
+/** Facts about this installation, e.g. that the first-start seed has run (so a deleted demo template stays deleted). */
+export const appState = pgTable('app_state', {
+  key: text('key').primaryKey(),
+  value: jsonb('value').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});

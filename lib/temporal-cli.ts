@@ -47,9 +47,9 @@ function findGo(env: NodeJS.ProcessEnv): string | null {
   return onPath('go', env) ?? (isExecutable('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : null);
 }
 
-function goPathBin(go: string | null): string | null {
+function goPathBin(go: string | null, env: NodeJS.ProcessEnv): string | null {
   if (!go) return null;
-  const out = spawnSync(go, ['env', 'GOPATH'], { encoding: 'utf8' });
+  const out = spawnSync(go, ['env', 'GOPATH'], { encoding: 'utf8', env });
   const gopath = out.status === 0 ? out.stdout.trim().split(path.delimiter)[0] : '';
   return gopath ? path.join(gopath, 'bin', 'temporal') : null;
 }
@@ -68,7 +68,7 @@ export function findTemporalCli(env: NodeJS.ProcessEnv = process.env, projectRoo
   for (const candidate of [path.join(projectRoot, '.tools', 'bin', 'temporal'), path.join(cliCacheDir(env), 'temporal')]) {
     if (isExecutable(candidate)) return { path: candidate, source: 'cache' };
   }
-  const gopathBin = goPathBin(findGo(env));
+  const gopathBin = goPathBin(findGo(env), env);
   if (gopathBin && isExecutable(gopathBin)) return { path: gopathBin, source: 'GOPATH' };
   return null;
 }

@@ -4,14 +4,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { machines, roles, templates } from '../db/schema.js';
+import { appState, machines, roles, templates, users } from '../db/schema.js';
 import { BUILTIN_ROLES } from '../domain/permissions.js';
-import { countUsers, createUser } from './accounts.js';
+import { createUser } from './accounts.js';
 import { randomSecret } from './passwords.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const LOCAL_MACHINE_NAME = 'local';
 export const DEMO_TEMPLATE_NAME = 'Demo: two spirals MLP';
+const FIRST_START_KEY = 'first-start-seed';
 
 const shellQuote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
 
@@ -24,7 +25,8 @@ export interface SeedResult {
   admin: { login: string; password: string; generated: boolean } | null;
 }
 
-export async function seed(db: Db, options: { adminPassword: string | null }): Promise<SeedResult> {
+/** What every process may rely on: the built-in roles and the `local` machine. Idempotent. */
+export async function seedBuiltins(db: Db): Promise<void> {
   for (const [name, permissions] of Object.entries(BUILTIN_ROLES)) {
     await db
       .insert(roles)
@@ -35,15 +37,21 @@ export async function seed(db: Db, options: { adminPassword: string | null }): P
     .insert(machines)
     .values({ name: LOCAL_MACHINE_NAME, kind: 'local', address: 'local', slots: 4 })
     .onConflictDoNothing({ target: machines.name });
+}
 
-  // An advisory lock keeps two processes starting together from both creating the admin.
+/** The built-ins, and once per installation the admin (printed by the caller) and the demo template. */
+export async function seed(db: Db, options: { adminPassword: string | null }): Promise<SeedResult> {
+  await seedBuiltins(db);
+  // The first start's seed runs once per installation, whatever ran before it (a CLI
+  // `user add` included): an app_state row marks it, and an advisory lock keeps two
+  // processes starting together from both doing it.
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(7301002)`);
-    if ((await countUsers(tx)) > 0) return { admin: null };
-    const password = options.adminPassword ?? randomSecret(12);
-    await createUser(tx, { login: 'admin', password, role: 'admin' });
-    const [existing] = await tx.select().from(templates).where(eq(templates.name, DEMO_TEMPLATE_NAME));
-    if (!existing) {
+    const [done] = await tx.select().from(appState).where(eq(appState.key, FIRST_START_KEY));
+    if (done) return { admin: null };
+    await tx.insert(appState).values({ key: FIRST_START_KEY, value: { at: new Date().toISOString() } });
+    const [demo] = await tx.select().from(templates).where(eq(templates.name, DEMO_TEMPLATE_NAME));
+    if (!demo) {
       await tx.insert(templates).values({
         name: DEMO_TEMPLATE_NAME,
         description: 'A small MLP learning the two-spirals task; shows a warm-up + cosine learning rate, a falling loss and a rising test accuracy.',
@@ -53,6 +61,10 @@ export async function seed(db: Db, options: { adminPassword: string | null }): P
         stopGraceSeconds: 30,
       });
     }
+    const [admin] = await tx.select().from(users).where(eq(users.login, 'admin'));
+    if (admin) return { admin: null };
+    const password = options.adminPassword ?? randomSecret(12);
+    await createUser(tx, { login: 'admin', password, role: 'admin' });
     return { admin: { login: 'admin', password, generated: options.adminPassword === null } };
   });
 }
