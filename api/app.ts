@@ -5,18 +5,25 @@ import formbody from '@fastify/formbody';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { HTTP_STATUS, ServiceError, type ServiceErrorCode } from '../services/errors.js';
 import { translator } from '../views/i18n.js';
+import { flash } from '../views/fragments/flash.js';
 import { messagePage } from '../views/pages/message.js';
 import { authPlugin } from './auth.js';
 import type { AppDeps } from './deps.js';
 import { healthRoutes } from './routes/health.js';
 import { pageContext, pageRoutes } from './routes/pages.js';
+import { platformRoutes } from './routes/platform.js';
 import { staticRoutes } from './routes/static.js';
+import { localePlugin, uiRoutes } from './routes/ui/index.js';
 
 const wantsJson = (request: FastifyRequest) => request.url.startsWith('/api/') || request.url.startsWith('/healthz');
 
 function sendError(request: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string, field?: string) {
   if (wantsJson(request)) {
     return reply.code(status).send({ error: { code, message, ...(field ? { field } : {}) } });
+  }
+  if (request.headers['hx-request'] === 'true') {
+    // htmx gets a fragment: the message, swapped into the page's #flash region.
+    return reply.code(status).header('HX-Retarget', '#flash').header('HX-Reswap', 'innerHTML').type('text/html; charset=utf-8').send(flash(message).value);
   }
   const t = translator(request.locale);
   const title = status === 403 ? t('forbidden') : status === 404 ? t('notFound') : t('error');
@@ -45,6 +52,7 @@ export async function buildApp(deps: AppDeps, options: { logger?: boolean } = {}
   await app.register(cookie);
   await app.register(formbody);
   await app.register(authPlugin, { deps });
+  await app.register(localePlugin, { deps });
 
   app.setErrorHandler((error: FastifyError | ServiceError, request, reply) => {
     if (error instanceof ServiceError) {
@@ -52,7 +60,9 @@ export async function buildApp(deps: AppDeps, options: { logger?: boolean } = {}
     }
     if ((error as FastifyError).validation) {
       const first = (error as FastifyError).validation![0];
-      const field = first?.instancePath?.replace(/^\//, '').replace(/\//g, '.') || (first?.params as { missingProperty?: string })?.missingProperty;
+      const params = first?.params as { missingProperty?: string; additionalProperty?: string } | undefined;
+      const path = first?.instancePath?.replace(/^\//, '').replace(/\//g, '.');
+      const field = [path, params?.missingProperty ?? params?.additionalProperty].filter(Boolean).join('.');
       return sendError(request, reply, 400, 'invalid' satisfies ServiceErrorCode, error.message, field || undefined);
     }
     const status = (error as FastifyError).statusCode;
@@ -65,5 +75,7 @@ export async function buildApp(deps: AppDeps, options: { logger?: boolean } = {}
   await app.register(staticRoutes);
   await app.register(healthRoutes, { deps });
   await app.register(pageRoutes, { deps });
+  await app.register(platformRoutes, { deps });
+  await app.register(uiRoutes, { deps });
   return app;
 }

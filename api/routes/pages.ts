@@ -8,13 +8,18 @@ import type { PageContext } from '../../views/layout.js';
 import { loginPage } from '../../views/pages/login.js';
 import { messagePage } from '../../views/pages/message.js';
 import { templatesPage } from '../../views/pages/templates.js';
-import { can, canAnywhere, LOCALE_COOKIE, requirePrincipal, SESSION_COOKIE } from '../auth.js';
+import { can, canAnywhere, requirePrincipal, SESSION_COOKIE } from '../auth.js';
 import type { AppDeps } from '../deps.js';
 import { LoginLimiter } from '../login-limiter.js';
 
 export function pageContext(request: FastifyRequest): PageContext {
   const principal = request.principal;
-  return { locale: request.locale, user: principal ? { login: principal.login } : null, csrfToken: principal?.csrfToken ?? null };
+  return {
+    locale: request.locale,
+    user: principal ? { login: principal.login } : null,
+    csrfToken: principal?.csrfToken ?? null,
+    canSeeMachines: canAnywhere(principal, 'machines.view'),
+  };
 }
 
 /** Only same-site paths: a `next` parameter must never send the user elsewhere. */
@@ -25,13 +30,6 @@ function safeNext(next: unknown): string {
 export async function pageRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const limiter = new LoginLimiter();
   const secure = (request: FastifyRequest) => request.protocol === 'https';
-
-  app.addHook('onSend', async (request, reply) => {
-    const lang = (request.query as Record<string, unknown> | undefined)?.lang;
-    if (lang === 'ru' || lang === 'en') {
-      reply.setCookie(LOCALE_COOKIE, lang, { path: '/', sameSite: 'lax', httpOnly: true, maxAge: 365 * 86400 });
-    }
-  });
 
   app.get('/', async (request, reply) => reply.redirect(request.principal ? '/training/templates' : '/login', 303));
 

@@ -12,6 +12,9 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   'htmx.min.js': { file: require.resolve('htmx.org/dist/htmx.min.js'), type: 'text/javascript; charset=utf-8' },
   'echarts.min.js': { file: require.resolve('echarts/dist/echarts.min.js'), type: 'text/javascript; charset=utf-8' },
   'app.css': { file: path.join(viewsDir, 'app.css'), type: 'text/css; charset=utf-8' },
+  'app.js': { file: path.join(viewsDir, 'app.js'), type: 'text/javascript; charset=utf-8' },
+  'processes.js': { file: path.join(viewsDir, 'processes.js'), type: 'text/javascript; charset=utf-8' },
+  'monitoring.js': { file: path.join(viewsDir, 'monitoring.js'), type: 'text/javascript; charset=utf-8' },
 };
 
 export async function staticRoutes(app: FastifyInstance) {

@@ -1,0 +1,81 @@
+// Training monitoring: the page, and the chart data it polls while a run is active.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { isStatus, STATUS_LABELS } from '../../../domain/status.js';
+import { ServiceError } from '../../../services/errors.js';
+import { queryMetrics } from '../../../services/metrics.js';
+import { findRun, getProcess, listRuns } from '../../../services/processes.js';
+import { CHART_SERIES, chartData, chartRun, MAX_POINTS, type ChartData } from '../../../views/fragments/chart-data.js';
+import type { Locale } from '../../../views/i18n.js';
+import { monitoringPage } from '../../../views/pages/monitoring.js';
+import type { AppDeps } from '../../deps.js';
+import { pageContext } from '../pages.js';
+import { demand, intParam, requireUser, sendHtml } from './common.js';
+
+const schema = {
+  params: { type: 'object', properties: { id: { type: 'string', maxLength: 12 } }, required: ['id'] },
+  querystring: {
+    type: 'object',
+    properties: { run: { type: 'string', maxLength: 12 }, compare: { type: 'string', maxLength: 12 }, lang: { type: 'string' } },
+  },
+} as const;
+
+type Query = { run?: string; compare?: string };
+
+export async function monitoringRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  async function processFor(request: FastifyRequest<{ Params: { id: string } }>) {
+    const view = await getProcess(deps, intParam(request.params.id, 'process'));
+    demand(request, ['templates.view', 'processes.view'], view.templateId);
+    return view;
+  }
+
+  /** The run asked for (else the latest) and the one to overlay, if any and different. */
+  function pick(query: Query, runNumbers: number[]): { run: number | null; compare: number | null } {
+    if (runNumbers.length === 0) return { run: null, compare: null };
+    const wanted = query.run ? intParam(query.run, 'run') : runNumbers.at(-1)!;
+    if (!runNumbers.includes(wanted)) throw new ServiceError('not_found', `Run ${wanted} does not exist.`);
+    const compare = query.compare ? intParam(query.compare, 'compare') : null;
+    if (compare !== null && !runNumbers.includes(compare)) throw new ServiceError('not_found', `Run ${compare} does not exist.`);
+    return { run: wanted, compare: compare === wanted ? null : compare };
+  }
+
+  async function data(processId: number, numbers: number[], locale: Locale): Promise<ChartData> {
+    const runs = await Promise.all(
+      numbers.map(async (number) => {
+        const run = await findRun(deps, processId, number);
+        const { series } = await queryMetrics(deps.db, deps.sql, { runId: run.id, names: CHART_SERIES, maxPoints: MAX_POINTS });
+        return chartRun(run, series, locale);
+      }),
+    );
+    return chartData(processId, runs, locale);
+  }
+
+  app.get<{ Params: { id: string }; Querystring: Query }>('/training/processes/:id/monitoring', { schema }, async (request, reply) => {
+    if (!requireUser(request, reply)) return reply;
+    const view = await processFor(request);
+    const runs = await listRuns(deps, view.id);
+    const { run, compare } = pick(request.query, runs.map((r) => r.number));
+    const chart = run === null ? null : await data(view.id, compare === null ? [run] : [run, compare], request.locale);
+    return sendHtml(
+      reply,
+      monitoringPage(pageContext(request), {
+        view,
+        runs: runs
+          .map((r) => ({ number: r.number, statusLabel: isStatus(r.status) ? STATUS_LABELS[r.status][request.locale] : r.status, startedAt: r.startedAt }))
+          .reverse(),
+        run,
+        compare,
+        data: chart,
+      }),
+    );
+  });
+
+  app.get<{ Params: { id: string }; Querystring: Query }>('/training/processes/:id/metrics', { schema }, async (request, reply) => {
+    if (!requireUser(request, reply)) return reply;
+    const view = await processFor(request);
+    const runs = await listRuns(deps, view.id);
+    const { run, compare } = pick(request.query, runs.map((r) => r.number));
+    if (run === null) throw new ServiceError('not_found', `Process ${view.id} has no runs yet.`);
+    const body = await data(view.id, compare === null ? [run] : [run, compare], request.locale);
+    return reply.header('cache-control', 'no-store').send(body);
+  });
+}

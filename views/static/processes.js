@@ -1,0 +1,149 @@
+// The processes page: one EventSource feeds it the rows that change; rows expand into
+// details that htmx loads. While the tab is hidden for a while the stream is closed,
+// and reopened (with what the page shows) when it is visible again.
+(function () {
+  'use strict';
+  var table = document.getElementById('processes');
+  if (!table || !window.EventSource) return;
+  var source = null;
+  var hiddenTimer = null;
+  var HIDDEN_CLOSE_MS = 60000;
+
+  function parse(html) {
+    var template = document.createElement('template');
+    template.innerHTML = html.trim();
+    return template.content.firstElementChild;
+  }
+
+  function versionOf(el) {
+    var v = el && el.getAttribute('data-version');
+    return v === null || v === undefined ? -1 : Number(v);
+  }
+
+  // Keep what the user had open: the ☰ menu and the expander's state.
+  function carryState(oldRow, newRow) {
+    var oldMenu = oldRow.querySelector('details.menu');
+    var newMenu = newRow.querySelector('details.menu');
+    if (oldMenu && newMenu && oldMenu.open) newMenu.open = true;
+    var oldExp = oldRow.querySelector('.expander');
+    var newExp = newRow.querySelector('.expander');
+    if (oldExp && newExp) {
+      newExp.setAttribute('aria-expanded', oldExp.getAttribute('aria-expanded'));
+      newExp.title = oldExp.title;
+      newExp.setAttribute('aria-label', oldExp.getAttribute('aria-label'));
+    }
+  }
+
+  function replaceRow(newRow) {
+    var oldRow = document.getElementById(newRow.id);
+    if (!oldRow) return;
+    if (versionOf(newRow) < versionOf(oldRow)) return;
+    carryState(oldRow, newRow);
+    oldRow.replaceWith(newRow);
+    window.htmx.process(newRow);
+    // Open details follow the row: refresh their facts now rather than at the next poll.
+    var facts = document.getElementById(newRow.id.replace(/-row$/, '-facts'));
+    if (facts) window.htmx.trigger(facts, 'refresh');
+  }
+
+  function addBlock(block) {
+    if (document.getElementById(block.id)) return;
+    table.appendChild(block);
+    window.htmx.process(block);
+  }
+
+  function known() {
+    var rows = table.querySelectorAll('tr.process-row');
+    var parts = [];
+    for (var i = 0; i < rows.length; i++) parts.push(rows[i].getAttribute('data-id') + ':' + versionOf(rows[i]));
+    return parts.join(',');
+  }
+
+  function open() {
+    if (source) return;
+    var url = table.getAttribute('data-events') + '&known=' + encodeURIComponent(known());
+    source = new EventSource(url);
+    source.addEventListener('row', function (e) {
+      var row = parse(e.data);
+      if (row) replaceRow(row);
+    });
+    source.addEventListener('block', function (e) {
+      var block = parse(e.data);
+      if (block) addBlock(block);
+    });
+    source.addEventListener('gone', function (e) {
+      var block = document.getElementById('process-' + e.data);
+      if (block) block.remove();
+    });
+    source.addEventListener('bye', close);
+    source.onerror = function () {
+      // CLOSED: the server refused (logged out, forbidden); the browser will not retry.
+      if (source && source.readyState === EventSource.CLOSED) {
+        source = null;
+        var note = document.getElementById('live-state');
+        if (note) note.hidden = false;
+      }
+    };
+  }
+
+  function close() {
+    if (source) source.close();
+    source = null;
+  }
+
+  document.addEventListener('visibilitychange', function () {
+    if (document.hidden) {
+      hiddenTimer = setTimeout(close, HIDDEN_CLOSE_MS);
+    } else {
+      clearTimeout(hiddenTimer);
+      open();
+    }
+  });
+  window.addEventListener('pagehide', close);
+
+  // A row htmx swapped in (an action's answer) must not replace a newer one from the feed.
+  document.addEventListener('htmx:beforeSwap', function (e) {
+    var target = e.detail.target;
+    if (!target || !target.classList || !target.classList.contains('process-row')) return;
+    var incoming = parse(e.detail.serverResponse || '');
+    if (incoming && incoming.id === target.id && versionOf(incoming) < versionOf(target)) e.detail.shouldSwap = false;
+  });
+  // A block htmx appended (a new process) that the feed appended first: keep one.
+  document.addEventListener('htmx:afterSwap', function (e) {
+    if (e.detail.target !== table) return;
+    var blocks = table.querySelectorAll('tbody.process');
+    var seen = {};
+    for (var i = blocks.length - 1; i >= 0; i--) {
+      if (seen[blocks[i].id]) blocks[i].remove();
+      else seen[blocks[i].id] = true;
+    }
+  });
+
+  // ▸ expands a row into its details (loaded by htmx), ▾ folds them away again.
+  table.addEventListener('click', function (event) {
+    var button = event.target instanceof Element ? event.target.closest('.expander') : null;
+    if (!button) return;
+    var row = button.closest('tr');
+    var slot = document.getElementById(button.getAttribute('aria-controls'));
+    if (!row || !slot) return;
+    var expanded = button.getAttribute('aria-expanded') === 'true';
+    var label = button.getAttribute(expanded ? 'data-label-show' : 'data-label-hide');
+    if (label) {
+      button.title = label;
+      button.setAttribute('aria-label', label);
+    }
+    if (expanded) {
+      var empty = document.createElement('tr');
+      empty.id = slot.id;
+      empty.className = 'details';
+      empty.hidden = true;
+      slot.replaceWith(empty);
+      button.setAttribute('aria-expanded', 'false');
+    } else {
+      button.setAttribute('aria-expanded', 'true');
+      window.htmx.ajax('GET', button.getAttribute('data-details-url'), { target: slot, swap: 'outerHTML' });
+    }
+  });
+
+  if (!document.hidden) open();
+})();
