@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     });
     cleanups.push(() => workers.shutdown());
 
-    const web = await startWebServer({ config, db: database.db, temporal, temporalUiUrl: uiUrl });
+    const web = await startWebServer({ config, db: database.db, sql: database.sql, secret: booted.secret, temporal, temporalUiUrl: uiUrl });
     cleanups.push(() => web.app.close());
 
     console.log('');

@@ -1,0 +1,56 @@
+// The caller's own account: API tokens (create — shown once —, list, revoke).
+import type { FastifyInstance } from 'fastify';
+import { createOwnToken, listTokens, revokeOwnToken } from '../../services/tokens.js';
+import { tokensPage } from '../../views/pages/tokens.js';
+import { requirePrincipal } from '../auth.js';
+import type { AppDeps } from '../deps.js';
+import { pageContext } from './pages.js';
+
+const html = 'text/html; charset=utf-8';
+
+export async function accountRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  app.get('/account/tokens', async (request, reply) => {
+    const principal = requirePrincipal(request, reply);
+    if (!principal) return reply;
+    return reply.type(html).send(tokensPage(pageContext(request), await listTokens(deps.db, principal.id)).value);
+  });
+
+  app.post<{ Body: { name?: string; expiresDays?: string } }>(
+    '/account/tokens',
+    {
+      config: { audit: 'token.create' },
+      schema: {
+        body: {
+          type: 'object',
+          properties: { name: { type: 'string', maxLength: 1000 }, expiresDays: { type: 'string', maxLength: 10 }, _csrf: { type: 'string' } },
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = requirePrincipal(request, reply);
+      if (!principal) return reply;
+      const created = await createOwnToken(deps.db, principal.login, { name: request.body.name, expiresDays: request.body.expiresDays });
+      request.audit.targetId = created.id;
+      request.audit.detail = { name: created.name, expiresAt: created.expiresAt?.toISOString() ?? null };
+      // Answered with the page itself, never a redirect: the token must not travel in a URL.
+      return reply
+        .header('cache-control', 'no-store')
+        .type(html)
+        .send(tokensPage(pageContext(request), await listTokens(deps.db, principal.id), { token: created.token, name: created.name }).value);
+    },
+  );
+
+  app.post<{ Params: { id: number } }>(
+    '/account/tokens/:id/revoke',
+    {
+      config: { audit: 'token.revoke' },
+      schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1, maximum: 2_147_483_647 } } } },
+    },
+    async (request, reply) => {
+      const principal = requirePrincipal(request, reply);
+      if (!principal) return reply;
+      await revokeOwnToken(deps.db, principal.id, request.params.id);
+      return reply.redirect('/account/tokens', 303);
+    },
+  );
+}

@@ -1,0 +1,133 @@
+// /api/v1/machines: target machines. Reading needs machines.view, writing
+// machines.manage (both global). Keys go in, never out.
+import type { FastifyInstance } from 'fastify';
+import { createMachine, deleteMachine, fetchHostKey, getMachine, listMachines, probeMachine, updateMachine, type MachineDeps } from '../../../services/machines.js';
+import { authorize } from '../../auth.js';
+import type { AppDeps } from '../../deps.js';
+import { errors, HostKey, HostKeyRequest, IdParams, list, Machine, MachineCreate, MachinePatch, MachineProbe } from './schemas.js';
+
+type Id = { Params: { id: number } };
+
+export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const machineDeps: MachineDeps = { db: deps.db, secret: deps.secret, keysDir: deps.config.keysDir };
+
+  app.get(
+    '/machines',
+    {
+      config: { permission: 'machines.view' },
+      schema: { summary: 'Target machines', tags: ['machines'], response: { 200: list(Machine), ...errors() } },
+    },
+    async (request) => {
+      authorize(request.principal, 'machines.view');
+      return { items: await listMachines(deps.db), nextCursor: null };
+    },
+  );
+
+  app.post(
+    '/machines',
+    {
+      config: { permission: 'machines.manage', audit: 'machine.create' },
+      schema: {
+        summary: 'Add a target machine',
+        description: 'Give privateKey (stored encrypted) or privateKeyPath (under TRAINYARD_KEYS_DIR). Pin hostKeyFingerprint after checking it (see POST /machines/host-key).',
+        tags: ['machines'],
+        body: MachineCreate,
+        response: { 201: Machine, ...errors(409) },
+      },
+    },
+    async (request, reply) => {
+      authorize(request.principal, 'machines.manage');
+      const machine = await createMachine(machineDeps, request.pristineBody as Record<string, unknown>);
+      request.audit.targetId = machine.id;
+      request.audit.detail = { name: machine.name, address: machine.address };
+      return reply.code(201).send(machine);
+    },
+  );
+
+  app.post(
+    '/machines/host-key',
+    {
+      config: { permission: 'machines.manage', audit: 'machine.host_key' },
+      schema: {
+        summary: "Read a server's SSH host key fingerprint",
+        description: 'For the fetch-and-confirm step: compare with `ssh-keygen -lf` on the server before pinning it.',
+        tags: ['machines'],
+        body: HostKeyRequest,
+        response: { 200: HostKey, ...errors() },
+      },
+    },
+    async (request) => {
+      authorize(request.principal, 'machines.manage');
+      return fetchHostKey((request.pristineBody as { address?: unknown }).address);
+    },
+  );
+
+  app.get<Id>(
+    '/machines/:id',
+    {
+      config: { permission: 'machines.view' },
+      schema: { summary: 'One target machine', tags: ['machines'], params: IdParams, response: { 200: Machine, ...errors(404) } },
+    },
+    async (request) => {
+      authorize(request.principal, 'machines.view');
+      return getMachine(deps.db, request.params.id);
+    },
+  );
+
+  app.patch<Id>(
+    '/machines/:id',
+    {
+      config: { permission: 'machines.manage', audit: 'machine.update' },
+      schema: {
+        summary: 'Change a target machine',
+        description: 'Only the fields given change. The built-in local machine changes only slots, gpus, lostTimeoutSeconds and enabled.',
+        tags: ['machines'],
+        params: IdParams,
+        body: MachinePatch,
+        response: { 200: Machine, ...errors(404, 409) },
+      },
+    },
+    async (request) => {
+      authorize(request.principal, 'machines.manage');
+      request.audit.detail = { fields: Object.keys((request.pristineBody as object) ?? {}) };
+      return updateMachine(machineDeps, request.params.id, (request.pristineBody ?? {}) as Record<string, unknown>);
+    },
+  );
+
+  app.delete<Id>(
+    '/machines/:id',
+    {
+      config: { permission: 'machines.manage', audit: 'machine.delete' },
+      schema: {
+        summary: 'Delete a target machine',
+        description: 'Refused (409) while processes use it, and for the built-in local machine.',
+        tags: ['machines'],
+        params: IdParams,
+        response: { 204: { type: 'null' }, ...errors(404, 409) },
+      },
+    },
+    async (request, reply) => {
+      authorize(request.principal, 'machines.manage');
+      await deleteMachine(deps.db, request.params.id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post<Id>(
+    '/machines/:id/probe',
+    {
+      config: { permission: 'machines.manage', audit: 'machine.probe' },
+      schema: {
+        summary: 'Probe a machine now',
+        description: 'Runs on the worker serving the machine; 503 when no worker serves it.',
+        tags: ['machines'],
+        params: IdParams,
+        response: { 200: MachineProbe, ...errors(404, 409, 503) },
+      },
+    },
+    async (request) => {
+      authorize(request.principal, 'machines.manage');
+      return probeMachine({ db: deps.db, client: deps.temporal.client }, request.params.id);
+    },
+  );
+}

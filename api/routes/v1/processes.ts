@@ -1,0 +1,222 @@
+// /api/v1/processes: create, read, act on and delete training processes; runs, logs and
+// metrics. Each check is made on the process's template (a scoped grant reaches only
+// its template's processes); a process the caller may not view answers 404.
+import { eq, and } from 'drizzle-orm';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { processes } from '../../../db/schema.js';
+import type { Permission } from '../../../domain/permissions.js';
+import type { ProcessStatus, UserAction } from '../../../domain/status.js';
+import { invalid, notFound } from '../../../services/errors.js';
+import { queryMetrics } from '../../../services/metrics.js';
+import { act, createProcess, deleteProcess, findRun, getProcess, listProcesses, listRuns, logTail } from '../../../services/processes.js';
+import { validParams } from '../../../services/templates.js';
+import { isPlainObject } from '../../../services/validate.js';
+import { authorize, authorizeOn, can, visibleTemplates } from '../../auth.js';
+import type { AppDeps } from '../../deps.js';
+import { ActionAccepted, errors, IdParams, list, Logs, Metrics, Page, Process, ProcessCreate, Run, Status } from './schemas.js';
+
+type Id = { Params: { id: number } };
+
+/** JSON has no NaN or infinities: they travel as the strings the OpenAPI document names. */
+export function encodeNonFinite(_key: string, value: unknown): unknown {
+  if (typeof value === 'number' && !Number.isFinite(value)) return Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
+  return value;
+}
+
+const runQuery = { run: { type: 'integer', minimum: 1, maximum: 2_147_483_647, description: 'Run number; the latest run when omitted.' } } as const;
+
+export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const db = deps.db;
+  const processDeps = { db, client: deps.temporal.client };
+
+  /** The edge check on one process: the permission anywhere, then on the process's template. */
+  async function guard(request: FastifyRequest, permission: Permission, id: number): Promise<void> {
+    authorize(request.principal, permission, { anywhere: true });
+    const [row] = await db
+      .select({ templateId: processes.templateId })
+      .from(processes)
+      .where(and(eq(processes.id, id), eq(processes.deleting, false)));
+    if (!row) throw notFound('Process', id);
+    authorizeOn(request.principal, permission, row.templateId, { kind: 'Process', id });
+  }
+
+  app.get<{ Querystring: { status?: ProcessStatus; machineId?: number; templateId?: number; limit?: number; cursor?: number } }>(
+    '/processes',
+    {
+      config: { permission: 'processes.view' },
+      schema: {
+        summary: 'Processes the caller may view, paginated',
+        tags: ['processes'],
+        querystring: {
+          type: 'object',
+          properties: { status: Status, machineId: IdParams.properties.id, templateId: IdParams.properties.id, ...Page },
+        },
+        response: { 200: list(Process), ...errors() },
+      },
+    },
+    async (request) => {
+      const principal = authorize(request.principal, 'processes.view', { anywhere: true });
+      const { status, machineId, templateId, limit, cursor } = request.query;
+      return listProcesses(deps, {
+        visibleTemplates: visibleTemplates(principal),
+        ...(status ? { status } : {}),
+        ...(machineId !== undefined ? { machineId } : {}),
+        ...(templateId !== undefined ? { templateId } : {}),
+        ...(limit !== undefined ? { limit } : {}),
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+    },
+  );
+
+  app.post(
+    '/processes',
+    {
+      config: { permission: 'processes.create', audit: 'process.create' },
+      schema: {
+        summary: 'Create a process (status created)',
+        tags: ['processes'],
+        body: ProcessCreate,
+        response: { 201: Process, ...errors(503) },
+      },
+    },
+    async (request, reply) => {
+      const principal = authorize(request.principal, 'processes.create', { anywhere: true });
+      const body = request.pristineBody;
+      if (!isPlainObject(body)) throw invalid('body', 'A process is a JSON object {templateId, machineId, params?}.');
+      const { templateId, machineId } = body;
+      if (typeof templateId !== 'number' || !Number.isInteger(templateId)) throw invalid('templateId', 'templateId must be a template id.');
+      if (typeof machineId !== 'number' || !Number.isInteger(machineId)) throw invalid('machineId', 'machineId must be a machine id.');
+      // A template the caller may not see is answered as one that does not exist.
+      if (!can(principal, 'processes.view', templateId)) throw invalid('templateId', `Template ${templateId} does not exist.`);
+      authorize(principal, 'processes.create', { templateId });
+      const params = validParams(body.params);
+      const created = await createProcess(processDeps, { templateId, machineId, params });
+      request.audit.targetId = created.id;
+      request.audit.detail = { templateId, machineId };
+      return reply.code(201).send(created);
+    },
+  );
+
+  app.get<Id>(
+    '/processes/:id',
+    {
+      config: { permission: 'processes.view' },
+      schema: { summary: 'One process', tags: ['processes'], params: IdParams, response: { 200: Process, ...errors(404) } },
+    },
+    async (request) => {
+      await guard(request, 'processes.view', request.params.id);
+      return getProcess(deps, request.params.id);
+    },
+  );
+
+  for (const action of ['start', 'stop', 'disable', 'enable'] as const satisfies readonly Exclude<UserAction, 'delete'>[]) {
+    app.post<Id>(
+      `/processes/:id/${action}`,
+      {
+        config: { permission: 'processes.manage', audit: `process.${action}` },
+        schema: {
+          summary: `${action[0]!.toUpperCase()}${action.slice(1)} a process`,
+          description: 'Accepted (202) with the status right after; refused (409) with the reason when the status does not allow it.',
+          tags: ['processes'],
+          params: IdParams,
+          response: { 202: ActionAccepted, ...errors(404, 409) },
+        },
+      },
+      async (request, reply) => {
+        await guard(request, 'processes.manage', request.params.id);
+        const result = await act(processDeps, request.params.id, action);
+        request.audit.detail = { status: result.status };
+        return reply.code(202).send(result);
+      },
+    );
+  }
+
+  app.delete<Id & { Querystring: { force?: boolean } }>(
+    '/processes/:id',
+    {
+      config: { permission: 'processes.delete', audit: 'process.delete' },
+      schema: {
+        summary: 'Delete a process',
+        description:
+          'Stops it first when active; its runs, metrics, logs and run directories go with it, and the id answers 404 once gone. When the machine cannot be reached the delete is refused (409) unless force=true.',
+        tags: ['processes'],
+        params: IdParams,
+        querystring: { type: 'object', properties: { force: { type: 'boolean', default: false } } },
+        response: { 202: ActionAccepted, ...errors(404, 409) },
+      },
+    },
+    async (request, reply) => {
+      await guard(request, 'processes.delete', request.params.id);
+      const force = request.query.force === true;
+      const result = await deleteProcess(processDeps, request.params.id, { force });
+      request.audit.detail = { force, status: result.status };
+      return reply.code(202).send(result);
+    },
+  );
+
+  app.get<Id & { Querystring: { names?: string; maxPoints?: number; run?: number } }>(
+    '/processes/:id/metrics',
+    {
+      config: { permission: 'processes.view' },
+      schema: {
+        summary: "A run's metric series, downsampled with spikes kept",
+        description: NON_FINITE,
+        tags: ['processes'],
+        params: IdParams,
+        querystring: {
+          type: 'object',
+          properties: {
+            names: { type: 'string', maxLength: 4000, description: 'Comma-separated series names, e.g. lr,loss,test_accuracy; every series when omitted.' },
+            maxPoints: { type: 'integer', minimum: 2, maximum: 10_000, default: 2000, description: 'At most this many points per series.' },
+            ...runQuery,
+          },
+        },
+        response: { 200: Metrics, ...errors(404) },
+      },
+    },
+    async (request, reply) => {
+      await guard(request, 'processes.view', request.params.id);
+      const run = await findRun(deps, request.params.id, request.query.run);
+      const names = request.query.names
+        ?.split(',')
+        .map((name) => name.trim())
+        .filter((name) => name.length > 0);
+      const { series } = await queryMetrics(db, deps.sql, { runId: run.id, maxPoints: request.query.maxPoints ?? 2000, ...(names ? { names } : {}) });
+      // Serialised here, not by the schema's serialiser, to spell NaN and infinities.
+      return reply.type('application/json; charset=utf-8').send(JSON.stringify({ run: run.number, series }, encodeNonFinite));
+    },
+  );
+
+  app.get<Id>(
+    '/processes/:id/runs',
+    {
+      config: { permission: 'processes.view' },
+      schema: { summary: 'Runs of a process, oldest first', tags: ['processes'], params: IdParams, response: { 200: list(Run), ...errors(404) } },
+    },
+    async (request) => {
+      await guard(request, 'processes.view', request.params.id);
+      return { items: await listRuns(deps, request.params.id), nextCursor: null };
+    },
+  );
+
+  app.get<Id & { Querystring: { run?: number } }>(
+    '/processes/:id/logs',
+    {
+      config: { permission: 'processes.view' },
+      schema: {
+        summary: "The tail of a run's stdout and stderr, and the process's own events",
+        tags: ['processes'],
+        params: IdParams,
+        querystring: { type: 'object', properties: runQuery },
+        response: { 200: Logs, ...errors(404) },
+      },
+    },
+    async (request) => {
+      await guard(request, 'processes.view', request.params.id);
+      return logTail(deps, request.params.id, request.query.run);
+    },
+  );
+}
+
+const NON_FINITE =
+  'Values are JSON numbers, except that NaN, +Infinity and -Infinity (kept: a diverging loss is what operators must see) are sent as the strings "NaN", "Infinity" and "-Infinity".';
