@@ -13,6 +13,7 @@ import { loadConfig } from '../../lib/config.js';
 import { freePort } from '../../lib/temporal-dev-server.js';
 import { createUser } from '../../services/accounts.js';
 import { DEMO_TEMPLATE_NAME, seed } from '../../services/seed.js';
+import { TEST_SECRET } from '../support/app.js';
 import { uid } from '../support/stack.js';
 
 const config = loadConfig({ LOG_LEVEL: 'warn' }, process.cwd());
@@ -29,7 +30,7 @@ beforeAll(async () => {
   await seed(database.db, { adminPassword: 'admin-password-for-tests' });
   connection = await Connection.connect({ address: inject('temporalAddress') });
   closers.push(() => connection.close());
-  app = await buildApp({ config, db: database.db, temporal: { connection, client: new Client({ connection }) }, temporalUiUrl: null });
+  app = await buildApp({ config, db: database.db, sql: database.sql, secret: TEST_SECRET, temporal: { connection, client: new Client({ connection }) }, temporalUiUrl: null });
   closers.push(() => app.close());
 });
 afterAll(async () => {
@@ -232,7 +233,7 @@ describe('GET /healthz', () => {
   it('answers 503 naming Temporal when Temporal does not answer', async () => {
     const deadPort = await closedPort();
     const dead = Connection.lazy({ address: `127.0.0.1:${deadPort}`, connectTimeout: 500 });
-    const deadApp = await buildApp({ config, db: database.db, temporal: { connection: dead, client: new Client({ connection: dead }) }, temporalUiUrl: null });
+    const deadApp = await buildApp({ config, db: database.db, sql: database.sql, secret: TEST_SECRET, temporal: { connection: dead, client: new Client({ connection: dead }) }, temporalUiUrl: null });
     try {
       const started = Date.now();
       const response = await deadApp.inject({ method: 'GET', url: '/healthz' });
@@ -251,7 +252,7 @@ describe('GET /healthz', () => {
 
   it('answers 503 naming the database when the database does not answer', async () => {
     const deadDb = openDatabase(`postgres://postgres@127.0.0.1:${await closedPort()}/nothing`, { max: 1 });
-    const deadApp = await buildApp({ config, db: deadDb.db, temporal: { connection, client: new Client({ connection }) }, temporalUiUrl: null });
+    const deadApp = await buildApp({ config, db: deadDb.db, sql: deadDb.sql, secret: TEST_SECRET, temporal: { connection, client: new Client({ connection }) }, temporalUiUrl: null });
     try {
       const response = await deadApp.inject({ method: 'GET', url: '/healthz' });
       expect(response.statusCode).toBe(503);
