@@ -198,6 +198,16 @@ export function createMachineActivities(deps: MachineDeps): {
       const metricsFile = path.posix.join(handle.runDir, METRICS_FILE);
       let lastBeat = 0;
 
+      // Counts the reader reports before the line they belong to is consumed (an oversized
+      // line is counted when it is first seen) ride along to the commit that passes it, so
+      // counters, like points, are tied to committed offsets.
+      let carried = { malformed: 0, oversized: 0 };
+      function withCarried(parsed: PushResult): PushResult {
+        const merged = { ...parsed, malformed: parsed.malformed + carried.malformed, oversized: parsed.oversized + carried.oversized };
+        carried = parsed.consumedBytes > 0 ? { malformed: 0, oversized: 0 } : { malformed: merged.malformed, oversized: merged.oversized };
+        return merged;
+      }
+
       /** Commits what the reader finished; false when the offset moved under us (resume from the committed one). */
       async function commit(parsed: PushResult, final: boolean): Promise<boolean> {
         const now = Date.now();
@@ -221,6 +231,7 @@ export function createMachineActivities(deps: MachineDeps): {
         if (result.reason === 'fenced') throw ApplicationFailure.nonRetryable('A newer attempt owns this run; this one lets go.', FAILURE.fenced);
         offset = result.committedOffset;
         reader = new MetricsLineReader();
+        carried = { malformed: 0, oversized: 0 };
         return false;
       }
 
@@ -237,7 +248,7 @@ export function createMachineActivities(deps: MachineDeps): {
             const chunk = await executorOf().readChunk(metricsFile, offset + reader.pendingBytes, READ_CHUNK);
             if (chunk.length === 0) break;
             sawData = true;
-            const parsed = reader.push(chunk);
+            const parsed = withCarried(reader.push(chunk));
             if (parsed.consumedBytes > 0 && !(await commit(parsed, false))) continue;
             if (chunk.length < READ_CHUNK) break;
           }
@@ -247,7 +258,7 @@ export function createMachineActivities(deps: MachineDeps): {
           }
           if (!state.alive) {
             // The trainer is gone, so a last line without its newline is complete after all.
-            const last = reader.finish();
+            const last = withCarried(reader.finish());
             if (last.consumedBytes > 0) await commit(last, true);
             store.forgetRun(runId);
             const { stderr } = await copyLogTails(runId, handle.runDir);

@@ -39,10 +39,11 @@ export interface Stack {
 
 export const TEST_SECRET = 'test-secret-0123456789abcdef';
 
-export async function startStack(options: { worker?: boolean; probeIntervalMs?: number } = {}): Promise<Stack> {
+export async function startStack(options: { worker?: boolean; probeIntervalMs?: number; temporalAddress?: string } = {}): Promise<Stack> {
+  const temporalAddress = options.temporalAddress ?? inject('temporalAddress');
   const database = openDatabase(inject('databaseUrl'), { max: 20, applicationName: 'trainyard-test' });
   await seed(database.db, { adminPassword: 'admin-password-for-tests' });
-  const connection = await Connection.connect({ address: inject('temporalAddress') });
+  const connection = await Connection.connect({ address: temporalAddress });
   const client = new Client({ connection });
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-test-data-'));
   const stack: Stack = {
@@ -56,7 +57,7 @@ export async function startStack(options: { worker?: boolean; probeIntervalMs?: 
       const workers = await startWorkers({
         db: database.db,
         sql: database.sql,
-        temporalAddress: inject('temporalAddress'),
+        temporalAddress,
         namespace: 'default',
         serveLocalMachine: workerOptions.serveLocalMachine ?? true,
         dataDir,
