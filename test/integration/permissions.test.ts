@@ -1,0 +1,328 @@
+// The permission matrix: every route of the app — pages, htmx fragments and the JSON
+// API — for each built-in role, anonymous and a user with no role, allowed or denied as
+// the Oso policy says. One table drives every case, and the app's own route list is
+// checked against it, so a new route without a row fails here. A template-scoped
+// operator acts on its template's processes and not on another's.
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eq } from 'drizzle-orm';
+import { machines, roles } from '../../db/schema.js';
+import { BUILTIN_ROLES, type Permission } from '../../domain/permissions.js';
+import { createToken, grantRole } from '../../services/accounts.js';
+import { createMachine } from '../../services/machines.js';
+import { act, createProcess } from '../../services/processes.js';
+import { createRole, grant } from '../../services/roles.js';
+import { createTemplate } from '../../services/templates.js';
+import { makeActor, startApp, TEST_SECRET, type Actor, type TestApp } from '../support/app.js';
+import { startStack, uid, waitForStatus, type Stack } from '../support/stack.js';
+
+type Role = 'anonymous' | 'none' | 'viewer' | 'operator' | 'admin';
+const ROLES: Role[] = ['anonymous', 'none', 'viewer', 'operator', 'admin'];
+
+/** How a route is reached: the API with a token; pages as a browser; fragments as htmx. */
+type Kind = 'api' | 'page' | 'fragment';
+
+interface Fixtures {
+  templateId: number;
+  localId: number;
+  /** A process that has run once (so it has a run, metrics and logs). */
+  ranId: number;
+  freshProcess(): Promise<number>;
+  disabledProcess(): Promise<number>;
+  freshTemplate(): Promise<number>;
+  freshMachine(): Promise<number>;
+  freshRole(): Promise<number>;
+  freshGrant(): Promise<number>;
+  freshToken(actor: Actor): Promise<number>;
+}
+
+interface Row {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  /** The route pattern exactly as the app registers it. */
+  route: string;
+  kind: Kind;
+  /** Who may: a permission (the roles holding it), any logged-in user, or anyone. */
+  needs: Permission | 'login' | 'public';
+  /** Statuses that mean "allowed and done" (default 200). */
+  ok?: number[];
+  /** A caller without templates.view gets 404 instead of 403: the template is hidden. */
+  hides?: boolean;
+  request(fx: Fixtures, actor: Actor | null): Promise<Omit<InjectOptions, 'method'>> | Omit<InjectOptions, 'method'>;
+  /** Server-sent events: read the status, then drop the stream. */
+  stream?: boolean;
+}
+
+const PEM = '-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAmatrix\n-----END OPENSSH PRIVATE KEY-----\n';
+const form = (fields: Record<string, string>) => ({
+  payload: new URLSearchParams(fields).toString(),
+  headers: { 'content-type': 'application/x-www-form-urlencoded' },
+});
+const json = (payload: object) => ({ payload });
+
+const TABLE: Row[] = [
+  // JSON API v1: templates
+  { method: 'GET', route: '/api/v1/templates', kind: 'api', needs: 'templates.view', request: () => ({ url: '/api/v1/templates' }) },
+  { method: 'POST', route: '/api/v1/templates', kind: 'api', needs: 'templates.manage', ok: [201], request: () => ({ url: '/api/v1/templates', ...json({ name: `m ${uid()}`, command: 'true' }) }) },
+  { method: 'GET', route: '/api/v1/templates/:id', kind: 'api', needs: 'templates.view', request: (fx) => ({ url: `/api/v1/templates/${fx.templateId}` }) },
+  { method: 'PATCH', route: '/api/v1/templates/:id', kind: 'api', needs: 'templates.manage', request: (fx) => ({ url: `/api/v1/templates/${fx.templateId}`, ...json({ description: `d ${uid()}` }) }) },
+  { method: 'DELETE', route: '/api/v1/templates/:id', kind: 'api', needs: 'templates.manage', ok: [204], request: async (fx) => ({ url: `/api/v1/templates/${await fx.freshTemplate()}` }) },
+  { method: 'GET', route: '/api/v1/templates/:id/processes', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/templates/${fx.templateId}/processes` }) },
+  // JSON API v1: machines
+  { method: 'GET', route: '/api/v1/machines', kind: 'api', needs: 'machines.view', request: () => ({ url: '/api/v1/machines' }) },
+  { method: 'POST', route: '/api/v1/machines', kind: 'api', needs: 'machines.manage', ok: [201], request: () => ({ url: '/api/v1/machines', ...json({ name: `m-${uid()}`, address: '10.1.2.3', sshUser: 'u', privateKey: PEM }) }) },
+  // Allowed reaches the server: a closed port answers 400 naming the address.
+  { method: 'POST', route: '/api/v1/machines/host-key', kind: 'api', needs: 'machines.manage', ok: [400], request: () => ({ url: '/api/v1/machines/host-key', ...json({ address: '127.0.0.1:1' }) }) },
+  { method: 'GET', route: '/api/v1/machines/:id', kind: 'api', needs: 'machines.view', request: (fx) => ({ url: `/api/v1/machines/${fx.localId}` }) },
+  { method: 'PATCH', route: '/api/v1/machines/:id', kind: 'api', needs: 'machines.manage', request: (fx) => ({ url: `/api/v1/machines/${fx.localId}`, ...json({ lostTimeoutSeconds: 600 }) }) },
+  { method: 'DELETE', route: '/api/v1/machines/:id', kind: 'api', needs: 'machines.manage', ok: [204], request: async (fx) => ({ url: `/api/v1/machines/${await fx.freshMachine()}` }) },
+  { method: 'POST', route: '/api/v1/machines/:id/probe', kind: 'api', needs: 'machines.manage', request: (fx) => ({ url: `/api/v1/machines/${fx.localId}/probe` }) },
+  // JSON API v1: processes
+  { method: 'GET', route: '/api/v1/processes', kind: 'api', needs: 'processes.view', request: () => ({ url: '/api/v1/processes?limit=5' }) },
+  { method: 'POST', route: '/api/v1/processes', kind: 'api', needs: 'processes.create', ok: [201], request: (fx) => ({ url: '/api/v1/processes', ...json({ templateId: fx.templateId, machineId: fx.localId }) }) },
+  { method: 'GET', route: '/api/v1/processes/:id', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}` }) },
+  { method: 'DELETE', route: '/api/v1/processes/:id', kind: 'api', needs: 'processes.delete', ok: [202], request: async (fx) => ({ url: `/api/v1/processes/${await fx.freshProcess()}` }) },
+  { method: 'POST', route: '/api/v1/processes/:id/start', kind: 'api', needs: 'processes.manage', ok: [202], request: async (fx) => ({ url: `/api/v1/processes/${await fx.freshProcess()}/start` }) },
+  // A fresh process cannot stop: allowed means the status table answers (409), not the policy.
+  { method: 'POST', route: '/api/v1/processes/:id/stop', kind: 'api', needs: 'processes.manage', ok: [409], request: async (fx) => ({ url: `/api/v1/processes/${await fx.freshProcess()}/stop` }) },
+  { method: 'POST', route: '/api/v1/processes/:id/disable', kind: 'api', needs: 'processes.manage', ok: [202], request: async (fx) => ({ url: `/api/v1/processes/${await fx.freshProcess()}/disable` }) },
+  { method: 'POST', route: '/api/v1/processes/:id/enable', kind: 'api', needs: 'processes.manage', ok: [202], request: async (fx) => ({ url: `/api/v1/processes/${await fx.disabledProcess()}/enable` }) },
+  { method: 'GET', route: '/api/v1/processes/:id/metrics', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/metrics?maxPoints=100` }) },
+  { method: 'GET', route: '/api/v1/processes/:id/runs', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/runs` }) },
+  { method: 'GET', route: '/api/v1/processes/:id/logs', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/logs` }) },
+  { method: 'GET', route: '/api/v1/openapi.json', kind: 'api', needs: 'public', request: () => ({ url: '/api/v1/openapi.json' }) },
+  // Prometheus
+  { method: 'GET', route: '/metrics', kind: 'api', needs: 'processes.view', request: () => ({ url: '/metrics' }) },
+  // Operator pages and fragments
+  { method: 'GET', route: '/training/templates', kind: 'page', needs: 'templates.view', request: () => ({ url: '/training/templates' }) },
+  { method: 'GET', route: '/training/templates/:templateId/processes', kind: 'page', needs: 'processes.view', hides: true, request: (fx) => ({ url: `/training/templates/${fx.templateId}/processes` }) },
+  { method: 'GET', route: '/training/templates/:templateId/processes/new', kind: 'fragment', needs: 'processes.create', hides: true, request: (fx) => ({ url: `/training/templates/${fx.templateId}/processes/new` }) },
+  { method: 'POST', route: '/training/templates/:templateId/processes', kind: 'fragment', needs: 'processes.create', hides: true, request: (fx) => ({ url: `/training/templates/${fx.templateId}/processes`, ...form({ machineId: String(fx.localId), params: '' }) }) },
+  { method: 'GET', route: '/training/templates/:templateId/processes/events', kind: 'fragment', needs: 'processes.view', hides: true, stream: true, request: (fx) => ({ url: `/training/templates/${fx.templateId}/processes/events` }) },
+  { method: 'GET', route: '/training/processes/:id/row', kind: 'fragment', needs: 'processes.view', hides: true, request: (fx) => ({ url: `/training/processes/${fx.ranId}/row` }) },
+  { method: 'GET', route: '/training/processes/:id/details', kind: 'fragment', needs: 'processes.view', hides: true, request: (fx) => ({ url: `/training/processes/${fx.ranId}/details` }) },
+  { method: 'GET', route: '/training/processes/:id/facts', kind: 'fragment', needs: 'processes.view', hides: true, request: (fx) => ({ url: `/training/processes/${fx.ranId}/facts` }) },
+  { method: 'GET', route: '/training/processes/:id/logs', kind: 'fragment', needs: 'processes.view', hides: true, request: (fx) => ({ url: `/training/processes/${fx.ranId}/logs` }) },
+  { method: 'GET', route: '/training/processes/:id/monitoring', kind: 'page', needs: 'processes.view', hides: true, request: (fx) => ({ url: `/training/processes/${fx.ranId}/monitoring` }) },
+  { method: 'GET', route: '/training/processes/:id/metrics', kind: 'fragment', needs: 'processes.view', hides: true, request: (fx) => ({ url: `/training/processes/${fx.ranId}/metrics` }) },
+  { method: 'POST', route: '/training/processes/:id/:action', kind: 'fragment', needs: 'processes.manage', hides: true, request: async (fx) => ({ url: `/training/processes/${await fx.freshProcess()}/disable` }) },
+  { method: 'DELETE', route: '/training/processes/:id', kind: 'fragment', needs: 'processes.delete', hides: true, request: async (fx) => ({ url: `/training/processes/${await fx.freshProcess()}` }) },
+  // Account and administration pages
+  { method: 'GET', route: '/account/tokens', kind: 'page', needs: 'login', request: () => ({ url: '/account/tokens' }) },
+  { method: 'POST', route: '/account/tokens', kind: 'page', needs: 'login', request: () => ({ url: '/account/tokens', ...form({ name: `t ${uid()}`, expiresDays: '' }) }) },
+  { method: 'POST', route: '/account/tokens/:id/revoke', kind: 'page', needs: 'login', ok: [303], request: async (fx, actor) => ({ url: `/account/tokens/${actor ? await fx.freshToken(actor) : 1}/revoke`, ...form({}) }) },
+  { method: 'GET', route: '/admin/roles', kind: 'page', needs: 'users.manage', request: () => ({ url: '/admin/roles' }) },
+  { method: 'POST', route: '/admin/roles', kind: 'page', needs: 'users.manage', ok: [303], request: () => ({ url: '/admin/roles', ...form({ name: `r-${uid()}`, description: '', permissions: 'processes.view' }) }) },
+  { method: 'POST', route: '/admin/roles/:id', kind: 'page', needs: 'users.manage', ok: [303], request: async (fx) => ({ url: `/admin/roles/${await fx.freshRole()}`, ...form({ name: `r-${uid()}`, description: 'x' }) }) },
+  { method: 'POST', route: '/admin/roles/:id/delete', kind: 'page', needs: 'users.manage', ok: [303], request: async (fx) => ({ url: `/admin/roles/${await fx.freshRole()}/delete`, ...form({}) }) },
+  { method: 'POST', route: '/admin/grants', kind: 'page', needs: 'users.manage', ok: [303], request: async (fx) => ({ url: '/admin/grants', ...form({ login: 'admin', roleId: String(await fx.freshRole()), templateId: String(fx.templateId) }) }) },
+  { method: 'POST', route: '/admin/grants/:id/revoke', kind: 'page', needs: 'users.manage', ok: [303], request: async (fx) => ({ url: `/admin/grants/${await fx.freshGrant()}/revoke`, ...form({}) }) },
+  { method: 'GET', route: '/admin/audit', kind: 'page', needs: 'users.manage', request: () => ({ url: '/admin/audit?action=process.' }) },
+  // Public: the way in, and redirects that check nothing themselves
+  { method: 'GET', route: '/', kind: 'page', needs: 'public', ok: [303], request: () => ({ url: '/' }) },
+  { method: 'GET', route: '/training', kind: 'page', needs: 'public', ok: [303], request: () => ({ url: '/training' }) },
+  { method: 'GET', route: '/admin', kind: 'page', needs: 'public', ok: [303], request: () => ({ url: '/admin' }) },
+  { method: 'GET', route: '/login', kind: 'page', needs: 'public', ok: [200, 303], request: () => ({ url: '/login' }) },
+  { method: 'GET', route: '/healthz', kind: 'api', needs: 'public', request: () => ({ url: '/healthz' }) },
+  { method: 'GET', route: '/static/:name', kind: 'page', needs: 'public', request: () => ({ url: '/static/app.css' }) },
+];
+
+/** Routes without a matrix row, each with the reason. */
+const NOT_IN_MATRIX: Record<string, string> = {
+  'POST /login': 'public by nature; logging in (success, failure, fixation, rate limit) is covered by sessions.test.ts',
+  'POST /logout': 'ends whatever session is sent, for anyone; covered by sessions.test.ts',
+};
+
+function holds(role: Role, permission: Permission): boolean {
+  return role !== 'anonymous' && role !== 'none' && (BUILTIN_ROLES[role] as Permission[]).includes(permission);
+}
+
+function mayUse(role: Role, row: Row): boolean {
+  if (row.needs === 'public') return true;
+  if (row.needs === 'login') return role !== 'anonymous';
+  return holds(role, row.needs);
+}
+
+/** The app's routes as "METHOD /pattern", from Fastify's own route tree (HEAD left out). */
+function appRoutes(tree: string): string[] {
+  const out: string[] = [];
+  const stack: string[] = [];
+  for (const line of tree.split('\n')) {
+    const match = /^([│ ]*)(?:[├└]── )?(\S.*?)(?: \(([^)]+)\))?$/.exec(line.replace(/\s+$/, ''));
+    if (!match || !match[2]) continue;
+    const depth = Math.floor(match[1]!.length / 4);
+    const parent = depth === 0 ? '' : stack[depth - 1] ?? '';
+    const segment = match[2];
+    const full = parent === '' ? segment : parent.endsWith('/') || segment.startsWith('/') ? parent + segment : `${parent}/${segment}`;
+    stack[depth] = full;
+    stack.length = depth + 1;
+    for (const method of (match[3] ?? '').split(',').map((m) => m.trim()).filter(Boolean)) {
+      if (method !== 'HEAD') out.push(`${method} ${full}`);
+    }
+  }
+  return out;
+}
+
+let stack: Stack;
+let t: TestApp;
+let fx: Fixtures;
+const actors = {} as Record<Exclude<Role, 'anonymous'>, Actor>;
+
+beforeAll(async () => {
+  stack = await startStack();
+  t = await startApp(stack);
+  const db = stack.database.db;
+  const template = await createTemplate(db, { name: `matrix ${uid()}`, command: 'true' });
+  const [local] = await db.select().from(machines).where(eq(machines.name, 'local'));
+  const deps = stack.deps;
+  const freshProcess = async () => (await createProcess(deps, { templateId: template.id, machineId: local!.id })).id;
+  const ranId = await freshProcess();
+  await act(deps, ranId, 'start');
+  await waitForStatus(stack, ranId, 'completed');
+  fx = {
+    templateId: template.id,
+    localId: local!.id,
+    ranId,
+    freshProcess,
+    async disabledProcess() {
+      const id = await freshProcess();
+      await act(deps, id, 'disable');
+      return id;
+    },
+    freshTemplate: async () => (await createTemplate(db, { name: `doomed ${uid()}`, command: 'true' })).id,
+    freshMachine: async () => (await createMachine({ db, secret: TEST_SECRET, keysDir: null }, { name: `doomed-${uid()}`, address: '10.9.9.9', sshUser: 'u', privateKey: PEM })).id,
+    freshRole: async () => (await createRole(db, { name: `role-${uid()}`, permissions: ['processes.view'] })).id,
+    async freshGrant() {
+      const role = await createRole(db, { name: `role-${uid()}`, permissions: [] });
+      return (await grant(db, { login: 'admin', roleId: role.id, templateId: template.id })).id;
+    },
+    freshToken: async (actor) => (await createToken(db, actor.login, { name: 'doomed' })).id,
+  };
+  actors.none = await makeActor(stack, [], 'none');
+  for (const role of ['viewer', 'operator', 'admin'] as const) actors[role] = await makeActor(stack, [{ role }], role);
+}, 180_000);
+
+afterAll(async () => {
+  await t?.close();
+  await stack?.close();
+});
+
+async function send(row: Row, role: Role): Promise<LightMyRequestResponse> {
+  const actor = role === 'anonymous' ? null : actors[role];
+  const options = await row.request(fx, actor);
+  const headers: Record<string, string> = { ...(options.headers as Record<string, string> | undefined) };
+  let cookies: Record<string, string> = {};
+  if (actor && row.kind === 'api') headers.authorization = `Bearer ${actor.token}`;
+  if (actor && row.kind !== 'api') {
+    cookies = { ty_session: actor.cookie };
+    headers['x-csrf-token'] = actor.csrf;
+  }
+  if (row.kind === 'fragment') headers['hx-request'] = 'true';
+  return t.app.inject({ ...options, method: row.method, headers, cookies, ...(row.stream ? { payloadAsStream: true } : {}) });
+}
+
+describe('the permission matrix', () => {
+  it('has a row for every route of the app, and no row for a route that is gone', () => {
+    const routes = appRoutes(t.app.printRoutes({ commonPrefix: false }));
+    expect(routes.length).toBeGreaterThan(40);
+    const inTable = new Set(TABLE.map((row) => `${row.method} ${row.route}`));
+    const missing = routes.filter((route) => !inTable.has(route) && !(route in NOT_IN_MATRIX));
+    expect(missing, 'routes without a matrix row').toEqual([]);
+    const stale = [...inTable].filter((route) => !routes.includes(route));
+    expect(stale, 'matrix rows without a route').toEqual([]);
+  });
+
+  const cases = TABLE.flatMap((row) => ROLES.map((role) => ({ row, role, allowed: mayUse(role, row) })));
+  it.each(cases.map((c) => [`${c.row.method} ${c.row.route} as ${c.role} → ${c.allowed ? 'allowed' : 'denied'}`, c] as const))('%s', async (_name, { row, role, allowed }) => {
+    const response = await send(row, role);
+    if (row.stream) response.stream().destroy();
+    const said = `${response.statusCode} ${row.stream ? '' : response.body.slice(0, 300)}`;
+    if (allowed) {
+      expect(row.ok ?? [200], said).toContain(response.statusCode);
+      if (response.statusCode === 303 && row.needs !== 'public') expect(response.headers.location).not.toMatch(/^\/login/);
+      return;
+    }
+    if (role === 'anonymous') {
+      if (row.kind === 'api' || row.route.startsWith('/api/')) expect(response.statusCode, said).toBe(401);
+      else if (row.kind === 'fragment') {
+        expect(response.statusCode, said).toBe(401);
+        expect(response.headers['hx-redirect']).toMatch(/^\/login/);
+      } else {
+        expect(response.statusCode, said).toBe(303);
+        expect(response.headers.location).toMatch(/^\/login\?next=/);
+      }
+      return;
+    }
+    const hidden = row.hides === true && !holds(role, 'templates.view');
+    expect(response.statusCode, said).toBe(hidden ? 404 : 403);
+    if (row.route.startsWith('/api/')) expect(response.json().error.code).toBe(hidden ? 'not_found' : 'forbidden');
+  });
+});
+
+describe('a template-scoped operator', () => {
+  let scoped: Actor;
+  let mine: number;
+  let theirs: number;
+  let otherTemplate: number;
+
+  beforeAll(async () => {
+    const db = stack.database.db;
+    otherTemplate = (await createTemplate(db, { name: `not mine ${uid()}`, command: 'true' })).id;
+    scoped = await makeActor(stack, [{ role: 'operator', templateId: fx.templateId }], 'scoped');
+    mine = await fx.freshProcess();
+    theirs = (await createProcess(stack.deps, { templateId: otherTemplate, machineId: fx.localId })).id;
+  });
+
+  const api = (method: 'GET' | 'POST', url: string, actor: Actor, payload?: object) =>
+    t.app.inject({ method, url, headers: { authorization: `Bearer ${actor.token}` }, ...(payload ? { payload } : {}) });
+
+  it("acts on its template's processes", async () => {
+    expect((await api('POST', `/api/v1/processes/${mine}/disable`, scoped)).statusCode).toBe(202);
+    expect((await api('POST', `/api/v1/processes/${mine}/enable`, scoped)).statusCode).toBe(202);
+    const created = await api('POST', '/api/v1/processes', scoped, { templateId: fx.templateId, machineId: fx.localId });
+    expect(created.statusCode).toBe(201);
+    const page = await t.app.inject({ method: 'POST', url: `/training/processes/${mine}/disable`, cookies: { ty_session: scoped.cookie }, headers: { 'x-csrf-token': scoped.csrf, 'hx-request': 'true' } });
+    expect(page.statusCode).toBe(200);
+  });
+
+  it("does not see or act on another template's processes", async () => {
+    for (const url of [`/api/v1/processes/${theirs}`, `/api/v1/processes/${theirs}/runs`, `/api/v1/templates/${otherTemplate}`, `/api/v1/templates/${otherTemplate}/processes`]) {
+      expect((await api('GET', url, scoped)).statusCode, url).toBe(404);
+    }
+    const start = await api('POST', `/api/v1/processes/${theirs}/start`, scoped);
+    expect(start.statusCode).toBe(404);
+    const create = await api('POST', '/api/v1/processes', scoped, { templateId: otherTemplate, machineId: fx.localId });
+    expect(create.statusCode).toBe(400);
+    expect(create.json().error.field).toBe('templateId');
+    const page = await t.app.inject({ method: 'POST', url: `/training/processes/${theirs}/disable`, cookies: { ty_session: scoped.cookie }, headers: { 'x-csrf-token': scoped.csrf, 'hx-request': 'true' } });
+    expect(page.statusCode).toBe(404);
+  });
+
+  it('lists only its template and its processes, filtered in the query', async () => {
+    const templates = (await api('GET', '/api/v1/templates?limit=500', scoped)).json();
+    expect(templates.items.map((x: { id: number }) => x.id)).toEqual([fx.templateId]);
+    const listed = (await api('GET', '/api/v1/processes?limit=500', scoped)).json();
+    expect(listed.items.length).toBeGreaterThan(0);
+    expect(listed.items.every((p: { templateId: number }) => p.templateId === fx.templateId)).toBe(true);
+    const page = await t.app.inject({ method: 'GET', url: '/training/templates', cookies: { ty_session: scoped.cookie } });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain(`data-template-id="${fx.templateId}"`);
+    expect(page.body).not.toContain(`data-template-id="${otherTemplate}"`);
+  });
+
+  it('sees another template where a viewer grant reaches, but still may not act there (403)', async () => {
+    await grantRole(stack.database.db, scoped.login, 'viewer');
+    const start = await api('POST', `/api/v1/processes/${theirs}/start`, scoped);
+    expect(start.statusCode).toBe(403);
+    expect((await api('GET', `/api/v1/processes/${theirs}`, scoped)).statusCode).toBe(200);
+  });
+
+  it('gets nothing from a scoped grant of machine or user permissions', async () => {
+    const [adminRole] = await stack.database.db.select().from(roles).where(eq(roles.name, 'admin'));
+    const holder = await makeActor(stack, [{ role: adminRole!.name, templateId: fx.templateId }], 'scoped-admin');
+    expect((await api('GET', '/api/v1/machines', holder)).statusCode).toBe(403);
+    expect((await api('POST', '/api/v1/templates', holder, { name: `x ${uid()}`, command: 'true' })).statusCode).toBe(403);
+    const audit = await t.app.inject({ method: 'GET', url: '/admin/audit', cookies: { ty_session: holder.cookie } });
+    expect(audit.statusCode).toBe(403);
+    expect((await api('POST', `/api/v1/processes/${await fx.freshProcess()}/disable`, holder)).statusCode).toBe(202);
+  });
+});
