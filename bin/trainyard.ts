@@ -9,6 +9,7 @@ import { bootDatabase, fail } from '../lib/boot.js';
 import { loadConfig, type Config } from '../lib/config.js';
 import { connectTemporal } from '../lib/temporal.js';
 import { createToken, createUser, grantRole, revokeToken, setPassword } from '../services/accounts.js';
+import { CLI_ACTOR, recordAudit, type AuditEntry } from '../services/audit.js';
 import { ServiceError } from '../services/errors.js';
 import { seedBuiltins } from '../services/seed.js';
 import { startWorkers } from '../workers/worker.js';
@@ -63,6 +64,21 @@ async function withDb<T>(config: Config, work: (db: Awaited<ReturnType<typeof co
     return await work(connected.database.db);
   } finally {
     await connected.close();
+  }
+}
+
+type Db = Awaited<ReturnType<typeof connectDatabase>>['database']['db'];
+
+/** Runs a change and records it in the audit log with the CLI as the actor, whatever the outcome. */
+async function audited<T>(db: Db, entry: Omit<AuditEntry, 'actor' | 'outcome'>, work: () => Promise<T>, targetOf?: (result: T) => string | number): Promise<T> {
+  try {
+    const result = await work();
+    await recordAudit(db, { ...entry, actor: CLI_ACTOR, outcome: 'ok', ...(targetOf ? { targetId: targetOf(result) } : {}) });
+    return result;
+  } catch (error) {
+    const outcome = error instanceof ServiceError ? (error.code === 'not_found' ? 'not_found' : error.code === 'invalid' ? 'invalid' : 'refused') : 'error';
+    await recordAudit(db, { ...entry, actor: CLI_ACTOR, outcome, detail: { ...entry.detail, message: (error as Error).message } }).catch(() => undefined);
+    throw error;
   }
 }
 
@@ -146,20 +162,28 @@ async function main(argv: string[]): Promise<void> {
       if (!sub || !arg) throw new UsageError('user add <login> --role <role> [--template <id>]');
       if (!values.role) throw new UsageError('user add needs --role (viewer, operator, admin or a custom role).');
       const password = await askPassword();
-      await withDb(config, (db) => createUser(db, { login: arg, password, role: values.role, templateId: templateOption(values.template) }));
+      const templateId = templateOption(values.template);
+      await withDb(config, (db) =>
+        audited(db, { action: 'user.create', targetType: 'user', targetId: arg, detail: { role: values.role, templateId } }, () =>
+          createUser(db, { login: arg, password, role: values.role, templateId }),
+        ),
+      );
       console.log(`User ${arg} added with role ${values.role}${values.template ? ` for template ${values.template}` : ''}.`);
       return;
     }
     case 'user set-password': {
       if (!arg) throw new UsageError('user set-password <login>');
       const password = await askPassword();
-      await withDb(config, (db) => setPassword(db, arg, password));
+      await withDb(config, (db) => audited(db, { action: 'user.set_password', targetType: 'user', targetId: arg }, () => setPassword(db, arg, password)));
       console.log(`Password of ${arg} changed; their sessions were ended.`);
       return;
     }
     case 'user grant': {
       if (!arg || !values.role) throw new UsageError('user grant <login> --role <role> [--template <id>]');
-      await withDb(config, (db) => grantRole(db, arg, values.role!, templateOption(values.template)));
+      const templateId = templateOption(values.template);
+      await withDb(config, (db) =>
+        audited(db, { action: 'grant.create', targetType: 'user', targetId: arg, detail: { role: values.role, templateId } }, () => grantRole(db, arg, values.role!, templateId)),
+      );
       console.log(`Granted ${values.role} to ${arg}${values.template ? ` for template ${values.template}` : ''}.`);
       return;
     }
@@ -167,7 +191,12 @@ async function main(argv: string[]): Promise<void> {
       if (!arg) throw new UsageError('token create <login> [--name N] [--expires-days D]');
       const expiresDays = values['expires-days'] === undefined ? undefined : Number(values['expires-days']);
       const created = await withDb(config, (db) =>
-        createToken(db, arg, { ...(values.name ? { name: values.name } : {}), ...(expiresDays !== undefined ? { expiresDays } : {}) }),
+        audited(
+          db,
+          { action: 'token.create', targetType: 'token', detail: { login: arg, name: values.name ?? null, expiresDays: expiresDays ?? null } },
+          () => createToken(db, arg, { ...(values.name ? { name: values.name } : {}), ...(expiresDays !== undefined ? { expiresDays } : {}) }),
+          (token) => token.id,
+        ),
       );
       console.log(`Token ${created.id} "${created.name}" for ${arg}${created.expiresAt ? `, expires ${created.expiresAt.toISOString()}` : ''}. It is shown once:`);
       console.log(created.token);
@@ -176,7 +205,7 @@ async function main(argv: string[]): Promise<void> {
     case 'token revoke': {
       const id = Number(arg);
       if (!Number.isInteger(id) || id <= 0) throw new UsageError('token revoke <id>');
-      await withDb(config, (db) => revokeToken(db, id));
+      await withDb(config, (db) => audited(db, { action: 'token.revoke', targetType: 'token', targetId: id }, () => revokeToken(db, id)));
       console.log(`Token ${id} revoked.`);
       return;
     }
