@@ -1,6 +1,7 @@
 // The real stack for integration tests: the run's PostgreSQL database and Temporal dev
 // server (from the global setup), an in-process worker, and helpers to make unique
 // templates, machines and processes and to wait for what a user would see.
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,6 +13,7 @@ import { inject } from 'vitest';
 import { openDatabase, type Database } from '../../db/client.js';
 import { machines, processes, templates } from '../../db/schema.js';
 import type { ProcessStatus } from '../../domain/status.js';
+import { findTemporalCli } from '../../lib/temporal-cli.js';
 import { seed } from '../../services/seed.js';
 import { getProcess, type ProcessDeps, type ProcessView } from '../../services/processes.js';
 import { startWorkers, WORKFLOWS_PATH, type RunningWorkers } from '../../workers/worker.js';
@@ -27,6 +29,7 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
 }
 
 export interface Stack {
+  temporalAddress: string;
   database: Database;
   connection: Connection;
   client: Client;
@@ -47,6 +50,7 @@ export async function startStack(options: { worker?: boolean; probeIntervalMs?: 
   const client = new Client({ connection });
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-test-data-'));
   const stack: Stack = {
+    temporalAddress,
     database,
     connection,
     client,
@@ -184,13 +188,19 @@ export function groupAlive(pgid: number): boolean {
  */
 export async function recordHistories(stack: Stack, dir: string, processIds: number[]): Promise<number> {
   fs.mkdirSync(dir, { recursive: true });
+  const cli = findTemporalCli();
+  if (!cli) throw new Error('No Temporal CLI to export histories with.');
   let count = 0;
   for (const id of processIds) {
     const workflowId = `training-process-${id}`;
     for await (const execution of stack.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
-      const history = await stack.client.workflow.getHandle(workflowId, execution.runId).fetchHistory();
+      // The standard JSON form of a history, as the Temporal CLI writes it and historyFromJSON reads it.
+      const json = execFileSync(cli.path, ['workflow', 'show', '--address', stack.temporalAddress, '--workflow-id', workflowId, '--run-id', execution.runId, '--output', 'json'], {
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+      });
       const file = path.join(dir, `${workflowId}-${execution.runId.slice(0, 8)}.json`);
-      fs.writeFileSync(file, JSON.stringify({ workflowId, history }, null, 0));
+      fs.writeFileSync(file, JSON.stringify({ workflowId, history: JSON.parse(json) as unknown }));
       count += 1;
     }
   }
