@@ -10,6 +10,8 @@ export interface PageContext {
   section?: 'training' | 'machines' | 'admin';
   /** Show the Target machines section (machines.view). */
   canSeeMachines?: boolean;
+  /** Show the Administration section: roles and the audit log (users.manage). */
+  canAdminister?: boolean;
 }
 
 // htmx swaps error responses too: our errors are fragments that say what went wrong
@@ -39,10 +41,10 @@ export function layout(ctx: PageContext, title: string, body: Html): Html {
 <header class="topbar">
   <a class="brand" href="/">${t('appName')}</a>
   ${ctx.user
-    ? html`<nav class="sections"><a href="/training/templates" class="${ctx.section === 'training' ? 'current' : ''}">${t('training')}</a>${ctx.canSeeMachines ? html`<a href="/machines" class="${ctx.section === 'machines' ? 'current' : ''}">${t('targetMachines')}</a>` : ''}</nav>
+    ? html`<nav class="sections"><a href="/training/templates" class="${ctx.section === 'training' ? 'current' : ''}">${t('training')}</a>${ctx.canSeeMachines ? html`<a href="/machines" class="${ctx.section === 'machines' ? 'current' : ''}">${t('targetMachines')}</a>` : ''}${ctx.canAdminister ? html`<a href="/admin/roles" class="${ctx.section === 'admin' ? 'current' : ''}">${t('admSection')}</a>` : ''}</nav>
   <div class="who">
     <span class="lang" title="${t('language')}"><a href="?lang=ru" class="${ctx.locale === 'ru' ? 'current' : ''}" hreflang="ru" lang="ru">RU</a><a href="?lang=en" class="${ctx.locale === 'en' ? 'current' : ''}" hreflang="en" lang="en">EN</a></span>
-    <span class="login">${ctx.user.login}</span>
+    <a class="login" href="/account/tokens" title="${t('tokApiTokens')}">${ctx.user.login}</a>
     <form method="post" action="/logout" class="inline"><input type="hidden" name="_csrf" value="${ctx.csrfToken ?? ''}"><button class="link">${t('logout')}</button></form>
   </div>`
     : ''}

@@ -1,14 +1,13 @@
 // Operator pages: login, logout and the Training section.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { asc } from 'drizzle-orm';
-import { templates } from '../../db/schema.js';
 import { authenticate, createSession, destroySession, SESSION_TTL_MS } from '../../services/accounts.js';
+import { listTemplates } from '../../services/templates.js';
 import { translator } from '../../views/i18n.js';
 import type { PageContext } from '../../views/layout.js';
 import { loginPage } from '../../views/pages/login.js';
 import { messagePage } from '../../views/pages/message.js';
 import { templatesPage } from '../../views/pages/templates.js';
-import { can, canAnywhere, requirePrincipal, SESSION_COOKIE } from '../auth.js';
+import { can, canAnywhere, requirePrincipal, SESSION_COOKIE, visibleTemplates } from '../auth.js';
 import type { AppDeps } from '../deps.js';
 import { LoginLimiter } from '../login-limiter.js';
 
@@ -19,6 +18,7 @@ export function pageContext(request: FastifyRequest): PageContext {
     user: principal ? { login: principal.login } : null,
     csrfToken: principal?.csrfToken ?? null,
     canSeeMachines: canAnywhere(principal, 'machines.view'),
+    canAdminister: canAnywhere(principal, 'users.manage'),
   };
 }
 
@@ -97,8 +97,8 @@ export async function pageRoutes(app: FastifyInstance, { deps }: { deps: AppDeps
     if (!canAnywhere(principal, 'templates.view')) {
       return reply.code(403).type('text/html; charset=utf-8').send(messagePage(pageContext(request), t('trainingTemplates'), t('forbidden')).value);
     }
-    const rows = await deps.db.select().from(templates).orderBy(asc(templates.name));
-    const visible = rows.filter((row) => can(principal, 'templates.view', row.id));
+    // Filtered in the query: only the templates the policy lets this user view.
+    const { items: visible } = await listTemplates(deps.db, { visibleTemplates: visibleTemplates(principal, 'templates.view'), orderBy: 'name', limit: 500 });
     return reply.type('text/html; charset=utf-8').send(templatesPage(pageContext(request), visible).value);
   });
 }
