@@ -210,6 +210,11 @@ describe('the JSON API with a token', () => {
       expect(response.body.error.field, url).toBeTruthy();
     }
     expect((await call('POST', '/api/v1/processes/987654/start')).status).toBe(404);
+    // Clients that always send Content-Type: application/json may send no body with it.
+    const bodiless = await viaToken(t.app, admin, { method: 'POST', url: '/api/v1/processes/987654/stop', headers: { 'content-type': 'application/json' } });
+    expect(bodiless.statusCode).toBe(404);
+    const poisoned = await viaToken(t.app, admin, { method: 'POST', url: '/api/v1/templates', headers: { 'content-type': 'application/json' }, payload: '{"__proto__":{"admin":true},"name":"p","command":"true"}' });
+    expect(poisoned.statusCode).toBe(400);
     expect((await call('DELETE', '/api/v1/processes/987654?force=true')).status).toBe(404);
   });
 

@@ -30,6 +30,14 @@ declare module 'fastify' {
 
 export async function v1Routes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const routes = collectRoutes(app);
+  // Many clients send Content-Type: application/json on every request; an action or a
+  // delete without a body is still a request without a body, not a 400.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') return done(null, undefined);
+    return parseJson(request, body as string, done);
+  });
   app.decorateRequest('pristineBody', null);
   app.addHook('preValidation', async (request) => {
     request.pristineBody = request.body === undefined || request.body === null ? request.body : structuredClone(request.body);

@@ -62,8 +62,8 @@ const envSchema = {
 const templateFields = {
   name: { type: 'string', minLength: 1, maxLength: TEMPLATE_LIMITS.name },
   description: { type: ['string', 'null'], maxLength: TEMPLATE_LIMITS.description },
-  command: { type: 'string', minLength: 1, maxLength: TEMPLATE_LIMITS.commandBytes, description: 'Run by /bin/sh in the run directory; at most 64 KiB.' },
-  workingDir: { type: ['string', 'null'], maxLength: TEMPLATE_LIMITS.workingDir },
+  command: { type: 'string', minLength: 1, maxLength: TEMPLATE_LIMITS.commandBytes, description: "Run by /bin/sh in workingDir (else the run's own directory); at most 64 KiB." },
+  workingDir: { type: ['string', 'null'], maxLength: TEMPLATE_LIMITS.workingDir, description: 'Where the command runs on the machine; the run directory when null.' },
   env: envSchema,
   params: { type: 'object', additionalProperties: true, description: 'Hyperparameters with their defaults (at most 64 KiB of JSON); the trainer gets them as TRAINYARD_PARAMS.' },
   totalSteps: { type: ['integer', 'null'], minimum: 1, maximum: TEMPLATE_LIMITS.totalSteps },
