@@ -3,15 +3,12 @@
 // an outside server.
 import type { Connection } from '@temporalio/client';
 import protos from '@temporalio/proto';
+import { SEARCH_KEYS } from '../workflows/messages.js';
 
 const { temporal } = protos;
 
-export const SEARCH_ATTRIBUTES = {
-  TrainyardProcessId: 'Keyword',
-  TrainyardTemplateId: 'Keyword',
-  TrainyardMachineId: 'Keyword',
-  TrainyardStatus: 'Keyword',
-} as const;
+/** Name → type for the dev server's `--search-attribute` flags; every key is a Keyword. */
+export const SEARCH_ATTRIBUTES: Record<string, 'Keyword'> = Object.fromEntries(Object.values(SEARCH_KEYS).map((key) => [key.name, 'Keyword']));
 
 /** Idempotent: registers only the attributes the namespace lacks. */
 export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<void> {

@@ -11,6 +11,7 @@ import { FAILURE } from '../domain/failures.js';
 import { isStatus, type ProcessStatus, type UserAction } from '../domain/status.js';
 import {
   CONTROL_TASK_QUEUE,
+  SEARCH_KEYS,
   deleteUpdate,
   disableUpdate,
   enableUpdate,
@@ -183,12 +184,12 @@ export async function createProcess(deps: ProcessDeps, input: CreateProcessInput
       workflowId: trainingProcessWorkflowId(processId),
       args: [{ processId, templateId: template.id, machineId: machine.id }],
       memo: { processId, templateId: template.id, templateName: template.name, machineId: machine.id, machineName: machine.name },
-      searchAttributes: {
-        TrainyardProcessId: [String(processId)],
-        TrainyardTemplateId: [String(template.id)],
-        TrainyardMachineId: [String(machine.id)],
-        TrainyardStatus: ['created'],
-      },
+      typedSearchAttributes: [
+        { key: SEARCH_KEYS.processId, value: String(processId) },
+        { key: SEARCH_KEYS.templateId, value: String(template.id) },
+        { key: SEARCH_KEYS.machineId, value: String(machine.id) },
+        { key: SEARCH_KEYS.status, value: 'created' },
+      ],
     });
   } catch (error) {
     // Nothing half-made: without its workflow the process would be a dead row.

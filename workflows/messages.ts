@@ -1,9 +1,18 @@
 // Names shared by the client side (API, services) and the workflow: ids, task queues,
 // updates and queries are defined once here and imported everywhere.
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { ProcessStatus } from '../domain/status.js';
 
 export const CONTROL_TASK_QUEUE = 'trainyard-control';
+
+/** Search attributes on every training-process workflow, for the Temporal UI (registered at server start). */
+export const SEARCH_KEYS = {
+  processId: defineSearchAttributeKey('TrainyardProcessId', SearchAttributeType.KEYWORD),
+  templateId: defineSearchAttributeKey('TrainyardTemplateId', SearchAttributeType.KEYWORD),
+  machineId: defineSearchAttributeKey('TrainyardMachineId', SearchAttributeType.KEYWORD),
+  status: defineSearchAttributeKey('TrainyardStatus', SearchAttributeType.KEYWORD),
+};
 
 export function machineTaskQueue(machineId: number): string {
   return `machine-${machineId}`;

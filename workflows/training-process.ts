@@ -22,6 +22,7 @@ import {
   disableUpdate,
   enableUpdate,
   machineTaskQueue,
+  SEARCH_KEYS,
   snapshotQuery,
   startUpdate,
   stopUpdate,
@@ -207,7 +208,7 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
         lastError: snapshot.lastError,
         runId: snapshot.runId,
       });
-      upsertSearchAttributes({ TrainyardStatus: [snapshot.status] });
+      upsertSearchAttributes([{ key: SEARCH_KEYS.status, value: snapshot.status }]);
       recordedVersion = snapshot.statusVersion;
     }
   })();

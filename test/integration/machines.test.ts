@@ -9,7 +9,7 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { machines, templates } from '../../db/schema.js';
 import { act, createProcess, getProcess } from '../../services/processes.js';
-import { CONTROL_TASK_QUEUE, probeMachineWorkflowId, trainingProcessWorkflowId } from '../../workflows/messages.js';
+import { CONTROL_TASK_QUEUE, probeMachineWorkflowId, SEARCH_KEYS, trainingProcessWorkflowId } from '../../workflows/messages.js';
 import { makeTemplate, startStack, uid, waitFor, waitForStatus, type Stack } from '../support/stack.js';
 
 let stack: Stack;
@@ -104,15 +104,15 @@ describe('machines and the worker', () => {
     await waitForStatus(stack, process1.id, 'completed', 30_000);
     const description = await stack.client.workflow.getHandle(trainingProcessWorkflowId(process1.id)).describe();
     expect(description.memo).toMatchObject({ processId: process1.id, templateId: template.id, machineId: machine.id, templateName: template.name, machineName: machine.name });
-    expect(description.searchAttributes.TrainyardProcessId).toEqual([String(process1.id)]);
-    expect(description.searchAttributes.TrainyardTemplateId).toEqual([String(template.id)]);
-    expect(description.searchAttributes.TrainyardMachineId).toEqual([String(machine.id)]);
+    expect(description.typedSearchAttributes.get(SEARCH_KEYS.processId)).toBe(String(process1.id));
+    expect(description.typedSearchAttributes.get(SEARCH_KEYS.templateId)).toBe(String(template.id));
+    expect(description.typedSearchAttributes.get(SEARCH_KEYS.machineId)).toBe(String(machine.id));
     // The status attribute follows the process, so the UI can list e.g. every failed one.
     await waitFor(
       'the status search attribute',
       async () => {
         const d = await stack.client.workflow.getHandle(trainingProcessWorkflowId(process1.id)).describe();
-        return (d.searchAttributes.TrainyardStatus as string[] | undefined)?.[0] === 'completed';
+        return d.typedSearchAttributes.get(SEARCH_KEYS.status) === 'completed';
       },
       10_000,
     );
