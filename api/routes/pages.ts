@@ -99,6 +99,6 @@ export async function pageRoutes(app: FastifyInstance, { deps }: { deps: AppDeps
     }
     // Filtered in the query: only the templates the policy lets this user view.
     const { items: visible } = await listTemplates(deps.db, { visibleTemplates: visibleTemplates(principal, 'templates.view'), orderBy: 'name', limit: 500 });
-    return reply.type('text/html; charset=utf-8').send(templatesPage(pageContext(request), visible).value);
+    return reply.type('text/html; charset=utf-8').send(templatesPage(pageContext(request), visible, { canManage: can(principal, 'templates.manage') }).value);
   });
 }

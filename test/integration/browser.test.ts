@@ -17,7 +17,8 @@ import { processes } from '../../db/schema.js';
 import { menuFor, STATUS_LABELS, type ProcessStatus } from '../../domain/status.js';
 import { loadConfig } from '../../lib/config.js';
 import { SERIES_COLORS } from '../../views/fragments/chart-data.js';
-import { exampleTemplate, startStack, uid, type Stack } from '../support/stack.js';
+import { act, createProcess, deleteProcess } from '../../services/processes.js';
+import { exampleTemplate, localMachine, startStack, uid, type Stack } from '../support/stack.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -117,8 +118,9 @@ describe('the operator flow in a browser, in Russian', () => {
   it('adds, starts, watches, stops, disables, enables and deletes a training process', async () => {
     const name = `E2E спирали "${uid()}" <b>не жирный</b>`;
     // Slow enough to stay running through the test; the ETA is long and real.
-    const template = await exampleTemplate(stack, { step_delay_ms: 20, log_every: 5, eval_every: 25 }, { name, totalSteps: 200_000, stopGraceSeconds: 10 });
+    const template = await exampleTemplate(stack, { step_delay_ms: 20, log_every: 5, eval_every: 25, warmup_steps: 150 }, { name, totalSteps: 200_000, stopGraceSeconds: 10 });
 
+    const local = await localMachine(stack);
     const page = await context.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
@@ -208,6 +210,13 @@ describe('the operator flow in a browser, in Russian', () => {
     // Back to the processes page; screenshot with the details open.
     await page.getByRole('link', { name: 'К процессам' }).click();
     await page.waitForURL(`${baseUrl}/training/templates/${template.id}/processes`);
+    // Processes added and failing elsewhere appear on the open page by themselves.
+    const idle = await createProcess(stack.deps, { templateId: template.id, machineId: local.id });
+    const broken = await createProcess(stack.deps, { templateId: template.id, machineId: local.id, params: { learning_rate: -1 } });
+    await act(stack.deps, broken.id, 'start');
+    await expect.poll(() => page.locator(`#process-${idle.id}-row .status .badge`).textContent(), { timeout: 10_000 }).toBe(ru('created'));
+    await expect.poll(() => page.locator(`#process-${broken.id}-row .status .badge`).textContent(), { timeout: 30_000 }).toBe(ru('failed'));
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__sameDocument)).toBeUndefined(); // (a fresh page since monitoring)
     await row.locator('.expander').click();
     await expect.poll(() => details.locator('[data-fact=eta]').textContent(), { timeout: 20_000 }).toMatch(/^~\d/);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'processes.png') });
@@ -239,6 +248,8 @@ describe('the operator flow in a browser, in Russian', () => {
     expect(dialogs).toHaveLength(1);
     expect(dialogs[0]).toContain(`Удалить процесс #${processId}`);
     await expect.poll(async () => (await stack.database.db.select().from(processes).where(eq(processes.id, processId))).length, { timeout: 30_000 }).toBe(0);
+    await deleteProcess(stack.deps, idle.id);
+    await deleteProcess(stack.deps, broken.id);
 
     expect(pageErrors).toEqual([]);
     await closeMenu(page);

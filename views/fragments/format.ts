@@ -18,7 +18,7 @@ const DATE_LOCALES: Record<Locale, string> = { ru: 'ru-RU', en: 'en-GB' };
 /** Server-side text of a timestamp; app.js re-renders it in the browser's own time zone. */
 export function dateTime(iso: string | null, locale: Locale): Html | string {
   if (!iso) return '—';
-  const text = new Intl.DateTimeFormat(DATE_LOCALES[locale], { dateStyle: 'medium', timeStyle: 'medium', timeZone: 'UTC' }).format(new Date(iso));
+  const text = new Intl.DateTimeFormat(DATE_LOCALES[locale], { dateStyle: 'short', timeStyle: 'medium', timeZone: 'UTC' }).format(new Date(iso));
   return html`<time datetime="${iso}" data-local>${text} UTC</time>`;
 }
 

@@ -74,14 +74,19 @@ export function processRow(view: ProcessView, ctx: RowContext, version: number, 
   const t = translator(ctx.locale);
   const id = ids(view.id);
   return html`<tr id="${id.row}" class="process-row${options.deleting ? ' deleting' : ''}" data-id="${view.id}" data-version="${version}" data-status="${view.status}">
-  <td class="expand">${ctx.permissions.view ? html`<button type="button" class="expander" aria-expanded="false" aria-controls="${id.details}" data-details-url="${processUrl(view.id)}/details" data-label-show="${t('showDetails')}" data-label-hide="${t('hideDetails')}" title="${t('showDetails')}" aria-label="${t('showDetails')}"><span aria-hidden="true">▸</span></button>` : ''}</td>
+  <td class="expand">${ctx.permissions.view ? html`<button type="button" class="expander" aria-expanded="false" aria-controls="${id.details}" data-details-url="${processUrl(view.id)}/details" data-label-show="${t('showDetails')}" data-label-hide="${t('hideDetails')}" title="${t('showDetails')}" aria-label="${t('showDetails')}"><span class="chevron" aria-hidden="true"></span></button>` : ''}</td>
   <td class="name">#${view.id}</td>
   <td><span class="machine-name">${view.machineName}</span>${view.machineAddress !== view.machineName ? html` <span class="muted">${view.machineAddress}</span>` : ''}</td>
-  <td class="status">${options.deleting ? html`<span class="badge deleting">${t('deleting')}</span>` : statusBadge(view.status, ctx.locale)}${view.machineUnreachableSince ? html` <span class="badge unreachable" title="${view.machineUnreachableSince}">${t('machineUnreachable')}</span>` : ''}</td>
+  <td class="status">${options.deleting ? html`<span class="badge deleting">${t('deleting')}</span>` : statusBadge(view.status, ctx.locale)}${view.machineUnreachableSince ? html` <span class="badge unreachable" title="${view.machineUnreachableSince}">${t('machineUnreachable')}</span>` : ''}${view.lastError ? html`<div class="row-error" title="${view.lastError}">${firstLine(view.lastError)}</div>` : ''}</td>
   <td class="progress-cell">${progressCell(view, ctx.locale)}</td>
   <td class="num">${view.runNumber ?? '—'}</td>
   <td class="actions">${options.deleting ? '' : menu(view, ctx)}</td>
 </tr>`;
+}
+
+function firstLine(text: string): string {
+  const line = text.split('\n').find((l) => l.trim() !== '') ?? '';
+  return line.length > 120 ? `${line.slice(0, 119)}…` : line;
 }
 
 /** The collapsed details slot; the expander fills it with processDetails. */

@@ -10,13 +10,14 @@ export interface TemplateRow {
   totalSteps: number | null;
 }
 
-export function templatesPage(ctx: PageContext, rows: TemplateRow[]): Html {
+export function templatesPage(ctx: PageContext, rows: TemplateRow[], options: { canManage?: boolean } = {}): Html {
   const t = translator(ctx.locale);
   return layout(
     { ...ctx, section: 'training' },
     t('trainingTemplates'),
     html`<h1>${t('training')}</h1>
 <nav class="tabs"><a class="current" href="/training/templates">${t('trainingTemplates')}</a></nav>
+${options.canManage ? html`<div class="page-head"><span></span><a class="button primary" href="/training/templates/new">${t('addTemplate')}</a></div>` : ''}
 ${rows.length === 0
   ? html`<p class="empty">${t('noTemplates')}</p>`
   : html`<table class="grid" id="templates">
@@ -27,7 +28,7 @@ ${rows.length === 0
     <td class="name">${row.name}</td>
     <td class="muted">${row.description}</td>
     <td class="num">${row.totalSteps ?? '—'}</td>
-    <td><a class="button" href="/training/templates/${row.id}/processes">${t('processes')}</a></td>
+    <td class="row-actions-cell"><a class="button" href="/training/templates/${row.id}/processes">${t('processes')}</a>${options.canManage ? html` <a class="button subtle" href="/training/templates/${row.id}/edit">${t('edit')}</a>` : ''}</td>
   </tr>`,
   )}
   </tbody>

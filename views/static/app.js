@@ -2,7 +2,7 @@
 (function () {
   'use strict';
   var lang = document.documentElement.lang === 'en' ? 'en-GB' : 'ru-RU';
-  var timeFormat = new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'medium' });
+  var timeFormat = new Intl.DateTimeFormat(lang, { dateStyle: 'short', timeStyle: 'medium' });
 
   // Timestamps arrive in UTC from the server; show them in the browser's own time zone.
   function localTimes(root) {
@@ -44,6 +44,18 @@
       if (region) {
         event.preventDefault();
         region.innerHTML = '';
+      }
+    }
+    // The host-key "confirm" step: the fetched fingerprint goes into its field.
+    var confirm = target && target.closest('[data-fingerprint-value]');
+    if (confirm) {
+      var field = document.querySelector(confirm.getAttribute('data-fingerprint-target'));
+      if (field) {
+        field.value = confirm.getAttribute('data-fingerprint-value');
+        var done = document.createElement('strong');
+        done.className = 'confirmed';
+        done.textContent = confirm.getAttribute('data-confirmed');
+        confirm.replaceWith(done);
       }
     }
     // One ☰ menu open at a time; a click elsewhere closes it.

@@ -45,6 +45,15 @@ export function demand(request: FastifyRequest, permissions: Permission[], templ
   }
 }
 
+/**
+ * The check on a template's pages and its processes: a template the user may not even
+ * view answers 404 like a missing one (its id leaks nothing); then the permissions named.
+ */
+export function demandOnTemplate(request: FastifyRequest, templateId: number, what: { kind: string; id: number }, permissions: Permission[]): void {
+  if (!can(request.principal, 'templates.view', templateId)) throw new ServiceError('not_found', `${what.kind} ${what.id} does not exist.`);
+  demand(request, permissions, templateId);
+}
+
 export function allowed(request: FastifyRequest, permission: Permission, templateId?: number): boolean {
   return can(request.principal, permission, templateId);
 }

@@ -2,9 +2,11 @@
 // plugin; the live status feed is created here, once per web process.
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../../deps.js';
+import { machineRoutes } from './machines.js';
 import { monitoringRoutes } from './monitoring.js';
 import { processRoutes } from './processes.js';
 import { StatusFeed } from './status-feed.js';
+import { templateRoutes } from './templates.js';
 
 export { localePlugin } from './locale.js';
 
@@ -12,4 +14,6 @@ export async function uiRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }
   const feed = new StatusFeed(deps.db, (message) => app.log.warn(message));
   await app.register(processRoutes, { deps, feed });
   await app.register(monitoringRoutes, { deps });
+  await app.register(templateRoutes, { deps });
+  await app.register(machineRoutes, { deps });
 }

@@ -9,7 +9,7 @@ import type { Locale } from '../../../views/i18n.js';
 import { monitoringPage } from '../../../views/pages/monitoring.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
-import { demand, intParam, requireUser, sendHtml } from './common.js';
+import { demandOnTemplate, intParam, requireUser, sendHtml } from './common.js';
 
 const schema = {
   params: { type: 'object', properties: { id: { type: 'string', maxLength: 12 } }, required: ['id'] },
@@ -24,7 +24,7 @@ type Query = { run?: string; compare?: string };
 export async function monitoringRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   async function processFor(request: FastifyRequest<{ Params: { id: string } }>) {
     const view = await getProcess(deps, intParam(request.params.id, 'process'));
-    demand(request, ['templates.view', 'processes.view'], view.templateId);
+    demandOnTemplate(request, view.templateId, { kind: 'Process', id: view.id }, ['processes.view']);
     return view;
   }
 

@@ -14,7 +14,7 @@ import { processesPage } from '../../../views/pages/processes.js';
 import { canAnywhere } from '../../auth.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
-import { allowed, demand, intParam, isHtmx, loadTemplate, requireUser, rowContext, sendHtml } from './common.js';
+import { allowed, demand, demandOnTemplate, intParam, isHtmx, loadTemplate, requireUser, rowContext, sendHtml } from './common.js';
 import { sseEvent, StatusFeed, statusVersions, type Sent } from './status-feed.js';
 
 export const PAGE_SIZE = 50;
@@ -28,14 +28,14 @@ export async function processRoutes(app: FastifyInstance, { deps, feed }: { deps
   /** A template the user may see the processes of. */
   async function templateFor(request: FastifyRequest, rawId: string) {
     const template = await loadTemplate(deps.db, intParam(rawId, 'template'));
-    demand(request, ['templates.view', 'processes.view'], template.id);
+    demandOnTemplate(request, template.id, { kind: 'Template', id: template.id }, ['processes.view']);
     return template;
   }
 
-  /** A process, its view and the user's row context; 404 before 403 leaks nothing useful here. */
+  /** A process, its view and the user's row context. */
   async function processFor(request: FastifyRequest, rawId: string) {
     const view = await getProcess(deps, intParam(rawId, 'process'));
-    demand(request, ['templates.view', 'processes.view'], view.templateId);
+    demandOnTemplate(request, view.templateId, { kind: 'Process', id: view.id }, ['processes.view']);
     return { view, ctx: rowContext(request, deps, view.templateId) };
   }
 

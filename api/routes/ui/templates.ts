@@ -1,0 +1,115 @@
+// Training templates: add, edit and delete (templates.manage). The list itself is the
+// Training page (api/routes/pages.ts).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ServiceError } from '../../../services/errors.js';
+import { createTemplate, deleteTemplate, ENV_KEY, getTemplate, updateTemplate, type TemplateView } from '../../../services/templates.js';
+import { fill } from '../../../views/fragments/format.js';
+import { translator } from '../../../views/i18n.js';
+import { TEMPLATE_FORM_FIELDS, templateFormPage, templateFormValues, type TemplateFormValues } from '../../../views/pages/template-form.js';
+import type { AppDeps } from '../../deps.js';
+import { pageContext } from '../pages.js';
+import { demand, intParam, isHtmx, requireUser, sendHtml } from './common.js';
+
+const bodySchema = {
+  type: 'object',
+  properties: { ...Object.fromEntries(TEMPLATE_FORM_FIELDS.map((f) => [f, { type: 'string', maxLength: 200_000 }])), _csrf: { type: 'string' } },
+} as const;
+const idParams = { type: 'object', properties: { id: { type: 'string', maxLength: 12 } }, required: ['id'] } as const;
+
+/** The form's strings as the service's input; what cannot even be parsed is an error by field. */
+function readForm(form: TemplateFormValues, t: ReturnType<typeof translator>): { input: Record<string, unknown>; errors: Record<string, string> } {
+  const errors: Record<string, string> = {};
+  const input: Record<string, unknown> = {
+    name: (form.name ?? '').trim(),
+    description: form.description ?? '',
+    command: form.command ?? '',
+    workingDir: (form.workingDir ?? '').trim() === '' ? null : (form.workingDir ?? '').trim(),
+  };
+  if (input.name === '') errors.name = t('required');
+  if ((form.command ?? '').trim() === '') errors.command = t('required');
+  const optionalInt = (key: 'totalSteps' | 'stopGraceSeconds', empty: number | null) => {
+    const raw = (form[key] ?? '').trim();
+    if (raw === '') input[key] = empty;
+    else if (!/^\d{1,10}$/.test(raw)) errors[key] = t('notInteger');
+    else input[key] = Number(raw);
+  };
+  optionalInt('totalSteps', null);
+  optionalInt('stopGraceSeconds', 30);
+  const params = (form.params ?? '').trim();
+  if (params === '') input.params = {};
+  else {
+    try {
+      const parsed: unknown = JSON.parse(params);
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) errors.params = t('mustBeObject');
+      else input.params = parsed;
+    } catch (error) {
+      errors.params = fill(t('invalidJson'), { detail: (error as Error).message });
+    }
+  }
+  const env: Record<string, string> = {};
+  (form.env ?? '').split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === '' || errors.env) return;
+    const eq = line.indexOf('=');
+    const key = eq > 0 ? line.slice(0, eq).trim() : '';
+    if (!ENV_KEY.test(key)) errors.env = fill(t('envLineError'), { n: i + 1 });
+    else env[key] = line.slice(eq + 1);
+  });
+  input.env = env;
+  return { input, errors };
+}
+
+export async function templateRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  function formPage(request: FastifyRequest, reply: FastifyReply, template: TemplateView | null, values: TemplateFormValues, errors?: Record<string, string>) {
+    const body = templateFormPage(pageContext(request), { template, values, ...(errors ? { errors } : {}), canDelete: template !== null });
+    return sendHtml(reply, body, errors ? 422 : 200);
+  }
+
+  async function save(request: FastifyRequest<{ Body: TemplateFormValues }>, reply: FastifyReply, existing: TemplateView | null) {
+    const form = request.body ?? {};
+    const { input, errors } = readForm(form, translator(request.locale));
+    if (Object.keys(errors).length > 0) return formPage(request, reply, existing, form, errors);
+    let saved: TemplateView;
+    try {
+      saved = existing ? await updateTemplate(deps.db, existing.id, input) : await createTemplate(deps.db, input);
+    } catch (error) {
+      if (!(error instanceof ServiceError) || (error.code !== 'invalid' && error.code !== 'conflict')) throw error;
+      const field = error.field?.split('.')[0];
+      return formPage(request, reply, existing, form, { [field && (TEMPLATE_FORM_FIELDS as readonly string[]).includes(field) ? field : 'form']: error.message });
+    }
+    // A new template goes straight to where its processes are added.
+    return reply.redirect(existing ? '/training/templates' : `/training/templates/${saved.id}/processes`, 303);
+  }
+
+  app.get('/training/templates/new', async (request, reply) => {
+    if (!requireUser(request, reply)) return reply;
+    demand(request, ['templates.manage']);
+    return formPage(request, reply, null, { stopGraceSeconds: '30', params: '{}' });
+  });
+
+  app.post<{ Body: TemplateFormValues }>('/training/templates', { schema: { body: bodySchema } }, async (request, reply) => {
+    if (!requireUser(request, reply)) return reply;
+    demand(request, ['templates.manage']);
+    return save(request, reply, null);
+  });
+
+  app.get<{ Params: { id: string } }>('/training/templates/:id/edit', { schema: { params: idParams } }, async (request, reply) => {
+    if (!requireUser(request, reply)) return reply;
+    demand(request, ['templates.manage']);
+    const template = await getTemplate(deps.db, intParam(request.params.id, 'template'));
+    return formPage(request, reply, template, templateFormValues(template));
+  });
+
+  app.post<{ Params: { id: string }; Body: TemplateFormValues }>('/training/templates/:id', { schema: { params: idParams, body: bodySchema } }, async (request, reply) => {
+    if (!requireUser(request, reply)) return reply;
+    demand(request, ['templates.manage']);
+    return save(request, reply, await getTemplate(deps.db, intParam(request.params.id, 'template')));
+  });
+
+  app.delete<{ Params: { id: string } }>('/training/templates/:id', { schema: { params: idParams } }, async (request, reply) => {
+    if (!requireUser(request, reply)) return reply;
+    demand(request, ['templates.manage']);
+    await deleteTemplate(deps.db, intParam(request.params.id, 'template'));
+    if (isHtmx(request)) return reply.header('HX-Redirect', '/training/templates').code(200).send('');
+    return reply.redirect('/training/templates', 303);
+  });
+}
