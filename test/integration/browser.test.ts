@@ -13,7 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
-import { processes } from '../../db/schema.js';
+import { metricPoints, metricSeries, processes, runs } from '../../db/schema.js';
 import { menuFor, STATUS_LABELS, type ProcessStatus } from '../../domain/status.js';
 import { loadConfig } from '../../lib/config.js';
 import { SERIES_COLORS } from '../../views/fragments/chart-data.js';
@@ -101,6 +101,16 @@ async function measure(page: Page, processId: number, status: ProcessStatus): Pr
   latencies.push({ status, ms });
   console.log(`status ${status}: recorded → shown on the page in ${ms} ms`);
   return ms;
+}
+
+/** The requests a page makes while left alone for `ms`. */
+async function quietFor(page: Page, ms: number): Promise<string[]> {
+  const seen: string[] = [];
+  const onRequest = (request: { url(): string }) => seen.push(request.url());
+  page.on('request', onRequest);
+  await page.waitForTimeout(ms);
+  page.off('request', onRequest);
+  return seen;
 }
 
 async function openMenu(row: Locator): Promise<string[]> {
@@ -227,6 +237,9 @@ describe('the operator flow in a browser, in Russian', () => {
     await row.getByRole('menuitem', { name: 'Остановить' }).click();
     await expect.poll(() => row.locator('.status .badge').textContent(), { timeout: 30_000 }).toBe(ru('stopped'));
     expect(await measure(page, processId, 'stopped')).toBeLessThanOrEqual(1000);
+    // Nothing is active on the page now: no polling at all (the one event stream stays open).
+    await expect.poll(() => details.locator('.facts').getAttribute('hx-trigger'), { timeout: 5000 }).toBe('refresh');
+    expect(await quietFor(page, 5000)).toEqual([]);
     expect(await openMenu(row)).toEqual(menuLabels('stopped'));
 
     // Выключить → Выключен → Включить → Остановлен: the menu follows the status.
@@ -253,6 +266,65 @@ describe('the operator flow in a browser, in Russian', () => {
 
     expect(pageErrors).toEqual([]);
     await closeMenu(page);
+    await page.close();
+  });
+
+  it('shows a NaN loss as a marked break with a warning, and overlays an earlier run', async () => {
+    const template = await exampleTemplate(stack, {}, { name: `E2E NaN ${uid()}` });
+    const local = await localMachine(stack);
+    const [p] = await stack.database.db.insert(processes).values({ templateId: template.id, machineId: local.id, status: 'failed' }).returning();
+    const steps = Array.from({ length: 60 }, (_, i) => i * 10);
+    for (const [number, nanAt] of [[1, null], [2, 400]] as const) {
+      const [run] = await stack.database.db
+        .insert(runs)
+        .values({ processId: p!.id, number, templateSnapshot: {}, machineId: local.id, status: number === 2 ? 'failed' : 'completed', startedAt: new Date(), finishedAt: new Date() })
+        .returning();
+      const curves: Record<string, (step: number) => number> = {
+        lr: (s) => 0.01 * Math.min(1, s / 100),
+        loss: (s) => (nanAt !== null && s >= nanAt ? Number.NaN : 0.7 * Math.exp(-s / (number === 1 ? 300 : 200)) + 0.05),
+        test_accuracy: (s) => Math.min(0.98, 0.5 + s / 1000),
+      };
+      for (const [name, f] of Object.entries(curves)) {
+        const [series] = await stack.database.db.insert(metricSeries).values({ runId: run!.id, name }).returning();
+        await stack.database.db.insert(metricPoints).values(steps.map((step) => ({ seriesId: series!.id, step, value: f(step) })));
+      }
+    }
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(`${baseUrl}/training/processes/${p!.id}/monitoring`);
+    if (page.url().includes('/login')) {
+      // Run on its own: log in first (the login page brings us back).
+      await page.getByLabel('Логин').fill('admin');
+      await page.getByLabel('Пароль').fill('admin-password-for-tests');
+      await page.getByRole('button', { name: 'Войти' }).click();
+      await page.waitForURL(/\/monitoring$/);
+    }
+    expect(await page.locator('#chart-warnings .warning').first().textContent()).toBe('⚠ loss = NaN на шаге 400 (прогон 2): кривая там прерывается.');
+    const option = () =>
+      page.evaluate(() => {
+        const w = globalThis as unknown as PageGlobals;
+        const o = w.echarts.getInstanceByDom(w.document.getElementById('chart')).getOption() as {
+          series: Array<{ name: string; data: Array<[number, number | string]>; lineStyle: { color: string; type: string }; markLine?: { data: Array<{ xAxis: number }> } }>;
+        };
+        return o.series.map((s) => ({ name: s.name, color: s.lineStyle.color, type: s.lineStyle.type, gaps: s.data.filter((d) => d[1] === '-').length, marks: (s.markLine?.data ?? []).map((m) => m.xAxis) }));
+      });
+    const single = await option();
+    const loss = single.find((s) => s.name === 'loss')!;
+    expect(loss.gaps).toBe(20); // steps 400…590 are NaN: a break, not a silent line
+    expect(loss.marks).toEqual([400]); // …marked where it starts (and shaded to where it ends)
+    // Pick the earlier run to overlay: the page reloads with both, the earlier dashed.
+    await page.getByLabel('Сравнить с').selectOption('1');
+    await page.waitForURL(/compare=1/);
+    const overlaid = await option();
+    expect(overlaid.map((s) => s.name)).toEqual(['lr', 'loss', 'test_accuracy', 'lr · Прогон 1', 'loss · Прогон 1', 'test_accuracy · Прогон 1']);
+    expect(overlaid.map((s) => s.type)).toEqual(['solid', 'solid', 'solid', 'dashed', 'dashed', 'dashed']);
+    expect(overlaid.slice(3).map((s) => s.color)).toEqual([SERIES_COLORS.lr, SERIES_COLORS.loss, SERIES_COLORS.test_accuracy]);
+    expect(await page.locator('#chart-state').textContent()).toBe('Прогон завершён; график полный.');
+    // A final run's chart does not poll.
+    expect(await quietFor(page, 4000)).toEqual([]);
+    if (process.env.TRAINYARD_NAN_SHOT) await page.screenshot({ path: process.env.TRAINYARD_NAN_SHOT });
+    expect(pageErrors).toEqual([]);
     await page.close();
   });
 });

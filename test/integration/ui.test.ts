@@ -306,7 +306,7 @@ describe('actions and fragments of a live process', () => {
       return /data-fact="eta">~\d/.test(r.body) ? r : null;
     }, 30_000, 300);
     expect(facts.body).toContain('~До окончания');
-    expect(facts.body).toContain('hx-trigger="refresh, every 2s"');
+    expect(facts.body).toContain(`hx-trigger="refresh, every 2s [document.visibilityState === &#39;visible&#39;]"`);
     const details = await get(s, `/training/processes/${id}/details`);
     expect(details.body.startsWith(`<tr id="process-${id}-details" class="details">`)).toBe(true);
     expect(details.body).toContain(`href="${TEMPORAL_UI}/namespaces/default/workflows/training-process-${id}"`);
@@ -449,7 +449,10 @@ describe('the live feed', () => {
 
     await stack.database.db.delete(processes).where(eq(processes.id, p.id));
     expect(await next('gone')).toBe(String(p.id));
+    expect(app.statusFeed.size).toBe(1);
     controller.abort();
+    // The page went away: its stream is dropped, and with nobody listening the polling stops.
+    await waitFor('the stream to be dropped', async () => app.statusFeed.size === 0, 5000, 20);
   });
 
   it('serves any number of open pages from one poller: ticks do not grow with subscribers', async () => {

@@ -115,7 +115,7 @@ export function processFacts(view: ProcessView, ctx: RowContext, now = Date.now(
   const progressText =
     step === null ? '—' : totalSteps === null ? integer(step, ctx.locale) : `${integer(step, ctx.locale)} / ${integer(totalSteps, ctx.locale)}${pct === null ? '' : ` (${percentText(pct, ctx.locale)})`}`;
   const ui = ctx.temporalUi;
-  return html`<div id="${id.facts}" class="facts" hx-get="${processUrl(view.id)}/facts" hx-trigger="${active ? 'refresh, every 2s' : 'refresh'}" hx-swap="outerHTML">
+  return html`<div id="${id.facts}" class="facts" hx-get="${processUrl(view.id)}/facts" hx-trigger="${active ? "refresh, every 2s [document.visibilityState === 'visible']" : 'refresh'}" hx-swap="outerHTML">
   <dl>
     <div class="fact eta"><dt>${t('timeLeft')}</dt><dd data-fact="eta">${active ? formatEta(view.etaSeconds, ctx.locale) : '—'}</dd></div>
     <div class="fact"><dt>${t('progress')}</dt><dd data-fact="progress">${progressText}</dd></div>

@@ -28,15 +28,24 @@
 
   // Points for echarts: a non-finite value is '-' (a break in the line), and its step
   // is returned so the break gets a visible marker.
+  // Consecutive non-finite points make one break: marked where it starts, shaded to where it ends.
   function points(raw) {
     var out = [];
     var breaks = [];
+    var open = null;
     for (var i = 0; i < raw.length; i++) {
       var v = decode(raw[i][1]);
-      if (typeof v === 'number' && isFinite(v)) out.push([raw[i][0], v]);
-      else {
+      if (typeof v === 'number' && isFinite(v)) {
+        out.push([raw[i][0], v]);
+        open = null;
+      } else {
         out.push([raw[i][0], '-']);
-        breaks.push({ step: raw[i][0], label: SYMBOL[raw[i][1]] || String(raw[i][1]) });
+        var label = SYMBOL[raw[i][1]] || String(raw[i][1]);
+        if (open && open.label === label) open.end = raw[i][0];
+        else {
+          open = { start: raw[i][0], end: raw[i][0], label: label };
+          breaks.push(open);
+        }
       }
     }
     return { data: out, breaks: breaks };
@@ -68,7 +77,16 @@
                 lineStyle: { color: '#c2332b', type: 'dashed', width: 1.2 },
                 label: { formatter: name + ' ' + '{b}', color: '#c2332b', position: 'insideEndTop' },
                 data: p.breaks.slice(0, 20).map(function (b) {
-                  return { xAxis: b.step, name: b.label };
+                  return { xAxis: b.start, name: b.label };
+                }),
+              }
+            : undefined,
+          markArea: p.breaks.length
+            ? {
+                silent: true,
+                itemStyle: { color: 'rgba(194, 51, 43, 0.08)' },
+                data: p.breaks.slice(0, 20).map(function (b) {
+                  return [{ xAxis: b.start }, { xAxis: b.end }];
                 }),
               }
             : undefined,

@@ -8,6 +8,8 @@
   var source = null;
   var hiddenTimer = null;
   var HIDDEN_CLOSE_MS = 60000;
+  var retryMs = 2000;
+  var retryTimer = null;
 
   function parse(html) {
     var template = document.createElement('template');
@@ -38,6 +40,19 @@
     var oldRow = document.getElementById(newRow.id);
     if (!oldRow) return;
     if (versionOf(newRow) < versionOf(oldRow)) return;
+    if (oldRow.getAttribute('data-status') === newRow.getAttribute('data-status') && !oldRow.classList.contains('deleting')) {
+      // Same status, same menu: patch the other cells so an open ☰ menu or a focused
+      // button is not swapped out from under the user (progress moves every few seconds).
+      var oldCells = oldRow.children;
+      var newCells = newRow.children;
+      for (var i = 0; i < newCells.length && i < oldCells.length; i++) {
+        if (oldCells[i].classList.contains('actions') || oldCells[i].classList.contains('expand')) continue;
+        oldCells[i].innerHTML = newCells[i].innerHTML;
+      }
+      oldRow.setAttribute('data-version', newRow.getAttribute('data-version'));
+      window.htmx.process(oldRow);
+      return;
+    }
     carryState(oldRow, newRow);
     oldRow.replaceWith(newRow);
     window.htmx.process(newRow);
@@ -47,7 +62,12 @@
   }
 
   function addBlock(block) {
-    if (document.getElementById(block.id)) return;
+    if (document.getElementById(block.id)) {
+      // Already shown (added by this page's own Save): the feed's copy may be newer.
+      var row = block.querySelector('tr.process-row');
+      if (row) replaceRow(row);
+      return;
+    }
     table.appendChild(block);
     window.htmx.process(block);
   }
@@ -76,13 +96,26 @@
       if (block) block.remove();
     });
     source.addEventListener('bye', close);
+    source.onopen = function () {
+      retryMs = 2000;
+    };
     source.onerror = function () {
-      // CLOSED: the server refused (logged out, forbidden); the browser will not retry.
-      if (source && source.readyState === EventSource.CLOSED) {
+      if (!source) return;
+      if (source.readyState === EventSource.CLOSED) {
+        // The server refused (logged out, forbidden): say so; the browser will not retry.
         source = null;
         var note = document.getElementById('live-state');
         if (note) note.hidden = false;
+        return;
       }
+      // A dropped connection: reopen ourselves, telling the server what the page shows
+      // now (the browser's own retry would repeat the first address), backing off.
+      close();
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(function () {
+        if (!document.hidden) open();
+      }, retryMs);
+      retryMs = Math.min(retryMs * 2, 30000);
     };
   }
 

@@ -1,6 +1,8 @@
 // The operator pages of the Training and Target machines sections, registered as one
-// plugin; the live status feed is created here, once per web process.
+// plugin; the live status feed is created here, once per web process, and exposed as
+// `app.statusFeed` (open streams and queries made, for tests and the curious).
 import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import type { AppDeps } from '../../deps.js';
 import { machineRoutes } from './machines.js';
 import { monitoringRoutes } from './monitoring.js';
@@ -10,10 +12,17 @@ import { templateRoutes } from './templates.js';
 
 export { localePlugin } from './locale.js';
 
-export async function uiRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+declare module 'fastify' {
+  interface FastifyInstance {
+    statusFeed: StatusFeed;
+  }
+}
+
+export const uiRoutes = fp<{ deps: AppDeps }>(async (app: FastifyInstance, { deps }) => {
   const feed = new StatusFeed(deps.db, (message) => app.log.warn(message));
+  app.decorate('statusFeed', feed);
   await app.register(processRoutes, { deps, feed });
   await app.register(monitoringRoutes, { deps });
   await app.register(templateRoutes, { deps });
   await app.register(machineRoutes, { deps });
-}
+});

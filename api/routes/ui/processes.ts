@@ -192,15 +192,17 @@ export async function processRoutes(app: FastifyInstance, { deps, feed }: { deps
         render: (view: ProcessView, version: number, kind: 'row' | 'block') =>
           (kind === 'row' ? processRow(view, ctx, version) : processBlock(view, ctx, version)).value,
         write: (chunk: string) => {
-          if (!res.writableEnded) res.write(chunk);
+          if (!res.writableEnded && !res.destroyed) res.write(chunk);
         },
       };
       const unsubscribe = feed.subscribe(stream);
       openStreams.add(res);
-      request.raw.once('close', () => {
+      // The page went away (closed, navigated, network gone): stop feeding it.
+      res.once('close', () => {
         unsubscribe();
         openStreams.delete(res);
       });
+      res.on('error', () => undefined);
     },
   );
 
@@ -230,8 +232,14 @@ export async function processRoutes(app: FastifyInstance, { deps, feed }: { deps
 
   app.get<{ Params: { id: string } }>('/training/processes/:id/facts', { schema: { params: idParams } }, async (request, reply) => {
     if (!requireUser(request, reply)) return reply;
-    const { view, ctx } = await processFor(request, request.params.id);
-    return sendHtml(reply, processFacts(view, ctx));
+    try {
+      const { view, ctx } = await processFor(request, request.params.id);
+      return sendHtml(reply, processFacts(view, ctx));
+    } catch (error) {
+      // Deleted while its details were open: 286 tells htmx to stop polling; the feed removes the row.
+      if (isHtmx(request) && error instanceof ServiceError && error.code === 'not_found') return reply.code(286).type('text/html; charset=utf-8').send('');
+      throw error;
+    }
   });
 
   app.get<{ Params: { id: string }; Querystring: { run?: string; slot?: string } }>(
