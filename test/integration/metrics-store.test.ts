@@ -4,25 +4,28 @@
 import { randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { claimRun, createMetricsStore, readCommittedOffset, type MetricPointInput, type MetricsStore } from '../../activities/metrics-store.js';
 import { openDatabase, type Database } from '../../db/client.js';
 import { runMigrations } from '../../db/migrate.js';
 import { machines, processes, runs, templates } from '../../db/schema.js';
 import { ROLLUP_LEVELS, ROLLUP_TABLE_DDL } from '../../services/metric-rollups.js';
+import { databaseUrlFor } from '../support/global-setup.js';
 import { listSeries, queryMetrics } from '../../services/metrics.js';
 
-const ADMIN_URL = process.env.TEST_ADMIN_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-
-// A fresh migrated database of our own, until the global setup provides one.
-async function createTestDatabase(): Promise<{ database: Database; drop(): Promise<void> }> {
+// The points mode uses the global setup's database; the rollups mode adds the
+// proposed table, which the other test files must not see, to a database of its own.
+async function openTestDatabase(mode: 'points' | 'rollups'): Promise<{ database: Database; drop(): Promise<void> }> {
+  if (mode === 'points') {
+    const database = openDatabase(inject('databaseUrl'), { applicationName: 'test-metrics' });
+    return { database, drop: () => database.close() };
+  }
   const name = `trainyard_metrics_${randomBytes(6).toString('hex')}`;
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  const admin = postgres(inject('adminDatabaseUrl'), { max: 1, onnotice: () => {} });
   await admin.unsafe(`create database ${name}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  const database = openDatabase(url.toString(), { applicationName: 'test-metrics' });
+  const database = openDatabase(databaseUrlFor(name, inject('adminDatabaseUrl')), { applicationName: 'test-metrics' });
   await runMigrations(database);
+  await database.sql.unsafe(ROLLUP_TABLE_DDL);
   return {
     database,
     async drop() {
@@ -68,8 +71,7 @@ for (const mode of ['points', 'rollups'] as const) {
     let store: MetricsStore;
 
     beforeAll(async () => {
-      ({ database, drop } = await createTestDatabase());
-      if (mode === 'rollups') await database.sql.unsafe(ROLLUP_TABLE_DDL);
+      ({ database, drop } = await openTestDatabase(mode));
       store = createMetricsStore(database.db, database.sql);
     });
     afterAll(async () => drop?.());
