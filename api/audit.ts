@@ -53,7 +53,8 @@ export const auditPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
   });
   app.addHook('onResponse', async (request, reply) => {
     const configured = request.routeOptions.config?.audit;
-    const info = request.audit;
+    // Null when an earlier onRequest hook (authentication) failed before ours ran.
+    const info = (request.audit ??= {});
     if (SAFE_METHODS.has(request.method) || configured === false || info.skip) return;
     // Requests that matched no route are noise, not actions.
     if (!request.routeOptions.url) return;

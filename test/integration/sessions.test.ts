@@ -177,6 +177,13 @@ describe('API tokens', () => {
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/templates', headers: { authorization: 'Bearer ' } })).statusCode).toBe(401);
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/templates', headers: { authorization: 'Basic YWRtaW46YWRtaW4=' } })).statusCode).toBe(401);
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/templates' })).statusCode).toBe(401);
+    // A change tried with a bad token is still recorded, as unauthenticated.
+    const marker = `/api/v1/processes/${900_000 + Math.floor(Math.random() * 99_999)}/start`;
+    expect((await t.app.inject({ method: 'POST', url: marker, headers: { authorization: 'Bearer ty_forged' } })).statusCode).toBe(401);
+    await waitFor('the unauthenticated attempt in the audit log', async () => {
+      const rows = await auditRows({ action: 'process.start' });
+      return rows.some((r) => r.outcome === 'unauthenticated' && (r.detail as { path?: string } | null)?.path === marker);
+    }, 5000);
   });
 
   it('refuses a bad expiry on the form with the field named', async () => {
