@@ -134,9 +134,15 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
     },
 
     async deleteProcessData(processId) {
-      // Runs, series, points, events and leases go with the process (ON DELETE CASCADE).
-      await db.delete(slotLeases).where(eq(slotLeases.processId, processId));
-      await db.delete(processes).where(eq(processes.id, processId));
+      await db.transaction(async (tx) => {
+        // Points carry no foreign key (it would halve ingest), so they go first, by hand;
+        // runs, series, rollups and events go with the process (ON DELETE CASCADE).
+        await tx.execute(
+          sql`delete from metric_points where series_id in (select s.id from metric_series s join runs r on r.id = s.run_id where r.process_id = ${processId})`,
+        );
+        await tx.delete(slotLeases).where(eq(slotLeases.processId, processId));
+        await tx.delete(processes).where(eq(processes.id, processId));
+      });
     },
   };
 }

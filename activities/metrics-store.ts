@@ -19,7 +19,6 @@ import { eq } from 'drizzle-orm';
 import type postgres from 'postgres';
 import type { Db } from '../db/client.js';
 import { runs } from '../db/schema.js';
-import { hasRollups } from '../services/metric-rollups.js';
 import { checkPoints, chunkGroups, groupBySeries, splitByStoredMax, textArray, toColumns, type MetricPointInput } from './metrics-batch.js';
 import { mergeAppendSummaries, recomputeSummaries } from './metrics-rollups.js';
 
@@ -94,7 +93,6 @@ export function createMetricsStore(_db: Db, sql: postgres.Sql): MetricsStore {
     const known = cachedSeries(runId);
     checkPoints(input.points);
     const missing = missingNames(input.points, known);
-    const rollups = await hasRollups(sql);
     const result = await sql.begin(async (tx): Promise<{ result: CommitResult; added: [string, number][] }> => {
       // Durability is not what makes this exactly once: a commit lost in a server crash
       // loses its points and its offset together, and the reader reads those lines
@@ -141,7 +139,7 @@ export function createMetricsStore(_db: Db, sql: postgres.Sql): MetricsStore {
             insert into metric_points (series_id, step, value)
             select * from unnest(${c.seriesIds}::int4[], ${c.steps}::int8[], ${c.values}::float8[])
             on conflict (series_id, step) do update set value = excluded.value`.execute());
-          if (rollups) for (const query of recomputeSummaries(tx, rewrite)) writes.push(query.execute());
+          for (const query of recomputeSummaries(tx, rewrite)) writes.push(query.execute());
         }
         // In chunks, so that the server stores one while the next is being built.
         for (const chunk of chunkGroups(append, APPEND_CHUNK_POINTS)) {
@@ -151,7 +149,7 @@ export function createMetricsStore(_db: Db, sql: postgres.Sql): MetricsStore {
             select * from unnest(${c.seriesIds}::int4[], ${c.steps}::int8[], ${c.values}::float8[])`.execute());
           await new Promise((resolve) => setImmediate(resolve));
         }
-        if (rollups && append.length > 0) writes.push(mergeAppendSummaries(tx, append).execute());
+        if (append.length > 0) writes.push(mergeAppendSummaries(tx, append).execute());
       }
       const u = runUpdate(input);
       writes.push(tx`

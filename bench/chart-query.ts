@@ -1,7 +1,7 @@
 // DESIGN §8 "chart", the database half: queryMetrics on a run with 1 000 000 points
 // in each of three series (maxPoints 2 000), beside the baseline of reading every
 // point, in the same run. Creates and drops its own database.
-// Usage: npx tsx bench/chart-query.ts [--quick] [--no-rollups] [--url postgres://…]
+// Usage: npx tsx bench/chart-query.ts [--quick] [--url postgres://…]
 // --no-rollups leaves out the proposed summary table (services/metric-rollups.ts),
 // so the query summarises the points themselves.
 import os from 'node:os';
@@ -10,7 +10,6 @@ import { claimRun, createMetricsStore, type MetricPointInput } from '../activiti
 import { openDatabase } from '../db/client.js';
 import { runMigrations } from '../db/migrate.js';
 import { machines, processes, runs, templates } from '../db/schema.js';
-import { ROLLUP_TABLE_DDL } from '../services/metric-rollups.js';
 import { queryMetrics } from '../services/metrics.js';
 
 const quick = process.argv.includes('--quick');
@@ -34,7 +33,8 @@ async function main(): Promise<void> {
   const database = openDatabase(url.toString(), { applicationName: 'bench-chart' });
   try {
     await runMigrations(database);
-    if (withRollups) await database.sql.unsafe(ROLLUP_TABLE_DDL);
+    // --no-rollups: the chart without its summary table, to see what the rollups buy.
+    if (!withRollups) await database.sql.unsafe('drop table metric_rollups');
     const [machine] = await database.db.insert(machines).values({ name: 'bench', address: '127.0.0.1' }).returning();
     const [template] = await database.db.insert(templates).values({ name: 'bench', command: 'true' }).returning();
     const [proc] = await database.db.insert(processes).values({ templateId: template!.id, machineId: machine!.id }).returning();

@@ -1,10 +1,8 @@
 // DESIGN §8 "ingest", the database half: points/s through commitBatch beside a raw
 // COPY of the same points into the same table, in the same run. Creates and drops
-// its own database. Usage: npx tsx bench/ingest-store.ts [--quick] [--no-fk] [--url postgres://…]
-// --no-fk drops metric_points' foreign key in the bench database first, to measure
-// the schema without the per-row referential check (which costs more than the rest);
-// --rollups creates the proposed chart summary table (services/metric-rollups.ts),
-// which commitBatch then keeps up to date.
+// its own database. Usage: npx tsx bench/ingest-store.ts [--quick] [--no-rollups] [--url postgres://…]
+// --no-rollups drops the chart summary table (services/metric-rollups.ts) first, to
+// see what keeping it costs.
 import os from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -13,7 +11,6 @@ import { createMetricsStore, claimRun, type MetricPointInput } from '../activiti
 import { openDatabase, type Database } from '../db/client.js';
 import { runMigrations } from '../db/migrate.js';
 import { machines, processes, runs, templates } from '../db/schema.js';
-import { ROLLUP_TABLE_DDL } from '../services/metric-rollups.js';
 
 const quick = process.argv.includes('--quick');
 const urlFlag = process.argv.indexOf('--url');
@@ -22,8 +19,7 @@ const SERIES = ['lr', 'loss', 'test_accuracy'];
 const TOTAL_POINTS = quick ? 300_000 : 3_000_000;
 const BATCH_POINTS = 20_000;
 const ROUNDS = quick ? 1 : 3;
-const noForeignKey = process.argv.includes('--no-fk');
-const withRollups = process.argv.includes('--rollups');
+const withRollups = !process.argv.includes('--no-rollups');
 
 function makePoints(total: number): MetricPointInput[] {
   const points: MetricPointInput[] = [];
@@ -104,8 +100,7 @@ async function main(): Promise<void> {
   const database = openDatabase(url.toString(), { applicationName: 'bench-ingest' });
   try {
     await runMigrations(database);
-    if (withRollups) await database.sql.unsafe(ROLLUP_TABLE_DDL);
-    if (noForeignKey) await database.sql`alter table metric_points drop constraint metric_points_series_id_metric_series_id_fk`;
+    if (!withRollups) await database.sql.unsafe('drop table metric_rollups');
     const points = makePoints(TOTAL_POINTS);
     // Warm-up: plans, caches, the JIT of both paths.
     await measureStore(database, points.slice(0, 60_000), 'warm-store');
@@ -123,7 +118,7 @@ async function main(): Promise<void> {
     }
     const s = median(store);
     const c = median(copy);
-    console.log(`cpus: ${os.cpus().length}; points per measurement: ${fmt(TOTAL_POINTS)} in batches of ${fmt(BATCH_POINTS)}; rounds: ${ROUNDS}; foreign key: ${noForeignKey ? 'dropped' : 'as migrated'}; rollups: ${withRollups ? 'kept' : 'absent'}`);
+    console.log(`cpus: ${os.cpus().length}; points per measurement: ${fmt(TOTAL_POINTS)} in batches of ${fmt(BATCH_POINTS)}; rounds: ${ROUNDS}; rollups: ${withRollups ? 'kept' : 'absent'}`);
     console.log(`commitBatch: ${fmt(s)} points/s (rounds: ${store.map(fmt).join(', ')})`);
     console.log(`raw COPY:    ${fmt(c)} points/s (rounds: ${copy.map(fmt).join(', ')})`);
     console.log(`ratio: ${((100 * s) / c).toFixed(1)}% of COPY (target ≥ 50%, and ≥ 200,000 points/s)`);

@@ -13,6 +13,7 @@ import {
   pgTable,
   primaryKey,
   serial,
+  smallint,
   text,
   timestamp,
   uniqueIndex,
@@ -166,8 +167,8 @@ export const runs = pgTable(
     metricsOffset: bigint('metrics_offset', { mode: 'number' }).notNull().default(0),
     malformedLines: integer('malformed_lines').notNull().default(0),
     oversizedLines: integer('oversized_lines').notNull().default(0),
-    step: integer('step'),
-    totalSteps: integer('total_steps'),
+    step: bigint('step', { mode: 'number' }),
+    totalSteps: bigint('total_steps', { mode: 'number' }),
     epoch: doublePrecision('epoch'),
     etaState: jsonb('eta_state'),
     etaSeconds: integer('eta_seconds'),
@@ -197,15 +198,42 @@ export const metricSeries = pgTable(
   (t) => [uniqueIndex('metric_series_run_name').on(t.runId, t.name)],
 );
 
-/** A point is (run, series, step, value); a step written again replaces the value. */
+/**
+ * A point is (run, series, step, value); a step written again replaces the value.
+ * No foreign key to metric_series: its per-row check halves ingest (DESIGN §8), so a
+ * process's points are deleted explicitly with it (activities/control.ts).
+ */
 export const metricPoints = pgTable(
   'metric_points',
   {
-    seriesId: integer('series_id').notNull().references(() => metricSeries.id, { onDelete: 'cascade' }),
+    seriesId: integer('series_id').notNull(),
     step: bigint('step', { mode: 'number' }).notNull(),
     value: doublePrecision('value').notNull(),
   },
   (t) => [primaryKey({ columns: [t.seriesId, t.step] })],
+);
+
+/**
+ * Per series, buckets of 2^level steps (services/metric-rollups.ts): point count, finite
+ * min and max with their steps, and the first NaN/±Infinity step. Written in the same
+ * transaction as the points, so the chart reads a few thousand rows, not millions.
+ */
+export const metricRollups = pgTable(
+  'metric_rollups',
+  {
+    seriesId: integer('series_id').notNull().references(() => metricSeries.id, { onDelete: 'cascade' }),
+    level: smallint('level').notNull(),
+    bucket: bigint('bucket', { mode: 'number' }).notNull(),
+    count: integer('count').notNull(),
+    minStep: bigint('min_step', { mode: 'number' }),
+    minValue: doublePrecision('min_value'),
+    maxStep: bigint('max_step', { mode: 'number' }),
+    maxValue: doublePrecision('max_value'),
+    nanStep: bigint('nan_step', { mode: 'number' }),
+    posInfStep: bigint('pos_inf_step', { mode: 'number' }),
+    negInfStep: bigint('neg_inf_step', { mode: 'number' }),
+  },
+  (t) => [primaryKey({ name: 'metric_rollups_pk', columns: [t.seriesId, t.level, t.bucket] })],
 );
 
 /** Slot leases: a run holds (machine, slot) from before launch until its trainer is gone. */

@@ -6,23 +6,7 @@
 // same transaction as the points they summarise (activities/metrics-rollups.ts),
 // so they are exactly as committed as the points.
 //
-// The table is not in the schema yet. Until a migration adds it, hasRollups says
-// false: writers skip it and the chart scans points.
-//
-//   export const metricRollups = pgTable('metric_rollups', {
-//     seriesId: integer('series_id').notNull().references(() => metricSeries.id, { onDelete: 'cascade' }),
-//     level: smallint('level').notNull(),
-//     bucket: bigint('bucket', { mode: 'number' }).notNull(),
-//     count: integer('count').notNull(),
-//     minStep: bigint('min_step', { mode: 'number' }),
-//     minValue: doublePrecision('min_value'),
-//     maxStep: bigint('max_step', { mode: 'number' }),
-//     maxValue: doublePrecision('max_value'),
-//     nanStep: bigint('nan_step', { mode: 'number' }),
-//     posInfStep: bigint('pos_inf_step', { mode: 'number' }),
-//     negInfStep: bigint('neg_inf_step', { mode: 'number' }),
-//   }, (t) => [primaryKey({ columns: [t.seriesId, t.level, t.bucket] })]);
-import type postgres from 'postgres';
+// The table: metricRollups in db/schema.ts.
 
 /**
  * log2 of the bucket widths: 64 steps to 4 Mi steps, each level's bucket made of
@@ -33,32 +17,3 @@ import type postgres from 'postgres';
  */
 export const ROLLUP_LEVELS = [6, 8, 10, 12, 14, 16, 18, 20, 22] as const;
 export const LEVEL_FANOUT = 4;
-
-export const ROLLUP_TABLE_DDL = `
-  create table if not exists metric_rollups (
-    series_id integer not null references metric_series(id) on delete cascade,
-    level smallint not null,
-    bucket bigint not null,
-    count integer not null,
-    min_step bigint,
-    min_value double precision,
-    max_step bigint,
-    max_value double precision,
-    nan_step bigint,
-    pos_inf_step bigint,
-    neg_inf_step bigint,
-    constraint metric_rollups_pk primary key (series_id, level, bucket)
-  )`;
-
-const detected = new WeakMap<postgres.Sql, Promise<boolean>>();
-
-/** Whether the database has the rollup table; asked once per client. */
-export function hasRollups(sql: postgres.Sql): Promise<boolean> {
-  let answer = detected.get(sql);
-  if (!answer) {
-    answer = sql<{ present: boolean }[]>`select to_regclass('metric_rollups') is not null as present`.then((rows) => rows[0]?.present === true);
-    answer.catch(() => detected.delete(sql));
-    detected.set(sql, answer);
-  }
-  return answer;
-}

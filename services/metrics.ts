@@ -17,7 +17,7 @@ import type postgres from 'postgres';
 import type { Db } from '../db/client.js';
 import { metricSeries } from '../db/schema.js';
 import { invalid } from './errors.js';
-import { hasRollups, ROLLUP_LEVELS } from './metric-rollups.js';
+import { ROLLUP_LEVELS } from './metric-rollups.js';
 
 export type MetricPoint = [step: number, value: number];
 
@@ -46,9 +46,8 @@ export async function queryMetrics(db: Db, sql: postgres.Sql, query: MetricsQuer
     .from(metricSeries)
     .where(names ? and(eq(metricSeries.runId, query.runId), inArray(metricSeries.name, names)) : eq(metricSeries.runId, query.runId))
     .orderBy(asc(metricSeries.name));
-  const rollups = await hasRollups(sql);
   // One query per series, side by side on the pool's connections.
-  const points = await Promise.all(rows.map((row) => seriesPoints(sql, row.id, maxPoints, rollups)));
+  const points = await Promise.all(rows.map((row) => seriesPoints(sql, row.id, maxPoints)));
   const found = new Map(rows.map((row, i) => [row.name, points[i]!]));
   // fromEntries defines own properties, so a series named "__proto__" stays data.
   return { series: Object.fromEntries((names ?? rows.map((row) => row.name)).map((name) => [name, found.get(name) ?? []])) };
@@ -66,11 +65,11 @@ interface Summary {
 
 // In one snapshot, so that points a live run commits meanwhile cannot fall outside
 // the first and last points read.
-function seriesPoints(sql: postgres.Sql, seriesId: number, maxPoints: number, rollups: boolean): Promise<MetricPoint[]> {
-  return sql.begin('isolation level repeatable read read only', (tx) => seriesPointsIn(tx, seriesId, maxPoints, rollups));
+function seriesPoints(sql: postgres.Sql, seriesId: number, maxPoints: number): Promise<MetricPoint[]> {
+  return sql.begin('isolation level repeatable read read only', (tx) => seriesPointsIn(tx, seriesId, maxPoints));
 }
 
-async function seriesPointsIn(sql: postgres.TransactionSql, seriesId: number, maxPoints: number, rollups: boolean): Promise<MetricPoint[]> {
+async function seriesPointsIn(sql: postgres.TransactionSql, seriesId: number, maxPoints: number): Promise<MetricPoint[]> {
   const [ends] = await sql<{ n: number; lo: string; first: number; hi: string; last: number }[]>`
     select
       (select count(*)::int4 from (select 1 from metric_points where series_id = ${seriesId} limit ${maxPoints + 1}) as head) as n,
@@ -87,18 +86,18 @@ async function seriesPointsIn(sql: postgres.TransactionSql, seriesId: number, ma
   const hi = Number(ends.hi);
   const budget = maxPoints - 2; // the first and last points are always kept
   const ranges = Math.max(1, Math.floor(budget / 2));
-  const summaries = await summarise(sql, seriesId, lo, hi, ranges, rollups);
+  const summaries = await summarise(sql, seriesId, lo, hi, ranges);
   const interior = fitPicks(summaries, budget, lo, hi);
   return [[lo, ends.first], ...interior, [hi, ends.last]];
 }
 
 // Summaries of `ranges` equal step ranges over [lo, hi] (empty ranges absent).
-async function summarise(sql: postgres.TransactionSql, seriesId: number, lo: number, hi: number, ranges: number, rollups: boolean): Promise<Summary[]> {
+async function summarise(sql: postgres.TransactionSql, seriesId: number, lo: number, hi: number, ranges: number): Promise<Summary[]> {
   const span = hi - lo + 1;
   // The coarsest level with a bucket for every range reads between one and
   // LEVEL_FANOUT rows per range. A span too short for the finest level has fewer
   // than 64 points per range, which are summarised directly.
-  const level = rollups ? [...ROLLUP_LEVELS].reverse().find((l) => span / 2 ** l >= ranges) : undefined;
+  const level = [...ROLLUP_LEVELS].reverse().find((l) => span / 2 ** l >= ranges);
   const rows =
     level === undefined
       ? await sql<SummaryRow[]>`

@@ -2,7 +2,7 @@
 // Temporal dev server, PostgreSQL and the example trainer.
 import fs from 'node:fs';
 import path from 'node:path';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricPoints, metricSeries, processEvents, runs } from '../../db/schema.js';
 import { act, createProcess as create, deleteProcess, findRun, getProcess, listRuns, type CreateProcessInput } from '../../services/processes.js';
@@ -154,12 +154,16 @@ describe('a training process on the local machine', () => {
     expect((await act(stack.deps, process.id, 'enable')).status).toBe('stopped');
     await waitForStatus(stack, process.id, 'stopped');
 
+    const seriesIds = (await stack.database.db.select({ id: metricSeries.id }).from(metricSeries).where(eq(metricSeries.runId, run.id))).map((r) => r.id);
+    expect(seriesIds.length).toBeGreaterThan(0);
     await deleteProcess(stack.deps, process.id);
     await waitFor('the process to be gone', async () => (await getProcess(stack.deps, process.id).then(() => false, (e: unknown) => e instanceof ServiceError && e.code === 'not_found')));
     const leftRuns = await stack.database.db.select().from(runs).where(eq(runs.processId, process.id));
     expect(leftRuns).toHaveLength(0);
     const leftSeries = await stack.database.db.select().from(metricSeries).where(eq(metricSeries.runId, run.id));
     expect(leftSeries).toHaveLength(0);
+    const leftPoints = await stack.database.db.select({ n: sql<number>`count(*)::int` }).from(metricPoints).where(inArray(metricPoints.seriesId, seriesIds));
+    expect(leftPoints[0]!.n).toBe(0);
     const leftEvents = await stack.database.db.select().from(processEvents).where(eq(processEvents.processId, process.id));
     expect(leftEvents).toHaveLength(0);
     expect(fs.existsSync(run.runDir!)).toBe(false);

@@ -152,7 +152,15 @@ describe('a training process over SSH', () => {
     expect(groupAlive(run.pgid!)).toBe(true);
     await sshd.up();
     await waitFor('the left-behind trainer to be stopped', async () => !groupAlive(run.pgid!), 60_000, 200);
-    const events = await stack.database.db.select().from(processEvents).where(eq(processEvents.processId, lost.id));
-    expect(events.some((e) => /still running when the machine .* answered again; it was stopped/.test(e.message))).toBe(true);
+    // The note follows the stop: wait for it rather than race it.
+    await waitFor(
+      'the note in the process log',
+      async () => {
+        const events = await stack.database.db.select().from(processEvents).where(eq(processEvents.processId, lost.id));
+        return events.some((e) => /still running when the machine .* answered again; it was stopped/.test(e.message));
+      },
+      10_000,
+      200,
+    );
   });
 });

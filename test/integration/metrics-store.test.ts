@@ -1,39 +1,17 @@
 // Run metrics against the real PostgreSQL: every point stored exactly once across
 // competing attempts, rewrites replacing values, non-finite values kept, and the
 // chart query's budget and spikes — with and without the rollup table.
-import { randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { claimRun, createMetricsStore, readCommittedOffset, type MetricPointInput, type MetricsStore } from '../../activities/metrics-store.js';
 import { openDatabase, type Database } from '../../db/client.js';
-import { runMigrations } from '../../db/migrate.js';
 import { machines, processes, runs, templates } from '../../db/schema.js';
-import { ROLLUP_LEVELS, ROLLUP_TABLE_DDL } from '../../services/metric-rollups.js';
-import { databaseUrlFor } from '../support/global-setup.js';
+import { ROLLUP_LEVELS } from '../../services/metric-rollups.js';
 import { listSeries, queryMetrics } from '../../services/metrics.js';
 
-// The points mode uses the global setup's database; the rollups mode adds the
-// proposed table, which the other test files must not see, to a database of its own.
-async function openTestDatabase(mode: 'points' | 'rollups'): Promise<{ database: Database; drop(): Promise<void> }> {
-  if (mode === 'points') {
-    const database = openDatabase(inject('databaseUrl'), { applicationName: 'test-metrics' });
-    return { database, drop: () => database.close() };
-  }
-  const name = `trainyard_metrics_${randomBytes(6).toString('hex')}`;
-  const admin = postgres(inject('adminDatabaseUrl'), { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  const database = openDatabase(databaseUrlFor(name, inject('adminDatabaseUrl')), { applicationName: 'test-metrics' });
-  await runMigrations(database);
-  await database.sql.unsafe(ROLLUP_TABLE_DDL);
-  return {
-    database,
-    async drop() {
-      await database.close();
-      await admin.unsafe(`drop database if exists ${name} with (force)`);
-      await admin.end();
-    },
-  };
+function openTestDatabase(): { database: Database; drop(): Promise<void> } {
+  const database = openDatabase(inject('databaseUrl'), { applicationName: 'test-metrics' });
+  return { database, drop: () => database.close() };
 }
 
 let fixtures = 0;
@@ -64,14 +42,14 @@ const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset
   oversized: 0,
 });
 
-for (const mode of ['points', 'rollups'] as const) {
-  describe(`metrics (${mode === 'rollups' ? 'with' : 'without'} the rollup table)`, () => {
+{
+  describe('metrics', () => {
     let database: Database;
     let drop: () => Promise<void>;
     let store: MetricsStore;
 
     beforeAll(async () => {
-      ({ database, drop } = await openTestDatabase(mode));
+      ({ database, drop } = openTestDatabase());
       store = createMetricsStore(database.db, database.sql);
     });
     afterAll(async () => drop?.());
@@ -248,7 +226,7 @@ for (const mode of ['points', 'rollups'] as const) {
         // 400 points fit the budget: all of them, untouched; an unknown series is empty.
         expect(series.test_accuracy).toEqual(await storedPoints(database, runId, 'test_accuracy'));
         expect(series.lr).toEqual([]);
-        if (mode === 'rollups') expect(elapsed).toBeLessThan(1000);
+        expect(elapsed).toBeLessThan(1000);
       });
 
       it('keeps every kind of non-finite value when they crowd the budget', async () => {
@@ -273,7 +251,7 @@ for (const mode of ['points', 'rollups'] as const) {
         expect(after.series.loss).toContainEqual([nanStep, Number.NaN]);
       });
 
-      it.runIf(mode === 'rollups')('keeps the rollups equal to a recomputation from the points', async () => {
+      it('keeps the rollups equal to a recomputation from the points', async () => {
         const drift = await database.sql`
           with fresh as (
             select p.series_id, l.level, p.step >> l.level as bucket, count(*)::int4 as count,
