@@ -1,0 +1,234 @@
+// DESIGN §8 "scale": 200 processes running at once on `local` (20 with --quick), each
+// trainer appending 10 metric lines a second, for 60 s (10 s): every status right (all
+// running, then all stopped after a stop of each, every trainer group gone), the
+// worker's RSS, the longest workflow history in events (every run of every chain),
+// PostgreSQL rows/s ingested against the offered rate, every point written stored.
+// Usage: npm run bench -- scale [--quick]   (tsx bench/scale.ts --processes N: another count)
+//
+// The worker is a `trainyard worker` child process; its RSS is read from /proc.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { eq } from 'drizzle-orm';
+import { machines, templates } from '../db/schema.js';
+import { act, createProcess, statusCounts, type ProcessDeps } from '../services/processes.js';
+import { ServiceError } from '../services/errors.js';
+import { seed } from '../services/seed.js';
+import { trainingProcessWorkflowId } from '../workflows/messages.js';
+import {
+  ADMIN_PASSWORD,
+  count,
+  cpuSecondsOf,
+  createBenchDatabase,
+  groupAlive,
+  killTrainersOf,
+  memoryOf,
+  mib,
+  onCleanup,
+  pool,
+  printTable,
+  quick,
+  run,
+  sleep,
+  startTemporal,
+  startWorkerChild,
+  tempDir,
+  type Row,
+} from './support.js';
+
+const flag = process.argv.indexOf('--processes');
+const P = flag > 0 ? Number(process.argv[flag + 1]) : quick ? 20 : 200;
+const WINDOW_S = quick ? 10 : 60;
+// Beyond these the bench reports what it got rather than waiting on (and the run stays under 3 minutes).
+const START_DEADLINE_S = quick ? 20 : 45;
+const STOP_DEADLINE_S = quick ? 20 : 45;
+const LINES_PER_S = 10;
+const CONCURRENCY = 20;
+const TARGET_RSS = 1024 * 1024 * 1024;
+const TARGET_HISTORY = 4096;
+
+// One point a line, ten lines a second on a fixed schedule (no drift), no process forked per line.
+const WRITER = `use strict; use warnings; use Time::HiRes qw(time sleep);
+$SIG{TERM} = sub { exit 0 };
+open(my $f, '>>', $ENV{TRAINYARD_METRICS_FILE}) or die "metrics file: $!";
+select((select($f), $| = 1)[0]);
+my $t0 = time; my $i = 0;
+while (1) {
+  $i++;
+  printf $f "{\\"step\\":%d,\\"loss\\":%.6f}\\n", $i, 1 / $i;
+  my $wait = $t0 + $i / ${LINES_PER_S} - time;
+  sleep($wait) if $wait > 0;
+}
+`;
+
+await run('scale', async () => {
+  if (!Number.isInteger(P) || P < 1) throw new Error('--processes takes a positive integer');
+  const [{ url, database }, temporal] = await Promise.all([createBenchDatabase('scale', { max: 10 }), startTemporal()]);
+  const { db, sql } = database;
+  await seed(db, { adminPassword: ADMIN_PASSWORD });
+  await db.update(machines).set({ slots: P + 10 }).where(eq(machines.name, 'local'));
+  const [local] = await db.select().from(machines).where(eq(machines.name, 'local'));
+  const scripts = tempDir('scale-writer');
+  const writer = path.join(scripts, 'writer.pl');
+  fs.writeFileSync(writer, WRITER);
+  const [template] = await db.insert(templates).values({ name: 'bench writer', command: `exec perl '${writer}'`, stopGraceSeconds: 10 }).returning();
+
+  const dataDir = tempDir('scale-data');
+  const worker = await startWorkerChild({ databaseUrl: url, temporalAddress: temporal.address, dataDir });
+  onCleanup('trainers left running', async () => {
+    const killed = await killTrainersOf(database);
+    if (killed > 0) console.error(`killed ${killed} trainer group(s) left running`);
+  });
+  const connection = await Connection.connect({ address: temporal.address });
+  onCleanup('the Temporal client', () => connection.close());
+  const deps: ProcessDeps = { db, client: new Client({ connection }) };
+  const log = (line: string) => console.error(`scale: ${line} (${(performance.now() / 1000).toFixed(1)} s)`);
+  const counts = async () => {
+    const c = await statusCounts(deps);
+    return { running: c.running ?? 0, stopped: c.stopped ?? 0, all: c };
+  };
+  const describe = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${v} ${k}`).join(', ');
+
+  await sleep(2000);
+  const idle = memoryOf(worker.pid);
+  log(`worker polling, RSS ${mib(idle.rss)}`);
+
+  const ids = (await pool(Array.from({ length: P }), CONCURRENCY, () => createProcess(deps, { templateId: template!.id, machineId: local!.id }))).map((p) => p.id);
+  const startAt = performance.now();
+  await pool(ids, CONCURRENCY, (id) => act(deps, id, 'start'));
+  const startsSentS = (performance.now() - startAt) / 1000;
+  let allRunningS: number | null = null;
+  while (performance.now() - startAt < START_DEADLINE_S * 1000) {
+    if ((await counts()).running === P) {
+      allRunningS = (performance.now() - startAt) / 1000;
+      break;
+    }
+    await sleep(100);
+  }
+  const atWindowStart = await counts();
+  log(allRunningS !== null ? `${P} running after ${allRunningS.toFixed(1)} s` : `not all running after ${START_DEADLINE_S} s: ${describe(atWindowStart.all)}`);
+
+  // The steady window: statuses, worker memory and CPU, lines written and rows stored.
+  const rowsNow = async () => Number((await sql<{ n: string }[]>`select count(*) as n from metric_points`)[0]!.n);
+  const linesNow = async () => {
+    const dirs = await sql<{ run_dir: string | null }[]>`select run_dir from runs where run_dir is not null`;
+    let lines = 0;
+    for (const { run_dir: dir } of dirs) {
+      try {
+        const text = fs.readFileSync(path.join(dir!, 'metrics.jsonl'), 'latin1');
+        for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines++;
+      } catch {}
+    }
+    return lines;
+  };
+  const backendPids = async () =>
+    (await sql<{ pid: number }[]>`select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`).map((r) => r.pid);
+  const backendCpu = (pids: number[]) => pids.reduce((sum, pid) => sum + (fs.existsSync(`/proc/${pid}`) ? cpuSecondsOf(pid) : 0), 0);
+  const samples: { t: number; running: number; rss: number }[] = [];
+  const pgPids = await backendPids();
+  const cpu0 = cpuSecondsOf(worker.pid);
+  const pgCpu0 = backendCpu(pgPids);
+  const [rows0, lines0] = [await rowsNow(), await linesNow()];
+  const t0 = performance.now();
+  while (performance.now() - t0 < WINDOW_S * 1000) {
+    await sleep(quick ? 1000 : 2000);
+    samples.push({ t: (performance.now() - t0) / 1000, running: (await counts()).running, rss: memoryOf(worker.pid).rss });
+  }
+  const [rows1, lines1] = [await rowsNow(), await linesNow()];
+  const windowS = (performance.now() - t0) / 1000;
+  const workerCpu = (cpuSecondsOf(worker.pid) - cpu0) / windowS;
+  const pgCpu = (backendCpu(pgPids) - pgCpu0) / windowS;
+  const rowsPerS = (rows1 - rows0) / windowS;
+  const linesPerS = (lines1 - lines0) / windowS;
+  const backlog = lines1 - rows1;
+  const duringWindow = memoryOf(worker.pid);
+  log(`window done: ${count(rowsPerS)} rows/s stored, ${count(linesPerS)} lines/s written, RSS ${mib(duringWindow.rss)}`);
+
+  // Stop every process; each must end stopped with its trainer's group gone.
+  const stopAt = performance.now();
+  let refused = 0;
+  await pool(ids, CONCURRENCY, async (id) => {
+    try {
+      await act(deps, id, 'stop');
+    } catch (error) {
+      if (!(error instanceof ServiceError)) throw error;
+      refused += 1;
+      console.error(`stop of ${id} refused: ${error.message}`);
+    }
+  });
+  let allStoppedS: number | null = null;
+  while (performance.now() - stopAt < STOP_DEADLINE_S * 1000) {
+    if ((await counts()).stopped === P) {
+      allStoppedS = (performance.now() - stopAt) / 1000;
+      break;
+    }
+    await sleep(100);
+  }
+  const finalCounts = await counts();
+  log(allStoppedS !== null ? `${P} stopped after ${allStoppedS.toFixed(1)} s` : `not all stopped after ${STOP_DEADLINE_S} s: ${describe(finalCounts.all)}`);
+  const runRows = await sql<{ status: string; pgid: number | null }[]>`select status, pgid from runs`;
+  const runsStopped = runRows.filter((r) => r.status === 'stopped').length;
+  const groupsLeft = runRows.filter((r) => r.pgid !== null && groupAlive(r.pgid)).length;
+  // Every line the trainers wrote, against the points stored (final once all are stopped).
+  const linesWritten = await linesNow();
+  const rowsStored = await rowsNow();
+  const afterStop = memoryOf(worker.pid);
+
+  // The longest history over every run of every chain (each continues as new after a trainer run).
+  // Each chain is walked back from its latest run: visibility lists lag, the chain does not.
+  const chains = await pool(ids, 10, async (id) => {
+    const lengths: number[] = [];
+    let runId: string | undefined;
+    for (;;) {
+      const history = await deps.client.workflow.getHandle(trainingProcessWorkflowId(id), runId).fetchHistory();
+      lengths.push(history.events?.length ?? 0);
+      runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+      if (!runId) return lengths;
+    }
+  });
+  const lengths = chains.flat().sort((a, b) => a - b);
+  const longest = lengths[lengths.length - 1] ?? 0;
+  log(`histories read: ${lengths.length} runs`);
+
+  const minRunning = Math.min(...samples.map((s) => s.running));
+  const maxRss = Math.max(...samples.map((s) => s.rss), duringWindow.rss, afterStop.rss);
+  const offered = P * LINES_PER_S;
+  const allStopped = finalCounts.stopped === P && runsStopped === runRows.length && runRows.length === P && groupsLeft === 0;
+  const rows: Row[] = [
+    {
+      figure: `start of ${P} → all running`,
+      value: allRunningS !== null ? `${allRunningS.toFixed(1)} s` : `not within ${START_DEADLINE_S} s: ${describe(atWindowStart.all)}`,
+      baseline: `starts sent in ${startsSentS.toFixed(1)} s (${CONCURRENCY} at a time)`,
+      target: `all ${P} running`,
+      met: allRunningS !== null,
+    },
+    { figure: `statuses in the window (${samples.length} samples)`, value: `${minRunning}/${P} running at the lowest`, target: `all ${P} running`, met: minRunning === P },
+    {
+      figure: 'statuses after a stop of each',
+      value: `${finalCounts.stopped}/${P} stopped${allStoppedS !== null ? ` in ${allStoppedS.toFixed(1)} s` : ''}; runs stopped ${runsStopped}/${runRows.length}; trainer groups alive ${groupsLeft}${refused ? `; ${refused} stops refused` : ''}`,
+      target: 'all stopped, none alive',
+      met: allStopped,
+    },
+    { figure: 'worker RSS, highest sample (VmRSS)', value: mib(maxRss), baseline: `${mib(idle.rss)} idle`, ratio: maxRss / idle.rss, target: '< 1 GiB', met: maxRss < TARGET_RSS },
+    { figure: 'worker peak RSS (VmHWM, whole run)', value: mib(afterStop.peak), baseline: `${mib(idle.peak)} idle`, ratio: afterStop.peak / idle.peak, target: '< 1 GiB', met: afterStop.peak < TARGET_RSS },
+    {
+      figure: `longest workflow history (${lengths.length} runs)`,
+      value: `${longest} events`,
+      baseline: `median ${lengths[Math.floor(lengths.length / 2)] ?? 0} events`,
+      target: `≤ ${TARGET_HISTORY}`,
+      met: longest <= TARGET_HISTORY,
+    },
+    { figure: 'metric rows/s stored (window)', value: count(rowsPerS), baseline: `${count(linesPerS)} lines/s written (${count(offered)} if all ran)`, ratio: rowsPerS / linesPerS },
+    { figure: 'backlog at the window end', value: `${count(backlog)} points (${(backlog / Math.max(1, linesPerS)).toFixed(1)} s of writing)` },
+    { figure: 'points stored / lines written (after the stop)', value: `${count(rowsStored)} / ${count(linesWritten)}`, target: 'equal', met: rowsStored === linesWritten },
+    { figure: 'worker CPU (window)', value: `${(100 * workerCpu).toFixed(0)}% of a core` },
+    { figure: 'PostgreSQL backends CPU (window)', value: `${(100 * pgCpu).toFixed(0)}% of a core (${pgPids.length} backends)` },
+  ];
+  printTable(`scale — ${P} processes on local, ${LINES_PER_S} points/s each, ${WINDOW_S} s window`, rows, [
+    'Worker: a `trainyard worker` child process; RSS from /proc/<pid>/status (idle = polling, before any process). ' +
+      'Rows/s: metric_points rows counted at the window\'s ends, beside the lines the trainers wrote meanwhile (counted in their files). ' +
+      "Histories: fetchHistory() of every run of each process's workflow chain (walked back through continuedExecutionRunId) after the stop. " +
+      'The PostgreSQL CPU is that of this database\'s backends. The window starts when all are running, or at the start deadline.',
+  ]);
+  await worker.stop();
+});
