@@ -126,7 +126,8 @@ async function closeMenu(page: Page): Promise<void> {
 
 describe('the operator flow in a browser, in Russian', () => {
   it('adds, starts, watches, stops, disables, enables and deletes a training process', async () => {
-    const name = `E2E спирали "${uid()}" <b>не жирный</b>`;
+    // A readable name for the README's screenshots; hostile names are the route tests' job.
+    const name = `Спирали: MLP 2×32 (${uid()})`;
     // Slow enough to stay running through the test; the ETA is long and real.
     const template = await exampleTemplate(stack, { step_delay_ms: 20, log_every: 5, eval_every: 25, warmup_steps: 150 }, { name, totalSteps: 200_000, stopGraceSeconds: 10 });
 

@@ -4,12 +4,12 @@
 // keep the input and say what is wrong beside the field, hostile names stay text, and
 // the live feed sends changed rows to every open page from one shared poller.
 import type { AddressInfo } from 'node:net';
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatusFeed, type Subscriber } from '../../api/routes/ui/status-feed.js';
 import { buildApp } from '../../api/app.js';
-import { machines, metricPoints, metricSeries, processes, runs, users } from '../../db/schema.js';
+import { auditEvents, machines, metricPoints, metricSeries, processes, runs, users } from '../../db/schema.js';
 import { menuFor, STATUS_LABELS, type ProcessStatus } from '../../domain/status.js';
 import { loadConfig } from '../../lib/config.js';
 import { createUser } from '../../services/accounts.js';
@@ -301,6 +301,12 @@ describe('actions and fragments of a live process', () => {
     expect(started.body.startsWith(`<tr id="process-${id}-row"`)).toBe(true);
     expect(started.body).toMatch(/data-version="\d+"/);
     await waitForStatus(stack, id, 'running');
+    // Page actions land in the audit log under the same names as the API's.
+    const audited = await waitFor('the audit entry', async () => {
+      const rows = await stack.database.db.select().from(auditEvents).where(and(eq(auditEvents.targetId, String(id)), eq(auditEvents.action, 'process.start')));
+      return rows[0] ?? null;
+    }, 5000, 50);
+    expect(audited).toMatchObject({ targetType: 'process', outcome: 'ok' });
     const facts = await waitFor('an ETA', async () => {
       const r = await get(s, `/training/processes/${id}/facts`);
       return /data-fact="eta">~\d/.test(r.body) ? r : null;

@@ -12,6 +12,12 @@ import type { ProcessPermissions, RowContext } from '../../../views/fragments/pr
 import { can, requirePrincipal, type Principal } from '../../auth.js';
 import type { AppDeps } from '../../deps.js';
 
+/** Names what a page request did for the audit log (when the audit hook is in the app). */
+export function auditAs(request: FastifyRequest, info: { action?: string; targetType?: string; targetId?: string | number; detail?: Record<string, unknown> }): void {
+  const audit = (request as FastifyRequest & { audit?: Record<string, unknown> | null }).audit;
+  if (audit) Object.assign(audit, info);
+}
+
 export const isHtmx = (request: FastifyRequest) => request.headers['hx-request'] === 'true';
 
 export function sendHtml(reply: FastifyReply, body: Html, status = 200): FastifyReply {

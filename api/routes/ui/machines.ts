@@ -8,7 +8,7 @@ import { translator } from '../../../views/i18n.js';
 import { hostKeyCheck, machineForm, machineRow, machinesPage, type MachineFormState } from '../../../views/pages/machines.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
-import { allowed, demand, intParam, isHtmx, requireUser, sendHtml } from './common.js';
+import { allowed, auditAs, demand, intParam, isHtmx, requireUser, sendHtml } from './common.js';
 
 type Form = Record<string, string | undefined>;
 const FIELDS = ['name', 'address', 'sshUser', 'privateKey', 'privateKeyPath', 'hostKeyFingerprint', 'slots', 'gpus', 'lostTimeoutSeconds', 'enabled'] as const;
@@ -82,6 +82,7 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
       const field = error.field?.split('.')[0];
       return again(request, reply, existing, form, { [field && (FIELDS as readonly string[]).includes(field) ? field : 'form']: error.message });
     }
+    auditAs(request, { action: existing ? 'machine.update' : 'machine.create', targetType: 'machine', targetId: saved.id });
     if (!isHtmx(request)) return reply.redirect('/machines', 303);
     reply.header('HX-Trigger-After-Swap', 'machine-saved');
     return sendHtml(reply, machineRow(saved, rowCtx(request)));
@@ -126,6 +127,7 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
     if (!requireUser(request, reply)) return reply;
     demand(request, ['machines.view', 'machines.manage']);
     const id = intParam(request.params.id, 'machine');
+    auditAs(request, { action: 'machine.probe', targetType: 'machine', targetId: id });
     await probeMachine({ db: deps.db, client: deps.temporal.client }, id);
     if (!isHtmx(request)) return reply.redirect('/machines', 303);
     return sendHtml(reply, machineRow(await getMachine(deps.db, id), rowCtx(request)));
@@ -134,7 +136,9 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
   app.delete<{ Params: { id: string } }>('/machines/:id', { schema: { params: idParams } }, async (request, reply) => {
     if (!requireUser(request, reply)) return reply;
     demand(request, ['machines.view', 'machines.manage']);
-    await deleteMachine(deps.db, intParam(request.params.id, 'machine'));
+    const id = intParam(request.params.id, 'machine');
+    auditAs(request, { action: 'machine.delete', targetType: 'machine', targetId: id });
+    await deleteMachine(deps.db, id);
     if (!isHtmx(request)) return reply.redirect('/machines', 303);
     return sendHtml(reply, html``);
   });
@@ -145,6 +149,7 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
     async (request, reply) => {
       if (!requireUser(request, reply)) return reply;
       demand(request, ['machines.view', 'machines.manage']);
+      auditAs(request, { action: 'machine.host_key_fetch', detail: { address: request.body?.address ?? '' } });
       try {
         const found = await fetchHostKey(request.body?.address ?? '', { timeoutMs: 8000 });
         return sendHtml(reply, hostKeyCheck(request.locale, found));

@@ -14,7 +14,7 @@ import { processesPage } from '../../../views/pages/processes.js';
 import { canAnywhere } from '../../auth.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
-import { allowed, demand, demandOnTemplate, intParam, isHtmx, loadTemplate, requireUser, rowContext, sendHtml } from './common.js';
+import { allowed, auditAs, demand, demandOnTemplate, intParam, isHtmx, loadTemplate, requireUser, rowContext, sendHtml } from './common.js';
 import { sseEvent, StatusFeed, statusVersions, type Sent } from './status-feed.js';
 
 export const PAGE_SIZE = 50;
@@ -145,6 +145,7 @@ export async function processRoutes(app: FastifyInstance, { deps, feed }: { deps
         reply.header('HX-Retarget', '#add-process').header('HX-Reswap', 'innerHTML');
         return sendHtml(reply, addProcessForm(request.locale, state), 422);
       }
+      auditAs(request, { action: 'process.create', targetType: 'process', targetId: created.id, detail: { templateId: template.id, machineId: created.machineId } });
       if (!isHtmx(request)) return reply.redirect(`/training/templates/${template.id}/processes`, 303);
       const version = (await statusVersions(deps.db, [created.id])).get(created.id) ?? 0;
       reply.header('HX-Trigger-After-Swap', 'process-created');
@@ -273,6 +274,7 @@ export async function processRoutes(app: FastifyInstance, { deps, feed }: { deps
       const action = request.params.action;
       if (!isUserAction(action) || action === 'delete') throw new ServiceError('not_found', `No action ${action}.`);
       const { view } = await processFor(request, request.params.id);
+      auditAs(request, { action: `process.${action}`, targetType: 'process', targetId: view.id });
       demand(request, ['processes.manage'], view.templateId);
       refuseEarly(request, view, action);
       await act(services, view.id, action);
@@ -283,6 +285,7 @@ export async function processRoutes(app: FastifyInstance, { deps, feed }: { deps
   app.delete<{ Params: { id: string } }>('/training/processes/:id', { schema: { params: idParams } }, async (request, reply) => {
     if (!requireUser(request, reply)) return reply;
     const { view, ctx } = await processFor(request, request.params.id);
+    auditAs(request, { action: 'process.delete', targetType: 'process', targetId: view.id });
     demand(request, ['processes.delete'], view.templateId);
     await deleteProcess(services, view.id);
     if (!isHtmx(request)) return reply.redirect(`/training/templates/${view.templateId}/processes`, 303);

@@ -8,7 +8,7 @@ import { translator } from '../../../views/i18n.js';
 import { TEMPLATE_FORM_FIELDS, templateFormPage, templateFormValues, type TemplateFormValues } from '../../../views/pages/template-form.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
-import { demand, intParam, isHtmx, requireUser, sendHtml } from './common.js';
+import { auditAs, demand, intParam, isHtmx, requireUser, sendHtml } from './common.js';
 
 const bodySchema = {
   type: 'object',
@@ -76,6 +76,7 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
       const field = error.field?.split('.')[0];
       return formPage(request, reply, existing, form, { [field && (TEMPLATE_FORM_FIELDS as readonly string[]).includes(field) ? field : 'form']: error.message });
     }
+    auditAs(request, { action: existing ? 'template.update' : 'template.create', targetType: 'template', targetId: saved.id });
     // A new template goes straight to where its processes are added.
     return reply.redirect(existing ? '/training/templates' : `/training/templates/${saved.id}/processes`, 303);
   }
@@ -108,7 +109,9 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
   app.delete<{ Params: { id: string } }>('/training/templates/:id', { schema: { params: idParams } }, async (request, reply) => {
     if (!requireUser(request, reply)) return reply;
     demand(request, ['templates.manage']);
-    await deleteTemplate(deps.db, intParam(request.params.id, 'template'));
+    const id = intParam(request.params.id, 'template');
+    auditAs(request, { action: 'template.delete', targetType: 'template', targetId: id });
+    await deleteTemplate(deps.db, id);
     if (isHtmx(request)) return reply.header('HX-Redirect', '/training/templates').code(200).send('');
     return reply.redirect('/training/templates', 303);
   });
