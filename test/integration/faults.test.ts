@@ -7,46 +7,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
-import { metricPoints, metricSeries } from '../../db/schema.js';
+import { metricSeries } from '../../db/schema.js';
 import { findTemporalCli } from '../../lib/temporal-cli.js';
 import { freePort, startTemporalDevServer, type DevServer } from '../../lib/temporal-dev-server.js';
 import { act, createProcess, findRun, getProcess } from '../../services/processes.js';
-import { EXAMPLE_TRAINER, localMachine, makeTemplate, startStack, TSX, waitFor, waitForStatus, type Stack } from '../support/stack.js';
+import { countedExampleTemplate, launchCount, localMachine, makeTemplate, startStack, storedPoints, waitFor, waitForStatus, writtenPoints } from '../support/stack.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
 });
-
-async function storedPoints(stack: Stack, runId: number): Promise<Map<string, number>> {
-  const rows = await stack.database.db
-    .select({ name: metricSeries.name, step: metricPoints.step, value: metricPoints.value })
-    .from(metricPoints)
-    .innerJoin(metricSeries, eq(metricSeries.id, metricPoints.seriesId))
-    .where(eq(metricSeries.runId, runId));
-  return new Map(rows.map((r) => [`${r.name}@${r.step}`, r.value]));
-}
-
-function writtenPoints(file: string): Map<string, number> {
-  const points = new Map<string, number>();
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const record = JSON.parse(line) as Record<string, number>;
-    for (const [key, value] of Object.entries(record)) {
-      if (!['step', 'total_steps', 'epoch'].includes(key)) points.set(`${key}@${record.step}`, value);
-    }
-  }
-  return points;
-}
-
-async function countedExampleTemplate(stack: Stack, dir: string, totalSteps: number) {
-  return makeTemplate(stack, {
-    command: `echo $$ >> "$LAUNCHES"; exec '${TSX}' '${EXAMPLE_TRAINER}'`,
-    env: { LAUNCHES: path.join(dir, 'launches') },
-    params: { step_delay_ms: 10, log_every: 5, eval_every: 50 },
-    totalSteps,
-  });
-}
 
 describe('faults mid-run', () => {
   it('Temporal restarted mid-run: the workflow and the run carry on, one trainer, every point once', async () => {
@@ -75,7 +45,7 @@ describe('faults mid-run', () => {
     const done = await waitForStatus(stack, process1.id, 'completed', 120_000);
     expect(done.progress.step).toBe(1200);
     const run = await findRun(stack.deps, process1.id);
-    expect(fs.readFileSync(path.join(dir, 'launches'), 'utf8').trim().split('\n')).toHaveLength(1);
+    expect(launchCount(dir)).toBe(1);
     expect(await storedPoints(stack, run.id)).toEqual(writtenPoints(path.join(run.runDir!, 'metrics.jsonl')));
   });
 
@@ -100,7 +70,7 @@ describe('faults mid-run', () => {
 
     await waitForStatus(stack, process1.id, 'completed', 120_000);
     const run = await findRun(stack.deps, process1.id);
-    expect(fs.readFileSync(path.join(dir, 'launches'), 'utf8').trim().split('\n')).toHaveLength(1);
+    expect(launchCount(dir)).toBe(1);
     expect(await storedPoints(stack, run.id)).toEqual(writtenPoints(path.join(run.runDir!, 'metrics.jsonl')));
   });
 

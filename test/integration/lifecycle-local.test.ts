@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricPoints, metricSeries, processEvents, runs } from '../../db/schema.js';
 import { act, createProcess as create, deleteProcess, findRun, getProcess, listRuns, type CreateProcessInput } from '../../services/processes.js';
 import { ServiceError } from '../../services/errors.js';
-import { exampleTemplate, groupAlive, localMachine, makeTemplate, recordHistories, startStack, waitFor, waitForStatus, type Stack } from '../support/stack.js';
+import { exampleTemplate, groupAlive, localMachine, makeTemplate, recordHistories, startStack, storedPoints, waitFor, waitForStatus, writtenPoints, type Stack } from '../support/stack.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -19,29 +19,6 @@ afterAll(async () => {
   if (recordTo && stack) console.log(`recorded ${await recordHistories(stack, recordTo, processIds)} histories into ${recordTo}`);
   await stack?.close();
 });
-
-/** What the trainer wrote, as (series, step) → value, the last write of a step winning. */
-function pointsInFile(file: string): Map<string, number> {
-  const points = new Map<string, number>();
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const record = JSON.parse(line.replace(/\bNaN\b/g, 'null')) as Record<string, number | null>;
-    for (const [key, value] of Object.entries(record)) {
-      if (['step', 'total_steps', 'epoch'].includes(key) || typeof value !== 'number') continue;
-      points.set(`${key}@${record.step}`, value);
-    }
-  }
-  return points;
-}
-
-async function pointsInDb(runId: number): Promise<Map<string, number>> {
-  const rows = await stack.database.db
-    .select({ name: metricSeries.name, step: metricPoints.step, value: metricPoints.value })
-    .from(metricPoints)
-    .innerJoin(metricSeries, eq(metricSeries.id, metricPoints.seriesId))
-    .where(eq(metricSeries.runId, runId));
-  return new Map(rows.map((r) => [`${r.name}@${r.step}`, r.value]));
-}
 
 async function createProcess(deps: Stack['deps'], input: CreateProcessInput) {
   const created = await create(deps, input);
@@ -80,8 +57,8 @@ describe('a training process on the local machine', () => {
     const run = await findRun(stack.deps, created.id);
     expect(run.exitCode).toBe(0);
     expect(run.malformedLines).toBe(0);
-    const written = pointsInFile(path.join(run.runDir!, 'metrics.jsonl'));
-    const stored = await pointsInDb(run.id);
+    const written = writtenPoints(path.join(run.runDir!, 'metrics.jsonl'));
+    const stored = await storedPoints(stack, run.id);
     expect(written.size).toBeGreaterThan(50);
     expect(stored).toEqual(written);
     expect([...stored.keys()].some((k) => k.startsWith('test_accuracy@'))).toBe(true);
@@ -180,7 +157,7 @@ describe('a training process on the local machine', () => {
     expect(failed.lastError).toMatch(/CUDA out of memory/);
     const run = await findRun(stack.deps, process.id);
     expect(run.exitCode).toBe(3);
-    const stored = await pointsInDb(run.id);
+    const stored = await storedPoints(stack, run.id);
     expect(stored.get('loss@1')).toBe(0.5);
     // A failed process may start again.
     expect((await act(stack.deps, process.id, 'start')).status).toBe('queued');

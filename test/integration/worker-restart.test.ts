@@ -5,11 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { eq } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { metricPoints, metricSeries } from '../../db/schema.js';
 import { act, createProcess, findRun, getProcess } from '../../services/processes.js';
-import { EXAMPLE_TRAINER, groupAlive, localMachine, makeTemplate, startStack, TSX, waitFor, waitForStatus, type Stack } from '../support/stack.js';
+import { countedExampleTemplate, groupAlive, launchCount, localMachine, startStack, storedPoints, TSX, waitFor, waitForStatus, writtenPoints, type Stack } from '../support/stack.js';
 
 let stack: Stack;
 const workers: ChildProcess[] = [];
@@ -54,79 +52,44 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
 }
 
-/** A trainer that notes each launch, then runs the example trainer for a few seconds. */
-async function countedTemplate(dir: string) {
-  return makeTemplate(stack, {
-    command: `echo $$ >> "$LAUNCHES"; exec '${TSX}' '${EXAMPLE_TRAINER}'`,
-    env: { LAUNCHES: path.join(dir, 'launches') },
-    params: { step_delay_ms: 15, log_every: 5, eval_every: 50 },
-    totalSteps: 1500,
-  });
+/** A run of the counted example trainer, far enough along that a worker is busy with it. */
+async function runningProcess() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-worker-'));
+  const template = await countedExampleTemplate(stack, dir, 1500, 15);
+  const machine = await localMachine(stack);
+  const worker = await startWorkerProcess();
+  const created = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
+  await act(stack.deps, created.id, 'start');
+  await waitForStatus(stack, created.id, 'running');
+  await waitFor('progress', async () => ((await getProcess(stack.deps, created.id)).progress.step ?? 0) > 100, 60_000);
+  return { dir, worker, processId: created.id, run: await findRun(stack.deps, created.id) };
 }
 
-async function storedPointCount(runId: number): Promise<number> {
-  const rows = await stack.database.db
-    .select({ step: metricPoints.step })
-    .from(metricPoints)
-    .innerJoin(metricSeries, eq(metricSeries.id, metricPoints.seriesId))
-    .where(eq(metricSeries.runId, runId));
-  return rows.length;
-}
-
-function pointsWritten(file: string): number {
-  const seen = new Set<string>();
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const record = JSON.parse(line) as Record<string, unknown>;
-    for (const key of Object.keys(record)) if (!['step', 'total_steps', 'epoch'].includes(key)) seen.add(`${key}@${String(record.step)}`);
-  }
-  return seen.size;
+async function expectCompletedOnce(processId: number, dir: string, run: { id: number; runDir: string | null }): Promise<void> {
+  const done = await waitForStatus(stack, processId, 'completed', 120_000);
+  expect(done.progress.step).toBe(1500);
+  expect(launchCount(dir)).toBe(1);
+  expect(await storedPoints(stack, run.id)).toEqual(writtenPoints(path.join(run.runDir!, 'metrics.jsonl')));
 }
 
 describe('a worker that dies or stops mid-run', () => {
   it('SIGKILL: the trainer keeps running, the next worker re-attaches, one launch, every point stored once', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-kill-'));
-    const template = await countedTemplate(dir);
-    const machine = await localMachine(stack);
-    let worker = await startWorkerProcess();
-    const process1 = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
-    await act(stack.deps, process1.id, 'start');
-    await waitForStatus(stack, process1.id, 'running');
-    await waitFor('progress', async () => ((await getProcess(stack.deps, process1.id)).progress.step ?? 0) > 100, 60_000);
-    const run = await findRun(stack.deps, process1.id);
-
+    const { dir, worker, processId, run } = await runningProcess();
     process.kill(-worker.pid!, 'SIGKILL');
     await exited(worker);
     expect(groupAlive(run.pgid!)).toBe(true);
-
-    worker = await startWorkerProcess();
-    const done = await waitForStatus(stack, process1.id, 'completed', 120_000);
-    expect(done.progress.step).toBe(1500);
-    const launches = fs.readFileSync(path.join(dir, 'launches'), 'utf8').trim().split('\n');
-    expect(launches).toHaveLength(1);
-    expect(await storedPointCount(run.id)).toBe(pointsWritten(path.join(run.runDir!, 'metrics.jsonl')));
+    await startWorkerProcess();
+    await expectCompletedOnce(processId, dir, run);
   });
 
   it('SIGTERM (Ctrl-C, deploy): the worker lets go, the trainer keeps running, and the next worker re-attaches', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-drain-'));
-    const template = await countedTemplate(dir);
-    const machine = await localMachine(stack);
-    let worker = await startWorkerProcess();
-    const process1 = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
-    await act(stack.deps, process1.id, 'start');
-    await waitForStatus(stack, process1.id, 'running');
-    await waitFor('progress', async () => ((await getProcess(stack.deps, process1.id)).progress.step ?? 0) > 100, 60_000);
-    const run = await findRun(stack.deps, process1.id);
-
+    const { dir, worker, processId, run } = await runningProcess();
     process.kill(worker.pid!, 'SIGTERM');
     await exited(worker);
     expect(worker.exitCode).toBe(0);
     expect(groupAlive(run.pgid!)).toBe(true);
-    expect((await getProcess(stack.deps, process1.id)).status).toBe('running');
-
-    worker = await startWorkerProcess();
-    await waitForStatus(stack, process1.id, 'completed', 120_000);
-    expect(fs.readFileSync(path.join(dir, 'launches'), 'utf8').trim().split('\n')).toHaveLength(1);
-    expect(await storedPointCount(run.id)).toBe(pointsWritten(path.join(run.runDir!, 'metrics.jsonl')));
+    expect((await getProcess(stack.deps, processId)).status).toBe('running');
+    await startWorkerProcess();
+    await expectCompletedOnce(processId, dir, run);
   });
 });

@@ -11,7 +11,7 @@ import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporali
 import { eq } from 'drizzle-orm';
 import { inject } from 'vitest';
 import { openDatabase, type Database } from '../../db/client.js';
-import { machines, processes, templates } from '../../db/schema.js';
+import { machines, metricPoints, metricSeries, processes, templates } from '../../db/schema.js';
 import type { ProcessStatus } from '../../domain/status.js';
 import { findTemporalCli } from '../../lib/temporal-cli.js';
 import { seed } from '../../services/seed.js';
@@ -205,4 +205,46 @@ export async function recordHistories(stack: Stack, dir: string, processIds: num
     }
   }
   return count;
+}
+
+/** What the trainer wrote, as `series@step` → value, the last write of a step winning (NaN kept). */
+export function writtenPoints(file: string): Map<string, number> {
+  const points = new Map<string, number>();
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const record = JSON.parse(line.replace(/\bNaN\b/g, '"NaN"')) as Record<string, number | string>;
+    for (const [key, value] of Object.entries(record)) {
+      if (['step', 'total_steps', 'epoch'].includes(key)) continue;
+      if (typeof value === 'number') points.set(`${key}@${record.step}`, value);
+      else if (value === 'NaN') points.set(`${key}@${record.step}`, NaN);
+    }
+  }
+  return points;
+}
+
+/** What the database holds for a run, in the same shape as writtenPoints. */
+export async function storedPoints(stack: Stack, runId: number): Promise<Map<string, number>> {
+  const rows = await stack.database.db
+    .select({ name: metricSeries.name, step: metricPoints.step, value: metricPoints.value })
+    .from(metricPoints)
+    .innerJoin(metricSeries, eq(metricSeries.id, metricPoints.seriesId))
+    .where(eq(metricSeries.runId, runId));
+  return new Map(rows.map((r) => [`${r.name}@${r.step}`, r.value]));
+}
+
+/**
+ * The example trainer behind a line that notes each launch in `<dir>/launches`, so a
+ * test can prove a trainer was launched once, whatever happened to workers and servers.
+ */
+export function countedExampleTemplate(stack: Stack, dir: string, totalSteps: number, stepDelayMs = 10) {
+  return makeTemplate(stack, {
+    command: `echo $$ >> "$LAUNCHES"; exec '${TSX}' '${EXAMPLE_TRAINER}'`,
+    env: { LAUNCHES: path.join(dir, 'launches') },
+    params: { step_delay_ms: stepDelayMs, log_every: 5, eval_every: 50 },
+    totalSteps,
+  });
+}
+
+export function launchCount(dir: string): number {
+  return fs.readFileSync(path.join(dir, 'launches'), 'utf8').trim().split('\n').length;
 }
