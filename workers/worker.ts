@@ -80,6 +80,10 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     taskQueue: CONTROL_TASK_QUEUE,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createControlActivities({ db: deps.db }),
+    // Every queued run holds one acquireSlot activity that mostly sleeps; with the default
+    // cap (100) a few hundred queued runs would starve the short status writes.
+    maxConcurrentActivityTaskExecutions: 5000,
+    maxCachedWorkflows: 2000,
     shutdownGraceTime: '5s',
   });
   const controlRunning = control.run();
