@@ -268,6 +268,7 @@ describe('adding a process', () => {
     const id = Number(/data-id="(\d+)"/.exec(response.body)![1]);
     const [row] = await stack.database.db.select().from(processes).where(eq(processes.id, id));
     expect(row!.params).toEqual({ seed: 3 });
+    expect((await get(s, `/training/processes/${id}/facts`)).body).toContain(`<code>${htmlOf('{"seed":3}')}</code>`);
     const plain = await app.inject({ method: 'POST', url: `/training/templates/${template.id}/processes`, cookies: s.cookies, payload: { _csrf: s.csrf, machineId: String(local.id) } });
     expect(plain.statusCode).toBe(303);
     expect(plain.headers.location).toBe(`/training/templates/${template.id}/processes`);

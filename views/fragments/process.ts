@@ -126,6 +126,7 @@ export function processFacts(view: ProcessView, ctx: RowContext, now = Date.now(
     <div class="fact"><dt>${t('runNumber')}</dt><dd data-fact="run">${view.runNumber ?? '—'}</dd></div>
     <div class="fact"><dt>${t('colStatus')}</dt><dd>${statusBadge(view.status, ctx.locale)}</dd></div>
   </dl>
+  ${Object.keys(view.params).length > 0 ? html`<p class="params" data-fact="params"><span class="muted">${t('paramsOverride')}:</span> <code>${JSON.stringify(view.params)}</code></p>` : ''}
   ${view.machineUnreachableSince ? html`<p class="warning" data-fact="unreachable">${fill(t('machineUnreachableSince'), { time: view.machineUnreachableSince })}</p>` : ''}
   ${view.lastError ? html`<div class="last-error" data-fact="error"><strong>${t('lastError')}:</strong> <pre>${view.lastError}</pre></div>` : ''}
   <p class="links">
