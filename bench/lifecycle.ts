@@ -46,8 +46,9 @@ const N = quick ? 5 : 50; // per machine: 10 processes in all with --quick, 100 
 const WARMUP = quick ? 1 : 3;
 const BURST = quick ? 5 : 10;
 const POLL_MS = 5;
-// Written by the trainer into its run directory: when TERM arrived, and just before it exits.
-const COMMAND = "trap 'date +%s%N > term_at; date +%s%N > exit_at; exit 0' TERM; sleep 600 & wait";
+// Written by the trainer into its run directory: `ready` once its TERM trap is set (a stop
+// before that would kill it unstamped), then when TERM arrived, and just before it exits.
+const COMMAND = "trap 'date +%s%N > term_at; date +%s%N > exit_at; exit 0' TERM; : > ready; sleep 600 & wait";
 const TARGETS = {
   start: { local: 500, ssh: 800 },
   term: 300,
@@ -125,6 +126,11 @@ const wallMsOf = (file: string): number | null => {
   }
 };
 
+/** Waits until the trainer has set its TERM trap. */
+async function ready(runDir: string): Promise<void> {
+  await waitFor(`the trainer in ${runDir} ready`, () => fs.existsSync(path.join(runDir, 'ready')), 30_000, 1);
+}
+
 /** Waits for the trainer's TERM and exit stamps. */
 async function stampsIn(runDir: string): Promise<{ term: number; exit: number }> {
   const term = await waitFor(`TERM stamp in ${runDir}`, () => wallMsOf(path.join(runDir, 'term_at')), 30_000, 1);
@@ -191,6 +197,7 @@ await run('lifecycle', async () => {
     await waitFor(`process ${created.id} running`, async () => (await statusOf(created.id)) === 'running', 60_000, POLL_MS);
     const start = Date.now() - startAt;
     const runDir = await waitFor('its run directory', () => runDirOf(created.id));
+    await ready(runDir);
     await sleep(50);
     const stopAt = Date.now();
     const stopping = act(deps, created.id, 'stop');
@@ -208,6 +215,7 @@ await run('lifecycle', async () => {
     const startAt = Date.now();
     const handle = await executor.launch({ runDir, command: COMMAND, env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? '/', LANG: 'C.UTF-8' } });
     const start = Date.now() - startAt;
+    await ready(runDir);
     await sleep(50);
     const stopAt = Date.now();
     const stopping = executor.stop(handle, 10_000);
@@ -277,6 +285,7 @@ await run('lifecycle', async () => {
   const burstRunning = await firstSeen('running', burstStartAt);
   await burstStarts;
   const burstDirs = await Promise.all(burstIds.map((id) => waitFor('run dir', () => runDirOf(id))));
+  await Promise.all(burstDirs.map((dir) => ready(dir)));
   await sleep(100);
   const burstStopAt = Date.now();
   const burstStops = Promise.all(burstIds.map((id) => act(deps, id, 'stop')));
