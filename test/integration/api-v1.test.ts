@@ -1,9 +1,9 @@
 // The JSON API v1 end to end over HTTP with a bearer token, as automation drives it:
 // machine, template, process; start, running, metrics, stop, disable, enable, delete;
 // refusals as 409 with the reason; the OpenAPI document matches the routes.
-import { and, eq } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditEvents, machines, metricPoints, metricSeries, runs } from '../../db/schema.js';
+import { auditEvents, machines } from '../../db/schema.js';
 import { makeActor, startApp, viaToken, type Actor, type TestApp } from '../support/app.js';
 import { EXAMPLE_TRAINER, startStack, TSX, uid, waitFor, type Stack } from '../support/stack.js';
 
@@ -175,19 +175,14 @@ describe('the JSON API with a token', () => {
   });
 
   it('sends NaN and infinities as strings, as the OpenAPI document says', async () => {
-    const template = await call('POST', '/api/v1/templates', { name: `nonfinite ${uid()}`, command: 'true' });
+    // A trainer that diverges, writing what Python's json.dumps writes.
+    const lines = ['{"step":1,"loss":0.5}', '{"step":2,"loss":NaN}', '{"step":3,"loss":Infinity}', '{"step":4,"loss":-Infinity}'];
+    const template = await call('POST', '/api/v1/templates', { name: `nonfinite ${uid()}`, command: `printf '%s\\n' ${lines.map((l) => `'${l}'`).join(' ')} > "$TRAINYARD_METRICS_FILE"` });
+    expect(template.status).toBe(201);
     const local = (await call('GET', '/api/v1/machines')).body.items.find((m: Json) => m.name === 'local');
     const proc = (await call('POST', '/api/v1/processes', { templateId: template.body.id, machineId: local.id })).body;
     expect((await call('POST', `/api/v1/processes/${proc.id}/start`)).status).toBe(202);
     await waitFor('completed', async () => (await call('GET', `/api/v1/processes/${proc.id}`)).body.status === 'completed');
-    const [run] = await stack.database.db.select().from(runs).where(and(eq(runs.processId, proc.id), eq(runs.number, 1)));
-    const [series] = await stack.database.db.insert(metricSeries).values({ runId: run!.id, name: 'loss' }).returning();
-    await stack.database.db.insert(metricPoints).values([
-      { seriesId: series!.id, step: 1, value: 0.5 },
-      { seriesId: series!.id, step: 2, value: Number.NaN },
-      { seriesId: series!.id, step: 3, value: Number.POSITIVE_INFINITY },
-      { seriesId: series!.id, step: 4, value: Number.NEGATIVE_INFINITY },
-    ]);
     const response = await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${proc.id}/metrics?names=loss,absent` });
     expect(response.statusCode).toBe(200);
     expect(response.body).toContain('"NaN"');
