@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { PgliteServer } from './pglite-server.js';
 
 export interface EmbeddedServer {
   url: string;
@@ -113,16 +113,15 @@ export async function startEmbeddedServer(dataDir: string, options: { port?: num
   heldHere.set(keyOf(dataDir), held);
   try {
     const db = await PGlite.create({ dataDir: path.join(dataDir, 'pglite') });
-    const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: options.port ?? 0, maxConnections: 64 });
-    await server.start();
-    const port = Number(server.getServerConn().split(':').pop());
+    const server = new PgliteServer(db);
+    const port = await server.listen(options.port ?? 0, '127.0.0.1');
     fs.writeFileSync(lockPath(dataDir), JSON.stringify({ pid: process.pid, port } satisfies LockFile));
     held.url = urlFor(port);
     return {
       url: held.url,
       async stop() {
         try {
-          await server.stop();
+          await server.close();
           await db.close();
         } finally {
           if (heldHere.get(keyOf(dataDir)) === held) heldHere.delete(keyOf(dataDir));
