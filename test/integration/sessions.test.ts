@@ -186,6 +186,13 @@ describe('API tokens', () => {
     }, 5000);
   });
 
+  it('cannot be minted or revoked with a token, only from a session', async () => {
+    const user = await makeActor(stack, [{ role: 'admin' }], 'mint');
+    const minted = await t.app.inject({ method: 'POST', url: '/account/tokens', headers: { authorization: `Bearer ${user.token}` }, payload: { name: 'forever' } });
+    expect(minted.statusCode).toBe(403);
+    expect((await t.app.inject({ method: 'GET', url: '/account/tokens', headers: { authorization: `Bearer ${user.token}` } })).statusCode).toBe(403);
+  });
+
   it('refuses a bad expiry on the form with the field named', async () => {
     const user = await makeActor(stack, [], 'badexpiry');
     const response = await t.app.inject({ method: 'POST', url: '/account/tokens', cookies: { ty_session: user.cookie }, payload: { _csrf: user.csrf, name: 'n', expiresDays: '-3' } });
