@@ -40,6 +40,18 @@ export function onCleanup(what: string, undo: () => Promise<void> | void): void 
 
 let cleaning: Promise<void> | null = null;
 export function cleanUp(): Promise<void> {
+  // Calls still in flight (an action whose client is being closed) may throw from their
+  // retry timers now; the bench is ending, so that is noise, not a reason to skip the rest.
+  if (!cleaning) {
+    const seen = new Set<string>();
+    const note = (error: unknown) => {
+      const message = (error as Error)?.message ?? String(error);
+      if (!seen.has(message)) console.error(`(during clean-up, ignored) ${message}`);
+      seen.add(message);
+    };
+    process.on('uncaughtException', note);
+    process.on('unhandledRejection', note);
+  }
   cleaning ??= (async () => {
     while (cleanups.length > 0) {
       const { what, undo } = cleanups.pop()!;
@@ -103,7 +115,7 @@ export async function createBenchDatabase(label: string, options: { max?: number
 }
 
 /** A headless Temporal dev server with in-memory state, stopped at clean-up. */
-export async function startTemporal(): Promise<{ address: string }> {
+export async function startTemporal(): Promise<{ address: string; pid: number }> {
   const cli = await ensureTemporalCli({ log: (line) => console.error(`[temporal-cli] ${line}`) });
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-bench-temporal-'));
   const server = await startTemporalDevServer({ cli, port: await freePort(), uiPort: null, namespace: 'default', dbFile: null, stateDir });
@@ -111,7 +123,7 @@ export async function startTemporal(): Promise<{ address: string }> {
     await server.stop();
     fs.rmSync(stateDir, { recursive: true, force: true });
   });
-  return { address: server.address };
+  return { address: server.address, pid: server.pid };
 }
 
 export function tempDir(label: string): string {
@@ -199,6 +211,15 @@ export function cpuSecondsOf(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** Jiffies the whole machine spent busy and in all, from /proc/stat (for "cores busy" over an interval). */
+export function machineCpu(): { busy: number; total: number } {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const fields = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0); // idle + iowait
+  return { busy: total - idle, total };
 }
 
 /** Any live (non-zombie) process in the group. */
@@ -300,12 +321,12 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null | u
   }
 }
 
-/** Runs `work` over `items` with at most `limit` at a time. */
-export async function pool<T, R>(items: T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+/** Runs `work` over `items` with at most `limit` at a time; an aborted `signal` starts no more. */
+export async function pool<T, R>(items: T[], limit: number, work: (item: T, index: number) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
+    while (next < items.length && !signal?.aborted) {
       const i = next++;
       results[i] = await work(items[i]!, i);
     }
