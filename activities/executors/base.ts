@@ -83,7 +83,7 @@ function parseHandle(line: string | undefined, runDir: string): TrainerHandle | 
   return { pid: Number(m[1]), pgid: Number(m[2]), startTime: m[3] ?? '', runDir };
 }
 
-function checkHandle(handle: TrainerHandle): void {
+export function checkHandle(handle: TrainerHandle): void {
   const ok =
     Number.isSafeInteger(handle.pid) && handle.pid > 1 && Number.isSafeInteger(handle.pgid) && handle.pgid > 1 && /^\d+$/.test(handle.startTime);
   if (!ok) {

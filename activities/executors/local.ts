@@ -7,11 +7,11 @@
 
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { open } from 'node:fs/promises';
+import { open, readdir, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { SHELL_LIBRARY, ShellExecutor, checkAbsolutePath, checkRange, checkRunsRoot, decodeTail, type ShellResult, type StopTiming } from './base.js';
+import { SHELL_LIBRARY, ShellExecutor, checkAbsolutePath, checkHandle, checkRange, checkRunsRoot, decodeTail, type ShellResult, type StopTiming } from './base.js';
 import type { ShellOp } from './shell.js';
-import { ExecutorError, type ProbeResult } from './types.js';
+import { ExecutorError, type ProbeResult, type TrainerHandle, type TrainerState } from './types.js';
 
 export interface LocalExecutorOptions extends StopTiming {
   /** Directory holding the run dirs (the app passes `<TRAINYARD_DATA_DIR>/runs`); a relative one is resolved against the current directory. */
@@ -37,6 +37,18 @@ export class LocalExecutor extends ShellExecutor {
   constructor(options: LocalExecutorOptions) {
     super(options);
     this.root = checkRunsRoot(resolve(options.runsRoot));
+  }
+
+  /**
+   * Reads /proc and the exit-code file directly: the watch loop inspects every trainer
+   * several times a second, and a `/bin/sh` fork per look was most of a busy worker's
+   * time (DESIGN §8 scale). Same rules as the shell's trainyard_alive (shell.ts).
+   */
+  override async inspect(handle: TrainerHandle): Promise<TrainerState> {
+    checkHandle(handle);
+    const [alive, code] = await Promise.all([groupAlive(handle), readFile(`${handle.runDir}/exit_code`, 'utf8').catch(() => '')]);
+    const exitCode = /^-?\d+$/.test(code.trim()) ? Number(code.trim()) : null;
+    return { alive, exitCode };
   }
 
   async runsRoot(): Promise<string> {
@@ -116,4 +128,38 @@ async function openOrNull(path: string) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new ExecutorError('COMMAND_FAILED', `cannot open ${path}: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/** Fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses). */
+async function statFields(pid: string | number): Promise<string[] | null> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  return stat === null ? null : stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+}
+
+const DEAD = new Set(['Z', 'X', 'x']);
+
+/**
+ * The leader alive with its recorded start time: alive. Its PID owned by a process with
+ * another start time: reused, so the group is gone. Leader gone or a zombie: alive while
+ * any non-zombie process of its group and session, started no earlier, remains.
+ */
+async function groupAlive(handle: TrainerHandle): Promise<boolean> {
+  const leader = await statFields(handle.pid);
+  if (leader) {
+    if (leader[19] !== handle.startTime) return false;
+    if (!DEAD.has(leader[0] ?? '')) return true;
+  }
+  try {
+    process.kill(-handle.pgid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const pgid = String(handle.pgid);
+  const start = Number(handle.startTime);
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = await statFields(entry);
+    if (fields && fields[2] === pgid && fields[3] === pgid && !DEAD.has(fields[0] ?? '') && Number(fields[19]) >= start) return true;
+  }
+  return false;
 }
