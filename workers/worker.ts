@@ -3,7 +3,7 @@
 // picked up by a reconcile loop, without a restart.
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type postgres from 'postgres';
-import { asc } from 'drizzle-orm';
+import { asc, eq } from 'drizzle-orm';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Db } from '../db/client.js';
@@ -107,18 +107,23 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     });
     const running = worker.run();
     // Periodic probe, so the machines page shows health without anyone asking.
+    // A disabled machine keeps its last probe: it is being drained or set aside, and an
+    // operator probes it on demand. Lost trainers are looked for on every machine.
     let probing = false;
+    const probeNow = async (): Promise<void> => {
+      const [row] = await deps.db.select({ enabled: machines.enabled }).from(machines).where(eq(machines.id, machine.id));
+      const probe = row?.enabled ? await activities.probe() : null;
+      if (probe?.reachable || !row?.enabled) await activities.reapLostTrainers();
+    };
     const probeTimer = setInterval(() => {
       if (probing) return;
       probing = true;
-      void activities
-        .probe()
-        .then((probe) => (probe.reachable ? activities.reapLostTrainers() : 0))
+      void probeNow()
         .catch(() => undefined)
         .finally(() => (probing = false));
     }, deps.probeIntervalMs ?? 60_000);
     probeTimer.unref();
-    void activities.probe().catch(() => undefined);
+    void probeNow().catch(() => undefined);
     return {
       worker,
       running,
