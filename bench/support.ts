@@ -3,6 +3,7 @@
 // child process (its own process group, so its memory is its own), percentiles, and
 // the table every benchmark prints: figure, baseline from the same run, ratio,
 // target, met or missed. Benchmarks are programs, not tests: they print, never assert.
+import { groupAlive } from '../lib/proc.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -222,21 +223,7 @@ export function machineCpu(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-/** Any live (non-zombie) process in the group. */
-export function groupAlive(pgid: number): boolean {
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(rest[2]) === pgid && rest[0] !== 'Z') return true;
-  }
-  return false;
-}
+export { groupAlive };
 
 /** SIGKILLs the process groups of every trainer this bench's database knows of (clean-up after an error). */
 export async function killTrainersOf(database: Database): Promise<number> {

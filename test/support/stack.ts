@@ -164,22 +164,7 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** Any live (non-zombie) process in the group: zombies wait for a reaper, they run nothing. */
-export function groupAlive(pgid: number): boolean {
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(rest[2]) === pgid && rest[0] !== 'Z') return true;
-  }
-  return false;
-}
+export { groupAlive } from '../../lib/proc.js';
 
 /**
  * Saves the histories of every training-process workflow execution this stack ran (each
