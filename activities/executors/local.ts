@@ -46,7 +46,11 @@ export class LocalExecutor extends ShellExecutor {
    */
   override async inspect(handle: TrainerHandle): Promise<TrainerState> {
     checkHandle(handle);
-    const [alive, code] = await Promise.all([groupAlive(handle), readFile(`${handle.runDir}/exit_code`, 'utf8').catch(() => '')]);
+    // Liveness first, then the exit code: the wrapper writes the code before it exits, so
+    // a group found gone has left its code already (read in the other order, a trainer
+    // ending in between would look gone without one).
+    const alive = await groupAlive(handle);
+    const code = await readFile(`${handle.runDir}/exit_code`, 'utf8').catch(() => '');
     const exitCode = /^-?\d+$/.test(code.trim()) ? Number(code.trim()) : null;
     return { alive, exitCode };
   }
