@@ -12,7 +12,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter, tsToMs } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
 import { createExecutor, type Executor } from '../activities/executors/index.js';
@@ -26,7 +26,7 @@ import {
   ADMIN_PASSWORD,
   BENCH_SECRET,
   createBenchDatabase,
-  killTrainersOf,
+  killTrainersAtCleanup,
   onCleanup,
   printTable,
   quick,
@@ -34,6 +34,7 @@ import {
   sleep,
   startTemporal,
   startWorkerChild,
+  temporalClient,
   stats,
   tempDir,
   triple,
@@ -164,10 +165,7 @@ await run('lifecycle', async () => {
   console.error(`lifecycle: services up in ${Math.round(performance.now())} ms`);
   const worker = await startWorkerChild({ databaseUrl: url, temporalAddress: temporal.address, dataDir });
   console.error(`lifecycle: worker polling at ${Math.round(performance.now())} ms`);
-  onCleanup('trainers left running', async () => {
-    const killed = await killTrainersOf(database);
-    if (killed > 0) console.error(`killed ${killed} trainer group(s) left running`);
-  });
+  killTrainersAtCleanup(database);
   // Over SSH the run directories are under the login user's ~/.trainyard/runs: remove exactly ours.
   onCleanup('SSH run directories', async () => {
     const rows = await sql<{ run_dir: string | null }[]>`select run_dir from runs where machine_id = ${ssh!.id}`;
@@ -180,9 +178,7 @@ await run('lifecycle', async () => {
     }
   });
 
-  const connection = await Connection.connect({ address: temporal.address });
-  onCleanup('the Temporal client', () => connection.close());
-  const deps: ProcessDeps = { db, client: new Client({ connection }) };
+  const deps: ProcessDeps = { db, client: (await temporalClient(temporal.address)).client };
 
   const statusOf = async (id: number) => (await sql<{ status: string }[]>`select status from processes where id = ${id}`)[0]?.status;
   const runDirOf = async (id: number) =>

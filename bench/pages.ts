@@ -9,7 +9,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
 import { buildApp } from '../api/app.js';
 import { loadConfig } from '../lib/config.js';
 import { freePort } from '../lib/temporal-dev-server.js';
@@ -27,6 +26,7 @@ import {
   run,
   sleep,
   startTemporal,
+  temporalClient,
   stats,
   tempDir,
   triple,
@@ -154,10 +154,8 @@ await run('pages', async () => {
   const [{ n: runCount } = { n: '0' }] = await sql<{ n: string }[]>`select count(*) as n from runs`;
   const seedS = (performance.now() - seeded) / 1000;
 
-  const connection = await Connection.connect({ address: temporal.address });
-  onCleanup('the Temporal client', () => connection.close());
   const config = loadConfig({ DATABASE_URL: url, TRAINYARD_SECRET: BENCH_SECRET, LOG_LEVEL: 'warn' }, ROOT);
-  const app = await buildApp({ config, db, sql, secret: BENCH_SECRET, temporal: { client: new Client({ connection }), connection }, temporalUiUrl: null });
+  const app = await buildApp({ config, db, sql, secret: BENCH_SECRET, temporal: await temporalClient(temporal.address), temporalUiUrl: null });
   // Server time: every response while a measurement is on, by route.
   let recording: number[] | null = null;
   app.addHook('onResponse', async (_request, reply) => {

@@ -9,7 +9,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
 import { eq } from 'drizzle-orm';
 import { machines, templates } from '../db/schema.js';
 import { act, createProcess, statusCounts, type ProcessDeps } from '../services/processes.js';
@@ -23,7 +22,7 @@ import {
   machineCpu,
   createBenchDatabase,
   groupAlive,
-  killTrainersOf,
+  killTrainersAtCleanup,
   memoryOf,
   mib,
   onCleanup,
@@ -34,6 +33,7 @@ import {
   sleep,
   startTemporal,
   startWorkerChild,
+  temporalClient,
   tempDir,
   type Row,
 } from './support.js';
@@ -80,13 +80,8 @@ await run('scale', async () => {
 
   const dataDir = tempDir('scale-data');
   const worker = await startWorkerChild({ databaseUrl: url, temporalAddress: temporal.address, dataDir });
-  onCleanup('trainers left running', async () => {
-    const killed = await killTrainersOf(database);
-    if (killed > 0) console.error(`killed ${killed} trainer group(s) left running`);
-  });
-  const connection = await Connection.connect({ address: temporal.address });
-  onCleanup('the Temporal client', () => connection.close());
-  const deps: ProcessDeps = { db, client: new Client({ connection }) };
+  killTrainersAtCleanup(database);
+  const deps: ProcessDeps = { db, client: (await temporalClient(temporal.address)).client };
   // Actions still queued when the bench ends are not sent (the clean-up stops what runs).
   const abandon = new AbortController();
   onCleanup('actions not yet sent', () => abandon.abort());

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
 import postgres from 'postgres';
 import { openDatabase, type Database } from '../db/client.js';
 import { runMigrations } from '../db/migrate.js';
@@ -125,6 +126,21 @@ export async function startTemporal(): Promise<{ address: string; pid: number }>
     fs.rmSync(stateDir, { recursive: true, force: true });
   });
   return { address: server.address, pid: server.pid };
+}
+
+/** A Temporal client as the services take it (`ProcessDeps.client`), closed at clean-up. */
+export async function temporalClient(address: string): Promise<{ client: Client; connection: Connection }> {
+  const connection = await Connection.connect({ address });
+  onCleanup('the Temporal client', () => connection.close());
+  return { client: new Client({ connection }), connection };
+}
+
+/** At clean-up, SIGKILLs every trainer the bench's database still knows of (after an error or Ctrl-C). */
+export function killTrainersAtCleanup(database: Database): void {
+  onCleanup('trainers left running', async () => {
+    const killed = await killTrainersOf(database);
+    if (killed > 0) console.error(`killed ${killed} trainer group(s) left running`);
+  });
 }
 
 export function tempDir(label: string): string {
