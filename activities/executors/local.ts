@@ -86,10 +86,14 @@ export class LocalExecutor extends ShellExecutor {
     const file = await openOrNull(path);
     if (!file) return new Uint8Array(0);
     try {
-      const buf = Buffer.alloc(maxBytes);
+      // Sized by what the file holds past the offset: the watch loop reads every trainer's
+      // file several times a second, mostly finding a few lines or nothing.
+      const want = Math.min(maxBytes, Math.max(0, (await file.stat()).size - offset));
+      if (want === 0) return new Uint8Array(0);
+      const buf = Buffer.allocUnsafe(want);
       let filled = 0;
-      while (filled < maxBytes) {
-        const { bytesRead } = await file.read(buf, filled, maxBytes - filled, offset + filled);
+      while (filled < want) {
+        const { bytesRead } = await file.read(buf, filled, want - filled, offset + filled);
         if (bytesRead === 0) break;
         filled += bytesRead;
       }
