@@ -54,8 +54,6 @@ export type CommitResult =
 
 export interface MetricsStore {
   commitBatch(input: CommitBatchInput): Promise<CommitResult>;
-  /** Drops the cached series ids of a run that this worker no longer reads. */
-  forgetRun(runId: number): void;
 }
 
 export class RunNotFoundError extends Error {
@@ -67,49 +65,42 @@ export class RunNotFoundError extends Error {
 
 const INT4_MAX = 2_147_483_647;
 const APPEND_CHUNK_POINTS = 5_000;
-// Series ids of this many runs at most stay cached; a worker serves far fewer at once.
-const CACHED_RUNS = 1_000;
 
 export function createMetricsStore(_db: Db, sql: postgres.Sql): MetricsStore {
-  // runId → series name → id. Filled only after a commit, so it never holds the id
-  // of a row that a rolled-back transaction inserted.
-  const seriesIds = new Map<number, Map<string, number>>();
-
-  function cachedSeries(runId: number): Map<string, number> {
-    let ids = seriesIds.get(runId);
-    if (!ids) {
-      if (seriesIds.size >= CACHED_RUNS) {
-        const oldest = seriesIds.keys().next();
-        if (!oldest.done) seriesIds.delete(oldest.value);
-      }
-      ids = new Map();
-      seriesIds.set(runId, ids);
-    }
-    return ids;
-  }
-
   async function commitBatch(input: CommitBatchInput): Promise<CommitResult> {
     const { runId } = input;
-    const known = cachedSeries(runId);
     checkPoints(input.points);
-    const missing = missingNames(input.points, known);
-    const result = await sql.begin(async (tx): Promise<{ result: CommitResult; added: [string, number][] }> => {
+    const names = seriesNames(input.points);
+    return sql.begin(async (tx): Promise<CommitResult> => {
+      // One round trip: the run's row locked, then its series named in the batch with the
+      // highest step each has stored (read under the lock, so no other writer moves them).
       // Durability is not what makes this exactly once: a commit lost in a server crash
       // loses its points and its offset together, and the reader reads those lines
       // again. Not waiting for the WAL flush keeps big batches fast.
-      await tx`set local synchronous_commit = off`;
-      const [run] = await tx<{ owner: string | null; offset: string }[]>`
-        select owner_attempt as owner, metrics_offset as offset from runs where id = ${runId} for update`;
+      const [, [run], stored] = await Promise.all([
+        tx`set local synchronous_commit = off`.execute(),
+        tx<{ owner: string | null; offset: string }[]>`
+          select owner_attempt as owner, metrics_offset as offset from runs where id = ${runId} for update`.execute(),
+        tx<{ id: number; name: string; max: string | null }[]>`
+          select id, name, (select max(step) from metric_points where series_id = s.id) as max
+          from metric_series s where run_id = ${runId} and name = any(${textArray(names)}::text[])`.execute(),
+      ]);
       if (!run || run.owner !== input.ownerAttempt) {
-        return { result: { committed: false, reason: 'fenced', committedOffset: run ? Number(run.offset) : 0 }, added: [] };
+        return { committed: false, reason: 'fenced', committedOffset: run ? Number(run.offset) : 0 };
       }
       if (Number(run.offset) !== input.fromOffset) {
-        return { result: { committed: false, reason: 'offset_moved', committedOffset: Number(run.offset) }, added: [] };
+        return { committed: false, reason: 'offset_moved', committedOffset: Number(run.offset) };
       }
-      const added: [string, number][] = [];
+      const ids = new Map<string, number>();
+      const storedMax = new Map<number, number>();
+      for (const row of stored) {
+        ids.set(row.name, row.id);
+        if (row.max !== null) storedMax.set(row.id, Number(row.max));
+      }
+      const missing = names.filter((name) => !ids.has(name));
       if (missing.length > 0) {
-        // Another attempt may have created some of them: the plain select finds those,
-        // the insert the rest (within one statement it does not see its own rows).
+        // Only the first batches of a run name new series. The plain select finds any a
+        // concurrent statement made; the insert the rest (a statement does not see its own rows).
         const rows = await tx<{ id: number; name: string }[]>`
           with inserted as (
             insert into metric_series (run_id, name)
@@ -119,20 +110,13 @@ export function createMetricsStore(_db: Db, sql: postgres.Sql): MetricsStore {
           select id, name from inserted
           union all
           select id, name from metric_series where run_id = ${runId} and name = any(${textArray(missing)}::text[])`;
-        for (const row of rows) added.push([row.name, row.id]);
+        for (const row of rows) ids.set(row.name, row.id);
       }
       const writes: Promise<unknown>[] = [];
       if (input.points.length > 0) {
-        const lookup = added.length > 0 ? new Map([...known, ...added]) : known;
-        const groups = groupBySeries(input.points, lookup);
         // Holding the run's row, this transaction is the only writer of its series:
         // steps past the stored maximum cannot conflict and skip ON CONFLICT.
-        const maxRows = await tx<{ id: number; max: string | null }[]>`
-          select id, (select max(step) from metric_points where series_id = id) as max
-          from unnest(${`{${groups.map((g) => g.seriesId).join(',')}}`}::int4[]) as t(id)`;
-        const storedMax = new Map<number, number>();
-        for (const row of maxRows) if (row.max !== null) storedMax.set(row.id, Number(row.max));
-        const { append, rewrite } = splitByStoredMax(groups, storedMax);
+        const { append, rewrite } = splitByStoredMax(groupBySeries(input.points, ids), storedMax);
         if (rewrite.length > 0) {
           const c = toColumns(rewrite);
           writes.push(tx`
@@ -165,16 +149,11 @@ export function createMetricsStore(_db: Db, sql: postgres.Sql): MetricsStore {
         where id = ${runId}`.execute());
       // Pipelined on the transaction's connection, run in the order issued: one round trip.
       await Promise.all(writes);
-      return { result: { committed: true, committedOffset: input.toOffset }, added };
+      return { committed: true, committedOffset: input.toOffset };
     });
-    for (const [name, id] of result.added) known.set(name, id);
-    return result.result;
   }
 
-  return {
-    commitBatch,
-    forgetRun: (runId) => void seriesIds.delete(runId),
-  };
+  return { commitBatch };
 }
 
 /** The offset a reader of the run resumes from. */
@@ -205,10 +184,10 @@ export async function claimRun(
   });
 }
 
-function missingNames(points: readonly MetricPointInput[], known: Map<string, number>): string[] {
-  const missing = new Set<string>();
-  for (const point of points) if (!known.has(point.series)) missing.add(point.series);
-  return [...missing];
+function seriesNames(points: readonly MetricPointInput[]): string[] {
+  const names = new Set<string>();
+  for (const point of points) names.add(point.series);
+  return [...names];
 }
 
 // Progress fields outside the columns' int4 range (or not integers) leave the
