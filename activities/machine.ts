@@ -31,6 +31,9 @@ export interface MachineDeps {
 
 const METRICS_FILE = 'metrics.jsonl';
 const READ_CHUNK = 4 * 1024 * 1024;
+// Parsed this much at a time, yielding in between, so that the commit in flight gets the
+// event loop for its next statement and the database is not left waiting on a long parse.
+const PARSE_SLICE = 32 * 1024;
 const HEARTBEAT_MS = 2000;
 const LOG_TAIL_BYTES = 16 * 1024;
 
@@ -42,6 +45,22 @@ function unreachable(error: unknown): boolean {
 function handleOf(run: typeof runs.$inferSelect): TrainerHandle | null {
   if (run.pid === null || run.pgid === null || run.processStartTime === null || run.runDir === null) return null;
   return { pid: run.pid, pgid: run.pgid, startTime: run.processStartTime, runDir: run.runDir };
+}
+
+/** reader.push(chunk) in PARSE_SLICE pieces with a yield between them; one result for the whole chunk. */
+async function pushInSlices(reader: MetricsLineReader, chunk: Uint8Array): Promise<PushResult> {
+  if (chunk.length <= PARSE_SLICE) return reader.push(chunk);
+  const whole: PushResult = { points: [], progress: null, consumedBytes: 0, malformed: 0, oversized: 0 };
+  for (let from = 0; from < chunk.length; from += PARSE_SLICE) {
+    if (from > 0) await new Promise((resolve) => setImmediate(resolve));
+    const part = reader.push(chunk.subarray(from, from + PARSE_SLICE));
+    for (const point of part.points) whole.points.push(point);
+    whole.progress = part.progress ?? whole.progress;
+    whole.consumedBytes += part.consumedBytes;
+    whole.malformed += part.malformed;
+    whole.oversized += part.oversized;
+  }
+  return whole;
 }
 
 export function createMachineActivities(deps: MachineDeps): {
@@ -230,8 +249,25 @@ export function createMachineActivities(deps: MachineDeps): {
         }
         if (result.reason === 'fenced') throw ApplicationFailure.nonRetryable('A newer attempt owns this run; this one lets go.', FAILURE.fenced);
         offset = result.committedOffset;
+        return false;
+      }
+
+      // One commit may be in flight while the next chunk is read and parsed (the database
+      // stores one batch while this process parses the next). Commits still go one at a
+      // time, each from where the last ended. `parsedTo`: the end of what the reader has
+      // consumed, committed or in flight.
+      let parsedTo = offset;
+      let inFlight: Promise<boolean> | null = null;
+      /** Waits for the commit in flight; false when it was refused and reading must resume from the committed offset. */
+      async function settle(): Promise<boolean> {
+        if (!inFlight) return true;
+        const committed = await inFlight.finally(() => {
+          inFlight = null;
+        });
+        if (committed) return true;
         reader = new MetricsLineReader();
         carried = { malformed: 0, oversized: 0 };
+        parsedTo = offset;
         return false;
       }
 
@@ -245,12 +281,21 @@ export function createMachineActivities(deps: MachineDeps): {
           const state = await executorOf().inspect(handle);
           let sawData = false;
           for (;;) {
-            const chunk = await executorOf().readChunk(metricsFile, offset + reader.pendingBytes, READ_CHUNK);
-            if (chunk.length === 0) break;
-            sawData = true;
-            const parsed = withCarried(reader.push(chunk));
-            if (parsed.consumedBytes > 0 && !(await commit(parsed, false))) continue;
-            if (chunk.length < READ_CHUNK) break;
+            const chunk = await executorOf().readChunk(metricsFile, parsedTo + reader.pendingBytes, READ_CHUNK);
+            if (chunk.length > 0) {
+              sawData = true;
+              const parsed = withCarried(await pushInSlices(reader, chunk));
+              if (parsed.consumedBytes > 0) {
+                if (!(await settle())) continue;
+                const committing = commit(parsed, false);
+                // Awaited by settle(); until then a refusal must not count as unhandled.
+                committing.catch(() => undefined);
+                inFlight = committing;
+                parsedTo += parsed.consumedBytes;
+              }
+            }
+            // At the end of what the file holds: the last commit must stand before this pass ends.
+            if (chunk.length < READ_CHUNK && (await settle())) break;
           }
           if (unreachableSince !== null) {
             unreachableSince = null;
@@ -260,7 +305,6 @@ export function createMachineActivities(deps: MachineDeps): {
             // The trainer is gone, so a last line without its newline is complete after all.
             const last = withCarried(reader.finish());
             if (last.consumedBytes > 0) await commit(last, true);
-            store.forgetRun(runId);
             const { stderr } = await copyLogTails(runId, handle.runDir);
             return { exitCode: state.exitCode, stderrTail: stderr.split('\n').slice(-10).join('\n').slice(-2000) };
           }
