@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BENCHES: Record<string, { file: string; what: string }> = {
-  ingest: { file: 'ingest-store.ts', what: 'metric points/s through the store, beside a raw COPY' },
+  ingest: { file: 'ingest.ts', what: 'metric points/s trainer → stored and the write → queryable lag, beside a raw COPY' },
   chart: { file: 'chart-query.ts', what: 'the metrics query on 1 000 000 points a series, beside reading every point' },
   lifecycle: { file: 'lifecycle.ts', what: 'start → running, stop → TERM, exit → stopped, local and SSH, beside the bare executor' },
   scale: { file: 'scale.ts', what: '200 processes at once: statuses, worker RSS, history length, rows/s' },
