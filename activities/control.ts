@@ -15,6 +15,24 @@ export interface ControlDeps {
 }
 
 export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): ControlActivities {
+  /**
+   * The run's slot: the one it holds, else the lowest free one on its machine, or null
+   * (all taken, or the machine is disabled and drains). One call of a database function
+   * (db/migrations/0004_take_slot.sql), so the machine's row lock that makes concurrent
+   * takers take turns is never held across a round trip to a busy worker: with 200
+   * starts at once, a lock held over several round trips queued them for tens of seconds.
+   */
+  async function takeSlot(runId: number): Promise<number | null> {
+    const [taken] = await db.execute<{ slot: number | null }>(sql`select trainyard_take_slot(${runId}) as slot`);
+    if (taken && taken.slot !== null) return taken.slot;
+    const [run] = await db.select({ finishedAt: runs.finishedAt, machineId: machines.id }).from(runs).leftJoin(machines, eq(machines.id, runs.machineId)).where(eq(runs.id, runId));
+    if (!run) throw ApplicationFailure.nonRetryable(`Run ${runId} does not exist.`, 'NotFound');
+    // The workflow gave up waiting (a stop while queued) and finished the run.
+    if (run.finishedAt) throw ApplicationFailure.nonRetryable(`Run ${runId} is finished; no slot needed.`, 'RunFinished');
+    if (run.machineId === null) throw ApplicationFailure.nonRetryable(`The machine of run ${runId} was removed.`, FAILURE.machineRemoved);
+    return null;
+  }
+
   return {
     async recordStatus(record: StatusRecord) {
       // The version guard: a late (retried) write never overwrites a newer status.
@@ -77,33 +95,7 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
     async acquireSlot(runId) {
       const context = Context.current();
       for (;;) {
-        const leased = await db.transaction(async (tx) => {
-          const [run] = await tx.select().from(runs).where(eq(runs.id, runId));
-          if (!run) throw ApplicationFailure.nonRetryable(`Run ${runId} does not exist.`, 'NotFound');
-          // The workflow gave up waiting (a stop while queued) and finished the run.
-          if (run.finishedAt) throw ApplicationFailure.nonRetryable(`Run ${runId} is finished; no slot needed.`, 'RunFinished');
-          const [held] = await tx.select().from(slotLeases).where(eq(slotLeases.runId, runId));
-          if (held) return held.slotIndex;
-          // Lock the machine row: concurrent acquirers (any worker process) take turns.
-          const [machine] = await tx.select().from(machines).where(eq(machines.id, run.machineId)).for('update');
-          if (!machine) throw ApplicationFailure.nonRetryable(`The machine of run ${runId} was removed.`, FAILURE.machineRemoved);
-          // A disabled machine drains: runs in progress finish, new ones wait here.
-          if (!machine.enabled) return null;
-          // Leases of runs that have finished (e.g. a workflow terminated by hand) are stale.
-          await tx.execute(
-            sql`delete from ${slotLeases} l using ${runs} r where l.run_id = r.id and l.machine_id = ${machine.id} and r.finished_at is not null`,
-          );
-          const taken = await tx.select({ slot: slotLeases.slotIndex }).from(slotLeases).where(eq(slotLeases.machineId, machine.id));
-          const busy = new Set(taken.map((t) => t.slot));
-          for (let slot = 0; slot < machine.slots; slot++) {
-            if (!busy.has(slot)) {
-              await tx.insert(slotLeases).values({ machineId: machine.id, slotIndex: slot, runId, processId: run.processId });
-              await tx.update(runs).set({ slotIndex: slot }).where(eq(runs.id, runId));
-              return slot;
-            }
-          }
-          return null;
-        });
+        const leased = await takeSlot(runId);
         if (leased !== null) return { slotIndex: leased };
         context.heartbeat();
         // Resolves early when the workflow cancels the wait (a stop while queued).
