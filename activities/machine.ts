@@ -34,6 +34,9 @@ const READ_CHUNK = 4 * 1024 * 1024;
 // Parsed this much at a time, yielding in between, so that the commit in flight gets the
 // event loop for its next statement and the database is not left waiting on a long parse.
 const PARSE_SLICE = 32 * 1024;
+// Parsed lines wait for a commit until this many bytes of them gather or this long has passed (see runTraining).
+const HOLD_BYTES = 256 * 1024;
+const COMMIT_EVERY_MS = 500;
 const HEARTBEAT_MS = 2000;
 const LOG_TAIL_BYTES = 16 * 1024;
 
@@ -53,13 +56,18 @@ async function pushInSlices(reader: MetricsLineReader, chunk: Uint8Array): Promi
   const whole: PushResult = { points: [], progress: null, consumedBytes: 0, malformed: 0, oversized: 0 };
   for (let from = 0; from < chunk.length; from += PARSE_SLICE) {
     if (from > 0) await new Promise((resolve) => setImmediate(resolve));
-    const part = reader.push(chunk.subarray(from, from + PARSE_SLICE));
-    for (const point of part.points) whole.points.push(point);
-    whole.progress = part.progress ?? whole.progress;
-    whole.consumedBytes += part.consumedBytes;
-    whole.malformed += part.malformed;
-    whole.oversized += part.oversized;
+    addTo(whole, reader.push(chunk.subarray(from, from + PARSE_SLICE)));
   }
+  return whole;
+}
+
+/** Adds the result of a later push to `whole` (in place), as if both had been one push. */
+function addTo(whole: PushResult, later: PushResult): PushResult {
+  for (const point of later.points) whole.points.push(point);
+  whole.progress = later.progress ?? whole.progress;
+  whole.consumedBytes += later.consumedBytes;
+  whole.malformed += later.malformed;
+  whole.oversized += later.oversized;
   return whole;
 }
 
@@ -173,7 +181,8 @@ export function createMachineActivities(deps: MachineDeps): {
         // trainer an older installation left in a directory of the same name.
         const runDir = run.runDir ?? path.posix.join(root, `process-${run.processId}`, `run-${run.number}-${run.id}-${crypto.randomBytes(4).toString('hex')}`);
         // An earlier attempt may have launched before it could record the handle: adopt it.
-        const recorded = handleOf(run) ?? (await executorOf().readHandle(runDir));
+        // (Only an earlier attempt can have recorded the directory; a fresh one holds nothing.)
+        const recorded = handleOf(run) ?? (run.runDir ? await executorOf().readHandle(runDir) : null);
         if (recorded) {
           await recordHandle(runId, recorded);
           return { pid: recorded.pid };
@@ -254,10 +263,14 @@ export function createMachineActivities(deps: MachineDeps): {
 
       // One commit may be in flight while the next chunk is read and parsed (the database
       // stores one batch while this process parses the next). Commits still go one at a
-      // time, each from where the last ended. `parsedTo`: the end of what the reader has
-      // consumed, committed or in flight.
+      // time, each from where the last ended. Parsed lines are held until HOLD_BYTES of
+      // them gather, COMMIT_EVERY_MS pass, or the trainer is gone: a trickle of lines from
+      // each of many trainers costs a commit every half second, not one a poll.
+      // `parsedTo`: the end of what the reader has consumed, committed, in flight or held.
       let parsedTo = offset;
       let inFlight: Promise<boolean> | null = null;
+      let held: PushResult | null = null;
+      let lastCommitAt = 0;
       /** Waits for the commit in flight; false when it was refused and reading must resume from the committed offset. */
       async function settle(): Promise<boolean> {
         if (!inFlight) return true;
@@ -267,6 +280,7 @@ export function createMachineActivities(deps: MachineDeps): {
         if (committed) return true;
         reader = new MetricsLineReader();
         carried = { malformed: 0, oversized: 0 };
+        held = null;
         parsedTo = offset;
         return false;
       }
@@ -286,13 +300,19 @@ export function createMachineActivities(deps: MachineDeps): {
               sawData = true;
               const parsed = withCarried(await pushInSlices(reader, chunk));
               if (parsed.consumedBytes > 0) {
-                if (!(await settle())) continue;
-                const committing = commit(parsed, false);
-                // Awaited by settle(); until then a refusal must not count as unhandled.
-                committing.catch(() => undefined);
-                inFlight = committing;
+                held = held ? addTo(held, parsed) : parsed;
                 parsedTo += parsed.consumedBytes;
               }
+            }
+            if (held && (held.consumedBytes >= HOLD_BYTES || !state.alive || Date.now() - lastCommitAt >= COMMIT_EVERY_MS)) {
+              if (!(await settle())) continue;
+              const batch: PushResult = held;
+              held = null;
+              lastCommitAt = Date.now();
+              const committing = commit(batch, false);
+              // Awaited by settle(); until then a refusal must not count as unhandled.
+              committing.catch(() => undefined);
+              inFlight = committing;
             }
             // At the end of what the file holds: the last commit must stand before this pass ends.
             if (chunk.length < READ_CHUNK && (await settle())) break;

@@ -77,7 +77,7 @@ export function checkRange(offset: number, maxBytes: number): void {
 
 const HANDLE_LINE = /^(\d+) (\d+) (\d+)$/;
 
-function parseHandle(line: string | undefined, runDir: string): TrainerHandle | null {
+export function parseHandle(line: string | undefined, runDir: string): TrainerHandle | null {
   const m = line === undefined ? null : HANDLE_LINE.exec(line.trim());
   if (!m) return null;
   return { pid: Number(m[1]), pgid: Number(m[2]), startTime: m[3] ?? '', runDir };

@@ -4,12 +4,28 @@
 // Known limit: a file descriptor the worker itself inherited without
 // close-on-exec reaches the trainer too (dash cannot close descriptors above 9);
 // Node opens its own with close-on-exec, and sshd sessions start clean.
+//
+// Files are read with synchronous calls: procfs and a trainer's files in the page
+// cache answer in microseconds, while each promise-based call is several trips
+// through libuv's thread pool. The watch loop looks at every trainer five times a
+// second, so with 200 trainers that overhead was a large part of the worker's time.
 
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { open, readdir, readFile } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { SHELL_LIBRARY, ShellExecutor, checkAbsolutePath, checkHandle, checkRange, checkRunsRoot, decodeTail, type ShellResult, type StopTiming } from './base.js';
+import {
+  SHELL_LIBRARY,
+  ShellExecutor,
+  checkAbsolutePath,
+  checkHandle,
+  checkRange,
+  checkRunsRoot,
+  decodeTail,
+  parseHandle,
+  type ShellResult,
+  type StopTiming,
+} from './base.js';
 import type { ShellOp } from './shell.js';
 import { ExecutorError, type ProbeResult, type TrainerHandle, type TrainerState } from './types.js';
 
@@ -49,10 +65,39 @@ export class LocalExecutor extends ShellExecutor {
     // Liveness first, then the exit code: the wrapper writes the code before it exits, so
     // a group found gone has left its code already (read in the other order, a trainer
     // ending in between would look gone without one).
-    const alive = await groupAlive(handle);
-    const code = await readFile(`${handle.runDir}/exit_code`, 'utf8').catch(() => '');
+    const alive = groupAlive(handle);
+    const code = readOrNull(`${handle.runDir}/exit_code`) ?? '';
     const exitCode = /^-?\d+$/.test(code.trim()) ? Number(code.trim()) : null;
     return { alive, exitCode };
+  }
+
+  /**
+   * Same rules as the shell's trainyard_read_handle and trainyard_signal (shell.ts),
+   * without forking: a fork of a worker holding hundreds of MiB blocks its event loop
+   * for milliseconds (with 200 trainers starting and stopping, for seconds in all).
+   */
+  override async readHandle(runDir: string): Promise<TrainerHandle | null> {
+    checkAbsolutePath(runDir, 'the run directory');
+    const line = readOrNull(`${runDir}/pid`)?.split('\n')[0];
+    return parseHandle(line, runDir);
+  }
+
+  override async signal(handle: TrainerHandle, sig: 'TERM' | 'KILL'): Promise<void> {
+    checkHandle(handle);
+    if (sig !== 'TERM' && sig !== 'KILL') {
+      throw new ExecutorError('INVALID_ARGUMENT', `unsupported signal ${String(sig)}`);
+    }
+    // Only while the group is still the trainer's, so a reused PID never gets a stray signal.
+    if (!groupAlive(handle)) return;
+    // Announced first, for a trainer being forked right now (see the wrapper).
+    if (sig === 'TERM') {
+      try {
+        writeFileSync(`${handle.runDir}/stop_requested`, '');
+      } catch {}
+    }
+    try {
+      process.kill(-handle.pgid, sig === 'TERM' ? 'SIGTERM' : 'SIGKILL');
+    } catch {}
   }
 
   async runsRoot(): Promise<string> {
@@ -83,36 +128,37 @@ export class LocalExecutor extends ShellExecutor {
   async readChunk(path: string, offset: number, maxBytes: number): Promise<Uint8Array> {
     checkAbsolutePath(path, 'the file');
     checkRange(offset, maxBytes);
-    const file = await openOrNull(path);
-    if (!file) return new Uint8Array(0);
+    const fd = openOrNull(path);
+    if (fd === null) return new Uint8Array(0);
     try {
-      // Sized by what the file holds past the offset: the watch loop reads every trainer's
-      // file several times a second, mostly finding a few lines or nothing.
-      const want = Math.min(maxBytes, Math.max(0, (await file.stat()).size - offset));
+      // Sized by what the file holds past the offset: mostly a few lines or nothing.
+      const want = Math.min(maxBytes, Math.max(0, fstatSync(fd).size - offset));
       if (want === 0) return new Uint8Array(0);
       const buf = Buffer.allocUnsafe(want);
       let filled = 0;
       while (filled < want) {
-        const { bytesRead } = await file.read(buf, filled, want - filled, offset + filled);
+        const bytesRead = readSync(fd, buf, filled, want - filled, offset + filled);
         if (bytesRead === 0) break;
         filled += bytesRead;
       }
       return buf.subarray(0, filled);
+    } catch (e) {
+      throw new ExecutorError('COMMAND_FAILED', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
     } finally {
-      await file.close();
+      closeSync(fd);
     }
   }
 
   async tail(path: string, maxBytes: number): Promise<string> {
     checkAbsolutePath(path, 'the file');
     checkRange(0, maxBytes);
-    const file = await openOrNull(path);
-    if (!file) return '';
+    const fd = openOrNull(path);
+    if (fd === null) return '';
     let size: number;
     try {
-      size = (await file.stat()).size;
+      size = fstatSync(fd).size;
     } finally {
-      await file.close();
+      closeSync(fd);
     }
     const start = Math.max(0, size - maxBytes);
     return decodeTail(await this.readChunk(path, start, size - start));
@@ -129,18 +175,28 @@ export class LocalExecutor extends ShellExecutor {
   async close(): Promise<void> {}
 }
 
-async function openOrNull(path: string) {
+/** A descriptor for reading, or null if the file does not exist. */
+function openOrNull(path: string): number | null {
   try {
-    return await open(path, 'r');
+    return openSync(path, 'r');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new ExecutorError('COMMAND_FAILED', `cannot open ${path}: ${(e as Error).message}`, { cause: e });
   }
 }
 
+/** A small file's text, or null if it cannot be read (gone, or never written). */
+function readOrNull(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
 /** Fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses). */
-async function statFields(pid: string | number): Promise<string[] | null> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+function statFields(pid: string | number): string[] | null {
+  const stat = readOrNull(`/proc/${pid}/stat`);
   return stat === null ? null : stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
 }
 
@@ -151,8 +207,8 @@ const DEAD = new Set(['Z', 'X', 'x']);
  * another start time: reused, so the group is gone. Leader gone or a zombie: alive while
  * any non-zombie process of its group and session, started no earlier, remains.
  */
-async function groupAlive(handle: TrainerHandle): Promise<boolean> {
-  const leader = await statFields(handle.pid);
+function groupAlive(handle: TrainerHandle): boolean {
+  const leader = statFields(handle.pid);
   if (leader) {
     if (leader[19] !== handle.startTime) return false;
     if (!DEAD.has(leader[0] ?? '')) return true;
@@ -164,9 +220,9 @@ async function groupAlive(handle: TrainerHandle): Promise<boolean> {
   }
   const pgid = String(handle.pgid);
   const start = Number(handle.startTime);
-  for (const entry of await readdir('/proc')) {
+  for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const fields = await statFields(entry);
+    const fields = statFields(entry);
     if (fields && fields[2] === pgid && fields[3] === pgid && !DEAD.has(fields[0] ?? '') && Number(fields[19]) >= start) return true;
   }
   return false;
