@@ -54,8 +54,11 @@ describe('machines and the worker', () => {
     const machine = await addLocalKindMachine({ slots: 2, gpus: [0, 1, 2, 3] });
     await waitFor('the worker to poll it', async () => stack.workers!.machineIds().includes(machine.id), 10_000);
     const out = path.join(os.tmpdir(), `cuda-${uid()}`);
-    // Each run keeps a copy of its template: SLOT is edited between the two starts.
-    const template = await makeTemplate(stack, { command: `printf '%s' "$CUDA_VISIBLE_DEVICES" > "${out}-$SLOT"; sleep 1` });
+    // Each run keeps a copy of its template: SLOT is edited between the two starts. Each
+    // trainer waits (up to 30 s) until both have written, so the two hold their slots at once.
+    const template = await makeTemplate(stack, {
+      command: `printf '%s' "$CUDA_VISIBLE_DEVICES" > "${out}-$SLOT"; i=0; while [ ! -e "${out}-a" ] || [ ! -e "${out}-b" ]; do sleep 0.1; i=$((i+1)); [ $i -lt 300 ] || exit 1; done`,
+    });
     const first = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
     const second = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
     await stack.database.db.update(templates).set({ env: { SLOT: 'a' } }).where(eq(templates.id, template.id));
