@@ -146,6 +146,10 @@ export function createMachineActivities(deps: MachineDeps): {
     throw error;
   }
 
+  // The watch loop of each run this worker reads, by run id: a stop that has seen the
+  // trainer gone wakes it, so `stopped` does not wait for the loop's next poll.
+  const wakers = new Map<number, () => void>();
+
   const lastTails = new Map<number, string>();
   /** Copies the ends of stdout/stderr into the run's row, so logs stay viewable without the machine. */
   async function copyLogTails(runId: number, runDir: string): Promise<{ stdout: string; stderr: string }> {
@@ -293,11 +297,12 @@ export function createMachineActivities(deps: MachineDeps): {
         try {
           // Inspect before reading: once the group is gone, the reads below reach the file's end.
           const state = await executorOf().inspect(handle);
-          let sawData = false;
+          // A pass that committed nothing sleeps before the next: reads of local files are
+          // synchronous, so a pass that only holds lines must not go straight round again.
+          let committed = false;
           for (;;) {
             const chunk = await executorOf().readChunk(metricsFile, parsedTo + reader.pendingBytes, READ_CHUNK);
             if (chunk.length > 0) {
-              sawData = true;
               const parsed = withCarried(await pushInSlices(reader, chunk));
               if (parsed.consumedBytes > 0) {
                 held = held ? addTo(held, parsed) : parsed;
@@ -308,6 +313,7 @@ export function createMachineActivities(deps: MachineDeps): {
               if (!(await settle())) continue;
               const batch: PushResult = held;
               held = null;
+              committed = true;
               lastCommitAt = Date.now();
               const committing = commit(batch, false);
               // Awaited by settle(); until then a refusal must not count as unhandled.
@@ -333,7 +339,11 @@ export function createMachineActivities(deps: MachineDeps): {
             lastBeat = Date.now();
             await copyLogTails(runId, handle.runDir);
           }
-          if (!sawData) await context.sleep(idlePollMs).catch(() => undefined);
+          if (!committed) {
+            const woken = new Promise<void>((resolve) => wakers.set(runId, resolve));
+            await Promise.race([context.sleep(idlePollMs).catch(() => undefined), woken]);
+            wakers.delete(runId);
+          }
         } catch (error) {
           if (!unreachable(error)) throw error;
           const now = Date.now();
@@ -361,7 +371,9 @@ export function createMachineActivities(deps: MachineDeps): {
       const startedAt = Date.now();
       for (;;) {
         try {
-          return await heartbeating(executorOf().stop(handle, grace));
+          const stopped = await heartbeating(executorOf().stop(handle, grace));
+          wakers.get(runId)?.();
+          return stopped;
         } catch (error) {
           if (!unreachable(error)) throw error;
           if (Date.now() - startedAt > machine.lostTimeoutSeconds * 1000) {
