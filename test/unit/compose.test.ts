@@ -331,6 +331,16 @@ describe('docker-compose.yml', () => {
     expect(env.DEFAULT_NAMESPACE ?? 'default').toBe(environment(svc('web')).TEMPORAL_NAMESPACE);
   });
 
+  it('gives Temporal the dynamic config that turns on eager activity execution', () => {
+    const temporal = svc('temporal');
+    const file = String(environment(temporal).DYNAMIC_CONFIG_FILE_PATH);
+    // auto-setup resolves the path against /etc/temporal.
+    const conf = mounts(temporal).find((m) => m.type === 'bind' && m.target === `/etc/temporal/${file}`);
+    expect(conf, 'dynamic config mounted where DYNAMIC_CONFIG_FILE_PATH points').toBeDefined();
+    expect(conf?.readOnly).toBe(true);
+    expect(read(String(conf?.source))).toMatch(/^system\.enableActivityEagerExecution:\n\s+- value: true$/m);
+  });
+
   it('points temporal-ui at temporal and publishes port 8080', () => {
     const ui = svc('temporal-ui');
     expect(String(ui.image)).toMatch(/^temporalio\/ui:\d+\.\d+\.\d+$/);
