@@ -52,10 +52,9 @@ function handleOf(run: typeof runs.$inferSelect): TrainerHandle | null {
 
 /** reader.push(chunk) in PARSE_SLICE pieces with a yield between them; one result for the whole chunk. */
 async function pushInSlices(reader: MetricsLineReader, chunk: Uint8Array): Promise<PushResult> {
-  if (chunk.length <= PARSE_SLICE) return reader.push(chunk);
-  const whole: PushResult = { points: [], progress: null, consumedBytes: 0, malformed: 0, oversized: 0 };
-  for (let from = 0; from < chunk.length; from += PARSE_SLICE) {
-    if (from > 0) await new Promise((resolve) => setImmediate(resolve));
+  const whole = reader.push(chunk.subarray(0, PARSE_SLICE));
+  for (let from = PARSE_SLICE; from < chunk.length; from += PARSE_SLICE) {
+    await new Promise((resolve) => setImmediate(resolve));
     addTo(whole, reader.push(chunk.subarray(from, from + PARSE_SLICE)));
   }
   return whole;

@@ -24,8 +24,10 @@ import { act, createProcess, type ProcessDeps } from '../services/processes.js';
 import { seed } from '../services/seed.js';
 import {
   ADMIN_PASSWORD,
+  backendPids,
   count,
   cpuSecondsOf,
+  cpuSecondsOfAll,
   createBenchDatabase,
   killTrainersAtCleanup,
   machineCpu,
@@ -215,14 +217,12 @@ await run('ingest', async () => {
   }
 
   const points = LINES * SERIES.length;
-  const backends = async () => (await sql<{ pid: number }[]>`select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`).map((r) => r.pid);
-  const backendCpu = (pids: number[]) => pids.reduce((sum, pid) => sum + (fs.existsSync(`/proc/${pid}`) ? cpuSecondsOf(pid) : 0), 0);
   /** One end-to-end measurement, as fast as the trainer can write, with the CPU each part used meanwhile. */
   async function endToEnd() {
-    const pids = await backends();
-    const [worker0, pg0, machine0] = [cpuSecondsOf(worker.pid), backendCpu(pids), machineCpu()];
+    const pids = await backendPids(sql);
+    const [worker0, pg0, machine0] = [cpuSecondsOf(worker.pid), cpuSecondsOfAll(pids), machineCpu()];
     const flood = await throughPipeline(LINES, 0, FLOOD_POLL_MS);
-    const [worker1, pg1, machine1] = [cpuSecondsOf(worker.pid), backendCpu(pids), machineCpu()];
+    const [worker1, pg1, machine1] = [cpuSecondsOf(worker.pid), cpuSecondsOfAll(pids), machineCpu()];
     const seconds = (flood.seen[flood.seen.length - 1]![1] - flood.writes.firstAt) / 1000;
     return {
       rate: points / seconds,

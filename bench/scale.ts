@@ -18,7 +18,9 @@ import { trainingProcessWorkflowId } from '../workflows/messages.js';
 import {
   ADMIN_PASSWORD,
   count,
+  backendPids,
   cpuSecondsOf,
+  cpuSecondsOfAll,
   machineCpu,
   createBenchDatabase,
   groupAlive,
@@ -91,6 +93,14 @@ await run('scale', async () => {
     const c = await statusCounts(deps);
     return { running: c.running ?? 0, stopped: c.stopped ?? 0, all: c };
   };
+  /** Seconds from `since` until all P processes have `status`, or null past the deadline. */
+  const secondsUntilAll = async (status: 'running' | 'stopped', since: number, deadlineS: number): Promise<number | null> => {
+    while (performance.now() - since < deadlineS * 1000) {
+      if ((await counts())[status] === P) return (performance.now() - since) / 1000;
+      await sleep(100);
+    }
+    return null;
+  };
   const describe = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${v} ${k}`).join(', ');
 
   await sleep(quick ? 1000 : 2000);
@@ -104,14 +114,7 @@ await run('scale', async () => {
     startsSentS = (performance.now() - startAt) / 1000;
   });
   starting.catch(() => undefined);
-  let allRunningS: number | null = null;
-  while (performance.now() - startAt < START_DEADLINE_S * 1000) {
-    if ((await counts()).running === P) {
-      allRunningS = (performance.now() - startAt) / 1000;
-      break;
-    }
-    await sleep(100);
-  }
+  const allRunningS = await secondsUntilAll('running', startAt, START_DEADLINE_S);
   const atWindowStart = await counts();
   log(allRunningS !== null ? `${P} running after ${allRunningS.toFixed(1)} s` : `not all running after ${START_DEADLINE_S} s: ${describe(atWindowStart.all)}`);
 
@@ -128,13 +131,10 @@ await run('scale', async () => {
     }
     return lines;
   };
-  const backendPids = async () =>
-    (await sql<{ pid: number }[]>`select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`).map((r) => r.pid);
-  const backendCpu = (pids: number[]) => pids.reduce((sum, pid) => sum + (fs.existsSync(`/proc/${pid}`) ? cpuSecondsOf(pid) : 0), 0);
   const samples: { t: number; running: number; rss: number }[] = [];
-  const pgPids = await backendPids();
+  const pgPids = await backendPids(sql);
   const cpu0 = cpuSecondsOf(worker.pid);
-  const pgCpu0 = backendCpu(pgPids);
+  const pgCpu0 = cpuSecondsOfAll(pgPids);
   const temporalCpu0 = cpuSecondsOf(temporal.pid);
   const benchCpu0 = process.cpuUsage();
   const machine0 = machineCpu();
@@ -147,7 +147,7 @@ await run('scale', async () => {
   const [rows1, lines1] = [await rowsNow(), await linesNow()];
   const windowS = (performance.now() - t0) / 1000;
   const workerCpu = (cpuSecondsOf(worker.pid) - cpu0) / windowS;
-  const pgCpu = (backendCpu(pgPids) - pgCpu0) / windowS;
+  const pgCpu = (cpuSecondsOfAll(pgPids) - pgCpu0) / windowS;
   const temporalCpu = (cpuSecondsOf(temporal.pid) - temporalCpu0) / windowS;
   const benchUsage = process.cpuUsage(benchCpu0);
   const benchCpu = (benchUsage.user + benchUsage.system) / 1e6 / windowS;
@@ -177,15 +177,8 @@ await run('scale', async () => {
     stopsSentS = (performance.now() - stopAt) / 1000;
   });
   stopping.catch(() => undefined);
-  let allStoppedS: number | null = null;
   const stopDeadlineS = Math.max(STOP_DEADLINE_S, BUDGET_S - performance.now() / 1000);
-  while (performance.now() - stopAt < stopDeadlineS * 1000) {
-    if ((await counts()).stopped === P) {
-      allStoppedS = (performance.now() - stopAt) / 1000;
-      break;
-    }
-    await sleep(100);
-  }
+  const allStoppedS = await secondsUntilAll('stopped', stopAt, stopDeadlineS);
   const finalCounts = await counts();
   log(allStoppedS !== null ? `${P} stopped after ${allStoppedS.toFixed(1)} s` : `not all stopped after ${stopDeadlineS.toFixed(0)} s: ${describe(finalCounts.all)}`);
   const runRows = await sql<{ status: string; pgid: number | null }[]>`select status, pgid from runs`;

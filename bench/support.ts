@@ -230,6 +230,17 @@ export function cpuSecondsOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
+/** Pids of the server processes serving the other connections to this database. */
+export async function backendPids(sql: postgres.Sql): Promise<number[]> {
+  const rows = await sql<{ pid: number }[]>`select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`;
+  return rows.map((r) => r.pid);
+}
+
+/** CPU seconds used by those of `pids` that still run. */
+export function cpuSecondsOfAll(pids: number[]): number {
+  return pids.reduce((sum, pid) => sum + (fs.existsSync(`/proc/${pid}`) ? cpuSecondsOf(pid) : 0), 0);
+}
+
 /** Jiffies the whole machine spent busy and in all, from /proc/stat (for "cores busy" over an interval). */
 export function machineCpu(): { busy: number; total: number } {
   const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!;

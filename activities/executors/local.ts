@@ -128,40 +128,13 @@ export class LocalExecutor extends ShellExecutor {
   async readChunk(path: string, offset: number, maxBytes: number): Promise<Uint8Array> {
     checkAbsolutePath(path, 'the file');
     checkRange(offset, maxBytes);
-    const fd = openOrNull(path);
-    if (fd === null) return new Uint8Array(0);
-    try {
-      // Sized by what the file holds past the offset: mostly a few lines or nothing.
-      const want = Math.min(maxBytes, Math.max(0, fstatSync(fd).size - offset));
-      if (want === 0) return new Uint8Array(0);
-      const buf = Buffer.allocUnsafe(want);
-      let filled = 0;
-      while (filled < want) {
-        const bytesRead = readSync(fd, buf, filled, want - filled, offset + filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
-      return buf.subarray(0, filled);
-    } catch (e) {
-      throw new ExecutorError('COMMAND_FAILED', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
-    } finally {
-      closeSync(fd);
-    }
+    return withFile(path, new Uint8Array(0), (fd, size) => readAt(fd, size, offset, maxBytes));
   }
 
   async tail(path: string, maxBytes: number): Promise<string> {
     checkAbsolutePath(path, 'the file');
     checkRange(0, maxBytes);
-    const fd = openOrNull(path);
-    if (fd === null) return '';
-    let size: number;
-    try {
-      size = fstatSync(fd).size;
-    } finally {
-      closeSync(fd);
-    }
-    const start = Math.max(0, size - maxBytes);
-    return decodeTail(await this.readChunk(path, start, size - start));
+    return withFile(path, '', (fd, size) => decodeTail(readAt(fd, size, Math.max(0, size - maxBytes), maxBytes)));
   }
 
   async probe(): Promise<ProbeResult> {
@@ -175,14 +148,39 @@ export class LocalExecutor extends ShellExecutor {
   async close(): Promise<void> {}
 }
 
-/** A descriptor for reading, or null if the file does not exist. */
-function openOrNull(path: string): number | null {
+/**
+ * `read(fd, size)` on the file opened for reading, or `missing` if it does not exist;
+ * any other failure is an ExecutorError naming the file.
+ */
+function withFile<T>(path: string, missing: T, read: (fd: number, size: number) => T): T {
+  let fd: number;
   try {
-    return openSync(path, 'r');
+    fd = openSync(path, 'r');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return missing;
     throw new ExecutorError('COMMAND_FAILED', `cannot open ${path}: ${(e as Error).message}`, { cause: e });
   }
+  try {
+    return read(fd, fstatSync(fd).size);
+  } catch (e) {
+    throw new ExecutorError('COMMAND_FAILED', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Up to maxBytes from offset, sized by what the file (of `size` bytes) holds there: mostly a few lines or nothing. */
+function readAt(fd: number, size: number, offset: number, maxBytes: number): Uint8Array {
+  const want = Math.min(maxBytes, Math.max(0, size - offset));
+  if (want === 0) return new Uint8Array(0);
+  const buf = Buffer.allocUnsafe(want);
+  let filled = 0;
+  while (filled < want) {
+    const bytesRead = readSync(fd, buf, filled, want - filled, offset + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buf.subarray(0, filled);
 }
 
 /** A small file's text, or null if it cannot be read (gone, or never written). */
