@@ -406,8 +406,9 @@ export function createMachineActivities(deps: MachineDeps): {
   };
 
   /**
-   * Trainers of runs that failed while the machine was unreachable: once it answers,
-   * any that is still alive is stopped and noted in its process's log, never re-adopted.
+   * Trainers of runs that failed while the machine was unreachable, or whose workflow was
+   * closed by hand (services/process-workflow.ts): once the machine answers, any that is
+   * still alive is stopped and noted in its process's log, never re-adopted.
    */
   async function reapLostTrainers(): Promise<number> {
     const lost = await db.select().from(runs).where(and(eq(runs.machineId, machine.id), eq(runs.trainerMayRemain, true)));
@@ -421,7 +422,9 @@ export function createMachineActivities(deps: MachineDeps): {
           processId: run.processId,
           runId: run.id,
           level: 'warn',
-          message: `The trainer of run ${run.number} (pid ${handle.pid}) was still running when the machine "${machine.name}" answered again; it was stopped.`,
+          message: run.unreachableSince
+            ? `The trainer of run ${run.number} (pid ${handle.pid}) was still running when the machine "${machine.name}" answered again; it was stopped.`
+            : `The trainer of run ${run.number} (pid ${handle.pid}) was still running after its run had ended; it was stopped.`,
         });
         stopped += 1;
       }
