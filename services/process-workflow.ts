@@ -84,6 +84,18 @@ const RESTORE_LOCK = 0x7472_7072; // "trpr"
  */
 const VERSION_MARGIN = 100;
 
+/** The audit action of a restore; workers read its detail to reap the trainers it names. */
+export const RESTORE_ACTION = 'process.workflow.restore';
+
+export interface RestoreDetail {
+  workflowState: WorkflowExecutionStatusName | 'missing';
+  previousStatus: ProcessStatus;
+  status: ProcessStatus;
+  endedRuns: number[];
+  /** Machines of the ended runs whose trainers may still be there. */
+  trainerMachines: number[];
+}
+
 export interface RestoreResult {
   outcome: 'restored' | 'running' | 'gone';
   /** Machines of the runs it ended whose trainers may still be there. */
@@ -144,13 +156,15 @@ export async function restoreProcessWorkflow(deps: ProcessWorkflowDeps, processI
       level: 'warn',
       message: `${reason}${runNote} Trainyard started the process's workflow again; its actions work as before.`,
     });
+    const trainerMachines = [...new Set(ended.filter((r) => r.trainerMayRemain).map((r) => r.machineId))];
+    const detail: RestoreDetail = { workflowState: state ?? 'missing', previousStatus: stored, status, endedRuns: ended.map((r) => r.number), trainerMachines };
     await tx.insert(auditEvents).values({
       actorLogin: 'trainyard',
-      action: 'process.workflow.restore',
+      action: RESTORE_ACTION,
       targetType: 'process',
       targetId: String(processId),
       outcome: 'ok',
-      detail: { workflowState: state ?? 'missing', previousStatus: stored, status, endedRuns: ended.map((r) => r.number) },
+      detail: { ...detail },
     });
     // Last, inside the lock: if it fails, the transaction is undone and the next pass tries again.
     const started = await startProcessWorkflow(deps.client, { processId, template: row.template, machine: row.machine }, {
@@ -162,7 +176,7 @@ export async function restoreProcessWorkflow(deps: ProcessWorkflowDeps, processI
     });
     // Someone else's start got there first (the process is being created): theirs stands, nothing here does.
     if (started === 'running') throw new AlreadyRunning();
-    return { outcome: 'restored' as const, trainerMachines: [...new Set(ended.filter((r) => r.trainerMayRemain).map((r) => r.machineId))] };
+    return { outcome: 'restored' as const, trainerMachines };
   }).catch((error: unknown): RestoreResult => {
     if (error instanceof AlreadyRunning) return { outcome: 'running' as const, trainerMachines: [] };
     throw error;

@@ -8,8 +8,10 @@
 // run or a slot are also described now and then, for closures the query cannot see (the
 // worker was down longer than the window, or visibility lost the record).
 import type { Client } from '@temporalio/client';
+import { and, eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { processesHoldingWork, restoreProcessWorkflow, workflowState } from '../services/process-workflow.js';
+import { auditEvents } from '../db/schema.js';
+import { processesHoldingWork, RESTORE_ACTION, restoreProcessWorkflow, workflowState, type RestoreDetail } from '../services/process-workflow.js';
 
 export interface WorkflowReconcilerDeps {
   db: Db;
@@ -36,10 +38,7 @@ export function createWorkflowReconciler(deps: WorkflowReconcilerDeps): { pass()
   async function restore(processId: number): Promise<boolean> {
     try {
       const result = await restoreProcessWorkflow(deps, processId);
-      if (result.outcome === 'restored') {
-        deps.log(`worker: process ${processId} had no running workflow; started it again`);
-        if (result.trainerMachines.length) deps.reap(result.trainerMachines);
-      }
+      if (result.outcome === 'restored') deps.log(`worker: process ${processId} had no running workflow; started it again`);
       return true;
     } catch (error) {
       deps.log(`worker: restoring the workflow of process ${processId} failed: ${(error as Error).message}`);
@@ -80,10 +79,33 @@ export function createWorkflowReconciler(deps: WorkflowReconcilerDeps): { pass()
     }
   }
 
+  /**
+   * Restores done anywhere (this worker, another, an action in the web server) name the
+   * machines whose trainers may remain: those are probed and reaped now, not at the next
+   * periodic probe. Read from the audit log by time (indexed), each restore once.
+   */
+  const reaped = new Set<number>();
+  async function reapAfterRestores(): Promise<void> {
+    const rows = await deps.db
+      .select({ id: auditEvents.id, detail: auditEvents.detail })
+      .from(auditEvents)
+      .where(and(gt(auditEvents.at, sql`now() - interval '2 minutes'`), eq(auditEvents.action, RESTORE_ACTION)));
+    const machineIds = new Set<number>();
+    for (const row of rows) {
+      if (reaped.has(row.id)) continue;
+      reaped.add(row.id);
+      for (const id of (row.detail as Partial<RestoreDetail> | null)?.trainerMachines ?? []) machineIds.add(id);
+    }
+    const recent = new Set(rows.map((r) => r.id));
+    for (const id of reaped) if (!recent.has(id)) reaped.delete(id);
+    if (machineIds.size) deps.reap([...machineIds]);
+  }
+
   return {
     async pass() {
       await closedRecently();
       await sweep();
+      await reapAfterRestores();
     },
   };
 }
