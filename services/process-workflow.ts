@@ -11,6 +11,7 @@ import { auditEvents, machines, processEvents, processes, runs, slotLeases, temp
 import { isActive, isStatus, type ProcessStatus } from '../domain/status.js';
 import { CONTROL_TASK_QUEUE, SEARCH_KEYS, trainingProcessWorkflowId } from '../workflows/messages.js';
 import type { TrainingProcessInput, trainingProcessWorkflow } from '../workflows/training-process.js';
+import { ServiceError } from './errors.js';
 
 export interface ProcessWorkflowDeps {
   db: Db;
@@ -146,7 +147,7 @@ export async function restoreProcessWorkflow(deps: ProcessWorkflowDeps, processI
       .where(and(eq(processes.id, processId), eq(processes.statusVersion, row.process.statusVersion)))
       .returning({ id: processes.id });
     // A late write of the closed execution came in between: the next pass tries again.
-    if (updated.length === 0) throw new Error(`Process ${processId} changed while its workflow was being restored.`);
+    if (updated.length === 0) throw new ServiceError('conflict', `Process ${processId} changed while its workflow was being restored; try again.`);
 
     const [last] = await tx.select({ n: sql<number>`coalesce(max(${runs.number}), 0)::int` }).from(runs).where(eq(runs.processId, processId));
     const runNote = ended.length ? ` Run ${ended.map((r) => r.number).join(', ')} ended as failed.` : '';
