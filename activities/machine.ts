@@ -406,26 +406,36 @@ export function createMachineActivities(deps: MachineDeps): {
   };
 
   /**
-   * Trainers of runs that failed while the machine was unreachable: once it answers,
-   * any that is still alive is stopped and noted in its process's log, never re-adopted.
+   * Trainers of runs that failed while the machine was unreachable, or whose workflow was
+   * closed by hand (services/process-workflow.ts): once the machine answers, any that is
+   * still alive is stopped and noted in its process's log, never re-adopted.
    */
   async function reapLostTrainers(): Promise<number> {
-    const lost = await db.select().from(runs).where(and(eq(runs.machineId, machine.id), eq(runs.trainerMayRemain, true)));
+    const lost = await db.select({ id: runs.id }).from(runs).where(and(eq(runs.machineId, machine.id), eq(runs.trainerMayRemain, true)));
     let stopped = 0;
-    for (const run of lost) {
-      const handle = handleOf(run) ?? (run.runDir ? await executorOf().readHandle(run.runDir) : null);
-      if (handle && (await executorOf().inspect(handle)).alive) {
-        const grace = ((run.templateSnapshot as { stopGraceSeconds?: number }).stopGraceSeconds ?? 30) * 1000;
-        await executorOf().stop(handle, grace);
-        await db.insert(processEvents).values({
-          processId: run.processId,
-          runId: run.id,
-          level: 'warn',
-          message: `The trainer of run ${run.number} (pid ${handle.pid}) was still running when the machine "${machine.name}" answered again; it was stopped.`,
-        });
-        stopped += 1;
-      }
-      await db.update(runs).set({ trainerMayRemain: false }).where(eq(runs.id, run.id));
+    for (const { id } of lost) {
+      // One reaper per run, when several workers serve the machine: the others skip it.
+      // The row stays locked until the trainer is gone; if the machine fails to answer, the
+      // flag stays set for the next look.
+      await db.transaction(async (tx) => {
+        const [run] = await tx.select().from(runs).where(and(eq(runs.id, id), eq(runs.trainerMayRemain, true))).for('update', { skipLocked: true });
+        if (!run) return;
+        const handle = handleOf(run) ?? (run.runDir ? await executorOf().readHandle(run.runDir) : null);
+        if (handle && (await executorOf().inspect(handle)).alive) {
+          const grace = ((run.templateSnapshot as { stopGraceSeconds?: number }).stopGraceSeconds ?? 30) * 1000;
+          await executorOf().stop(handle, grace);
+          await tx.insert(processEvents).values({
+            processId: run.processId,
+            runId: run.id,
+            level: 'warn',
+            message: run.unreachableSince
+              ? `The trainer of run ${run.number} (pid ${handle.pid}) was still running when the machine "${machine.name}" answered again; it was stopped.`
+              : `The trainer of run ${run.number} (pid ${handle.pid}) was still running after its run had ended; it was stopped.`,
+          });
+          stopped += 1;
+        }
+        await tx.update(runs).set({ trainerMayRemain: false }).where(eq(runs.id, run.id));
+      });
     }
     return stopped;
   }

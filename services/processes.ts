@@ -10,8 +10,6 @@ import { estimate, type EtaState } from '../domain/eta.js';
 import { FAILURE } from '../domain/failures.js';
 import { isStatus, type ProcessStatus, type UserAction } from '../domain/status.js';
 import {
-  CONTROL_TASK_QUEUE,
-  SEARCH_KEYS,
   deleteUpdate,
   disableUpdate,
   enableUpdate,
@@ -20,8 +18,8 @@ import {
   trainingProcessWorkflowId,
   type ActionResult,
 } from '../workflows/messages.js';
-import type { trainingProcessWorkflow } from '../workflows/training-process.js';
 import { invalid, notFound, ServiceError } from './errors.js';
+import { restoreProcessWorkflow, startProcessWorkflow } from './process-workflow.js';
 
 export interface ProcessDeps {
   db: Db;
@@ -182,18 +180,7 @@ export async function createProcess(deps: ProcessDeps, input: CreateProcessInput
   const [row] = await deps.db.insert(processes).values({ templateId: template.id, machineId: machine.id, params }).returning();
   const processId = row!.id;
   try {
-    await deps.client.workflow.start<typeof trainingProcessWorkflow>('trainingProcessWorkflow', {
-      taskQueue: CONTROL_TASK_QUEUE,
-      workflowId: trainingProcessWorkflowId(processId),
-      args: [{ processId, templateId: template.id, machineId: machine.id }],
-      memo: { processId, templateId: template.id, templateName: template.name, machineId: machine.id, machineName: machine.name },
-      typedSearchAttributes: [
-        { key: SEARCH_KEYS.processId, value: String(processId) },
-        { key: SEARCH_KEYS.templateId, value: String(template.id) },
-        { key: SEARCH_KEYS.machineId, value: String(machine.id) },
-        { key: SEARCH_KEYS.status, value: 'created' },
-      ],
-    });
+    await startProcessWorkflow(deps.client, { processId, template, machine });
   } catch (error) {
     // Nothing half-made: without its workflow the process would be a dead row.
     await deps.db.delete(processes).where(eq(processes.id, processId));
@@ -219,27 +206,37 @@ async function ensureExists(deps: Pick<ProcessDeps, 'db'>, id: number): Promise<
   if (!row) throw notFound('Process', id);
 }
 
-/** start / stop / disable / enable: the workflow's validator refuses what the status table refuses (409). */
-export async function act(deps: ProcessDeps, id: number, action: Exclude<UserAction, 'delete'>): Promise<ActionResult> {
+/**
+ * Sends an update to the process's workflow. A process whose workflow is closed (terminated
+ * in the Temporal UI) or missing gets it back first, as the worker's reconciler would do
+ * on its next pass, so the action works instead of answering 404.
+ */
+async function update(deps: ProcessDeps, id: number, send: () => Promise<ActionResult>): Promise<ActionResult> {
   await ensureExists(deps, id);
-  const handle = deps.client.workflow.getHandle(trainingProcessWorkflowId(id));
   try {
-    return await handle.executeUpdate(UPDATES[action]);
+    return await send();
+  } catch (error) {
+    if (!(error instanceof WorkflowNotFoundError)) throw refusal(error, id) ?? error;
+  }
+  const restored = await restoreProcessWorkflow(deps, id);
+  if (restored.outcome === 'gone') throw notFound('Process', id);
+  try {
+    return await send();
   } catch (error) {
     throw refusal(error, id) ?? error;
   }
 }
 
+/** start / stop / disable / enable: the workflow's validator refuses what the status table refuses (409). */
+export async function act(deps: ProcessDeps, id: number, action: Exclude<UserAction, 'delete'>): Promise<ActionResult> {
+  const handle = deps.client.workflow.getHandle(trainingProcessWorkflowId(id));
+  return update(deps, id, () => handle.executeUpdate(UPDATES[action]));
+}
+
 /** Delete: stops first if active; the process answers 404 once its workflow has cleaned up. */
 export async function deleteProcess(deps: ProcessDeps, id: number, options: { force?: boolean } = {}): Promise<ActionResult> {
-  await ensureExists(deps, id);
   const handle = deps.client.workflow.getHandle(trainingProcessWorkflowId(id));
-  try {
-    const result = await handle.executeUpdate(deleteUpdate, { args: [{ force: options.force === true }] });
-    return result;
-  } catch (error) {
-    throw refusal(error, id) ?? error;
-  }
+  return update(deps, id, () => handle.executeUpdate(deleteUpdate, { args: [{ force: options.force === true }] }));
 }
 
 export async function listRuns(deps: Pick<ProcessDeps, 'db'>, processId: number) {

@@ -1,6 +1,7 @@
 // One worker process: polls the control queue (workflows and database activities) and
 // the queue of every machine it serves. Machines added or removed while it runs are
 // picked up by a reconcile loop, without a restart.
+import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type postgres from 'postgres';
 import { asc, eq } from 'drizzle-orm';
@@ -11,6 +12,7 @@ import { machines } from '../db/schema.js';
 import { createControlActivities } from '../activities/control.js';
 import { createMachineActivities, type MachineRow } from '../activities/machine.js';
 import { CONTROL_TASK_QUEUE, machineTaskQueue } from '../workflows/messages.js';
+import { createWorkflowReconciler } from './workflow-reconciler.js';
 
 export const WORKFLOWS_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'index.ts');
 
@@ -26,6 +28,8 @@ export interface WorkerDeps {
   keysDir: string | null;
   reconcileIntervalMs?: number;
   probeIntervalMs?: number;
+  /** How often processes holding a run or a slot have their workflow described (workers/workflow-reconciler.ts). */
+  workflowSweepMs?: number;
   /** Tests and benchmarks pass a prebuilt bundle to skip bundling per worker. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   log?: (line: string) => void;
@@ -43,6 +47,8 @@ interface MachineWorker {
   worker: Worker;
   running: Promise<void>;
   fingerprint: string;
+  /** Probes now and reaps trainers runs may have left (a workflow terminated by hand). */
+  probeSoon(): void;
   dispose(): Promise<void>;
 }
 
@@ -110,24 +116,37 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     // A disabled machine keeps its last probe: it is being drained or set aside, and an
     // operator probes it on demand. Lost trainers are looked for on every machine.
     let probing = false;
+    // Asked for while a probe runs: that probe may have looked for lost trainers already.
+    let again = false;
     const probeNow = async (): Promise<void> => {
       const [row] = await deps.db.select({ enabled: machines.enabled }).from(machines).where(eq(machines.id, machine.id));
       const probe = row?.enabled ? await activities.probe() : null;
       if (probe?.reachable || !row?.enabled) await activities.reapLostTrainers();
     };
-    const probeTimer = setInterval(() => {
-      if (probing) return;
+    const probeSoon = (): void => {
+      if (probing) {
+        again = true;
+        return;
+      }
       probing = true;
       void probeNow()
         .catch(() => undefined)
-        .finally(() => (probing = false));
-    }, deps.probeIntervalMs ?? 60_000);
+        .finally(() => {
+          probing = false;
+          if (again) {
+            again = false;
+            probeSoon();
+          }
+        });
+    };
+    const probeTimer = setInterval(probeSoon, deps.probeIntervalMs ?? 60_000);
     probeTimer.unref();
-    void probeNow().catch(() => undefined);
+    probeSoon();
     return {
       worker,
       running,
       fingerprint: fingerprintOf(machine),
+      probeSoon,
       dispose: async () => {
         clearInterval(probeTimer);
         await activities.dispose();
@@ -165,8 +184,20 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       if (!current) log(`worker: polling ${machineTaskQueue(machine.id)} for machine "${machine.name}"`);
     }
   }
+  const workflows = createWorkflowReconciler({
+    db: deps.db,
+    client: new Client({ connection, namespace: deps.namespace }),
+    reap: (ids) => ids.forEach((id) => perMachine.get(id)?.probeSoon()),
+    log,
+    ...(deps.workflowSweepMs !== undefined ? { sweepEveryMs: deps.workflowSweepMs } : {}),
+  });
   const reconcile = async () => {
-    if (!reconciling) reconciling = reconcileOnce().finally(() => (reconciling = null));
+    if (!reconciling) {
+      reconciling = reconcileOnce()
+        // Never fatal: a Temporal hiccup here must not stop the machines' reconcile or the start.
+        .then(() => (closed ? undefined : workflows.pass().catch((error: unknown) => log(`worker: workflow reconcile failed: ${(error as Error).message}`))))
+        .finally(() => (reconciling = null));
+    }
     return reconciling;
   };
 
