@@ -6,6 +6,7 @@ import { and, eq, lt, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { machines, processEvents, processes, runs, slotLeases, templates } from '../db/schema.js';
 import { FAILURE } from '../domain/failures.js';
+import { pgText } from '../domain/pg-text.js';
 import type { ControlActivities, StatusRecord } from './types.js';
 
 export interface ControlDeps {
@@ -42,7 +43,8 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
           status: record.status,
           statusVersion: record.statusVersion,
           statusBeforeDisable: record.statusBeforeDisable,
-          lastError: record.lastError,
+          // Reasons may quote the trainer's stderr: keep them storable (see domain/pg-text.ts).
+          lastError: record.lastError === null ? null : pgText(record.lastError),
           updatedAt: new Date(),
         })
         .where(and(eq(processes.id, record.processId), lt(processes.statusVersion, record.statusVersion)));
@@ -113,7 +115,7 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
         .set({
           status: result.status,
           exitCode: result.exitCode,
-          error: result.error,
+          error: result.error === null ? null : pgText(result.error),
           finishedAt: new Date(),
           etaSeconds: null,
           trainerMayRemain: result.trainerMayRemain ?? false,
@@ -122,7 +124,7 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
     },
 
     async noteEvent(processId, runId, level, message) {
-      await db.insert(processEvents).values({ processId, runId, level, message });
+      await db.insert(processEvents).values({ processId, runId, level, message: pgText(message) });
     },
 
     async deleteProcessData(processId) {

@@ -11,6 +11,8 @@ import { machines, processEvents, runs } from '../db/schema.js';
 import { estimate, initialEta, observe, type EtaState } from '../domain/eta.js';
 import { FAILURE } from '../domain/failures.js';
 import { MetricsLineReader, type PushResult } from '../domain/metrics-line.js';
+import { pgText } from '../domain/pg-text.js';
+import { dataErrorOf } from './data-errors.js';
 import { createExecutorFor, type MachineRow } from './executor-factory.js';
 import { isExecutorError, type Executor, type TrainerHandle } from './executors/types.js';
 import { claimRun, createMetricsStore } from './metrics-store.js';
@@ -27,6 +29,8 @@ export interface MachineDeps {
   keysDir: string | null;
   /** Poll interval of the metrics tail when the file is quiet. */
   idlePollMs?: number;
+  /** How often long activities (a grace period, a removal) heartbeat; default 2 s. */
+  heartbeatMs?: number;
 }
 
 const METRICS_FILE = 'metrics.jsonl';
@@ -43,6 +47,22 @@ const LOG_TAIL_BYTES = 16 * 1024;
 /** Errors that mean "the machine is not answering now", as opposed to a bug or a refusal. */
 function unreachable(error: unknown): boolean {
   return isExecutorError(error, 'UNREACHABLE') || isExecutorError(error, 'CONNECTION_LOST');
+}
+
+/**
+ * What the trainer wrote fails the same way on every attempt: a log or metrics file that
+ * is not a regular file, or data the database refuses. Retrying would never see the exit,
+ * so the watch ends with a typed, non-retryable failure that says why.
+ */
+function rejectedOutput(error: unknown): ApplicationFailure | null {
+  if (isExecutorError(error, 'NOT_A_REGULAR_FILE')) {
+    return ApplicationFailure.nonRetryable(`The trainer's output cannot be read: ${pgText(error.message)}`, FAILURE.trainerOutputRejected);
+  }
+  const data = dataErrorOf(error);
+  if (data) {
+    return ApplicationFailure.nonRetryable(`The database refused what the trainer wrote (${data.code}): ${pgText(data.message)}`, FAILURE.trainerOutputRejected);
+  }
+  return null;
 }
 
 function handleOf(run: typeof runs.$inferSelect): TrainerHandle | null {
@@ -91,6 +111,7 @@ export function createMachineActivities(deps: MachineDeps): {
   };
   const store = createMetricsStore(db, deps.sql);
   const idlePollMs = deps.idlePollMs ?? 200;
+  const heartbeatMs = deps.heartbeatMs ?? HEARTBEAT_MS;
 
   async function loadRun(runId: number) {
     const [run] = await db.select().from(runs).where(eq(runs.id, runId));
@@ -150,12 +171,17 @@ export function createMachineActivities(deps: MachineDeps): {
   const wakers = new Map<number, () => void>();
 
   const lastTails = new Map<number, string>();
-  /** Copies the ends of stdout/stderr into the run's row, so logs stay viewable without the machine. */
+  /**
+   * Copies the ends of stdout/stderr into the run's row, so logs stay viewable without the
+   * machine; NUL bytes and the like become U+FFFD, which PostgreSQL text can hold.
+   */
   async function copyLogTails(runId: number, runDir: string): Promise<{ stdout: string; stderr: string }> {
-    const [stdout, stderr] = await Promise.all([
-      executorOf().tail(path.posix.join(runDir, 'stdout.log'), LOG_TAIL_BYTES),
-      executorOf().tail(path.posix.join(runDir, 'stderr.log'), LOG_TAIL_BYTES),
-    ]);
+    const [stdout, stderr] = (
+      await Promise.all([
+        executorOf().tail(path.posix.join(runDir, 'stdout.log'), LOG_TAIL_BYTES),
+        executorOf().tail(path.posix.join(runDir, 'stderr.log'), LOG_TAIL_BYTES),
+      ])
+    ).map(pgText) as [string, string];
     const key = `${stdout.length}:${stdout.slice(-64)}|${stderr.length}:${stderr.slice(-64)}`;
     if (lastTails.get(runId) !== key) {
       await db.update(runs).set({ stdoutTail: stdout, stderrTail: stderr }).where(eq(runs.id, runId));
@@ -167,7 +193,7 @@ export function createMachineActivities(deps: MachineDeps): {
   /** Heartbeats while `work` runs, so long waits (a grace period) do not time out. */
   async function heartbeating<T>(work: Promise<T>, details?: unknown): Promise<T> {
     const context = Context.current();
-    const timer = setInterval(() => context.heartbeat(details), HEARTBEAT_MS);
+    const timer = setInterval(() => context.heartbeat(details), heartbeatMs);
     try {
       return await work;
     } finally {
@@ -333,7 +359,7 @@ export function createMachineActivities(deps: MachineDeps): {
             const { stderr } = await copyLogTails(runId, handle.runDir);
             return { exitCode: state.exitCode, stderrTail: stderr.split('\n').slice(-10).join('\n').slice(-2000) };
           }
-          if (Date.now() - lastBeat > HEARTBEAT_MS) {
+          if (Date.now() - lastBeat > heartbeatMs) {
             context.heartbeat({ offset });
             lastBeat = Date.now();
             await copyLogTails(runId, handle.runDir);
@@ -344,6 +370,8 @@ export function createMachineActivities(deps: MachineDeps): {
             wakers.delete(runId);
           }
         } catch (error) {
+          const rejected = rejectedOutput(error);
+          if (rejected) throw rejected;
           if (!unreachable(error)) throw error;
           const now = Date.now();
           if (unreachableSince === null) {
@@ -391,17 +419,27 @@ export function createMachineActivities(deps: MachineDeps): {
       } catch (error) {
         result = { reachable: false, error: (error as Error).message, probedAt: new Date().toISOString() };
       }
+      // Stored as jsonb, which refuses what text refuses: the error may quote the machine's output.
+      if (result.error !== undefined) result.error = pgText(result.error);
+      if (result.gpus) result.gpus = result.gpus.map((gpu) => ({ ...gpu, name: pgText(gpu.name) }));
       await db.update(machines).set({ probe: result, probedAt: new Date(result.probedAt) }).where(eq(machines.id, machine.id));
       return result;
     },
 
     async removeRunDirs(processId) {
-      const rows = await db.select().from(runs).where(and(eq(runs.processId, processId), eq(runs.machineId, machine.id)));
-      for (const row of rows) {
-        if (row.runDir) await executorOf().removeRunDir(row.runDir);
-      }
-      const root = await executorOf().runsRoot();
-      await executorOf().removeRunDir(path.posix.join(root, `process-${processId}`));
+      // A big run directory (checkpoints, many files) can take minutes to remove, over SSH
+      // too: the activity heartbeats all along, so its time budget is the workflow's long
+      // one while a dead worker is still noticed within the heartbeat timeout.
+      const removal = (async () => {
+        const rows = await db.select().from(runs).where(and(eq(runs.processId, processId), eq(runs.machineId, machine.id)));
+        for (const row of rows) {
+          if (row.runDir) await executorOf().removeRunDir(row.runDir);
+        }
+        const root = await executorOf().runsRoot();
+        await executorOf().removeRunDir(path.posix.join(root, `process-${processId}`));
+      })();
+      Context.current().heartbeat();
+      await heartbeating(removal);
     },
   };
 

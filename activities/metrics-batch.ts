@@ -4,6 +4,7 @@
 // the earlier one, and split into steps past everything stored (a plain INSERT)
 // and steps that may rewrite a stored one (INSERT … ON CONFLICT DO UPDATE, which
 // costs about twice as much per row). Pure: no I/O.
+import { isPgText } from '../domain/pg-text.js';
 
 export interface MetricPointInput {
   series: string;
@@ -27,11 +28,21 @@ export interface PointColumns {
   values: string;
 }
 
-/** Throws on what the reader should have counted as malformed: a plain Error is a bug. */
+/**
+ * A batch the reader should have refused (a bug upstream). Typed, because the same batch
+ * fails the same way on every attempt: the watch must give up rather than retry it forever.
+ */
+export class InvalidBatchError extends TypeError {
+  override name = 'InvalidBatchError';
+}
+
+/** Throws InvalidBatchError on what the reader should have counted as malformed. */
 export function checkPoints(points: readonly MetricPointInput[]): void {
   for (const point of points) {
-    if (!Number.isSafeInteger(point.step)) throw new TypeError(`Step ${point.step} of ${point.series} is not a safe integer`);
-    if (typeof point.value !== 'number') throw new TypeError(`Value ${String(point.value)} of ${point.series} is not a number`);
+    // A name PostgreSQL text cannot hold would fail the insert, or come back changed.
+    if (typeof point.series !== 'string' || !isPgText(point.series)) throw new InvalidBatchError(`Series name ${JSON.stringify(point.series)} cannot be stored as text`);
+    if (!Number.isSafeInteger(point.step)) throw new InvalidBatchError(`Step ${point.step} of ${point.series} is not a safe integer`);
+    if (typeof point.value !== 'number') throw new InvalidBatchError(`Value ${String(point.value)} of ${point.series} is not a number`);
   }
 }
 

@@ -6,4 +6,6 @@ export const FAILURE = {
   hostKeyMismatch: 'HostKeyMismatch',
   machineRemoved: 'MachineRemoved',
   fenced: 'Fenced',
+  /** What the trainer wrote cannot be read or stored, the same way on every attempt (a FIFO for a log, data PostgreSQL refuses). */
+  trainerOutputRejected: 'TrainerOutputRejected',
 } as const;

@@ -16,6 +16,8 @@
 // boundary: commit that offset with the points, and a new reader resumes from
 // it. Bytes pushed = bytes consumed + `pendingBytes`.
 
+import { isPgText } from './pg-text.js';
+
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
 export const MAX_SERIES_NAME_LENGTH = 128;
 
@@ -41,7 +43,7 @@ export interface PushResult {
   progress: MetricsProgress | null;
   /** Bytes of whole lines finished by this push (skipped ones included); see the file header. */
   consumedBytes: number;
-  /** Lines that are not a JSON object with a valid `step`. */
+  /** Lines that are not a JSON object with a valid `step`, or that name a member with U+0000 or an unpaired surrogate. */
   malformed: number;
   /** Lines longer than maxLineBytes, counted once each and skipped. */
   oversized: number;
@@ -379,10 +381,14 @@ class LineParser {
         return key;
       }
       if (c === 0x5c /* \ */) {
-        // Rare in keys: validate the rest, then let JSON.parse unescape it.
+        // Rare in keys: validate the rest, then let JSON.parse unescape it. Only an escape
+        // can spell U+0000 or an unpaired surrogate (raw control characters are refused
+        // below, and the UTF-8 decoder never yields a surrogate): PostgreSQL text holds
+        // neither, so such a name makes the line malformed, like any other bad line.
         if (!this.skipString()) return null;
         try {
-          return JSON.parse(s.slice(from - 1, this.i)) as string;
+          const key = JSON.parse(s.slice(from - 1, this.i)) as string;
+          return isPgText(key) ? key : null;
         } catch {
           return null;
         }

@@ -80,7 +80,11 @@ function machine(machineId: number) {
     }),
     cleanup: proxyActivities<Pick<MachineActivities, 'removeRunDirs'>>({
       taskQueue,
-      startToCloseTimeout: '2m',
+      // Removing a big run directory (over SSH too) may take long: the activity heartbeats
+      // while it removes, so a dead worker is noticed within the heartbeat timeout and only
+      // a removal that really runs gets the long budget (the ssh executor's own is 1 h).
+      startToCloseTimeout: '2h',
+      heartbeatTimeout: '30s',
       retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 3 },
     }),
   };

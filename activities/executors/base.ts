@@ -29,6 +29,8 @@ export interface ShellResult {
 export interface ShellOptions {
   /** The operation is safe to run twice: a transport may retry it once on a fresh connection. */
   idempotent?: boolean;
+  /** The operation may take long (removing a big run directory): a transport applies its long budget, not the usual command timeout. */
+  slow?: boolean;
 }
 
 export interface StopTiming {
@@ -216,7 +218,7 @@ export abstract class ShellExecutor implements Executor {
   async removeRunDir(runDir: string): Promise<void> {
     const root = await this.runsRoot();
     checkInsideRoot(root, runDir, 'the run directory');
-    const res = await this.runShell('trainyard_remove_run_dir', [root, runDir], { idempotent: true });
+    const res = await this.runShell('trainyard_remove_run_dir', [root, runDir], { idempotent: true, slow: true });
     if (res.code === REMOVE_OUTSIDE_ROOT_STATUS) {
       throw new ExecutorError('OUTSIDE_RUNS_ROOT', res.stderr.trim() || `${runDir} is not inside the runs root ${root}`);
     }

@@ -9,10 +9,14 @@
 // cache answer in microseconds, while each promise-based call is several trips
 // through libuv's thread pool. The watch loop looks at every trainer five times a
 // second, so with 200 trainers that overhead was a large part of the worker's time.
+// A synchronous call must never wait, though, or every run of the worker stops with it:
+// a trainer's files are opened with O_NONBLOCK (an open of a FIFO would otherwise wait
+// for a writer), anything but a regular file is refused before a read, and the small
+// files (pid, exit_code) are read up to a small limit whatever their size.
 
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fs, fstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   SHELL_LIBRARY,
@@ -66,7 +70,7 @@ export class LocalExecutor extends ShellExecutor {
     // a group found gone has left its code already (read in the other order, a trainer
     // ending in between would look gone without one).
     const alive = groupAlive(handle);
-    const code = readOrNull(`${handle.runDir}/exit_code`) ?? '';
+    const code = readSmall(`${handle.runDir}/exit_code`) ?? '';
     const exitCode = /^-?\d+$/.test(code.trim()) ? Number(code.trim()) : null;
     return { alive, exitCode };
   }
@@ -78,7 +82,7 @@ export class LocalExecutor extends ShellExecutor {
    */
   override async readHandle(runDir: string): Promise<TrainerHandle | null> {
     checkAbsolutePath(runDir, 'the run directory');
-    const line = readOrNull(`${runDir}/pid`)?.split('\n')[0];
+    const line = readSmall(`${runDir}/pid`)?.split('\n')[0];
     return parseHandle(line, runDir);
   }
 
@@ -92,7 +96,8 @@ export class LocalExecutor extends ShellExecutor {
     // Announced first, for a trainer being forked right now (see the wrapper).
     if (sig === 'TERM') {
       try {
-        writeFileSync(`${handle.runDir}/stop_requested`, '');
+        // Only its existence counts: created, never truncated, and never waited on.
+        closeSync(openSync(`${handle.runDir}/stop_requested`, fs.O_WRONLY | fs.O_CREAT | fs.O_NONBLOCK | fs.O_NOCTTY));
       } catch {}
     }
     try {
@@ -148,24 +153,50 @@ export class LocalExecutor extends ShellExecutor {
   async close(): Promise<void> {}
 }
 
+// Opening never waits (a FIFO without a writer, a tty) and never takes a terminal.
+const OPEN_READ = fs.O_RDONLY | fs.O_NONBLOCK | fs.O_NOCTTY;
+// The pid line and an exit code are a few dozen bytes; a bigger file is not the wrapper's.
+const SMALL_FILE_BYTES = 256;
+
 /**
  * `read(fd, size)` on the file opened for reading, or `missing` if it does not exist;
- * any other failure is an ExecutorError naming the file.
+ * anything but a regular file is NOT_A_REGULAR_FILE, any other failure an ExecutorError
+ * naming the file.
  */
 function withFile<T>(path: string, missing: T, read: (fd: number, size: number) => T): T {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openSync(path, OPEN_READ);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return missing;
     throw new ExecutorError('COMMAND_FAILED', `cannot open ${path}: ${(e as Error).message}`, { cause: e });
   }
   try {
-    return read(fd, fstatSync(fd).size);
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new ExecutorError('NOT_A_REGULAR_FILE', `${path} is ${fileKind(stat)}, not a regular file`);
+    return read(fd, stat.size);
   } catch (e) {
+    if (e instanceof ExecutorError) throw e;
     throw new ExecutorError('COMMAND_FAILED', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
   } finally {
     closeSync(fd);
+  }
+}
+
+function fileKind(stat: { isFIFO(): boolean; isDirectory(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
+  if (stat.isSocket()) return 'a socket';
+  return 'something else';
+}
+
+/** The first SMALL_FILE_BYTES of a small regular file as text, or null when it is missing, unreadable or not a regular file. */
+function readSmall(path: string): string | null {
+  try {
+    return withFile(path, null, (fd, size) => Buffer.from(readAt(fd, size, 0, SMALL_FILE_BYTES)).toString('utf8'));
+  } catch {
+    return null;
   }
 }
 
@@ -183,8 +214,8 @@ function readAt(fd: number, size: number, offset: number, maxBytes: number): Uin
   return buf.subarray(0, filled);
 }
 
-/** A small file's text, or null if it cannot be read (gone, or never written). */
-function readOrNull(path: string): string | null {
+/** A procfs file's text (sized 0 by fstat, so not for readSmall), or null if it cannot be read (the process is gone). */
+function readProc(path: string): string | null {
   try {
     return readFileSync(path, 'utf8');
   } catch {
@@ -194,7 +225,7 @@ function readOrNull(path: string): string | null {
 
 /** Fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses). */
 function statFields(pid: string | number): string[] | null {
-  const stat = readOrNull(`/proc/${pid}/stat`);
+  const stat = readProc(`/proc/${pid}/stat`);
   return stat === null ? null : stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
 }
 

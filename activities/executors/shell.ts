@@ -53,6 +53,9 @@ export type ShellOp =
 
 export const REMOVE_OUTSIDE_ROOT_STATUS = 3;
 
+/** The most of a pid or exit_code file that is read: the wrapper writes a few dozen bytes. */
+export const SMALL_FILE_BYTES = 256;
+
 // trainyard_stat PID: reads /proc/PID/stat into st_state and st_start
 // (fields 3 and 22). The command name (field 2) may hold spaces and
 // parentheses, so fields are counted after its last ") ".
@@ -98,6 +101,11 @@ trainyard_alive() {
 // trainyard_read_handle RUNDIR prints `trainyard-pid <pid> <pgid> <start>` when
 // a wrapper recorded itself there.
 //
+// A trainer may have put a FIFO, a device or a huge file where pid, exit_code or
+// stop_requested belong: files are read only when `[ -f ]` says they are regular,
+// and then only their first bytes (head -c), so no request waits on a FIFO or reads
+// a whole disk; stop_requested is created only when nothing is there yet.
+//
 // trainyard_remove_run_dir ROOT RUNDIR (both checked lexically already)
 // resolves the run dir's parent physically, so a symlink on the way cannot lead
 // rm outside the runs root; a run dir that is itself a symlink goes as a link.
@@ -105,20 +113,24 @@ trainyard_alive() {
 // trainyard_probe ROOT prints `trainyard-df <df -Pk line>` for the nearest
 // existing directory of the runs root and `trainyard-gpu <csv>` per GPU.
 const OP_FUNCTIONS = `
+trainyard_head() {
+  [ -f "$1" ] || return 1
+  trainyard_line=$(head -c ${SMALL_FILE_BYTES} -- "$1" 2>/dev/null) || return 1
+  trainyard_line=\${trainyard_line%%"$trainyard_nl"*}
+}
 trainyard_inspect() {
   if trainyard_alive "$1" "$2" "$3"; then trainyard_a=1; else trainyard_a=0; fi
-  trainyard_code=
-  { IFS= read -r trainyard_code < "$4/exit_code"; } 2>/dev/null
-  printf 'trainyard-state %s %s\\n' "$trainyard_a" "$trainyard_code"
+  trainyard_head "$4/exit_code" || trainyard_line=
+  printf 'trainyard-state %s %s\\n' "$trainyard_a" "$trainyard_line"
 }
 trainyard_signal() {
   trainyard_alive "$2" "$3" "$4" || return 0
-  if [ "$1" = TERM ]; then : > "$5/stop_requested"; fi
+  if [ "$1" = TERM ] && ! [ -e "$5/stop_requested" ] && ! [ -L "$5/stop_requested" ]; then : > "$5/stop_requested"; fi
   kill -s "$1" -- "-$3" 2>/dev/null
   return 0
 }
 trainyard_read_handle() {
-  { IFS= read -r trainyard_line < "$1/pid"; } 2>/dev/null && printf 'trainyard-pid %s\\n' "$trainyard_line"
+  trainyard_head "$1/pid" && printf 'trainyard-pid %s\\n' "$trainyard_line"
   return 0
 }
 trainyard_remove_run_dir() {
@@ -147,4 +159,4 @@ trainyard_home() {
 `;
 
 /** The process and operation functions (the launch function lives with the wrapper). */
-export const SHELL_FUNCTIONS = `unset CDPATH\n${PROCESS_FUNCTIONS}${OP_FUNCTIONS}`;
+export const SHELL_FUNCTIONS = `unset CDPATH\ntrainyard_nl='\n'\n${PROCESS_FUNCTIONS}${OP_FUNCTIONS}`;

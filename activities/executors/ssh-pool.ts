@@ -39,6 +39,8 @@ export interface Ssh2Sftp {
     callback: (err: Error | undefined, bytesRead: number) => void,
   ): void;
   fstat(handle: Buffer, callback: (err: Error | undefined, attrs: { size: number }) => void): void;
+  /** Follows symlinks, like stat(2); `mode` carries the file type bits. */
+  stat(path: string, callback: (err: (Error & { code?: number }) | undefined, attrs: { size: number; mode: number }) => void): void;
   close(handle: Buffer, callback: (err: Error | undefined) => void): void;
   on(event: 'close', listener: () => void): this;
   end(): void;

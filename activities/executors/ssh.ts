@@ -2,7 +2,11 @@
 // Operations run in persistent remote /bin/sh processes (ssh-shell.ts): the
 // login shell only has to run `exec /bin/sh -c '<quoted program>'`, so it
 // must be a POSIX-style shell (sh, bash, dash, ksh, zsh; not fish or csh).
-// Files are read over the connection's SFTP session, byte for byte.
+// Files are read over the connection's SFTP session, byte for byte. The server's
+// sftp-server answers one request at a time, so an open that waits (a FIFO without a
+// writer) would stall every read on the machine: a file is stat'ed first and opened only
+// when it is a regular file, and an open that still hangs (the file swapped in between)
+// closes the session after OPEN_TIMEOUT_MS so the next read gets a fresh one.
 //
 // Host keys: with `hostKeyFingerprint` pinned, a server presenting any other
 // key is refused before authentication (HOST_KEY_MISMATCH naming both
@@ -39,11 +43,16 @@ export interface SshExecutorOptions extends StopTiming {
   maxConnections?: number;
   /** A request to the machine's shell taking longer fails (and its shell is closed). Default 60 s. */
   commandTimeoutMs?: number;
+  /** Removing a run directory has its own budget: a big one takes long. Default 1 h. */
+  removeTimeoutMs?: number;
   /** Starting a remote shell (the login shell's rc files included) taking longer fails. Default 20 s. */
   shellStartTimeoutMs?: number;
 }
 
 const SFTP_NO_SUCH_FILE = 2;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const OPEN_TIMEOUT_MS = 15_000;
 
 export class SshExecutor extends ShellExecutor {
   readonly kind = 'ssh' as const;
@@ -98,7 +107,8 @@ export class SshExecutor extends ShellExecutor {
       try {
         const lease = await this.pool.acquireShell();
         try {
-          return await lease.shell.run(op, args, this.options.commandTimeoutMs ?? 60_000);
+          const timeoutMs = options.slow ? (this.options.removeTimeoutMs ?? 3_600_000) : (this.options.commandTimeoutMs ?? 60_000);
+          return await lease.shell.run(op, args, timeoutMs);
         } finally {
           lease.release();
         }
@@ -113,7 +123,8 @@ export class SshExecutor extends ShellExecutor {
   async readChunk(path: string, offset: number, maxBytes: number): Promise<Uint8Array> {
     checkAbsolutePath(path, 'the file');
     checkRange(offset, maxBytes);
-    return this.withFile(path, async (sftp, handle) => readFully(sftp, handle, offset, maxBytes), () => new Uint8Array(0));
+    // Sized by the stat: a quiet file (most polls) costs one round trip and no open.
+    return this.withFile(path, (sftp, size) => readRange(sftp, path, offset, Math.min(maxBytes, Math.max(0, size - offset))), () => new Uint8Array(0));
   }
 
   async tail(path: string, maxBytes: number): Promise<string> {
@@ -121,29 +132,28 @@ export class SshExecutor extends ShellExecutor {
     checkRange(0, maxBytes);
     const bytes = await this.withFile(
       path,
-      async (sftp, handle) => {
-        const size = await new Promise<number>((resolve, reject) => sftp.fstat(handle, (err, attrs) => (err ? reject(err) : resolve(attrs.size))));
+      (sftp, size) => {
         const start = Math.max(0, size - maxBytes);
-        return readFully(sftp, handle, start, size - start);
+        return readRange(sftp, path, start, size - start);
       },
       () => new Uint8Array(0),
     );
     return decodeTail(bytes);
   }
 
-  private async withFile<T>(path: string, fn: (sftp: Ssh2Sftp, handle: Buffer) => Promise<T>, missing: () => T): Promise<T> {
+  /** `fn` with the size of `path` once it is known to be a regular file; `missing()` when it does not exist. */
+  private async withFile<T>(path: string, fn: (sftp: Ssh2Sftp, size: number) => Promise<T>, missing: () => T): Promise<T> {
     for (let attempt = 1; ; attempt += 1) {
       try {
         const sftp = await this.pool.sftp();
-        const handle = await new Promise<Buffer | null>((resolve, reject) =>
-          sftp.open(path, 'r', (err, h) => (err ? (err.code === SFTP_NO_SUCH_FILE ? resolve(null) : reject(err)) : resolve(h))),
+        const attrs = await new Promise<{ size: number; mode: number } | null>((resolve, reject) =>
+          sftp.stat(path, (err, a) => (err ? (err.code === SFTP_NO_SUCH_FILE ? resolve(null) : reject(err)) : resolve(a))),
         );
-        if (!handle) return missing();
-        try {
-          return await fn(sftp, handle);
-        } finally {
-          sftp.close(handle, () => {});
+        if (!attrs) return missing();
+        if ((attrs.mode & S_IFMT) !== S_IFREG) {
+          throw new ExecutorError('NOT_A_REGULAR_FILE', `${path} is ${fileKind(attrs.mode)}, not a regular file`);
         }
+        return await fn(sftp, attrs.size);
       } catch (err) {
         // SFTP status answers carry a numeric code; anything else is the session or connection going away.
         const lost = isExecutorError(err, 'CONNECTION_LOST') || (!isExecutorError(err) && typeof (err as { code?: unknown }).code !== 'number');
@@ -222,6 +232,47 @@ function classifyConnectError(err: unknown, target: string): ExecutorError {
     return new ExecutorError('AUTH_FAILED', `the private key for ${target} cannot be used: ${message}`, { cause: err });
   }
   return new ExecutorError('UNREACHABLE', `cannot connect to ${target}: ${message}`, { cause: err });
+}
+
+function fileKind(mode: number): string {
+  switch (mode & S_IFMT) {
+    case 0o010000:
+      return 'a FIFO';
+    case 0o040000:
+      return 'a directory';
+    case 0o020000:
+    case 0o060000:
+      return 'a device';
+    case 0o140000:
+      return 'a socket';
+    default:
+      return 'something else';
+  }
+}
+
+/** `length` bytes (fewer at the end of the file) from `offset` of a file just stat'ed as regular. */
+async function readRange(sftp: Ssh2Sftp, path: string, offset: number, length: number): Promise<Uint8Array> {
+  if (length === 0) return new Uint8Array(0);
+  const handle = await new Promise<Buffer | null>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      // The open is stuck in sftp-server, and every request behind it with it.
+      sftp.end();
+      reject(new ExecutorError('COMMAND_FAILED', `opening ${path} over SFTP did not finish within ${OPEN_TIMEOUT_MS} ms`));
+    }, OPEN_TIMEOUT_MS);
+    sftp.open(path, 'r', (err, h) => {
+      clearTimeout(timer);
+      if (!err) resolve(h);
+      else if (err.code === SFTP_NO_SUCH_FILE) resolve(null);
+      else reject(err);
+    });
+  });
+  // Gone between the stat and the open: as if missing.
+  if (!handle) return new Uint8Array(0);
+  try {
+    return await readFully(sftp, handle, offset, length);
+  } finally {
+    sftp.close(handle, () => {});
+  }
 }
 
 async function readFully(sftp: Ssh2Sftp, handle: Buffer, offset: number, maxBytes: number): Promise<Uint8Array> {

@@ -80,9 +80,13 @@ export interface Executor {
   signal(handle: TrainerHandle, sig: 'TERM' | 'KILL'): Promise<void>;
   /** TERM, up to `graceMs` for the group to be gone, then KILL; resolves only once the group is gone (else throws STOP_TIMEOUT). */
   stop(handle: TrainerHandle, graceMs: number): Promise<StopResult>;
-  /** Exactly the bytes of `path` from `offset`, at most `maxBytes`; a missing file reads as empty. */
+  /**
+   * Exactly the bytes of `path` from `offset`, at most `maxBytes`; a missing file reads as
+   * empty. Anything but a regular file (a FIFO, a device, a directory) is refused with
+   * NOT_A_REGULAR_FILE without ever waiting on it.
+   */
   readChunk(path: string, offset: number, maxBytes: number): Promise<Uint8Array>;
-  /** The last `maxBytes` of a (log) file as text, starting at a character boundary; a missing file gives ''. */
+  /** The last `maxBytes` of a (log) file as text, starting at a character boundary; a missing file gives ''; not a regular file: NOT_A_REGULAR_FILE. */
   tail(path: string, maxBytes: number): Promise<string>;
   /** Removes a run directory; refuses (OUTSIDE_RUNS_ROOT) anything that is not strictly inside the runs root. A missing dir is fine. */
   removeRunDir(runDir: string): Promise<void>;
@@ -108,7 +112,9 @@ export type ExecutorErrorCode =
   /** The group was still alive after SIGKILL and the kill wait. */
   | 'STOP_TIMEOUT'
   /** A command on the machine failed unexpectedly (the message carries its stderr). */
-  | 'COMMAND_FAILED';
+  | 'COMMAND_FAILED'
+  /** A file the trainer should have left a regular file is a FIFO, a device or a directory: it is never opened for reading. */
+  | 'NOT_A_REGULAR_FILE';
 
 /** Every failure an executor expects; `code` says which (a plain Error is a bug). */
 export class ExecutorError extends Error {

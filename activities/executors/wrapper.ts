@@ -30,11 +30,14 @@ export const WRAPPER_SCRIPT = `# Trainyard run wrapper (activities/executors/wra
 # before it. A stop's TERM could still fall between the fork of the trainer and
 # its reset of the signal: trainyard_signal creates ./stop_requested before it
 # signals, and the trainer, once TERM would kill it, looks for that file.
+# record() removes whatever the trainer left at exit_code.tmp (a FIFO would block
+# the write) before it writes the code and renames it over exit_code.
 trap ':' TERM INT HUP
 unset CDPATH
 rundir=$PWD
 workdir=$1
 record() {
+  rm -f -- "$rundir/exit_code.tmp"
   printf '%s\\n' "$1" > "$rundir/exit_code.tmp" && mv -f -- "$rundir/exit_code.tmp" "$rundir/exit_code"
 }
 { IFS= read -r stat < "/proc/$$/stat"; } 2>/dev/null || { echo "trainyard: cannot read /proc/$$/stat" >&2; exit 125; }
@@ -105,11 +108,11 @@ trainyard_launch() {
     printf '%s' "$4" > "$1/env" || return ${LAUNCH_STATUS.cannotWrite}
   ( cd -- "$1" && exec setsid /bin/sh ./wrapper.sh "$2" < /dev/null 2> stderr.log & ) |
     while read -r trainyard_line; do :; done
-  if { IFS= read -r trainyard_line < "$1/pid"; } 2>/dev/null; then
+  if trainyard_head "$1/pid"; then
     printf 'trainyard-pid %s\\n' "$trainyard_line"
     return 0
   fi
-  cat -- "$1/stderr.log" >&2
+  [ -f "$1/stderr.log" ] && tail -c 4096 -- "$1/stderr.log" >&2
   return ${LAUNCH_STATUS.wrapperFailed}
 }
 `;

@@ -1,6 +1,7 @@
 // The executors against real processes: `local` on this host and `ssh` to a
 // real sshd on loopback, one behavioural suite for both.
 
+import { spawn, execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -323,6 +324,40 @@ describe.each([
     expect(existsSync(root)).toBe(true);
   });
 
+  it('refuses a FIFO where it reads a file, at once, and reads only the first bytes of a huge pid or exit_code file', async () => {
+    const dir = runDir();
+    mkdirSync(dir, { recursive: true });
+    const fifos = ['metrics.jsonl', 'stdout.log', 'pid', 'exit_code'].map((name) => join(dir, name));
+    for (const fifo of fifos) execFileSync('mkfifo', [fifo]);
+    // A reader that waits on a FIFO (in open, or in read) is let go after 8 s, so a wrong
+    // executor fails these assertions rather than hanging the test file.
+    const rescuer = spawn('/bin/sh', ['-c', 'sleep 8; for f in "$@"; do exec 3<>"$f"; exec 3>&-; done', 'rescuer', ...fifos], { stdio: 'ignore' });
+    try {
+      const started = Date.now();
+      const error = await expectCode(executor.readChunk(join(dir, 'metrics.jsonl'), 0, 1024), 'NOT_A_REGULAR_FILE');
+      expect(error.message).toMatch(/metrics\.jsonl is a FIFO, not a regular file/);
+      await expectCode(executor.tail(join(dir, 'stdout.log'), 1024), 'NOT_A_REGULAR_FILE');
+      await expectCode(executor.readChunk(dir, 0, 1024), 'NOT_A_REGULAR_FILE');
+      // The wrapper's own files: a FIFO there is as good as no file.
+      expect(await executor.readHandle(dir)).toBeNull();
+      const handle = { pid: process.pid, pgid: process.pid, startTime: '1', runDir: dir };
+      expect(await executor.inspect(handle)).toEqual({ alive: false, exitCode: null });
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      rescuer.kill();
+    }
+
+    // 64 MiB of digits with no newline: only the first bytes are read, so the call is quick
+    // (the shell's `read` went through them a byte at a time for minutes).
+    const huge = join(runDir(), 'exit_code');
+    mkdirSync(join(huge, '..'), { recursive: true });
+    writeFileSync(huge, '7'.repeat(64 * 1024 * 1024));
+    const started = Date.now();
+    const state = await executor.inspect({ pid: process.pid, pgid: process.pid, startTime: '1', runDir: join(huge, '..') });
+    expect(state.alive).toBe(false);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   it('probes disk and GPUs', async () => {
     const probe = await executor.probe();
     expect(probe.reachable).toBe(true);
@@ -332,6 +367,25 @@ describe.each([
 });
 
 describe('ssh executor connections', () => {
+  it('removes a big run directory on its own time budget, not cut short by the command timeout', async () => {
+    // 50 ms is far too short for removing 5 000 files; the removal has its own budget.
+    const executor = new SshExecutor(sshOptions({ commandTimeoutMs: 50 }));
+    try {
+      const root = await executor.runsRoot();
+      const dir = join(root, `big-${randomUUID().slice(0, 8)}`);
+      for (let d = 0; d < 5; d++) {
+        mkdirSync(join(dir, `d${d}`), { recursive: true });
+        execFileSync('/bin/sh', ['-c', 'cd "$1" && seq -f f%g 1 1000 | xargs touch', 'make', join(dir, `d${d}`)]);
+      }
+      const started = Date.now();
+      await executor.removeRunDir(dir);
+      console.log(`removed 5 000 files over SSH in ${Date.now() - started} ms`);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      await executor.close();
+    }
+  });
+
   it('fetches the host key fingerprint ssh-keygen prints', async () => {
     expect(await fetchHostKeyFingerprint(sshd.host, sshd.port)).toEqual({ fingerprint: sshd.hostKeyFingerprint, keyType: 'ssh-ed25519' });
   });

@@ -3,6 +3,7 @@
 // chart query's budget and spikes — with and without the rollup table.
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { dataErrorOf } from '../../activities/data-errors.js';
 import { claimRun, createMetricsStore, readCommittedOffset, type MetricPointInput, type MetricsStore } from '../../activities/metrics-store.js';
 import { openDatabase, type Database } from '../../db/client.js';
 import { machines, processes, runs, templates } from '../../db/schema.js';
@@ -165,6 +166,36 @@ const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset
       }
       const { series } = await queryMetrics(database.db, database.sql, { runId, names: ['loss'], maxPoints: 100 });
       expect(series.loss!.map(([, v]) => v)).toEqual(values);
+    });
+
+    it('refuses a batch whose series name text cannot hold before it reaches the database, and such errors are told deterministic', async () => {
+      const runId = await createRun(database);
+      await claimRun(database.db, runId, 'a');
+      for (const series of ['lo\u0000ss', 'x\uD800']) {
+        const error = await store.commitBatch(batch(runId, 'a', 0, 10, [{ series, step: 1, value: 1 }])).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(dataErrorOf(error)?.code, JSON.stringify(series)).toBe('invalid-batch');
+      }
+      expect(await readCommittedOffset(database.db, runId)).toBe(0);
+      // What the real driver and drizzle throw for a NUL in text: class 22, found under drizzle's wrapper.
+      const viaDriver = await database.sql`select ${'a\u0000b'}::text`.then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(dataErrorOf(viaDriver)?.code).toBe('22021');
+      const viaDrizzle = await database.db.update(runs).set({ stdoutTail: 'a\u0000b' }).where(eq(runs.id, runId)).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(dataErrorOf(viaDrizzle)).toMatchObject({ code: '22021' });
+      expect(dataErrorOf(viaDrizzle)?.message).not.toContain('\u0000');
+      const viaJsonb = await database.sql`select ${'{"a":"\\u0000"}'}::jsonb`.then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(dataErrorOf(viaJsonb)?.code).toBe('22P05');
     });
 
     it('adds up the skipped-line counters and keeps progress and ETA as the batches say', async () => {

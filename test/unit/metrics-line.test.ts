@@ -285,3 +285,28 @@ describe('oversized lines', () => {
     expect(new MetricsLineReader({ maxLineBytes: 17 }).push(bytes(`${line}\n`)).points.length).toBe(1);
   });
 });
+
+describe('member names PostgreSQL text cannot hold', () => {
+  it('make the whole line malformed: its other points and its progress are not kept', () => {
+    for (const name of ['lo\\u0000ss', '\\u0000', 'x\\ud800', '\\udc00y', 'a\\ud800\\ud800']) {
+      const r = one(`{"step":7,"total_steps":10,"loss":0.5,"${name}":1}`);
+      expect(r.malformed, name).toBe(1);
+      expect(r.points, name).toEqual([]);
+      expect(r.progress, name).toBeNull();
+    }
+    // Even when the value would not have been a series.
+    expect(one('{"step":7,"loss":0.5,"no\\u0000te":"text"}').malformed).toBe(1);
+  });
+
+  it('keeps escaped names PostgreSQL holds, surrogate pairs included, and the lines around a bad one', () => {
+    const r = new MetricsLineReader().push(
+      bytes('{"step":1,"lo\\u0073s":0.9,"\\ud83d\\ude00":2}\n{"step":2,"bad\\u0000":1,"loss":0.8}\n{"step":3,"loss":0.7}\n'),
+    );
+    expect(r.malformed).toBe(1);
+    expect(r.points).toEqual([
+      { series: 'loss', step: 1, value: 0.9 },
+      { series: '😀', step: 1, value: 2 },
+      { series: 'loss', step: 3, value: 0.7 },
+    ]);
+  });
+});
