@@ -39,18 +39,21 @@ export async function processRoutes(app: FastifyInstance, { deps, feed }: { deps
     return { view, ctx: rowContext(request, deps, view.templateId) };
   }
 
-  async function machineOptions() {
-    return deps.db
+  /** Every machine to choose from; addresses only for those who may see machines. */
+  async function machineOptions(request: FastifyRequest) {
+    const rows = await deps.db
       .select({ id: machines.id, name: machines.name, address: machines.address, enabled: machines.enabled })
       .from(machines)
       .orderBy(asc(machines.name));
+    const withAddress = can(request.principal, 'machines.view');
+    return rows.map((row) => ({ ...row, address: withAddress ? row.address : null }));
   }
 
   async function formState(request: FastifyRequest, template: { id: number; params: Record<string, unknown> }, extra: Partial<AddProcessFormState> = {}): Promise<AddProcessFormState> {
     return {
       templateId: template.id,
       templateParams: template.params,
-      machines: await machineOptions(),
+      machines: await machineOptions(request),
       csrfToken: request.principal?.csrfToken ?? null,
       canAddMachines: canAnywhere(request.principal, 'machines.manage'),
       ...extra,
