@@ -16,6 +16,7 @@ import { dataErrorOf } from './data-errors.js';
 import { createExecutorFor, type MachineRow } from './executor-factory.js';
 import { isExecutorError, type Executor, type TrainerHandle } from './executors/types.js';
 import { claimRun, createMetricsStore } from './metrics-store.js';
+import { secretEnvOf } from './secret-env.js';
 import type { MachineActivities, MachineProbe, TrainerOutcome } from './types.js';
 
 export type { MachineRow };
@@ -120,13 +121,14 @@ export function createMachineActivities(deps: MachineDeps): {
   }
 
   async function trainerEnv(run: typeof runs.$inferSelect, runDir: string): Promise<Record<string, string>> {
-    const template = run.templateSnapshot as { env?: Record<string, string>; totalSteps?: number | null };
+    const template = run.templateSnapshot as { env?: Record<string, string>; secretEnv?: Record<string, string>; totalSteps?: number | null };
     const root = await executorOf().runsRoot();
     const env: Record<string, string> = {
       PATH: executorOf().kind === 'local' ? (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin') : '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       HOME: executorOf().kind === 'local' ? (process.env.HOME ?? '/') : path.posix.dirname(path.posix.dirname(root)),
       LANG: executorOf().kind === 'local' ? (process.env.LANG ?? 'C.UTF-8') : 'C.UTF-8',
       ...(template.env ?? {}),
+      ...secretEnvOf(deps.secret, template),
       TRAINYARD_RUN_DIR: runDir,
       TRAINYARD_METRICS_FILE: path.posix.join(runDir, METRICS_FILE),
       TRAINYARD_PARAMS: JSON.stringify(run.params ?? {}),

@@ -8,12 +8,14 @@ import { translator } from '../views/i18n.js';
 import { flash } from '../views/fragments/flash.js';
 import { messagePage } from '../views/pages/message.js';
 import { authPlugin } from './auth.js';
+import type { Config } from '../lib/config.js';
 import type { AppDeps } from './deps.js';
 import { healthRoutes } from './routes/health.js';
 import { pageContext, pageRoutes } from './routes/pages.js';
 import { platformRoutes } from './routes/platform.js';
 import { staticRoutes } from './routes/static.js';
 import { localePlugin, uiRoutes } from './routes/ui/index.js';
+import type { StreamLimits } from './routes/ui/status-feed.js';
 
 const wantsJson = (request: FastifyRequest) => request.url.startsWith('/api/') || request.url.startsWith('/healthz');
 
@@ -32,10 +34,23 @@ function sendError(request: FastifyRequest, reply: FastifyReply, status: number,
   return reply.code(status).type('text/html; charset=utf-8').send(body);
 }
 
-export async function buildApp(deps: AppDeps, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
+/** A hop count as the function Fastify's types ask for (its runtime reads a number the same way). */
+function trustProxyOption(setting: Config['trustProxy']): boolean | string[] | ((address: string, hop: number) => boolean) {
+  return typeof setting === 'number' ? (_address, hop) => hop < setting : setting;
+}
+
+export interface AppOptions {
+  logger?: boolean;
+  /** Limits of the live status streams (tests shorten them). */
+  streams?: Partial<StreamLimits>;
+}
+
+export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger ? { level: deps.config.logLevel } : false,
-    trustProxy: true,
+    // X-Forwarded-* only from the proxy TRUST_PROXY names: else anyone could pick the address
+    // the login limiter and the audit log see.
+    trustProxy: trustProxyOption(deps.config.trustProxy),
     bodyLimit: 1024 * 1024,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
@@ -76,6 +91,6 @@ export async function buildApp(deps: AppDeps, options: { logger?: boolean } = {}
   await app.register(healthRoutes, { deps });
   await app.register(pageRoutes, { deps });
   await app.register(platformRoutes, { deps });
-  await app.register(uiRoutes, { deps });
+  await app.register(uiRoutes, { deps, ...(options.streams ? { streams: options.streams } : {}) });
   return app;
 }

@@ -6,6 +6,7 @@ import fp from 'fastify-plugin';
 import { permissionsOf, sessionUser, tokenUser, type SessionUser } from '../services/accounts.js';
 import type { Permission } from '../domain/permissions.js';
 import { notFound, ServiceError } from '../services/errors.js';
+import { sha256 } from '../services/passwords.js';
 import { pickLocale, type Locale } from '../views/i18n.js';
 import { Authz, decided, decidedAnywhere, decidedTemplates, type Decisions } from './authz/index.js';
 import type { AppDeps } from './deps.js';
@@ -15,6 +16,8 @@ export const LOCALE_COOKIE = 'ty_lang';
 
 export interface Principal extends SessionUser {
   via: 'session' | 'token';
+  /** The session or token this request came with (its hash), e.g. to count its open streams. */
+  credentialKey: string;
   csrfToken: string | null;
   global: Set<Permission>;
   byTemplate: Map<number, Set<Permission>>;
@@ -40,28 +43,50 @@ function sameToken(a: string, b: string): boolean {
   return x.length === y.length && crypto.timingSafeEqual(x, y);
 }
 
+/** What a request proves who it is with: a bearer token or a session cookie. */
+export interface Credential {
+  bearer?: string;
+  cookie?: string;
+}
+
+export function credentialOf(request: FastifyRequest): Credential {
+  const header = request.headers.authorization;
+  if (header?.startsWith('Bearer ')) return { bearer: header.slice(7).trim() };
+  const cookie = request.cookies[SESSION_COOKIE];
+  return cookie ? { cookie } : {};
+}
+
+/**
+ * The principal a credential stands for now, or null (unknown, expired, revoked, user
+ * deactivated). Called per request, and again by long-lived streams to learn whether
+ * what let them open still holds.
+ */
+export async function resolvePrincipal(deps: AppDeps, authz: Authz, credential: Credential): Promise<Principal | null> {
+  let user: (SessionUser & { csrfToken: string | null; via: 'session' | 'token'; credentialKey: string }) | null = null;
+  if (credential.bearer !== undefined) {
+    const found = await tokenUser(deps.db, credential.bearer);
+    if (found) user = { ...found, csrfToken: null, via: 'token', credentialKey: `token:${sha256(credential.bearer)}` };
+  } else if (credential.cookie !== undefined) {
+    const found = await sessionUser(deps.db, credential.cookie);
+    if (found) user = { id: found.id, login: found.login, locale: found.locale, csrfToken: found.csrfToken, via: 'session', credentialKey: `session:${found.sessionId}` };
+  }
+  if (!user) return null;
+  const permissions = await permissionsOf(deps.db, user.id);
+  return { ...user, ...permissions, decisions: await authz.decide(permissions) };
+}
+
 export const authPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
   const authz = await Authz.load();
   app.decorate('authz', authz);
   app.decorateRequest('principal', null);
   app.decorateRequest('locale', 'ru');
   app.addHook('onRequest', async (request) => {
-    let user: (SessionUser & { csrfToken: string | null; via: 'session' | 'token' }) | null = null;
-    const header = request.headers.authorization;
-    if (header?.startsWith('Bearer ')) {
-      const found = await tokenUser(deps.db, header.slice(7).trim());
-      if (!found) throw new ServiceError('unauthenticated', 'The bearer token is unknown, expired or revoked.');
-      user = { ...found, csrfToken: null, via: 'token' };
-    } else {
-      const cookie = request.cookies[SESSION_COOKIE];
-      const found = cookie ? await sessionUser(deps.db, cookie) : null;
-      if (found) user = { ...found, via: 'session' };
-    }
+    const credential = credentialOf(request);
+    const principal = await resolvePrincipal(deps, authz, credential);
+    if (!principal && credential.bearer !== undefined) throw new ServiceError('unauthenticated', 'The bearer token is unknown, expired or revoked.');
     const queryLang = (request.query as Record<string, unknown> | undefined)?.lang;
-    request.locale = pickLocale(queryLang ?? request.cookies[LOCALE_COOKIE] ?? user?.locale, 'ru');
-    if (!user) return;
-    const permissions = await permissionsOf(deps.db, user.id);
-    request.principal = { ...user, ...permissions, decisions: await authz.decide(permissions) };
+    request.locale = pickLocale(queryLang ?? request.cookies[LOCALE_COOKIE] ?? principal?.locale, 'ru');
+    request.principal = principal;
   });
   // After body parsing, so a form's _csrf field counts as well as the htmx header.
   app.addHook('preValidation', async (request) => {

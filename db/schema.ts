@@ -115,6 +115,8 @@ export const templates = pgTable('templates', {
   command: text('command').notNull(),
   workingDir: text('working_dir'),
   env: jsonb('env').$type<Record<string, string>>().notNull().default({}),
+  /** Secret variables: name → value sealed under TRAINYARD_SECRET (lib/keybox.ts); opened only to launch a trainer. */
+  secretEnv: jsonb('secret_env').$type<Record<string, string>>().notNull().default({}),
   params: jsonb('params').$type<Record<string, unknown>>().notNull().default({}),
   totalSteps: integer('total_steps'),
   stopGraceSeconds: integer('stop_grace_seconds').notNull().default(30),

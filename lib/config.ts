@@ -1,5 +1,6 @@
 // The one place that reads process.env. Every setting of DESIGN.md §7 is parsed and
 // validated here at boot, so a bad value fails fast with a line that says what to set.
+import net from 'node:net';
 import path from 'node:path';
 
 export interface Config {
@@ -25,6 +26,13 @@ export interface Config {
   localMachine: boolean;
   adminPassword: string | null;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * Whose X-Forwarded-For / -Proto the web server believes (Fastify's `trustProxy`):
+   * false (nobody: the socket's address is the client), a hop count, or proxy
+   * addresses and CIDRs. `true` believes any sender and is for a proxy that is the
+   * only way in.
+   */
+  trustProxy: boolean | number | string[];
 }
 
 export class ConfigError extends Error {
@@ -83,6 +91,32 @@ function urlOf(env: Env, name: string, protocols: string[]): string | null {
   return raw;
 }
 
+/** The names proxy-addr (under Fastify's trustProxy) knows for address ranges. */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function trustProxyOf(env: Env, name: string): Config['trustProxy'] {
+  const raw = read(env, name);
+  if (raw === undefined) return false;
+  const lower = raw.toLowerCase();
+  if (['false', 'no', 'off'].includes(lower)) return false;
+  if (['true', 'yes', 'on'].includes(lower)) return true;
+  // Digits: a hop count (1 = the one proxy in front; 0 = none, as false).
+  if (/^\d{1,2}$/.test(raw)) return Number(raw) === 0 ? false : Number(raw);
+  const entries = raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  for (const entry of entries) {
+    if (PROXY_RANGE_NAMES.has(entry)) continue;
+    const [address = '', prefix, extra] = entry.split('/');
+    const family = net.isIP(address);
+    const bits = prefix === undefined ? null : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
+    if (family === 0 || extra !== undefined || (bits !== null && !(bits >= 0 && bits <= (family === 4 ? 32 : 128)))) {
+      throw new ConfigError(
+        `${name}=${raw}: "${entry}" is not an address or CIDR; set ${name} to false, true, a hop count, or a comma list of proxy addresses/CIDRs (e.g. 10.0.0.5,172.18.0.0/16).`,
+      );
+    }
+  }
+  return entries.length === 0 ? false : entries;
+}
+
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
   const secret = read(env, 'TRAINYARD_SECRET') ?? null;
   if (secret !== null && secret.length < 16) {
@@ -111,6 +145,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     localMachine: boolOf(env, 'TRAINYARD_LOCAL_MACHINE', false),
     adminPassword: read(env, 'TRAINYARD_ADMIN_PASSWORD') ?? null,
     logLevel,
+    trustProxy: trustProxyOf(env, 'TRUST_PROXY'),
   };
 }
 
@@ -131,4 +166,10 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; meaning: s
   { name: 'TRAINYARD_TEMPORAL_UI_PORT', default: '8233', meaning: 'UI port of the dev server started by npm start' },
   { name: 'TEMPORAL_CLI', default: '(found or built)', meaning: 'path to a Temporal CLI binary to use for the dev server' },
   { name: 'LOG_LEVEL', default: 'info', meaning: 'debug, info, warn or error' },
+  {
+    name: 'TRUST_PROXY',
+    default: 'false',
+    meaning:
+      'whose `X-Forwarded-For`/`-Proto` to believe (login limits, audit log, Secure cookies): false = nobody; a hop count (1 = the one proxy in front, as in docker-compose.yml); or a comma list of proxy addresses/CIDRs; true believes anyone',
+  },
 ];

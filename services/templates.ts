@@ -1,8 +1,11 @@
-// Training templates: what to train and how (DESIGN §1, §6). Every write is validated
-// here, whoever calls (form, JSON API, CLI); a failure names its field.
+// Training templates: what to train and how (docs/design.md). Every write is validated
+// here, whoever calls (form, JSON API, CLI); a failure names its field. Secret env
+// values are write-only: sealed under TRAINYARD_SECRET on the way in, never shown again
+// (a view names their keys only), opened only by the worker that launches a trainer.
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { processes, templates } from '../db/schema.js';
+import { sealEnvValue } from '../lib/keybox.js';
 import { invalid, notFound, ServiceError } from './errors.js';
 import { integer, isPlainObject, jsonValue, optionalText, pgCode, rejectUnknown, text } from './validate.js';
 
@@ -26,9 +29,16 @@ export interface TemplateInput {
   command: string;
   workingDir?: string | null;
   env?: Record<string, string>;
+  /** Write-only. On a patch a key given replaces, null removes, a key left out is kept. */
+  secretEnv?: Record<string, string | null>;
   params?: Record<string, unknown>;
   totalSteps?: number | null;
   stopGraceSeconds?: number;
+}
+
+/** The key secret env values are sealed under (TRAINYARD_SECRET); needed only to write them. */
+export interface TemplateSecrets {
+  secret?: string;
 }
 
 export interface TemplateView {
@@ -38,6 +48,8 @@ export interface TemplateView {
   command: string;
   workingDir: string | null;
   env: Record<string, string>;
+  /** Names of the secret env variables; their values are never shown. */
+  secretEnvKeys: string[];
   params: Record<string, unknown>;
   totalSteps: number | null;
   stopGraceSeconds: number;
@@ -45,7 +57,10 @@ export interface TemplateView {
   updatedAt: string;
 }
 
-const FIELDS = ['name', 'description', 'command', 'workingDir', 'env', 'params', 'totalSteps', 'stopGraceSeconds'] as const;
+const FIELDS = ['name', 'description', 'command', 'workingDir', 'env', 'secretEnv', 'params', 'totalSteps', 'stopGraceSeconds'] as const;
+
+/** What viewers without templates.manage see in place of each env value. */
+export const ENV_MASK = '••••';
 
 type Row = typeof templates.$inferSelect;
 
@@ -57,6 +72,7 @@ function toView(row: Row): TemplateView {
     command: row.command,
     workingDir: row.workingDir,
     env: row.env,
+    secretEnvKeys: Object.keys(row.secretEnv ?? {}).sort(),
     params: row.params,
     totalSteps: row.totalSteps,
     stopGraceSeconds: row.stopGraceSeconds,
@@ -76,19 +92,65 @@ function validCommand(value: unknown): string {
   return command;
 }
 
-export function validEnv(value: unknown): Record<string, string> {
+export function validEnv(value: unknown, field = 'env'): Record<string, string> {
+  const checked = validEnvEntries(value, field, false);
+  return checked as Record<string, string>;
+}
+
+/** env, or secretEnv (where null, on a patch, removes a key). */
+function validEnvEntries(value: unknown, field: string, nullRemoves: boolean): Record<string, string | null> {
   if (value === undefined || value === null) return {};
-  if (!isPlainObject(value)) throw invalid('env', 'env is an object of NAME: "value" strings.');
+  if (!isPlainObject(value)) throw invalid(field, `${field} is an object of NAME: "value" strings.`);
   const entries = Object.entries(value);
-  if (entries.length > TEMPLATE_LIMITS.envEntries) throw invalid('env', `env may have at most ${TEMPLATE_LIMITS.envEntries} variables.`);
-  const out: Record<string, string> = {};
+  if (entries.length > TEMPLATE_LIMITS.envEntries) throw invalid(field, `${field} may have at most ${TEMPLATE_LIMITS.envEntries} variables.`);
+  const out: Record<string, string | null> = {};
   for (const [key, item] of entries) {
-    if (!ENV_KEY.test(key)) throw invalid(`env.${key}`, `"${key}" is not a variable name: letters, digits and _, not starting with a digit.`);
+    if (!ENV_KEY.test(key)) throw invalid(`${field}.${key}`, `"${key}" is not a variable name: letters, digits and _, not starting with a digit.`);
     // TRAINYARD_* are the platform's own (DESIGN §5); a template may not forge them.
-    if (key.toUpperCase().startsWith('TRAINYARD_')) throw invalid(`env.${key}`, `${key}: TRAINYARD_ variables are set by Trainyard itself.`);
-    out[key] = text(`env.${key}`, item, { max: TEMPLATE_LIMITS.envValueBytes, bytes: true, multiline: true });
+    if (key.toUpperCase().startsWith('TRAINYARD_')) throw invalid(`${field}.${key}`, `${key}: TRAINYARD_ variables are set by Trainyard itself.`);
+    out[key] = nullRemoves && item === null ? null : text(`${field}.${key}`, item, { max: TEMPLATE_LIMITS.envValueBytes, bytes: true, multiline: true });
   }
   return out;
+}
+
+/**
+ * The secret env a write leaves: `current` with the given keys sealed in (null removes
+ * one), checked against the plain env it will sit beside: one name, one place.
+ */
+function mergeSecretEnv(
+  body: Record<string, unknown>,
+  current: Record<string, string>,
+  env: Record<string, string>,
+  secrets: TemplateSecrets,
+): Record<string, string> | undefined {
+  if (!Object.prototype.hasOwnProperty.call(body, 'secretEnv') || body.secretEnv === undefined) {
+    for (const key of Object.keys(current)) {
+      if (key in env) throw invalid(`env.${key}`, `${key} is a secret variable of this template; remove it from secretEnv (null) to make it plain.`);
+    }
+    return undefined;
+  }
+  const given = validEnvEntries(body.secretEnv, 'secretEnv', true);
+  const next: Record<string, string> = { ...current };
+  for (const [key, value] of Object.entries(given)) {
+    if (value === null) {
+      delete next[key];
+      continue;
+    }
+    if (!secrets.secret) throw new ServiceError('unavailable', 'Secret env values need TRAINYARD_SECRET to be stored.');
+    next[key] = sealEnvValue(secrets.secret, value);
+  }
+  for (const key of Object.keys(next)) {
+    if (key in env) throw invalid(`secretEnv.${key}`, `${key} is also a plain env variable; a name is either plain or secret.`);
+  }
+  if (Object.keys(next).length + Object.keys(env).length > TEMPLATE_LIMITS.envEntries) {
+    throw invalid('secretEnv', `env and secretEnv may have at most ${TEMPLATE_LIMITS.envEntries} variables together.`);
+  }
+  return next;
+}
+
+/** A view for someone without templates.manage: env names kept, values masked; secret keys only. */
+export function maskedTemplate(view: TemplateView): TemplateView {
+  return { ...view, env: Object.fromEntries(Object.keys(view.env).map((key) => [key, ENV_MASK])) };
 }
 
 export function validParams(value: unknown, field = 'params'): Record<string, unknown> {
@@ -124,8 +186,10 @@ export function validateTemplate(body: unknown, mode: 'create' | 'patch'): Parti
 
 const nameTaken = (name: string) => new ServiceError('conflict', `A template named "${name}" already exists.`, 'name');
 
-export async function createTemplate(db: Db, input: TemplateInput | Record<string, unknown>): Promise<TemplateView> {
+export async function createTemplate(db: Db, input: TemplateInput | Record<string, unknown>, secrets: TemplateSecrets = {}): Promise<TemplateView> {
   const values = validateTemplate(input, 'create') as typeof templates.$inferInsert;
+  const secretEnv = mergeSecretEnv(input as Record<string, unknown>, {}, values.env ?? {}, secrets);
+  if (secretEnv) values.secretEnv = secretEnv;
   const [row] = await db.insert(templates).values(values).onConflictDoNothing({ target: templates.name }).returning();
   if (!row) throw nameTaken(values.name);
   return toView(row);
@@ -138,17 +202,28 @@ export async function getTemplate(db: Db, id: number): Promise<TemplateView> {
 }
 
 /** Editing a template changes future runs only: each run keeps its own copy (DESIGN §4). */
-export async function updateTemplate(db: Db, id: number, patch: Partial<TemplateInput> | Record<string, unknown>): Promise<TemplateView> {
+export async function updateTemplate(
+  db: Db,
+  id: number,
+  patch: Partial<TemplateInput> | Record<string, unknown>,
+  secrets: TemplateSecrets = {},
+): Promise<TemplateView> {
   const values = validateTemplate(patch, 'patch');
-  if (Object.keys(values).length === 0) return getTemplate(db, id);
+  const touchesSecrets = (patch as Record<string, unknown>).secretEnv !== undefined;
+  if (Object.keys(values).length === 0 && !touchesSecrets) return getTemplate(db, id);
   try {
-    const [row] = await db
-      .update(templates)
-      .set({ ...values, updatedAt: new Date() })
-      .where(eq(templates.id, id))
-      .returning();
-    if (!row) throw notFound('Template', id);
-    return toView(row);
+    // Read and write under the row lock, so two edits of the secrets do not lose one another.
+    return await db.transaction(async (tx) => {
+      const [current] = await tx.select().from(templates).where(eq(templates.id, id)).for('update');
+      if (!current) throw notFound('Template', id);
+      const secretEnv = mergeSecretEnv(patch as Record<string, unknown>, current.secretEnv ?? {}, values.env ?? current.env, secrets);
+      const [row] = await tx
+        .update(templates)
+        .set({ ...values, ...(secretEnv ? { secretEnv } : {}), updatedAt: new Date() })
+        .where(eq(templates.id, id))
+        .returning();
+      return toView(row!);
+    });
   } catch (error) {
     if (pgCode(error) === '23505') throw nameTaken(values.name ?? '');
     throw error;

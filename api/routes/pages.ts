@@ -1,6 +1,7 @@
 // Operator pages: login, logout and the Training section.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authenticate, createSession, destroySession, SESSION_TTL_MS } from '../../services/accounts.js';
+import { ServiceError } from '../../services/errors.js';
 import { listTemplates } from '../../services/templates.js';
 import { translator } from '../../views/i18n.js';
 import type { PageContext } from '../../views/layout.js';
@@ -22,9 +23,34 @@ export function pageContext(request: FastifyRequest): PageContext {
   };
 }
 
-/** Only same-site paths: a `next` parameter must never send the user elsewhere. */
-function safeNext(next: unknown): string {
-  return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/';
+// Any origin will do: only whether a path stays on it matters.
+const OWN_ORIGIN = 'http://trainyard.invalid';
+// Browsers drop tabs and newlines from a URL and read a backslash as a slash, so
+// "/\t/evil" or "/\\evil" would become "//evil", another site.
+const UNSAFE = /[\u0000-\u001f\u007f\\]/;
+
+/**
+ * Only same-origin paths: a `next` parameter must never send the user elsewhere. Anything
+ * with control characters or backslashes (also once percent-decoded), or that resolves
+ * to another origin, goes to `/`.
+ */
+export function safeNext(next: unknown): string {
+  if (typeof next !== 'string' || !next.startsWith('/') || UNSAFE.test(next)) return '/';
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(next);
+  } catch {
+    return '/';
+  }
+  if (UNSAFE.test(decoded)) return '/';
+  let url: URL;
+  try {
+    url = new URL(next, OWN_ORIGIN);
+  } catch {
+    return '/';
+  }
+  if (url.origin !== OWN_ORIGIN || next.startsWith('//')) return '/';
+  return `${url.pathname}${url.search}${url.hash}`;
 }
 
 export async function pageRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
@@ -60,7 +86,15 @@ export async function pageRoutes(app: FastifyInstance, { deps }: { deps: AppDeps
       const page = (error: string, code: number) =>
         reply.code(code).type('text/html; charset=utf-8').send(loginPage(request.locale, { error, login, next }).value);
       if (limiter.blocked(request.ip, login)) return page(t('tooManyAttempts'), 429);
-      const user = await authenticate(deps.db, login, password);
+      let user;
+      try {
+        user = await authenticate(deps.db, login, password);
+      } catch (error) {
+        // The password hashing gate is full: a flood of logins, told to come back.
+        if (!(error instanceof ServiceError && error.code === 'unavailable')) throw error;
+        reply.header('retry-after', '5');
+        return page(t('loginBusy'), 503);
+      }
       if (!user) {
         limiter.fail(request.ip, login);
         return page(t('loginFailed'), 401);

@@ -65,10 +65,15 @@ describe('sessions', () => {
     expect(JSON.stringify(row)).not.toContain(renewed.value);
   });
 
-  it('marks the cookie Secure behind TLS', async () => {
+  it('marks the cookie Secure behind TLS (told so by the proxy TRUST_PROXY names)', async () => {
     const user = await makeActor(stack, [{ role: 'viewer' }], 'tls');
-    const response = await logIn(user, {}, { 'x-forwarded-proto': 'https' });
-    expect(sessionOf(response)!.secure).toBe(true);
+    const behindProxy = await startApp(stack, { env: { TRUST_PROXY: '127.0.0.1' } });
+    try {
+      const response = await behindProxy.app.inject({ method: 'POST', url: '/login', payload: { login: user.login, password: user.password }, headers: { 'x-forwarded-proto': 'https' } });
+      expect(sessionOf(response)!.secure).toBe(true);
+    } finally {
+      await behindProxy.close();
+    }
   });
 
   it('ends the session at logout', async () => {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
-import { buildApp } from '../../api/app.js';
+import { buildApp, type AppOptions } from '../../api/app.js';
 import type { AppDeps } from '../../api/deps.js';
 import { loadConfig } from '../../lib/config.js';
 import { createSession, createToken, createUser, grantRole } from '../../services/accounts.js';
@@ -20,9 +20,10 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function startApp(stack: Stack): Promise<TestApp> {
+/** `env`: more settings as lib/config.ts reads them (e.g. TRUST_PROXY); `app`: buildApp's options. */
+export async function startApp(stack: Stack, options: { env?: Record<string, string>; app?: AppOptions } = {}): Promise<TestApp> {
   const keysDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-test-keys-'));
-  const config = loadConfig({ LOG_LEVEL: 'warn', TRAINYARD_KEYS_DIR: keysDir, TRAINYARD_DATA_DIR: stack.dataDir }, process.cwd());
+  const config = loadConfig({ LOG_LEVEL: 'warn', TRAINYARD_KEYS_DIR: keysDir, TRAINYARD_DATA_DIR: stack.dataDir, ...options.env }, process.cwd());
   const deps: AppDeps = {
     config,
     db: stack.database.db,
@@ -31,7 +32,7 @@ export async function startApp(stack: Stack): Promise<TestApp> {
     temporal: { client: stack.client, connection: stack.connection },
     temporalUiUrl: null,
   };
-  const app = await buildApp(deps);
+  const app = await buildApp(deps, options.app);
   return { app, deps, keysDir, close: () => app.close() };
 }
 

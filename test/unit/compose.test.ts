@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { loadConfig } from '../../lib/config.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string): string => readFileSync(join(root, path), 'utf8');
@@ -393,6 +394,14 @@ describe('docker-compose.yml', () => {
         expect(replicas === undefined || (typeof replicas === 'number' && replicas >= 1)).toBe(true);
       }
     }
+  });
+
+  it('trusts X-Forwarded-For from its one proxy hop only, in a form the config accepts', () => {
+    const env = environment(svc('web'));
+    expect(env.TRUST_PROXY).toBe('1');
+    expect(loadConfig({ TRUST_PROXY: String(env.TRUST_PROXY) }).trustProxy).toBe(1);
+    // The proxy is the only way in: web publishes no port of its own.
+    expect(ports(svc('web')).every((p) => p.published === undefined)).toBe(true);
   });
 
   it('publishes the web tier through a proxy that spreads requests over every replica', () => {

@@ -190,3 +190,28 @@ describe('findTemporalCli', () => {
     expect(findTemporalCli({ PATH: tempDir(), XDG_CACHE_HOME: tempDir() }, root)).toEqual({ path: cached, source: 'cache' });
   });
 });
+
+describe('TRUST_PROXY', () => {
+  const cwd = '/srv';
+  it('trusts nobody by default and for false, 0 or off', () => {
+    expect(loadConfig({}, cwd).trustProxy).toBe(false);
+    for (const value of ['false', '0', 'off', 'no']) expect(loadConfig({ TRUST_PROXY: value }, cwd).trustProxy).toBe(false);
+  });
+
+  it('reads true, a hop count, and a comma list of addresses, CIDRs and range names', () => {
+    expect(loadConfig({ TRUST_PROXY: 'true' }, cwd).trustProxy).toBe(true);
+    expect(loadConfig({ TRUST_PROXY: '1' }, cwd).trustProxy).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: '2' }, cwd).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.5, 172.18.0.0/16,::1,fd00::/8,loopback' }, cwd).trustProxy).toEqual([
+      '10.0.0.5',
+      '172.18.0.0/16',
+      '::1',
+      'fd00::/8',
+      'loopback',
+    ]);
+  });
+
+  it.each(['evil.example', '10.0.0.0/33', '10.0.0.1/8/1', '300.1.1.1', 'maybe'])('rejects TRUST_PROXY=%s naming it', (value) => {
+    expect(() => loadConfig({ TRUST_PROXY: value }, cwd)).toThrow(/^TRUST_PROXY=.*is not an address or CIDR/);
+  });
+});

@@ -7,7 +7,8 @@ import { fill, fillHtml } from './format.js';
 export interface MachineOption {
   id: number;
   name: string;
-  address: string;
+  /** Null for a user without machines.view: they see the name only. */
+  address: string | null;
   enabled: boolean;
 }
 
@@ -22,8 +23,8 @@ export interface AddProcessFormState {
   errors?: { machineId?: string; params?: string; form?: string };
 }
 
-export function machineLabel(machine: { name: string; address: string }): string {
-  return machine.name === machine.address ? machine.address : `${machine.address} — ${machine.name}`;
+export function machineLabel(machine: { name: string; address: string | null }): string {
+  return machine.address === null || machine.name === machine.address ? machine.name : `${machine.address} — ${machine.name}`;
 }
 
 export function addProcessForm(locale: Locale, state: AddProcessFormState): Html {
@@ -42,7 +43,7 @@ export function addProcessForm(locale: Locale, state: AddProcessFormState): Html
   <input type="hidden" name="_csrf" value="${state.csrfToken ?? ''}">
   ${errors.form ? html`<p class="error" role="alert">${errors.form}</p>` : ''}
   <div class="field">
-    <label for="add-process-machine">${t('targetMachineAddress')}</label>
+    <label for="add-process-machine">${state.machines.some((m) => m.address !== null) ? t('targetMachineAddress') : t('machineField')}</label>
     ${state.machines.length === 0
       ? html`<p class="empty small">${t('noMachines')}</p>`
       : html`<select id="add-process-machine" name="machineId" required${invalid('machineId')}>

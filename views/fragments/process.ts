@@ -22,7 +22,11 @@ export interface RowContext {
   permissions: ProcessPermissions;
   /** Browser-facing Temporal UI base URL and namespace, for the workflow link. */
   temporalUi?: { url: string; namespace: string } | null;
+  /** machines.view: the machine's address beside its name (else the name alone). */
+  showMachineAddress?: boolean;
 }
+
+const showsAddress = (view: ProcessView, ctx: RowContext) => ctx.showMachineAddress === true && view.machineAddress !== view.machineName;
 
 export const COLUMNS = 7;
 export const processUrl = (id: number) => `/training/processes/${id}`;
@@ -76,7 +80,7 @@ export function processRow(view: ProcessView, ctx: RowContext, version: number, 
   return html`<tr id="${id.row}" class="process-row${options.deleting ? ' deleting' : ''}" data-id="${view.id}" data-version="${version}" data-status="${view.status}">
   <td class="expand">${ctx.permissions.view ? html`<button type="button" class="expander" aria-expanded="false" aria-controls="${id.details}" data-details-url="${processUrl(view.id)}/details" data-label-show="${t('showDetails')}" data-label-hide="${t('hideDetails')}" title="${t('showDetails')}" aria-label="${t('showDetails')}"><span class="chevron" aria-hidden="true"></span></button>` : ''}</td>
   <td class="name">#${view.id}</td>
-  <td><span class="machine-name">${view.machineName}</span>${view.machineAddress !== view.machineName ? html` <span class="muted">${view.machineAddress}</span>` : ''}</td>
+  <td><span class="machine-name">${view.machineName}</span>${showsAddress(view, ctx) ? html` <span class="muted">${view.machineAddress}</span>` : ''}</td>
   <td class="status">${options.deleting ? html`<span class="badge deleting">${t('deleting')}</span>` : statusBadge(view.status, ctx.locale)}${view.machineUnreachableSince ? html` <span class="badge unreachable" title="${view.machineUnreachableSince}">${t('machineUnreachable')}</span>` : ''}${view.lastError ? html`<div class="row-error" title="${view.lastError}">${firstLine(view.lastError)}</div>` : ''}</td>
   <td class="progress-cell">${progressCell(view, ctx.locale)}</td>
   <td class="num">${view.runNumber ?? '—'}</td>
@@ -122,7 +126,7 @@ export function processFacts(view: ProcessView, ctx: RowContext, now = Date.now(
     <div class="fact"><dt>${t('startedAt')}</dt><dd data-fact="started">${view.startedAt ? dateTime(view.startedAt, ctx.locale) : t('notStartedYet')}</dd></div>
     ${view.finishedAt && !active ? html`<div class="fact"><dt>${t('finishedAt')}</dt><dd data-fact="finished">${dateTime(view.finishedAt, ctx.locale)}</dd></div>` : ''}
     <div class="fact"><dt>${t('elapsed')}</dt><dd data-fact="elapsed">${elapsed === null ? '—' : formatDuration(elapsed, ctx.locale)}</dd></div>
-    <div class="fact"><dt>${t('colMachine')}</dt><dd data-fact="machine">${view.machineName}${view.machineAddress !== view.machineName ? html` <span class="muted">(${view.machineAddress})</span>` : ''}</dd></div>
+    <div class="fact"><dt>${t('colMachine')}</dt><dd data-fact="machine">${view.machineName}${showsAddress(view, ctx) ? html` <span class="muted">(${view.machineAddress})</span>` : ''}</dd></div>
     <div class="fact"><dt>${t('runNumber')}</dt><dd data-fact="run">${view.runNumber ?? '—'}</dd></div>
     <div class="fact"><dt>${t('colStatus')}</dt><dd>${statusBadge(view.status, ctx.locale)}</dd></div>
   </dl>

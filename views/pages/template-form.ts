@@ -6,8 +6,11 @@ import { translator } from '../i18n.js';
 import { layout, type PageContext } from '../layout.js';
 import { fill } from '../fragments/format.js';
 
-export const TEMPLATE_FORM_FIELDS = ['name', 'description', 'command', 'workingDir', 'env', 'params', 'totalSteps', 'stopGraceSeconds'] as const;
-export type TemplateFormValues = Partial<Record<(typeof TEMPLATE_FORM_FIELDS)[number], string>>;
+export const TEMPLATE_FORM_FIELDS = ['name', 'description', 'command', 'workingDir', 'env', 'secretEnv', 'params', 'totalSteps', 'stopGraceSeconds'] as const;
+export type TemplateFormValues = Partial<Record<(typeof TEMPLATE_FORM_FIELDS)[number], string>> & {
+  /** Names of stored secret variables to remove (checkboxes). */
+  secretEnvRemove?: string[];
+};
 
 export function templateFormValues(template: TemplateView): TemplateFormValues {
   return {
@@ -27,6 +30,18 @@ export interface TemplateFormState {
   values: TemplateFormValues;
   errors?: Record<string, string>;
   canDelete?: boolean;
+}
+
+/** Write-only: the textarea always starts empty (a value once stored is never sent back), stored names can be removed. */
+function secretEnvField(ctx: PageContext, template: TemplateView | null, errors: Record<string, string>): Html {
+  const t = translator(ctx.locale);
+  const stored = template?.secretEnvKeys ?? [];
+  return html`<div class="field"><label for="template-secretEnv">${t('secretEnv')}</label><textarea id="template-secretEnv" name="secretEnv" rows="2" spellcheck="false" autocomplete="off" placeholder="WANDB_API_KEY=…"${errors.secretEnv ? html` aria-invalid="true" aria-describedby="template-secretEnv-error"` : ''}></textarea>${errors.secretEnv ? html`<p class="field-error" id="template-secretEnv-error">${errors.secretEnv}</p>` : ''}<p class="hint">${t('secretEnvHint')}</p>
+  ${stored.length > 0
+    ? html`<fieldset class="secret-env-stored"><legend>${t('secretEnvStored')}</legend>${stored.map(
+        (key) => html`<label class="check"><code>${key}</code> <span class="muted">••••</span> <input type="checkbox" name="secretEnvRemove" value="${key}"> ${t('secretEnvRemove')}</label>`,
+      )}</fieldset>`
+    : ''}</div>`;
 }
 
 export function templateFormPage(ctx: PageContext, state: TemplateFormState): Html {
@@ -63,6 +78,7 @@ export function templateFormPage(ctx: PageContext, state: TemplateFormState): Ht
   </div>
   ${field('params', t('paramsField'), area('params', 6), t('paramsFieldHint'))}
   ${field('env', t('env'), area('env', 3, html` placeholder="CUDA_CACHE_DISABLE=1"`), t('envHint'))}
+  ${secretEnvField(ctx, template, errors)}
   ${field('workingDir', t('workingDir'), text('workingDir', html` spellcheck="false"`), t('workingDirHint'))}
   <div class="form-actions">
     <button type="submit" class="primary">${t('save')}</button>

@@ -83,6 +83,7 @@ export function rowContext(request: FastifyRequest, deps: AppDeps, templateId: n
     locale: request.locale,
     permissions: processPermissions(request, templateId),
     temporalUi: deps.temporalUiUrl ? { url: deps.temporalUiUrl, namespace: deps.config.temporal.namespace } : null,
+    showMachineAddress: can(request.principal, 'machines.view'),
   };
 }
 

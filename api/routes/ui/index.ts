@@ -7,7 +7,7 @@ import type { AppDeps } from '../../deps.js';
 import { machineRoutes } from './machines.js';
 import { monitoringRoutes } from './monitoring.js';
 import { processRoutes } from './processes.js';
-import { StatusFeed } from './status-feed.js';
+import { StatusFeed, type StreamLimits } from './status-feed.js';
 import { templateRoutes } from './templates.js';
 
 export { localePlugin } from './locale.js';
@@ -18,8 +18,8 @@ declare module 'fastify' {
   }
 }
 
-export const uiRoutes = fp<{ deps: AppDeps }>(async (app: FastifyInstance, { deps }) => {
-  const feed = new StatusFeed(deps.db, (message) => app.log.warn(message));
+export const uiRoutes = fp<{ deps: AppDeps; streams?: Partial<StreamLimits> }>(async (app: FastifyInstance, { deps, streams }) => {
+  const feed = new StatusFeed(deps.db, (message) => app.log.warn(message), streams ?? {});
   app.decorate('statusFeed', feed);
   await app.register(processRoutes, { deps, feed });
   await app.register(monitoringRoutes, { deps });

@@ -11,7 +11,7 @@ import { fill } from '../../../views/fragments/format.js';
 import { logsPanel, processBlock, processDetails, processFacts, processRow } from '../../../views/fragments/process.js';
 import { translator } from '../../../views/i18n.js';
 import { processesPage } from '../../../views/pages/processes.js';
-import { canAnywhere } from '../../auth.js';
+import { can, canAnywhere, credentialOf, resolvePrincipal } from '../../auth.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
 import { allowed, auditAs, demand, demandOnTemplate, intParam, isHtmx, loadTemplate, requireUser, rowContext, sendHtml } from './common.js';
@@ -39,18 +39,21 @@ export async function processRoutes(app: FastifyInstance, { deps, feed }: { deps
     return { view, ctx: rowContext(request, deps, view.templateId) };
   }
 
-  async function machineOptions() {
-    return deps.db
+  /** Every machine to choose from; addresses only for those who may see machines. */
+  async function machineOptions(request: FastifyRequest) {
+    const rows = await deps.db
       .select({ id: machines.id, name: machines.name, address: machines.address, enabled: machines.enabled })
       .from(machines)
       .orderBy(asc(machines.name));
+    const withAddress = can(request.principal, 'machines.view');
+    return rows.map((row) => ({ ...row, address: withAddress ? row.address : null }));
   }
 
   async function formState(request: FastifyRequest, template: { id: number; params: Record<string, unknown> }, extra: Partial<AddProcessFormState> = {}): Promise<AddProcessFormState> {
     return {
       templateId: template.id,
       templateParams: template.params,
-      machines: await machineOptions(),
+      machines: await machineOptions(request),
       csrfToken: request.principal?.csrfToken ?? null,
       canAddMachines: canAnywhere(request.principal, 'machines.manage'),
       ...extra,
@@ -174,7 +177,17 @@ export async function processRoutes(app: FastifyInstance, { deps, feed }: { deps
         const match = /^(\d{1,9}):(-?\d{1,15})$/.exec(pair);
         if (match) sent.set(Number(match[1]), { version: Number(match[2]), step: null, at: 0 });
       }
-      const ctx = rowContext(request, deps, template.id);
+      const principal = request.principal!;
+      const open = streamsOf.get(principal.credentialKey) ?? 0;
+      if (open >= feed.limits.perSession) {
+        return reply
+          .code(429)
+          .header('retry-after', '10')
+          .type('text/plain; charset=utf-8')
+          .send(`At most ${feed.limits.perSession} live streams per session; close a tab and try again.`);
+      }
+      const credential = credentialOf(request);
+      let ctx = rowContext(request, deps, template.id);
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -185,6 +198,9 @@ export async function processRoutes(app: FastifyInstance, { deps, feed }: { deps
         connection: 'keep-alive',
       });
       res.write('retry: 2000\n\n');
+      // A client that stops reading must not make us hold its rows in memory.
+      let drainTimer: NodeJS.Timeout | null = null;
+      const dropSlowClient = () => res.destroy();
       const stream = {
         templateId: template.id,
         after,
@@ -193,19 +209,50 @@ export async function processRoutes(app: FastifyInstance, { deps, feed }: { deps
         render: (view: ProcessView, version: number, kind: 'row' | 'block') =>
           (kind === 'row' ? processRow(view, ctx, version) : processBlock(view, ctx, version)).value,
         write: (chunk: string) => {
-          if (!res.writableEnded && !res.destroyed) res.write(chunk);
+          if (res.writableEnded || res.destroyed) return;
+          const flushed = res.write(chunk);
+          if (res.writableLength > feed.limits.maxBufferedBytes) return dropSlowClient();
+          if (!flushed && !drainTimer) {
+            drainTimer = setTimeout(dropSlowClient, feed.limits.drainTimeoutMs);
+            res.once('drain', () => {
+              if (drainTimer) clearTimeout(drainTimer);
+              drainTimer = null;
+            });
+          }
+        },
+        // The session (or token) and the grants that opened the stream, as they are now.
+        stillAllowed: async () => {
+          const now = await resolvePrincipal(deps, app.authz, credential);
+          if (!now || now.credentialKey !== principal.credentialKey) return false;
+          if (!can(now, 'templates.view', template.id) || !can(now, 'processes.view', template.id)) return false;
+          request.principal = now;
+          ctx = rowContext(request, deps, template.id);
+          return true;
+        },
+        end: () => {
+          if (res.writableEnded || res.destroyed) return;
+          res.write(sseEvent('bye', ''));
+          res.end();
         },
       };
       const unsubscribe = feed.subscribe(stream);
       openStreams.add(res);
+      streamsOf.set(principal.credentialKey, open + 1);
       // The page went away (closed, navigated, network gone): stop feeding it.
       res.once('close', () => {
         unsubscribe();
         openStreams.delete(res);
+        if (drainTimer) clearTimeout(drainTimer);
+        const left = (streamsOf.get(principal.credentialKey) ?? 1) - 1;
+        if (left > 0) streamsOf.set(principal.credentialKey, left);
+        else streamsOf.delete(principal.credentialKey);
       });
       res.on('error', () => undefined);
     },
   );
+
+  /** Open streams per session or token, for the per-session cap. */
+  const streamsOf = new Map<string, number>();
 
   // Streams end when the server does, so closing never waits on an open page.
   const openStreams = new Set<import('node:http').ServerResponse>();

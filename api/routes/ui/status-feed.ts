@@ -2,7 +2,9 @@
 // are open. Each tick reads (id, status_version, step) of the processes the open pages
 // show — one indexed query for all of them — and sends each page, over its one SSE
 // stream, the rows that changed since what that page was last sent. Nobody listening:
-// no ticks, no queries.
+// no ticks, no queries. A stream lives only as long as what let it open: each
+// keep-alive, and before rows are pushed, asks again whether its viewer still may see
+// them (session, user, grants), and ends the stream when not.
 import { sql } from 'drizzle-orm';
 import type { Db } from '../../../db/client.js';
 import { getProcess, type ProcessView } from '../../../services/processes.js';
@@ -12,7 +14,27 @@ import { ServiceError } from '../../../services/errors.js';
 export const TICK_MS = 200;
 /** Progress alone (no status change) is re-sent at most this often per row. */
 export const PROGRESS_EVERY_MS = 2000;
-const KEEPALIVE_MS = 20_000;
+
+export interface StreamLimits {
+  /** A comment line goes to every stream this often; the viewer's right to watch is re-checked then too. */
+  keepaliveMs: number;
+  /** Before rows are pushed, the right is re-checked when the last check is older than this. */
+  recheckMs: number;
+  /** Streams open at once per session (or token); more answer 429. */
+  perSession: number;
+  /** A client that does not read: dropped once this much waits unsent … */
+  maxBufferedBytes: number;
+  /** … or when a full buffer does not drain within this long. */
+  drainTimeoutMs: number;
+}
+
+export const DEFAULT_STREAM_LIMITS: StreamLimits = {
+  keepaliveMs: 20_000,
+  recheckMs: 1000,
+  perSession: 8,
+  maxBufferedBytes: 1024 * 1024,
+  drainTimeoutMs: 10_000,
+};
 const ERROR_BACKOFF_MS = 1000;
 const NO_UPPER_BOUND = 2_147_483_647;
 
@@ -33,6 +55,10 @@ export interface Subscriber {
   /** Renders a changed row, or a whole new process block. */
   render(view: ProcessView, version: number, kind: 'row' | 'block'): string;
   write(chunk: string): void;
+  /** Whether the viewer may still watch (re-read from the database); false ends the stream. */
+  stillAllowed?(): Promise<boolean>;
+  /** Ends the stream: its viewer lost the right to it. */
+  end?(): void;
 }
 
 interface Current {
@@ -56,6 +82,8 @@ export async function statusVersions(db: Db, ids: readonly number[]): Promise<Ma
 
 export class StatusFeed {
   private readonly subscribers = new Set<Subscriber>();
+  /** When each subscriber's right to watch was last confirmed. */
+  private readonly verifiedAt = new Map<Subscriber, number>();
   private timer: NodeJS.Timeout | null = null;
   private keepalive: NodeJS.Timeout | null = null;
   private ticking = false;
@@ -63,10 +91,15 @@ export class StatusFeed {
   /** Counters for tests and the curious: queries made, events sent. */
   readonly stats = { ticks: 0, events: 0 };
 
+  readonly limits: StreamLimits;
+
   constructor(
     private readonly db: Db,
     private readonly log: (message: string) => void = () => {},
-  ) {}
+    limits: Partial<StreamLimits> = {},
+  ) {
+    this.limits = { ...DEFAULT_STREAM_LIMITS, ...limits };
+  }
 
   get size(): number {
     return this.subscribers.size;
@@ -74,17 +107,46 @@ export class StatusFeed {
 
   subscribe(subscriber: Subscriber): () => void {
     this.subscribers.add(subscriber);
+    this.verifiedAt.set(subscriber, Date.now());
     this.schedule(0);
     this.keepalive ??= setInterval(() => {
-      for (const s of this.subscribers) s.write(': keepalive\n\n');
-    }, KEEPALIVE_MS);
-    return () => {
-      this.subscribers.delete(subscriber);
-      if (this.subscribers.size === 0 && this.keepalive) {
-        clearInterval(this.keepalive);
-        this.keepalive = null;
+      for (const s of this.subscribers) {
+        void this.verify(s).then((ok) => {
+          if (ok) s.write(': keepalive\n\n');
+        });
       }
-    };
+    }, this.limits.keepaliveMs);
+    return () => this.unsubscribe(subscriber);
+  }
+
+  private unsubscribe(subscriber: Subscriber): void {
+    this.subscribers.delete(subscriber);
+    this.verifiedAt.delete(subscriber);
+    if (this.subscribers.size === 0 && this.keepalive) {
+      clearInterval(this.keepalive);
+      this.keepalive = null;
+    }
+  }
+
+  /** Asks again whether the subscriber may watch; when not (or when asking fails), ends its stream. */
+  private async verify(s: Subscriber): Promise<boolean> {
+    if (!s.stillAllowed) return true;
+    let ok: boolean;
+    try {
+      ok = await s.stillAllowed();
+    } catch (error) {
+      // Fail closed: the page's reconnect asks again from scratch.
+      this.log(`status feed: re-check failed: ${(error as Error).message}`);
+      ok = false;
+    }
+    if (!this.subscribers.has(s)) return false;
+    if (ok) {
+      this.verifiedAt.set(s, Date.now());
+      return true;
+    }
+    this.unsubscribe(s);
+    s.end?.();
+    return false;
   }
 
   close(): void {
@@ -92,6 +154,7 @@ export class StatusFeed {
     if (this.timer) clearTimeout(this.timer);
     if (this.keepalive) clearInterval(this.keepalive);
     this.subscribers.clear();
+    this.verifiedAt.clear();
   }
 
   private schedule(delayMs: number): void {
@@ -186,6 +249,8 @@ export class StatusFeed {
     }
     for (const [s, list] of wanted) {
       if (!this.subscribers.has(s)) continue;
+      // Rows go only to a viewer who still may see them.
+      if (Date.now() - (this.verifiedAt.get(s) ?? 0) >= this.limits.recheckMs && !(await this.verify(s))) continue;
       for (const { id, kind } of list) {
         const view = views.get(id);
         const cur = current.get(id)!;

@@ -12,7 +12,12 @@ import { auditAs, demand, intParam, isHtmx, requireUser, sendHtml } from './comm
 
 const bodySchema = {
   type: 'object',
-  properties: { ...Object.fromEntries(TEMPLATE_FORM_FIELDS.map((f) => [f, { type: 'string', maxLength: 200_000 }])), _csrf: { type: 'string' } },
+  properties: {
+    ...Object.fromEntries(TEMPLATE_FORM_FIELDS.map((f) => [f, { type: 'string', maxLength: 200_000 }])),
+    // One checkbox arrives as a string; the app's Ajv turns it into a list of one.
+    secretEnvRemove: { type: 'array', maxItems: 200, items: { type: 'string', maxLength: 200 } },
+    _csrf: { type: 'string' },
+  },
 } as const;
 const idParams = { type: 'object', properties: { id: { type: 'string', maxLength: 12 } }, required: ['id'] } as const;
 
@@ -55,6 +60,17 @@ function readForm(form: TemplateFormValues, t: ReturnType<typeof translator>): {
     else env[key] = line.slice(eq + 1);
   });
   input.env = env;
+  // Secret variables: new or replaced values, and stored names ticked for removal.
+  const secretEnv: Record<string, string | null> = {};
+  for (const key of form.secretEnvRemove ?? []) if (ENV_KEY.test(key)) secretEnv[key] = null;
+  (form.secretEnv ?? '').split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === '' || errors.secretEnv) return;
+    const eq = line.indexOf('=');
+    const key = eq > 0 ? line.slice(0, eq).trim() : '';
+    if (!ENV_KEY.test(key)) errors.secretEnv = fill(t('envLineError'), { n: i + 1 });
+    else secretEnv[key] = line.slice(eq + 1);
+  });
+  if (Object.keys(secretEnv).length > 0) input.secretEnv = secretEnv;
   return { input, errors };
 }
 
@@ -70,7 +86,7 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
     if (Object.keys(errors).length > 0) return formPage(request, reply, existing, form, errors);
     let saved: TemplateView;
     try {
-      saved = existing ? await updateTemplate(deps.db, existing.id, input) : await createTemplate(deps.db, input);
+      saved = existing ? await updateTemplate(deps.db, existing.id, input, { secret: deps.secret }) : await createTemplate(deps.db, input, { secret: deps.secret });
     } catch (error) {
       if (!(error instanceof ServiceError) || (error.code !== 'invalid' && error.code !== 'conflict')) throw error;
       const field = error.field?.split('.')[0];

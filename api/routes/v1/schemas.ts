@@ -59,12 +59,22 @@ const envSchema = {
   description: 'Environment variables of the trainer; TRAINYARD_* names are reserved.',
 } as const;
 
+const secretEnvSchema = {
+  type: 'object',
+  maxProperties: TEMPLATE_LIMITS.envEntries,
+  propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+  additionalProperties: { type: ['string', 'null'] },
+  description:
+    'Write-only secret environment variables (API keys, passwords): stored encrypted under TRAINYARD_SECRET, never returned (responses list their names in secretEnvKeys), given to the trainer only when a run launches. A name is either in env or here. On a patch a key given replaces, null removes, a key left out is kept.',
+} as const;
+
 const templateFields = {
   name: { type: 'string', minLength: 1, maxLength: TEMPLATE_LIMITS.name },
   description: { type: ['string', 'null'], maxLength: TEMPLATE_LIMITS.description },
   command: { type: 'string', minLength: 1, maxLength: TEMPLATE_LIMITS.commandBytes, description: "Run by /bin/sh in workingDir (else the run's own directory); at most 64 KiB." },
   workingDir: { type: ['string', 'null'], maxLength: TEMPLATE_LIMITS.workingDir, description: 'Where the command runs on the machine; the run directory when null.' },
   env: envSchema,
+  secretEnv: secretEnvSchema,
   params: { type: 'object', additionalProperties: true, description: 'Hyperparameters with their defaults (at most 64 KiB of JSON); the trainer gets them as TRAINYARD_PARAMS.' },
   totalSteps: { type: ['integer', 'null'], minimum: 1, maximum: TEMPLATE_LIMITS.totalSteps },
   stopGraceSeconds: { type: 'integer', minimum: 0, maximum: TEMPLATE_LIMITS.stopGraceSeconds, default: 30 },
@@ -85,14 +95,15 @@ export const TemplatePatch = component('TemplatePatch', {
 
 export const Template = component('Template', {
   type: 'object',
-  required: ['id', 'name', 'description', 'command', 'workingDir', 'env', 'params', 'totalSteps', 'stopGraceSeconds', 'createdAt', 'updatedAt'],
+  required: ['id', 'name', 'description', 'command', 'workingDir', 'env', 'secretEnvKeys', 'params', 'totalSteps', 'stopGraceSeconds', 'createdAt', 'updatedAt'],
   properties: {
     id,
     name: { type: 'string' },
     description: { type: 'string' },
     command: { type: 'string' },
     workingDir: { type: ['string', 'null'] },
-    env: { type: 'object', additionalProperties: { type: 'string' } },
+    env: { type: 'object', additionalProperties: { type: 'string' }, description: 'Values are shown as "••••" to callers without templates.manage.' },
+    secretEnvKeys: { type: 'array', items: { type: 'string' }, description: 'Names of the secret env variables; their values are never returned.' },
     params: { type: 'object', additionalProperties: true },
     totalSteps: { type: ['integer', 'null'] },
     stopGraceSeconds: { type: 'integer' },

@@ -1,9 +1,10 @@
 // /api/v1/templates: training templates. Reading needs templates.view (a user sees
-// only the templates they may view, filtered in SQL); writing needs templates.manage.
+// only the templates they may view, filtered in SQL; env values masked unless they also
+// hold templates.manage); writing needs templates.manage. Secret env is write-only.
 import type { FastifyInstance } from 'fastify';
 import { listProcesses } from '../../../services/processes.js';
-import { createTemplate, deleteTemplate, getTemplate, listTemplates, updateTemplate } from '../../../services/templates.js';
-import { authorize, authorizeOn, visibleTemplates } from '../../auth.js';
+import { createTemplate, deleteTemplate, getTemplate, listTemplates, maskedTemplate, updateTemplate, type TemplateView } from '../../../services/templates.js';
+import { authorize, authorizeOn, can, visibleTemplates, type Principal } from '../../auth.js';
 import type { AppDeps } from '../../deps.js';
 import { errors, IdParams, list, Page, Process, Status, Template, TemplateCreate, TemplatePatch } from './schemas.js';
 
@@ -11,6 +12,9 @@ type Id = { Params: { id: number } };
 
 export async function templateRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const db = deps.db;
+  const secrets = { secret: deps.secret };
+  /** env values are for those who may change them; everyone else sees the names. */
+  const shown = (principal: Principal, view: TemplateView) => (can(principal, 'templates.manage') ? view : maskedTemplate(view));
 
   app.get<{ Querystring: { limit?: number; cursor?: number } }>(
     '/templates',
@@ -25,7 +29,8 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
     },
     async (request) => {
       const principal = authorize(request.principal, 'templates.view', { anywhere: true });
-      return listTemplates(db, { visibleTemplates: visibleTemplates(principal, 'templates.view'), limit: request.query.limit ?? 50, ...(request.query.cursor !== undefined ? { cursor: request.query.cursor } : {}) });
+      const page = await listTemplates(db, { visibleTemplates: visibleTemplates(principal, 'templates.view'), limit: request.query.limit ?? 50, ...(request.query.cursor !== undefined ? { cursor: request.query.cursor } : {}) });
+      return { ...page, items: page.items.map((view) => shown(principal, view)) };
     },
   );
 
@@ -37,7 +42,7 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
     },
     async (request, reply) => {
       authorize(request.principal, 'templates.manage');
-      const template = await createTemplate(db, request.pristineBody as Record<string, unknown>);
+      const template = await createTemplate(db, request.pristineBody as Record<string, unknown>, secrets);
       request.audit.targetId = template.id;
       request.audit.detail = { name: template.name };
       return reply.code(201).send(template);
@@ -51,8 +56,8 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
       schema: { summary: 'One template', tags: ['templates'], params: IdParams, response: { 200: Template, ...errors(404) } },
     },
     async (request) => {
-      authorizeOn(request.principal, 'templates.view', request.params.id, { kind: 'Template', id: request.params.id }, 'templates.view');
-      return getTemplate(db, request.params.id);
+      const principal = authorizeOn(request.principal, 'templates.view', request.params.id, { kind: 'Template', id: request.params.id }, 'templates.view');
+      return shown(principal, await getTemplate(db, request.params.id));
     },
   );
 
@@ -62,7 +67,8 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
       config: { permission: 'templates.manage', audit: 'template.update' },
       schema: {
         summary: 'Change a template',
-        description: 'Only the fields given change; null clears workingDir or totalSteps. Runs already started keep the template they started with.',
+        description:
+          'Only the fields given change; null clears workingDir or totalSteps. secretEnv: a key given replaces its value, null removes it, a key left out is kept. Runs already started keep the template they started with.',
         tags: ['templates'],
         params: IdParams,
         body: TemplatePatch,
@@ -72,7 +78,7 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
     async (request) => {
       authorize(request.principal, 'templates.manage');
       request.audit.detail = { fields: Object.keys((request.pristineBody as object) ?? {}) };
-      return updateTemplate(db, request.params.id, (request.pristineBody ?? {}) as Record<string, unknown>);
+      return updateTemplate(db, request.params.id, (request.pristineBody ?? {}) as Record<string, unknown>, secrets);
     },
   );
 
