@@ -32,7 +32,7 @@ def _number(kind: type, low: float, high: float) -> Callable[[str, Any], Any]:
 # key → (default, check, meaning); the README's table says the same.
 SPEC: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     "total_steps": (400, _number(int, 1, 10_000_000)),
-    "learning_rate": (0.1, _number(float, 1e-6, 10)),
+    "learning_rate": (0.05, _number(float, 1e-6, 10)),
     "momentum": (0.9, _number(float, 0, 0.999)),
     "weight_decay": (5e-4, _number(float, 0, 1)),
     "batch_size": (64, _number(int, 1, 1437)),

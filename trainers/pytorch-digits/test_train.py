@@ -91,7 +91,7 @@ class DigitsTrainer(unittest.TestCase):
     def test_a_checkpoint_made_for_another_model_is_not_resumed(self) -> None:
         previous = os.path.join(self.root, "previous")
         os.makedirs(previous)
-        config = {"total_steps": 5, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 64, "channels": 16, "hidden": 64, "seed": 0}
+        config = {"total_steps": 5, "learning_rate": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 64, "channels": 16, "hidden": 64, "seed": 0}
         torch.save({"step": 3, "config": config}, os.path.join(previous, "checkpoint.pt"))
         run = Run(self.root, "run", {**FAST, "total_steps": 5, "channels": 8}, previous=previous)
         code, _, err = run.wait()
