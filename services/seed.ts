@@ -104,7 +104,7 @@ async function seedPytorchDemo(db: Db, findPython: () => Promise<string | null>)
       .values({
         name: PYTORCH_DEMO_TEMPLATE_NAME,
         description:
-          'Небольшая свёрточная сеть (PyTorch) учится распознавать рукописные цифры 8×8 из scikit-learn: SGD с расписанием OneCycle, точность на тесте около 0,99. При остановке сохраняет чекпоинт и продолжает с него.',
+          'Небольшая свёрточная сеть (PyTorch) учится распознавать рукописные цифры 8×8 из scikit-learn: SGD с расписанием OneCycle, точность на тесте около 0,98. При остановке сохраняет чекпоинт и продолжает с него.',
         command: pytorchDemoCommand(python),
         params: { step_delay_ms: 60, eval_every: 25, checkpoint_every: 100 },
         totalSteps: 600,

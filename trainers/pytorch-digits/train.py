@@ -85,15 +85,36 @@ def main() -> int:
         trainyard.save_atomic(trainyard.checkpoint_path(CHECKPOINT), lambda f: torch.save(state, f))
 
     if trainyard.previous_run_dir() is None or step == 0:
-        # Where a fresh run starts from; a resumed run's starting point is the last line of
-        # the run it continues, so every step is written once across the two.
+        # Where a fresh run starts from. A resumed run's starting point is the closing line
+        # of the run it continues, so every step is written once across the two.
         accuracy, test_loss = evaluate(model, test.x, test.y)
         trainyard.log(step, total_steps=total, epoch=order.epoch_of(step), test_accuracy=accuracy, test_loss=test_loss)
         say(f"step {step}/{total}  test_accuracy {accuracy:.3f}  test_loss {test_loss:.4f}")
+    evaluated_at = step
 
     loss_sum, loss_count = 0.0, 0
     started, start_step = time.monotonic(), step
     lr = scheduler.get_last_lr()[0]
+
+    def report(closing: bool) -> None:
+        """The metrics line of this step: on the cadence, or everything pending when closing."""
+        nonlocal loss_sum, loss_count, evaluated_at
+        line: dict[str, Any] = {}
+        if loss_count and (closing or step % p["log_every"] == 0):
+            line.update(lr=lr, loss=loss_sum / loss_count)
+            loss_sum, loss_count = 0.0, 0
+        if evaluated_at != step and (closing or step % p["eval_every"] == 0):
+            accuracy, test_loss = evaluate(model, test.x, test.y)
+            line.update(test_accuracy=accuracy, test_loss=test_loss)
+            evaluated_at = step
+            rate = (step - start_step) / max(time.monotonic() - started, 1e-9)
+            say(
+                f"step {step}/{total}  epoch {order.epoch_of(step)}  lr {lr:.4g}  loss {line.get('loss', float('nan')):.4f}  "
+                f"test_accuracy {accuracy:.3f}  ({rate:.1f} steps/s, eta {duration((total - step) / rate)})"
+            )
+        if line:
+            trainyard.log(step, total_steps=total, epoch=order.epoch_of(step), **line)
+
     while step < total and not trainyard.should_stop():
         batch = order.batch(step)
         loss = nn.functional.cross_entropy(model(train.x[batch]), train.y[batch])
@@ -105,28 +126,17 @@ def main() -> int:
         step += 1
         loss_sum += loss.item()
         loss_count += 1
-
-        done = step == total
-        stopping = trainyard.should_stop()
-        line: dict[str, Any] = {}
-        if step % p["log_every"] == 0 or done or stopping:
-            line.update(lr=lr, loss=loss_sum / loss_count)
-            loss_sum, loss_count = 0.0, 0
-        if step % p["eval_every"] == 0 or done or stopping:
-            accuracy, test_loss = evaluate(model, test.x, test.y)
-            line.update(test_accuracy=accuracy, test_loss=test_loss)
-            rate = (step - start_step) / max(time.monotonic() - started, 1e-9)
-            say(
-                f"step {step}/{total}  epoch {order.epoch_of(step)}  lr {lr:.4g}  loss {line.get('loss', float('nan')):.4f}  "
-                f"test_accuracy {accuracy:.3f}  ({rate:.1f} steps/s, eta {duration((total - step) / rate)})"
-            )
-        if line:
-            trainyard.log(step, total_steps=total, epoch=order.epoch_of(step), **line)
-        if p["checkpoint_every"] and step % p["checkpoint_every"] == 0 and not done and not stopping:
+        report(closing=step == total)
+        if step == total or trainyard.should_stop():
+            continue
+        if p["checkpoint_every"] and step % p["checkpoint_every"] == 0:
             checkpoint_now()
-        if p["step_delay_ms"] and not done and not stopping:
+        if p["step_delay_ms"]:
             time.sleep(p["step_delay_ms"] / 1000)
 
+    # A stop, whenever it came (in a step, in the sleep, before the first step): the
+    # pending loss and an evaluation at this step, so the next run can start after it.
+    report(closing=True)
     checkpoint_now()
     signal = trainyard.stop_signal()
     if signal is not None and step < total:
