@@ -138,11 +138,13 @@ describe('the PyTorch digits trainer over SSH', () => {
       'progress and an ETA',
       async () => {
         const view = await getProcess(stack.deps, process1.id);
-        return view.status === 'running' && (view.progress.step ?? 0) >= 100 && view.etaSeconds !== null ? view : null;
+        // A trainer that fails or ends here ends the wait too, to be reported below.
+        return view.status !== 'running' || ((view.progress.step ?? 0) >= 100 && view.etaSeconds !== null) ? view : null;
       },
       120_000,
       100,
     );
+    expect(`${watched.status} ${watched.lastError ?? ''}`.trim()).toBe('running');
     expect(watched.progress.totalSteps).toBe(TOTAL);
     expect(watched.progress.step).toBeLessThan(TOTAL);
     expect(watched.etaSeconds).toBeGreaterThan(0);
@@ -185,5 +187,5 @@ describe('the PyTorch digits trainer over SSH', () => {
 
     // The monitoring page, the second run over the first (dashed): the whole training.
     await screenshotMonitoring(process1.id);
-  });
+  }, 300_000);
 });
