@@ -1,23 +1,31 @@
 // What exists from the first start: built-in roles, the admin, the `local` machine and
-// a demo template that runs the bundled example trainer.
+// a demo template that runs the bundled example trainer — and, once this machine has a
+// Python with PyTorch and scikit-learn, a second demo that runs the PyTorch digits trainer.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { appState, machines, roles, templates, users } from '../db/schema.js';
 import { BUILTIN_ROLES } from '../domain/permissions.js';
+import { findTorchPython } from '../lib/python.js';
 import { createUser } from './accounts.js';
 import { randomSecret } from './passwords.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const LOCAL_MACHINE_NAME = 'local';
 export const DEMO_TEMPLATE_NAME = 'Demo: two spirals MLP';
+export const PYTORCH_DEMO_TEMPLATE_NAME = 'Цифры: CNN (PyTorch)';
 const FIRST_START_KEY = 'first-start-seed';
+const PYTORCH_DEMO_KEY = 'pytorch-demo-seed';
 
 const shellQuote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
 
 export function demoTemplateCommand(root = PROJECT_ROOT): string {
   return `${shellQuote(path.join(root, 'node_modules', '.bin', 'tsx'))} ${shellQuote(path.join(root, 'trainers', 'example', 'train.ts'))}`;
+}
+
+export function pytorchDemoCommand(python: string, root = PROJECT_ROOT): string {
+  return `${shellQuote(python)} ${shellQuote(path.join(root, 'trainers', 'pytorch-digits', 'train.py'))}`;
 }
 
 export interface SeedResult {
@@ -40,8 +48,14 @@ export async function seedBuiltins(db: Db): Promise<void> {
 }
 
 /** The built-ins, and once per installation the admin (printed by the caller) and the demo template. */
-export async function seed(db: Db, options: { adminPassword: string | null }): Promise<SeedResult> {
+export async function seed(db: Db, options: { adminPassword: string | null; findPython?: () => Promise<string | null> }): Promise<SeedResult> {
   await seedBuiltins(db);
+  const result = await seedFirstStart(db, options.adminPassword);
+  await seedPytorchDemo(db, options.findPython ?? findTorchPython);
+  return result;
+}
+
+async function seedFirstStart(db: Db, adminPassword: string | null): Promise<SeedResult> {
   // The first start's seed runs once per installation, whatever ran before it (a CLI
   // `user add` included): an app_state row marks it, and an advisory lock keeps two
   // processes starting together from both doing it.
@@ -63,8 +77,39 @@ export async function seed(db: Db, options: { adminPassword: string | null }): P
     }
     const [admin] = await tx.select().from(users).where(eq(users.login, 'admin'));
     if (admin) return { admin: null };
-    const password = options.adminPassword ?? randomSecret(12);
+    const password = adminPassword ?? randomSecret(12);
     await createUser(tx, { login: 'admin', password, role: 'admin' });
-    return { admin: { login: 'admin', password, generated: options.adminPassword === null } };
+    return { admin: { login: 'admin', password, generated: adminPassword === null } };
+  });
+}
+
+/**
+ * The PyTorch demo, once per installation, on the first start that finds a Python with torch
+ * and scikit-learn for the `local` machine (so a later `apt-get install python3-torch` brings
+ * it too). Without one nothing is added and the next start looks again; an admin who deletes
+ * the template does not get it back.
+ */
+async function seedPytorchDemo(db: Db, findPython: () => Promise<string | null>): Promise<void> {
+  const done = async (tx: Db) => (await tx.select().from(appState).where(eq(appState.key, PYTORCH_DEMO_KEY))).length > 0;
+  if (await done(db)) return;
+  // Looked for outside the transaction: a child process must not hold the lock.
+  const python = await findPython();
+  if (!python) return;
+  await db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(7301003)`);
+    if (await done(tx)) return;
+    await tx.insert(appState).values({ key: PYTORCH_DEMO_KEY, value: { at: new Date().toISOString(), python } });
+    await tx
+      .insert(templates)
+      .values({
+        name: PYTORCH_DEMO_TEMPLATE_NAME,
+        description:
+          'Небольшая свёрточная сеть (PyTorch) учится распознавать рукописные цифры 8×8 из scikit-learn: SGD с расписанием OneCycle, точность на тесте около 0,98. При остановке сохраняет чекпоинт и продолжает с него.',
+        command: pytorchDemoCommand(python),
+        params: { step_delay_ms: 60, eval_every: 25, checkpoint_every: 100 },
+        totalSteps: 600,
+        stopGraceSeconds: 30,
+      })
+      .onConflictDoNothing({ target: templates.name });
   });
 }
