@@ -41,6 +41,20 @@ export interface LocalExecutorOptions extends StopTiming {
 /** The library, then the operation named by the first argument. */
 const LOCAL_PROGRAM = `${SHELL_LIBRARY}\n"$@"\n`;
 
+/**
+ * How /bin/sh runs `op` here. The operation's arguments (a launch's carry the trainer's
+ * environment, secret variables too) travel as variables of the shell, not in its argv:
+ * any local account can read a process's command line in /proc, only its owner its
+ * environment. The shell moves them back into "$@" and unsets them before `op` runs.
+ */
+export function localShellInvocation(op: ShellOp, args: readonly string[]): { argv: string[]; env: Record<string, string> } {
+  const env = shellEnv();
+  const names = args.map((_, i) => `TRAINYARD_ARG_${i}`);
+  args.forEach((value, i) => (env[names[i]!] = value));
+  const unpack = names.length === 0 ? '' : `set -- "$@" ${names.map((name) => `"$${name}"`).join(' ')}\nunset ${names.join(' ')}\n`;
+  return { argv: ['-c', `${unpack}${LOCAL_PROGRAM}`, 'trainyard', op], env };
+}
+
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** The only variables the launcher and wrapper see on the worker's host; the trainer gets LaunchSpec.env alone. */
@@ -111,8 +125,9 @@ export class LocalExecutor extends ShellExecutor {
 
   protected runShell(op: ShellOp, args: readonly string[]): Promise<ShellResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn('/bin/sh', ['-c', LOCAL_PROGRAM, 'trainyard', op, ...args], {
-        env: shellEnv(),
+      const { argv, env } = localShellInvocation(op, args);
+      const child = spawn('/bin/sh', argv, {
+        env,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       const out: Buffer[] = [];
