@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { tightenTree } from '../lib/private-dir.js';
 import { PgliteServer } from './pglite-server.js';
 
 export interface EmbeddedServer {
@@ -157,6 +158,9 @@ export async function startEmbeddedServer(dataDir: string, options: EmbeddedServ
   try {
     socket = makeSocketDir(dataDir);
     const db = await PGlite.create({ dataDir: path.join(dataDir, 'pglite') });
+    // PGlite lays out a new database from its bundled files with mode 0666, whatever the
+    // umask (what the backend creates later honours it). The data is the owner's alone.
+    tightenTree(path.join(dataDir, 'pglite'));
     const server = new PgliteServer(db, { idleTimeoutMs: options.idleTimeoutMs });
     await server.listen(path.join(socket.dir, SOCKET_NAME));
     fs.writeFileSync(lockPath(dataDir), JSON.stringify({ pid: process.pid, socketDir: socket.dir } satisfies LockFile), { mode: 0o600 });
