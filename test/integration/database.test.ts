@@ -415,4 +415,21 @@ describe('the embedded database (PGlite on a Unix socket)', () => {
     const [intruder] = await connected.database.sql<{ n: number }[]>`select count(*)::int as n from information_schema.tables where table_name = 'intruder'`;
     expect(intruder!.n).toBe(0);
   });
+  it('serves a data directory whose path is too long for a socket from a private temporary directory, removed on stop', async () => {
+    const dataDir = path.join(tempDir(), 'a-data-directory-whose-path-is-long-enough'.repeat(2));
+    const server = await startEmbeddedServer(dataDir);
+    let stopped = false;
+    cleanups.push(() => (stopped ? undefined : server.stop()));
+    const socketDir = socketDirOf(server.url)!;
+    expect(path.dirname(socketDir)).toBe(os.tmpdir());
+    expect(fs.statSync(socketDir).mode & 0o777).toBe(0o700);
+    expect(lock(dataDir).socketDir).toBe(socketDir);
+    const connected = track(await connectDatabase(configFor(dataDir)));
+    expect(connected.database.url).toBe(server.url);
+    expect(await connected.database.sql`select 1 as one`).toEqual([{ one: 1 }]);
+    await connected.close();
+    await server.stop();
+    stopped = true;
+    expect(fs.existsSync(socketDir)).toBe(false);
+  });
 });
