@@ -177,7 +177,8 @@ export class PgliteServer {
     connection.idleTimer = setTimeout(() => {
       connection.idleTimer = null;
       if (this.owner !== connection || connection.queue.length > 0 || connection.closed) return;
-      // The socket's close drops the connection, which rolls its transaction back.
+      // Told why (as PostgreSQL would), then dropped now: the drop rolls its transaction
+      // back and hands the backend to the next connection, whatever the client does.
       connection.socket.end(idleTimeoutError(this.idleTimeoutMs));
       connection.socket.destroySoon();
       void this.drop(connection);
