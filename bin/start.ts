@@ -6,6 +6,7 @@ import path from 'node:path';
 import { assertPortFree, startWebServer } from '../api/server.js';
 import { bootDatabase, fail } from '../lib/boot.js';
 import { loadConfig } from '../lib/config.js';
+import { keepDataPrivate } from '../lib/private-dir.js';
 import { connectTemporal } from '../lib/temporal.js';
 import { ensureTemporalCli } from '../lib/temporal-cli.js';
 import { startTemporalDevServer, type DevServer } from '../lib/temporal-dev-server.js';
@@ -28,6 +29,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop(0));
 
   try {
+    // Before anything is written: the data directory and all in it are the owner's alone.
+    keepDataPrivate(config.dataDir);
     // Fail on a taken port before starting anything else.
     await assertPortFree(config.port, config.host);
 

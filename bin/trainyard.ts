@@ -7,6 +7,7 @@ import { connectDatabase } from '../db/connect.js';
 import { runMigrations } from '../db/migrate.js';
 import { bootDatabase, fail } from '../lib/boot.js';
 import { loadConfig, type Config } from '../lib/config.js';
+import { keepDataPrivate } from '../lib/private-dir.js';
 import { connectTemporal } from '../lib/temporal.js';
 import { createToken, createUser, grantRole, revokeToken, setPassword } from '../services/accounts.js';
 import { CLI_ACTOR, recordAudit, type AuditEntry } from '../services/audit.js';
@@ -105,6 +106,8 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const config = loadConfig();
+  // Before anything is written: the embedded database, the secret and local runs are the owner's alone.
+  keepDataPrivate(config.dataDir);
 
   switch (`${command}${sub && ['user', 'token'].includes(command) ? ` ${sub}` : ''}`) {
     case 'migrate': {

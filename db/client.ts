@@ -1,5 +1,5 @@
 // The client factory: every process reaches the database through the `postgres`
-// driver, whether it is PostgreSQL or the embedded PGlite served over loopback.
+// driver, whether it is PostgreSQL or the embedded PGlite served on a Unix socket.
 import type { PgDatabase } from 'drizzle-orm/pg-core';
 import { drizzle, type PostgresJsQueryResultHKT } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
@@ -15,8 +15,29 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/**
+ * A libpq-style `?host=/dir` names a Unix socket directory (the embedded database's
+ * URL is one). postgres.js 3.4 reads the host only from the URL's authority, and would
+ * send an unknown query parameter to the server as a setting, so it is taken out here
+ * and given as the socket path instead.
+ */
+export function driverTarget(url: string): { url: string; path?: string } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { url };
+  }
+  const host = parsed.searchParams.get('host');
+  if (!host?.startsWith('/')) return { url };
+  parsed.searchParams.delete('host');
+  return { url: parsed.toString(), path: `${host.replace(/\/+$/, '')}/.s.PGSQL.${parsed.port || '5432'}` };
+}
+
 export function openDatabase(url: string, options: { max?: number; applicationName?: string; embedded?: boolean } = {}): Database {
-  const sql = postgres(url, {
+  const target = driverTarget(url);
+  const sql = postgres(target.url, {
+    ...(target.path ? { path: target.path } : {}),
     max: options.max ?? 10,
     // Notices (e.g. "relation already exists, skipping") are noise in our logs.
     onnotice: () => {},

@@ -106,7 +106,8 @@ async function waitReady(address: string, child: ChildProcess, timeoutMs: number
 }
 
 export async function startTemporalDevServer(options: DevServerOptions): Promise<DevServer> {
-  fs.mkdirSync(options.stateDir, { recursive: true });
+  // Its SQLite file and log hold workflow inputs and histories: the owner's alone.
+  fs.mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   const pidFile = path.join(options.stateDir, 'server.pid');
   const logFile = path.join(options.stateDir, 'server.log');
   await reapStale(pidFile);
@@ -117,10 +118,13 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
       );
     }
   }
+  // Loopback only, for every socket it opens: --ip binds gRPC and also the HTTP API, the
+  // metrics endpoint and the internal services; --ui-ip the UI (it would follow --ip, said
+  // here so it cannot drift). The dev server has no authentication at all.
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--namespace', options.namespace, '--log-level', 'warn'];
-  args.push(...(options.uiPort === null ? ['--headless'] : ['--ui-port', String(options.uiPort)]));
+  args.push(...(options.uiPort === null ? ['--headless'] : ['--ui-ip', '127.0.0.1', '--ui-port', String(options.uiPort)]));
   if (options.dbFile) {
-    fs.mkdirSync(path.dirname(options.dbFile), { recursive: true });
+    fs.mkdirSync(path.dirname(options.dbFile), { recursive: true, mode: 0o700 });
     args.push('--db-filename', options.dbFile);
   }
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
@@ -128,13 +132,13 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
   // straight back to the worker that completed the workflow task, saving a poll round trip.
   args.push('--dynamic-config-value', 'system.enableActivityEagerExecution=true');
 
-  const log = fs.openSync(logFile, 'a');
+  const log = fs.openSync(logFile, 'a', 0o600);
   // Own process group: Ctrl-C reaches only us, and we stop the server after the worker
   // has let go of its tasks, never before.
   const child = spawn(options.cli.path, args, { detached: true, stdio: ['ignore', log, log] });
   fs.closeSync(log);
   if (child.pid === undefined) throw new DevServerError(`Could not run ${options.cli.path}.`);
-  fs.writeFileSync(pidFile, String(child.pid));
+  fs.writeFileSync(pidFile, String(child.pid), { mode: 0o600 });
   const address = `127.0.0.1:${options.port}`;
 
   const stop = async (): Promise<void> => {

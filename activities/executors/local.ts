@@ -38,8 +38,12 @@ export interface LocalExecutorOptions extends StopTiming {
   runsRoot: string;
 }
 
-/** The library, then the operation named by the first argument. */
-const LOCAL_PROGRAM = `${SHELL_LIBRARY}\n"$@"\n`;
+/**
+ * The library, then the operation named by the first argument. The run directories are
+ * under the data directory, which is the owner's alone (lib/private-dir.ts): what the
+ * wrapper and the trainer create there is too, whichever process runs the worker.
+ */
+const LOCAL_PROGRAM = `umask 077\n${SHELL_LIBRARY}\n"$@"\n`;
 
 /**
  * How /bin/sh runs `op` here. The operation's arguments (a launch's carry the trainer's

@@ -1,10 +1,11 @@
 // The database both ways DESIGN.md §7 allows: PostgreSQL (DATABASE_URL) and the embedded
-// PGlite served over loopback — migrations, the first-start seed, accounts and tokens.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+// PGlite served on a Unix socket — migrations, the first-start seed, accounts and tokens.
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { eq, sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -19,9 +20,31 @@ import { authenticate, createToken, createUser, permissionsOf, revokeToken, toke
 import { ServiceError } from '../../services/errors.js';
 import { DEMO_TEMPLATE_NAME, LOCAL_MACHINE_NAME, seed } from '../../services/seed.js';
 import { databaseUrlFor } from '../support/global-setup.js';
+import { listeningOf } from '../support/listening.js';
 import { groupAlive, TSX, uid, waitFor } from '../support/stack.js';
 
 const HOLD_EMBEDDED = path.resolve('test/integration/fixtures/hold-embedded.ts');
+const runAs = promisify(execFile);
+
+/**
+ * A client with no credentials (plain node, run as another user): a StartupMessage for
+ * postgres/postgres, then a query that writes. Prints the connect error and what came back.
+ */
+const INTRUDER = `
+const net = require('node:net');
+const cstr = (s) => Buffer.from(s + '\\0');
+const params = Buffer.concat([cstr('user'), cstr('postgres'), cstr('database'), cstr('postgres'), Buffer.from([0])]);
+const startup = Buffer.alloc(8); startup.writeInt32BE(8 + params.length, 0); startup.writeInt32BE(196608, 4);
+const text = cstr('create table intruder (x int)');
+const query = Buffer.alloc(5); query[0] = 0x51; query.writeInt32BE(4 + text.length, 1);
+let reply = Buffer.alloc(0), error = null;
+const done = () => { process.stdout.write(JSON.stringify({ error, reply: reply.toString('latin1') })); process.exit(0); };
+const socket = net.connect(JSON.parse(process.argv[1]), () => socket.write(Buffer.concat([startup, params, query, text])));
+socket.on('data', (d) => { reply = Buffer.concat([reply, d]); });
+socket.on('error', (e) => { error = e.code || e.message; });
+socket.on('close', done);
+setTimeout(done, 5000);
+`;
 
 async function tableNames(database: Database): Promise<string[]> {
   const rows = await database.sql<{ name: string }[]>`
@@ -211,7 +234,7 @@ describe('PostgreSQL: accounts and tokens', () => {
   });
 });
 
-describe('the embedded database (PGlite over loopback)', () => {
+describe('the embedded database (PGlite on a Unix socket)', () => {
   const cleanups: Array<() => Promise<unknown> | unknown> = [];
   const tempDir = () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-embedded-'));
@@ -223,7 +246,8 @@ describe('the embedded database (PGlite over loopback)', () => {
     return value;
   };
   const configFor = (dataDir: string): Config => ({ ...loadConfig({}, dataDir), databaseUrl: null, dataDir });
-  const lock = (dataDir: string) => JSON.parse(fs.readFileSync(path.join(dataDir, 'pglite.lock'), 'utf8')) as { pid: number; port: number | null };
+  const lock = (dataDir: string) => JSON.parse(fs.readFileSync(path.join(dataDir, 'pglite.lock'), 'utf8')) as { pid: number; socketDir: string | null };
+  const socketDirOf = (url: string) => new URL(url).searchParams.get('host');
 
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
@@ -232,7 +256,8 @@ describe('the embedded database (PGlite over loopback)', () => {
   it('is found by connectDatabase in the same process, which migrates and seeds it through the served URL', async () => {
     const dataDir = tempDir();
     const server = track(await startEmbeddedServer(dataDir));
-    expect(lock(dataDir)).toEqual({ pid: process.pid, port: Number(new URL(server.url).port) });
+    expect(lock(dataDir)).toEqual({ pid: process.pid, socketDir: path.join(dataDir, 'socket') });
+    expect(socketDirOf(server.url)).toBe(path.join(dataDir, 'socket'));
 
     const connected = track(await connectDatabase(configFor(dataDir)));
     expect(connected.served).toBeNull();
@@ -244,8 +269,8 @@ describe('the embedded database (PGlite over loopback)', () => {
     expect((await seed(connected.database.db, { adminPassword: null })).admin).toBeNull();
     expect(await demoAndLocalCounts(connected.database)).toEqual({ demo: 1, local: 1 });
     expect(await authenticate(connected.database.db, 'admin', 'embedded-admin-pw')).toMatchObject({ login: 'admin' });
-    // Still the one server: the lock names the same port.
-    expect(lock(dataDir).port).toBe(Number(new URL(server.url).port));
+    // Still the one server: the lock names the same socket.
+    expect(lock(dataDir).socketDir).toBe(socketDirOf(server.url));
   });
 
   it('keeps its data across a stop and a restart of the server', async () => {
@@ -292,14 +317,14 @@ describe('the embedded database (PGlite over loopback)', () => {
     const server = track(await startEmbeddedServer(dataDir));
     await expect(startEmbeddedServer(dataDir)).rejects.toThrow(/embedded database in .* is held by this process/);
     // The refusal did not disturb the first: its lock and its database are intact.
-    expect(lock(dataDir).port).toBe(Number(new URL(server.url).port));
+    expect(lock(dataDir).socketDir).toBe(socketDirOf(server.url));
     const database = openDatabase(server.url, { embedded: true, max: 1 });
     cleanups.push(() => database.close());
     expect(await database.sql`select 1 as one`).toEqual([{ one: 1 }]);
   });
 
-  it('refuses a second startEmbeddedServer while another process serves the directory, and connects to that one instead', async () => {
-    const dataDir = tempDir();
+  /** The role `npm start` plays: another process opens the database in `dataDir` and serves it. */
+  const holdElsewhere = async (dataDir: string): Promise<{ child: ChildProcess; url: string }> => {
     // Its own process group: tsx runs the script in a child node process, which a
     // SIGKILL of tsx alone would leave behind.
     const child: ChildProcess = spawn(TSX, [HOLD_EMBEDDED, dataDir], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -313,6 +338,12 @@ describe('the embedded database (PGlite over loopback)', () => {
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const url = await waitFor('the other process to serve the database', async () => /serving (\S+)/.exec(output)?.[1], 60_000, 100);
+    return { child, url };
+  };
+
+  it('refuses a second startEmbeddedServer while another process serves the directory, and connects to that one instead', async () => {
+    const dataDir = tempDir();
+    const { child, url } = await holdElsewhere(dataDir);
 
     await expect(startEmbeddedServer(dataDir)).rejects.toThrow(new RegExp(`is held by process ${lock(dataDir).pid}`));
     expect(lock(dataDir).pid).not.toBe(process.pid);
@@ -336,20 +367,69 @@ describe('the embedded database (PGlite over loopback)', () => {
     const dataDir = tempDir();
     const dead = spawnSync(process.execPath, ['-e', '']);
     expect(dead.pid).toBeGreaterThan(0);
-    fs.writeFileSync(path.join(dataDir, 'pglite.lock'), JSON.stringify({ pid: dead.pid, port: 1 }));
+    fs.writeFileSync(path.join(dataDir, 'pglite.lock'), JSON.stringify({ pid: dead.pid, socketDir: path.join(dataDir, 'socket') }));
     expect(await findEmbeddedServer(dataDir, 0)).toBeNull();
 
     const server = track(await startEmbeddedServer(dataDir));
-    expect(lock(dataDir)).toEqual({ pid: process.pid, port: Number(new URL(server.url).port) });
+    expect(lock(dataDir)).toEqual({ pid: process.pid, socketDir: socketDirOf(server.url) });
     const connected = track(await connectDatabase(configFor(dataDir)));
     expect(connected.database.url).toBe(server.url);
   });
 
   it('replaces a stale lock file that names this process when this process holds nothing (a reused pid)', async () => {
     const dataDir = tempDir();
-    fs.writeFileSync(path.join(dataDir, 'pglite.lock'), JSON.stringify({ pid: process.pid, port: null }));
+    fs.writeFileSync(path.join(dataDir, 'pglite.lock'), JSON.stringify({ pid: process.pid, socketDir: null }));
     expect(await findEmbeddedServer(dataDir, 0)).toBeNull();
     const server = track(await startEmbeddedServer(dataDir));
-    expect(lock(dataDir).port).toBe(Number(new URL(server.url).port));
+    expect(lock(dataDir).socketDir).toBe(socketDirOf(server.url));
+  });
+  it('admits no other local account: it listens on no TCP port, and another user cannot open the socket it listens on; the configured client can', async () => {
+    const dataDir = tempDir();
+    await holdElsewhere(dataDir);
+    const holder = lock(dataDir).pid;
+    const listening = listeningOf(holder);
+    // Whatever the holder listens on, a client with no credentials tries to write through it.
+    const targets = [...listening.tcp.map(({ port }) => ({ host: '127.0.0.1', port })), ...listening.unix.map((socketPath) => ({ path: socketPath }))];
+    expect(targets.length).toBeGreaterThan(0);
+    // Another account on the host: `nobody`, which root can become (CI runs as root).
+    const asRoot = process.getuid!() === 0;
+    if (asRoot) {
+      for (const target of targets) {
+        const { stdout } = await runAs(process.execPath, ['-e', INTRUDER, JSON.stringify(target)], { uid: 65534, gid: 65534, cwd: '/', timeout: 20_000 });
+        const result = JSON.parse(stdout) as { error: string | null; reply: string };
+        expect(result.reply, `${JSON.stringify(target)} answered another account`).not.toContain('CREATE TABLE');
+        expect(result.error, JSON.stringify(target)).toBe('EACCES');
+      }
+    }
+    expect(listening.tcp).toEqual([]);
+    // The socket is in a directory only this user may enter.
+    expect(listening.unix).toEqual([path.join(dataDir, 'socket', '.s.PGSQL.5432')]);
+    const socketDir = fs.statSync(path.join(dataDir, 'socket'));
+    expect(socketDir.mode & 0o777).toBe(0o700);
+    expect(socketDir.uid).toBe(process.getuid!());
+
+    // The configured path (the CLI's, a second worker's) reads and writes.
+    const connected = track(await connectDatabase(configFor(dataDir)));
+    await runMigrations(connected.database);
+    expect((await seed(connected.database.db, { adminPassword: 'owner-only-pw' })).admin?.login).toBe('admin');
+    const [intruder] = await connected.database.sql<{ n: number }[]>`select count(*)::int as n from information_schema.tables where table_name = 'intruder'`;
+    expect(intruder!.n).toBe(0);
+  });
+  it('serves a data directory whose path is too long for a socket from a private temporary directory, removed on stop', async () => {
+    const dataDir = path.join(tempDir(), 'a-data-directory-whose-path-is-long-enough'.repeat(2));
+    const server = await startEmbeddedServer(dataDir);
+    let stopped = false;
+    cleanups.push(() => (stopped ? undefined : server.stop()));
+    const socketDir = socketDirOf(server.url)!;
+    expect(path.dirname(socketDir)).toBe(os.tmpdir());
+    expect(fs.statSync(socketDir).mode & 0o777).toBe(0o700);
+    expect(lock(dataDir).socketDir).toBe(socketDir);
+    const connected = track(await connectDatabase(configFor(dataDir)));
+    expect(connected.database.url).toBe(server.url);
+    expect(await connected.database.sql`select 1 as one`).toEqual([{ one: 1 }]);
+    await connected.close();
+    await server.stop();
+    stopped = true;
+    expect(fs.existsSync(socketDir)).toBe(false);
   });
 });
