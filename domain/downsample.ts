@@ -1,5 +1,5 @@
 // Min/max-preserving downsampling of a metric series for the monitoring chart
-// (DESIGN.md §6, §8 "chart"): at most maxPoints points, and never at the cost
+// (docs/design.md §6, §8 "chart"): at most maxPoints points, and never at the cost
 // of a spike. A diverging loss shows up as a huge value, NaN or ±Infinity;
 // averaging or plain decimation would hide exactly that.
 //

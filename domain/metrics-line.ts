@@ -1,4 +1,4 @@
-// Reader for the trainer's metrics file (DESIGN.md §5): JSON lines such as
+// Reader for the trainer's metrics file (docs/design.md §5): JSON lines such as
 // {"step":120,"total_steps":5000,"epoch":2,"lr":0.0009,"loss":0.41}.
 // Bytes go in as they are read from the file; points and progress come out.
 //

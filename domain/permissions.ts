@@ -1,4 +1,4 @@
-// Permission names of DESIGN.md §3 (the seed product's, kept as they are) and the
+// Permission names of docs/design.md §3 (the seed product's, kept as they are) and the
 // built-in roles. Pure data: the Oso policy, the seed and the UI read it.
 export const PERMISSIONS = {
   'templates.view': { ru: 'Шаблоны процесса обучения — Просмотр', en: 'Training templates — View' },
@@ -15,7 +15,7 @@ export const PERMISSIONS = {
 export type Permission = keyof typeof PERMISSIONS;
 export const ALL_PERMISSIONS = Object.keys(PERMISSIONS) as Permission[];
 
-/** Template-scoped grants carry only these; the rest are global (DESIGN.md §3). */
+/** Template-scoped grants carry only these; the rest are global (docs/design.md §3). */
 export const TEMPLATE_SCOPED: ReadonlySet<Permission> = new Set<Permission>([
   'templates.view',
   'processes.view',

@@ -1,4 +1,4 @@
-// The status table of DESIGN.md §2: statuses, labels, user actions and every
+// The status table of docs/design.md §2: statuses, labels, user actions and every
 // transition a training process may make. The workflow's update validators,
 // the API (409 reasons) and the action menus all read this one module, so a
 // menu shows exactly the actions that would succeed. Pure: no I/O, no clock,

@@ -1,4 +1,4 @@
-// The one place that reads process.env. Every setting of DESIGN.md §7 is parsed and
+// The one place that reads process.env. Every setting of docs/design.md §7 is parsed and
 // validated here at boot, so a bad value fails fast with a line that says what to set.
 import net from 'node:net';
 import path from 'node:path';

@@ -1,4 +1,4 @@
-// UI dictionaries. The labels of DESIGN.md §1 are exact; ru is the first users' language.
+// UI dictionaries. The labels of docs/design.md §1 are exact; ru is the first users' language.
 export type Locale = 'ru' | 'en';
 export const LOCALES: Locale[] = ['ru', 'en'];
 

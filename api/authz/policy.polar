@@ -1,5 +1,5 @@
 # Trainyard's authorization policy. Every check of the pages, the htmx fragments and
-# the JSON API is decided here, from the permission names of DESIGN.md §3 and the
+# the JSON API is decided here, from the permission names of docs/design.md §3 and the
 # roles a user holds globally or for one template.
 #
 # Resources: `Template` (a template and its processes; id nil stands for "any

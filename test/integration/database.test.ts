@@ -1,4 +1,4 @@
-// The database both ways DESIGN.md §7 allows: PostgreSQL (DATABASE_URL) and the embedded
+// The database both ways docs/design.md §7 allows: PostgreSQL (DATABASE_URL) and the embedded
 // PGlite served on a Unix socket — migrations, the first-start seed, accounts and tokens.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';

@@ -1,4 +1,4 @@
-// The one config module (DESIGN.md §7): defaults a bare machine gets, and a ConfigError
+// The one config module (docs/design.md §7): defaults a bare machine gets, and a ConfigError
 // naming the variable to set for every bad value; and where the Temporal CLI comes from.
 import fs from 'node:fs';
 import os from 'node:os';

@@ -16,7 +16,7 @@ import {
   type UserAction,
 } from '../../domain/status.js';
 
-// The whole status × action matrix, written out by hand from DESIGN.md §2.
+// The whole status × action matrix, written out by hand from docs/design.md §2.
 // null = refused; [next, stopFirst] = allowed. Enable without context.
 type Cell = null | readonly [ProcessStatus, boolean];
 const EXPECTED: Record<ProcessStatus, Record<UserAction, Cell>> = {
