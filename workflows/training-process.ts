@@ -7,6 +7,7 @@ import {
   CancellationScope,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -16,6 +17,7 @@ import {
 import type { ControlActivities, MachineActivities, TrainerOutcome } from '../activities/types.js';
 import { FAILURE } from '../domain/failures.js';
 import { decide, isActive, type ProcessStatus, type UserAction } from '../domain/status.js';
+import { stopTimeoutSeconds } from '../domain/stop-timeout.js';
 import {
   CONTROL_TASK_QUEUE,
   deleteUpdate,
@@ -72,12 +74,14 @@ function machine(machineId: number) {
       heartbeatTimeout: '10s',
       retry: { initialInterval: '200ms', maximumInterval: '5s', nonRetryableErrorTypes: [FAILURE.machineLost] },
     }),
-    stop: proxyActivities<Pick<MachineActivities, 'stopTrainer'>>({
-      taskQueue,
-      startToCloseTimeout: '30m',
-      heartbeatTimeout: '15s',
-      retry: { initialInterval: '200ms', maximumInterval: '5s', nonRetryableErrorTypes: [FAILURE.machineLost] },
-    }),
+    /** The stop of one run: an attempt outlasts the template's grace period (see stopTimeoutSeconds). */
+    stop: (run: { stopGraceSeconds?: number; lostTimeoutSeconds?: number }) =>
+      proxyActivities<Pick<MachineActivities, 'stopTrainer'>>({
+        taskQueue,
+        startToCloseTimeout: `${stopTimeoutSeconds(run.stopGraceSeconds ?? 30, run.lostTimeoutSeconds ?? 600)}s`,
+        heartbeatTimeout: '15s',
+        retry: { initialInterval: '200ms', maximumInterval: '5s', nonRetryableErrorTypes: [FAILURE.machineLost] },
+      }),
     cleanup: proxyActivities<Pick<MachineActivities, 'removeRunDirs'>>({
       taskQueue,
       startToCloseTimeout: '2m',
@@ -251,12 +255,40 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
       return;
     }
 
+    // A stop accepted in the activation that granted the slot: the race above saw the
+    // slot first (conditions are looked at after the activation's jobs), but nothing has
+    // been launched yet, so nothing must be.
+    if (stopRequested && patched('stop-at-slot-grant')) {
+      await control.releaseSlot(run.runId);
+      await finish('stopped', null, null);
+      return;
+    }
+
+    const stopping = machineActivities.stop(run);
+    /** Stops whatever trainer the run may have; the error when that failed, else null. */
+    async function stopTrainer(): Promise<unknown> {
+      try {
+        await stopping.stopTrainer(run.runId);
+        return null;
+      } catch (error) {
+        return error;
+      }
+    }
+
     setStatus('starting', null);
     try {
       await machineActivities.launch.launchTrainer(run.runId);
     } catch (error) {
+      // The trainer may have started although no attempt could say so (a lost reply,
+      // then failed retries): look for it and stop it before its slot is given away.
+      const stopError = patched('stop-after-failed-launch') ? await stopTrainer() : null;
       await control.releaseSlot(run.runId);
-      await finish(stopRequested ? 'stopped' : 'failed', null, stopRequested ? null : `Launch failed: ${failureMessage(error)}`);
+      if (stopRequested) {
+        await finish('stopped', null, stopError === null ? null : `Could not make sure the trainer is gone: ${failureMessage(stopError)}`, stopError !== null);
+      } else {
+        const stopNote = stopError === null ? '' : ` (the trainer it may have started could not be stopped: ${failureMessage(stopError)})`;
+        await finish('failed', null, `Launch failed: ${failureMessage(error)}${stopNote}`, stopError !== null);
+      }
       return;
     }
     if (!stopRequested) setStatus('running');
@@ -274,19 +306,29 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
     );
     await Promise.race([watched, condition(() => stopRequested)]);
     let stopError: unknown = null;
+    let stoppedTrainer = false;
     if (stopRequested && outcome === null && watchError === null) {
-      try {
-        await machineActivities.stop.stopTrainer(run.runId);
-      } catch (error) {
-        stopError = error;
-      }
+      stopError = await stopTrainer();
+      stoppedTrainer = stopError === null;
     }
     await watched;
+    // The watch gave up for a reason other than a silent machine (bad data, a missing
+    // run): the trainer is still there and still holds its GPUs, so it is stopped before
+    // the slot is freed. (A machine that is not answering cannot be asked; the worker
+    // stops that trainer once the machine answers again.)
+    if (watchError !== null && !stoppedTrainer && stopError === null && failureType(watchError) !== FAILURE.machineLost && patched('stop-after-watch-failure')) {
+      stopError = await stopTrainer();
+      stoppedTrainer = stopError === null;
+    }
     await control.releaseSlot(run.runId);
 
     if (watchError !== null || stopError !== null) {
       const error = watchError ?? stopError;
       const lost = failureType(error) === FAILURE.machineLost;
+      if (stoppedTrainer) {
+        await finish('failed', null, failureMessage(error));
+        return;
+      }
       // The trainer may outlive its machine's silence: the worker stops it when the machine answers again.
       await finish('failed', null, lost ? failureMessage(error) : `Lost track of the trainer: ${failureMessage(error)}`, true);
       return;
