@@ -255,9 +255,10 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
       return;
     }
 
-    // A stop accepted in the activation that granted the slot: the race above saw the
-    // slot first (conditions are looked at after the activation's jobs), but nothing has
-    // been launched yet, so nothing must be.
+    // A stop accepted in the activation that granted the slot launches nothing. Today the
+    // race above already picks the stop then (Core hands updates to the workflow before
+    // activity results), but which of two promises settling in one activation wins is the
+    // SDK's business; this keeps the rule whatever order it settles them in.
     if (stopRequested && patched('stop-at-slot-grant')) {
       await control.releaseSlot(run.runId);
       await finish('stopped', null, null);
