@@ -11,10 +11,10 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMachineActivities } from '../../activities/machine.js';
 import { runs, slotLeases } from '../../db/schema.js';
-import { act, createProcess, deleteProcess, findRun, getProcess } from '../../services/processes.js';
+import { act, createProcess as create, deleteProcess, findRun, getProcess, type CreateProcessInput } from '../../services/processes.js';
 import { trainingProcessWorkflowId } from '../../workflows/messages.js';
 import { ServiceError } from '../../services/errors.js';
-import { groupAlive, localMachine, makeTemplate, startStack, TEST_SECRET, waitFor, waitForStatus, type Stack } from '../support/stack.js';
+import { groupAlive, localMachine, makeTemplate, recordHistories, startStack, TEST_SECRET, waitFor, waitForStatus, type Stack } from '../support/stack.js';
 import { startControlWorker, startMachineWorker, startWorkflowWorker, type TestWorker } from '../support/split-workers.js';
 
 let stack: Stack;
@@ -43,7 +43,18 @@ beforeAll(async () => {
     },
   }));
 });
+/** Processes of this file, whose histories (with the patches of these paths) can be recorded for the replay test. */
+const processIds: number[] = [];
+async function createProcess(deps: Stack['deps'], input: CreateProcessInput) {
+  const created = await create(deps, input);
+  processIds.push(created.id);
+  return created;
+}
+
 afterAll(async () => {
+  // TRAINYARD_RECORD_HISTORIES=<dir> npx vitest run --project integration test/integration/launch-stop.test.ts
+  const recordTo = process.env.TRAINYARD_RECORD_HISTORIES;
+  if (recordTo && stack) console.log(`recorded ${await recordHistories(stack, recordTo, processIds)} histories into ${recordTo}`);
   for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
   await workflows?.shutdown();
   await control?.shutdown();
@@ -238,6 +249,33 @@ describe('launch and stop at the edges', () => {
 
     await deleteProcess(stack.deps, created.id);
     await waitFor('the process to be gone', async () => getProcess(stack.deps, created.id).then(() => false, (e: unknown) => e instanceof ServiceError && e.code === 'not_found'));
+    expect(fs.existsSync(run.runDir!)).toBe(false);
+  });
+
+  it('a delete requested while a watch failure is being handled completes: the trainer is killed after its grace and the process is gone', async () => {
+    const file = launchesFile();
+    const template = await sleeperTemplate(file, { ignoreTerm: true, stopGraceSeconds: 4 });
+    const machine = await machineWith(() => ({
+      // Fault injection: as above, the watch gives up for good.
+      async runTraining() {
+        await new Promise((r) => setTimeout(r, 1000));
+        throw ApplicationFailure.nonRetryable('injected: the trainer wrote a value PostgreSQL cannot store', 'InjectedDataError');
+      },
+    }));
+    const created = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
+    await act(stack.deps, created.id, 'start');
+    const run = await waitFor('the trainer', async () => {
+      const found = await findRun(stack.deps, created.id);
+      return found.pgid !== null ? found : null;
+    });
+    groups.add(run.pgid!);
+    // The failure is being handled: the trainer (which ignores TERM) has had its TERM and is in its grace.
+    await waitFor('the TERM after the failure', async () => fs.existsSync(path.join(run.runDir!, 'stop_requested')), 20_000);
+    expect(groupAlive(run.pgid!)).toBe(true);
+    await deleteProcess(stack.deps, created.id);
+    await waitFor('the process to be gone', async () => getProcess(stack.deps, created.id).then(() => false, (e: unknown) => e instanceof ServiceError && e.code === 'not_found'));
+    expect(groupAlive(run.pgid!)).toBe(false);
+    expect(await leasesOf(run.id)).toEqual([]);
     expect(fs.existsSync(run.runDir!)).toBe(false);
   });
 });
