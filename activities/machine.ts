@@ -428,7 +428,7 @@ export function createMachineActivities(deps: MachineDeps): {
       }
     },
 
-    async stopTrainer(runId) {
+    async stopTrainer(runId, options) {
       const context = Context.current();
       const run = await loadRun(runId);
       const graceMs = graceMsOf(run);
@@ -462,7 +462,7 @@ export function createMachineActivities(deps: MachineDeps): {
           return stopped;
         } catch (error) {
           if (!unreachable(error)) throw error;
-          if (Date.now() - startedAt > machine.lostTimeoutSeconds * 1000) {
+          if (Date.now() - startedAt > Math.min(machine.lostTimeoutSeconds, options?.unreachableForSeconds ?? Infinity) * 1000) {
             throw ApplicationFailure.nonRetryable(`Could not stop the trainer: the machine "${machine.name}" is unreachable.`, FAILURE.machineLost);
           }
           context.heartbeat(termSentAt === null ? undefined : { termSentAt });

@@ -14,7 +14,7 @@ import {
   allHandlersFinished,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ControlActivities, MachineActivities, TrainerOutcome } from '../activities/types.js';
+import type { ControlActivities, MachineActivities, StopOptions, TrainerOutcome } from '../activities/types.js';
 import { FAILURE } from '../domain/failures.js';
 import { decide, isActive, type ProcessStatus, type UserAction } from '../domain/status.js';
 import { stopTimeoutSeconds } from '../domain/stop-timeout.js';
@@ -57,6 +57,9 @@ const slots = proxyActivities<Pick<ControlActivities, 'acquireSlot'>>({
   // finished, and a lease it takes in between is freed as stale.
   cancellationType: 'TRY_CANCEL',
 });
+
+/** How long the stop after a failed launch waits for a silent machine before leaving the trainer to the reaper. */
+const LAUNCH_STOP_PATIENCE_SECONDS = 30;
 
 function machine(machineId: number) {
   const taskQueue = machineTaskQueue(machineId);
@@ -267,9 +270,9 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
 
     const stopping = machineActivities.stop(run);
     /** Stops whatever trainer the run may have; the error when that failed, else null. */
-    async function stopTrainer(): Promise<unknown> {
+    async function stopTrainer(options?: StopOptions): Promise<unknown> {
       try {
-        await stopping.stopTrainer(run.runId);
+        await stopping.stopTrainer(run.runId, ...(options ? [options] : []));
         return null;
       } catch (error) {
         return error;
@@ -282,7 +285,9 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
     } catch (error) {
       // The trainer may have started although no attempt could say so (a lost reply,
       // then failed retries): look for it and stop it before its slot is given away.
-      const stopError = patched('stop-after-failed-launch') ? await stopTrainer() : null;
+      // A machine that did not answer the launch is not waited for long: the worker stops
+      // that trainer once the machine answers again (trainerMayRemain).
+      const stopError = patched('stop-after-failed-launch') ? await stopTrainer({ unreachableForSeconds: LAUNCH_STOP_PATIENCE_SECONDS }) : null;
       await control.releaseSlot(run.runId);
       if (stopRequested) {
         await finish('stopped', null, stopError === null ? null : `Could not make sure the trainer is gone: ${failureMessage(stopError)}`, stopError !== null);
