@@ -356,6 +356,11 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
     if (state.runId !== null) await control.finishRun(state.runId, { status, exitCode, error, ...(trainerMayRemain ? { trainerMayRemain } : {}) });
     if (status === 'stopped' && afterStop === 'disabled') {
       setStatus('disabled', error);
+    } else if (status === 'failed' && afterStop === 'disabled' && patched('disable-after-failure')) {
+      // Disabled while a failure was being handled (its trainer being stopped): the disable
+      // still happens, and enable brings back the failure with its reason.
+      state.statusBeforeDisable = 'failed';
+      setStatus('disabled', error);
     } else {
       setStatus(status, error);
     }

@@ -278,4 +278,31 @@ describe('launch and stop at the edges', () => {
     expect(await leasesOf(run.id)).toEqual([]);
     expect(fs.existsSync(run.runDir!)).toBe(false);
   });
+
+  it('a disable requested while a watch failure is being handled completes: the trainer is stopped, the process disabled, and enable brings back the failure', async () => {
+    const file = launchesFile();
+    const template = await sleeperTemplate(file, { ignoreTerm: true, stopGraceSeconds: 4 });
+    const machine = await machineWith(() => ({
+      // Fault injection: as above, the watch gives up for good.
+      async runTraining() {
+        await new Promise((r) => setTimeout(r, 1000));
+        throw ApplicationFailure.nonRetryable('injected: the trainer wrote a value PostgreSQL cannot store', 'InjectedDataError');
+      },
+    }));
+    const created = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
+    await act(stack.deps, created.id, 'start');
+    const run = await waitFor('the trainer', async () => {
+      const found = await findRun(stack.deps, created.id);
+      return found.pgid !== null ? found : null;
+    });
+    groups.add(run.pgid!);
+    await waitFor('the TERM after the failure', async () => fs.existsSync(path.join(run.runDir!, 'stop_requested')), 20_000);
+    expect((await act(stack.deps, created.id, 'disable')).status).toBe('stopping');
+    const disabled = await waitForStatus(stack, created.id, 'disabled', 60_000);
+    expect(disabled.lastError).toBe('injected: the trainer wrote a value PostgreSQL cannot store');
+    expect(groupAlive(run.pgid!)).toBe(false);
+    expect(await leasesOf(run.id)).toEqual([]);
+    const enabled = await act(stack.deps, created.id, 'enable');
+    expect(enabled.status).toBe('failed');
+  });
 });
