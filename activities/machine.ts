@@ -43,8 +43,8 @@ const LOG_TAIL_BYTES = 16 * 1024;
 const HANDLE_WAIT_MS = 15_000;
 // The grace a trainer launched too late gets: it has done nothing worth saving yet.
 const LATE_LAUNCH_GRACE_MS = 5_000;
-// How often a stop resumed mid-grace looks whether the trainer is gone.
-const STOP_POLL_MS = 200;
+// How often a stop in its grace period looks whether the trainer is gone.
+const STOP_POLL_MS = 50;
 
 /** Heartbeat details of stopTrainer: when its first TERM was sent (ms since the epoch). */
 interface StopProgress {
@@ -442,22 +442,25 @@ export function createMachineActivities(deps: MachineDeps): {
         try {
           const handle = handleOf(run) ?? (run.runDir ? await executorOf().readHandle(run.runDir) : null);
           if (!handle) return { killed: false };
-          let stopped: { killed: boolean };
           if (termSentAt === null) {
-            termSentAt = Date.now();
-            const progress: StopProgress = { termSentAt };
+            const at = Date.now();
             // Said before the TERM leaves, so that a worker dying right after it cannot lose it.
-            context.heartbeat(progress);
-            stopped = await heartbeating(executorOf().stop(handle, graceMs), progress);
-          } else {
-            const progress: StopProgress = { termSentAt };
-            context.heartbeat(progress);
-            const left = termSentAt + graceMs - Date.now();
-            // TERM was sent already: wait out what is left of the grace, then TERM again (in
-            // case it never arrived) and KILL at once.
-            const gone = left > 0 && (await heartbeating(goneWithin(handle, left), progress));
-            stopped = gone ? { killed: false } : await heartbeating(executorOf().stop(handle, 0), progress);
+            context.heartbeat({ termSentAt: at } satisfies StopProgress);
+            try {
+              await executorOf().signal(handle, 'TERM');
+            } catch (error) {
+              // No connection was made, so no TERM went out: the grace has not begun.
+              if (isExecutorError(error, 'UNREACHABLE')) context.heartbeat({});
+              throw error;
+            }
+            termSentAt = at;
           }
+          const progress: StopProgress = { termSentAt };
+          context.heartbeat(progress);
+          // Wait out what is left of the grace (all of it, unless an earlier attempt sent the
+          // TERM), then TERM again in case it never arrived, and KILL.
+          const gone = await heartbeating(goneWithin(handle, Math.max(0, termSentAt + graceMs - Date.now())), progress);
+          const stopped = gone ? { killed: false } : await heartbeating(executorOf().stop(handle, 0), progress);
           wakers.get(runId)?.();
           return stopped;
         } catch (error) {
