@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { and, desc, eq, isNotNull, lt } from 'drizzle-orm';
+import { and, desc, eq, isNotNull, isNull, lt } from 'drizzle-orm';
 import type postgres from 'postgres';
 import type { Db } from '../db/client.js';
 import { machines, processEvents, runs } from '../db/schema.js';
@@ -44,6 +44,17 @@ const HOLD_BYTES = 256 * 1024;
 const COMMIT_EVERY_MS = 500;
 const HEARTBEAT_MS = 2000;
 const LOG_TAIL_BYTES = 16 * 1024;
+// How long a launch that found its run directory taken waits for the other launch's handle.
+const HANDLE_WAIT_MS = 15_000;
+// The grace a trainer launched too late gets: it has done nothing worth saving yet.
+const LATE_LAUNCH_GRACE_MS = 5_000;
+// How often a stop in its grace period looks whether the trainer is gone.
+const STOP_POLL_MS = 50;
+
+/** Heartbeat details of stopTrainer: when its first TERM was sent (ms since the epoch). */
+interface StopProgress {
+  termSentAt: number;
+}
 
 /** Errors that mean "the machine is not answering now", as opposed to a bug or a refusal. */
 function unreachable(error: unknown): boolean {
@@ -160,6 +171,53 @@ export function createMachineActivities(deps: MachineDeps): {
       .where(eq(runs.id, runId));
   }
 
+  /**
+   * The run's directory, chosen once: overlapping attempts of launchTrainer agree on the
+   * first one recorded, so they cannot start two trainers in two directories. `ours`:
+   * this call recorded it, so no trainer can be there yet.
+   */
+  async function claimRunDir(run: typeof runs.$inferSelect): Promise<{ runDir: string; ours: boolean }> {
+    if (run.runDir !== null) return { runDir: run.runDir, ours: false };
+    const root = await executorOf().runsRoot();
+    // A random part: ids restart with a new database, and a run must never adopt the
+    // trainer an older installation left in a directory of the same name.
+    const fresh = path.posix.join(root, `process-${run.processId}`, `run-${run.number}-${run.id}-${crypto.randomBytes(4).toString('hex')}`);
+    const [claimed] = await db
+      .update(runs)
+      .set({ runDir: fresh })
+      .where(and(eq(runs.id, run.id), isNull(runs.runDir)))
+      .returning({ runDir: runs.runDir });
+    if (claimed) return { runDir: fresh, ours: true };
+    const stored = (await loadRun(run.id)).runDir;
+    if (stored === null) throw new Error(`Run ${run.id}: the run directory was neither recorded nor found.`);
+    return { runDir: stored, ours: false };
+  }
+
+  /** The handle a launch under way in `runDir` is about to record (its wrapper writes it within moments). */
+  async function handleSoon(runDir: string): Promise<TrainerHandle | null> {
+    const deadline = Date.now() + HANDLE_WAIT_MS;
+    for (;;) {
+      const found = await executorOf().readHandle(runDir);
+      if (found || Date.now() > deadline) return found;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  function graceMsOf(run: typeof runs.$inferSelect): number {
+    return ((run.templateSnapshot as { stopGraceSeconds?: number }).stopGraceSeconds ?? 30) * 1000;
+  }
+
+  /** True once the trainer's group is gone, false if it is still there after `ms`. */
+  async function goneWithin(handle: TrainerHandle, ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      if (!(await executorOf().inspect(handle)).alive) return true;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(STOP_POLL_MS, left)));
+    }
+  }
+
   function typedFailure(error: unknown): never {
     if (isExecutorError(error, 'HOST_KEY_MISMATCH')) throw ApplicationFailure.nonRetryable(error.message, FAILURE.hostKeyMismatch);
     if (isExecutorError(error, 'HOST_KEY_NOT_PINNED') || isExecutorError(error, 'AUTH_FAILED') || isExecutorError(error, 'LAUNCH_FAILED')) {
@@ -206,19 +264,19 @@ export function createMachineActivities(deps: MachineDeps): {
   const activities: MachineActivities = {
     async launchTrainer(runId) {
       const run = await loadRun(runId);
+      // A late attempt (one that outlived its timeout) must not start what the workflow gave up on.
+      if (run.finishedAt) throw ApplicationFailure.nonRetryable(`Run ${runId} is finished; nothing to launch.`, FAILURE.launchFailed);
       try {
-        const root = await executorOf().runsRoot();
-        // A random part: ids restart with a new database, and a run must never adopt the
-        // trainer an older installation left in a directory of the same name.
-        const runDir = run.runDir ?? path.posix.join(root, `process-${run.processId}`, `run-${run.number}-${run.id}-${crypto.randomBytes(4).toString('hex')}`);
-        // An earlier attempt may have launched before it could record the handle: adopt it.
-        // (Only an earlier attempt can have recorded the directory; a fresh one holds nothing.)
-        const recorded = handleOf(run) ?? (run.runDir ? await executorOf().readHandle(runDir) : null);
+        const adopted = handleOf(run);
+        if (adopted) return { pid: adopted.pid };
+        const { runDir, ours } = await claimRunDir(run);
+        // An earlier or overlapping attempt may have launched before it could record the
+        // handle: adopt it. (A directory this attempt just claimed holds nothing yet.)
+        const recorded = ours ? null : await executorOf().readHandle(runDir);
         if (recorded) {
           await recordHandle(runId, recorded);
           return { pid: recorded.pid };
         }
-        await db.update(runs).set({ runDir }).where(eq(runs.id, runId));
         const template = run.templateSnapshot as { command: string; workingDir?: string | null };
         let handle: TrainerHandle;
         try {
@@ -230,11 +288,19 @@ export function createMachineActivities(deps: MachineDeps): {
           });
         } catch (error) {
           if (!isExecutorError(error, 'RUN_DIR_EXISTS')) throw error;
-          const found = await executorOf().readHandle(runDir);
+          // Another attempt created the directory; its wrapper records the handle right after.
+          const found = await handleSoon(runDir);
           if (!found) throw ApplicationFailure.nonRetryable(`The run directory ${runDir} exists but holds no trainer.`, FAILURE.launchFailed);
           handle = found;
         }
         await recordHandle(runId, handle);
+        // The workflow gave up on this run while this (late) attempt launched: nobody
+        // watches this trainer, so it must not keep its GPUs.
+        const [now] = await db.select({ finishedAt: runs.finishedAt }).from(runs).where(eq(runs.id, runId));
+        if (now?.finishedAt) {
+          await executorOf().stop(handle, Math.min(graceMsOf(run), LATE_LAUNCH_GRACE_MS));
+          throw ApplicationFailure.nonRetryable(`Run ${runId} finished while this attempt launched; its trainer was stopped.`, FAILURE.launchFailed);
+        }
         return { pid: handle.pid };
       } catch (error) {
         typedFailure(error);
@@ -392,24 +458,48 @@ export function createMachineActivities(deps: MachineDeps): {
       }
     },
 
-    async stopTrainer(runId) {
+    async stopTrainer(runId, options) {
+      const context = Context.current();
       const run = await loadRun(runId);
-      const handle = handleOf(run) ?? (run.runDir ? await executorOf().readHandle(run.runDir) : null);
-      if (!handle) return { killed: false };
-      const grace = ((run.templateSnapshot as { stopGraceSeconds?: number }).stopGraceSeconds ?? 30) * 1000;
+      const graceMs = graceMsOf(run);
+      // When an earlier attempt of this stop sent TERM (its heartbeat said so), the grace
+      // runs from then: a worker restart mid-grace must not start it afresh, or a trainer
+      // that ignores TERM could outlive every attempt.
+      const earlier = context.info.heartbeatDetails as Partial<StopProgress> | undefined;
+      let termSentAt = typeof earlier?.termSentAt === 'number' ? earlier.termSentAt : null;
       const startedAt = Date.now();
       for (;;) {
         try {
-          const stopped = await heartbeating(executorOf().stop(handle, grace));
+          const handle = handleOf(run) ?? (run.runDir ? await executorOf().readHandle(run.runDir) : null);
+          if (!handle) return { killed: false };
+          if (termSentAt === null) {
+            const at = Date.now();
+            // Said before the TERM leaves, so that a worker dying right after it cannot lose it.
+            context.heartbeat({ termSentAt: at } satisfies StopProgress);
+            try {
+              await executorOf().signal(handle, 'TERM');
+            } catch (error) {
+              // No connection was made, so no TERM went out: the grace has not begun.
+              if (isExecutorError(error, 'UNREACHABLE')) context.heartbeat({});
+              throw error;
+            }
+            termSentAt = at;
+          }
+          const progress: StopProgress = { termSentAt };
+          context.heartbeat(progress);
+          // Wait out what is left of the grace (all of it, unless an earlier attempt sent the
+          // TERM), then TERM again in case it never arrived, and KILL.
+          const gone = await heartbeating(goneWithin(handle, Math.max(0, termSentAt + graceMs - Date.now())), progress);
+          const stopped = gone ? { killed: false } : await heartbeating(executorOf().stop(handle, 0), progress);
           wakers.get(runId)?.();
           return stopped;
         } catch (error) {
           if (!unreachable(error)) throw error;
-          if (Date.now() - startedAt > machine.lostTimeoutSeconds * 1000) {
+          if (Date.now() - startedAt > Math.min(machine.lostTimeoutSeconds, options?.unreachableForSeconds ?? Infinity) * 1000) {
             throw ApplicationFailure.nonRetryable(`Could not stop the trainer: the machine "${machine.name}" is unreachable.`, FAILURE.machineLost);
           }
-          Context.current().heartbeat();
-          await Context.current().sleep(1000).catch(() => undefined);
+          context.heartbeat(termSentAt === null ? undefined : { termSentAt });
+          await context.sleep(1000).catch(() => undefined);
         }
       }
     },

@@ -28,13 +28,22 @@ export interface ControlActivities {
   deleteProcessData(processId: number): Promise<void>;
 }
 
+export interface StopOptions {
+  /** Give up on a silent machine sooner than its lost timeout (the trainer is then left to the reaper). */
+  unreachableForSeconds?: number;
+}
+
 export interface MachineActivities {
   /** Launches the run's trainer, or adopts the one an earlier attempt launched. */
   launchTrainer(runId: number): Promise<{ pid: number }>;
   /** Tails metrics until the trainer's process group is gone; re-attaches on retry. */
   runTraining(runId: number): Promise<TrainerOutcome>;
-  /** TERM, the grace period, KILL; returns once the process group is gone. */
-  stopTrainer(runId: number): Promise<{ killed: boolean }>;
+  /**
+   * TERM, the grace period, KILL; returns once the process group is gone (at once when the
+   * run has no trainer). MachineLost once the machine has been silent for its lost timeout,
+   * or for `unreachableForSeconds` when that is shorter.
+   */
+  stopTrainer(runId: number, options?: StopOptions): Promise<{ killed: boolean }>;
   /** Removes every run directory of the process on this machine. */
   removeRunDirs(processId: number): Promise<void>;
   /** Reachable, host key, free disk, GPUs; stored on the machine's row for the UI. */

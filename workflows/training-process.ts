@@ -7,15 +7,17 @@ import {
   CancellationScope,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
   allHandlersFinished,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ControlActivities, MachineActivities, TrainerOutcome } from '../activities/types.js';
+import type { ControlActivities, MachineActivities, StopOptions, TrainerOutcome } from '../activities/types.js';
 import { FAILURE } from '../domain/failures.js';
 import { decide, isActive, type ProcessStatus, type UserAction } from '../domain/status.js';
+import { stopTimeoutSeconds } from '../domain/stop-timeout.js';
 import {
   CONTROL_TASK_QUEUE,
   deleteUpdate,
@@ -56,6 +58,9 @@ const slots = proxyActivities<Pick<ControlActivities, 'acquireSlot'>>({
   cancellationType: 'TRY_CANCEL',
 });
 
+/** How long the stop after a failed launch waits for a silent machine before leaving the trainer to the reaper. */
+const LAUNCH_STOP_PATIENCE_SECONDS = 30;
+
 function machine(machineId: number) {
   const taskQueue = machineTaskQueue(machineId);
   return {
@@ -72,12 +77,14 @@ function machine(machineId: number) {
       heartbeatTimeout: '10s',
       retry: { initialInterval: '200ms', maximumInterval: '5s', nonRetryableErrorTypes: [FAILURE.machineLost] },
     }),
-    stop: proxyActivities<Pick<MachineActivities, 'stopTrainer'>>({
-      taskQueue,
-      startToCloseTimeout: '30m',
-      heartbeatTimeout: '15s',
-      retry: { initialInterval: '200ms', maximumInterval: '5s', nonRetryableErrorTypes: [FAILURE.machineLost] },
-    }),
+    /** The stop of one run: an attempt outlasts the template's grace period (see stopTimeoutSeconds). */
+    stop: (run: { stopGraceSeconds?: number; lostTimeoutSeconds?: number }) =>
+      proxyActivities<Pick<MachineActivities, 'stopTrainer'>>({
+        taskQueue,
+        startToCloseTimeout: `${stopTimeoutSeconds(run.stopGraceSeconds ?? 30, run.lostTimeoutSeconds ?? 600)}s`,
+        heartbeatTimeout: '15s',
+        retry: { initialInterval: '200ms', maximumInterval: '5s', nonRetryableErrorTypes: [FAILURE.machineLost] },
+      }),
     cleanup: proxyActivities<Pick<MachineActivities, 'removeRunDirs'>>({
       taskQueue,
       // Removing a big run directory (over SSH too) may take long: the activity heartbeats
@@ -255,12 +262,43 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
       return;
     }
 
+    // A stop accepted in the activation that granted the slot launches nothing. Today the
+    // race above already picks the stop then (Core hands updates to the workflow before
+    // activity results), but which of two promises settling in one activation wins is the
+    // SDK's business; this keeps the rule whatever order it settles them in.
+    if (stopRequested && patched('stop-at-slot-grant')) {
+      await control.releaseSlot(run.runId);
+      await finish('stopped', null, null);
+      return;
+    }
+
+    const stopping = machineActivities.stop(run);
+    /** Stops whatever trainer the run may have; the error when that failed, else null. */
+    async function stopTrainer(options?: StopOptions): Promise<unknown> {
+      try {
+        await stopping.stopTrainer(run.runId, ...(options ? [options] : []));
+        return null;
+      } catch (error) {
+        return error;
+      }
+    }
+
     setStatus('starting', null);
     try {
       await machineActivities.launch.launchTrainer(run.runId);
     } catch (error) {
+      // The trainer may have started although no attempt could say so (a lost reply,
+      // then failed retries): look for it and stop it before its slot is given away.
+      // A machine that did not answer the launch is not waited for long: the worker stops
+      // that trainer once the machine answers again (trainerMayRemain).
+      const stopError = patched('stop-after-failed-launch') ? await stopTrainer({ unreachableForSeconds: LAUNCH_STOP_PATIENCE_SECONDS }) : null;
       await control.releaseSlot(run.runId);
-      await finish(stopRequested ? 'stopped' : 'failed', null, stopRequested ? null : `Launch failed: ${failureMessage(error)}`);
+      if (stopRequested) {
+        await finish('stopped', null, stopError === null ? null : `Could not make sure the trainer is gone: ${failureMessage(stopError)}`, stopError !== null);
+      } else {
+        const stopNote = stopError === null ? '' : ` (the trainer it may have started could not be stopped: ${failureMessage(stopError)})`;
+        await finish('failed', null, `Launch failed: ${failureMessage(error)}${stopNote}`, stopError !== null);
+      }
       return;
     }
     if (!stopRequested) setStatus('running');
@@ -278,19 +316,29 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
     );
     await Promise.race([watched, condition(() => stopRequested)]);
     let stopError: unknown = null;
+    let stoppedTrainer = false;
     if (stopRequested && outcome === null && watchError === null) {
-      try {
-        await machineActivities.stop.stopTrainer(run.runId);
-      } catch (error) {
-        stopError = error;
-      }
+      stopError = await stopTrainer();
+      stoppedTrainer = stopError === null;
     }
     await watched;
+    // The watch gave up for a reason other than a silent machine (bad data, a missing
+    // run): the trainer is still there and still holds its GPUs, so it is stopped before
+    // the slot is freed. (A machine that is not answering cannot be asked; the worker
+    // stops that trainer once the machine answers again.)
+    if (watchError !== null && !stoppedTrainer && stopError === null && failureType(watchError) !== FAILURE.machineLost && patched('stop-after-watch-failure')) {
+      stopError = await stopTrainer();
+      stoppedTrainer = stopError === null;
+    }
     await control.releaseSlot(run.runId);
 
     if (watchError !== null || stopError !== null) {
       const error = watchError ?? stopError;
       const lost = failureType(error) === FAILURE.machineLost;
+      if (stoppedTrainer) {
+        await finish('failed', null, failureMessage(error));
+        return;
+      }
       // The trainer may outlive its machine's silence: the worker stops it when the machine answers again.
       await finish('failed', null, lost ? failureMessage(error) : `Lost track of the trainer: ${failureMessage(error)}`, true);
       return;
@@ -311,6 +359,11 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
   async function finish(status: ProcessStatus, exitCode: number | null, error: string | null, trainerMayRemain = false): Promise<void> {
     if (state.runId !== null) await control.finishRun(state.runId, { status, exitCode, error, ...(trainerMayRemain ? { trainerMayRemain } : {}) });
     if (status === 'stopped' && afterStop === 'disabled') {
+      setStatus('disabled', error);
+    } else if (status === 'failed' && afterStop === 'disabled' && patched('disable-after-failure')) {
+      // Disabled while a failure was being handled (its trainer being stopped): the disable
+      // still happens, and enable brings back the failure with its reason.
+      state.statusBeforeDisable = 'failed';
       setStatus('disabled', error);
     } else {
       setStatus(status, error);
