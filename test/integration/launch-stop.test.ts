@@ -91,6 +91,33 @@ async function machineWith(wrap?: Parameters<typeof startMachineWorker>[2]) {
   return machine;
 }
 
+/**
+ * A process started on a machine whose watch gives up for good a second after the launch
+ * (fault injection: the watch meets data it can never store, a deterministic,
+ * non-retryable failure); the real launch and stop run.
+ */
+async function startWithFailingWatch(templateId: number) {
+  const machine = await machineWith(() => ({
+    async runTraining() {
+      await new Promise((r) => setTimeout(r, 1000));
+      throw ApplicationFailure.nonRetryable('injected: the trainer wrote a value PostgreSQL cannot store', 'InjectedDataError');
+    },
+  }));
+  const created = await createProcess(stack.deps, { templateId, machineId: machine.id });
+  await act(stack.deps, created.id, 'start');
+  return created;
+}
+
+/** The process's run once its trainer is launched (its group noted for clean-up). */
+async function launchedRun(processId: number) {
+  const run = await waitFor('the trainer', async () => {
+    const found = await findRun(stack.deps, processId);
+    return found.pgid !== null ? found : null;
+  });
+  groups.add(run.pgid!);
+  return run;
+}
+
 describe('launch and stop at the edges', () => {
   it('a launch whose reply is lost, then failing retries: the trainer it started is found and stopped before the slot is freed', async () => {
     const file = launchesFile();
@@ -228,15 +255,7 @@ describe('launch and stop at the edges', () => {
   it('a watch that fails for good (not a lost machine): the trainer is stopped, the slot freed, the run failed with the reason, and delete works', async () => {
     const file = launchesFile();
     const template = await sleeperTemplate(file);
-    const machine = await machineWith(() => ({
-      // Fault injection: the watch meets data it can never store (a deterministic, non-retryable failure).
-      async runTraining() {
-        await new Promise((r) => setTimeout(r, 1000));
-        throw ApplicationFailure.nonRetryable('injected: the trainer wrote a value PostgreSQL cannot store', 'InjectedDataError');
-      },
-    }));
-    const created = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
-    await act(stack.deps, created.id, 'start');
+    const created = await startWithFailingWatch(template.id);
 
     const failed = await waitForStatus(stack, created.id, 'failed', 60_000);
     expect(failed.lastError).toBe('injected: the trainer wrote a value PostgreSQL cannot store');
@@ -255,20 +274,8 @@ describe('launch and stop at the edges', () => {
   it('a delete requested while a watch failure is being handled completes: the trainer is killed after its grace and the process is gone', async () => {
     const file = launchesFile();
     const template = await sleeperTemplate(file, { ignoreTerm: true, stopGraceSeconds: 4 });
-    const machine = await machineWith(() => ({
-      // Fault injection: as above, the watch gives up for good.
-      async runTraining() {
-        await new Promise((r) => setTimeout(r, 1000));
-        throw ApplicationFailure.nonRetryable('injected: the trainer wrote a value PostgreSQL cannot store', 'InjectedDataError');
-      },
-    }));
-    const created = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
-    await act(stack.deps, created.id, 'start');
-    const run = await waitFor('the trainer', async () => {
-      const found = await findRun(stack.deps, created.id);
-      return found.pgid !== null ? found : null;
-    });
-    groups.add(run.pgid!);
+    const created = await startWithFailingWatch(template.id);
+    const run = await launchedRun(created.id);
     // The failure is being handled: the trainer (which ignores TERM) has had its TERM and is in its grace.
     await waitFor('the TERM after the failure', async () => fs.existsSync(path.join(run.runDir!, 'stop_requested')), 20_000);
     expect(groupAlive(run.pgid!)).toBe(true);
@@ -282,20 +289,8 @@ describe('launch and stop at the edges', () => {
   it('a disable requested while a watch failure is being handled completes: the trainer is stopped, the process disabled, and enable brings back the failure', async () => {
     const file = launchesFile();
     const template = await sleeperTemplate(file, { ignoreTerm: true, stopGraceSeconds: 4 });
-    const machine = await machineWith(() => ({
-      // Fault injection: as above, the watch gives up for good.
-      async runTraining() {
-        await new Promise((r) => setTimeout(r, 1000));
-        throw ApplicationFailure.nonRetryable('injected: the trainer wrote a value PostgreSQL cannot store', 'InjectedDataError');
-      },
-    }));
-    const created = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
-    await act(stack.deps, created.id, 'start');
-    const run = await waitFor('the trainer', async () => {
-      const found = await findRun(stack.deps, created.id);
-      return found.pgid !== null ? found : null;
-    });
-    groups.add(run.pgid!);
+    const created = await startWithFailingWatch(template.id);
+    const run = await launchedRun(created.id);
     await waitFor('the TERM after the failure', async () => fs.existsSync(path.join(run.runDir!, 'stop_requested')), 20_000);
     expect((await act(stack.deps, created.id, 'disable')).status).toBe('stopping');
     const disabled = await waitForStatus(stack, created.id, 'disabled', 60_000);

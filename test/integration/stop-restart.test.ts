@@ -2,13 +2,13 @@
 // TERM, so a trainer that ignores TERM is killed when its grace ends, not a grace later
 // (or never, when each retry would start a fresh grace). The workers are
 // real `trainyard worker` processes; the first is killed with SIGKILL.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { act, createProcess, findRun } from '../../services/processes.js';
-import { groupAlive, localMachine, makeTemplate, startStack, TEST_SECRET, TSX, waitFor, waitForStatus, type Stack } from '../support/stack.js';
+import { groupAlive, localMachine, makeTemplate, startStack, waitFor, waitForStatus, startWorkerProcess as startWorkerWith, type Stack } from '../support/stack.js';
 
 let stack: Stack;
 const workers: ChildProcess[] = [];
@@ -27,30 +27,7 @@ afterAll(async () => {
   await stack?.close();
 });
 
-async function startWorkerProcess(): Promise<ChildProcess> {
-  const child = spawn(TSX, ['bin/trainyard.ts', 'worker'], {
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      DATABASE_URL: inject('databaseUrl'),
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TRAINYARD_LOCAL_MACHINE: 'true',
-      TRAINYARD_DATA_DIR: stack.dataDir,
-      TRAINYARD_SECRET: TEST_SECRET,
-    },
-  });
-  workers.push(child);
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await waitFor('the worker to poll', async () => {
-    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${output}`);
-    return output.includes('Trainyard worker: polling');
-  }, 60_000, 100);
-  return child;
-}
+const startWorkerProcess = () => startWorkerWith(stack, workers);
 
 const GRACE_S = 40;
 

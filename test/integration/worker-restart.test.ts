@@ -1,13 +1,13 @@
 // Worker processes come and go; trainers and their metrics do not. The worker here is the
 // real CLI (`trainyard worker`) in its own process, killed with SIGKILL or stopped with
 // SIGTERM mid-run; the next worker re-attaches to the same trainer.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { act, createProcess, findRun, getProcess } from '../../services/processes.js';
-import { countedExampleTemplate, groupAlive, launchCount, localMachine, startStack, storedPoints, TSX, waitFor, waitForStatus, writtenPoints, type Stack } from '../support/stack.js';
+import { countedExampleTemplate, groupAlive, launchCount, localMachine, startStack, storedPoints, waitFor, waitForStatus, writtenPoints, startWorkerProcess as startWorkerWith, type Stack } from '../support/stack.js';
 
 let stack: Stack;
 const workers: ChildProcess[] = [];
@@ -23,30 +23,7 @@ afterAll(async () => {
   await stack?.close();
 });
 
-async function startWorkerProcess(): Promise<ChildProcess> {
-  const child = spawn(TSX, ['bin/trainyard.ts', 'worker'], {
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      DATABASE_URL: inject('databaseUrl'),
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TRAINYARD_LOCAL_MACHINE: 'true',
-      TRAINYARD_DATA_DIR: stack.dataDir,
-      TRAINYARD_SECRET: 'test-secret-0123456789abcdef',
-    },
-  });
-  workers.push(child);
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await waitFor('the worker to poll', async () => {
-    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${output}`);
-    return output.includes('Trainyard worker: polling');
-  }, 60_000, 100);
-  return child;
-}
+const startWorkerProcess = () => startWorkerWith(stack, workers);
 
 function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));

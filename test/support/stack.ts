@@ -1,7 +1,7 @@
 // The real stack for integration tests: the run's PostgreSQL database and Temporal dev
 // server (from the global setup), an in-process worker, and helpers to make unique
 // templates, machines and processes and to wait for what a user would see.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -232,4 +232,34 @@ export function countedExampleTemplate(stack: Stack, dir: string, totalSteps: nu
 
 export function launchCount(dir: string): number {
   return fs.readFileSync(path.join(dir, 'launches'), 'utf8').trim().split('\n').length;
+}
+
+/**
+ * A real `trainyard worker` process (the CLI) on the stack's database, Temporal and data
+ * directory, serving `local`, in its own process group; pushed onto `workers` for the
+ * caller's clean-up. Resolves once it polls.
+ */
+export async function startWorkerProcess(stack: Stack, workers: ChildProcess[]): Promise<ChildProcess> {
+  const child = spawn(TSX, ['bin/trainyard.ts', 'worker'], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATABASE_URL: inject('databaseUrl'),
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TRAINYARD_LOCAL_MACHINE: 'true',
+      TRAINYARD_DATA_DIR: stack.dataDir,
+      TRAINYARD_SECRET: TEST_SECRET,
+    },
+  });
+  workers.push(child);
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await waitFor('the worker to poll', async () => {
+    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${output}`);
+    return output.includes('Trainyard worker: polling');
+  }, 60_000, 100);
+  return child;
 }
