@@ -58,9 +58,14 @@ export function validateRole(body: unknown, mode: 'create' | 'patch'): Partial<t
 }
 
 export async function listRoles(db: Db): Promise<RoleView[]> {
+  // A join, not a correlated subquery in the select list: drizzle writes a single-table
+  // select's columns unqualified, so `role_id = id` inside such a subquery compared the
+  // grant's role with the grant's own id and every role counted 0 grants.
   const rows = await db
-    .select({ role: roles, grants: sql<number>`(select count(*)::int from ${roleGrants} where ${roleGrants.roleId} = ${roles.id})` })
+    .select({ role: roles, grants: sql<number>`count(${roleGrants.id})::int` })
     .from(roles)
+    .leftJoin(roleGrants, eq(roleGrants.roleId, roles.id))
+    .groupBy(roles.id)
     .orderBy(sql`${roles.builtin} desc`, asc(roles.name));
   return rows.map(({ role, grants }) => ({
     id: role.id,
