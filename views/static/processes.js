@@ -22,18 +22,31 @@
     return v === null || v === undefined ? -1 : Number(v);
   }
 
-  // Keep what the user had open: the ☰ menu and the expander's state.
+  // Whether a row is expanded lives in its details slot (a row of its own, which no
+  // re-render replaces): shown means expanded. A re-rendered row (from the feed, or an
+  // action's answer that htmx swaps in) arrives collapsed, so its expander is set from it.
+  function slotOf(button) {
+    return document.getElementById(button.getAttribute('aria-controls'));
+  }
+
+  function syncExpander(row) {
+    var button = row && row.querySelector('.expander');
+    var slot = button && slotOf(button);
+    if (!slot) return;
+    var expanded = !slot.hidden;
+    button.setAttribute('aria-expanded', expanded ? 'true' : 'false');
+    var label = button.getAttribute(expanded ? 'data-label-hide' : 'data-label-show');
+    if (label) {
+      button.title = label;
+      button.setAttribute('aria-label', label);
+    }
+  }
+
+  // Keep what the user had open: the ☰ menu (the details slot keeps itself).
   function carryState(oldRow, newRow) {
     var oldMenu = oldRow.querySelector('details.menu');
     var newMenu = newRow.querySelector('details.menu');
     if (oldMenu && newMenu && oldMenu.open) newMenu.open = true;
-    var oldExp = oldRow.querySelector('.expander');
-    var newExp = newRow.querySelector('.expander');
-    if (oldExp && newExp) {
-      newExp.setAttribute('aria-expanded', oldExp.getAttribute('aria-expanded'));
-      newExp.title = oldExp.title;
-      newExp.setAttribute('aria-label', oldExp.getAttribute('aria-label'));
-    }
   }
 
   function replaceRow(newRow) {
@@ -55,6 +68,7 @@
     }
     carryState(oldRow, newRow);
     oldRow.replaceWith(newRow);
+    syncExpander(newRow);
     window.htmx.process(newRow);
     // Open details follow the row: refresh their facts now rather than at the next poll.
     var facts = document.getElementById(newRow.id.replace(/-row$/, '-facts'));
@@ -141,6 +155,11 @@
     var incoming = parse(e.detail.serverResponse || '');
     if (incoming && incoming.id === target.id && versionOf(incoming) < versionOf(target)) e.detail.shouldSwap = false;
   });
+  // A row htmx swapped in (an action's answer, e.g. Запустить) shows the slot's state too.
+  document.addEventListener('htmx:load', function (e) {
+    var elt = e.detail && e.detail.elt;
+    if (elt && elt.classList && elt.classList.contains('process-row')) syncExpander(elt);
+  });
   // A block htmx appended (a new process) that the feed appended first: keep one.
   document.addEventListener('htmx:afterSwap', function (e) {
     if (e.detail.target !== table) return;
@@ -152,30 +171,41 @@
     }
   });
 
-  // ▸ expands a row into its details (loaded by htmx), ▾ folds them away again.
-  table.addEventListener('click', function (event) {
-    var button = event.target instanceof Element ? event.target.closest('.expander') : null;
-    if (!button) return;
-    var row = button.closest('tr');
-    var slot = document.getElementById(button.getAttribute('aria-controls'));
-    if (!row || !slot) return;
-    var expanded = button.getAttribute('aria-expanded') === 'true';
-    var label = button.getAttribute(expanded ? 'data-label-show' : 'data-label-hide');
-    if (label) {
-      button.title = label;
-      button.setAttribute('aria-label', label);
-    }
-    if (expanded) {
+  // ▸ expands a row into its details (loaded by htmx), ▾ folds them away again. A click
+  // anywhere else on the row does the same, unless it is on a control of its own (a link,
+  // a button, the ☰ menu, a field) or ends a text selection.
+  var CONTROLS = 'a, button, input, select, textarea, label, summary, details, [role=menuitem]';
+
+  function toggle(button) {
+    var slot = slotOf(button);
+    if (!slot) return;
+    if (!slot.hidden) {
       var empty = document.createElement('tr');
       empty.id = slot.id;
       empty.className = 'details';
       empty.hidden = true;
       slot.replaceWith(empty);
-      button.setAttribute('aria-expanded', 'false');
     } else {
-      button.setAttribute('aria-expanded', 'true');
+      // Shown at once (empty until the details arrive), so a re-render meanwhile keeps it open.
+      slot.hidden = false;
       window.htmx.ajax('GET', button.getAttribute('data-details-url'), { target: slot, swap: 'outerHTML' });
     }
+    syncExpander(button.closest('tr'));
+  }
+
+  table.addEventListener('click', function (event) {
+    var target = event.target instanceof Element ? event.target : null;
+    if (!target) return;
+    var button = target.closest('.expander');
+    if (!button) {
+      var row = target.closest('tr.process-row');
+      if (!row || target.closest(CONTROLS)) return;
+      var selection = window.getSelection && window.getSelection();
+      if (selection && !selection.isCollapsed && row.contains(selection.anchorNode)) return;
+      button = row.querySelector('.expander');
+      if (!button) return;
+    }
+    toggle(button);
   });
 
   if (!document.hidden) open();

@@ -1,0 +1,123 @@
+// Expanding a process row in a real browser (Debian's Chromium through playwright-core)
+// against the real server, Temporal, PostgreSQL and worker: a click anywhere on the row
+// but its controls opens the details, the ☰ menu does not, and the details stay open
+// when the row is re-rendered — by the action's own answer and by the live status feed.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../api/app.js';
+import { STATUS_LABELS, type ProcessStatus } from '../../domain/status.js';
+import { loadConfig } from '../../lib/config.js';
+import { act, createProcess } from '../../services/processes.js';
+import { exampleTemplate, localMachine, startStack, type Stack } from '../support/stack.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+let stack: Stack;
+let app: FastifyInstance;
+let baseUrl: string;
+let context: BrowserContext;
+let userDataDir: string;
+
+beforeAll(async () => {
+  stack = await startStack();
+  const config = loadConfig({ LOG_LEVEL: 'warn' }, process.cwd());
+  app = await buildApp({ config, db: stack.database.db, sql: stack.database.sql, secret: 'test-secret-0123456789abcdef', temporal: { client: stack.client, connection: stack.connection }, temporalUiUrl: null });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no port');
+  baseUrl = `http://127.0.0.1:${address.port}`;
+  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-chromium-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    args: ARGS,
+    headless: true,
+    viewport: { width: 1366, height: 860 },
+    locale: 'ru-RU',
+    timezoneId: 'Europe/Moscow',
+  });
+});
+
+afterAll(async () => {
+  await context?.close().catch(() => undefined);
+  await app?.close().catch(() => undefined);
+  await stack?.close().catch(() => undefined);
+  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+});
+
+const ru = (status: ProcessStatus) => STATUS_LABELS[status].ru;
+
+/** Whether the row's details are shown (their facts loaded, the slot not hidden) and what its chevron says. */
+async function expansion(page: Page, processId: number): Promise<{ shown: boolean; expander: string | null }> {
+  const details = page.locator(`#process-${processId}-details`);
+  const shown = (await details.count()) === 1 && (await details.isVisible()) && (await details.locator('.facts').count()) === 1;
+  return { shown, expander: await page.locator(`#process-${processId}-row .expander`).getAttribute('aria-expanded') };
+}
+
+/** Holds for `ms`: a re-render that would fold the details has time to happen. */
+async function staysFor(page: Page, processId: number, ms: number, expected: { shown: boolean; expander: string }): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    expect(await expansion(page, processId)).toEqual(expected);
+    await page.waitForTimeout(200);
+  }
+}
+
+async function badge(row: Locator): Promise<string | null> {
+  return row.locator('.status .badge').textContent();
+}
+
+describe('a process row in a browser', () => {
+  it('expands on a click on the row, not on its ☰ menu, and stays expanded through re-renders', async () => {
+    // Slow enough to stay running through the test.
+    const template = await exampleTemplate(stack, { step_delay_ms: 20, log_every: 5, eval_every: 25 }, { totalSteps: 200_000, stopGraceSeconds: 10 });
+    const local = await localMachine(stack);
+    const process = await createProcess(stack.deps, { templateId: template.id, machineId: local.id });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    try {
+      await page.goto(`${baseUrl}/login?lang=ru`);
+      await page.getByLabel('Логин').fill('admin');
+      await page.getByLabel('Пароль').fill('admin-password-for-tests');
+      await page.getByRole('button', { name: 'Войти' }).click();
+      await page.waitForURL((url) => !url.pathname.startsWith('/login'));
+      await page.goto(`${baseUrl}/training/templates/${template.id}/processes`);
+      const row = page.locator(`#process-${process.id}-row`);
+      expect(await badge(row)).toBe(ru('created'));
+      expect(await expansion(page, process.id)).toEqual({ shown: false, expander: 'false' });
+
+      // A click on the name cell (not the chevron) opens the details.
+      await row.locator('td.name').click();
+      await expect.poll(() => expansion(page, process.id), { timeout: 10_000 }).toEqual({ shown: true, expander: 'true' });
+
+      // The ☰ menu opens without folding them; Запустить re-renders the row (htmx swaps in the
+      // action's answer, then the feed's running row): still expanded.
+      await row.locator('details.menu > summary').click();
+      await expect.poll(() => row.locator('.menu-list [role=menuitem]').count()).toBeGreaterThan(0);
+      expect(await expansion(page, process.id)).toEqual({ shown: true, expander: 'true' });
+      await row.getByRole('menuitem', { name: 'Запустить' }).click();
+      await expect.poll(() => badge(row), { timeout: 30_000 }).toBe(ru('running'));
+      await staysFor(page, process.id, 3000, { shown: true, expander: 'true' });
+
+      // A status change from elsewhere reaches the page through the feed alone: still expanded.
+      await act(stack.deps, process.id, 'stop');
+      await expect.poll(() => badge(row), { timeout: 30_000 }).toBe(ru('stopped'));
+      await staysFor(page, process.id, 1500, { shown: true, expander: 'true' });
+
+      // A click on the machine cell folds them again; a click on the ☰ menu does not reopen them.
+      await row.locator('.machine-name').click();
+      await expect.poll(() => expansion(page, process.id)).toEqual({ shown: false, expander: 'false' });
+      await row.locator('details.menu > summary').click();
+      await staysFor(page, process.id, 1000, { shown: false, expander: 'false' });
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await act(stack.deps, process.id, 'stop').catch(() => undefined);
+      await page.close();
+    }
+  });
+});
