@@ -89,6 +89,9 @@ const en = {
   backToProcesses: 'Back to processes',
   showLogs: 'Show stdout / stderr',
   downsampledNote: 'Long runs are downsampled to about 2 000 points per curve; spikes and NaN are kept.',
+  downloadCsv: 'Download CSV',
+  downloadJsonl: 'Download JSON lines',
+  downloadNote: 'Every point of the run, not downsampled.',
   // Language
   switchLanguage: 'Language',
   // Machines and template forms (issue 5)
@@ -294,6 +297,9 @@ const ru: Record<MessageKey, string> = {
   backToProcesses: 'К процессам',
   showLogs: 'Показать stdout / stderr',
   downsampledNote: 'Длинные прогоны прорежены до ~2 000 точек на кривую; пики и NaN сохраняются.',
+  downloadCsv: 'Скачать CSV',
+  downloadJsonl: 'Скачать JSON Lines',
+  downloadNote: 'Все точки прогона, без прореживания.',
   // Language
   switchLanguage: 'Язык',
   // Machines and template forms (issue 5)

@@ -65,6 +65,11 @@ ${chartWarnings(state.data?.warnings ?? [])}
   <div id="chart" class="chart" data-url="${processUrl(view.id)}/metrics?run=${state.run}${state.compare !== null ? `&compare=${state.compare}` : ''}"></div>
   <p class="chart-note muted"><span id="chart-state">${state.data?.live ? t('chartLive') : t('chartFinal')}</span> ${t('downsampledNote')}</p>
 </div>
+<p class="metrics-export" id="metrics-export">
+  <a class="button" download href="/api/v1/processes/${view.id}/metrics/export?run=${state.run}&format=csv">${t('downloadCsv')}</a>
+  <a class="button" download href="/api/v1/processes/${view.id}/metrics/export?run=${state.run}&format=jsonl">${t('downloadJsonl')}</a>
+  <span class="muted">${t('downloadNote')}</span>
+</p>
 <section class="card run-logs">
   <div id="monitoring-logs" class="logs-slot">${logsButton(view.id, t('showLogs'), 'monitoring-logs', state.run)}</div>
 </section>

@@ -21,6 +21,8 @@ declare module 'fastify' {
     summary?: string;
     description?: string;
     tags?: string[];
+    /** Media types of a success that is not JSON (e.g. a CSV export). */
+    produces?: string[];
   }
   interface FastifyContextConfig {
     /** The permission a route needs, for the OpenAPI document (the check is in the handler). */

@@ -61,7 +61,7 @@ export function openApiDocument(routes: DocumentedRoute[]): Record<string, unkno
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
     const path = route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
-    const { params, querystring, body, response, summary, description, tags } = route.schema as Record<string, JsonSchema | undefined> & { tags?: string[] };
+    const { params, querystring, body, response, summary, description, tags, produces } = route.schema as Record<string, JsonSchema | undefined> & { tags?: string[]; produces?: string[] };
     const parameters: unknown[] = [];
     for (const [where, part] of [['path', params], ['query', querystring]] as const) {
       const properties = (part?.properties ?? {}) as Record<string, JsonSchema>;
@@ -74,7 +74,9 @@ export function openApiDocument(routes: DocumentedRoute[]): Record<string, unkno
     const responses: Record<string, unknown> = {};
     for (const [code, schema] of Object.entries(response ?? {})) {
       const empty = (schema as JsonSchema).type === 'null';
-      responses[code] = { description: STATUS_TEXT[code] ?? code, ...(empty ? {} : { content: { 'application/json': { schema: convert(schema) } } }) };
+      // `produces` names the media types of a success that is not JSON (e.g. an export); errors stay JSON.
+      const media = produces && code.startsWith('2') ? produces : ['application/json'];
+      responses[code] = { description: STATUS_TEXT[code] ?? code, ...(empty ? {} : { content: Object.fromEntries(media.map((type) => [type, { schema: convert(schema) }])) }) };
     }
     const isPublic = route.permission === null;
     (paths[path] ??= {})[route.method.toLowerCase()] = {

@@ -1,6 +1,7 @@
 // /api/v1/processes: create, read, act on and delete training processes; runs, logs and
 // metrics. Each check is made on the process's template (a scoped grant reaches only
 // its template's processes); a process the caller may not view answers 404.
+import { Readable } from 'node:stream';
 import { eq, and } from 'drizzle-orm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { processes } from '../../../db/schema.js';
@@ -8,12 +9,13 @@ import type { Permission } from '../../../domain/permissions.js';
 import type { ProcessStatus, UserAction } from '../../../domain/status.js';
 import { invalid, notFound } from '../../../services/errors.js';
 import { queryMetrics } from '../../../services/metrics.js';
+import { EXPORT_FORMATS, EXPORT_MEDIA, exportPoints, type ExportFormat } from '../../../services/metrics-export.js';
 import { act, createProcess, deleteProcess, findRun, getProcess, listProcesses, listRuns, logTail } from '../../../services/processes.js';
 import { validParams } from '../../../services/templates.js';
 import { isPlainObject } from '../../../services/validate.js';
 import { authorize, authorizeOn, can, visibleTemplates } from '../../auth.js';
 import type { AppDeps } from '../../deps.js';
-import { ActionAccepted, errors, IdParams, list, Logs, Metrics, Page, Process, ProcessCreate, Run, Status } from './schemas.js';
+import { ActionAccepted, errors, ExportBody, IdParams, list, Logs, Metrics, Page, Process, ProcessCreate, Run, Status } from './schemas.js';
 
 type Id = { Params: { id: number } };
 
@@ -187,6 +189,39 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
   );
 
+  app.get<Id & { Querystring: { run?: number; format?: ExportFormat } }>(
+    '/processes/:id/metrics/export',
+    {
+      config: { permission: 'processes.view' },
+      schema: {
+        summary: "Every point of a run, streamed as CSV or JSON lines",
+        description: EXPORT_NOTE,
+        tags: ['processes'],
+        params: IdParams,
+        querystring: {
+          type: 'object',
+          properties: {
+            ...runQuery,
+            format: { type: 'string', enum: [...EXPORT_FORMATS], default: 'csv', description: 'csv (series,step,value) or jsonl (one JSON object a line).' },
+          },
+        },
+        produces: Object.values(EXPORT_MEDIA).map((media) => media.split(';')[0]!),
+        response: { 200: ExportBody, ...errors(404) },
+      },
+    },
+    async (request, reply) => {
+      await guard(request, 'processes.view', request.params.id);
+      const run = await findRun(deps, request.params.id, request.query.run);
+      const format = request.query.format ?? 'csv';
+      // Readable.from pulls the next batch only when the socket has taken the last one.
+      return reply
+        .type(EXPORT_MEDIA[format])
+        .header('content-disposition', `attachment; filename="process-${request.params.id}-run-${run.number}.${format}"`)
+        .header('cache-control', 'no-store')
+        .send(Readable.from(exportPoints(deps.sql, run.id, format)));
+    },
+  );
+
   app.get<Id>(
     '/processes/:id/runs',
     {
@@ -220,3 +255,6 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
 
 const NON_FINITE =
   'Values are JSON numbers, except that NaN, +Infinity and -Infinity (kept: a diverging loss is what operators must see) are sent as the strings "NaN", "Infinity" and "-Infinity".';
+
+const EXPORT_NOTE =
+  'Not downsampled: every point, series by name, then by step, in one snapshot, streamed (constant memory on the server). CSV has the header series,step,value, and NaN, Infinity and -Infinity bare. JSON lines are {"series":"loss","step":5,"value":0.25}, a non-finite value as the string "NaN", "Infinity" or "-Infinity". Sent as an attachment named process-<id>-run-<n>.csv or .jsonl.';

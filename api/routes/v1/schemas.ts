@@ -271,6 +271,9 @@ export const Logs = component('Logs', {
   },
 });
 
+/** The body of a metrics export: text, one point a line (see the route's description). */
+export const ExportBody = { type: 'string', description: 'CSV or JSON lines, as the format asked for.' } as const satisfies JsonSchema;
+
 export const NON_FINITE_NOTE =
   'JSON has no NaN or infinities, so a non-finite value is sent as the string "NaN", "Infinity" or "-Infinity"; every other value is a JSON number.';
 
