@@ -2,14 +2,19 @@
 // without templates.manage; secret env is write-only (never in an answer, never plain in
 // the database) yet reaches the trainer of a real run; and machine addresses are shown
 // only to users with machines.view.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { eq, sql } from 'drizzle-orm';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { machines, processes, roleGrants, roles, runs } from '../../db/schema.js';
+import { encryptSecret } from '../../lib/keybox.js';
+import { freePort } from '../../lib/temporal-dev-server.js';
+import { act, createProcess } from '../../services/processes.js';
 import { makeActor, startApp, viaSession, viaToken, type Actor, type TestApp } from '../support/app.js';
-import { localMachine, startStack, uid, waitFor, waitForStatus, type Stack } from '../support/stack.js';
+import { localMachine, startStack, TEST_SECRET, uid, waitFor, waitForStatus, type Stack } from '../support/stack.js';
 
 let stack: Stack;
 let t: TestApp;
@@ -174,4 +179,57 @@ describe('machine addresses', () => {
     const form = await viaSession(t.app, admin, { method: 'GET', url: `/training/templates/${templateId}/processes/new` });
     expect(form.body).toContain(host);
   });
+
+  it('keeps the address out of a connection error that a user without machines.view reads', async () => {
+    // A real start on an SSH machine whose port answers nothing: the launch fails with the
+    // executor's own message, which quotes the address.
+    const port = await freePort();
+    const address = `127.0.0.1:${port}`;
+    const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-lp-key-'));
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(keyDir, 'key')]);
+    const fingerprint = execFileSync('ssh-keygen', ['-l', '-f', path.join(keyDir, 'key.pub')], { encoding: 'utf8' }).split(' ')[1]!;
+    const [machine] = await stack.database.db
+      .insert(machines)
+      .values({
+        name: `silent-box-${uid()}`,
+        kind: 'ssh',
+        address,
+        sshUser: 'trainer',
+        privateKeyEncrypted: encryptSecret(TEST_SECRET, fs.readFileSync(path.join(keyDir, 'key'), 'utf8')),
+        hostKeyFingerprint: fingerprint,
+      })
+      .returning();
+    await stack.workers!.reconcile();
+    const created = await viaToken(t.app, admin, { method: 'POST', url: '/api/v1/templates', payload: { name: `lp-err ${uid()}`, command: 'true' } });
+    const templateId = json(created).id as number;
+    const p = await createProcess(stack.deps, { templateId, machineId: machine!.id });
+    await act(stack.deps, p.id, 'start');
+    const failed = await waitForStatus(stack, p.id, 'failed', 90_000);
+    expect(failed.lastError).toContain(address);
+
+    const [role] = await stack.database.db
+      .insert(roles)
+      .values({ name: `no-machines-${uid()}`, permissions: ['templates.view', 'processes.view'] })
+      .returning();
+    const blind = await makeActor(stack, [], 'lp-blind-err');
+    await stack.database.db.insert(roleGrants).values({ userId: blind.id, roleId: role!.id, templateId: null });
+    const answers: Array<[string, LightMyRequestResponse]> = [
+      ['page', await viaSession(t.app, blind, { method: 'GET', url: `/training/templates/${templateId}/processes` })],
+      ['row', await viaSession(t.app, blind, { method: 'GET', url: `/training/processes/${p.id}/row` })],
+      ['details', await viaSession(t.app, blind, { method: 'GET', url: `/training/processes/${p.id}/details` })],
+      ['api process', await viaToken(t.app, blind, { method: 'GET', url: `/api/v1/processes/${p.id}` })],
+      ['api list', await viaToken(t.app, blind, { method: 'GET', url: `/api/v1/processes?templateId=${templateId}` })],
+      ['api template processes', await viaToken(t.app, blind, { method: 'GET', url: `/api/v1/templates/${templateId}/processes` })],
+    ];
+    for (const [what, response] of answers) {
+      expect(response.statusCode, what).toBe(200);
+      expect(response.body, what).toContain('Launch failed');
+      expect(response.body, what).not.toContain(`:${port}`);
+      expect(response.body, what).toContain(machine!.name);
+    }
+    expect(json(answers[3]![1]).lastError).not.toContain('127.0.0.1');
+    // Someone who may see machines reads the error as it was.
+    const own = await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${p.id}` });
+    expect(json(own).lastError).toContain(address);
+  }, 150_000);
 });

@@ -3,6 +3,7 @@
 // the ☰ menu. Each piece has one template; the page includes them, htmx gets them alone.
 import { formatDuration, formatEta } from '../../domain/duration.js';
 import { isActive, menuFor, STATUS_LABELS, type MenuItem, type ProcessStatus } from '../../domain/status.js';
+import { withoutAddress } from '../../domain/redact-address.js';
 import type { ProcessView } from '../../services/processes.js';
 import { html, type Html } from '../html.js';
 import { translator, type Locale } from '../i18n.js';
@@ -27,6 +28,8 @@ export interface RowContext {
 }
 
 const showsAddress = (view: ProcessView, ctx: RowContext) => ctx.showMachineAddress === true && view.machineAddress !== view.machineName;
+/** The last error as this reader may see it: without the machine's address unless machines.view. */
+const errorOf = (view: ProcessView, ctx: RowContext) => (ctx.showMachineAddress === true ? view.lastError : withoutAddress(view).lastError);
 
 export const COLUMNS = 7;
 export const processUrl = (id: number) => `/training/processes/${id}`;
@@ -81,7 +84,7 @@ export function processRow(view: ProcessView, ctx: RowContext, version: number, 
   <td class="expand">${ctx.permissions.view ? html`<button type="button" class="expander" aria-expanded="false" aria-controls="${id.details}" data-details-url="${processUrl(view.id)}/details" data-label-show="${t('showDetails')}" data-label-hide="${t('hideDetails')}" title="${t('showDetails')}" aria-label="${t('showDetails')}"><span class="chevron" aria-hidden="true"></span></button>` : ''}</td>
   <td class="name">#${view.id}</td>
   <td><span class="machine-name">${view.machineName}</span>${showsAddress(view, ctx) ? html` <span class="muted">${view.machineAddress}</span>` : ''}</td>
-  <td class="status">${options.deleting ? html`<span class="badge deleting">${t('deleting')}</span>` : statusBadge(view.status, ctx.locale)}${view.machineUnreachableSince ? html` <span class="badge unreachable" title="${view.machineUnreachableSince}">${t('machineUnreachable')}</span>` : ''}${view.lastError ? html`<div class="row-error" title="${view.lastError}">${firstLine(view.lastError)}</div>` : ''}</td>
+  <td class="status">${options.deleting ? html`<span class="badge deleting">${t('deleting')}</span>` : statusBadge(view.status, ctx.locale)}${view.machineUnreachableSince ? html` <span class="badge unreachable" title="${view.machineUnreachableSince}">${t('machineUnreachable')}</span>` : ''}${errorOf(view, ctx) ? html`<div class="row-error" title="${errorOf(view, ctx)}">${firstLine(errorOf(view, ctx)!)}</div>` : ''}</td>
   <td class="progress-cell">${progressCell(view, ctx.locale)}</td>
   <td class="num">${view.runNumber ?? '—'}</td>
   <td class="actions">${options.deleting ? '' : menu(view, ctx)}</td>
@@ -132,7 +135,7 @@ export function processFacts(view: ProcessView, ctx: RowContext, now = Date.now(
   </dl>
   ${Object.keys(view.params).length > 0 ? html`<p class="params" data-fact="params"><span class="muted">${t('paramsOverride')}:</span> <code>${JSON.stringify(view.params)}</code></p>` : ''}
   ${view.machineUnreachableSince ? html`<p class="warning" data-fact="unreachable">${fill(t('machineUnreachableSince'), { time: view.machineUnreachableSince })}</p>` : ''}
-  ${view.lastError ? html`<div class="last-error" data-fact="error"><strong>${t('lastError')}:</strong> <pre>${view.lastError}</pre></div>` : ''}
+  ${errorOf(view, ctx) ? html`<div class="last-error" data-fact="error"><strong>${t('lastError')}:</strong> <pre>${errorOf(view, ctx)}</pre></div>` : ''}
   <p class="links">
     ${ctx.permissions.view ? html`<a href="${processUrl(view.id)}/monitoring">${menuLabel('monitoring', ctx.locale)}</a>` : ''}
     ${ui ? html`<a href="${ui.url.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(ui.namespace)}/workflows/${encodeURIComponent(view.workflowId)}" target="_blank" rel="noopener" data-link="temporal">${t('temporalWorkflow')} ↗</a>` : ''}

@@ -10,10 +10,11 @@ import type { ProcessStatus, UserAction } from '../../../domain/status.js';
 import { invalid, notFound } from '../../../services/errors.js';
 import { queryMetrics } from '../../../services/metrics.js';
 import { EXPORT_FORMATS, EXPORT_MEDIA, exportPoints, type ExportFormat } from '../../../services/metrics-export.js';
-import { act, createProcess, deleteProcess, findRun, getProcess, listProcesses, listRuns, logTail } from '../../../services/processes.js';
+import { act, createProcess, deleteProcess, findRun, getProcess, listProcesses, listRuns, logTail, type ProcessView } from '../../../services/processes.js';
 import { validParams } from '../../../services/templates.js';
 import { isPlainObject } from '../../../services/validate.js';
-import { authorize, authorizeOn, can, visibleTemplates } from '../../auth.js';
+import { authorize, authorizeOn, can, visibleTemplates, type Principal } from '../../auth.js';
+import { withoutAddress } from '../../../domain/redact-address.js';
 import type { AppDeps } from '../../deps.js';
 import { ActionAccepted, errors, ExportBody, IdParams, list, Logs, Metrics, Page, Process, ProcessCreate, Run, Status } from './schemas.js';
 
@@ -26,6 +27,9 @@ export function encodeNonFinite(_key: string, value: unknown): unknown {
 }
 
 const runQuery = { run: { type: 'integer', minimum: 1, maximum: 2_147_483_647, description: 'Run number; the latest run when omitted.' } } as const;
+
+/** A process as `principal` may see it: no machine address without machines.view. */
+export const shownTo = <T extends ProcessView>(principal: Principal | null, view: T): T => (can(principal, 'machines.view') ? view : withoutAddress(view));
 
 export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const db = deps.db;
@@ -59,7 +63,7 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     async (request) => {
       const principal = authorize(request.principal, 'processes.view', { anywhere: true });
       const { status, machineId, templateId, limit, cursor } = request.query;
-      return listProcesses(deps, {
+      const page = await listProcesses(deps, {
         visibleTemplates: visibleTemplates(principal),
         ...(status ? { status } : {}),
         ...(machineId !== undefined ? { machineId } : {}),
@@ -67,6 +71,7 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
         ...(limit !== undefined ? { limit } : {}),
         ...(cursor !== undefined ? { cursor } : {}),
       });
+      return { ...page, items: page.items.map((view) => shownTo(principal, view)) };
     },
   );
 
@@ -107,7 +112,7 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
     async (request) => {
       await guard(request, 'processes.view', request.params.id);
-      return getProcess(deps, request.params.id);
+      return shownTo(request.principal, await getProcess(deps, request.params.id));
     },
   );
 

@@ -3,6 +3,7 @@
 // hold templates.manage); writing needs templates.manage. Secret env is write-only.
 import type { FastifyInstance } from 'fastify';
 import { listProcesses } from '../../../services/processes.js';
+import { shownTo } from './processes.js';
 import { createTemplate, deleteTemplate, getTemplate, listTemplates, maskedTemplate, updateTemplate, type TemplateView } from '../../../services/templates.js';
 import { authorize, authorizeOn, can, visibleTemplates, type Principal } from '../../auth.js';
 import type { AppDeps } from '../../deps.js';
@@ -118,13 +119,14 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
       const principal = authorizeOn(request.principal, 'processes.view', id, { kind: 'Template', id });
       await getTemplate(db, id);
       const { status, limit, cursor } = request.query;
-      return listProcesses(deps, {
+      const page = await listProcesses(deps, {
         templateId: id,
         visibleTemplates: visibleTemplates(principal),
         ...(status ? { status } : {}),
         ...(limit !== undefined ? { limit } : {}),
         ...(cursor !== undefined ? { cursor } : {}),
       });
+      return { ...page, items: page.items.map((view) => shownTo(principal, view)) };
     },
   );
 }
