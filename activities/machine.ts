@@ -56,6 +56,11 @@ interface StopProgress {
   termSentAt: number;
 }
 
+/** A worker shutting down (or a timed-out attempt): let go; the next attempt carries on from the heartbeat. */
+function letGoIfCancelled(context: Context | undefined): void {
+  if (context?.cancellationSignal.aborted) throw new CancelledFailure('Let go of the stop; the next attempt carries on.');
+}
+
 /** Errors that mean "the machine is not answering now", as opposed to a bug or a refusal. */
 function unreachable(error: unknown): boolean {
   return isExecutorError(error, 'UNREACHABLE') || isExecutorError(error, 'CONNECTION_LOST');
@@ -207,13 +212,18 @@ export function createMachineActivities(deps: MachineDeps): {
     return ((run.templateSnapshot as { stopGraceSeconds?: number }).stopGraceSeconds ?? 30) * 1000;
   }
 
-  /** True once the trainer's group is gone, false if it is still there after `ms`. */
-  async function goneWithin(handle: TrainerHandle, ms: number): Promise<boolean> {
+  /**
+   * True once the trainer's group is gone, false if it is still there after `ms`. A worker
+   * shutting down mid-grace lets go (CancelledFailure): the next attempt of the stop keeps
+   * the first TERM's deadline from its heartbeat, so nothing is lost by leaving.
+   */
+  async function goneWithin(handle: TrainerHandle, ms: number, context?: Context): Promise<boolean> {
     const deadline = Date.now() + ms;
     for (;;) {
       if (!(await executorOf().inspect(handle)).alive) return true;
       const left = deadline - Date.now();
       if (left <= 0) return false;
+      letGoIfCancelled(context);
       await new Promise((resolve) => setTimeout(resolve, Math.min(STOP_POLL_MS, left)));
     }
   }
@@ -489,7 +499,7 @@ export function createMachineActivities(deps: MachineDeps): {
           context.heartbeat(progress);
           // Wait out what is left of the grace (all of it, unless an earlier attempt sent the
           // TERM), then TERM again in case it never arrived, and KILL.
-          const gone = await heartbeating(goneWithin(handle, Math.max(0, termSentAt + graceMs - Date.now())), progress);
+          const gone = await heartbeating(goneWithin(handle, Math.max(0, termSentAt + graceMs - Date.now()), context), progress);
           const stopped = gone ? { killed: false } : await heartbeating(executorOf().stop(handle, 0), progress);
           wakers.get(runId)?.();
           return stopped;
@@ -500,6 +510,7 @@ export function createMachineActivities(deps: MachineDeps): {
           }
           context.heartbeat(termSentAt === null ? undefined : { termSentAt });
           await context.sleep(1000).catch(() => undefined);
+          letGoIfCancelled(context);
         }
       }
     },
