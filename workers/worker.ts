@@ -52,6 +52,9 @@ interface MachineWorker {
   dispose(): Promise<void>;
 }
 
+/** How long a shutdown waits for a reconcile pass under way. */
+const RECONCILE_SHUTDOWN_WAIT_MS = 10_000;
+
 let runtimeInstalled = false;
 function installRuntime(): void {
   if (runtimeInstalled) return;
@@ -214,7 +217,10 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       if (closed) return;
       closed = true;
       clearInterval(timer);
-      await reconciling?.catch(() => undefined);
+      // A reconcile under way finishes its step, but a slow Temporal (the workflow
+      // reconciler's queries) must not hold the shutdown: what it did not reach, the next
+      // worker's pass does.
+      await Promise.race([reconciling?.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, RECONCILE_SHUTDOWN_WAIT_MS).unref())]);
       await Promise.all([...perMachine.keys()].map((id) => stopMachine(id)));
       control.shutdown();
       await controlRunning.catch(() => undefined);
