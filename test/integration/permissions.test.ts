@@ -89,6 +89,7 @@ const TABLE: Row[] = [
   { method: 'POST', route: '/api/v1/processes/:id/disable', kind: 'api', needs: 'processes.manage', ok: [202], request: async (fx) => ({ url: `/api/v1/processes/${await fx.freshProcess()}/disable` }) },
   { method: 'POST', route: '/api/v1/processes/:id/enable', kind: 'api', needs: 'processes.manage', ok: [202], request: async (fx) => ({ url: `/api/v1/processes/${await fx.disabledProcess()}/enable` }) },
   { method: 'GET', route: '/api/v1/processes/:id/metrics', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/metrics?maxPoints=100` }) },
+  { method: 'GET', route: '/api/v1/processes/:id/metrics/export', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/metrics/export?format=jsonl` }) },
   { method: 'GET', route: '/api/v1/processes/:id/runs', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/runs` }) },
   { method: 'GET', route: '/api/v1/processes/:id/logs', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/logs` }) },
   { method: 'GET', route: '/api/v1/openapi.json', kind: 'api', needs: 'public', request: () => ({ url: '/api/v1/openapi.json' }) },
