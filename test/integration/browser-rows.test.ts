@@ -2,51 +2,36 @@
 // against the real server, Temporal, PostgreSQL and worker: a click anywhere on the row
 // but its controls opens the details, the ☰ menu does not, and the details stay open
 // when the row is re-rendered — by the action's own answer and by the live status feed.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
 import { STATUS_LABELS, type ProcessStatus } from '../../domain/status.js';
 import { loadConfig } from '../../lib/config.js';
 import { act, createProcess } from '../../services/processes.js';
+import { launchChromium, listenLoopback, logIn, type TestBrowser } from '../support/browser.js';
 import { exampleTemplate, localMachine, startStack, type Stack } from '../support/stack.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let stack: Stack;
 let app: FastifyInstance;
 let baseUrl: string;
 let context: BrowserContext;
-let userDataDir: string;
+let browser: TestBrowser | undefined;
 
 beforeAll(async () => {
   stack = await startStack();
   const config = loadConfig({ LOG_LEVEL: 'warn' }, process.cwd());
   app = await buildApp({ config, db: stack.database.db, sql: stack.database.sql, secret: 'test-secret-0123456789abcdef', temporal: { client: stack.client, connection: stack.connection }, temporalUiUrl: null });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('no port');
-  baseUrl = `http://127.0.0.1:${address.port}`;
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    args: ARGS,
-    headless: true,
-    viewport: { width: 1366, height: 860 },
-    locale: 'ru-RU',
-    timezoneId: 'Europe/Moscow',
-  });
+  baseUrl = await listenLoopback(app);
+  browser = await launchChromium();
+  context = browser.context;
 });
 
 afterAll(async () => {
-  await context?.close().catch(() => undefined);
+  await browser?.close();
   await app?.close().catch(() => undefined);
   await stack?.close().catch(() => undefined);
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
 });
 
 const ru = (status: ProcessStatus) => STATUS_LABELS[status].ru;
@@ -81,11 +66,7 @@ describe('a process row in a browser', () => {
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
     try {
-      await page.goto(`${baseUrl}/login?lang=ru`);
-      await page.getByLabel('Логин').fill('admin');
-      await page.getByLabel('Пароль').fill('admin-password-for-tests');
-      await page.getByRole('button', { name: 'Войти' }).click();
-      await page.waitForURL((url) => !url.pathname.startsWith('/login'));
+      await logIn(page, baseUrl);
       await page.goto(`${baseUrl}/training/templates/${template.id}/processes`);
       const row = page.locator(`#process-${process.id}-row`);
       expect(await badge(row)).toBe(ru('created'));

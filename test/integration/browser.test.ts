@@ -6,11 +6,10 @@
 // It measures how long a recorded status takes to show on the open page, and saves the
 // screenshots the README shows.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
 import { metricPoints, metricSeries, processes, runs } from '../../db/schema.js';
@@ -18,10 +17,9 @@ import { menuFor, STATUS_LABELS, type ProcessStatus } from '../../domain/status.
 import { loadConfig } from '../../lib/config.js';
 import { SERIES_COLORS } from '../../views/fragments/chart-data.js';
 import { act, createProcess, deleteProcess } from '../../services/processes.js';
+import { launchChromium, listenLoopback, submitLogin, type TestBrowser } from '../support/browser.js';
 import { exampleTemplate, localMachine, startStack, uid, type Stack } from '../support/stack.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const SCREENSHOTS = path.resolve('docs/screenshots');
 const TEMPORAL_UI = 'http://127.0.0.1:8233';
 
@@ -29,34 +27,23 @@ let stack: Stack;
 let app: FastifyInstance;
 let baseUrl: string;
 let context: BrowserContext;
-let userDataDir: string;
+let browser: TestBrowser | undefined;
 const latencies: Array<{ status: string; ms: number }> = [];
 
 beforeAll(async () => {
   stack = await startStack();
   const config = loadConfig({ LOG_LEVEL: 'warn' }, process.cwd());
   app = await buildApp({ config, db: stack.database.db, sql: stack.database.sql, secret: 'test-secret-0123456789abcdef', temporal: { client: stack.client, connection: stack.connection }, temporalUiUrl: TEMPORAL_UI });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('no port');
-  baseUrl = `http://127.0.0.1:${address.port}`;
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    args: ARGS,
-    headless: true,
-    viewport: { width: 1366, height: 860 },
-    locale: 'ru-RU',
-    timezoneId: 'Europe/Moscow',
-  });
+  baseUrl = await listenLoopback(app);
+  browser = await launchChromium();
+  context = browser.context;
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
 });
 
 afterAll(async () => {
-  await context?.close().catch(() => undefined);
+  await browser?.close();
   await app?.close().catch(() => undefined);
   await stack?.close().catch(() => undefined);
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
   if (latencies.length) console.log(`status → page latency: ${latencies.map((l) => `${l.status} ${l.ms} ms`).join(', ')}`);
 });
 
@@ -138,9 +125,7 @@ describe('the operator flow in a browser, in Russian', () => {
 
     // Log in.
     await page.goto(`${baseUrl}/login?lang=ru`);
-    await page.getByLabel('Логин').fill('admin');
-    await page.getByLabel('Пароль').fill('admin-password-for-tests');
-    await page.getByRole('button', { name: 'Войти' }).click();
+    await submitLogin(page);
 
     // Обучение → Шаблоны обучения → Процессы.
     await page.getByRole('link', { name: 'Обучение', exact: true }).click();
@@ -296,9 +281,7 @@ describe('the operator flow in a browser, in Russian', () => {
     await page.goto(`${baseUrl}/training/processes/${p!.id}/monitoring`);
     if (page.url().includes('/login')) {
       // Run on its own: log in first (the login page brings us back).
-      await page.getByLabel('Логин').fill('admin');
-      await page.getByLabel('Пароль').fill('admin-password-for-tests');
-      await page.getByRole('button', { name: 'Войти' }).click();
+      await submitLogin(page);
       await page.waitForURL(/\/monitoring$/);
     }
     expect(await page.locator('#chart-warnings .warning').first().textContent()).toBe('⚠ loss = NaN на шаге 400 (прогон 2): кривая там прерывается.');

@@ -4,7 +4,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -394,7 +394,7 @@ describe('ssh executor connections', () => {
     const { runsRoot: _, ...defaults } = sshOptions();
     const executor = new SshExecutor(defaults);
     try {
-      expect(await executor.runsRoot()).toBe(join(homedir(), '.trainyard', 'runs'));
+      expect(await executor.runsRoot()).toBe(join(sshd.home, '.trainyard', 'runs'));
     } finally {
       await executor.close();
     }

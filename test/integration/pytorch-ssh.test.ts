@@ -4,10 +4,8 @@
 // test accuracy ≥ 0.95, every step stored once across the two runs; then its monitoring
 // page in a real browser (Debian's Chromium), saved as trainers/README.md's screenshot.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
 import { machines } from '../../db/schema.js';
@@ -16,6 +14,7 @@ import { encryptSecret } from '../../lib/keybox.js';
 import { findTorchPython } from '../../lib/python.js';
 import { act, createProcess, findRun, getProcess, logTail } from '../../services/processes.js';
 import { pytorchDemoCommand } from '../../services/seed.js';
+import { launchChromium, listenLoopback, logIn } from '../support/browser.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { groupAlive, makeTemplate, startStack, storedPoints, TEST_SECRET, uid, waitFor, waitForStatus, writtenPoints, type Stack } from '../support/stack.js';
 
@@ -35,10 +34,7 @@ beforeAll(async () => {
   stack = await startStack({ probeIntervalMs: 1000 });
   const config = loadConfig({ LOG_LEVEL: 'warn' }, process.cwd());
   app = await buildApp({ config, db: stack.database.db, sql: stack.database.sql, secret: TEST_SECRET, temporal: { client: stack.client, connection: stack.connection }, temporalUiUrl: 'http://127.0.0.1:8233' });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('no port');
-  baseUrl = `http://127.0.0.1:${address.port}`;
+  baseUrl = await listenLoopback(app);
 });
 afterAll(async () => {
   await app?.close();
@@ -59,24 +55,13 @@ interface ChartGlobals {
 }
 
 async function screenshotMonitoring(processId: number): Promise<void> {
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    headless: true,
-    viewport: { width: 1366, height: 860 },
-    locale: 'ru-RU',
-    timezoneId: 'Europe/Moscow',
-  });
+  const browser = await launchChromium();
+  const context = browser.context;
   try {
     const page = await context.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(`${baseUrl}/login?lang=ru`);
-    await page.getByLabel('Логин').fill('admin');
-    await page.getByLabel('Пароль').fill('admin-password-for-tests');
-    await page.getByRole('button', { name: 'Войти' }).click();
-    await page.waitForURL((url) => !url.pathname.startsWith('/login'));
+    await logIn(page, baseUrl);
     await page.goto(`${baseUrl}/training/processes/${processId}/monitoring?run=2&compare=1`);
     const series = () =>
       page.evaluate(() => {
@@ -100,8 +85,7 @@ async function screenshotMonitoring(processId: number): Promise<void> {
     await page.screenshot({ path: SCREENSHOT });
     expect(pageErrors).toEqual([]);
   } finally {
-    await context.close().catch(() => undefined);
-    fs.rmSync(userDataDir, { recursive: true, force: true });
+    await browser.close();
   }
 }
 

@@ -1,6 +1,8 @@
 // A real OpenSSH server on a loopback port for tests: Debian's /usr/sbin/sshd
 // with its own config, a generated ed25519 host key and one authorized client
-// key, all in a temp dir, logging in as the current user.
+// key, all in a temp dir, logging in as the current user. Sessions get a HOME of
+// their own in that dir, so the account's shell start-up files (a ~/.bashrc that
+// loads pyenv, say) neither slow nor hang the tests, and runs stay out of ~.
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -18,6 +20,8 @@ export interface TestSshd {
   host: string;
   port: number;
   username: string;
+  /** The HOME sessions get (a fresh directory, not the account's). */
+  home: string;
   /** OpenSSH-format private key text of the authorized client key. */
   privateKey: string;
   /** "SHA256:…" of the server's host key, as ssh-keygen -lf prints it. */
@@ -45,6 +49,8 @@ export async function startSshd(options: { maxSessions?: number } = {}): Promise
   if (!hostKeyFingerprint) throw new Error(`cannot read the host key fingerprint from: ${stdout}`);
   // Privilege separation needs this directory; it is missing where sshd never ran.
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 }).catch(() => {});
+  const home = join(dir, 'home');
+  await mkdir(home, { mode: 0o700 });
 
   const port = await freePort();
   const config = join(dir, 'sshd_config');
@@ -66,6 +72,8 @@ export async function startSshd(options: { maxSessions?: number } = {}): Promise
       'MaxStartups 100',
       'Subsystem sftp internal-sftp',
       'PrintMotd no',
+      // Set after the account's own HOME, so bash reads no ~/.bashrc of the real home.
+      `SetEnv HOME=${home}`,
       'LogLevel ERROR',
       '',
     ].join('\n'),
@@ -102,6 +110,7 @@ export async function startSshd(options: { maxSessions?: number } = {}): Promise
     host: '127.0.0.1',
     port,
     username: userInfo().username,
+    home,
     privateKey: await readFile(join(dir, 'client_key'), 'utf8'),
     hostKeyFingerprint,
     stop: async () => {
