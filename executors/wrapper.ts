@@ -17,7 +17,7 @@ import { ExecutorError, type LaunchSpec } from './types.js';
  * run dir with stdin from /dev/null, stderr to stderr.log and stdout on a pipe
  * to trainyard_launch, which it closes once its identity is recorded.
  */
-export const WRAPPER_SCRIPT = `# Trainyard run wrapper (activities/executors/wrapper.ts).
+export const WRAPPER_SCRIPT = `# Trainyard run wrapper (executors/wrapper.ts).
 # It leads the trainer's session and process group. It records its identity in
 # ./pid, runs the command with only the variables of ./env and records the
 # command's exit status in ./exit_code.
