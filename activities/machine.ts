@@ -10,12 +10,12 @@ import type { Db } from '../db/client.js';
 import { machines, processEvents, runs } from '../db/schema.js';
 import { estimate, initialEta, observe, type EtaState } from '../domain/eta.js';
 import { FAILURE } from '../domain/failures.js';
-import { MetricsLineReader, type PushResult } from '../domain/metrics-line.js';
+import { MetricsLineReader, type PushResult } from '../metrics/line-reader.js';
 import { pgText } from '../domain/pg-text.js';
-import { dataErrorOf } from './data-errors.js';
+import { dataErrorOf } from '../metrics/data-errors.js';
 import { createExecutorFor, type MachineRow } from '../executors/factory.js';
 import { isExecutorError, type Executor, type TrainerHandle } from '../executors/types.js';
-import { claimRun, createMetricsStore } from './metrics-store.js';
+import { claimRun, createMetricsStore } from '../metrics/store.js';
 import { secretEnvOf } from './secret-env.js';
 import type { MachineActivities, MachineProbe, TrainerOutcome } from './types.js';
 

@@ -2,7 +2,7 @@
 // one that may pass on retry (a connection cut, a lock timeout, a restart). The watch
 // activity retries the second kind for as long as the run lasts; the first kind would
 // retry forever with the trainer's exit never seen, so it must end the watch instead.
-import { InvalidBatchError } from './metrics-batch.js';
+import { InvalidBatchError } from './batch.js';
 
 // SQLSTATE classes that depend only on the statement and its data:
 // 22 data exception (22021 invalid byte sequence, 22P05 untranslatable character,
