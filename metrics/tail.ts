@@ -167,18 +167,32 @@ export class MetricsTail {
     return false;
   }
 
-  /** Waits for the commit in flight; false when it was refused and reading must resume from the committed offset. */
+  /**
+   * Waits for the commit in flight; false when it was refused and reading must resume
+   * from the committed offset. A commit that failed is rethrown, and what it carried is
+   * read again should this tail be asked for more.
+   */
   private async settle(): Promise<boolean> {
     if (!this.inFlight) return true;
-    const committed = await this.inFlight.finally(() => {
+    let committed: boolean;
+    try {
+      committed = await this.inFlight;
+    } catch (error) {
+      this.resumeFromCommitted();
+      throw error;
+    } finally {
       this.inFlight = null;
-    });
+    }
     if (committed) return true;
+    this.resumeFromCommitted();
+    return false;
+  }
+
+  private resumeFromCommitted(): void {
     this.reader = new MetricsLineReader();
     this.carried = NOTHING_CARRIED;
     this.held = null;
     this.parsedTo = this.committed;
-    return false;
   }
 
   private withCarried(parsed: PushResult): PushResult {
