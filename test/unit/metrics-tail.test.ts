@@ -183,13 +183,15 @@ describe('MetricsTail', () => {
   it('commits a last line without its newline only when finish() says the trainer is gone', async () => {
     const file = fakeMetricsFile();
     const store = fakeMetricsStore();
+    const clock = fakeClock();
     file.append(line(1, 0.5) + '{"step":2,"loss":0.25}');
-    const tail = tailOf(file, store, { totalSteps: 10 });
+    const tail = tailOf(file, store, { clock, totalSteps: 10 });
 
     await tail.catchUp(false);
     expect(store.points().map((p) => p.step)).toEqual([1]);
-    expect(store.state.batches[0]!.etaSeconds).not.toBeUndefined();
 
+    // A step a second, eight to go: any commit but the last would say 8 s.
+    clock.advance(1000);
     await tail.finish();
     expect(store.points().map((p) => p.step)).toEqual([1, 2]);
     const last = store.state.batches.at(-1)!;
