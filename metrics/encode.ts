@@ -12,7 +12,7 @@ export function nonFiniteName(value: number): NonFiniteName {
   return Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
 }
 
-export function encodeValue(value: number): EncodedValue {
+function encodeValue(value: number): EncodedValue {
   return Number.isFinite(value) ? value : nonFiniteName(value);
 }
 

@@ -18,8 +18,8 @@
 
 import { isPgText } from '../domain/pg-text.js';
 
-export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
-export const MAX_SERIES_NAME_LENGTH = 128;
+const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
+const MAX_SERIES_NAME_LENGTH = 128;
 
 export interface MetricPoint {
   series: string;

@@ -29,7 +29,7 @@ export interface MetricsQuery {
   maxPoints: number;
 }
 
-export const MAX_POINTS_CAP = 10_000;
+const MAX_POINTS_CAP = 10_000;
 
 export async function listSeries(db: Db, runId: number): Promise<string[]> {
   const rows = await db.select({ name: metricSeries.name }).from(metricSeries).where(eq(metricSeries.runId, runId)).orderBy(asc(metricSeries.name));

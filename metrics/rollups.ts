@@ -41,7 +41,7 @@ const COLUMNS = [
 type RollupColumns = Record<(typeof COLUMNS)[number], string[]>;
 
 /** The summaries of appended points, as array literals for one upsert. */
-export function appendSummaries(groups: readonly SeriesPoints[]): Record<(typeof COLUMNS)[number], string> & { count: number } {
+function appendSummaries(groups: readonly SeriesPoints[]): Record<(typeof COLUMNS)[number], string> & { count: number } {
   const cols = Object.fromEntries(COLUMNS.map((c) => [c, [] as string[]])) as RollupColumns;
   const step = (s: number | null): string => (s === null ? 'NULL' : String(s));
   for (const level of ROLLUP_LEVELS) {

@@ -56,7 +56,7 @@ export interface MetricsStore {
   commitBatch(input: CommitBatchInput): Promise<CommitResult>;
 }
 
-export class RunNotFoundError extends Error {
+class RunNotFoundError extends Error {
   override name = 'RunNotFoundError';
   constructor(readonly runId: number) {
     super(`Run ${runId} does not exist.`);

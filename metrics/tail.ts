@@ -32,7 +32,7 @@ export interface MetricsTailLimits {
   commitEveryMs: number;
 }
 
-export const DEFAULT_TAIL_LIMITS: MetricsTailLimits = {
+const DEFAULT_TAIL_LIMITS: MetricsTailLimits = {
   readBytes: 4 * 1024 * 1024,
   parseSliceBytes: 32 * 1024,
   holdBytes: 256 * 1024,
