@@ -56,7 +56,7 @@ export interface MetricsTailDeps {
   limits?: Partial<MetricsTailLimits>;
 }
 
-const NOTHING_CARRIED = { malformed: 0, oversized: 0 };
+const NOTHING_CARRIED: Readonly<{ malformed: number; oversized: number }> = Object.freeze({ malformed: 0, oversized: 0 });
 
 export class MetricsTail {
   private readonly deps: MetricsTailDeps;
