@@ -2,15 +2,15 @@
 // in each of three series (maxPoints 2 000), beside the baseline of reading every
 // point, in the same run. Creates and drops its own database.
 // Usage: npx tsx bench/chart-query.ts [--quick] [--url postgres://…]
-// --no-rollups leaves out the proposed summary table (services/metric-rollups.ts),
+// --no-rollups leaves out the proposed summary table (metrics/rollups.ts),
 // so the query summarises the points themselves.
 import os from 'node:os';
 import postgres from 'postgres';
-import { claimRun, createMetricsStore, type MetricPointInput } from '../activities/metrics-store.js';
+import { claimRun, createMetricsStore, type MetricPointInput } from '../metrics/store.js';
 import { openDatabase } from '../db/client.js';
 import { runMigrations } from '../db/migrate.js';
 import { machines, processes, runs, templates } from '../db/schema.js';
-import { queryMetrics } from '../services/metrics.js';
+import { queryMetrics } from '../metrics/query.js';
 
 const quick = process.argv.includes('--quick');
 const withRollups = !process.argv.includes('--no-rollups');

@@ -10,14 +10,14 @@
 // A point is one (run, series, step, value); every line carries three series (lr,
 // loss, test_accuracy), with full-precision doubles as Python's repr writes them.
 // "Queryable" is read off `runs.step`, which the commit of a batch sets in the same
-// transaction as its points (activities/metrics-store.ts), polled every 2 ms.
+// transaction as its points (metrics/store.ts), polled every 2 ms.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { eq } from 'drizzle-orm';
-import { claimRun, createMetricsStore, type MetricPointInput } from '../activities/metrics-store.js';
+import { claimRun, createMetricsStore, type MetricPointInput } from '../metrics/store.js';
 import type { Database } from '../db/client.js';
 import { machines, processes, runs, templates } from '../db/schema.js';
 import { act, createProcess, type ProcessDeps } from '../services/processes.js';

@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter, tsToMs } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
-import { createExecutor, type Executor } from '../activities/executors/index.js';
+import { createExecutor, type Executor } from '../executors/index.js';
 import { machines, templates } from '../db/schema.js';
 import { encryptSecret } from '../lib/keybox.js';
 import { act, createProcess, type ProcessDeps } from '../services/processes.js';
@@ -317,7 +317,7 @@ await run('lifecycle', async () => {
     notes.push(`${kind}, stop (p50 ms after the stop action; the trainer exits at +${Math.round(exitStats.p50)}): ${phaseSummary(lines, marks[kind], 'stop')}`);
   }
   printTable(`lifecycle — ${N} processes per machine, one at a time (+ ${WARMUP} warm-up each)`, rows, [
-    'Baselines: the bare executor (activities/executors) in this process launching the same command (launch → handle), ' +
+    'Baselines: the bare executor (executors/) in this process launching the same command (launch → handle), ' +
       'stopping it (stop() → TERM stamp), and seeing the group gone (exit stamp → stop() resolved). Product figures: ' +
       `services/processes.ts act() against a \`trainyard worker\` child process, status read from the processes table every ${POLL_MS} ms ` +
       `(detection adds up to ~${POLL_MS} ms plus a query). TERM and exit times are the trainer's own \`date +%s%N\` stamps. ` +

@@ -216,7 +216,7 @@ export const metricPoints = pgTable(
 );
 
 /**
- * Per series, buckets of 2^level steps (services/metric-rollups.ts): point count, finite
+ * Per series, buckets of 2^level steps (metrics/rollups.ts): point count, finite
  * min and max with their steps, and the first NaN/±Infinity step. Written in the same
  * transaction as the points, so the chart reads a few thousand rows, not millions.
  */

@@ -4,7 +4,7 @@
 import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type postgres from 'postgres';
-import { asc, eq } from 'drizzle-orm';
+import { asc } from 'drizzle-orm';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Db } from '../db/client.js';
@@ -12,6 +12,7 @@ import { machines } from '../db/schema.js';
 import { createControlActivities } from '../activities/control.js';
 import { createMachineActivities, type MachineRow } from '../activities/machine.js';
 import { CONTROL_TASK_QUEUE, machineTaskQueue } from '../workflows/messages.js';
+import { startHousekeeping } from './housekeeping.js';
 import { createWorkflowReconciler } from './workflow-reconciler.js';
 
 export const WORKFLOWS_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'index.ts');
@@ -104,55 +105,32 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     JSON.stringify([m.kind, m.address, m.sshUser, m.privateKeyEncrypted, m.privateKeyPath, m.hostKeyFingerprint, m.lostTimeoutSeconds, m.gpus, m.slots]);
 
   async function startMachine(machine: MachineRow): Promise<MachineWorker> {
-    const activities = createMachineActivities({ db: deps.db, sql: deps.sql, machine, dataDir: deps.dataDir, secret: deps.secret, keysDir: deps.keysDir });
+    const made = createMachineActivities({ db: deps.db, sql: deps.sql, machine, dataDir: deps.dataDir, secret: deps.secret, keysDir: deps.keysDir });
     const worker = await Worker.create({
       connection,
       namespace: deps.namespace,
       taskQueue: machineTaskQueue(machine.id),
-      activities: activities.activities,
+      activities: made.activities,
       // Activities that see shutdown let go of their trainers; the next attempt re-attaches.
       shutdownGraceTime: '3s',
       maxConcurrentActivityTaskExecutions: 1000,
     });
     const running = worker.run();
-    // Periodic probe, so the machines page shows health without anyone asking.
-    // A disabled machine keeps its last probe: it is being drained or set aside, and an
-    // operator probes it on demand. Lost trainers are looked for on every machine.
-    let probing = false;
-    // Asked for while a probe runs: that probe may have looked for lost trainers already.
-    let again = false;
-    const probeNow = async (): Promise<void> => {
-      const [row] = await deps.db.select({ enabled: machines.enabled }).from(machines).where(eq(machines.id, machine.id));
-      const probe = row?.enabled ? await activities.probe() : null;
-      if (probe?.reachable || !row?.enabled) await activities.reapLostTrainers();
-    };
-    const probeSoon = (): void => {
-      if (probing) {
-        again = true;
-        return;
-      }
-      probing = true;
-      void probeNow()
-        .catch(() => undefined)
-        .finally(() => {
-          probing = false;
-          if (again) {
-            again = false;
-            probeSoon();
-          }
-        });
-    };
-    const probeTimer = setInterval(probeSoon, deps.probeIntervalMs ?? 60_000);
-    probeTimer.unref();
-    probeSoon();
+    const housekeeping = startHousekeeping({
+      db: deps.db,
+      machine,
+      probe: made.activities.probeMachine,
+      executor: made.executor,
+      intervalMs: deps.probeIntervalMs ?? 60_000,
+    });
     return {
       worker,
       running,
       fingerprint: fingerprintOf(machine),
-      probeSoon,
+      probeSoon: housekeeping.probeSoon,
       dispose: async () => {
-        clearInterval(probeTimer);
-        await activities.dispose();
+        housekeeping.stop();
+        await made.dispose();
       },
     };
   }

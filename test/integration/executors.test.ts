@@ -17,7 +17,7 @@ import {
   type Executor,
   type SshExecutorOptions,
   type TrainerHandle,
-} from '../../activities/executors/index.js';
+} from '../../executors/index.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 
 // Quotes, a space and a command substitution in the runs root test path quoting end to end.

@@ -3,12 +3,12 @@
 // chart query's budget and spikes — with and without the rollup table.
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { dataErrorOf } from '../../activities/data-errors.js';
-import { claimRun, createMetricsStore, readCommittedOffset, type MetricPointInput, type MetricsStore } from '../../activities/metrics-store.js';
+import { dataErrorOf } from '../../metrics/data-errors.js';
+import { claimRun, createMetricsStore, readCommittedOffset, type MetricPointInput, type MetricsStore } from '../../metrics/store.js';
 import { openDatabase, type Database } from '../../db/client.js';
 import { machines, processes, runs, templates } from '../../db/schema.js';
-import { ROLLUP_LEVELS } from '../../services/metric-rollups.js';
-import { listSeries, queryMetrics } from '../../services/metrics.js';
+import { ROLLUP_LEVELS } from '../../metrics/rollups.js';
+import { listSeries, queryMetrics } from '../../metrics/query.js';
 
 function openTestDatabase(): { database: Database; drop(): Promise<void> } {
   const database = openDatabase(inject('databaseUrl'), { applicationName: 'test-metrics' });

@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { localShellInvocation } from '../../activities/executors/local.js';
-import { launchArgs } from '../../activities/executors/wrapper.js';
+import { localShellInvocation } from '../../executors/local.js';
+import { launchArgs } from '../../executors/wrapper.js';
 
 const base = mkdtempSync(join(tmpdir(), 'trainyard-local-invocation-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));

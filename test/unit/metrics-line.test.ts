@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MetricsLineReader, type MetricPoint, type PushResult } from '../../domain/metrics-line.js';
+import { MetricsLineReader, type MetricPoint, type PushResult } from '../../metrics/line-reader.js';
 
 const enc = new TextEncoder();
 const bytes = (s: string): Uint8Array => enc.encode(s);

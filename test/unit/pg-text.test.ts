@@ -1,9 +1,9 @@
 // What PostgreSQL text can hold (domain/pg-text.ts) and which database errors repeat on
-// every attempt (activities/data-errors.ts): the two guards that keep a trainer's odd
+// every attempt (metrics/data-errors.ts): the two guards that keep a trainer's odd
 // bytes from stalling its run.
 import { describe, expect, it } from 'vitest';
-import { dataErrorOf } from '../../activities/data-errors.js';
-import { InvalidBatchError, checkPoints } from '../../activities/metrics-batch.js';
+import { dataErrorOf } from '../../metrics/data-errors.js';
+import { InvalidBatchError, checkPoints } from '../../metrics/batch.js';
 import { isPgText, pgText } from '../../domain/pg-text.js';
 
 describe('pgText', () => {

@@ -3,11 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkAbsolutePath, checkInsideRoot, decodeTail } from '../../activities/executors/base.js';
-import { fingerprintOf, keyTypeOf, parseFingerprint } from '../../activities/executors/host-key.js';
-import { commandLine, quote, taggedLines } from '../../activities/executors/shell.js';
-import { isExecutorError } from '../../activities/executors/types.js';
-import { envFileText, launchArgs } from '../../activities/executors/wrapper.js';
+import { checkAbsolutePath, checkInsideRoot, decodeTail } from '../../executors/base.js';
+import { fingerprintOf, keyTypeOf, parseFingerprint } from '../../executors/host-key.js';
+import { commandLine, quote, taggedLines } from '../../executors/shell.js';
+import { isExecutorError } from '../../executors/types.js';
+import { envFileText, launchArgs } from '../../executors/wrapper.js';
 
 const HOSTILE = [
   '',

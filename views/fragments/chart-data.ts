@@ -1,8 +1,8 @@
 // The monitoring chart's data as the page script receives it, embedded in the page or
-// polled as JSON. JSON cannot spell NaN or ±Infinity, and a diverging loss is exactly
-// what an operator must see: non-finite values travel as the strings "NaN",
-// "Infinity" and "-Infinity", and the page script turns them back into breaks.
-import type { MetricPoint } from '../../services/metrics.js';
+// polled as JSON. Non-finite values travel as the strings "NaN", "Infinity" and
+// "-Infinity" (metrics/encode.ts), and the page script turns them back into breaks.
+import { encodeSeries, type EncodedPoint } from '../../metrics/encode.js';
+import type { MetricPoint } from '../../metrics/query.js';
 import { STATUS_LABELS, isStatus } from '../../domain/status.js';
 import { translator, type Locale } from '../i18n.js';
 import { fill } from './format.js';
@@ -18,9 +18,6 @@ export const SERIES_COLORS: Readonly<Record<(typeof CHART_SERIES)[number], strin
 export const MAX_POINTS = 2000;
 /** How often an open chart of an active run asks for more. */
 export const POLL_MS = 3000;
-
-export type EncodedValue = number | 'NaN' | 'Infinity' | '-Infinity';
-export type EncodedPoint = [step: number, value: EncodedValue];
 
 export interface ChartRun {
   number: number;
@@ -39,16 +36,6 @@ export interface ChartData {
   warnings: string[];
   colors: Record<string, string>;
   labels: { step: string; run: string; live: string; final: string; noPoints: string };
-}
-
-export function encodeValue(value: number): EncodedValue {
-  if (Number.isFinite(value)) return value;
-  if (Number.isNaN(value)) return 'NaN';
-  return value > 0 ? 'Infinity' : '-Infinity';
-}
-
-export function encodeSeries(points: readonly MetricPoint[]): EncodedPoint[] {
-  return points.map(([step, value]) => [step, encodeValue(value)]);
 }
 
 /** One sentence per (run, series, kind of non-finite value): where the curve breaks. */

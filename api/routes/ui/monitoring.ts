@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isStatus, STATUS_LABELS } from '../../../domain/status.js';
 import { ServiceError } from '../../../services/errors.js';
-import { queryMetrics } from '../../../services/metrics.js';
+import { queryMetrics } from '../../../metrics/query.js';
 import { findRun, getProcess, listRuns } from '../../../services/processes.js';
 import { CHART_SERIES, chartData, chartRun, MAX_POINTS, type ChartData } from '../../../views/fragments/chart-data.js';
 import type { Locale } from '../../../views/i18n.js';

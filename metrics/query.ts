@@ -5,7 +5,7 @@
 // of them); each range gives its finite minimum and maximum and its first NaN,
 // +Infinity and -Infinity, and the series' first and last points are always kept.
 // The ranges are summarised in SQL — from the rollup table when it exists
-// (services/metric-rollups.ts: a few thousand rows, whatever the series' length),
+// (rollups.ts: a few thousand rows, whatever the series' length),
 // else from the points — so no more than a summary row per range reaches Node.
 // When non-finite values make the picks overflow the budget, neighbouring ranges
 // are merged (summaries merge exactly) until they fit.
@@ -16,8 +16,8 @@ import { and, asc, eq, inArray } from 'drizzle-orm';
 import type postgres from 'postgres';
 import type { Db } from '../db/client.js';
 import { metricSeries } from '../db/schema.js';
-import { invalid } from './errors.js';
-import { ROLLUP_LEVELS } from './metric-rollups.js';
+import { invalid } from '../services/errors.js';
+import { ROLLUP_LEVELS } from './rollups.js';
 
 export type MetricPoint = [step: number, value: number];
 
@@ -29,7 +29,7 @@ export interface MetricsQuery {
   maxPoints: number;
 }
 
-export const MAX_POINTS_CAP = 10_000;
+const MAX_POINTS_CAP = 10_000;
 
 export async function listSeries(db: Db, runId: number): Promise<string[]> {
   const rows = await db.select({ name: metricSeries.name }).from(metricSeries).where(eq(metricSeries.runId, runId)).orderBy(asc(metricSeries.name));

@@ -3,8 +3,8 @@
 import path from 'node:path';
 import type { machines } from '../db/schema.js';
 import { decryptSecret, readKeyFile } from '../lib/keybox.js';
-import { createExecutor } from './executors/index.js';
-import { ExecutorError, type Executor } from './executors/types.js';
+import { createExecutor } from './index.js';
+import { ExecutorError, type Executor } from './types.js';
 
 export type MachineRow = typeof machines.$inferSelect;
 
@@ -24,7 +24,7 @@ export function parseAddress(address: string): { host: string; port: number } {
   return { host: match[1], port };
 }
 
-export function privateKeyOf(machine: MachineRow, context: ExecutorContext): string {
+function privateKeyOf(machine: MachineRow, context: ExecutorContext): string {
   if (machine.privateKeyEncrypted) return decryptSecret(context.secret, machine.privateKeyEncrypted);
   if (machine.privateKeyPath) return readKeyFile(context.keysDir, machine.privateKeyPath);
   throw new ExecutorError('AUTH_FAILED', `Machine "${machine.name}" has no SSH private key: give it a key or a privateKeyPath under TRAINYARD_KEYS_DIR.`);

@@ -1,11 +1,29 @@
-// Keeps services/metric-rollups.ts's summaries in step with the points, inside the
-// commit's transaction. Appended points (past every stored step of their series)
-// are summarised here and merged into the stored buckets; a bucket with a
-// rewritten step is recomputed from what is stored, level by level from the one
-// below (LEVEL_FANOUT rows each), since a replaced minimum cannot be merged away.
+// The summary table behind the monitoring chart (docs/design.md §8 "chart"), and the
+// writes that keep it in step with the points. Scanning a million points takes ~300 ms
+// per series here, so the chart reads summaries: per series, buckets of 2^level steps at
+// each level below, each holding its point count, its finite minimum and maximum with
+// their steps (the earliest on a tie) and the step of its first NaN, +Infinity and
+// -Infinity. They are written in the same transaction as the points they summarise
+// (store.ts), so they are exactly as committed as the points.
+//
+// Appended points (past every stored step of their series) are summarised here and
+// merged into the stored buckets; a bucket with a rewritten step is recomputed from
+// what is stored, level by level from the one below (LEVEL_FANOUT rows each), since a
+// replaced minimum cannot be merged away.
+//
+// The table: metricRollups in db/schema.ts.
 import type postgres from 'postgres';
-import { LEVEL_FANOUT, ROLLUP_LEVELS } from '../services/metric-rollups.js';
-import { floatLiteral, type SeriesPoints } from './metrics-batch.js';
+import { floatLiteral, type SeriesPoints } from './batch.js';
+
+/**
+ * log2 of the bucket widths: 64 steps to 4 Mi steps, each level's bucket made of
+ * LEVEL_FANOUT buckets of the level below, so a chart reads between one and four
+ * summary rows per range. The finest level sets the cost of keeping them (about
+ * one summary row per 48 points); a chart with fewer than 64 steps per range
+ * reads the points instead.
+ */
+export const ROLLUP_LEVELS = [6, 8, 10, 12, 14, 16, 18, 20, 22] as const;
+export const LEVEL_FANOUT = 4;
 
 const COLUMNS = [
   'seriesIds',
@@ -23,7 +41,7 @@ const COLUMNS = [
 type RollupColumns = Record<(typeof COLUMNS)[number], string[]>;
 
 /** The summaries of appended points, as array literals for one upsert. */
-export function appendSummaries(groups: readonly SeriesPoints[]): Record<(typeof COLUMNS)[number], string> & { count: number } {
+function appendSummaries(groups: readonly SeriesPoints[]): Record<(typeof COLUMNS)[number], string> & { count: number } {
   const cols = Object.fromEntries(COLUMNS.map((c) => [c, [] as string[]])) as RollupColumns;
   const step = (s: number | null): string => (s === null ? 'NULL' : String(s));
   for (const level of ROLLUP_LEVELS) {

@@ -17,7 +17,7 @@ import { ExecutorError, type LaunchSpec } from './types.js';
  * run dir with stdin from /dev/null, stderr to stderr.log and stdout on a pipe
  * to trainyard_launch, which it closes once its identity is recorded.
  */
-export const WRAPPER_SCRIPT = `# Trainyard run wrapper (activities/executors/wrapper.ts).
+const WRAPPER_SCRIPT = `# Trainyard run wrapper (executors/wrapper.ts).
 # It leads the trainer's session and process group. It records its identity in
 # ./pid, runs the command with only the variables of ./env and records the
 # command's exit status in ./exit_code.
@@ -124,7 +124,7 @@ export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const RESERVED_ENV_KEYS = new Set(['BASHOPTS', 'BASH_VERSINFO', 'EUID', 'PPID', 'SHELLOPTS', 'UID']);
 
 /** The command and the env file travel as arguments; a local exec caps one argument at 128 KiB. */
-export const MAX_ARGUMENT_BYTES = 120 * 1024;
+const MAX_ARGUMENT_BYTES = 120 * 1024;
 
 /** The env file: one `export K='v'` per variable, values strictly quoted, keys validated. */
 export function envFileText(env: Record<string, string>): string {

@@ -16,10 +16,10 @@
 // boundary: commit that offset with the points, and a new reader resumes from
 // it. Bytes pushed = bytes consumed + `pendingBytes`.
 
-import { isPgText } from './pg-text.js';
+import { isPgText } from '../domain/pg-text.js';
 
-export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
-export const MAX_SERIES_NAME_LENGTH = 128;
+const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
+const MAX_SERIES_NAME_LENGTH = 128;
 
 export interface MetricPoint {
   series: string;

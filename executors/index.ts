@@ -1,10 +1,9 @@
-// Executors by machine: `createExecutor` builds one from a machine's settings,
-// `ExecutorRegistry` keeps one per machine id so every activity on a machine
-// shares its SSH connections, and replaces it when the settings change.
+// Executors: how Trainyard reaches a machine. `createExecutor` builds one from a
+// machine's settings (factory.ts builds it from a machine's row).
 //
 // How the parts fit (details in each file):
 // - types.ts: the Executor interface and ExecutorError (`code` says which
-//   expected failure; map it to an ApplicationFailure type in activities).
+//   expected failure; activities map it to an ApplicationFailure type).
 // - shell.ts, wrapper.ts: the only text that runs on a machine, a library of
 //   /bin/sh functions (launch, inspect, signal, ...) whose arguments are always
 //   strictly quoted data. The trainer starts through a wrapper in its run dir:
@@ -18,9 +17,9 @@
 //   machine, persistent remote shells (one login-shell start per channel, then
 //   one round trip per operation), SFTP for reads, pinned host keys.
 //
-// Beyond the brief's sketch of the interface: `kind`, `runsRoot()` (the caller
-// needs the absolute root to name run dirs; for ssh `~` resolves remotely) and
-// `readHandle(runDir)` (re-attach after a launch whose answer was lost: launch
+// Besides launch, inspect, signal and reads, the interface has `kind`, `runsRoot()`
+// (the caller needs the absolute root to name run dirs; for ssh `~` resolves
+// remotely) and `readHandle(runDir)` (re-attach after a launch whose answer was lost: launch
 // refuses an existing run dir, so it never starts a second trainer there).
 // fetchHostKeyFingerprint returns the key type with the fingerprint.
 
@@ -29,7 +28,7 @@ import { SshExecutor, type SshExecutorOptions } from './ssh.js';
 import type { Executor } from './types.js';
 
 export * from './types.js';
-export { fetchHostKeyFingerprint, fingerprintOf, parseFingerprint, type FetchedHostKey } from './host-key.js';
+export { fetchHostKeyFingerprint, parseFingerprint, type FetchedHostKey } from './host-key.js';
 export { LocalExecutor, type LocalExecutorOptions } from './local.js';
 export { SshExecutor, type SshExecutorOptions } from './ssh.js';
 
@@ -42,32 +41,4 @@ export function createExecutor(target: ExecutorTarget): Executor {
   }
   const { kind: _kind, ...options } = target;
   return new SshExecutor(options);
-}
-
-export class ExecutorRegistry {
-  private readonly entries = new Map<string, { settings: string; executor: Executor }>();
-
-  /** The machine's executor; a new one (the old one closed) when its settings differ from last time. */
-  get(machineId: string, target: ExecutorTarget): Executor {
-    const settings = JSON.stringify(target);
-    const entry = this.entries.get(machineId);
-    if (entry && entry.settings === settings) return entry.executor;
-    if (entry) void entry.executor.close();
-    const executor = createExecutor(target);
-    this.entries.set(machineId, { settings, executor });
-    return executor;
-  }
-
-  /** Drops a removed machine's executor and its connections. */
-  async forget(machineId: string): Promise<void> {
-    const entry = this.entries.get(machineId);
-    this.entries.delete(machineId);
-    await entry?.executor.close();
-  }
-
-  async closeAll(): Promise<void> {
-    const executors = [...this.entries.values()].map((e) => e.executor);
-    this.entries.clear();
-    await Promise.all(executors.map((e) => e.close()));
-  }
 }

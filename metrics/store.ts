@@ -19,10 +19,10 @@ import { eq } from 'drizzle-orm';
 import type postgres from 'postgres';
 import type { Db } from '../db/client.js';
 import { runs } from '../db/schema.js';
-import { checkPoints, chunkGroups, groupBySeries, splitByStoredMax, textArray, toColumns, type MetricPointInput } from './metrics-batch.js';
-import { mergeAppendSummaries, recomputeSummaries } from './metrics-rollups.js';
+import { checkPoints, chunkGroups, groupBySeries, splitByStoredMax, textArray, toColumns, type MetricPointInput } from './batch.js';
+import { mergeAppendSummaries, recomputeSummaries } from './rollups.js';
 
-export type { MetricPointInput } from './metrics-batch.js';
+export type { MetricPointInput } from './batch.js';
 
 export interface CommitBatchInput {
   runId: number;
@@ -56,7 +56,7 @@ export interface MetricsStore {
   commitBatch(input: CommitBatchInput): Promise<CommitResult>;
 }
 
-export class RunNotFoundError extends Error {
+class RunNotFoundError extends Error {
   override name = 'RunNotFoundError';
   constructor(readonly runId: number) {
     super(`Run ${runId} does not exist.`);

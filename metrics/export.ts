@@ -10,6 +10,7 @@
 // Non-finite values are kept, spelled NaN, Infinity and -Infinity: bare in CSV, as JSON
 // strings in JSON lines (like the metrics endpoint); every other value is a number.
 import type postgres from 'postgres';
+import { nonFiniteName } from './encode.js';
 
 export type ExportFormat = 'csv' | 'jsonl';
 
@@ -48,17 +49,13 @@ export async function* exportPoints(sql: postgres.Sql, runId: number, format: Ex
   }
 }
 
-function nonFinite(value: number): string {
-  return Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
-}
-
 // String(number) is the shortest text that parses back to the same double.
 function csvValue(value: number): string {
-  return Number.isFinite(value) ? String(value) : nonFinite(value);
+  return Number.isFinite(value) ? String(value) : nonFiniteName(value);
 }
 
 function jsonValue(value: number): string {
-  return Number.isFinite(value) ? String(value) : `"${nonFinite(value)}"`;
+  return Number.isFinite(value) ? String(value) : `"${nonFiniteName(value)}"`;
 }
 
 /** RFC 4180: quoted when it holds a comma, quote or line break, quotes doubled. */

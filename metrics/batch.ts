@@ -1,4 +1,4 @@
-// Shapes a batch of metric points into the array literals that metrics-store sends
+// Shapes a batch of metric points into the array literals that store.ts sends
 // in one statement each: grouped by series with steps ascending (B-tree inserts
 // then land next to each other), a point written again within the batch replacing
 // the earlier one, and split into steps past everything stored (a plain INSERT)
