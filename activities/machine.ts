@@ -132,7 +132,7 @@ export function createMachineActivities(deps: MachineDeps): {
 
   async function loadRun(runId: number) {
     const [run] = await db.select().from(runs).where(eq(runs.id, runId));
-    if (!run) throw ApplicationFailure.nonRetryable(`Run ${runId} does not exist.`, 'NotFound');
+    if (!run) throw ApplicationFailure.nonRetryable(`Run ${runId} does not exist.`, FAILURE.notFound);
     return run;
   }
 
