@@ -36,6 +36,8 @@ export const EXPECTED_ERROR = {
   keybox: 'KeyboxError',
   service: 'ServiceError',
   usage: 'UsageError',
+  /** postgres.js: the database refused a start-up statement (rights, disk, a migration it cannot apply). */
+  postgres: 'PostgresError',
 } as const;
 export type ExpectedErrorName = (typeof EXPECTED_ERROR)[keyof typeof EXPECTED_ERROR];
 
