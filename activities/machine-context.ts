@@ -6,6 +6,7 @@ import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import type { MachineRow } from '../executors/factory.js';
 import { runs } from '../db/schema.js';
+import { FAILURE } from '../domain/failures.js';
 import { isExecutorError, type Executor, type TrainerHandle } from '../executors/types.js';
 
 export type RunRow = typeof runs.$inferSelect;
@@ -31,7 +32,7 @@ export interface MachineContext {
 
 export async function loadRun(db: Db, runId: number): Promise<RunRow> {
   const [run] = await db.select().from(runs).where(eq(runs.id, runId));
-  if (!run) throw ApplicationFailure.nonRetryable(`Run ${runId} does not exist.`, 'NotFound');
+  if (!run) throw ApplicationFailure.nonRetryable(`Run ${runId} does not exist.`, FAILURE.notFound);
   return run;
 }
 

@@ -3,9 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import { portIsFree } from '../lib/temporal-dev-server.js';
 import { buildApp } from './app.js';
 import type { AppDeps } from './deps.js';
+import { EXPECTED_ERROR } from '../domain/failures.js';
 
 export class PortInUseError extends Error {
-  override name = 'PortInUseError';
+  override name = EXPECTED_ERROR.portInUse;
 }
 
 export async function assertPortFree(port: number, host: string): Promise<void> {

@@ -14,6 +14,7 @@ import { CLI_ACTOR, recordAudit, type AuditEntry } from '../services/audit.js';
 import { ServiceError } from '../services/errors.js';
 import { seedBuiltins } from '../services/seed.js';
 import { startWorkers } from '../workers/worker.js';
+import { EXPECTED_ERROR } from '../domain/failures.js';
 
 const USAGE = `Usage: npm run trainyard -- <command>
 
@@ -30,7 +31,7 @@ const USAGE = `Usage: npm run trainyard -- <command>
 `;
 
 class UsageError extends Error {
-  override name = 'UsageError';
+  override name = EXPECTED_ERROR.usage;
 }
 
 async function askPassword(): Promise<string> {

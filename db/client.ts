@@ -4,6 +4,7 @@ import type { PgDatabase } from 'drizzle-orm/pg-core';
 import { drizzle, type PostgresJsQueryResultHKT } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import * as schema from './schema.js';
+import { EXPECTED_ERROR } from '../domain/failures.js';
 
 /** Typed against PgDatabase, so a transaction passes wherever the database does. */
 export type Db = PgDatabase<PostgresJsQueryResultHKT, typeof schema>;
@@ -65,5 +66,5 @@ export async function checkReachable(database: Database): Promise<void> {
 }
 
 export class DatabaseUnreachableError extends Error {
-  override name = 'DatabaseUnreachableError';
+  override name = EXPECTED_ERROR.databaseUnreachable;
 }

@@ -5,6 +5,7 @@ import { connectDatabase, type Connected } from '../db/connect.js';
 import { runMigrations } from '../db/migrate.js';
 import { seed, type SeedResult } from '../services/seed.js';
 import { resolveSecret } from './secret.js';
+import { isExpectedError } from '../domain/failures.js';
 
 export interface Booted {
   connected: Connected;
@@ -25,10 +26,10 @@ export async function bootDatabase(config: Config, options: { applicationName: s
   }
 }
 
-/** Prints the message of an expected start-up failure as one line and exits non-zero. */
+/** Prints the message of an expected start-up failure (see EXPECTED_ERROR) as one line and exits non-zero; anything else with its stack. */
 export function fail(error: unknown): never {
   const message = error instanceof Error ? error.message : String(error);
-  const expected = error instanceof Error && /Error$/.test(error.name) && error.name !== 'Error' && error.name !== 'TypeError';
+  const expected = isExpectedError(error);
   console.error(`trainyard: ${expected ? message.split('\n')[0] : message}`);
   if (!expected && error instanceof Error && error.stack) console.error(error.stack);
   process.exit(1);

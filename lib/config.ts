@@ -2,6 +2,7 @@
 // validated here at boot, so a bad value fails fast with a line that says what to set.
 import net from 'node:net';
 import path from 'node:path';
+import { EXPECTED_ERROR } from '../domain/failures.js';
 
 export interface Config {
   port: number;
@@ -36,7 +37,7 @@ export interface Config {
 }
 
 export class ConfigError extends Error {
-  override name = 'ConfigError';
+  override name = EXPECTED_ERROR.config;
 }
 
 type Env = Record<string, string | undefined>;

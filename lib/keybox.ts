@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { EXPECTED_ERROR } from '../domain/failures.js';
 
 const INFO = Buffer.from('trainyard ssh private keys v1');
 const ENV_INFO = Buffer.from('trainyard template secret env v1');
@@ -20,7 +21,7 @@ export function encryptSecret(secret: string, plaintext: string, info: Buffer = 
 }
 
 export class KeyboxError extends Error {
-  override name = 'KeyboxError';
+  override name = EXPECTED_ERROR.keybox;
 }
 
 export function decryptSecret(secret: string, sealed: string, info: Buffer = INFO, what = 'The stored SSH key'): string {

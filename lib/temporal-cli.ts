@@ -4,6 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { EXPECTED_ERROR } from '../domain/failures.js';
 
 /** The newest tag that `go install` accepts: later ones carry a `replace` directive. */
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
@@ -11,7 +12,7 @@ export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 const FALLBACK_VERSIONS = ['v1.4.1', 'v1.3.0'];
 
 export class TemporalCliError extends Error {
-  override name = 'TemporalCliError';
+  override name = EXPECTED_ERROR.temporalCli;
 }
 
 export type CliSource = 'TEMPORAL_CLI' | 'PATH' | 'cache' | 'GOPATH' | 'built';

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from './temporal-search-attributes.js';
 import type { FoundCli } from './temporal-cli.js';
+import { EXPECTED_ERROR } from '../domain/failures.js';
 
 export interface DevServerOptions {
   cli: FoundCli;
@@ -29,7 +30,7 @@ export interface DevServer {
 }
 
 export class DevServerError extends Error {
-  override name = 'DevServerError';
+  override name = EXPECTED_ERROR.devServer;
 }
 
 export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {

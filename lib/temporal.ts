@@ -1,9 +1,10 @@
 // Temporal client connections for the web server, the CLI and the worker's own use.
 import { Client, Connection } from '@temporalio/client';
 import { ensureSearchAttributes } from './temporal-search-attributes.js';
+import { EXPECTED_ERROR } from '../domain/failures.js';
 
 export class TemporalUnreachableError extends Error {
-  override name = 'TemporalUnreachableError';
+  override name = EXPECTED_ERROR.temporalUnreachable;
 }
 
 export async function connectTemporal(address: string, namespace: string, options: { timeoutMs?: number } = {}): Promise<{ connection: Connection; client: Client }> {

@@ -2,6 +2,7 @@
 // first (fast, and a type error makes later failures noise), then every vitest project.
 // The integration project's global setup starts the Temporal dev server (finding or
 // building the CLI) and creates a fresh PostgreSQL database; the ssh tests start sshd.
+// The workflow project starts a Temporal server of its own per test file.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,5 +1,7 @@
 // Expected failures, typed, so the API maps them to HTTP codes and the CLI to one line.
 // A plain Error escaping a service is a bug.
+import { EXPECTED_ERROR } from '../domain/failures.js';
+
 export type ServiceErrorCode = 'invalid' | 'unauthenticated' | 'forbidden' | 'not_found' | 'not_allowed' | 'conflict' | 'unavailable';
 
 export const HTTP_STATUS: Record<ServiceErrorCode, number> = {
@@ -13,7 +15,7 @@ export const HTTP_STATUS: Record<ServiceErrorCode, number> = {
 };
 
 export class ServiceError extends Error {
-  override name = 'ServiceError';
+  override name = EXPECTED_ERROR.service;
   constructor(
     readonly code: ServiceErrorCode,
     message: string,

@@ -1,0 +1,63 @@
+// The activities a training process schedules, each with its timeouts and retry policy:
+// database work on the control queue, trainer work on the machine's own queue.
+import { proxyActivities } from '@temporalio/workflow';
+import type { ControlActivities, MachineActivities } from '../../activities/types.js';
+import { FAILURE } from '../../domain/failures.js';
+import { stopTimeoutSeconds } from '../../domain/stop-timeout.js';
+import { CONTROL_TASK_QUEUE, machineTaskQueue } from '../messages.js';
+
+export const control = proxyActivities<ControlActivities>({
+  taskQueue: CONTROL_TASK_QUEUE,
+  startToCloseTimeout: '30s',
+  // Database writes must not be lost to an outage: retry until it comes back.
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
+});
+
+export const slots = proxyActivities<Pick<ControlActivities, 'acquireSlot'>>({
+  taskQueue: CONTROL_TASK_QUEUE,
+  startToCloseTimeout: '365d',
+  heartbeatTimeout: '5s',
+  retry: { initialInterval: '500ms', maximumInterval: '10s', nonRetryableErrorTypes: [FAILURE.machineRemoved] },
+  // A stop while queued must not wait for the cancel to reach the activity (it arrives
+  // with a heartbeat, seconds later): the activity stops by itself once the run is
+  // finished, and a lease it takes in between is freed as stale.
+  cancellationType: 'TRY_CANCEL',
+});
+
+export type MachineProxies = ReturnType<typeof machine>;
+
+export function machine(machineId: number) {
+  const taskQueue = machineTaskQueue(machineId);
+  return {
+    launch: proxyActivities<Pick<MachineActivities, 'launchTrainer'>>({
+      taskQueue,
+      startToCloseTimeout: '2m',
+      // An unreachable machine fails the start after these attempts, with the reason.
+      retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 4, nonRetryableErrorTypes: [FAILURE.hostKeyMismatch, FAILURE.launchFailed] },
+    }),
+    watch: proxyActivities<Pick<MachineActivities, 'runTraining'>>({
+      taskQueue,
+      startToCloseTimeout: '3650d',
+      // A dead worker is noticed within this; the next attempt re-attaches to the trainer.
+      heartbeatTimeout: '10s',
+      retry: { initialInterval: '200ms', maximumInterval: '5s', nonRetryableErrorTypes: [FAILURE.machineLost] },
+    }),
+    /** The stop of one run: an attempt outlasts the template's grace period (see stopTimeoutSeconds). */
+    stop: (run: { stopGraceSeconds?: number; lostTimeoutSeconds?: number }) =>
+      proxyActivities<Pick<MachineActivities, 'stopTrainer'>>({
+        taskQueue,
+        startToCloseTimeout: `${stopTimeoutSeconds(run.stopGraceSeconds ?? 30, run.lostTimeoutSeconds ?? 600)}s`,
+        heartbeatTimeout: '15s',
+        retry: { initialInterval: '200ms', maximumInterval: '5s', nonRetryableErrorTypes: [FAILURE.machineLost] },
+      }),
+    cleanup: proxyActivities<Pick<MachineActivities, 'removeRunDirs'>>({
+      taskQueue,
+      // Removing a big run directory (over SSH too) may take long: the activity heartbeats
+      // while it removes, so a dead worker is noticed within the heartbeat timeout and only
+      // a removal that really runs gets the long budget (the ssh executor's own is 1 h).
+      startToCloseTimeout: '2h',
+      heartbeatTimeout: '30s',
+      retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 3 },
+    }),
+  };
+}

@@ -1,0 +1,392 @@
+// The state of one training process and everything that changes it: the update handlers
+// (their validators refuse what the status table refuses), the mirror that records every
+// status change in the database, one run from slot to finish, and the delete.
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  patched,
+  setHandler,
+  upsertSearchAttributes,
+  allHandlersFinished,
+} from '@temporalio/workflow';
+import type { StopOptions, TrainerOutcome } from '../../activities/types.js';
+import { FAILURE } from '../../domain/failures.js';
+import { canTransition, decide, isActive, type ProcessStatus, type UserAction } from '../../domain/status.js';
+import {
+  deleteUpdate,
+  disableUpdate,
+  enableUpdate,
+  SEARCH_KEYS,
+  snapshotQuery,
+  startUpdate,
+  stopUpdate,
+  type DeleteOptions,
+  type ProcessSnapshot,
+} from '../messages.js';
+import type { TrainingProcessInput } from '../training-process.js';
+import { control, machine, slots, type MachineProxies } from './activities.js';
+
+/** How long the stop after a failed launch waits for a silent machine before leaving the trainer to the reaper. */
+const LAUNCH_STOP_PATIENCE_SECONDS = 30;
+
+/**
+ * A status change the status table does not allow. It is a bug in this workflow, never a
+ * user's request (those are refused by the update validators before anything changes), so
+ * it is a plain Error: the SDK fails the workflow task, not the workflow. The process then
+ * stays where it was, nothing recorded, its trainer untouched, and the task is retried
+ * until a worker with fixed code replays it; failing the workflow would lose the process.
+ */
+export class StatusTableViolation extends Error {
+  override name = 'StatusTableViolation';
+}
+
+function failureMessage(error: unknown): string {
+  let current: unknown = error;
+  while (current instanceof ActivityFailure && current.cause) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
+}
+
+function failureType(error: unknown): string | undefined {
+  let current: unknown = error;
+  while (current instanceof ActivityFailure && current.cause) current = current.cause;
+  return current instanceof ApplicationFailure ? (current.type ?? undefined) : undefined;
+}
+
+export class TrainingProcess {
+  readonly state: ProcessSnapshot;
+  /** A start was accepted and its run has not begun. */
+  runRequested = false;
+  /** A delete was accepted (with its options); the run in flight is being stopped first. */
+  deleteRequested: DeleteOptions | null = null;
+  /** A stop (or a disable or delete of an active process) was accepted for the run in flight. */
+  private stopRequested = false;
+  /** What a stopped run becomes instead of `stopped` (a disable of an active process). */
+  private afterStop: ProcessStatus | null = null;
+  /** The newest status version in the database mirror. */
+  private recordedVersion: number;
+  private readonly machine: MachineProxies;
+
+  constructor(private readonly input: TrainingProcessInput) {
+    const carried = input.carried;
+    this.state = {
+      processId: input.processId,
+      status: carried?.status ?? 'created',
+      statusVersion: carried?.statusVersion ?? 0,
+      statusBeforeDisable: carried?.statusBeforeDisable ?? null,
+      runNumber: carried?.runNumber ?? 0,
+      runId: null,
+      lastError: carried?.lastError ?? null,
+    };
+    this.recordedVersion = carried?.statusVersion ?? -1;
+    this.machine = machine(input.machineId);
+    this.setHandlers();
+    void this.mirror();
+  }
+
+  /** What the next workflow of a continue-as-new carries over. */
+  carried(): TrainingProcessInput {
+    const { state, input } = this;
+    return {
+      processId: input.processId,
+      templateId: input.templateId,
+      machineId: input.machineId,
+      carried: {
+        status: state.status,
+        statusVersion: state.statusVersion,
+        statusBeforeDisable: state.statusBeforeDisable,
+        runNumber: state.runNumber,
+        lastError: state.lastError,
+      },
+    };
+  }
+
+  /** The one place the status changes: only along the status table (see StatusTableViolation). */
+  private setStatus(status: ProcessStatus, lastError: string | null = this.state.lastError): void {
+    if (!canTransition(this.state.status, status)) {
+      throw new StatusTableViolation(`Process ${this.state.processId}: the status table has no transition ${this.state.status} → ${status}.`);
+    }
+    this.state.status = status;
+    this.state.lastError = lastError;
+    this.state.statusVersion += 1;
+  }
+
+  /** Records the same status again with a new error (a failed delete). */
+  private setLastError(lastError: string): void {
+    this.state.lastError = lastError;
+    this.state.statusVersion += 1;
+  }
+
+  private refuseUnless(action: UserAction): void {
+    if (this.deleteRequested) throw ApplicationFailure.nonRetryable('The process is being deleted.', FAILURE.notAllowed, { ru: 'Процесс удаляется.' });
+    const decision = decide(this.state.status, action, { statusBeforeDisable: this.state.statusBeforeDisable ?? undefined });
+    if (!decision.ok) throw ApplicationFailure.nonRetryable(decision.reason.en, FAILURE.notAllowed, decision.reason);
+  }
+
+  private setHandlers(): void {
+    setHandler(snapshotQuery, () => ({ ...this.state }));
+
+    setHandler(
+      startUpdate,
+      async () => {
+        this.setStatus('queued', null);
+        this.runRequested = true;
+        this.stopRequested = false;
+        return this.recorded();
+      },
+      { validator: () => this.refuseUnless('start') },
+    );
+
+    setHandler(
+      stopUpdate,
+      async () => {
+        this.setStatus('stopping');
+        this.stopRequested = true;
+        return this.recorded();
+      },
+      { validator: () => this.refuseUnless('stop') },
+    );
+
+    setHandler(
+      disableUpdate,
+      async () => {
+        if (isActive(this.state.status)) {
+          // Stopped first; recorded as disabled once the trainer is gone.
+          if (this.state.status !== 'stopping') this.setStatus('stopping');
+          this.stopRequested = true;
+          this.afterStop = 'disabled';
+          this.state.statusBeforeDisable = 'stopped';
+        } else {
+          this.state.statusBeforeDisable = this.state.status;
+          this.setStatus('disabled');
+        }
+        return this.recorded();
+      },
+      { validator: () => this.refuseUnless('disable') },
+    );
+
+    setHandler(
+      enableUpdate,
+      async () => {
+        const decision = decide(this.state.status, 'enable', { statusBeforeDisable: this.state.statusBeforeDisable ?? undefined });
+        this.state.statusBeforeDisable = null;
+        if (decision.ok) this.setStatus(decision.next);
+        return this.recorded();
+      },
+      { validator: () => this.refuseUnless('enable') },
+    );
+
+    setHandler(
+      deleteUpdate,
+      async (options: DeleteOptions) => {
+        this.deleteRequested = { force: options?.force === true };
+        if (isActive(this.state.status)) {
+          if (this.state.status !== 'stopping') this.setStatus('stopping');
+          this.stopRequested = true;
+        }
+        return this.recorded();
+      },
+      { validator: (_options: DeleteOptions) => this.refuseUnless('delete') },
+    );
+  }
+
+  /**
+   * The mirror: every status change reaches the database, in order, newest last. A change
+   * made while a write is in flight is written right after it.
+   */
+  private async mirror(): Promise<never> {
+    for (;;) {
+      await condition(() => this.state.statusVersion > this.recordedVersion);
+      const snapshot = { ...this.state };
+      await control.recordStatus({
+        processId: snapshot.processId,
+        status: snapshot.status,
+        statusVersion: snapshot.statusVersion,
+        statusBeforeDisable: snapshot.statusBeforeDisable,
+        lastError: snapshot.lastError,
+        runId: snapshot.runId,
+      });
+      upsertSearchAttributes([{ key: SEARCH_KEYS.status, value: snapshot.status }]);
+      this.recordedVersion = snapshot.statusVersion;
+    }
+  }
+
+  /** Resolves once every status change so far is in the database mirror. */
+  flushed(): Promise<void> {
+    return condition(() => this.recordedVersion >= this.state.statusVersion);
+  }
+
+  /**
+   * An update answers once its status change is in the database mirror, so a caller
+   * that reads the process right after its action sees the new status.
+   */
+  private async recorded(): Promise<{ status: ProcessStatus }> {
+    const status = this.state.status;
+    const version = this.state.statusVersion;
+    await condition(() => this.recordedVersion >= version);
+    return { status };
+  }
+
+  /** One run: a slot, the launch, the watch until the trainer exits or is stopped, the finish. */
+  async run(): Promise<void> {
+    this.runRequested = false;
+    const run = await control.createRun(this.input.processId);
+    this.state.runId = run.runId;
+    this.state.runNumber = run.runNumber;
+
+    // queued: wait for a slot; a stop cancels the wait.
+    const acquiring = new CancellationScope();
+    const acquired = acquiring.run(() => slots.acquireSlot(run.runId));
+    const slotOrStop = await Promise.race([
+      acquired.then(() => 'slot' as const, (error: unknown) => error),
+      condition(() => this.stopRequested).then(() => 'stop' as const),
+    ]);
+    if (slotOrStop === 'stop') {
+      acquiring.cancel();
+      await acquired.catch(() => undefined);
+      await control.releaseSlot(run.runId);
+      await this.finish('stopped', null, null);
+      return;
+    }
+    if (slotOrStop !== 'slot') {
+      await control.releaseSlot(run.runId);
+      await this.finish('failed', null, failureMessage(slotOrStop));
+      return;
+    }
+
+    // A stop accepted in the activation that granted the slot launches nothing. Today the
+    // race above already picks the stop then (Core hands updates to the workflow before
+    // activity results), but which of two promises settling in one activation wins is the
+    // SDK's business; this keeps the rule whatever order it settles them in.
+    if (this.stopRequested && patched('stop-at-slot-grant')) {
+      await control.releaseSlot(run.runId);
+      await this.finish('stopped', null, null);
+      return;
+    }
+
+    const stopping = this.machine.stop(run);
+    /** Stops whatever trainer the run may have; the error when that failed, else null. */
+    async function stopTrainer(options?: StopOptions): Promise<unknown> {
+      try {
+        await stopping.stopTrainer(run.runId, ...(options ? [options] : []));
+        return null;
+      } catch (error) {
+        return error;
+      }
+    }
+
+    this.setStatus('starting', null);
+    try {
+      await this.machine.launch.launchTrainer(run.runId);
+    } catch (error) {
+      // The trainer may have started although no attempt could say so (a lost reply,
+      // then failed retries): look for it and stop it before its slot is given away.
+      // A machine that did not answer the launch is not waited for long: the worker stops
+      // that trainer once the machine answers again (trainerMayRemain).
+      const stopError = patched('stop-after-failed-launch') ? await stopTrainer({ unreachableForSeconds: LAUNCH_STOP_PATIENCE_SECONDS }) : null;
+      await control.releaseSlot(run.runId);
+      if (this.stopRequested) {
+        await this.finish('stopped', null, stopError === null ? null : `Could not make sure the trainer is gone: ${failureMessage(stopError)}`, stopError !== null);
+      } else {
+        const stopNote = stopError === null ? '' : ` (the trainer it may have started could not be stopped: ${failureMessage(stopError)})`;
+        await this.finish('failed', null, `Launch failed: ${failureMessage(error)}${stopNote}`, stopError !== null);
+      }
+      return;
+    }
+    if (!this.stopRequested) this.setStatus('running');
+
+    const watching = this.machine.watch.runTraining(run.runId);
+    let outcome: TrainerOutcome | null = null;
+    let watchError: unknown = null;
+    const watched = watching.then(
+      (result) => {
+        outcome = result;
+      },
+      (error: unknown) => {
+        watchError = error;
+      },
+    );
+    await Promise.race([watched, condition(() => this.stopRequested)]);
+    let stopError: unknown = null;
+    let stoppedTrainer = false;
+    if (this.stopRequested && outcome === null && watchError === null) {
+      stopError = await stopTrainer();
+      stoppedTrainer = stopError === null;
+    }
+    await watched;
+    // The watch gave up for a reason other than a silent machine (bad data, a missing
+    // run): the trainer is still there and still holds its GPUs, so it is stopped before
+    // the slot is freed. (A machine that is not answering cannot be asked; the worker
+    // stops that trainer once the machine answers again.)
+    if (watchError !== null && !stoppedTrainer && stopError === null && failureType(watchError) !== FAILURE.machineLost && patched('stop-after-watch-failure')) {
+      stopError = await stopTrainer();
+      stoppedTrainer = stopError === null;
+    }
+    await control.releaseSlot(run.runId);
+
+    if (watchError !== null || stopError !== null) {
+      const error = watchError ?? stopError;
+      const lost = failureType(error) === FAILURE.machineLost;
+      if (stoppedTrainer) {
+        await this.finish('failed', null, failureMessage(error));
+        return;
+      }
+      // The trainer may outlive its machine's silence: the worker stops it when the machine answers again.
+      await this.finish('failed', null, lost ? failureMessage(error) : `Lost track of the trainer: ${failureMessage(error)}`, true);
+      return;
+    }
+    const result = outcome as TrainerOutcome | null;
+    if (this.stopRequested) {
+      await this.finish('stopped', result?.exitCode ?? null, null);
+    } else if (result?.exitCode === 0) {
+      await this.finish('completed', 0, null);
+    } else {
+      const code = result?.exitCode ?? null;
+      const tail = result?.stderrTail.trim() ?? '';
+      const reason = `The trainer exited with code ${code ?? 'unknown'}${tail ? `: ${tail}` : ''}`;
+      await this.finish('failed', code, reason);
+    }
+  }
+
+  private async finish(status: ProcessStatus, exitCode: number | null, error: string | null, trainerMayRemain = false): Promise<void> {
+    if (this.state.runId !== null) {
+      await control.finishRun(this.state.runId, { status, exitCode, error, ...(trainerMayRemain ? { trainerMayRemain } : {}) });
+    }
+    if (status === 'stopped' && this.afterStop === 'disabled') {
+      this.setStatus('disabled', error);
+    } else if (status === 'failed' && this.afterStop === 'disabled' && patched('disable-after-failure')) {
+      // Disabled while a failure was being handled (its trainer being stopped): the disable
+      // still happens, and enable brings back the failure with its reason.
+      this.state.statusBeforeDisable = 'failed';
+      this.setStatus('disabled', error);
+    } else {
+      this.setStatus(status, error);
+    }
+    this.afterStop = null;
+    this.stopRequested = false;
+  }
+
+  /**
+   * Removes the run directories, then the process's data. True once deleted; false when the
+   * machine refused and the delete was not forced: the process stays, with the reason.
+   */
+  async delete(): Promise<boolean> {
+    const options = this.deleteRequested ?? {};
+    try {
+      await this.machine.cleanup.removeRunDirs(this.input.processId);
+    } catch (error) {
+      if (!options.force) {
+        this.deleteRequested = null;
+        this.setLastError(`Delete failed: ${failureMessage(error)}. Retry, or delete with force to leave the files behind.`);
+        await this.flushed();
+        return false;
+      }
+      await control.noteEvent(this.input.processId, null, 'warn', `Forced delete: run directories may remain on the machine (${failureMessage(error)}).`);
+    }
+    await this.flushed();
+    await control.deleteProcessData(this.input.processId);
+    await condition(allHandlersFinished);
+    return true;
+  }
+}
