@@ -224,7 +224,7 @@ function temporalConnectionOf(env: Env, problems: string[]): TemporalConnection 
   }
 
   // How a message names a setting: the variable when it is set, else the profile's key.
-  const origin = (variable: string, tomlKey: string): string => (given[variable] !== undefined || !profileLabel ? variable : `${tomlKey} of ${profileLabel}`);
+  const origin = (variable: string, tomlKey: string): string => (given[variable] !== undefined || !profileLabel ? variable : `${profileLabel}: ${tomlKey}`);
   const before = problems.length;
 
   let address: string | null = null;
@@ -275,7 +275,7 @@ function temporalConnectionOf(env: Env, problems: string[]): TemporalConnection 
   }
   const tlsFiles = TLS_FILES.filter((file) => tls[file.field]).map((file) => sourceLabel(file, tls[file.field]!).split('=')[0]!);
   if (tls.disabled && tlsFiles.length > 0) {
-    problems.push(`${origin('TEMPORAL_TLS', 'tls.disabled')} turns TLS off, yet ${tlsFiles.join(', ')} ${tlsFiles.length > 1 ? 'are' : 'is'} set; drop one or the other.`);
+    problems.push(`${given.TEMPORAL_TLS !== undefined ? 'TEMPORAL_TLS=false' : `${profileLabel}: tls.disabled=true`} turns TLS off, yet ${tlsFiles.join(', ')} ${tlsFiles.length > 1 ? 'are' : 'is'} set; drop one or the other.`);
   }
   const needsServer = [...(profile.apiKey ? [origin('TEMPORAL_API_KEY', 'api_key')] : []), ...tlsFiles, ...(tls.serverName ? [origin('TEMPORAL_TLS_SERVER_NAME', 'tls.server_name')] : [])];
   if (!profile.address && needsServer.length > 0) {
