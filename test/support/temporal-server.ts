@@ -156,6 +156,7 @@ export async function startTemporalServer(options: {
     fs.closeSync(out);
     const address = `127.0.0.1:${ports.frontend}`;
     const tls = {
+      serverNameOverride: 'localhost',
       serverRootCACertificate: fs.readFileSync(certs.ca),
       clientCertPair: { crt: fs.readFileSync(certs.clientCert), key: fs.readFileSync(certs.clientKey) },
     };
