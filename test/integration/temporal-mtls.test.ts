@@ -188,7 +188,7 @@ describe('Trainyard on a Temporal server that takes mTLS only', () => {
     const health = await fetch(`${base}/healthz`);
     expect(health.status).toBe(200);
 
-    for (const started of [web, worker]) started.child.kill('SIGTERM');
+    for (const started of [web, worker]) process.kill(-started.child.pid!, 'SIGTERM');
     expect(await Promise.all([web.exited, worker.exited])).toEqual([0, 0]);
   });
 
@@ -220,11 +220,15 @@ describe('Trainyard on a Temporal server that takes mTLS only', () => {
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    await waitForLine({ child, output: () => output, exited }, /Trainyard is running/, 'npm start to be running');
+    await waitForLine({ child, output: () => output, exited }, /Press Ctrl-C to stop\./, 'npm start to be running');
+    expect(output).toContain('Trainyard is running');
     expect(output).not.toMatch(/Temporal UI:|Building the Temporal CLI/);
+    // The namespace has the search attributes already (the web server above added them).
+    expect(output).not.toContain('could not register the search attributes');
     expect(fs.existsSync(path.join(dataDir, 'temporal'))).toBe(false);
-    child.kill('SIGINT');
-    expect(await exited).toBe(0);
+    // Ctrl-C in a terminal reaches the whole group.
+    process.kill(-child.pid!, 'SIGINT');
+    expect(await exited, output).toBe(0);
   });
 
   it('a CA that did not sign the server’s certificate stops web and worker with one line naming it', async () => {
@@ -247,6 +251,15 @@ describe('Trainyard on a Temporal server that takes mTLS only', () => {
         `trainyard: Temporal at ${server!.address} requires a client certificate (mTLS) and none was given; set TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH.`,
       );
     }
+  });
+
+  it('a client certificate its CA did not sign stops a worker with one line naming it', async () => {
+    const stranger = { ...tlsVariables(), TEMPORAL_TLS_CLIENT_CERT_PATH: certs.strangerCert, TEMPORAL_TLS_CLIENT_KEY_PATH: certs.strangerKey };
+    const { code, lines } = await failedStart(['worker'], env(stranger));
+    expect(code).toBe(1);
+    expect(lines.find((line) => line.startsWith('trainyard: '))).toMatch(
+      new RegExp(`^trainyard: Temporal at ${server!.address} refused the client certificate in TEMPORAL_TLS_CLIENT_CERT_PATH \\(.+\\); use one signed by a CA the server trusts\\.$`),
+    );
   });
 
   it('plaintext to it says the server speaks TLS', async () => {

@@ -1,5 +1,5 @@
 // Certificates for TLS tests, made by openssl: a CA, a server certificate for localhost and
-// 127.0.0.1, a client certificate, and an unrelated CA that signed none of them.
+// 127.0.0.1, a client certificate, and an unrelated CA with a client certificate of its own.
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -12,8 +12,11 @@ export interface Certificates {
   serverKey: string;
   clientCert: string;
   clientKey: string;
-  /** A CA that signed nothing here: a client trusting it must refuse the server. */
+  /** A CA that did not sign the server's certificate: a client trusting it must refuse the server. */
   wrongCa: string;
+  /** A client certificate (and key) signed by that other CA: the server must refuse it. */
+  strangerCert: string;
+  strangerKey: string;
 }
 
 function openssl(dir: string, args: string[]): void {
@@ -50,5 +53,15 @@ export function makeCertificates(dir: string): Certificates {
   const server = makeLeaf(dir, 'server', ca, ['subjectAltName=DNS:localhost,IP:127.0.0.1', 'extendedKeyUsage=serverAuth,clientAuth']);
   const client = makeLeaf(dir, 'client', ca, ['extendedKeyUsage=clientAuth']);
   const wrong = makeCa(dir, 'wrong-ca');
-  return { ca: ca.cert, serverCert: server.cert, serverKey: server.key, clientCert: client.cert, clientKey: client.key, wrongCa: wrong.cert };
+  const stranger = makeLeaf(dir, 'stranger', wrong, ['extendedKeyUsage=clientAuth']);
+  return {
+    ca: ca.cert,
+    serverCert: server.cert,
+    serverKey: server.key,
+    clientCert: client.cert,
+    clientKey: client.key,
+    wrongCa: wrong.cert,
+    strangerCert: stranger.cert,
+    strangerKey: stranger.key,
+  };
 }
