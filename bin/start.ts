@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { assertPortFree, startWebServer } from '../api/server.js';
 import { bootDatabase, fail } from '../lib/boot.js';
-import { loadConfig } from '../lib/config.js';
+import { loadConfigOrExit } from '../lib/config.js';
 import { keepDataPrivate } from '../lib/private-dir.js';
 import { connectTemporal } from '../lib/temporal.js';
 import { ensureTemporalCli } from '../lib/temporal-cli.js';
@@ -13,7 +13,7 @@ import { startTemporalDevServer, type DevServer } from '../lib/temporal-dev-serv
 import { startWorkers, type RunningWorkers } from '../workers/worker.js';
 
 async function main(): Promise<void> {
-  const config = loadConfig({ TRAINYARD_LOCAL_MACHINE: 'true', ...process.env });
+  const config = loadConfigOrExit({ TRAINYARD_LOCAL_MACHINE: 'true', ...process.env });
   const cleanups: Array<() => Promise<void>> = [];
   let stopping = false;
   const stop = async (code: number) => {
@@ -34,6 +34,8 @@ async function main(): Promise<void> {
     // Fail on a taken port before starting anything else.
     await assertPortFree(config.port, config.host);
 
+    // An address (a variable or a profile's) means an outside server, reached with the
+    // TLS, API key and headers config read; none means a dev server of our own.
     let temporalAddress = config.temporal.address;
     let uiUrl = config.temporal.uiUrl;
     if (!temporalAddress) {
@@ -55,13 +57,14 @@ async function main(): Promise<void> {
     cleanups.push(() => booted.connected.close());
     const { database } = booted.connected;
 
-    const temporal = await connectTemporal(temporalAddress, config.temporal.namespace);
+    const temporal = await connectTemporal(temporalAddress, config.temporal.namespace, { settings: config.temporal });
     cleanups.push(() => temporal.connection.close());
 
     const workers: RunningWorkers = await startWorkers({
       db: database.db,
       sql: database.sql,
       temporalAddress,
+      temporalConnection: config.temporal,
       namespace: config.temporal.namespace,
       serveLocalMachine: config.localMachine,
       dataDir: config.dataDir,

@@ -6,7 +6,7 @@ import { startWebServer } from '../api/server.js';
 import { connectDatabase } from '../db/connect.js';
 import { runMigrations } from '../db/migrate.js';
 import { bootDatabase, fail } from '../lib/boot.js';
-import { loadConfig, type Config } from '../lib/config.js';
+import { loadConfigOrExit, type Config } from '../lib/config.js';
 import { keepDataPrivate } from '../lib/private-dir.js';
 import { connectTemporal } from '../lib/temporal.js';
 import { createToken, createUser, grantRole, revokeToken, setPassword } from '../services/accounts.js';
@@ -18,8 +18,8 @@ import { EXPECTED_ERROR } from '../domain/failures.js';
 
 const USAGE = `Usage: npm run trainyard -- <command>
 
-  web                                   the web server (needs TEMPORAL_ADDRESS)
-  worker                                a worker (needs TEMPORAL_ADDRESS)
+  web                                   the web server (needs TEMPORAL_ADDRESS or a profile, see README)
+  worker                                a worker (needs TEMPORAL_ADDRESS or a profile, see README)
   migrate                               apply database migrations
   user add <login> --role <role> [--template <id>]
                                         password from TRAINYARD_PASSWORD, else asked for
@@ -85,7 +85,9 @@ async function audited<T>(db: Db, entry: Omit<AuditEntry, 'actor' | 'outcome'>, 
 }
 
 function requireTemporal(config: Config): string {
-  if (!config.temporal.address) throw new UsageError('Set TEMPORAL_ADDRESS (host:port of the Temporal frontend), or use `npm start` to run everything.');
+  if (!config.temporal.address) {
+    throw new UsageError('Set TEMPORAL_ADDRESS (host:port of the Temporal frontend) or a TEMPORAL_PROFILE that has an address, or use `npm start` to run everything.');
+  }
   return config.temporal.address;
 }
 
@@ -106,7 +108,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  const config = loadConfig();
+  const config = loadConfigOrExit();
   // Before anything is written: the embedded database, the secret and local runs are the owner's alone.
   keepDataPrivate(config.dataDir);
 
@@ -119,7 +121,7 @@ async function main(argv: string[]): Promise<void> {
     case 'web': {
       const address = requireTemporal(config);
       const booted = await bootDatabase(config, { applicationName: 'trainyard-web' });
-      const temporal = await connectTemporal(address, config.temporal.namespace);
+      const temporal = await connectTemporal(address, config.temporal.namespace, { settings: config.temporal });
       const web = await startWebServer({
         config,
         db: booted.connected.database.db,
@@ -146,6 +148,7 @@ async function main(argv: string[]): Promise<void> {
         db: booted.connected.database.db,
         sql: booted.connected.database.sql,
         temporalAddress: address,
+        temporalConnection: config.temporal,
         namespace: config.temporal.namespace,
         serveLocalMachine: config.localMachine,
         dataDir: config.dataDir,

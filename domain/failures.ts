@@ -30,6 +30,7 @@ export const EXPECTED_ERROR = {
   config: 'ConfigError',
   databaseUnreachable: 'DatabaseUnreachableError',
   temporalUnreachable: 'TemporalUnreachableError',
+  temporalConnectionRefused: 'TemporalConnectionRefusedError',
   devServer: 'DevServerError',
   temporalCli: 'TemporalCliError',
   portInUse: 'PortInUseError',

@@ -1,7 +1,12 @@
 // The one place that reads process.env. Every setting of docs/design.md §7 is parsed and
-// validated here at boot, so a bad value fails fast with a line that says what to set.
+// validated here at boot, so a bad value fails fast with one line per mistake, each saying
+// what to set.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import type { TLSConfig } from '@temporalio/client';
+import { loadClientConfig, loadClientConfigProfile, toClientOptions, type ClientConfigProfile, type ConfigDataSource } from '@temporalio/envconfig';
 import { EXPECTED_ERROR } from '../domain/failures.js';
 
 export interface Config {
@@ -19,6 +24,14 @@ export interface Config {
     devUiPort: number;
     /** Explicit Temporal CLI binary (`TEMPORAL_CLI`). */
     cliPath: string | null;
+    /** false = plaintext; true = TLS trusting the system's CAs; or a CA, a client certificate, a server name. */
+    tls: TLSConfig | boolean;
+    /** Sent with every call (Temporal Cloud); it turns TLS on unless TEMPORAL_TLS=false. */
+    apiKey: string | null;
+    /** gRPC headers sent with every call (`TEMPORAL_GRPC_META_<NAME>`, a profile's `grpc_meta`). */
+    grpcMeta: Record<string, string>;
+    /** `name in file` of the TOML profile read, for messages; null when no profile file was read. */
+    profile: string | null;
   };
   dataDir: string;
   /** Null → generated into the data directory on first start (lib/secret.ts). */
@@ -36,8 +49,15 @@ export interface Config {
   trustProxy: boolean | number | string[];
 }
 
+/** Every mistake found in the settings, one line each; `message` is the lines joined. */
 export class ConfigError extends Error {
   override name = EXPECTED_ERROR.config;
+  readonly problems: string[];
+  constructor(problems: string | string[]) {
+    const lines = typeof problems === 'string' ? [problems] : problems;
+    super(lines.join('\n'));
+    this.problems = lines;
+  }
 }
 
 type Env = Record<string, string | undefined>;
@@ -66,13 +86,12 @@ function boolOf(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(`${name}=${raw} is not a boolean; set ${name} to true or false.`);
 }
 
-function hostPortOf(env: Env, name: string): string | null {
-  const raw = read(env, name);
-  if (raw === undefined) return null;
+/** `raw` must be host:port; `label` names where it came from (`TEMPORAL_ADDRESS=…` or a profile key). */
+function checkHostPort(raw: string, label: string): string {
   const match = /^[A-Za-z0-9.\-_[\]:]+:(\d{1,5})$/.exec(raw);
   const port = match ? Number(match[1]) : 0;
   if (!match || port < 1 || port > 65535) {
-    throw new ConfigError(`${name}=${raw} is not host:port; set it like 127.0.0.1:7233.`);
+    throw new ConfigError(`${label} is not host:port; set it like 127.0.0.1:7233.`);
   }
   return raw;
 }
@@ -118,36 +137,243 @@ function trustProxyOf(env: Env, name: string): Config['trustProxy'] {
   return entries.length === 0 ? false : entries;
 }
 
+/** The TLS material a profile or TEMPORAL_TLS_* names: each field, its variables and its TOML key. */
+const TLS_FILES = [
+  { field: 'clientCert', variable: 'TEMPORAL_TLS_CLIENT_CERT', toml: 'tls.client_cert', kind: 'certificate' },
+  { field: 'clientKey', variable: 'TEMPORAL_TLS_CLIENT_KEY', toml: 'tls.client_key', kind: 'private key' },
+  { field: 'serverCACert', variable: 'TEMPORAL_TLS_SERVER_CA_CERT', toml: 'tls.server_ca_cert', kind: 'CA certificate' },
+] as const;
+
+type TemporalConnection = Pick<Config['temporal'], 'address' | 'namespace' | 'tls' | 'apiKey' | 'grpcMeta' | 'profile'>;
+
+function reason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES') return 'not readable by this user';
+  if (code === 'EISDIR') return 'a directory, not a file';
+  return (error as Error).message.split('\n')[0]!;
+}
+
+/** Where the Temporal CLI and SDKs keep profiles when TEMPORAL_CONFIG_FILE is unset (Linux). */
+function defaultProfileFile(env: Env): string | null {
+  const home = read(env, 'HOME');
+  const configHome = read(env, 'XDG_CONFIG_HOME') ?? (home ? path.join(home, '.config') : undefined);
+  return configHome ? path.join(configHome, 'temporalio', 'temporal.toml') : null;
+}
+
+/** The profile envconfig makes of a TOML file and the variables, and what messages call it. */
+interface ReadProfile {
+  profile: ClientConfigProfile;
+  /** `profile "name" in file`; null when no profile was read from a file. */
+  label: string | null;
+}
+
+/**
+ * A TOML profile (TEMPORAL_CONFIG_FILE / TEMPORAL_PROFILE) overridden by the variables, as
+ * @temporalio/envconfig reads it. A profile file is read only when one of those two
+ * variables names it, so a machine that sets neither connects as before.
+ */
+function profileOf(env: Env, given: Record<string, string>, problems: string[]): ReadProfile {
+  const fileName = given.TEMPORAL_CONFIG_FILE ?? (given.TEMPORAL_PROFILE ? defaultProfileFile(env) : null);
+  const profileName = given.TEMPORAL_PROFILE ?? 'default';
+  let fileText: string | null = null;
+  let label: string | null = null;
+  if (fileName) {
+    try {
+      fileText = fs.readFileSync(fileName, 'utf8');
+    } catch (error) {
+      problems.push(
+        given.TEMPORAL_CONFIG_FILE
+          ? `TEMPORAL_CONFIG_FILE=${fileName}: ${reason(error)}; point it at a TOML file of Temporal profiles, or unset it.`
+          : `TEMPORAL_PROFILE=${profileName}, but ${fileName}: ${reason(error)}; set TEMPORAL_CONFIG_FILE to the file that defines the profile.`,
+      );
+    }
+  }
+  if (fileText !== null) {
+    try {
+      const profiles = loadClientConfig({ configSource: { data: fileText } }).profiles;
+      if (profileName in profiles) label = `profile "${profileName}" in ${fileName}`;
+      else if (given.TEMPORAL_PROFILE) {
+        const known = Object.keys(profiles);
+        problems.push(`TEMPORAL_PROFILE=${profileName}: ${fileName} has no such profile (${known.length ? `it has ${known.join(', ')}` : 'it has none'}).`);
+      }
+    } catch (error) {
+      problems.push(`${given.TEMPORAL_CONFIG_FILE ? 'TEMPORAL_CONFIG_FILE=' : ''}${fileName} is not a TOML file of Temporal profiles: ${reason(error)}.`);
+    }
+  }
+  try {
+    const source = label ? { configSource: { data: fileText! }, profile: profileName } : { disableFile: true };
+    return { profile: loadClientConfigProfile({ ...source, overrideEnvVars: given }), label };
+  } catch (error) {
+    problems.push(`${label ?? 'TEMPORAL_TLS_*'}: ${reason(error)}.`);
+    return { profile: {}, label };
+  }
+}
+
+/** Names a setting in a message: the variable when it is set, else the profile's key. */
+type Origin = (variable: string, tomlKey: string) => string;
+
+/**
+ * Mistakes in a profile's TLS: each file present, readable and PEM of its kind; a client
+ * certificate with its key and that key its own; TLS files with TLS off.
+ */
+function tlsProblems(tls: NonNullable<ClientConfigProfile['tls']>, origin: Origin, tlsOff: string): { problems: string[]; settings: string[] } {
+  const problems: string[] = [];
+  const parsed: { clientCert?: crypto.X509Certificate; clientKey?: crypto.KeyObject } = {};
+  const labelOf = (file: (typeof TLS_FILES)[number], source: ConfigDataSource): string =>
+    'path' in source ? `${origin(`${file.variable}_PATH`, `${file.toml}_path`)}=${source.path}` : origin(`${file.variable}_DATA`, `${file.toml}_data`);
+  for (const file of TLS_FILES) {
+    const source = tls[file.field];
+    if (!source) continue;
+    const label = labelOf(file, source);
+    let data: Buffer;
+    try {
+      data = 'path' in source ? fs.readFileSync(source.path) : Buffer.from(source.data);
+    } catch (error) {
+      problems.push(`${label}: ${reason(error)}.`);
+      continue;
+    }
+    try {
+      if (file.field === 'clientKey') parsed.clientKey = crypto.createPrivateKey(data);
+      else {
+        const certificate = new crypto.X509Certificate(data);
+        if (file.field === 'clientCert') parsed.clientCert = certificate;
+        if (Date.parse(certificate.validTo) < Date.now()) problems.push(`${label}: the ${file.kind} expired on ${certificate.validTo}; renew it.`);
+      }
+    } catch {
+      problems.push(`${label} does not hold a PEM ${file.kind}.`);
+    }
+  }
+  const [certFile, keyFile] = TLS_FILES;
+  if (tls.clientCert && !tls.clientKey) {
+    problems.push(`${labelOf(certFile, tls.clientCert)} is set without its private key; set TEMPORAL_TLS_CLIENT_KEY_PATH too.`);
+  }
+  if (tls.clientKey && !tls.clientCert) {
+    problems.push(`${labelOf(keyFile, tls.clientKey)} is set without its certificate; set TEMPORAL_TLS_CLIENT_CERT_PATH too.`);
+  }
+  if (parsed.clientCert && parsed.clientKey && !parsed.clientCert.checkPrivateKey(parsed.clientKey)) {
+    problems.push(`${labelOf(keyFile, tls.clientKey!)} is not the private key of ${labelOf(certFile, tls.clientCert!)}.`);
+  }
+  const files = TLS_FILES.filter((file) => tls[file.field]).map((file) => labelOf(file, tls[file.field]!).split('=')[0]!);
+  if (tls.disabled && files.length > 0) {
+    problems.push(`${tlsOff} turns TLS off, yet ${files.join(', ')} ${files.length > 1 ? 'are' : 'is'} set; drop one or the other.`);
+  }
+  const settings = [...files, ...(tls.serverName ? [origin('TEMPORAL_TLS_SERVER_NAME', 'tls.server_name')] : [])];
+  return { problems, settings };
+}
+
+/**
+ * The connection to an outside Temporal: address, namespace, TLS, API key and headers from
+ * a profile and TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS* and
+ * TEMPORAL_GRPC_META_*. Every mistake found is pushed onto `problems`, one line each.
+ */
+function temporalConnectionOf(env: Env, problems: string[]): TemporalConnection {
+  // envconfig takes a set-but-blank variable as a value; here blank means unset.
+  const given: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (name.startsWith('TEMPORAL_') && value !== undefined && value.trim() !== '') given[name] = value.trim();
+  }
+  if (given.TEMPORAL_TLS !== undefined) {
+    // envconfig reads anything but 1/true as false: a typo would turn TLS off unseen.
+    try {
+      given.TEMPORAL_TLS = String(boolOf(env, 'TEMPORAL_TLS', true));
+    } catch (error) {
+      problems.push((error as Error).message);
+      delete given.TEMPORAL_TLS;
+    }
+  }
+  const { profile, label } = profileOf(env, given, problems);
+  const origin: Origin = (variable, tomlKey) => (given[variable] !== undefined || !label ? variable : `${label}: ${tomlKey}`);
+
+  let address: string | null = null;
+  if (profile.address) {
+    try {
+      address = checkHostPort(profile.address, `${origin('TEMPORAL_ADDRESS', 'address')}=${profile.address}`);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  const tlsOff = given.TEMPORAL_TLS !== undefined ? 'TEMPORAL_TLS=false' : `${label}: tls.disabled=true`;
+  const tls = tlsProblems(profile.tls ?? {}, origin, tlsOff);
+  problems.push(...tls.problems);
+  const needsServer = [...(profile.apiKey ? [origin('TEMPORAL_API_KEY', 'api_key')] : []), ...tls.settings];
+  if (!profile.address && needsServer.length > 0) {
+    const many = needsServer.length > 1;
+    problems.push(
+      `${needsServer.join(', ')} ${many ? 'are' : 'is'} set without TEMPORAL_ADDRESS; set the address of the server ${many ? 'they are' : 'it is'} for (the dev server npm start runs takes neither).`,
+    );
+  }
+
+  let tlsOption: TLSConfig | boolean = false;
+  if (problems.length === 0) {
+    try {
+      tlsOption = toClientOptions(profile).connectionOptions.tls ?? false;
+    } catch (error) {
+      problems.push(`${label ?? 'TEMPORAL_TLS_*'}: ${reason(error)}.`);
+    }
+  }
+  return { address, namespace: profile.namespace ?? 'default', tls: tlsOption, apiKey: profile.apiKey ?? null, grpcMeta: profile.grpcMeta ?? {}, profile: label };
+}
+
+/** Reads and checks every setting; throws one ConfigError listing every mistake, a line each. */
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+  const problems: string[] = [];
+  const check = <T>(parse: () => T, fallback: T): T => {
+    try {
+      return parse();
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+      return fallback;
+    }
+  };
   const secret = read(env, 'TRAINYARD_SECRET') ?? null;
   if (secret !== null && secret.length < 16) {
-    throw new ConfigError('TRAINYARD_SECRET is too short; use at least 16 characters (or unset it to generate one).');
+    problems.push('TRAINYARD_SECRET is too short; use at least 16 characters (or unset it to generate one).');
   }
   const logLevel = (read(env, 'LOG_LEVEL') ?? 'info') as Config['logLevel'];
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) {
-    throw new ConfigError(`LOG_LEVEL=${logLevel} is not one of debug, info, warn, error.`);
+    problems.push(`LOG_LEVEL=${logLevel} is not one of debug, info, warn, error.`);
   }
   const keysDir = read(env, 'TRAINYARD_KEYS_DIR');
-  return {
-    port: portOf(env, 'PORT', 3000),
+  const connection = temporalConnectionOf(env, problems);
+  const config: Config = {
+    port: check(() => portOf(env, 'PORT', 3000), 3000),
     host: read(env, 'HOST') ?? '127.0.0.1',
-    databaseUrl: urlOf(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databaseUrl: check(() => urlOf(env, 'DATABASE_URL', ['postgres:', 'postgresql:']), null),
     temporal: {
-      address: hostPortOf(env, 'TEMPORAL_ADDRESS'),
-      namespace: read(env, 'TEMPORAL_NAMESPACE') ?? 'default',
-      uiUrl: urlOf(env, 'TEMPORAL_UI_URL', ['http:', 'https:']),
-      devPort: portOf(env, 'TRAINYARD_TEMPORAL_PORT', 7233),
-      devUiPort: portOf(env, 'TRAINYARD_TEMPORAL_UI_PORT', 8233),
+      address: connection.address,
+      namespace: connection.namespace,
+      uiUrl: check(() => urlOf(env, 'TEMPORAL_UI_URL', ['http:', 'https:']), null),
+      devPort: check(() => portOf(env, 'TRAINYARD_TEMPORAL_PORT', 7233), 7233),
+      devUiPort: check(() => portOf(env, 'TRAINYARD_TEMPORAL_UI_PORT', 8233), 8233),
       cliPath: read(env, 'TEMPORAL_CLI') ?? null,
+      tls: connection.tls,
+      apiKey: connection.apiKey,
+      grpcMeta: connection.grpcMeta,
+      profile: connection.profile,
     },
     dataDir: path.resolve(cwd, read(env, 'TRAINYARD_DATA_DIR') ?? 'data'),
     secret,
     keysDir: keysDir ? path.resolve(cwd, keysDir) : null,
-    localMachine: boolOf(env, 'TRAINYARD_LOCAL_MACHINE', false),
+    localMachine: check(() => boolOf(env, 'TRAINYARD_LOCAL_MACHINE', false), false),
     adminPassword: read(env, 'TRAINYARD_ADMIN_PASSWORD') ?? null,
     logLevel,
-    trustProxy: trustProxyOf(env, 'TRUST_PROXY'),
+    trustProxy: check(() => trustProxyOf(env, 'TRUST_PROXY'), false),
   };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** loadConfig for a command's start: each mistake on a line of its own, then exit 1. */
+export function loadConfigOrExit(env: Env = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const line of error.problems) console.error(`trainyard: ${line}`);
+    process.exit(1);
+  }
 }
 
 /** The settings table the README shows; kept beside the parser so they cannot drift apart. */
@@ -155,8 +381,16 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; meaning: s
   { name: 'PORT', default: '3000', meaning: 'HTTP port of the web server' },
   { name: 'HOST', default: '127.0.0.1', meaning: 'address the web server binds (0.0.0.0 to serve other machines)' },
   { name: 'DATABASE_URL', default: '(embedded PGlite)', meaning: 'PostgreSQL URL; unset → embedded PGlite in the data directory' },
-  { name: 'TEMPORAL_ADDRESS', default: '(dev server)', meaning: 'Temporal frontend host:port; unset → `npm start` runs a dev server' },
+  { name: 'TEMPORAL_ADDRESS', default: '(dev server)', meaning: 'Temporal frontend host:port; unset (and no profile address) → `npm start` runs a dev server' },
   { name: 'TEMPORAL_NAMESPACE', default: 'default', meaning: 'Temporal namespace' },
+  { name: 'TEMPORAL_API_KEY', default: '(none)', meaning: 'API key sent with every call (Temporal Cloud); turns TLS on' },
+  { name: 'TEMPORAL_TLS', default: 'false (true with an API key)', meaning: 'TLS to the frontend, trusting the system CAs unless a CA is given' },
+  { name: 'TEMPORAL_TLS_CLIENT_CERT_PATH', default: '(none)', meaning: 'client certificate (PEM) for mTLS; needs the key below; turns TLS on' },
+  { name: 'TEMPORAL_TLS_CLIENT_KEY_PATH', default: '(none)', meaning: 'private key (PEM) of that client certificate' },
+  { name: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH', default: '(system CAs)', meaning: "CA certificate (PEM) that signed the server's certificate; turns TLS on" },
+  { name: 'TEMPORAL_TLS_SERVER_NAME', default: '(host of the address)', meaning: "name the server's certificate must carry (and the SNI sent)" },
+  { name: 'TEMPORAL_CONFIG_FILE', default: '(none)', meaning: 'TOML file of Temporal profiles (as `temporal config` writes them); the variables above override it' },
+  { name: 'TEMPORAL_PROFILE', default: 'default', meaning: 'profile to read from TEMPORAL_CONFIG_FILE, or from ~/.config/temporalio/temporal.toml when that is unset' },
   { name: 'TEMPORAL_UI_URL', default: 'http://127.0.0.1:8233', meaning: 'Temporal UI address linked from process pages' },
   { name: 'TRAINYARD_DATA_DIR', default: './data', meaning: 'embedded database, Temporal SQLite file, local run directories, generated secret' },
   { name: 'TRAINYARD_SECRET', default: '(generated)', meaning: 'key that encrypts stored SSH keys; generated into the data directory when unset' },

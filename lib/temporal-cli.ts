@@ -28,7 +28,7 @@ export function cliCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(base, 'trainyard', 'bin');
 }
 
-function isExecutable(file: string): boolean {
+export function isExecutable(file: string): boolean {
   try {
     fs.accessSync(file, fs.constants.X_OK);
     return fs.statSync(file).isFile();
@@ -44,7 +44,7 @@ function onPath(name: string, env: NodeJS.ProcessEnv): string | null {
   return null;
 }
 
-function findGo(env: NodeJS.ProcessEnv): string | null {
+export function findGo(env: NodeJS.ProcessEnv): string | null {
   return onPath('go', env) ?? (isExecutable('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : null);
 }
 
@@ -74,11 +74,15 @@ export function findTemporalCli(env: NodeJS.ProcessEnv = process.env, projectRoo
   return null;
 }
 
-function goInstall(go: string, version: string, gobin: string, log: (line: string) => void): Promise<string> {
+/**
+ * `go install -v` of the given packages (one module, one version) into `gobin`, with the
+ * package count as progress. Rejects with the tail of Go's output.
+ */
+export function goInstall(go: string, packages: string[], gobin: string, log: (line: string) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, GOBIN: gobin, GOTOOLCHAIN: 'local', PATH: `${path.dirname(go)}${path.delimiter}${process.env.PATH ?? ''}` };
     // -x would be too noisy; -v lists packages as they compile, which is the progress we show.
-    const child = spawn(go, ['install', '-v', `github.com/temporalio/cli/cmd/temporal@${version}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(go, ['install', '-v', ...packages], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let compiled = 0;
     let tail = '';
     const onData = (chunk: Buffer): void => {
@@ -96,8 +100,8 @@ function goInstall(go: string, version: string, gobin: string, log: (line: strin
     child.stderr.on('data', onData);
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code === 0) resolve(path.join(gobin, 'temporal'));
-      else reject(new TemporalCliError(`go install temporal@${version} failed (exit ${code}):\n${tail.trim()}`));
+      if (code === 0) resolve();
+      else reject(new TemporalCliError(`go install ${packages.join(' ')} failed (exit ${code}):\n${tail.trim()}`));
     });
   });
 }
@@ -127,7 +131,8 @@ export async function ensureTemporalCli(
   for (const version of [TEMPORAL_CLI_VERSION, ...FALLBACK_VERSIONS]) {
     log(`Building the Temporal CLI ${version} with ${go} into ${gobin} (a few minutes the first time)…`);
     try {
-      const built = await goInstall(go, version, gobin, log);
+      await goInstall(go, [`github.com/temporalio/cli/cmd/temporal@${version}`], gobin, log);
+      const built = path.join(gobin, 'temporal');
       log(`Temporal CLI ${version} built: ${built}`);
       return { path: built, source: 'built' };
     } catch (error) {

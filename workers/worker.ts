@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Db } from '../db/client.js';
 import { machines } from '../db/schema.js';
+import { connectionOptions, explainConnectError, type TemporalConnectionSettings } from '../lib/temporal.js';
 import { createControlActivities } from '../activities/control.js';
 import { createMachineActivities, type MachineRow } from '../activities/machine.js';
 import { CONTROL_TASK_QUEUE, machineTaskQueue } from '../workflows/messages.js';
@@ -21,6 +22,8 @@ export interface WorkerDeps {
   db: Db;
   sql: postgres.Sql;
   temporalAddress: string;
+  /** TLS, API key and headers for an outside Temporal (lib/config.ts); none for a dev server. */
+  temporalConnection?: TemporalConnectionSettings;
   namespace: string;
   /** Serve the built-in `local` machine (TRAINYARD_LOCAL_MACHINE). */
   serveLocalMachine: boolean;
@@ -83,7 +86,9 @@ function installRuntime(): void {
 export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   installRuntime();
   const log = deps.log ?? ((line: string) => console.log(line));
-  const connection = await NativeConnection.connect({ address: deps.temporalAddress });
+  const connection = await NativeConnection.connect(connectionOptions(deps.temporalAddress, deps.temporalConnection)).catch(async (error: unknown) => {
+    throw await explainConnectError(error, deps.temporalAddress, deps.temporalConnection);
+  });
   const control = await Worker.create({
     connection,
     namespace: deps.namespace,

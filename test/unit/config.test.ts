@@ -26,7 +26,18 @@ describe('loadConfig', () => {
     expect(config.host).toBe('127.0.0.1');
     expect(config.dataDir).toBe(path.join(cwd, 'data'));
     expect(config.databaseUrl).toBeNull();
-    expect(config.temporal).toEqual({ address: null, namespace: 'default', uiUrl: null, devPort: 7233, devUiPort: 8233, cliPath: null });
+    expect(config.temporal).toEqual({
+      address: null,
+      namespace: 'default',
+      uiUrl: null,
+      devPort: 7233,
+      devUiPort: 8233,
+      cliPath: null,
+      tls: false,
+      apiKey: null,
+      grpcMeta: {},
+      profile: null,
+    });
     expect(config.secret).toBeNull();
     expect(config.keysDir).toBeNull();
     expect(config.localMachine).toBe(false);

@@ -1,0 +1,198 @@
+// A full Temporal server (not the dev server) for integration tests: its own two
+// PostgreSQL databases, frontend mTLS with certificates made here by openssl, every
+// port a free loopback one (certificates: ./certificates.ts). Stopping it kills it and drops its databases.
+import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { msToTs } from '@temporalio/common/lib/time.js';
+import postgres from 'postgres';
+import { portIsFree } from '../../lib/temporal-dev-server.js';
+import type { FoundServer } from '../../lib/temporal-server.js';
+import type { Certificates } from './certificates.js';
+import { waitFor } from './stack.js';
+
+export interface RunningServer {
+  /** The frontend, `127.0.0.1:<port>`; it takes mTLS only. */
+  address: string;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A free loopback port below 32768: the server stores membership ports in a PostgreSQL
+ * smallint, so the kernel's ephemeral range (where port 0 lands) will not do.
+ */
+async function lowFreePort(taken: Set<number>): Promise<number> {
+  for (;;) {
+    const port = 20_000 + crypto.randomInt(12_000);
+    if (!taken.has(port) && (await portIsFree(port))) {
+      taken.add(port);
+      return port;
+    }
+  }
+}
+
+/**
+ * Creates the two databases, applies the release's schemas, starts the server with
+ * frontend mTLS and creates the `default` namespace. `dynamicConfig` is written as the
+ * server's dynamic config file.
+ */
+export async function startTemporalServer(options: {
+  found: FoundServer;
+  adminDatabaseUrl: string;
+  certs: Certificates;
+  stateDir: string;
+  dynamicConfig: Record<string, unknown>;
+}): Promise<RunningServer> {
+  const { found, certs, stateDir } = options;
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const suffix = crypto.randomBytes(4).toString('hex');
+  const names = { store: `trainyard_temporal_${suffix}`, visibility: `trainyard_temporal_vis_${suffix}` };
+  const admin = postgres(options.adminDatabaseUrl, { max: 1, onnotice: () => {} });
+  const pg = new URL(options.adminDatabaseUrl);
+  const pgHost = pg.hostname || '127.0.0.1';
+  const pgPort = pg.port || '5432';
+  const pgUser = decodeURIComponent(pg.username || 'postgres');
+  const pgPassword = decodeURIComponent(pg.password);
+
+  let child: ReturnType<typeof spawn> | null = null;
+  const stop = async (): Promise<void> => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child!.once('exit', () => resolve()));
+      process.kill(-child.pid!, 'SIGTERM');
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-child!.pid!, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }, 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    for (const name of Object.values(names)) await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.end();
+  };
+
+  try {
+    for (const name of Object.values(names)) await admin.unsafe(`create database ${name}`);
+    const schemas = { store: 'temporal', visibility: 'visibility' } as const;
+    for (const [key, name] of Object.entries(names) as Array<[keyof typeof names, string]>) {
+      const common = ['--plugin', 'postgres12', '--ep', pgHost, '-p', pgPort, '-u', pgUser, ...(pgPassword ? ['--pw', pgPassword] : []), '--db', name];
+      execFileSync(found.sqlTool, [...common, 'setup-schema', '-v', '0.0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      execFileSync(found.sqlTool, [...common, 'update-schema', '-d', path.join(found.postgresSchemaDir, schemas[key], 'versioned')], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+    }
+
+    const taken = new Set<number>();
+    const ports = { frontend: 0, frontendHttp: 0, frontendMembership: 0, history: 0, historyMembership: 0, matching: 0, matchingMembership: 0, worker: 0, workerMembership: 0 };
+    for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await lowFreePort(taken);
+    const datastore = (databaseName: string, maxConns: number) => ({
+      sql: {
+        pluginName: 'postgres12',
+        databaseName,
+        connectAddr: `${pgHost}:${pgPort}`,
+        connectProtocol: 'tcp',
+        user: pgUser,
+        password: pgPassword,
+        maxConns,
+        maxIdleConns: maxConns,
+        maxConnLifetime: '1h',
+      },
+    });
+    const rpc = (grpcPort: number, membershipPort: number, extra: Record<string, unknown> = {}) => ({ rpc: { grpcPort, membershipPort, bindOnLocalHost: true, ...extra } });
+    const dynamicConfigFile = path.join(stateDir, 'dynamicconfig.yaml');
+    // JSON is YAML: the server reads both files as YAML.
+    fs.writeFileSync(dynamicConfigFile, JSON.stringify(Object.fromEntries(Object.entries(options.dynamicConfig).map(([key, value]) => [key, [{ value }]])), null, 2));
+    const logFile = path.join(stateDir, 'server.log');
+    const config = {
+      log: { stdout: false, level: 'warn', outputFile: logFile },
+      persistence: {
+        defaultStore: 'default',
+        visibilityStore: 'visibility',
+        numHistoryShards: 4,
+        datastores: { default: datastore(names.store, 20), visibility: datastore(names.visibility, 4) },
+      },
+      global: {
+        membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' },
+        tls: {
+          frontend: {
+            server: { certFile: certs.serverCert, keyFile: certs.serverKey, requireClientAuth: true, clientCaFiles: [certs.ca] },
+            client: { serverName: 'localhost', rootCaFiles: [certs.ca] },
+          },
+          systemWorker: { certFile: certs.clientCert, keyFile: certs.clientKey, client: { serverName: 'localhost', rootCaFiles: [certs.ca] } },
+        },
+      },
+      services: {
+        frontend: rpc(ports.frontend, ports.frontendMembership, { httpPort: ports.frontendHttp }),
+        history: rpc(ports.history, ports.historyMembership),
+        matching: rpc(ports.matching, ports.matchingMembership),
+        worker: rpc(ports.worker, ports.workerMembership),
+      },
+      clusterMetadata: {
+        enableGlobalNamespace: false,
+        failoverVersionIncrement: 10,
+        masterClusterName: 'active',
+        currentClusterName: 'active',
+        clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `localhost:${ports.frontend}` } },
+      },
+      dcRedirectionPolicy: { policy: 'noop' },
+      // Resolved against the server's working directory when relative: absolute here.
+      dynamicConfigClient: { filepath: dynamicConfigFile, pollInterval: '10s' },
+    };
+    const configDir = path.join(stateDir, 'config');
+    fs.mkdirSync(configDir, { recursive: true });
+    fs.writeFileSync(path.join(configDir, 'trainyard.yaml'), JSON.stringify(config, null, 2));
+
+    const out = fs.openSync(path.join(stateDir, 'server.out'), 'a', 0o600);
+    child = spawn(found.server, ['--root', stateDir, '--config', 'config', '--env', 'trainyard', '--allow-no-auth', 'start'], {
+      cwd: stateDir,
+      detached: true,
+      stdio: ['ignore', out, out],
+    });
+    fs.closeSync(out);
+    const address = `127.0.0.1:${ports.frontend}`;
+    const tls = {
+      serverNameOverride: 'localhost',
+      serverRootCACertificate: fs.readFileSync(certs.ca),
+      clientCertPair: { crt: fs.readFileSync(certs.clientCert), key: fs.readFileSync(certs.clientKey) },
+    };
+    const running = child;
+    const tail = () => ['server.out', 'server.log'].map((file) => fs.readFileSync(path.join(stateDir, file), 'utf8').slice(-3000)).join('\n');
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      if (running.exitCode !== null) throw new Error(`temporal-server exited ${running.exitCode}:\n${tail()}`);
+      try {
+        const connection = await Connection.connect({ address, tls, connectTimeout: 1000 });
+        try {
+          await connection.workflowService.getSystemInfo({});
+          break;
+        } finally {
+          await connection.close();
+        }
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`temporal-server did not answer on ${address} within 90 s (${String(error)}):\n${tail()}`);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+    }
+    // What `temporal operator namespace create default` does; the namespace registry sees it
+    // after its refresh interval (the dynamic config sets it short).
+    const connection = await Connection.connect({ address, tls });
+    try {
+      await connection.workflowService.registerNamespace({ namespace: 'default', workflowExecutionRetentionPeriod: msToTs('1 day') });
+      await waitFor('the default namespace', async () => {
+        await connection.workflowService.describeNamespace({ namespace: 'default' });
+        return true;
+      }, 30_000, 300);
+    } finally {
+      await connection.close();
+    }
+    return { address, logFile, stop };
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
+  }
+}
