@@ -36,7 +36,7 @@ type Json = Record<string, any>;
 
 async function call(method: 'GET' | 'POST', url: string, payload?: unknown): Promise<{ status: number; body: Json }> {
   const response = await viaToken(t.app, admin, { method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
-  return { status: response.statusCode, body: response.body ? (response.json() as Json) : {} };
+  return { status: response.statusCode, body: response.body ? response.json<Json>() : {} };
 }
 
 const shellLines = (lines: string[]) => `printf '%s\\n' ${lines.map((l) => `'${l}'`).join(' ')}`;
