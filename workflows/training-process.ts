@@ -16,7 +16,7 @@ import {
 } from '@temporalio/workflow';
 import type { ControlActivities, MachineActivities, StopOptions, TrainerOutcome } from '../activities/types.js';
 import { FAILURE } from '../domain/failures.js';
-import { decide, isActive, type ProcessStatus, type UserAction } from '../domain/status.js';
+import { decide, DELETE_UNDER_WAY, isActive, type ProcessStatus, type UserAction } from '../domain/status.js';
 import { stopTimeoutSeconds } from '../domain/stop-timeout.js';
 import {
   CONTROL_TASK_QUEUE,
@@ -135,7 +135,7 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
   }
 
   function refuseUnless(action: UserAction): void {
-    if (deleteRequested) throw ApplicationFailure.nonRetryable('The process is being deleted.', FAILURE.notAllowed, { ru: 'Процесс удаляется.' });
+    if (deleteRequested) throw ApplicationFailure.nonRetryable(DELETE_UNDER_WAY.en, FAILURE.notAllowed, DELETE_UNDER_WAY);
     const decision = decide(state.status, action, { statusBeforeDisable: state.statusBeforeDisable ?? undefined });
     if (!decision.ok) throw ApplicationFailure.nonRetryable(decision.reason.en, FAILURE.notAllowed, decision.reason);
   }
