@@ -177,7 +177,8 @@ await run('pages', async () => {
   const cookie = `${session}; ty_lang=en`;
   const pageUrl = `${base}/training/templates/${templateId}/processes`;
 
-  // The page is paginated: at most PAGE_SIZE rows, a link on to the next page, and a deep page costs what the first does.
+  // The page is paginated: at most PAGE_SIZE rows, a link on to the next page, and a deep page
+  // costs what the first does.
   const get = async (u: string) => {
     const r = await fetch(u, { headers: { cookie } });
     const body = await r.text();

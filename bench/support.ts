@@ -180,7 +180,8 @@ export interface WorkerChild {
  * memory. Resolves once it polls. Stopped (TERM, then KILL) at clean-up.
  */
 export async function startWorkerChild(options: { databaseUrl: string; temporalAddress: string; dataDir: string }): Promise<WorkerChild> {
-  // BENCH_WORKER_NODE_ARGS: extra node flags for the worker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where its time goes.
+  // BENCH_WORKER_NODE_ARGS: extra node flags for the worker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  // to see where its time goes.
   const nodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'bin', 'trainyard.ts'), 'worker'], {
     cwd: ROOT,
