@@ -28,7 +28,10 @@ async function call(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, pa
   return { status: response.statusCode, body: response.body ? response.json<Json>() : {} };
 }
 
-const PEM = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAtopsecretkeymaterial\n-----END OPENSSH PRIVATE KEY-----\n';
+const PEM =
+  '-----BEGIN OPENSSH PRIVATE KEY-----\n' +
+  'b3BlbnNzaC1rZXktdjEAAAAAtopsecretkeymaterial\n' +
+  '-----END OPENSSH PRIVATE KEY-----\n';
 
 describe('the JSON API with a token', () => {
   it('adds a machine whose private key is stored only encrypted and never returned', async () => {

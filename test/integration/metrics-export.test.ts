@@ -115,7 +115,8 @@ describe('the metrics export', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ error: { code: 'invalid' } });
 
-    // A viewer of another template does not see the process at all; one of this template does, by its session too (the page's links).
+    // A viewer of another template does not see the process at all; one of this template does, by its
+    // session too (the page's links).
     const otherTemplate = await call('POST', '/api/v1/templates', { name: `export other ${uid()}`, command: 'true' });
     const outsider = await makeActor(stack, [{ role: 'viewer', templateId: otherTemplate.body.id }], 'export-outsider');
     const hidden = await viaToken(t.app, outsider, { method: 'GET', url: `/api/v1/processes/${id}/metrics/export?run=1` });
