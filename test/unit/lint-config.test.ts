@@ -6,16 +6,22 @@ import { describe, expect, it } from 'vitest';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 
-// The type-aware rules need the file on disk inside the tsconfig's `include`, so the probe is
-// written next to this test for the length of one lint and removed after.
+// The type-aware rules need the file on disk with a tsconfig.json: the probe gets a directory of its
+// own under tmp/ (which the config ignores, hence `ignore: false`), so TypeScript loads one file
+// instead of the whole project.
 async function rulesFired(code: string): Promise<string[]> {
-  const file = path.join(root, 'test', 'unit', `lint-probe-${process.pid}.ts`);
-  fs.writeFileSync(file, code);
+  fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
+  const dir = fs.mkdtempSync(path.join(root, 'tmp', 'lint-probe-'));
+  fs.writeFileSync(
+    path.join(dir, 'tsconfig.json'),
+    JSON.stringify({ extends: '../../tsconfig.json', include: ['*.ts'] }),
+  );
+  fs.writeFileSync(path.join(dir, 'probe.ts'), code);
   try {
-    const [result] = await new ESLint({ cwd: root }).lintFiles([file]);
+    const [result] = await new ESLint({ cwd: root, ignore: false }).lintFiles([path.join(dir, 'probe.ts')]);
     return messages(result);
   } finally {
-    fs.rmSync(file, { force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
