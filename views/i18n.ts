@@ -14,6 +14,7 @@ const en = {
   targetMachines: 'Target machines',
   language: 'Language',
   logout: 'Log out',
+  serverNoAnswer: 'The server did not answer; check the connection and try again.',
 
   // Words several pages share: buttons, form fields, form errors
   save: 'Save',
@@ -231,6 +232,7 @@ const ru: Record<MessageKey, string> = {
   targetMachines: 'Целевые машины',
   language: 'Язык',
   logout: 'Выйти',
+  serverNoAnswer: 'Сервер не ответил; проверьте соединение и попробуйте ещё раз.',
 
   // Words several pages share: buttons, form fields, form errors
   save: 'Сохранить',
