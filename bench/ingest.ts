@@ -137,7 +137,7 @@ function* pointsOf(lines: number): Generator<MetricPointInput[]> {
 async function measureCopy(database: Database): Promise<number> {
   const runId = await bareRun(database, 'copy');
   const rows = await database.sql<{ id: number; name: string }[]>`
-    insert into metric_series (run_id, name) select ${runId}, unnest(${SERIES as unknown as string[]}::text[]) returning id, name`;
+    insert into metric_series (run_id, name) select ${runId}, unnest(${SERIES}::text[]) returning id, name`;
   const ids = new Map(rows.map((r) => [r.name, r.id]));
   // The text is made before the clock starts: the baseline is the database's part alone.
   const chunks: string[] = [];
@@ -184,7 +184,10 @@ await run('ingest', async () => {
   const deps: ProcessDeps = { db, client: (await temporalClient(temporal.address)).client };
   const log = (line: string) => console.error(`ingest: ${line} (${(performance.now() / 1000).toFixed(1)} s)`);
 
-  /** Runs the trainer through the product and watches runs.step; returns the trainer's stamps and the bench's observations. */
+  /**
+   * Runs the trainer through the product and watches runs.step; returns the trainer's stamps and the
+   * bench's observations.
+   */
   async function throughPipeline(lines: number, pointsPerS: number, pollMs: number) {
     const proc = await createProcess(deps, { templateId: template!.id, machineId: local!.id, params: { lines, points_per_s: pointsPerS } });
     await act(deps, proc.id, 'start');
@@ -317,11 +320,14 @@ await run('ingest', async () => {
     { figure: 'points stored / written (lag run)', value: `${count(paced.stored)} / ${count(lagLines * SERIES.length)}; run ${paced.run.status}`, target: 'equal, completed', met: paced.stored === lagLines * SERIES.length && paced.run.status === 'completed' },
   ];
   printTable(`ingest — ${count(points)} points end to end on local, PostgreSQL`, rows, [
-    'End to end: from the trainer\'s first write to the moment the last line\'s step is queryable (runs.step, committed with the points), ' +
-      'through the worker child process (local executor → tail → parse → batch → commitBatch). Raw COPY: the same points as text, made beforehand, ' +
-      'COPY\'d into metric_points on one connection. Store alone: commitBatch in this process, 20 000 points a batch, made beforehand. Each starts from empty tables with the same indexes. ' +
+    "End to end: from the trainer's first write to the moment the last line's step is queryable " +
+      '(runs.step, committed with the points), through the worker child process (local executor → tail → ' +
+      "parse → batch → commitBatch). Raw COPY: the same points as text, made beforehand, COPY'd into " +
+      'metric_points on one connection. Store alone: commitBatch in this process, 20 000 points a batch, ' +
+      'made beforehand. Each starts from empty tables with the same indexes. ' +
       `Lag: the trainer writes every 5 ms what is due at ${count(LAG_POINTS_PER_S)} points/s and stamps each write; ` +
-      `each write's lag is the first ${POLL_MS} ms poll that shows its step, less its stamp; the first ${LAG_WARMUP_S} s are left out (the reader starting).`,
+      `each write's lag is the first ${POLL_MS} ms poll that shows its step, less its stamp; ` +
+      `the first ${LAG_WARMUP_S} s are left out (the reader starting).`,
   ]);
   await worker.stop();
 });

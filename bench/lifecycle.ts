@@ -317,12 +317,15 @@ await run('lifecycle', async () => {
     notes.push(`${kind}, stop (p50 ms after the stop action; the trainer exits at +${Math.round(exitStats.p50)}): ${phaseSummary(lines, marks[kind], 'stop')}`);
   }
   printTable(`lifecycle — ${N} processes per machine, one at a time (+ ${WARMUP} warm-up each)`, rows, [
-    'Baselines: the bare executor (executors/) in this process launching the same command (launch → handle), ' +
-      'stopping it (stop() → TERM stamp), and seeing the group gone (exit stamp → stop() resolved). Product figures: ' +
-      `services/processes.ts act() against a \`trainyard worker\` child process, status read from the processes table every ${POLL_MS} ms ` +
+    'Baselines: the bare executor (executors/) in this process launching the same command ' +
+      '(launch → handle), stopping it (stop() → TERM stamp), and seeing the group gone (exit stamp → ' +
+      'stop() resolved). Product figures: ' +
+      'services/processes.ts act() against a `trainyard worker` child process, ' +
+      `status read from the processes table every ${POLL_MS} ms ` +
       `(detection adds up to ~${POLL_MS} ms plus a query). TERM and exit times are the trainer's own \`date +%s%N\` stamps. ` +
       'The burst rows have no target: they include queueing (all started, then all stopped, at once).',
-    'Where the time goes — activity completions in the Temporal history (server clock, same host), p50 over the timed processes:',
+    'Where the time goes — activity completions in the Temporal history (server clock, same host), p50 ' +
+      'over the timed processes:',
     ...notes,
   ]);
   console.error(`lifecycle: worker pid ${worker.pid}`);

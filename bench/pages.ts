@@ -96,8 +96,8 @@ async function load(url: string, cookie: string, seconds: number, scripts: strin
   const undo = () => killGroup(child, 2000);
   onCleanup('the load generator', undo);
   let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   if (hasWrk) {
     const m = /BENCH (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)/.exec(out);
@@ -177,7 +177,8 @@ await run('pages', async () => {
   const cookie = `${session}; ty_lang=en`;
   const pageUrl = `${base}/training/templates/${templateId}/processes`;
 
-  // The page is paginated: at most PAGE_SIZE rows, a link on to the next page, and a deep page costs what the first does.
+  // The page is paginated: at most PAGE_SIZE rows, a link on to the next page, and a deep page
+  // costs what the first does.
   const get = async (u: string) => {
     const r = await fetch(u, { headers: { cookie } });
     const body = await r.text();

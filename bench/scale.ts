@@ -42,7 +42,8 @@ import {
 
 const flag = process.argv.indexOf('--processes');
 const P = flag > 0 ? Number(process.argv[flag + 1]) : quick ? 20 : 200;
-const WINDOW_S = quick ? 6 : 45; // --quick: 6 s keeps the whole run near 30 s (the worker alone takes ~10 s to bundle and start)
+// --quick: 6 s keeps the whole run near 30 s (the worker alone takes ~10 s to bundle and start).
+const WINDOW_S = quick ? 6 : 45;
 // Beyond these the bench reports what it got rather than waiting on (and the run stays under 3 minutes).
 // Counted from the first action sent, sending included.
 // 200 starts take 40–60 s on 2 cores (sending them alone, 50 at a time, about 40 s).
@@ -245,9 +246,10 @@ await run('scale', async () => {
   ];
   printTable(`scale — ${P} processes on local, ${LINES_PER_S} points/s each, ${WINDOW_S} s window`, rows, [
     'Worker: a `trainyard worker` child process; RSS from /proc/<pid>/status (idle = polling, before any process). ' +
-      'Rows/s: metric_points rows counted at the window\'s ends, beside the lines the trainers wrote meanwhile (counted in their files). ' +
-      "Histories: fetchHistory() of every run of each process's workflow chain (walked back through continuedExecutionRunId) after the stop. " +
-      'The PostgreSQL CPU is that of this database\'s backends. The window starts when all are running, or at the start deadline.',
+      "Rows/s: metric_points rows counted at the window's ends, beside the lines the trainers wrote " +
+      "meanwhile (counted in their files). Histories: fetchHistory() of every run of each process's " +
+      'workflow chain (walked back through continuedExecutionRunId) after the stop. The PostgreSQL CPU is ' +
+      "that of this database's backends. The window starts when all are running, or at the start deadline.",
   ]);
   await worker.stop();
 });

@@ -180,7 +180,8 @@ export interface WorkerChild {
  * memory. Resolves once it polls. Stopped (TERM, then KILL) at clean-up.
  */
 export async function startWorkerChild(options: { databaseUrl: string; temporalAddress: string; dataDir: string }): Promise<WorkerChild> {
-  // BENCH_WORKER_NODE_ARGS: extra node flags for the worker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where its time goes.
+  // BENCH_WORKER_NODE_ARGS: extra node flags for the worker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  // to see where its time goes.
   const nodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'bin', 'trainyard.ts'), 'worker'], {
     cwd: ROOT,
@@ -203,8 +204,8 @@ export async function startWorkerChild(options: { databaseUrl: string; temporalA
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-20_000);
   };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   const stop = () => killGroup(child, 10_000);
   onCleanup('the worker process', stop);
   const deadline = Date.now() + 120_000;
@@ -337,7 +338,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null | u
 
 /** Runs `work` over `items` with at most `limit` at a time; an aborted `signal` starts no more. */
 export async function pool<T, R>(items: T[], limit: number, work: (item: T, index: number) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
-  const results: R[] = new Array(items.length);
+  const results = new Array<R>(items.length);
   let next = 0;
   const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length && !signal?.aborted) {

@@ -177,7 +177,10 @@ export const runs = pgTable(
     exitCode: integer('exit_code'),
     error: text('error'),
     unreachableSince: timestamp('unreachable_since', { withTimezone: true }),
-    /** The run failed while its machine was unreachable: its trainer may still be there, to be stopped when the machine answers. */
+    /**
+     * The run failed while its machine was unreachable: its trainer may still be there, to be stopped
+     * when the machine answers.
+     */
     trainerMayRemain: boolean('trainer_may_remain').notNull().default(false),
     /** The last few KiB of the trainer's output, copied while it runs, so logs stay viewable without the machine. */
     stdoutTail: text('stdout_tail').notNull().default(''),

@@ -145,6 +145,9 @@ const ACTION_VERBS: Readonly<Record<UserAction, LocalizedText>> = {
   delete: { en: 'delete', ru: 'удалить' },
 };
 
+/** Every action's refusal while the process is being deleted; the workflow's validators give it. */
+export const DELETE_UNDER_WAY: LocalizedText = { en: 'The process is being deleted.', ru: 'Процесс удаляется.' };
+
 // A second sentence only where it tells the operator what to do next.
 function refusalHint(status: ProcessStatus, action: UserAction): LocalizedText | null {
   if (action === 'start' && status === 'disabled') return { en: 'Enable it first.', ru: 'Сначала включите его.' };

@@ -141,7 +141,7 @@ export class SshPool {
     if (this.closed) throw new ExecutorError('CONNECTION_LOST', 'the executor is closed');
     const live = this.connections.filter((c) => !c.dead);
     const conn =
-      live.find((c) => c.sftp) ??
+      live.find((c) => c.sftp !== undefined) ??
       live.find((c) => c.channels < c.limit) ??
       live[0] ??
       this.open();

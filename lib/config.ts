@@ -405,6 +405,8 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; meaning: s
     name: 'TRUST_PROXY',
     default: 'false',
     meaning:
-      'whose `X-Forwarded-For`/`-Proto` to believe (login limits, audit log, Secure cookies): false = nobody; a hop count (1 = the one proxy in front, as in docker-compose.yml); or a comma list of proxy addresses/CIDRs; true believes anyone',
+      'whose `X-Forwarded-For`/`-Proto` to believe (login limits, audit log, Secure cookies): false = ' +
+      'nobody; a hop count (1 = the one proxy in front, as in docker-compose.yml); or a comma list of ' +
+      'proxy addresses/CIDRs; true believes anyone',
   },
 ];

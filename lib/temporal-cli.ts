@@ -122,7 +122,8 @@ export async function ensureTemporalCli(
   if (!go) {
     throw new TemporalCliError(
       'No Temporal CLI found and no Go toolchain to build one: install Go (https://go.dev/dl), ' +
-        'put `temporal` on PATH, set TEMPORAL_CLI to its path, or set TEMPORAL_ADDRESS to use a running Temporal server.',
+        'put `temporal` on PATH, set TEMPORAL_CLI to its path, ' +
+        'or set TEMPORAL_ADDRESS to use a running Temporal server.',
     );
   }
   const gobin = cliCacheDir(env);

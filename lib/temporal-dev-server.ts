@@ -70,7 +70,7 @@ async function reapStale(pidFile: string): Promise<void> {
     return;
   }
   if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return;
-  let cmdline = '';
+  let cmdline: string;
   try {
     cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
   } catch {

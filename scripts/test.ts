@@ -1,5 +1,5 @@
-// `npm test`: the whole suite, starting what it needs. Type-check and the workflow lint
-// first (fast, and a type error makes later failures noise), then every vitest project.
+// `npm test`: the whole suite, starting what it needs. Type-check and lint first (a type
+// error makes later failures noise), then every vitest project.
 // The integration project's global setup starts the Temporal dev server (finding or
 // building the CLI) and creates a fresh PostgreSQL database; the ssh tests start sshd.
 // The workflow project starts a Temporal server of its own per test file.
@@ -35,7 +35,7 @@ async function checkPostgres(): Promise<void> {
 }
 
 step('type-check', bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']);
-step('workflow determinism lint', bin('tsx'), ['scripts/lint-workflows.ts']);
+step('lint', bin('tsx'), ['scripts/lint.ts']);
 console.log('\n▶ Temporal CLI');
 const cli = await ensureTemporalCli({ log: (line) => console.log(line) });
 console.log(`using ${cli.path} (${cli.source})`);

@@ -68,7 +68,9 @@ async function seedFirstStart(db: Db, adminPassword: string | null): Promise<See
     if (!demo) {
       await tx.insert(templates).values({
         name: DEMO_TEMPLATE_NAME,
-        description: 'A small MLP learning the two-spirals task; shows a warm-up + cosine learning rate, a falling loss and a rising test accuracy.',
+        description:
+          'A small MLP learning the two-spirals task; shows a warm-up + cosine learning rate, a falling loss ' +
+          'and a rising test accuracy.',
         command: demoTemplateCommand(),
         params: { learning_rate: 0.01, batch_size: 64, hidden: 32, step_delay_ms: 40 },
         totalSteps: 3000,
@@ -104,7 +106,9 @@ async function seedPytorchDemo(db: Db, findPython: () => Promise<string | null>)
       .values({
         name: PYTORCH_DEMO_TEMPLATE_NAME,
         description:
-          'Небольшая свёрточная сеть (PyTorch) учится распознавать рукописные цифры 8×8 из scikit-learn: SGD с расписанием OneCycle, точность на тесте около 0,98. При остановке сохраняет чекпоинт и продолжает с него.',
+          'Небольшая свёрточная сеть (PyTorch) учится распознавать рукописные цифры 8×8 из scikit-learn: SGD с ' +
+          'расписанием OneCycle, точность на тесте около 0,98. При остановке сохраняет чекпоинт и продолжает с ' +
+          'него.',
         command: pytorchDemoCommand(python),
         params: { step_delay_ms: 60, eval_every: 25, checkpoint_every: 100 },
         totalSteps: 600,

@@ -50,7 +50,7 @@ export function layout(ctx: PageContext, title: string, body: Html): Html {
     : ''}
 </header>
 <main>
-<div id="flash" aria-live="polite"></div>
+<div id="flash" aria-live="polite" data-no-answer="${t('serverNoAnswer')}"></div>
 ${body}
 </main>
 </body>

@@ -15,7 +15,7 @@ beforeAll(async () => {
   stack = await startStack();
   t = await startApp(stack);
   admin = await makeActor(stack, [{ role: 'admin' }], 'hostile');
-  const machines = (await viaToken(t.app, admin, { method: 'GET', url: '/api/v1/machines' })).json() as { items: Array<{ id: number; name: string }> };
+  const machines = (await viaToken(t.app, admin, { method: 'GET', url: '/api/v1/machines' })).json<{ items: Array<{ id: number; name: string }> }>();
   localId = machines.items.find((m) => m.name === 'local')!.id;
 });
 afterAll(async () => {
@@ -134,7 +134,7 @@ const MACHINE_CASES: Case[] = [
 
 async function post(url: string, payload: unknown) {
   const response = await viaToken(t.app, admin, { method: 'POST', url, payload: payload as object });
-  return { status: response.statusCode, body: response.json() as Json };
+  return { status: response.statusCode, body: response.json<Json>() };
 }
 
 async function check(kind: 'templates' | 'machines', base: Json, c: Case) {
@@ -146,7 +146,7 @@ async function check(kind: 'templates' | 'machines', base: Json, c: Case) {
     expect(created.body.error.code).toBe('invalid');
     expect(String(created.body.error.field).split('.')[0], said).toBe(c.field);
   } else {
-    const read = (await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/${kind}/${created.body.id}` })).json() as Json;
+    const read = (await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/${kind}/${created.body.id}` })).json<Json>();
     expect(read[c.field], `${c.field} stored verbatim`).toEqual(c.value);
     await viaToken(t.app, admin, { method: 'DELETE', url: `/api/v1/${kind}/${created.body.id}` });
   }
@@ -201,11 +201,11 @@ describe('hostile input', () => {
     expect(proc.status).toBe(201);
     expect((await post(`/api/v1/processes/${proc.body.id}/start`, undefined)).status).toBe(202);
     await waitFor('completed', async () => {
-      const view = (await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${proc.body.id}` })).json() as Json;
+      const view = (await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${proc.body.id}` })).json<Json>();
       if (view.status === 'failed') throw new Error(`failed: ${view.lastError}`);
       return view.status === 'completed';
     });
-    const logs = (await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${proc.body.id}/logs` })).json() as Json;
+    const logs = (await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${proc.body.id}/logs` })).json<Json>();
     expect(logs.stdout).toContain(`env=${SHELL} ${SQL}\n`);
     const params = JSON.parse(/params=(.*)\n/.exec(logs.stdout)![1]!) as Json;
     expect(params).toMatchObject({ note: SHELL, sql: SQL, text: UNICODE, extra: `'; touch ${MARKER}; '` });

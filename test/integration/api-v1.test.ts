@@ -25,10 +25,13 @@ type Json = Record<string, any>;
 
 async function call(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown, actor: Actor = admin): Promise<{ status: number; body: Json }> {
   const response = await viaToken(t.app, actor, { method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
-  return { status: response.statusCode, body: response.body ? (response.json() as Json) : {} };
+  return { status: response.statusCode, body: response.body ? response.json<Json>() : {} };
 }
 
-const PEM = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAtopsecretkeymaterial\n-----END OPENSSH PRIVATE KEY-----\n';
+const PEM =
+  '-----BEGIN OPENSSH PRIVATE KEY-----\n' +
+  'b3BlbnNzaC1rZXktdjEAAAAAtopsecretkeymaterial\n' +
+  '-----END OPENSSH PRIVATE KEY-----\n';
 
 describe('the JSON API with a token', () => {
   it('adds a machine whose private key is stored only encrypted and never returned', async () => {
@@ -234,7 +237,7 @@ describe('the OpenAPI document', () => {
   it('describes every /api/v1 route with its schemas, and every $ref resolves', async () => {
     const response = await t.app.inject({ method: 'GET', url: '/api/v1/openapi.json' });
     expect(response.statusCode).toBe(200);
-    const doc = response.json() as Json;
+    const doc = response.json<Json>();
     expect(doc.openapi).toBe('3.1.0');
     const routes = t.app
       .printRoutes({ commonPrefix: false })

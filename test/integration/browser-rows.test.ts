@@ -101,4 +101,37 @@ describe('a process row in a browser', () => {
       await page.close();
     }
   });
+
+  it('says in the page’s language that the server did not answer when an action cannot reach it', async () => {
+    const template = await exampleTemplate(stack);
+    const local = await localMachine(stack);
+    const process = await createProcess(stack.deps, { templateId: template.id, machineId: local.id });
+    const page = await context.newPage();
+    try {
+      await page.goto(`${baseUrl}/login?lang=ru`);
+      if (new URL(page.url()).pathname.startsWith('/login')) {
+        await page.getByLabel('Логин').fill('admin');
+        await page.getByLabel('Пароль').fill('admin-password-for-tests');
+        await page.getByRole('button', { name: 'Войти' }).click();
+        await page.waitForURL((url) => !url.pathname.startsWith('/login'));
+      }
+      // Every action is cut off before it reaches the server, as when the network is down.
+      await page.route(`${baseUrl}/training/processes/${process.id}/*`, (route) =>
+        route.request().method() === 'POST' ? route.abort('connectionfailed') : route.continue(),
+      );
+      for (const [lang, start, text] of [
+        ['ru', 'Запустить', 'Сервер не ответил; проверьте соединение и попробуйте ещё раз.'],
+        ['en', 'Start', 'The server did not answer; check the connection and try again.'],
+      ] as const) {
+        await page.goto(`${baseUrl}/training/templates/${template.id}/processes?lang=${lang}`);
+        const row = page.locator(`#process-${process.id}-row`);
+        await row.locator('details.menu > summary').click();
+        await row.getByRole('menuitem', { name: start }).click();
+        await expect.poll(() => page.locator('#flash [role=alert]').textContent(), { timeout: 10_000 }).toBe(text);
+      }
+      expect(await badge(page.locator(`#process-${process.id}-row`))).toBe('Created');
+    } finally {
+      await page.close();
+    }
+  });
 });

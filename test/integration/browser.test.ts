@@ -212,7 +212,8 @@ describe('the operator flow in a browser, in Russian', () => {
     await act(stack.deps, broken.id, 'start');
     await expect.poll(() => page.locator(`#process-${idle.id}-row .status .badge`).textContent(), { timeout: 10_000 }).toBe(ru('created'));
     await expect.poll(() => page.locator(`#process-${broken.id}-row .status .badge`).textContent(), { timeout: 30_000 }).toBe(ru('failed'));
-    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__sameDocument)).toBeUndefined(); // (a fresh page since monitoring)
+    // (a fresh page since monitoring)
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__sameDocument)).toBeUndefined();
     await row.locator('.expander').click();
     await expect.poll(() => details.locator('[data-fact=eta]').textContent(), { timeout: 20_000 }).toMatch(/^~\d/);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'processes.png') });

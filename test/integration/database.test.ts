@@ -235,7 +235,7 @@ describe('PostgreSQL: accounts and tokens', () => {
 });
 
 describe('the embedded database (PGlite on a Unix socket)', () => {
-  const cleanups: Array<() => Promise<unknown> | unknown> = [];
+  const cleanups: Array<() => unknown> = [];
   const tempDir = () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-embedded-'));
     cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -123,7 +123,8 @@ describe('launch and stop at the edges', () => {
     const file = launchesFile();
     const template = await sleeperTemplate(file);
     const machine = await machineWith((real) => ({
-      // Fault injection: the first attempt launches for real and its reply is lost; every retry finds the machine silent.
+      // Fault injection: the first attempt launches for real and its reply is lost; every retry finds
+      // the machine silent.
       async launchTrainer(runId) {
         if (Context.current().info.attempt === 1) {
           await real.launchTrainer(runId);

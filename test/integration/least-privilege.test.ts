@@ -32,7 +32,7 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const json = (response: LightMyRequestResponse) => response.json() as Record<string, unknown>;
+const json = (response: LightMyRequestResponse) => response.json<Record<string, unknown>>();
 
 /** Every text column of the tables a secret could land in, as one string. */
 async function databaseText(): Promise<string> {

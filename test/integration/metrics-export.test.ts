@@ -36,7 +36,7 @@ type Json = Record<string, any>;
 
 async function call(method: 'GET' | 'POST', url: string, payload?: unknown): Promise<{ status: number; body: Json }> {
   const response = await viaToken(t.app, admin, { method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
-  return { status: response.statusCode, body: response.body ? (response.json() as Json) : {} };
+  return { status: response.statusCode, body: response.body ? response.json<Json>() : {} };
 }
 
 const shellLines = (lines: string[]) => `printf '%s\\n' ${lines.map((l) => `'${l}'`).join(' ')}`;
@@ -115,7 +115,8 @@ describe('the metrics export', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ error: { code: 'invalid' } });
 
-    // A viewer of another template does not see the process at all; one of this template does, by its session too (the page's links).
+    // A viewer of another template does not see the process at all; one of this template does, by its
+    // session too (the page's links).
     const otherTemplate = await call('POST', '/api/v1/templates', { name: `export other ${uid()}`, command: 'true' });
     const outsider = await makeActor(stack, [{ role: 'viewer', templateId: otherTemplate.body.id }], 'export-outsider');
     const hidden = await viaToken(t.app, outsider, { method: 'GET', url: `/api/v1/processes/${id}/metrics/export?run=1` });

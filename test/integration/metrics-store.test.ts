@@ -294,7 +294,7 @@ const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset
               (min(array[p.value, p.step::float8]) filter (where p.value > '-Infinity' and p.value < 'Infinity'))[2]::int8 as min_step,
               (max(array[p.value, -p.step::float8]) filter (where p.value > '-Infinity' and p.value < 'Infinity'))[1] as max_value,
               min(p.step) filter (where p.value = 'NaN') as nan_step
-            from metric_points p cross join unnest(${ROLLUP_LEVELS as unknown as number[]}::int2[]) as l(level)
+            from metric_points p cross join unnest(${ROLLUP_LEVELS}::int2[]) as l(level)
             where p.series_id in (select id from mine)
             group by 1, 2, 3)
           select * from fresh full join (select * from metric_rollups where series_id in (select id from mine)) r using (series_id, level, bucket)

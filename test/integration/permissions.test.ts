@@ -151,7 +151,7 @@ const NOT_IN_MATRIX: Record<string, string> = {
 };
 
 function holds(role: Role, permission: Permission): boolean {
-  return role !== 'anonymous' && role !== 'none' && (BUILTIN_ROLES[role] as Permission[]).includes(permission);
+  return role !== 'anonymous' && role !== 'none' && BUILTIN_ROLES[role].includes(permission);
 }
 
 function mayUse(role: Role, row: Row): boolean {

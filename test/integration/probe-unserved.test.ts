@@ -19,7 +19,7 @@ afterAll(async () => {
 
 it('answers 503 naming the missing worker for the local machine, and 409 for a disabled machine', async () => {
   const admin = await makeActor(stack, [{ role: 'admin' }], 'probe');
-  const machines = (await viaToken(t.app, admin, { method: 'GET', url: '/api/v1/machines' })).json() as { items: Array<{ id: number; name: string }> };
+  const machines = (await viaToken(t.app, admin, { method: 'GET', url: '/api/v1/machines' })).json<{ items: Array<{ id: number; name: string }> }>();
   const local = machines.items.find((m) => m.name === 'local')!;
   const started = Date.now();
   const unserved = await viaToken(t.app, admin, { method: 'POST', url: `/api/v1/machines/${local.id}/probe` });

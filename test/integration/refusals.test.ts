@@ -2,7 +2,7 @@
 // validators), in each status a process can be observed in, with the reason — and the
 // refusal changes nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decide, USER_ACTIONS, type ProcessStatus, type UserAction } from '../../domain/status.js';
+import { decide, USER_ACTIONS, type ProcessStatus } from '../../domain/status.js';
 import { ServiceError } from '../../services/errors.js';
 import { act, createProcess, deleteProcess, getProcess } from '../../services/processes.js';
 import { localMachine, makeTemplate, processRow, startStack, waitForStatus, type Stack } from '../support/stack.js';
@@ -19,7 +19,7 @@ async function expectAllRefusalsIn(processId: number, status: ProcessStatus, ctx
   const before = await processRow(stack, processId);
   const refused = USER_ACTIONS.filter((action) => !decide(status, action, ctx).ok);
   for (const action of refused) {
-    const work: Promise<unknown> = action === 'delete' ? deleteProcess(stack.deps, processId) : act(stack.deps, processId, action as Exclude<UserAction, 'delete'>);
+    const work: Promise<unknown> = action === 'delete' ? deleteProcess(stack.deps, processId) : act(stack.deps, processId, action);
     const error = await work.then(
       () => null,
       (e: unknown) => e,

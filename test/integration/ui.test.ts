@@ -5,7 +5,7 @@
 // the live feed sends changed rows to every open page from one shared poller.
 import type { AddressInfo } from 'node:net';
 import { and, eq } from 'drizzle-orm';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatusFeed, type Subscriber } from '../../api/routes/ui/status-feed.js';
 import { buildApp } from '../../api/app.js';
@@ -330,7 +330,7 @@ describe('actions and fragments of a live process', () => {
     // The monitoring data polls JSON while the run is live.
     const metrics = await waitFor('points', async () => {
       const r = await get(s, `/training/processes/${id}/metrics`);
-      const body = r.json() as { live: boolean; runs: Array<{ series: Record<string, unknown[]> }> };
+      const body = r.json<{ live: boolean; runs: Array<{ series: Record<string, unknown[]> }> }>();
       return (body.runs[0]?.series.loss?.length ?? 0) > 0 ? body : null;
     }, 30_000, 300);
     expect(metrics.live).toBe(true);
@@ -342,7 +342,7 @@ describe('actions and fragments of a live process', () => {
     expect(final.body).toContain('hx-trigger="refresh"');
     expect(final.body).not.toContain('every 2s');
     const after = await get(s, `/training/processes/${id}/metrics`);
-    expect((after.json() as { live: boolean }).live).toBe(false);
+    expect(after.json<{ live: boolean }>().live).toBe(false);
 
     const deleted = await htmx(s, 'DELETE', `/training/processes/${id}`);
     expect(deleted.statusCode).toBe(200);
@@ -400,7 +400,7 @@ describe('training monitoring', () => {
     expect(page.body).toContain('Сравнить с');
 
     const compared = await get(s, `/training/processes/${p.id}/metrics?run=1&compare=2`);
-    const body = compared.json() as { runs: Array<{ number: number }> };
+    const body = compared.json<{ runs: Array<{ number: number }> }>();
     expect(body.runs.map((r) => r.number)).toEqual([1, 2]);
     expect((await get(s, `/training/processes/${p.id}/monitoring?run=7`)).statusCode).toBe(404);
     const en = await get(await session('viewer'), `/training/processes/${p.id}/monitoring?lang=en`);

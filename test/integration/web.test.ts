@@ -239,7 +239,7 @@ describe('GET /healthz', () => {
       const response = await deadApp.inject({ method: 'GET', url: '/healthz' });
       expect(Date.now() - started).toBeLessThan(5000);
       expect(response.statusCode).toBe(503);
-      const body = response.json() as { status: string; database: { ok: boolean }; temporal: { ok: boolean; error?: string } };
+      const body = response.json<{ status: string; database: { ok: boolean }; temporal: { ok: boolean; error?: string } }>();
       expect(body.status).toBe('unavailable');
       expect(body.database).toEqual({ ok: true });
       expect(body.temporal.ok).toBe(false);
@@ -256,7 +256,7 @@ describe('GET /healthz', () => {
     try {
       const response = await deadApp.inject({ method: 'GET', url: '/healthz' });
       expect(response.statusCode).toBe(503);
-      const body = response.json() as { database: { ok: boolean; error?: string }; temporal: { ok: boolean } };
+      const body = response.json<{ database: { ok: boolean; error?: string }; temporal: { ok: boolean } }>();
       expect(body.database.ok).toBe(false);
       expect(body.database.error).toBeTruthy();
       expect(body.temporal).toEqual({ ok: true });

@@ -255,8 +255,8 @@ export async function startWorkerProcess(stack: Stack, workers: ChildProcess[]):
   });
   workers.push(child);
   let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   await waitFor('the worker to poll', async () => {
     if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${output}`);
     return output.includes('Trainyard worker: polling');

@@ -117,7 +117,7 @@ describe('eta: steady runs', () => {
     // Reports every second, then a 100 s gap (worker restarted) after which the
     // reader catches up in ten reads a millisecond apart.
     const total = 100_000;
-    let r = run(observe(initialEta({ totalSteps: total }), { step: 0, atMs: T0 }), { step: 0, atMs: T0 }, 10, 1000, 60);
+    const r = run(observe(initialEta({ totalSteps: total }), { step: 0, atMs: T0 }), { step: 0, atMs: T0 }, 10, 1000, 60);
     let s = r.state;
     let { step, atMs } = r;
     atMs += 100_000;

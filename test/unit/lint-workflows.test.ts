@@ -36,7 +36,10 @@ describe('the workflow determinism lint', () => {
 
   it('allows the workflow SDK, each other, and type-only imports from anywhere', () => {
     const root = tree({
-      'workflows/a.ts': "import { condition } from '@temporalio/workflow';\nimport { decide } from '../domain/s.js';\nimport type { Db } from '../db/client.js';\n",
+      'workflows/a.ts':
+        "import { condition } from '@temporalio/workflow';\n" +
+        "import { decide } from '../domain/s.js';\n" +
+        "import type { Db } from '../db/client.js';\n",
       'domain/s.ts': 'export const decide = 1;\n',
     });
     expect(lint(root)).toEqual([]);

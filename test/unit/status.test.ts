@@ -149,7 +149,7 @@ describe('allowedActions and menuFor', () => {
       expect(allowedActions(status)).toEqual(expected);
       expect(allowedActions(status)).toEqual(USER_ACTIONS.filter((a) => decide(status, a).ok));
       expect(menuFor(status).map((m) => m.id)).toEqual(
-        MENU_ITEMS.map((m) => m.id).filter((id) => id === 'monitoring' || expected.includes(id as UserAction)),
+        MENU_ITEMS.map((m) => m.id).filter((id) => id === 'monitoring' || expected.includes(id)),
       );
     });
   }

@@ -65,8 +65,9 @@ async function main(): Promise<number> {
   mkdirSync(runDir, { recursive: true });
   const metrics = new MetricsWriter(resolve(runDir, env.TRAINYARD_METRICS_FILE || 'metrics.jsonl'));
 
-  // Stop requests are only noted here; the loop finishes its step, then saves.
-  let stopSignal: NodeJS.Signals | null = null;
+  // Stop requests are only noted here; the loop finishes its step, then saves. The cast
+  // keeps TypeScript from narrowing it to null for the rest of the function: the handler sets it.
+  let stopSignal = null as NodeJS.Signals | null;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopSignal) {
       warn(`${signal} again while stopping; still saving the checkpoint`);

@@ -54,7 +54,7 @@ function menu(view: ProcessView, ctx: RowContext): Html {
   if (items.length === 0) return html``;
   const target = `#${ids(view.id).row}`;
   return html`<details class="menu">
-  <summary title="${t('actionsMenu')}" aria-label="${t('actionsMenu')}">${t('menu')}</summary>
+  <summary title="${t('actions')}" aria-label="${t('actions')}">${t('menu')}</summary>
   <div class="menu-list" role="menu">${items.map((item) => {
     const label = item.label[ctx.locale];
     if (item.id === 'monitoring') return html`<a role="menuitem" data-action="monitoring" href="${processUrl(view.id)}/monitoring">${label}</a>`;
@@ -130,7 +130,7 @@ export function processFacts(view: ProcessView, ctx: RowContext, now = Date.now(
     ${view.finishedAt && !active ? html`<div class="fact"><dt>${t('finishedAt')}</dt><dd data-fact="finished">${dateTime(view.finishedAt, ctx.locale)}</dd></div>` : ''}
     <div class="fact"><dt>${t('elapsed')}</dt><dd data-fact="elapsed">${elapsed === null ? '—' : formatDuration(elapsed, ctx.locale)}</dd></div>
     <div class="fact"><dt>${t('colMachine')}</dt><dd data-fact="machine">${view.machineName}${showsAddress(view, ctx) ? html` <span class="muted">(${view.machineAddress})</span>` : ''}</dd></div>
-    <div class="fact"><dt>${t('runNumber')}</dt><dd data-fact="run">${view.runNumber ?? '—'}</dd></div>
+    <div class="fact"><dt>${t('run')}</dt><dd data-fact="run">${view.runNumber ?? '—'}</dd></div>
     <div class="fact"><dt>${t('colStatus')}</dt><dd>${statusBadge(view.status, ctx.locale)}</dd></div>
   </dl>
   ${Object.keys(view.params).length > 0 ? html`<p class="params" data-fact="params"><span class="muted">${t('paramsOverride')}:</span> <code>${JSON.stringify(view.params)}</code></p>` : ''}

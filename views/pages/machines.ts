@@ -83,7 +83,7 @@ export function machineForm(locale: Locale, state: MachineFormState): Html {
   ${local
     ? ''
     : html`<div class="fieldset-row">
-    ${input('name', t('machineNameField'), m?.name ?? '', { required: true, placeholder: 'gpu-box-1' })}
+    ${input('name', t('name'), m?.name ?? '', { required: true, placeholder: 'gpu-box-1' })}
     ${input('address', t('addressField'), m?.address ?? '', { required: true, placeholder: '10.0.0.12:22' })}
     ${input('sshUser', t('sshUser'), m?.sshUser ?? '', { required: true, placeholder: 'trainer' })}
   </div>
@@ -136,7 +136,7 @@ export function machinesPage(ctx: PageContext, state: MachinesPageState): Html {
 </div>
 <div id="machine-form" hx-on:machine-saved="this.innerHTML = ''">${state.form ?? ''}</div>
 <table class="grid" id="machines">
-  <thead><tr><th>${t('machineNameField')}</th><th>${t('targetMachineAddress')}</th><th>${t('sshUser')}</th><th class="num">${t('slots')}</th><th>${t('health')}</th><th class="actions"></th></tr></thead>
+  <thead><tr><th>${t('name')}</th><th>${t('targetMachineAddress')}</th><th>${t('sshUser')}</th><th class="num">${t('slots')}</th><th>${t('health')}</th><th class="actions"></th></tr></thead>
   <tbody id="machine-rows">
   ${state.machines.map((m) => machineRow(m, { locale: ctx.locale, canManage: state.canManage }))}
   </tbody>

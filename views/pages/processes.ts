@@ -43,7 +43,7 @@ export function processesPage(ctx: PageContext, state: ProcessesPageState): Html
 <table class="grid processes" id="processes" data-events="${base}/events?after=${state.after}${upTo}">
   <thead><tr>
     <th class="expand"><span class="visually-hidden">${t('showDetails')}</span></th>
-    <th>${t('colProcess')}</th><th>${t('colMachine')}</th><th>${t('colStatus')}</th><th>${t('colProgress')}</th><th class="num">${t('colRun')}</th><th class="actions">${t('menu')}</th>
+    <th>${t('colProcess')}</th><th>${t('colMachine')}</th><th>${t('colStatus')}</th><th>${t('progress')}</th><th class="num">${t('run')}</th><th class="actions">${t('menu')}</th>
   </tr></thead>
   <tbody class="empty-row"><tr><td colspan="${COLUMNS}" class="empty-cell">${t('noProcesses')}</td></tr></tbody>
   ${state.rows.map(({ view, version }) => processBlock(view, state.rowContext, version))}

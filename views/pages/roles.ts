@@ -38,14 +38,14 @@ ${adminTabs(ctx, 'roles')}
     <td class="num">${role.grants}</td>
     <td>${role.builtin
       ? ''
-      : html`<details><summary>${t('admEdit')}</summary>
+      : html`<details><summary>${t('edit')}</summary>
       <form method="post" action="/admin/roles/${role.id}" class="stack">${csrf}
         <label>${t('admRoleName')}<input name="name" required maxlength="64" value="${role.name}"></label>
-        <label>${t('admDescription')}<input name="description" maxlength="1000" value="${role.description}"></label>
+        <label>${t('description')}<input name="description" maxlength="1000" value="${role.description}"></label>
         ${permissionBoxes(ctx, role.permissions)}
         <button class="primary">${t('save')}</button>
       </form>
-      <form method="post" action="/admin/roles/${role.id}/delete" class="inline">${csrf}<button class="danger small">${t('admDelete')}</button></form>
+      <form method="post" action="/admin/roles/${role.id}/delete" class="inline">${csrf}<button class="danger small">${t('delete')}</button></form>
     </details>`}</td>
   </tr>`,
   )}
@@ -54,7 +54,7 @@ ${adminTabs(ctx, 'roles')}
 <details class="card"><summary>${t('admCreateRole')}</summary>
 <form method="post" action="/admin/roles" class="stack" id="create-role">${csrf}
   <label>${t('admRoleName')}<input name="name" required maxlength="64"></label>
-  <label>${t('admDescription')}<input name="description" maxlength="1000"></label>
+  <label>${t('description')}<input name="description" maxlength="1000"></label>
   ${permissionBoxes(ctx, [])}
   <button class="primary">${t('admCreateRole')}</button>
 </form>
@@ -71,7 +71,7 @@ ${data.grants.length === 0
     <td>${grant.login}</td>
     <td>${grant.roleName}</td>
     <td>${grant.templateId === null ? html`<span class="muted">${t('admAllTemplates')}</span>` : html`${grant.templateName ?? ''} <span class="muted">#${grant.templateId}</span>`}</td>
-    <td><form method="post" action="/admin/grants/${grant.id}/revoke" class="inline">${csrf}<button class="danger small">${t('admRevoke')}</button></form></td>
+    <td><form method="post" action="/admin/grants/${grant.id}/revoke" class="inline">${csrf}<button class="danger small">${t('revoke')}</button></form></td>
   </tr>`,
   )}
   </tbody>

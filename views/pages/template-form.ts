@@ -32,7 +32,10 @@ export interface TemplateFormState {
   canDelete?: boolean;
 }
 
-/** Write-only: the textarea always starts empty (a value once stored is never sent back), stored names can be removed. */
+/**
+ * Write-only: the textarea always starts empty (a value once stored is never sent back), stored names
+ * can be removed.
+ */
 function secretEnvField(ctx: PageContext, template: TemplateView | null, errors: Record<string, string>): Html {
   const t = translator(ctx.locale);
   const stored = template?.secretEnvKeys ?? [];

@@ -81,7 +81,8 @@
   document.addEventListener('htmx:sendError', function () {
     var flash = document.getElementById('flash');
     if (!flash) return;
-    var text = document.documentElement.lang === 'en' ? 'The server did not answer; check the connection and try again.' : 'Сервер не ответил; проверьте соединение и попробуйте ещё раз.';
+    // The text comes in the page's language from the layout (views/i18n.ts).
+    var text = flash.getAttribute('data-no-answer');
     flash.innerHTML = '';
     var box = document.createElement('div');
     box.className = 'flash error';

@@ -13,7 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type { StopOptions, TrainerOutcome } from '../../activities/types.js';
 import { FAILURE } from '../../domain/failures.js';
-import { canTransition, decide, isActive, type ProcessStatus, type UserAction } from '../../domain/status.js';
+import { canTransition, decide, DELETE_UNDER_WAY, isActive, type ProcessStatus, type UserAction } from '../../domain/status.js';
 import {
   deleteUpdate,
   disableUpdate,
@@ -119,7 +119,7 @@ export class TrainingProcess {
   }
 
   private refuseUnless(action: UserAction): void {
-    if (this.deleteRequested) throw ApplicationFailure.nonRetryable('The process is being deleted.', FAILURE.notAllowed, { ru: 'Процесс удаляется.' });
+    if (this.deleteRequested) throw ApplicationFailure.nonRetryable(DELETE_UNDER_WAY.en, FAILURE.notAllowed, DELETE_UNDER_WAY);
     const decision = decide(this.state.status, action, { statusBeforeDisable: this.state.statusBeforeDisable ?? undefined });
     if (!decision.ok) throw ApplicationFailure.nonRetryable(decision.reason.en, FAILURE.notAllowed, decision.reason);
   }
