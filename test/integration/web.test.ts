@@ -248,6 +248,17 @@ describe('GET /healthz', () => {
       await deadApp.close();
       await dead.close().catch(() => undefined);
     }
+    // The client's retries of that call must be over once the app is closed: a retry that
+    // fires on the closed connection throws "Channel has been shut down" where nothing catches it.
+    const uncaught: unknown[] = [];
+    const record = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', record);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+    } finally {
+      process.off('uncaughtException', record);
+    }
+    expect(uncaught).toEqual([]);
   });
 
   it('answers 503 naming the database when the database does not answer', async () => {
