@@ -7,7 +7,7 @@ import { HTTP_STATUS, ServiceError, type ServiceErrorCode } from '../services/er
 import { translator } from '../views/i18n.js';
 import { flash } from '../views/fragments/flash.js';
 import { messagePage } from '../views/pages/message.js';
-import { authPlugin } from './auth.js';
+import { authPlugin } from './plugins/auth.js';
 import type { Config } from '../lib/config.js';
 import type { AppDeps } from './deps.js';
 import { healthRoutes } from './routes/health.js';
@@ -15,7 +15,7 @@ import { pageContext, pageRoutes } from './routes/pages.js';
 import { platformRoutes } from './routes/platform.js';
 import { staticRoutes } from './routes/static.js';
 import { localePlugin, uiRoutes } from './routes/ui/index.js';
-import type { StreamLimits } from './routes/ui/status-feed.js';
+import type { StreamLimits } from './plugins/status-feed.js';
 
 const wantsJson = (request: FastifyRequest) => request.url.startsWith('/api/') || request.url.startsWith('/healthz');
 

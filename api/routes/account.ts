@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ServiceError } from '../../services/errors.js';
 import { createOwnToken, listTokens, revokeOwnToken } from '../../services/tokens.js';
 import { tokensPage } from '../../views/pages/tokens.js';
-import { requirePrincipal, type Principal } from '../auth.js';
+import { requirePrincipal, type Principal } from '../plugins/auth.js';
 import type { AppDeps } from '../deps.js';
 import { pageContext } from './pages.js';
 

@@ -5,7 +5,7 @@ import { createRole, deleteRole, grant, listGrants, listRoles, listUsers, revoke
 import { listTemplates } from '../../services/templates.js';
 import { auditFilterOf, auditPage, type AuditQuery } from '../../views/pages/audit.js';
 import { rolesPage } from '../../views/pages/roles.js';
-import { authorize, requirePrincipal, type Principal } from '../auth.js';
+import { authorize, requirePrincipal, type Principal } from '../plugins/auth.js';
 import type { AppDeps } from '../deps.js';
 import { pageContext } from './pages.js';
 

@@ -8,7 +8,7 @@ import type { PageContext } from '../../views/layout.js';
 import { loginPage } from '../../views/pages/login.js';
 import { messagePage } from '../../views/pages/message.js';
 import { templatesPage } from '../../views/pages/templates.js';
-import { can, canAnywhere, requirePrincipal, SESSION_COOKIE, visibleTemplates } from '../auth.js';
+import { can, canAnywhere, requirePrincipal, SESSION_COOKIE, visibleTemplates } from '../plugins/auth.js';
 import type { AppDeps } from '../deps.js';
 import { LoginLimiter } from '../login-limiter.js';
 

@@ -9,7 +9,7 @@ import { ServiceError } from '../../../services/errors.js';
 import type { Html } from '../../../views/html.js';
 import { translator } from '../../../views/i18n.js';
 import type { ProcessPermissions, RowContext } from '../../../views/fragments/process.js';
-import { can, requirePrincipal, type Principal } from '../../auth.js';
+import { can, requirePrincipal, type Principal } from '../../plugins/auth.js';
 import type { AppDeps } from '../../deps.js';
 
 /** Names what a page request did for the audit log (when the audit hook is in the app). */

@@ -7,10 +7,10 @@ import type { AppDeps } from '../../deps.js';
 import { machineRoutes } from './machines.js';
 import { monitoringRoutes } from './monitoring.js';
 import { processRoutes } from './processes.js';
-import { StatusFeed, type StreamLimits } from './status-feed.js';
+import { StatusFeed, type StreamLimits } from '../../plugins/status-feed.js';
 import { templateRoutes } from './templates.js';
 
-export { localePlugin } from './locale.js';
+export { localePlugin } from '../../plugins/locale.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -11,11 +11,11 @@ import { fill } from '../../../views/fragments/format.js';
 import { logsPanel, processBlock, processDetails, processFacts, processRow } from '../../../views/fragments/process.js';
 import { translator } from '../../../views/i18n.js';
 import { processesPage } from '../../../views/pages/processes.js';
-import { can, canAnywhere, credentialOf, resolvePrincipal } from '../../auth.js';
+import { can, canAnywhere, credentialOf, resolvePrincipal } from '../../plugins/auth.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
 import { allowed, auditAs, demand, demandOnTemplate, intParam, isHtmx, loadTemplate, requireUser, rowContext, sendHtml } from './common.js';
-import { sseEvent, StatusFeed, statusVersions, type Sent } from './status-feed.js';
+import { sseEvent, StatusFeed, statusVersions, type Sent } from '../../plugins/status-feed.js';
 
 export const PAGE_SIZE = 50;
 

@@ -2,7 +2,7 @@
 // machines.manage (both global). Keys go in, never out.
 import type { FastifyInstance } from 'fastify';
 import { createMachine, deleteMachine, fetchHostKey, getMachine, listMachines, probeMachine, updateMachine, type MachineDeps } from '../../../services/machines.js';
-import { authorize } from '../../auth.js';
+import { authorize } from '../../plugins/auth.js';
 import type { AppDeps } from '../../deps.js';
 import { errors, HostKey, HostKeyRequest, IdParams, list, Machine, MachineCreate, MachinePatch, MachineProbe } from './schemas.js';
 

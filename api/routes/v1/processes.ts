@@ -13,7 +13,7 @@ import { EXPORT_FORMATS, EXPORT_MEDIA, exportPoints, type ExportFormat } from '.
 import { act, createProcess, deleteProcess, findRun, getProcess, listProcesses, listRuns, logTail, type ProcessView } from '../../../services/processes.js';
 import { validParams } from '../../../services/templates.js';
 import { isPlainObject } from '../../../services/validate.js';
-import { authorize, authorizeOn, can, visibleTemplates, type Principal } from '../../auth.js';
+import { authorize, authorizeOn, can, visibleTemplates, type Principal } from '../../plugins/auth.js';
 import { withoutAddress } from '../../../domain/redact-address.js';
 import type { AppDeps } from '../../deps.js';
 import { ActionAccepted, errors, ExportBody, IdParams, list, Logs, Metrics, Page, Process, ProcessCreate, Run, Status } from './schemas.js';

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { listProcesses } from '../../../services/processes.js';
 import { shownTo } from './processes.js';
 import { createTemplate, deleteTemplate, getTemplate, listTemplates, maskedTemplate, updateTemplate, type TemplateView } from '../../../services/templates.js';
-import { authorize, authorizeOn, can, visibleTemplates, type Principal } from '../../auth.js';
+import { authorize, authorizeOn, can, visibleTemplates, type Principal } from '../../plugins/auth.js';
 import type { AppDeps } from '../../deps.js';
 import { errors, IdParams, list, Page, Process, Status, Template, TemplateCreate, TemplatePatch } from './schemas.js';
 

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { STATUSES } from '../../domain/status.js';
 import { statusCounts } from '../../services/processes.js';
-import { authorize } from '../auth.js';
+import { authorize } from './auth.js';
 import type { AppDeps } from '../deps.js';
 
 const label = (value: string) => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');

@@ -3,13 +3,13 @@
 import crypto from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { permissionsOf, sessionUser, tokenUser, type SessionUser } from '../services/accounts.js';
-import type { Permission } from '../domain/permissions.js';
-import { notFound, ServiceError } from '../services/errors.js';
-import { sha256 } from '../services/passwords.js';
-import { pickLocale, type Locale } from '../views/i18n.js';
-import { Authz, decided, decidedAnywhere, decidedTemplates, type Decisions } from './authz/index.js';
-import type { AppDeps } from './deps.js';
+import { permissionsOf, sessionUser, tokenUser, type SessionUser } from '../../services/accounts.js';
+import type { Permission } from '../../domain/permissions.js';
+import { notFound, ServiceError } from '../../services/errors.js';
+import { sha256 } from '../../services/passwords.js';
+import { pickLocale, type Locale } from '../../views/i18n.js';
+import { Authz, decided, decidedAnywhere, decidedTemplates, type Decisions } from '../authz/index.js';
+import type { AppDeps } from '../deps.js';
 
 export const SESSION_COOKIE = 'ty_session';
 export const LOCALE_COOKIE = 'ty_lang';

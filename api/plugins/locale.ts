@@ -2,9 +2,9 @@
 // for a signed-in user, their stored locale, so the choice follows them to another one.
 import { eq } from 'drizzle-orm';
 import fp from 'fastify-plugin';
-import { users } from '../../../db/schema.js';
-import { LOCALE_COOKIE } from '../../auth.js';
-import type { AppDeps } from '../../deps.js';
+import { users } from '../../db/schema.js';
+import { LOCALE_COOKIE } from './auth.js';
+import type { AppDeps } from '../deps.js';
 
 export const localePlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
   app.addHook('onSend', async (request, reply) => {

@@ -6,9 +6,9 @@
 import type { FastifyRequest } from 'fastify';
 import { eq } from 'drizzle-orm';
 import fp from 'fastify-plugin';
-import { users } from '../db/schema.js';
-import { outcomeOf, recordAudit, type AuditActor, type AuditOutcome } from '../services/audit.js';
-import type { AppDeps } from './deps.js';
+import { users } from '../../db/schema.js';
+import { outcomeOf, recordAudit, type AuditActor, type AuditOutcome } from '../../services/audit.js';
+import type { AppDeps } from '../deps.js';
 
 export interface AuditInfo {
   action?: string;

@@ -6,9 +6,9 @@
 // keep-alive, and before rows are pushed, asks again whether its viewer still may see
 // them (session, user, grants), and ends the stream when not.
 import { sql } from 'drizzle-orm';
-import type { Db } from '../../../db/client.js';
-import { getProcess, type ProcessView } from '../../../services/processes.js';
-import { ServiceError } from '../../../services/errors.js';
+import type { Db } from '../../db/client.js';
+import { getProcess, type ProcessView } from '../../services/processes.js';
+import { ServiceError } from '../../services/errors.js';
 
 /** A status change reaches open pages within about this long (plus one query). */
 export const TICK_MS = 200;
