@@ -10,12 +10,14 @@ import { messagePage } from '../views/pages/message.js';
 import { authPlugin } from './plugins/auth.js';
 import type { Config } from '../lib/config.js';
 import type { AppDeps } from './deps.js';
+import { formValidator } from './validation.js';
 import { healthRoutes } from './routes/health.js';
 import { pageContext, pageRoutes } from './routes/pages.js';
 import { platformRoutes } from './routes/platform.js';
 import { staticRoutes } from './routes/static.js';
-import { localePlugin, uiRoutes } from './routes/ui/index.js';
-import type { StreamLimits } from './plugins/status-feed.js';
+import { localePlugin } from './plugins/locale.js';
+import { statusFeedPlugin, type StreamLimits } from './plugins/status-feed.js';
+import { uiRoutes } from './routes/ui/index.js';
 
 const wantsJson = (request: FastifyRequest) => request.url.startsWith('/api/') || request.url.startsWith('/healthz');
 
@@ -52,8 +54,9 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
     // the login limiter and the audit log see.
     trustProxy: trustProxyOption(deps.config.trustProxy),
     bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
+  // Pages and forms send text; the JSON API swaps in its own validator for bodies (api/validation.ts).
+  app.setValidatorCompiler(formValidator);
   app.addSchema({
     $id: 'Health',
     type: 'object',
@@ -91,6 +94,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   await app.register(healthRoutes, { deps });
   await app.register(pageRoutes, { deps });
   await app.register(platformRoutes, { deps });
-  await app.register(uiRoutes, { deps, ...(options.streams ? { streams: options.streams } : {}) });
+  await app.register(statusFeedPlugin, { db: deps.db, ...(options.streams ? { limits: options.streams } : {}) });
+  await app.register(uiRoutes, { deps });
   return app;
 }

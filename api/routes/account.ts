@@ -1,9 +1,9 @@
 // The caller's own account: API tokens (create — shown once —, list, revoke).
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ServiceError } from '../../services/errors.js';
 import { createOwnToken, listTokens, revokeOwnToken } from '../../services/tokens.js';
 import { tokensPage } from '../../views/pages/tokens.js';
-import { requirePrincipal, type Principal } from '../plugins/auth.js';
+import { signedIn } from '../access.js';
 import type { AppDeps } from '../deps.js';
 import { pageContext } from './pages.js';
 
@@ -13,16 +13,16 @@ const html = 'text/html; charset=utf-8';
  * Logged in with a session: a token cannot mint or revoke tokens, so a leaked
  * short-lived token cannot turn itself into a lasting one.
  */
-function sessionUser(request: FastifyRequest, reply: FastifyReply): Principal | null {
-  const principal = requirePrincipal(request, reply);
-  if (principal && principal.via !== 'session') throw new ServiceError('forbidden', 'API tokens are managed from a logged-in browser session, not with a token.');
-  return principal;
+async function sessionOnly(request: FastifyRequest): Promise<void> {
+  if (request.principal?.via !== 'session') throw new ServiceError('forbidden', 'API tokens are managed from a logged-in browser session, not with a token.');
 }
 
 export async function accountRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  app.addHook('preHandler', signedIn);
+  app.addHook('preHandler', sessionOnly);
+
   app.get('/account/tokens', async (request, reply) => {
-    const principal = sessionUser(request, reply);
-    if (!principal) return reply;
+    const principal = request.principal!;
     return reply.type(html).send(tokensPage(pageContext(request), await listTokens(deps.db, principal.id)).value);
   });
 
@@ -38,8 +38,7 @@ export async function accountRoutes(app: FastifyInstance, { deps }: { deps: AppD
       },
     },
     async (request, reply) => {
-      const principal = sessionUser(request, reply);
-      if (!principal) return reply;
+      const principal = request.principal!;
       const created = await createOwnToken(deps.db, principal.login, { name: request.body.name, expiresDays: request.body.expiresDays });
       request.audit.targetId = created.id;
       request.audit.detail = { name: created.name, expiresAt: created.expiresAt?.toISOString() ?? null };
@@ -58,8 +57,7 @@ export async function accountRoutes(app: FastifyInstance, { deps }: { deps: AppD
       schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1, maximum: 2_147_483_647 } } } },
     },
     async (request, reply) => {
-      const principal = sessionUser(request, reply);
-      if (!principal) return reply;
+      const principal = request.principal!;
       await revokeOwnToken(deps.db, principal.id, request.params.id);
       return reply.redirect('/account/tokens', 303);
     },

@@ -1,11 +1,11 @@
 // Administration pages (users.manage): roles and grants, and the audit log.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { listAudit } from '../../services/audit.js';
 import { createRole, deleteRole, grant, listGrants, listRoles, listUsers, revokeGrant, updateRole } from '../../services/roles.js';
 import { listTemplates } from '../../services/templates.js';
 import { auditFilterOf, auditPage, type AuditQuery } from '../../views/pages/audit.js';
 import { rolesPage } from '../../views/pages/roles.js';
-import { authorize, requirePrincipal, type Principal } from '../plugins/auth.js';
+import { permitted, signedIn } from '../access.js';
 import type { AppDeps } from '../deps.js';
 import { pageContext } from './pages.js';
 
@@ -23,21 +23,15 @@ const roleBody = {
 
 type RoleForm = { name?: string; description?: string; permissions?: string[] };
 
-/** Logged in (else to the login page) and holding users.manage (else a 403 page). */
-function admin(request: FastifyRequest, reply: FastifyReply): Principal | null {
-  const principal = requirePrincipal(request, reply);
-  return principal && authorize(principal, 'users.manage');
-}
-
 const roleInput = (body: RoleForm) => ({ name: body.name, description: body.description ?? '', permissions: body.permissions ?? [] });
 
 export async function adminRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const db = deps.db;
-
-  app.get('/admin', async (_request, reply) => reply.redirect('/admin/roles', 303));
+  // Logged in (else to the login page) and holding users.manage (else a 403 page).
+  app.addHook('preHandler', signedIn);
+  app.addHook('preHandler', permitted('users.manage'));
 
   app.get('/admin/roles', async (request, reply) => {
-    if (!admin(request, reply)) return reply;
     const [roles, grants, users, templates] = await Promise.all([
       listRoles(db),
       listGrants(db),
@@ -48,7 +42,6 @@ export async function adminRoutes(app: FastifyInstance, { deps }: { deps: AppDep
   });
 
   app.post<{ Body: RoleForm }>('/admin/roles', { config: { audit: 'role.create' }, schema: { body: roleBody } }, async (request, reply) => {
-    if (!admin(request, reply)) return reply;
     const role = await createRole(db, roleInput(request.body));
     request.audit.targetId = role.id;
     request.audit.detail = { name: role.name, permissions: role.permissions };
@@ -59,15 +52,13 @@ export async function adminRoutes(app: FastifyInstance, { deps }: { deps: AppDep
     '/admin/roles/:id',
     { config: { audit: 'role.update' }, schema: { params: idParams, body: roleBody } },
     async (request, reply) => {
-      if (!admin(request, reply)) return reply;
-      const role = await updateRole(db, request.params.id, roleInput(request.body));
+        const role = await updateRole(db, request.params.id, roleInput(request.body));
       request.audit.detail = { name: role.name, permissions: role.permissions };
       return reply.redirect('/admin/roles', 303);
     },
   );
 
   app.post<{ Params: { id: number } }>('/admin/roles/:id/delete', { config: { audit: 'role.delete' }, schema: { params: idParams } }, async (request, reply) => {
-    if (!admin(request, reply)) return reply;
     await deleteRole(db, request.params.id);
     return reply.redirect('/admin/roles', 303);
   });
@@ -84,8 +75,7 @@ export async function adminRoutes(app: FastifyInstance, { deps }: { deps: AppDep
       },
     },
     async (request, reply) => {
-      if (!admin(request, reply)) return reply;
-      const number = (value: string | undefined) => (value && /^\d{1,10}$/.test(value) ? Number(value) : value || null);
+        const number = (value: string | undefined) => (value && /^\d{1,10}$/.test(value) ? Number(value) : value || null);
       const created = await grant(db, { login: request.body.login, roleId: number(request.body.roleId), templateId: number(request.body.templateId) });
       request.audit.targetId = created.id;
       request.audit.detail = { login: created.login, role: created.roleName, templateId: created.templateId };
@@ -94,7 +84,6 @@ export async function adminRoutes(app: FastifyInstance, { deps }: { deps: AppDep
   );
 
   app.post<{ Params: { id: number } }>('/admin/grants/:id/revoke', { config: { audit: 'grant.revoke' }, schema: { params: idParams } }, async (request, reply) => {
-    if (!admin(request, reply)) return reply;
     const revoked = await revokeGrant(db, request.params.id);
     request.audit.detail = { login: revoked.login, role: revoked.roleName, templateId: revoked.templateId };
     return reply.redirect('/admin/roles', 303);
@@ -121,8 +110,7 @@ export async function adminRoutes(app: FastifyInstance, { deps }: { deps: AppDep
       },
     },
     async (request, reply) => {
-      if (!admin(request, reply)) return reply;
-      const page = await listAudit(db, auditFilterOf(request.query));
+        const page = await listAudit(db, auditFilterOf(request.query));
       return reply.type(html).send(auditPage(pageContext(request), request.query, page).value);
     },
   );

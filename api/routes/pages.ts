@@ -8,7 +8,8 @@ import type { PageContext } from '../../views/layout.js';
 import { loginPage } from '../../views/pages/login.js';
 import { messagePage } from '../../views/pages/message.js';
 import { templatesPage } from '../../views/pages/templates.js';
-import { can, canAnywhere, requirePrincipal, SESSION_COOKIE, visibleTemplates } from '../plugins/auth.js';
+import { can, canAnywhere, signedIn, visibleTemplates } from '../access.js';
+import { SESSION_COOKIE } from '../plugins/auth.js';
 import type { AppDeps } from '../deps.js';
 import { LoginLimiter } from '../login-limiter.js';
 
@@ -123,10 +124,10 @@ export async function pageRoutes(app: FastifyInstance, { deps }: { deps: AppDeps
   });
 
   app.get('/training', async (_request, reply) => reply.redirect('/training/templates', 303));
+  app.get('/admin', async (_request, reply) => reply.redirect('/admin/roles', 303));
 
-  app.get('/training/templates', async (request, reply) => {
-    const principal = requirePrincipal(request, reply);
-    if (!principal) return reply;
+  app.get('/training/templates', { preHandler: signedIn }, async (request, reply) => {
+    const principal = request.principal!;
     const t = translator(request.locale);
     if (!canAnywhere(principal, 'templates.view')) {
       return reply.code(403).type('text/html; charset=utf-8').send(messagePage(pageContext(request), t('trainingTemplates'), t('forbidden')).value);

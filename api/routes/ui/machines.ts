@@ -8,7 +8,8 @@ import { translator } from '../../../views/i18n.js';
 import { hostKeyCheck, machineForm, machineRow, machinesPage, type MachineFormState } from '../../../views/pages/machines.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
-import { allowed, auditAs, demand, intParam, isHtmx, requireUser, sendHtml } from './common.js';
+import { authorize, can, intParam, permitted } from '../../access.js';
+import { auditAs, isHtmx, sendHtml } from './common.js';
 
 type Form = Record<string, string | undefined>;
 const FIELDS = ['name', 'address', 'sshUser', 'privateKey', 'privateKeyPath', 'hostKeyFingerprint', 'slots', 'gpus', 'lostTimeoutSeconds', 'enabled'] as const;
@@ -49,13 +50,14 @@ function readForm(form: Form, existing: MachineView | null, t: ReturnType<typeof
 }
 
 export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  app.addHook('preHandler', permitted('machines.view'));
   const services = { db: deps.db, secret: deps.secret, keysDir: deps.config.keysDir };
-  const rowCtx = (request: FastifyRequest) => ({ locale: request.locale, canManage: allowed(request, 'machines.manage') });
+  const rowCtx = (request: FastifyRequest) => ({ locale: request.locale, canManage: can(request.principal, 'machines.manage') });
 
   async function page(request: FastifyRequest, form?: MachineFormState) {
     return machinesPage(pageContext(request), {
       machines: await listMachines(deps.db),
-      canManage: allowed(request, 'machines.manage'),
+      canManage: can(request.principal, 'machines.manage'),
       ...(form ? { form: machineForm(request.locale, form) } : {}),
     });
   }
@@ -89,28 +91,23 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
   }
 
   app.get('/machines', async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view']);
     return sendHtml(reply, await page(request));
   });
 
   app.get('/machines/new', async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view', 'machines.manage']);
+    authorize(request, 'machines.manage');
     const state: MachineFormState = { machine: null, csrfToken: request.principal?.csrfToken ?? null };
     if (isHtmx(request)) return sendHtml(reply, machineForm(request.locale, state));
     return sendHtml(reply, await page(request, state));
   });
 
   app.post<{ Body: Form }>('/machines', { schema: { body: bodySchema } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view', 'machines.manage']);
+    authorize(request, 'machines.manage');
     return save(request, reply, null);
   });
 
   app.get<{ Params: { id: string } }>('/machines/:id/edit', { schema: { params: idParams } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view', 'machines.manage']);
+    authorize(request, 'machines.manage');
     const machine = await getMachine(deps.db, intParam(request.params.id, 'machine'));
     const state: MachineFormState = { machine, csrfToken: request.principal?.csrfToken ?? null };
     if (isHtmx(request)) return sendHtml(reply, machineForm(request.locale, state));
@@ -118,14 +115,12 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
   });
 
   app.post<{ Params: { id: string }; Body: Form }>('/machines/:id', { schema: { params: idParams, body: bodySchema } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view', 'machines.manage']);
+    authorize(request, 'machines.manage');
     return save(request, reply, await getMachine(deps.db, intParam(request.params.id, 'machine')));
   });
 
   app.post<{ Params: { id: string } }>('/machines/:id/probe', { schema: { params: idParams } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view', 'machines.manage']);
+    authorize(request, 'machines.manage');
     const id = intParam(request.params.id, 'machine');
     auditAs(request, { action: 'machine.probe', targetType: 'machine', targetId: id });
     await probeMachine({ db: deps.db, client: deps.temporal.client }, id);
@@ -134,8 +129,7 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
   });
 
   app.delete<{ Params: { id: string } }>('/machines/:id', { schema: { params: idParams } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view', 'machines.manage']);
+    authorize(request, 'machines.manage');
     const id = intParam(request.params.id, 'machine');
     auditAs(request, { action: 'machine.delete', targetType: 'machine', targetId: id });
     await deleteMachine(deps.db, id);
@@ -147,8 +141,7 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
     '/machines/host-key',
     { schema: { body: { type: 'object', properties: { address: { type: 'string', maxLength: 300 }, _csrf: { type: 'string' } } } } },
     async (request, reply) => {
-      if (!requireUser(request, reply)) return reply;
-      demand(request, ['machines.view', 'machines.manage']);
+        authorize(request, 'machines.manage');
       auditAs(request, { action: 'machine.host_key_fetch', detail: { address: request.body?.address ?? '' } });
       try {
         const found = await fetchHostKey(request.body?.address ?? '', { timeoutMs: 8000 });

@@ -8,13 +8,14 @@ import { translator } from '../../../views/i18n.js';
 import { TEMPLATE_FORM_FIELDS, templateFormPage, templateFormValues, type TemplateFormValues } from '../../../views/pages/template-form.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
-import { auditAs, demand, intParam, isHtmx, requireUser, sendHtml } from './common.js';
+import { intParam, permitted } from '../../access.js';
+import { auditAs, isHtmx, sendHtml } from './common.js';
 
 const bodySchema = {
   type: 'object',
   properties: {
     ...Object.fromEntries(TEMPLATE_FORM_FIELDS.map((f) => [f, { type: 'string', maxLength: 200_000 }])),
-    // One checkbox arrives as a string; the app's Ajv turns it into a list of one.
+    // One checkbox arrives as a string; form validation (api/validation.ts) makes it a list of one.
     secretEnvRemove: { type: 'array', maxItems: 200, items: { type: 'string', maxLength: 200 } },
     _csrf: { type: 'string' },
   },
@@ -75,6 +76,8 @@ function readForm(form: TemplateFormValues, t: ReturnType<typeof translator>): {
 }
 
 export async function templateRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  app.addHook('preHandler', permitted('templates.manage'));
+
   function formPage(request: FastifyRequest, reply: FastifyReply, template: TemplateView | null, values: TemplateFormValues, errors?: Record<string, string>) {
     const body = templateFormPage(pageContext(request), { template, values, ...(errors ? { errors } : {}), canDelete: template !== null });
     return sendHtml(reply, body, errors ? 422 : 200);
@@ -98,33 +101,23 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
   }
 
   app.get('/training/templates/new', async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['templates.manage']);
     return formPage(request, reply, null, { stopGraceSeconds: '30', params: '{}' });
   });
 
   app.post<{ Body: TemplateFormValues }>('/training/templates', { schema: { body: bodySchema } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['templates.manage']);
     return save(request, reply, null);
   });
 
   app.get<{ Params: { id: string } }>('/training/templates/:id/edit', { schema: { params: idParams } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['templates.manage']);
     const template = await getTemplate(deps.db, intParam(request.params.id, 'template'));
     return formPage(request, reply, template, templateFormValues(template));
   });
 
   app.post<{ Params: { id: string }; Body: TemplateFormValues }>('/training/templates/:id', { schema: { params: idParams, body: bodySchema } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['templates.manage']);
     return save(request, reply, await getTemplate(deps.db, intParam(request.params.id, 'template')));
   });
 
   app.delete<{ Params: { id: string } }>('/training/templates/:id', { schema: { params: idParams } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['templates.manage']);
     const id = intParam(request.params.id, 'template');
     auditAs(request, { action: 'template.delete', targetType: 'template', targetId: id });
     await deleteTemplate(deps.db, id);
