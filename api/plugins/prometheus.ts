@@ -1,6 +1,5 @@
 // GET /metrics: Prometheus text format — processes by status and HTTP requests by
 // route and status. Scrape it with a token of a user who may view every process.
-import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { STATUSES } from '../../domain/status.js';
 import { statusCounts } from '../../services/processes.js';

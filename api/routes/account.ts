@@ -1,11 +1,14 @@
 // The caller's own account: API tokens (create — shown once —, list, revoke).
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import { ServiceError } from '../../services/errors.js';
 import { createOwnToken, listTokens, revokeOwnToken } from '../../services/tokens.js';
 import { tokensPage } from '../../views/pages/tokens.js';
 import { signedIn } from '../access.js';
 import type { AppDeps } from '../deps.js';
 import { pageContext } from './pages.js';
+import { IdParams } from './params.js';
 
 const html = 'text/html; charset=utf-8';
 
@@ -17,7 +20,8 @@ async function sessionOnly(request: FastifyRequest): Promise<void> {
   if (request.principal?.via !== 'session') throw new ServiceError('forbidden', 'API tokens are managed from a logged-in browser session, not with a token.');
 }
 
-export async function accountRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+export async function accountRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   app.addHook('preHandler', signedIn);
   app.addHook('preHandler', sessionOnly);
 
@@ -26,15 +30,16 @@ export async function accountRoutes(app: FastifyInstance, { deps }: { deps: AppD
     return reply.type(html).send(tokensPage(pageContext(request), await listTokens(deps.db, principal.id)).value);
   });
 
-  app.post<{ Body: { name?: string; expiresDays?: string } }>(
+  app.post(
     '/account/tokens',
     {
       config: { audit: 'token.create' },
       schema: {
-        body: {
-          type: 'object',
-          properties: { name: { type: 'string', maxLength: 1000 }, expiresDays: { type: 'string', maxLength: 10 }, _csrf: { type: 'string' } },
-        },
+        body: Type.Object({
+          name: Type.Optional(Type.String({ maxLength: 1000 })),
+          expiresDays: Type.Optional(Type.String({ maxLength: 10 })),
+          _csrf: Type.Optional(Type.String()),
+        }),
       },
     },
     async (request, reply) => {
@@ -50,11 +55,11 @@ export async function accountRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
   );
 
-  app.post<{ Params: { id: number } }>(
+  app.post(
     '/account/tokens/:id/revoke',
     {
       config: { audit: 'token.revoke' },
-      schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1, maximum: 2_147_483_647 } } } },
+      schema: { params: IdParams },
     },
     async (request, reply) => {
       const principal = request.principal!;

@@ -1,5 +1,7 @@
 // Operator pages: login, logout and the Training section.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import { authenticate, createSession, destroySession, SESSION_TTL_MS } from '../../services/accounts.js';
 import { ServiceError } from '../../services/errors.js';
 import { listTemplates } from '../../services/templates.js';
@@ -54,30 +56,32 @@ export function safeNext(next: unknown): string {
   return `${url.pathname}${url.search}${url.hash}`;
 }
 
-export async function pageRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+export async function pageRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   const limiter = new LoginLimiter();
   const secure = (request: FastifyRequest) => request.protocol === 'https';
 
   app.get('/', async (request, reply) => reply.redirect(request.principal ? '/training/templates' : '/login', 303));
 
-  app.get<{ Querystring: { next?: string } }>(
+  app.get(
     '/login',
-    { schema: { querystring: { type: 'object', properties: { next: { type: 'string', maxLength: 2000 }, lang: { type: 'string', maxLength: 5 } } } } },
+    { schema: { querystring: Type.Object({ next: Type.Optional(Type.String({ maxLength: 2000 })), lang: Type.Optional(Type.String({ maxLength: 5 })) }) } },
     async (request, reply) => {
       if (request.principal) return reply.redirect(safeNext(request.query.next), 303);
       return reply.type('text/html; charset=utf-8').send(loginPage(request.locale, { next: safeNext(request.query.next) }).value);
     },
   );
 
-  app.post<{ Body: { login: string; password: string; next?: string } }>(
+  app.post(
     '/login',
     {
       schema: {
-        body: {
-          type: 'object',
-          required: ['login', 'password'],
-          properties: { login: { type: 'string', maxLength: 200 }, password: { type: 'string', maxLength: 1024 }, next: { type: 'string', maxLength: 2000 }, _csrf: { type: 'string' } },
-        },
+        body: Type.Object({
+          login: Type.String({ maxLength: 200 }),
+          password: Type.String({ maxLength: 1024 }),
+          next: Type.Optional(Type.String({ maxLength: 2000 })),
+          _csrf: Type.Optional(Type.String()),
+        }),
       },
     },
     async (request, reply) => {

@@ -1,5 +1,7 @@
 // Training monitoring: the page, and the chart data it polls while a run is active.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from 'typebox';
 import { isStatus, STATUS_LABELS } from '../../../domain/status.js';
 import { ServiceError } from '../../../services/errors.js';
 import { queryMetrics } from '../../../services/metrics.js';
@@ -10,19 +12,22 @@ import { monitoringPage } from '../../../views/pages/monitoring.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
 import { intParam, loadProcess, PAGE_VISIBILITY } from '../../access.js';
+import { PathIdParams } from '../params.js';
 import { sendHtml } from './common.js';
 
 const schema = {
-  params: { type: 'object', properties: { id: { type: 'string', maxLength: 12 } }, required: ['id'] },
-  querystring: {
-    type: 'object',
-    properties: { run: { type: 'string', maxLength: 12 }, compare: { type: 'string', maxLength: 12 }, lang: { type: 'string' } },
-  },
-} as const;
+  params: PathIdParams,
+  querystring: Type.Object({
+    run: Type.Optional(Type.String({ maxLength: 12 })),
+    compare: Type.Optional(Type.String({ maxLength: 12 })),
+    lang: Type.Optional(Type.String()),
+  }),
+};
 
-type Query = { run?: string; compare?: string };
+type Query = Static<typeof schema.querystring>;
 
-export async function monitoringRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+export async function monitoringRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   const theProcess = loadProcess(deps.db, 'processes.view', PAGE_VISIBILITY);
 
   /** The run asked for (else the latest) and the one to overlay, if any and different. */
@@ -46,7 +51,7 @@ export async function monitoringRoutes(app: FastifyInstance, { deps }: { deps: A
     return chartData(processId, runs, locale);
   }
 
-  app.get<{ Params: { id: string }; Querystring: Query }>('/training/processes/:id/monitoring', { schema, preHandler: theProcess }, async (request, reply) => {
+  app.get('/training/processes/:id/monitoring', { schema, preHandler: theProcess }, async (request, reply) => {
     const view = request.process;
     const runs = await listRuns(deps, view.id);
     const { run, compare } = pick(request.query, runs.map((r) => r.number));
@@ -65,7 +70,7 @@ export async function monitoringRoutes(app: FastifyInstance, { deps }: { deps: A
     );
   });
 
-  app.get<{ Params: { id: string }; Querystring: Query }>('/training/processes/:id/metrics', { schema, preHandler: theProcess }, async (request, reply) => {
+  app.get('/training/processes/:id/metrics', { schema, preHandler: theProcess }, async (request, reply) => {
     const view = request.process;
     const runs = await listRuns(deps, view.id);
     const { run, compare } = pick(request.query, runs.map((r) => r.number));

@@ -1,7 +1,9 @@
 // The processes of a template: the page, the add form, the row, details, facts and logs
 // fragments, the actions, and the live event stream. One handler per URL and verb.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { decide, isUserAction, type UserAction } from '../../../domain/status.js';
+import { Type } from 'typebox';
+import { decide, type UserAction } from '../../../domain/status.js';
 import { ServiceError } from '../../../services/errors.js';
 import { listMachineChoices } from '../../../services/machines.js';
 import { act, createProcess, deleteProcess, getProcess, listProcesses, logTail, templateStatusVersions, type CreateProcessInput, type ProcessView } from '../../../services/processes.js';
@@ -16,14 +18,16 @@ import { credentialOf, resolvePrincipal } from '../../plugins/auth.js';
 import { statusVersions, type Sent } from '../../plugins/status-feed.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
+import { PathId, PathIdParams } from '../params.js';
 import { auditAs, isHtmx, rowContext, sendHtml } from './common.js';
 
 export const PAGE_SIZE = 50;
 
-const idParams = { type: 'object', properties: { id: { type: 'string', maxLength: 12 } }, required: ['id'] } as const;
-const templateParams = { type: 'object', properties: { templateId: { type: 'string', maxLength: 12 } }, required: ['templateId'] } as const;
+const idParams = PathIdParams;
+const templateParams = Type.Object({ templateId: PathId });
 
-export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+export async function processRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   const services = { db: deps.db, client: deps.temporal.client };
   /** The template of `:templateId` as `request.template`: 404 unless the reader sees it, 403 without the permissions. */
   const theTemplate = (...permissions: Array<'processes.view' | 'processes.create'>) =>
@@ -65,10 +69,10 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     });
   }
 
-  app.get<{ Params: { templateId: string }; Querystring: { after?: string } }>(
+  app.get(
     '/training/templates/:templateId/processes',
     {
-      schema: { params: templateParams, querystring: { type: 'object', properties: { after: { type: 'string', maxLength: 12 }, lang: { type: 'string' } } } },
+      schema: { params: templateParams, querystring: Type.Object({ after: Type.Optional(Type.String({ maxLength: 12 })), lang: Type.Optional(Type.String()) }) },
       preHandler: theTemplate('processes.view'),
     },
     async (request, reply) => {
@@ -77,7 +81,7 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
   );
 
-  app.get<{ Params: { templateId: string } }>(
+  app.get(
     '/training/templates/:templateId/processes/new',
     { schema: { params: templateParams }, preHandler: theTemplate('processes.view', 'processes.create') },
     async (request, reply) => {
@@ -87,15 +91,16 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
   );
 
-  app.post<{ Params: { templateId: string }; Body: { machineId?: string; params?: string } }>(
+  app.post(
     '/training/templates/:templateId/processes',
     {
       schema: {
         params: templateParams,
-        body: {
-          type: 'object',
-          properties: { machineId: { type: 'string', maxLength: 20 }, params: { type: 'string', maxLength: 65536 }, _csrf: { type: 'string' } },
-        },
+        body: Type.Object({
+          machineId: Type.Optional(Type.String({ maxLength: 20 })),
+          params: Type.Optional(Type.String({ maxLength: 65536 })),
+          _csrf: Type.Optional(Type.String()),
+        }),
       },
       preHandler: theTemplate('processes.view', 'processes.create'),
     },
@@ -128,15 +133,16 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
   );
 
-  app.get<{ Params: { templateId: string }; Querystring: { after?: string; upTo?: string; known?: string } }>(
+  app.get(
     '/training/templates/:templateId/processes/events',
     {
       schema: {
         params: templateParams,
-        querystring: {
-          type: 'object',
-          properties: { after: { type: 'string', maxLength: 12 }, upTo: { type: 'string', maxLength: 12 }, known: { type: 'string', maxLength: 8000 } },
-        },
+        querystring: Type.Object({
+          after: Type.Optional(Type.String({ maxLength: 12 })),
+          upTo: Type.Optional(Type.String({ maxLength: 12 })),
+          known: Type.Optional(Type.String({ maxLength: 8000 })),
+        }),
       },
       preHandler: theTemplate('processes.view'),
     },
@@ -171,17 +177,17 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
   );
 
-  app.get<{ Params: { id: string } }>('/training/processes/:id/row', { schema: { params: idParams }, preHandler: theProcess('processes.view') }, async (request, reply) => {
+  app.get('/training/processes/:id/row', { schema: { params: idParams }, preHandler: theProcess('processes.view') }, async (request, reply) => {
     const view = request.process;
     const version = (await statusVersions(deps.db, [view.id])).get(view.id) ?? 0;
     return sendHtml(reply, processRow(view, ctxOf(request), version));
   });
 
-  app.get<{ Params: { id: string } }>('/training/processes/:id/details', { schema: { params: idParams }, preHandler: theProcess('processes.view') }, async (request, reply) =>
+  app.get('/training/processes/:id/details', { schema: { params: idParams }, preHandler: theProcess('processes.view') }, async (request, reply) =>
     sendHtml(reply, processDetails(request.process, ctxOf(request))),
   );
 
-  app.get<{ Params: { id: string } }>('/training/processes/:id/facts', { schema: { params: idParams } }, async (request, reply) => {
+  app.get('/training/processes/:id/facts', { schema: { params: idParams } }, async (request, reply) => {
     try {
       await theProcess('processes.view')(request);
     } catch (error) {
@@ -192,12 +198,12 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     return sendHtml(reply, processFacts(request.process, ctxOf(request)));
   });
 
-  app.get<{ Params: { id: string }; Querystring: { run?: string; slot?: string } }>(
+  app.get(
     '/training/processes/:id/logs',
     {
       schema: {
         params: idParams,
-        querystring: { type: 'object', properties: { run: { type: 'string', maxLength: 12 }, slot: { type: 'string', pattern: '^[A-Za-z0-9-]{1,40}$' } } },
+        querystring: Type.Object({ run: Type.Optional(Type.String({ maxLength: 12 })), slot: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]{1,40}$' })) }),
       },
       preHandler: theProcess('processes.view'),
     },
@@ -215,22 +221,21 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
   );
 
-  app.post<{ Params: { id: string; action: string } }>(
+  app.post(
     '/training/processes/:id/:action',
     {
-      schema: { params: { type: 'object', properties: { id: { type: 'string', maxLength: 12 }, action: { type: 'string', enum: ['start', 'stop', 'disable', 'enable'] } }, required: ['id', 'action'] } },
+      schema: { params: Type.Object({ id: PathId, action: Type.Unsafe<Exclude<UserAction, 'delete'>>({ type: 'string', enum: ['start', 'stop', 'disable', 'enable'] }) }) },
       preHandler: theProcess('processes.manage', (request) => `process.${(request.params as { action: string }).action}`),
     },
     async (request, reply) => {
       const action = request.params.action;
-      if (!isUserAction(action) || action === 'delete') throw new ServiceError('not_found', `No action ${action}.`);
       refuseEarly(request, request.process, action);
       await act(services, request.process.id, action);
       return rowAfter(request, reply, request.process.id);
     },
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/training/processes/:id',
     { schema: { params: idParams }, preHandler: theProcess('processes.delete', () => 'process.delete') },
     async (request, reply) => {

@@ -45,7 +45,7 @@ export const ErrorBody = output('Error', {
 export const errors = (...codes: number[]): Record<string, JsonSchema> =>
   Object.fromEntries([400, 401, 403, ...codes].map((code) => [String(code), ErrorBody]));
 
-export const IdParams = Type.Object({ id });
+export { IdParams } from '../params.js';
 
 /** Query fields of a paginated list. */
 export const Page = {
