@@ -16,7 +16,7 @@ import type { probeMachineWorkflow } from '../workflows/probe-machine.js';
 import { invalid, notFound, ServiceError } from './errors.js';
 import { LOCAL_MACHINE_NAME } from './seed.js';
 import { usedBy } from './templates.js';
-import { MACHINE_LIMITS, type MachineInput, type MachinePatchInput } from '../domain/inputs.js';
+import { MACHINE_LIMITS, type MachineInput, type MachinePatchInput } from './inputs.js';
 import { boolean, integer, isPlainObject, pgCode, rejectUnknown, text } from './validate.js';
 
 export interface MachineDeps {
@@ -26,7 +26,7 @@ export interface MachineDeps {
   keysDir: string | null;
 }
 
-export { MACHINE_LIMITS, type MachineInput, type MachinePatchInput } from '../domain/inputs.js';
+export { MACHINE_LIMITS, type MachineInput, type MachinePatchInput } from './inputs.js';
 
 export interface MachineView {
   id: number;

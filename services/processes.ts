@@ -8,7 +8,7 @@ import type { Db } from '../db/client.js';
 import { machines, processEvents, processes, runs, templates } from '../db/schema.js';
 import { estimate, type EtaState } from '../domain/eta.js';
 import { FAILURE } from '../domain/failures.js';
-import type { ProcessInput } from '../domain/inputs.js';
+import type { ProcessInput } from './inputs.js';
 import { isStatus, type ProcessStatus, type UserAction } from '../domain/status.js';
 import {
   deleteUpdate,

@@ -7,10 +7,10 @@ import type { Db } from '../db/client.js';
 import { processes, templates } from '../db/schema.js';
 import { sealEnvValue } from '../lib/keybox.js';
 import { invalid, notFound, ServiceError } from './errors.js';
-import { TEMPLATE_LIMITS, type TemplateInput, type TemplatePatchInput } from '../domain/inputs.js';
+import { TEMPLATE_LIMITS, type TemplateInput, type TemplatePatchInput } from './inputs.js';
 import { integer, isPlainObject, jsonValue, optionalText, pgCode, rejectUnknown, text } from './validate.js';
 
-export { TEMPLATE_LIMITS, type TemplateInput, type TemplatePatchInput } from '../domain/inputs.js';
+export { TEMPLATE_LIMITS, type TemplateInput, type TemplatePatchInput } from './inputs.js';
 
 export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -3,7 +3,7 @@
 // operator page's path is text the page's pre-handler reads (api/access.ts): a path that
 // holds no id is a page that does not exist, 404.
 import { Type } from 'typebox';
-import { Id } from '../../domain/inputs.js';
+import { Id } from '../../services/inputs.js';
 
 export const IdParams = Type.Object({ id: Id });
 

@@ -1,11 +1,11 @@
 // JSON schemas of the JSON API v1 (docs/design.md): the routes validate and serialise with
 // them, and /api/v1/openapi.json is generated from the very same objects. What a request
 // carries (path, query, body) is TypeBox, so a route's schema is also its type; bodies
-// are the shared inputs of domain/inputs.ts. A schema
+// are the shared inputs of services/inputs.ts. A schema
 // registered with `component()` appears once under components.schemas and is
 // referenced from every route that uses it.
 import { Type } from 'typebox';
-import * as inputs from '../../../domain/inputs.js';
+import * as inputs from '../../../services/inputs.js';
 import { STATUSES, type ProcessStatus } from '../../../domain/status.js';
 import { ALL_PERMISSIONS } from '../../../domain/permissions.js';
 

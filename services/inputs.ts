@@ -1,9 +1,11 @@
 // What a caller may send to create or change a template, a machine or a process: one
-// TypeBox schema each, whose Static type is the services' input type. It lives in
-// domain/ (pure, no I/O) because three parts read it: the JSON API validates bodies with
+// TypeBox schema each, whose Static type is the services' input type. It sits beside the
+// services (not in api/) because three parts read it: the JSON API validates bodies with
 // it and publishes it in the OpenAPI document, the services take its type, and the CLI
-// can build the same inputs. The services still check every value themselves (forms and
-// the CLI reach them without a schema); the limits below are the ones they enforce.
+// can build the same inputs. Not in domain/: that folder is held to the workflow's
+// determinism rules, which allow no package but Temporal's. The services still check
+// every value themselves (forms and the CLI reach them without a schema); the limits
+// below are the ones they enforce.
 import { Type, type Static, type TSchema } from 'typebox';
 
 export const TEMPLATE_LIMITS = {
