@@ -62,8 +62,8 @@ const isHtmx = (request: FastifyRequest) => request.headers['hx-request'] === 't
  * A scope's "signed in" hook. The JSON API answers 401; an htmx request is sent to the
  * login page whole (401 with HX-Redirect); a page is redirected there, to come back after.
  */
-export async function signedIn(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  if (request.principal) return;
+export async function signedIn(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  if (request.principal) return undefined;
   if (request.url.startsWith('/api/')) throw new ServiceError('unauthenticated', 'Log in, or send Authorization: Bearer <token>.');
   if (isHtmx(request)) {
     const current = request.headers['hx-current-url'];
@@ -75,6 +75,7 @@ export async function signedIn(request: FastifyRequest, reply: FastifyReply): Pr
         next = '/';
       }
     }
+    // Returning the reply tells Fastify it has been answered: the handler does not run.
     return reply.code(401).header('HX-Redirect', `/login?next=${encodeURIComponent(next)}`).send('');
   }
   return reply.redirect(`/login?next=${encodeURIComponent(request.url)}`, 303);
