@@ -7,15 +7,19 @@ import { HTTP_STATUS, ServiceError, type ServiceErrorCode } from '../services/er
 import { translator } from '../views/i18n.js';
 import { flash } from '../views/fragments/flash.js';
 import { messagePage } from '../views/pages/message.js';
-import { authPlugin } from './auth.js';
+import { authPlugin } from './plugins/auth.js';
 import type { Config } from '../lib/config.js';
 import type { AppDeps } from './deps.js';
+import { formValidator } from './validation.js';
 import { healthRoutes } from './routes/health.js';
 import { pageContext, pageRoutes } from './routes/pages.js';
 import { platformRoutes } from './routes/platform.js';
 import { staticRoutes } from './routes/static.js';
-import { localePlugin, uiRoutes } from './routes/ui/index.js';
-import type { StreamLimits } from './routes/ui/status-feed.js';
+import { auditPlugin } from './plugins/audit.js';
+import { localePlugin } from './plugins/locale.js';
+import { prometheusPlugin } from './plugins/prometheus.js';
+import { statusFeedPlugin, type StreamLimits } from './plugins/status-feed.js';
+import { uiRoutes } from './routes/ui/index.js';
 
 const wantsJson = (request: FastifyRequest) => request.url.startsWith('/api/') || request.url.startsWith('/healthz');
 
@@ -52,8 +56,9 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
     // the login limiter and the audit log see.
     trustProxy: trustProxyOption(deps.config.trustProxy),
     bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
+  // Pages and forms send text; the JSON API swaps in its own validator for bodies (api/validation.ts).
+  app.setValidatorCompiler(formValidator);
   app.addSchema({
     $id: 'Health',
     type: 'object',
@@ -64,11 +69,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
     },
   });
 
-  await app.register(cookie);
-  await app.register(formbody);
-  await app.register(authPlugin, { deps });
-  await app.register(localePlugin, { deps });
-
+  // Set before any plugin adds a route: a route keeps the error handler of its time.
   app.setErrorHandler((error: FastifyError | ServiceError, request, reply) => {
     if (error instanceof ServiceError) {
       return sendError(request, reply, HTTP_STATUS[error.code], error.code, error.message, error.field);
@@ -85,12 +86,23 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
     request.log.error(error);
     return sendError(request, reply, 500, 'internal', 'Internal error; the server log has the details.');
   });
+
+  await app.register(cookie);
+  await app.register(formbody);
+  // Cross-cutting plugins (api/plugins/): who is asking, in which language, what they did
+  // (audit log), request counts for /metrics, and the live status feed of the processes pages.
+  await app.register(authPlugin, { deps });
+  await app.register(localePlugin, { deps });
+  await app.register(auditPlugin, { deps });
+  await app.register(prometheusPlugin, { deps });
+  await app.register(statusFeedPlugin, { db: deps.db, ...(options.streams ? { limits: options.streams } : {}) });
+
   app.setNotFoundHandler((request, reply) => sendError(request, reply, 404, 'not_found', `No route ${request.method} ${request.url.split('?')[0]}.`));
 
   await app.register(staticRoutes);
   await app.register(healthRoutes, { deps });
   await app.register(pageRoutes, { deps });
   await app.register(platformRoutes, { deps });
-  await app.register(uiRoutes, { deps, ...(options.streams ? { streams: options.streams } : {}) });
+  await app.register(uiRoutes, { deps });
   return app;
 }

@@ -157,3 +157,14 @@ export async function countUsers(db: Db): Promise<number> {
   const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(users);
   return row?.n ?? 0;
 }
+
+/** The user's stored language, which pages use when the browser has not chosen one. */
+export async function setUserLocale(db: Db, userId: number, locale: string): Promise<void> {
+  await db.update(users).set({ locale, updatedAt: new Date() }).where(eq(users.id, userId));
+}
+
+/** The id of the user with this login, or null. */
+export async function userIdOf(db: Db, login: string): Promise<number | null> {
+  const [user] = await db.select({ id: users.id }).from(users).where(eq(users.login, login));
+  return user?.id ?? null;
+}

@@ -16,6 +16,7 @@ import type { probeMachineWorkflow } from '../workflows/probe-machine.js';
 import { invalid, notFound, ServiceError } from './errors.js';
 import { LOCAL_MACHINE_NAME } from './seed.js';
 import { usedBy } from './templates.js';
+import { MACHINE_LIMITS, type MachineInput, type MachinePatchInput } from './inputs.js';
 import { boolean, integer, isPlainObject, pgCode, rejectUnknown, text } from './validate.js';
 
 export interface MachineDeps {
@@ -25,29 +26,7 @@ export interface MachineDeps {
   keysDir: string | null;
 }
 
-export const MACHINE_LIMITS = {
-  name: 200,
-  address: 255,
-  privateKeyBytes: 16 * 1024,
-  privateKeyPath: 1024,
-  slots: 64,
-  gpus: 64,
-  gpuIndex: 1023,
-  lostTimeoutSeconds: { min: 10, max: 7 * 86_400 },
-} as const;
-
-export interface MachineInput {
-  name: string;
-  address: string;
-  sshUser?: string;
-  privateKey?: string | null;
-  privateKeyPath?: string | null;
-  hostKeyFingerprint?: string | null;
-  slots?: number;
-  gpus?: number[];
-  lostTimeoutSeconds?: number;
-  enabled?: boolean;
-}
+export { MACHINE_LIMITS, type MachineInput, type MachinePatchInput } from './inputs.js';
 
 export interface MachineView {
   id: number;
@@ -243,7 +222,7 @@ export async function listMachines(db: Db): Promise<MachineView[]> {
 }
 
 /** Workers pick up the change on their next reconcile (a new executor when settings differ). */
-export async function updateMachine(deps: MachineDeps, id: number, patch: Partial<MachineInput> | Record<string, unknown>): Promise<MachineView> {
+export async function updateMachine(deps: MachineDeps, id: number, patch: MachinePatchInput | Record<string, unknown>): Promise<MachineView> {
   const existing = await rowOf(deps.db, id);
   const values = validateMachine(deps, patch, 'patch', existing);
   if (Object.keys(values).length === 0) return toView(existing);
@@ -324,4 +303,9 @@ export async function fetchHostKey(address: unknown, options: { timeoutMs?: numb
   } catch (error) {
     throw invalid('address', `Cannot read the host key of ${valid}: ${(error as Error).message}`);
   }
+}
+
+/** Every machine to run a process on, by name: what the add-process form offers. */
+export async function listMachineChoices(db: Db): Promise<Array<{ id: number; name: string; address: string; enabled: boolean }>> {
+  return db.select({ id: machines.id, name: machines.name, address: machines.address, enabled: machines.enabled }).from(machines).orderBy(asc(machines.name));
 }

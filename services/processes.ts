@@ -8,6 +8,7 @@ import type { Db } from '../db/client.js';
 import { machines, processEvents, processes, runs, templates } from '../db/schema.js';
 import { estimate, type EtaState } from '../domain/eta.js';
 import { FAILURE } from '../domain/failures.js';
+import type { ProcessInput } from './inputs.js';
 import { isStatus, type ProcessStatus, type UserAction } from '../domain/status.js';
 import {
   deleteUpdate,
@@ -162,11 +163,8 @@ export async function listProcesses(deps: Pick<ProcessDeps, 'db'>, filter: ListF
   return { items, nextCursor: rows.length > limit ? items[items.length - 1]!.id : null };
 }
 
-export interface CreateProcessInput {
-  templateId: number;
-  machineId: number;
-  params?: Record<string, unknown>;
-}
+/** What creating a process takes: the JSON API's ProcessCreate body, as typed. */
+export type CreateProcessInput = ProcessInput;
 
 export async function createProcess(deps: ProcessDeps, input: CreateProcessInput): Promise<ProcessView> {
   const [template] = await deps.db.select().from(templates).where(eq(templates.id, input.templateId));
@@ -291,4 +289,15 @@ export async function statusCounts(deps: Pick<ProcessDeps, 'db'>): Promise<Recor
     .from(processes)
     .groupBy(processes.status);
   return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+}
+
+/** The status versions of a template's processes with id > after, in id order, at most `limit`: what a page's feed compares against. */
+export async function templateStatusVersions(db: Db, templateId: number, after: number, limit: number): Promise<Map<number, number>> {
+  const rows = await db
+    .select({ id: processes.id, version: processes.statusVersion })
+    .from(processes)
+    .where(and(eq(processes.templateId, templateId), gt(processes.id, after)))
+    .orderBy(asc(processes.id))
+    .limit(limit);
+  return new Map(rows.map((row) => [row.id, row.version]));
 }

@@ -7,34 +7,12 @@ import type { Db } from '../db/client.js';
 import { processes, templates } from '../db/schema.js';
 import { sealEnvValue } from '../lib/keybox.js';
 import { invalid, notFound, ServiceError } from './errors.js';
+import { TEMPLATE_LIMITS, type TemplateInput, type TemplatePatchInput } from './inputs.js';
 import { integer, isPlainObject, jsonValue, optionalText, pgCode, rejectUnknown, text } from './validate.js';
 
-export const TEMPLATE_LIMITS = {
-  name: 200,
-  description: 10_000,
-  commandBytes: 64 * 1024,
-  workingDir: 4096,
-  envEntries: 200,
-  envValueBytes: 32 * 1024,
-  paramsBytes: 64 * 1024,
-  stopGraceSeconds: 3600,
-  totalSteps: 2_147_483_647,
-} as const;
+export { TEMPLATE_LIMITS, type TemplateInput, type TemplatePatchInput } from './inputs.js';
 
 export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-export interface TemplateInput {
-  name: string;
-  description?: string | null;
-  command: string;
-  workingDir?: string | null;
-  env?: Record<string, string>;
-  /** Write-only. On a patch a key given replaces, null removes, a key left out is kept. */
-  secretEnv?: Record<string, string | null>;
-  params?: Record<string, unknown>;
-  totalSteps?: number | null;
-  stopGraceSeconds?: number;
-}
 
 /** The key secret env values are sealed under (TRAINYARD_SECRET); needed only to write them. */
 export interface TemplateSecrets {
@@ -205,7 +183,7 @@ export async function getTemplate(db: Db, id: number): Promise<TemplateView> {
 export async function updateTemplate(
   db: Db,
   id: number,
-  patch: Partial<TemplateInput> | Record<string, unknown>,
+  patch: TemplatePatchInput | Record<string, unknown>,
   secrets: TemplateSecrets = {},
 ): Promise<TemplateView> {
   const values = validateTemplate(patch, 'patch');

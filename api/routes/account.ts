@@ -1,11 +1,14 @@
 // The caller's own account: API tokens (create — shown once —, list, revoke).
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import { ServiceError } from '../../services/errors.js';
 import { createOwnToken, listTokens, revokeOwnToken } from '../../services/tokens.js';
 import { tokensPage } from '../../views/pages/tokens.js';
-import { requirePrincipal, type Principal } from '../auth.js';
+import { signedIn } from '../access.js';
 import type { AppDeps } from '../deps.js';
 import { pageContext } from './pages.js';
+import { IdParams } from './params.js';
 
 const html = 'text/html; charset=utf-8';
 
@@ -13,33 +16,34 @@ const html = 'text/html; charset=utf-8';
  * Logged in with a session: a token cannot mint or revoke tokens, so a leaked
  * short-lived token cannot turn itself into a lasting one.
  */
-function sessionUser(request: FastifyRequest, reply: FastifyReply): Principal | null {
-  const principal = requirePrincipal(request, reply);
-  if (principal && principal.via !== 'session') throw new ServiceError('forbidden', 'API tokens are managed from a logged-in browser session, not with a token.');
-  return principal;
+async function sessionOnly(request: FastifyRequest): Promise<void> {
+  if (request.principal?.via !== 'session') throw new ServiceError('forbidden', 'API tokens are managed from a logged-in browser session, not with a token.');
 }
 
-export async function accountRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+export async function accountRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
+  app.addHook('preHandler', signedIn);
+  app.addHook('preHandler', sessionOnly);
+
   app.get('/account/tokens', async (request, reply) => {
-    const principal = sessionUser(request, reply);
-    if (!principal) return reply;
+    const principal = request.principal!;
     return reply.type(html).send(tokensPage(pageContext(request), await listTokens(deps.db, principal.id)).value);
   });
 
-  app.post<{ Body: { name?: string; expiresDays?: string } }>(
+  app.post(
     '/account/tokens',
     {
       config: { audit: 'token.create' },
       schema: {
-        body: {
-          type: 'object',
-          properties: { name: { type: 'string', maxLength: 1000 }, expiresDays: { type: 'string', maxLength: 10 }, _csrf: { type: 'string' } },
-        },
+        body: Type.Object({
+          name: Type.Optional(Type.String({ maxLength: 1000 })),
+          expiresDays: Type.Optional(Type.String({ maxLength: 10 })),
+          _csrf: Type.Optional(Type.String()),
+        }),
       },
     },
     async (request, reply) => {
-      const principal = sessionUser(request, reply);
-      if (!principal) return reply;
+      const principal = request.principal!;
       const created = await createOwnToken(deps.db, principal.login, { name: request.body.name, expiresDays: request.body.expiresDays });
       request.audit.targetId = created.id;
       request.audit.detail = { name: created.name, expiresAt: created.expiresAt?.toISOString() ?? null };
@@ -51,15 +55,14 @@ export async function accountRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
   );
 
-  app.post<{ Params: { id: number } }>(
+  app.post(
     '/account/tokens/:id/revoke',
     {
       config: { audit: 'token.revoke' },
-      schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1, maximum: 2_147_483_647 } } } },
+      schema: { params: IdParams },
     },
     async (request, reply) => {
-      const principal = sessionUser(request, reply);
-      if (!principal) return reply;
+      const principal = request.principal!;
       await revokeOwnToken(deps.db, principal.id, request.params.id);
       return reply.redirect('/account/tokens', 303);
     },

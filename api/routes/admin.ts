@@ -1,43 +1,39 @@
 // Administration pages (users.manage): roles and grants, and the audit log.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from 'typebox';
 import { listAudit } from '../../services/audit.js';
 import { createRole, deleteRole, grant, listGrants, listRoles, listUsers, revokeGrant, updateRole } from '../../services/roles.js';
 import { listTemplates } from '../../services/templates.js';
-import { auditFilterOf, auditPage, type AuditQuery } from '../../views/pages/audit.js';
+import { auditFilterOf, auditPage } from '../../views/pages/audit.js';
 import { rolesPage } from '../../views/pages/roles.js';
-import { authorize, requirePrincipal, type Principal } from '../auth.js';
+import { permitted, signedIn } from '../access.js';
 import type { AppDeps } from '../deps.js';
 import { pageContext } from './pages.js';
+import { IdParams } from './params.js';
 
 const html = 'text/html; charset=utf-8';
-const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1, maximum: 2_147_483_647 } } } as const;
-const roleBody = {
-  type: 'object',
-  properties: {
-    name: { type: 'string', maxLength: 1000 },
-    description: { type: 'string', maxLength: 5000 },
-    permissions: { type: 'array', maxItems: 50, items: { type: 'string', maxLength: 100 } },
-    _csrf: { type: 'string' },
-  },
-} as const;
+const idParams = IdParams;
+const roleBody = Type.Object({
+  name: Type.Optional(Type.String({ maxLength: 1000 })),
+  description: Type.Optional(Type.String({ maxLength: 5000 })),
+  // One ticked checkbox arrives as a string; form validation (api/validation.ts) makes it a list of one.
+  permissions: Type.Optional(Type.Array(Type.String({ maxLength: 100 }), { maxItems: 50 })),
+  _csrf: Type.Optional(Type.String()),
+});
 
-type RoleForm = { name?: string; description?: string; permissions?: string[] };
-
-/** Logged in (else to the login page) and holding users.manage (else a 403 page). */
-function admin(request: FastifyRequest, reply: FastifyReply): Principal | null {
-  const principal = requirePrincipal(request, reply);
-  return principal && authorize(principal, 'users.manage');
-}
+type RoleForm = Static<typeof roleBody>;
 
 const roleInput = (body: RoleForm) => ({ name: body.name, description: body.description ?? '', permissions: body.permissions ?? [] });
 
-export async function adminRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+export async function adminRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   const db = deps.db;
-
-  app.get('/admin', async (_request, reply) => reply.redirect('/admin/roles', 303));
+  // Logged in (else to the login page) and holding users.manage (else a 403 page).
+  app.addHook('preHandler', signedIn);
+  app.addHook('preHandler', permitted('users.manage'));
 
   app.get('/admin/roles', async (request, reply) => {
-    if (!admin(request, reply)) return reply;
     const [roles, grants, users, templates] = await Promise.all([
       listRoles(db),
       listGrants(db),
@@ -47,44 +43,42 @@ export async function adminRoutes(app: FastifyInstance, { deps }: { deps: AppDep
     return reply.type(html).send(rolesPage(pageContext(request), { roles, grants, users, templates: templates.items }).value);
   });
 
-  app.post<{ Body: RoleForm }>('/admin/roles', { config: { audit: 'role.create' }, schema: { body: roleBody } }, async (request, reply) => {
-    if (!admin(request, reply)) return reply;
+  app.post('/admin/roles', { config: { audit: 'role.create' }, schema: { body: roleBody } }, async (request, reply) => {
     const role = await createRole(db, roleInput(request.body));
     request.audit.targetId = role.id;
     request.audit.detail = { name: role.name, permissions: role.permissions };
     return reply.redirect('/admin/roles', 303);
   });
 
-  app.post<{ Params: { id: number }; Body: RoleForm }>(
+  app.post(
     '/admin/roles/:id',
     { config: { audit: 'role.update' }, schema: { params: idParams, body: roleBody } },
     async (request, reply) => {
-      if (!admin(request, reply)) return reply;
-      const role = await updateRole(db, request.params.id, roleInput(request.body));
+        const role = await updateRole(db, request.params.id, roleInput(request.body));
       request.audit.detail = { name: role.name, permissions: role.permissions };
       return reply.redirect('/admin/roles', 303);
     },
   );
 
-  app.post<{ Params: { id: number } }>('/admin/roles/:id/delete', { config: { audit: 'role.delete' }, schema: { params: idParams } }, async (request, reply) => {
-    if (!admin(request, reply)) return reply;
+  app.post('/admin/roles/:id/delete', { config: { audit: 'role.delete' }, schema: { params: idParams } }, async (request, reply) => {
     await deleteRole(db, request.params.id);
     return reply.redirect('/admin/roles', 303);
   });
 
-  app.post<{ Body: { login?: string; roleId?: string; templateId?: string } }>(
+  app.post(
     '/admin/grants',
     {
       config: { audit: 'grant.create' },
       schema: {
-        body: {
-          type: 'object',
-          properties: { login: { type: 'string', maxLength: 200 }, roleId: { type: 'string', maxLength: 12 }, templateId: { type: 'string', maxLength: 12 }, _csrf: { type: 'string' } },
-        },
+        body: Type.Object({
+          login: Type.Optional(Type.String({ maxLength: 200 })),
+          roleId: Type.Optional(Type.String({ maxLength: 12 })),
+          templateId: Type.Optional(Type.String({ maxLength: 12 })),
+          _csrf: Type.Optional(Type.String()),
+        }),
       },
     },
     async (request, reply) => {
-      if (!admin(request, reply)) return reply;
       const number = (value: string | undefined) => (value && /^\d{1,10}$/.test(value) ? Number(value) : value || null);
       const created = await grant(db, { login: request.body.login, roleId: number(request.body.roleId), templateId: number(request.body.templateId) });
       request.audit.targetId = created.id;
@@ -93,36 +87,31 @@ export async function adminRoutes(app: FastifyInstance, { deps }: { deps: AppDep
     },
   );
 
-  app.post<{ Params: { id: number } }>('/admin/grants/:id/revoke', { config: { audit: 'grant.revoke' }, schema: { params: idParams } }, async (request, reply) => {
-    if (!admin(request, reply)) return reply;
+  app.post('/admin/grants/:id/revoke', { config: { audit: 'grant.revoke' }, schema: { params: idParams } }, async (request, reply) => {
     const revoked = await revokeGrant(db, request.params.id);
     request.audit.detail = { login: revoked.login, role: revoked.roleName, templateId: revoked.templateId };
     return reply.redirect('/admin/roles', 303);
   });
 
-  app.get<{ Querystring: AuditQuery & { cursor?: number } }>(
+  app.get(
     '/admin/audit',
     {
       schema: {
-        querystring: {
-          type: 'object',
-          properties: {
-            actor: { type: 'string', maxLength: 64 },
-            action: { type: 'string', maxLength: 200 },
-            outcome: { type: 'string', maxLength: 20 },
-            targetType: { type: 'string', maxLength: 50 },
-            targetId: { type: 'string', maxLength: 50 },
-            since: { type: 'string', maxLength: 10 },
-            until: { type: 'string', maxLength: 10 },
-            cursor: { type: 'integer', minimum: 1 },
-            lang: { type: 'string', maxLength: 5 },
-          },
-        },
+        querystring: Type.Object({
+          actor: Type.Optional(Type.String({ maxLength: 64 })),
+          action: Type.Optional(Type.String({ maxLength: 200 })),
+          outcome: Type.Optional(Type.String({ maxLength: 20 })),
+          targetType: Type.Optional(Type.String({ maxLength: 50 })),
+          targetId: Type.Optional(Type.String({ maxLength: 50 })),
+          since: Type.Optional(Type.String({ maxLength: 10 })),
+          until: Type.Optional(Type.String({ maxLength: 10 })),
+          cursor: Type.Optional(Type.Integer({ minimum: 1 })),
+          lang: Type.Optional(Type.String({ maxLength: 5 })),
+        }),
       },
     },
     async (request, reply) => {
-      if (!admin(request, reply)) return reply;
-      const page = await listAudit(db, auditFilterOf(request.query));
+        const page = await listAudit(db, auditFilterOf(request.query));
       return reply.type(html).send(auditPage(pageContext(request), request.query, page).value);
     },
   );

@@ -1,5 +1,7 @@
 // Operator pages: login, logout and the Training section.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import { authenticate, createSession, destroySession, SESSION_TTL_MS } from '../../services/accounts.js';
 import { ServiceError } from '../../services/errors.js';
 import { listTemplates } from '../../services/templates.js';
@@ -8,7 +10,8 @@ import type { PageContext } from '../../views/layout.js';
 import { loginPage } from '../../views/pages/login.js';
 import { messagePage } from '../../views/pages/message.js';
 import { templatesPage } from '../../views/pages/templates.js';
-import { can, canAnywhere, requirePrincipal, SESSION_COOKIE, visibleTemplates } from '../auth.js';
+import { can, canAnywhere, signedIn, visibleTemplates } from '../access.js';
+import { SESSION_COOKIE } from '../plugins/auth.js';
 import type { AppDeps } from '../deps.js';
 import { LoginLimiter } from '../login-limiter.js';
 
@@ -53,30 +56,32 @@ export function safeNext(next: unknown): string {
   return `${url.pathname}${url.search}${url.hash}`;
 }
 
-export async function pageRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+export async function pageRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   const limiter = new LoginLimiter();
   const secure = (request: FastifyRequest) => request.protocol === 'https';
 
   app.get('/', async (request, reply) => reply.redirect(request.principal ? '/training/templates' : '/login', 303));
 
-  app.get<{ Querystring: { next?: string } }>(
+  app.get(
     '/login',
-    { schema: { querystring: { type: 'object', properties: { next: { type: 'string', maxLength: 2000 }, lang: { type: 'string', maxLength: 5 } } } } },
+    { schema: { querystring: Type.Object({ next: Type.Optional(Type.String({ maxLength: 2000 })), lang: Type.Optional(Type.String({ maxLength: 5 })) }) } },
     async (request, reply) => {
       if (request.principal) return reply.redirect(safeNext(request.query.next), 303);
       return reply.type('text/html; charset=utf-8').send(loginPage(request.locale, { next: safeNext(request.query.next) }).value);
     },
   );
 
-  app.post<{ Body: { login: string; password: string; next?: string } }>(
+  app.post(
     '/login',
     {
       schema: {
-        body: {
-          type: 'object',
-          required: ['login', 'password'],
-          properties: { login: { type: 'string', maxLength: 200 }, password: { type: 'string', maxLength: 1024 }, next: { type: 'string', maxLength: 2000 }, _csrf: { type: 'string' } },
-        },
+        body: Type.Object({
+          login: Type.String({ maxLength: 200 }),
+          password: Type.String({ maxLength: 1024 }),
+          next: Type.Optional(Type.String({ maxLength: 2000 })),
+          _csrf: Type.Optional(Type.String()),
+        }),
       },
     },
     async (request, reply) => {
@@ -123,10 +128,10 @@ export async function pageRoutes(app: FastifyInstance, { deps }: { deps: AppDeps
   });
 
   app.get('/training', async (_request, reply) => reply.redirect('/training/templates', 303));
+  app.get('/admin', async (_request, reply) => reply.redirect('/admin/roles', 303));
 
-  app.get('/training/templates', async (request, reply) => {
-    const principal = requirePrincipal(request, reply);
-    if (!principal) return reply;
+  app.get('/training/templates', { preHandler: signedIn }, async (request, reply) => {
+    const principal = request.principal!;
     const t = translator(request.locale);
     if (!canAnywhere(principal, 'templates.view')) {
       return reply.code(403).type('text/html; charset=utf-8').send(messagePage(pageContext(request), t('trainingTemplates'), t('forbidden')).value);

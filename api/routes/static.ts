@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
 
 const require = createRequire(import.meta.url);
 const viewsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'views', 'static');
@@ -17,11 +19,12 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   'monitoring.js': { file: path.join(viewsDir, 'monitoring.js'), type: 'text/javascript; charset=utf-8' },
 };
 
-export async function staticRoutes(app: FastifyInstance) {
+export async function staticRoutes(parent: FastifyInstance) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   const cache = new Map<string, Buffer>();
-  app.get<{ Params: { name: string } }>(
+  app.get(
     '/static/:name',
-    { schema: { params: { type: 'object', properties: { name: { type: 'string', maxLength: 100 } }, required: ['name'] } } },
+    { schema: { params: Type.Object({ name: Type.String({ maxLength: 100 }) }) } },
     async (request, reply) => {
       const asset = ASSETS[request.params.name];
       if (!asset) return reply.code(404).type('text/plain').send('Not found');

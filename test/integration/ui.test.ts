@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { and, eq } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StatusFeed, type Subscriber } from '../../api/routes/ui/status-feed.js';
+import { StatusFeed, type Subscriber } from '../../api/plugins/status-feed.js';
 import { buildApp } from '../../api/app.js';
 import { auditEvents, machines, metricPoints, metricSeries, processes, runs, users } from '../../db/schema.js';
 import { menuFor, STATUS_LABELS, type ProcessStatus } from '../../domain/status.js';

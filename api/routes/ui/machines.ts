@@ -1,6 +1,8 @@
 // Target machines pages: list with health, add / edit, probe, delete, and the host-key
 // "fetch and confirm" step. machines.view to look, machines.manage for the rest.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type TOptional, type TString } from 'typebox';
 import { ServiceError } from '../../../services/errors.js';
 import { createMachine, deleteMachine, fetchHostKey, getMachine, listMachines, probeMachine, updateMachine, type MachineView } from '../../../services/machines.js';
 import { html } from '../../../views/html.js';
@@ -8,15 +10,15 @@ import { translator } from '../../../views/i18n.js';
 import { hostKeyCheck, machineForm, machineRow, machinesPage, type MachineFormState } from '../../../views/pages/machines.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
-import { allowed, auditAs, demand, intParam, isHtmx, requireUser, sendHtml } from './common.js';
+import { PathIdParams } from '../params.js';
+import { can, intParam, permitted } from '../../access.js';
+import { auditAs, isHtmx, sendHtml } from './common.js';
 
 type Form = Record<string, string | undefined>;
 const FIELDS = ['name', 'address', 'sshUser', 'privateKey', 'privateKeyPath', 'hostKeyFingerprint', 'slots', 'gpus', 'lostTimeoutSeconds', 'enabled'] as const;
-const bodySchema = {
-  type: 'object',
-  properties: { ...Object.fromEntries(FIELDS.map((f) => [f, { type: 'string', maxLength: 20_000 }])), _csrf: { type: 'string' } },
-} as const;
-const idParams = { type: 'object', properties: { id: { type: 'string', maxLength: 12 } }, required: ['id'] } as const;
+const formFields = Object.fromEntries(FIELDS.map((f) => [f, Type.Optional(Type.String({ maxLength: 20_000 }))])) as Record<(typeof FIELDS)[number], TOptional<TString>>;
+const bodySchema = Type.Object({ ...formFields, _csrf: Type.Optional(Type.String()) });
+const idParams = PathIdParams;
 
 /** The form's strings as the service's input; what cannot be read is an error by field. */
 function readForm(form: Form, existing: MachineView | null, t: ReturnType<typeof translator>): { input: Record<string, unknown>; errors: Record<string, string> } {
@@ -48,14 +50,17 @@ function readForm(form: Form, existing: MachineView | null, t: ReturnType<typeof
   return { input, errors };
 }
 
-export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
+  app.addHook('preHandler', permitted('machines.view'));
+  const manage = permitted('machines.manage');
   const services = { db: deps.db, secret: deps.secret, keysDir: deps.config.keysDir };
-  const rowCtx = (request: FastifyRequest) => ({ locale: request.locale, canManage: allowed(request, 'machines.manage') });
+  const rowCtx = (request: FastifyRequest) => ({ locale: request.locale, canManage: can(request.principal, 'machines.manage') });
 
   async function page(request: FastifyRequest, form?: MachineFormState) {
     return machinesPage(pageContext(request), {
       machines: await listMachines(deps.db),
-      canManage: allowed(request, 'machines.manage'),
+      canManage: can(request.principal, 'machines.manage'),
       ...(form ? { form: machineForm(request.locale, form) } : {}),
     });
   }
@@ -69,9 +74,8 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
     return sendHtml(reply, machineForm(request.locale, state), 422);
   }
 
-  async function save(request: FastifyRequest<{ Body: Form }>, reply: FastifyReply, existing: MachineView | null) {
+  async function save(request: FastifyRequest, form: Form, reply: FastifyReply, existing: MachineView | null) {
     const t = translator(request.locale);
-    const form = request.body ?? {};
     const { input, errors } = readForm(form, existing, t);
     if (Object.keys(errors).length > 0) return again(request, reply, existing, form, errors);
     let saved: MachineView;
@@ -89,43 +93,31 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
   }
 
   app.get('/machines', async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view']);
     return sendHtml(reply, await page(request));
   });
 
-  app.get('/machines/new', async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view', 'machines.manage']);
+  app.get('/machines/new', { preHandler: manage }, async (request, reply) => {
     const state: MachineFormState = { machine: null, csrfToken: request.principal?.csrfToken ?? null };
     if (isHtmx(request)) return sendHtml(reply, machineForm(request.locale, state));
     return sendHtml(reply, await page(request, state));
   });
 
-  app.post<{ Body: Form }>('/machines', { schema: { body: bodySchema } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view', 'machines.manage']);
-    return save(request, reply, null);
+  app.post('/machines', { schema: { body: bodySchema }, preHandler: manage }, async (request, reply) => {
+    return save(request, request.body ?? {}, reply, null);
   });
 
-  app.get<{ Params: { id: string } }>('/machines/:id/edit', { schema: { params: idParams } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view', 'machines.manage']);
+  app.get('/machines/:id/edit', { schema: { params: idParams }, preHandler: manage }, async (request, reply) => {
     const machine = await getMachine(deps.db, intParam(request.params.id, 'machine'));
     const state: MachineFormState = { machine, csrfToken: request.principal?.csrfToken ?? null };
     if (isHtmx(request)) return sendHtml(reply, machineForm(request.locale, state));
     return sendHtml(reply, await page(request, state));
   });
 
-  app.post<{ Params: { id: string }; Body: Form }>('/machines/:id', { schema: { params: idParams, body: bodySchema } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view', 'machines.manage']);
-    return save(request, reply, await getMachine(deps.db, intParam(request.params.id, 'machine')));
+  app.post('/machines/:id', { schema: { params: idParams, body: bodySchema }, preHandler: manage }, async (request, reply) => {
+    return save(request, request.body ?? {}, reply, await getMachine(deps.db, intParam(request.params.id, 'machine')));
   });
 
-  app.post<{ Params: { id: string } }>('/machines/:id/probe', { schema: { params: idParams } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view', 'machines.manage']);
+  app.post('/machines/:id/probe', { schema: { params: idParams }, preHandler: manage }, async (request, reply) => {
     const id = intParam(request.params.id, 'machine');
     auditAs(request, { action: 'machine.probe', targetType: 'machine', targetId: id });
     await probeMachine({ db: deps.db, client: deps.temporal.client }, id);
@@ -133,9 +125,7 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
     return sendHtml(reply, machineRow(await getMachine(deps.db, id), rowCtx(request)));
   });
 
-  app.delete<{ Params: { id: string } }>('/machines/:id', { schema: { params: idParams } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['machines.view', 'machines.manage']);
+  app.delete('/machines/:id', { schema: { params: idParams }, preHandler: manage }, async (request, reply) => {
     const id = intParam(request.params.id, 'machine');
     auditAs(request, { action: 'machine.delete', targetType: 'machine', targetId: id });
     await deleteMachine(deps.db, id);
@@ -143,12 +133,10 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
     return sendHtml(reply, html``);
   });
 
-  app.post<{ Body: { address?: string } }>(
+  app.post(
     '/machines/host-key',
-    { schema: { body: { type: 'object', properties: { address: { type: 'string', maxLength: 300 }, _csrf: { type: 'string' } } } } },
+    { schema: { body: Type.Object({ address: Type.Optional(Type.String({ maxLength: 300 })), _csrf: Type.Optional(Type.String()) }) }, preHandler: manage },
     async (request, reply) => {
-      if (!requireUser(request, reply)) return reply;
-      demand(request, ['machines.view', 'machines.manage']);
       auditAs(request, { action: 'machine.host_key_fetch', detail: { address: request.body?.address ?? '' } });
       try {
         const found = await fetchHostKey(request.body?.address ?? '', { timeoutMs: 8000 });

@@ -1,32 +1,34 @@
 // Training monitoring: the page, and the chart data it polls while a run is active.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from 'typebox';
 import { isStatus, STATUS_LABELS } from '../../../domain/status.js';
 import { ServiceError } from '../../../services/errors.js';
 import { queryMetrics } from '../../../metrics/query.js';
-import { findRun, getProcess, listRuns } from '../../../services/processes.js';
+import { findRun, listRuns } from '../../../services/processes.js';
 import { CHART_SERIES, chartData, chartRun, MAX_POINTS, type ChartData } from '../../../views/fragments/chart-data.js';
 import type { Locale } from '../../../views/i18n.js';
 import { monitoringPage } from '../../../views/pages/monitoring.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
-import { demandOnTemplate, intParam, requireUser, sendHtml } from './common.js';
+import { intParam, loadProcess, PAGE_VISIBILITY } from '../../access.js';
+import { PathIdParams } from '../params.js';
+import { sendHtml } from './common.js';
 
 const schema = {
-  params: { type: 'object', properties: { id: { type: 'string', maxLength: 12 } }, required: ['id'] },
-  querystring: {
-    type: 'object',
-    properties: { run: { type: 'string', maxLength: 12 }, compare: { type: 'string', maxLength: 12 }, lang: { type: 'string' } },
-  },
-} as const;
+  params: PathIdParams,
+  querystring: Type.Object({
+    run: Type.Optional(Type.String({ maxLength: 12 })),
+    compare: Type.Optional(Type.String({ maxLength: 12 })),
+    lang: Type.Optional(Type.String()),
+  }),
+};
 
-type Query = { run?: string; compare?: string };
+type Query = Static<typeof schema.querystring>;
 
-export async function monitoringRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
-  async function processFor(request: FastifyRequest<{ Params: { id: string } }>) {
-    const view = await getProcess(deps, intParam(request.params.id, 'process'));
-    demandOnTemplate(request, view.templateId, { kind: 'Process', id: view.id }, ['processes.view']);
-    return view;
-  }
+export async function monitoringRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
+  const theProcess = loadProcess(deps.db, 'processes.view', PAGE_VISIBILITY);
 
   /** The run asked for (else the latest) and the one to overlay, if any and different. */
   function pick(query: Query, runNumbers: number[]): { run: number | null; compare: number | null } {
@@ -49,9 +51,8 @@ export async function monitoringRoutes(app: FastifyInstance, { deps }: { deps: A
     return chartData(processId, runs, locale);
   }
 
-  app.get<{ Params: { id: string }; Querystring: Query }>('/training/processes/:id/monitoring', { schema }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    const view = await processFor(request);
+  app.get('/training/processes/:id/monitoring', { schema, preHandler: theProcess }, async (request, reply) => {
+    const view = request.process;
     const runs = await listRuns(deps, view.id);
     const { run, compare } = pick(request.query, runs.map((r) => r.number));
     const chart = run === null ? null : await data(view.id, compare === null ? [run] : [run, compare], request.locale);
@@ -69,9 +70,8 @@ export async function monitoringRoutes(app: FastifyInstance, { deps }: { deps: A
     );
   });
 
-  app.get<{ Params: { id: string }; Querystring: Query }>('/training/processes/:id/metrics', { schema }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    const view = await processFor(request);
+  app.get('/training/processes/:id/metrics', { schema, preHandler: theProcess }, async (request, reply) => {
+    const view = request.process;
     const runs = await listRuns(deps, view.id);
     const { run, compare } = pick(request.query, runs.map((r) => r.number));
     if (run === null) throw new ServiceError('not_found', `Process ${view.id} has no runs yet.`);

@@ -1,6 +1,8 @@
 // Training templates: add, edit and delete (templates.manage). The list itself is the
 // Training page (api/routes/pages.ts).
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type TOptional, type TString } from 'typebox';
 import { ServiceError } from '../../../services/errors.js';
 import { createTemplate, deleteTemplate, ENV_KEY, getTemplate, updateTemplate, type TemplateView } from '../../../services/templates.js';
 import { fill } from '../../../views/fragments/format.js';
@@ -8,18 +10,21 @@ import { translator } from '../../../views/i18n.js';
 import { TEMPLATE_FORM_FIELDS, templateFormPage, templateFormValues, type TemplateFormValues } from '../../../views/pages/template-form.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
-import { auditAs, demand, intParam, isHtmx, requireUser, sendHtml } from './common.js';
+import { PathIdParams } from '../params.js';
+import { intParam, permitted } from '../../access.js';
+import { auditAs, isHtmx, sendHtml } from './common.js';
 
-const bodySchema = {
-  type: 'object',
-  properties: {
-    ...Object.fromEntries(TEMPLATE_FORM_FIELDS.map((f) => [f, { type: 'string', maxLength: 200_000 }])),
-    // One checkbox arrives as a string; the app's Ajv turns it into a list of one.
-    secretEnvRemove: { type: 'array', maxItems: 200, items: { type: 'string', maxLength: 200 } },
-    _csrf: { type: 'string' },
-  },
-} as const;
-const idParams = { type: 'object', properties: { id: { type: 'string', maxLength: 12 } }, required: ['id'] } as const;
+const formFields = Object.fromEntries(TEMPLATE_FORM_FIELDS.map((f) => [f, Type.Optional(Type.String({ maxLength: 200_000 }))])) as Record<
+  (typeof TEMPLATE_FORM_FIELDS)[number],
+  TOptional<TString>
+>;
+const bodySchema = Type.Object({
+  ...formFields,
+  // One checkbox arrives as a string; form validation (api/validation.ts) makes it a list of one.
+  secretEnvRemove: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 200 })),
+  _csrf: Type.Optional(Type.String()),
+});
+const idParams = PathIdParams;
 
 /** The form's strings as the service's input; what cannot even be parsed is an error by field. */
 function readForm(form: TemplateFormValues, t: ReturnType<typeof translator>): { input: Record<string, unknown>; errors: Record<string, string> } {
@@ -74,14 +79,16 @@ function readForm(form: TemplateFormValues, t: ReturnType<typeof translator>): {
   return { input, errors };
 }
 
-export async function templateRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
+  app.addHook('preHandler', permitted('templates.manage'));
+
   function formPage(request: FastifyRequest, reply: FastifyReply, template: TemplateView | null, values: TemplateFormValues, errors?: Record<string, string>) {
     const body = templateFormPage(pageContext(request), { template, values, ...(errors ? { errors } : {}), canDelete: template !== null });
     return sendHtml(reply, body, errors ? 422 : 200);
   }
 
-  async function save(request: FastifyRequest<{ Body: TemplateFormValues }>, reply: FastifyReply, existing: TemplateView | null) {
-    const form = request.body ?? {};
+  async function save(request: FastifyRequest, form: TemplateFormValues, reply: FastifyReply, existing: TemplateView | null) {
     const { input, errors } = readForm(form, translator(request.locale));
     if (Object.keys(errors).length > 0) return formPage(request, reply, existing, form, errors);
     let saved: TemplateView;
@@ -98,33 +105,23 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
   }
 
   app.get('/training/templates/new', async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['templates.manage']);
     return formPage(request, reply, null, { stopGraceSeconds: '30', params: '{}' });
   });
 
-  app.post<{ Body: TemplateFormValues }>('/training/templates', { schema: { body: bodySchema } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['templates.manage']);
-    return save(request, reply, null);
+  app.post('/training/templates', { schema: { body: bodySchema } }, async (request, reply) => {
+    return save(request, request.body ?? {}, reply, null);
   });
 
-  app.get<{ Params: { id: string } }>('/training/templates/:id/edit', { schema: { params: idParams } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['templates.manage']);
+  app.get('/training/templates/:id/edit', { schema: { params: idParams } }, async (request, reply) => {
     const template = await getTemplate(deps.db, intParam(request.params.id, 'template'));
     return formPage(request, reply, template, templateFormValues(template));
   });
 
-  app.post<{ Params: { id: string }; Body: TemplateFormValues }>('/training/templates/:id', { schema: { params: idParams, body: bodySchema } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['templates.manage']);
-    return save(request, reply, await getTemplate(deps.db, intParam(request.params.id, 'template')));
+  app.post('/training/templates/:id', { schema: { params: idParams, body: bodySchema } }, async (request, reply) => {
+    return save(request, request.body ?? {}, reply, await getTemplate(deps.db, intParam(request.params.id, 'template')));
   });
 
-  app.delete<{ Params: { id: string } }>('/training/templates/:id', { schema: { params: idParams } }, async (request, reply) => {
-    if (!requireUser(request, reply)) return reply;
-    demand(request, ['templates.manage']);
+  app.delete('/training/templates/:id', { schema: { params: idParams } }, async (request, reply) => {
     const id = intParam(request.params.id, 'template');
     auditAs(request, { action: 'template.delete', targetType: 'template', targetId: id });
     await deleteTemplate(deps.db, id);

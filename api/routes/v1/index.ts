@@ -1,21 +1,16 @@
-// The JSON API v1 (DESIGN §6), mounted at /api/v1. Bearer tokens authenticate (api/auth.ts);
-// each route authorizes at the edge through the Oso policy before touching anything.
+// The JSON API v1 (docs/design.md), mounted at /api/v1. Bearer tokens authenticate
+// (api/plugins/auth.ts); every route but the OpenAPI document is for a signed-in caller,
+// and authorizes at the edge (api/access.ts) before touching anything.
 import type { FastifyInstance } from 'fastify';
+import { signedIn } from '../../access.js';
 import type { AppDeps } from '../../deps.js';
+import { jsonValidator } from '../../validation.js';
 import { machineRoutes } from './machines.js';
 import { collectRoutes, openApiRoutes } from './openapi.js';
 import { processRoutes } from './processes.js';
 import { templateRoutes } from './templates.js';
 
 declare module 'fastify' {
-  interface FastifyRequest {
-    /**
-     * The JSON body as the client sent it. The app's ajv coerces types (`"5"` → 5,
-     * 123 → "123") for querystrings' sake, and it does so to bodies too; the services
-     * validate this untouched copy, so a wrong type is a 400, not a silent conversion.
-     */
-    pristineBody: unknown;
-  }
   interface FastifySchema {
     /** OpenAPI operation fields; ajv ignores them. */
     summary?: string;
@@ -25,13 +20,15 @@ declare module 'fastify' {
     produces?: string[];
   }
   interface FastifyContextConfig {
-    /** The permission a route needs, for the OpenAPI document (the check is in the handler). */
+    /** The permission a route needs, for the OpenAPI document (the check is in its pre-handler or handler). */
     permission?: string;
   }
 }
 
 export async function v1Routes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const routes = collectRoutes(app);
+  // Bodies are JSON and validated as sent; paths and queries are text (api/validation.ts).
+  app.setValidatorCompiler(jsonValidator);
   // Many clients send Content-Type: application/json on every request; an action or a
   // delete without a body is still a request without a body, not a 400.
   const parseJson = app.getDefaultJsonParser('error', 'error');
@@ -40,12 +37,11 @@ export async function v1Routes(app: FastifyInstance, { deps }: { deps: AppDeps }
     if (body === '') return done(null, undefined);
     return parseJson(request, body as string, done);
   });
-  app.decorateRequest('pristineBody', null);
-  app.addHook('preValidation', async (request) => {
-    request.pristineBody = request.body === undefined || request.body === null ? request.body : structuredClone(request.body);
+  await app.register(async (resources) => {
+    resources.addHook('preHandler', signedIn);
+    await resources.register(templateRoutes, { deps });
+    await resources.register(machineRoutes, { deps });
+    await resources.register(processRoutes, { deps });
   });
-  await app.register(templateRoutes, { deps });
-  await app.register(machineRoutes, { deps });
-  await app.register(processRoutes, { deps });
   await app.register(openApiRoutes, { routes });
 }

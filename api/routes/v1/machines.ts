@@ -1,24 +1,26 @@
 // /api/v1/machines: target machines. Reading needs machines.view, writing
 // machines.manage (both global). Keys go in, never out.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { createMachine, deleteMachine, fetchHostKey, getMachine, listMachines, probeMachine, updateMachine, type MachineDeps } from '../../../services/machines.js';
-import { authorize } from '../../auth.js';
+import { permitted } from '../../access.js';
 import type { AppDeps } from '../../deps.js';
-import { errors, HostKey, HostKeyRequest, IdParams, list, Machine, MachineCreate, MachinePatch, MachineProbe } from './schemas.js';
+import { errors, NoContent, HostKey, HostKeyRequest, IdParams, list, Machine, MachineCreate, MachinePatch, MachineProbe } from './schemas.js';
 
-type Id = { Params: { id: number } };
-
-export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   const machineDeps: MachineDeps = { db: deps.db, secret: deps.secret, keysDir: deps.config.keysDir };
+  const view = permitted('machines.view');
+  const manage = permitted('machines.manage');
 
   app.get(
     '/machines',
     {
       config: { permission: 'machines.view' },
       schema: { summary: 'Target machines', tags: ['machines'], response: { 200: list(Machine), ...errors() } },
+      preHandler: view,
     },
     async (request) => {
-      authorize(request.principal, 'machines.view');
       return { items: await listMachines(deps.db), nextCursor: null };
     },
   );
@@ -34,10 +36,10 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
         body: MachineCreate,
         response: { 201: Machine, ...errors(409) },
       },
+      preHandler: manage,
     },
     async (request, reply) => {
-      authorize(request.principal, 'machines.manage');
-      const machine = await createMachine(machineDeps, request.pristineBody as Record<string, unknown>);
+      const machine = await createMachine(machineDeps, request.body);
       request.audit.targetId = machine.id;
       request.audit.detail = { name: machine.name, address: machine.address };
       return reply.code(201).send(machine);
@@ -55,26 +57,26 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
         body: HostKeyRequest,
         response: { 200: HostKey, ...errors() },
       },
+      preHandler: manage,
     },
     async (request) => {
-      authorize(request.principal, 'machines.manage');
-      return fetchHostKey((request.pristineBody as { address?: unknown }).address);
+      return fetchHostKey(request.body.address);
     },
   );
 
-  app.get<Id>(
+  app.get(
     '/machines/:id',
     {
       config: { permission: 'machines.view' },
       schema: { summary: 'One target machine', tags: ['machines'], params: IdParams, response: { 200: Machine, ...errors(404) } },
+      preHandler: view,
     },
     async (request) => {
-      authorize(request.principal, 'machines.view');
       return getMachine(deps.db, request.params.id);
     },
   );
 
-  app.patch<Id>(
+  app.patch(
     '/machines/:id',
     {
       config: { permission: 'machines.manage', audit: 'machine.update' },
@@ -86,15 +88,15 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
         body: MachinePatch,
         response: { 200: Machine, ...errors(404, 409) },
       },
+      preHandler: manage,
     },
     async (request) => {
-      authorize(request.principal, 'machines.manage');
-      request.audit.detail = { fields: Object.keys((request.pristineBody as object) ?? {}) };
-      return updateMachine(machineDeps, request.params.id, (request.pristineBody ?? {}) as Record<string, unknown>);
+      request.audit.detail = { fields: Object.keys(request.body ?? {}) };
+      return updateMachine(machineDeps, request.params.id, request.body ?? {});
     },
   );
 
-  app.delete<Id>(
+  app.delete(
     '/machines/:id',
     {
       config: { permission: 'machines.manage', audit: 'machine.delete' },
@@ -103,17 +105,17 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
         description: 'Refused (409) while processes use it, and for the built-in local machine.',
         tags: ['machines'],
         params: IdParams,
-        response: { 204: { type: 'null' }, ...errors(404, 409) },
+        response: { 204: NoContent, ...errors(404, 409) },
       },
+      preHandler: manage,
     },
     async (request, reply) => {
-      authorize(request.principal, 'machines.manage');
       await deleteMachine(deps.db, request.params.id);
       return reply.code(204).send();
     },
   );
 
-  app.post<Id>(
+  app.post(
     '/machines/:id/probe',
     {
       config: { permission: 'machines.manage', audit: 'machine.probe' },
@@ -124,9 +126,9 @@ export async function machineRoutes(app: FastifyInstance, { deps }: { deps: AppD
         params: IdParams,
         response: { 200: MachineProbe, ...errors(404, 409, 503) },
       },
+      preHandler: manage,
     },
     async (request) => {
-      authorize(request.principal, 'machines.manage');
       return probeMachine({ db: deps.db, client: deps.temporal.client }, request.params.id);
     },
   );

@@ -2,23 +2,20 @@
 // metrics. Each check is made on the process's template (a scoped grant reaches only
 // its template's processes); a process the caller may not view answers 404.
 import { Readable } from 'node:stream';
-import { eq, and } from 'drizzle-orm';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { processes } from '../../../db/schema.js';
-import type { Permission } from '../../../domain/permissions.js';
-import type { ProcessStatus, UserAction } from '../../../domain/status.js';
-import { invalid, notFound } from '../../../services/errors.js';
-import { queryMetrics } from '../../../metrics/query.js';
-import { EXPORT_FORMATS, EXPORT_MEDIA, exportPoints, type ExportFormat } from '../../../metrics/export.js';
-import { act, createProcess, deleteProcess, findRun, getProcess, listProcesses, listRuns, logTail, type ProcessView } from '../../../services/processes.js';
-import { validParams } from '../../../services/templates.js';
-import { isPlainObject } from '../../../services/validate.js';
-import { authorize, authorizeOn, can, visibleTemplates, type Principal } from '../../auth.js';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import type { UserAction } from '../../../domain/status.js';
 import { withoutAddress } from '../../../domain/redact-address.js';
+import { invalid } from '../../../services/errors.js';
+import { queryMetrics } from '../../../metrics/query.js';
+import { EXPORT_FORMATS, EXPORT_MEDIA, exportPoints } from '../../../metrics/export.js';
+import { act, createProcess, deleteProcess, findRun, listProcesses, listRuns, logTail, type ProcessView } from '../../../services/processes.js';
+import { validParams } from '../../../services/templates.js';
+import { API_VISIBILITY, authorize, can, loadProcess, visibleTemplates } from '../../access.js';
+import type { Principal } from '../../plugins/auth.js';
 import type { AppDeps } from '../../deps.js';
 import { ActionAccepted, errors, ExportBody, IdParams, list, Logs, Metrics, Page, Process, ProcessCreate, Run, Status } from './schemas.js';
-
-type Id = { Params: { id: number } };
 
 /** JSON has no NaN or infinities: they travel as the strings the OpenAPI document names. */
 export function encodeNonFinite(_key: string, value: unknown): unknown {
@@ -26,42 +23,36 @@ export function encodeNonFinite(_key: string, value: unknown): unknown {
   return value;
 }
 
-const runQuery = { run: { type: 'integer', minimum: 1, maximum: 2_147_483_647, description: 'Run number; the latest run when omitted.' } } as const;
+const runQuery = { run: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_147_483_647, description: 'Run number; the latest run when omitted.' })) };
 
 /** A process as `principal` may see it: no machine address without machines.view. */
 export const shownTo = <T extends ProcessView>(principal: Principal | null, view: T): T => (can(principal, 'machines.view') ? view : withoutAddress(view));
 
-export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+export async function processRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   const db = deps.db;
   const processDeps = { db, client: deps.temporal.client };
+  /** The process of `:id`, as `request.process`: 404 when the caller may not view it, 403 without `permission`. */
+  const theProcess = (permission: 'processes.view' | 'processes.manage' | 'processes.delete') => loadProcess(db, permission, API_VISIBILITY);
 
-  /** The edge check on one process: the permission anywhere, then on the process's template. */
-  async function guard(request: FastifyRequest, permission: Permission, id: number): Promise<void> {
-    authorize(request.principal, permission, { anywhere: true });
-    const [row] = await db
-      .select({ templateId: processes.templateId })
-      .from(processes)
-      .where(and(eq(processes.id, id), eq(processes.deleting, false)));
-    if (!row) throw notFound('Process', id);
-    authorizeOn(request.principal, permission, row.templateId, { kind: 'Process', id });
-  }
-
-  app.get<{ Querystring: { status?: ProcessStatus; machineId?: number; templateId?: number; limit?: number; cursor?: number } }>(
+  app.get(
     '/processes',
     {
       config: { permission: 'processes.view' },
       schema: {
         summary: 'Processes the caller may view, paginated',
         tags: ['processes'],
-        querystring: {
-          type: 'object',
-          properties: { status: Status, machineId: IdParams.properties.id, templateId: IdParams.properties.id, ...Page },
-        },
+        querystring: Type.Object({
+          status: Type.Optional(Status),
+          machineId: Type.Optional(IdParams.properties.id),
+          templateId: Type.Optional(IdParams.properties.id),
+          ...Page,
+        }),
         response: { 200: list(Process), ...errors() },
       },
     },
     async (request) => {
-      const principal = authorize(request.principal, 'processes.view', { anywhere: true });
+      const principal = authorize(request, 'processes.view', { anywhere: true });
       const { status, machineId, templateId, limit, cursor } = request.query;
       const page = await listProcesses(deps, {
         visibleTemplates: visibleTemplates(principal),
@@ -87,16 +78,12 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
       },
     },
     async (request, reply) => {
-      const principal = authorize(request.principal, 'processes.create', { anywhere: true });
-      const body = request.pristineBody;
-      if (!isPlainObject(body)) throw invalid('body', 'A process is a JSON object {templateId, machineId, params?}.');
-      const { templateId, machineId } = body;
-      if (typeof templateId !== 'number' || !Number.isInteger(templateId)) throw invalid('templateId', 'templateId must be a template id.');
-      if (typeof machineId !== 'number' || !Number.isInteger(machineId)) throw invalid('machineId', 'machineId must be a machine id.');
+      const principal = authorize(request, 'processes.create', { anywhere: true });
+      const { templateId, machineId } = request.body;
       // A template the caller may not see is answered as one that does not exist.
       if (!can(principal, 'processes.view', templateId)) throw invalid('templateId', `Template ${templateId} does not exist.`);
-      authorize(principal, 'processes.create', { templateId });
-      const params = validParams(body.params);
+      authorize(request, 'processes.create', { templateId });
+      const params = validParams(request.body.params);
       const created = await createProcess(processDeps, { templateId, machineId, params });
       request.audit.targetId = created.id;
       request.audit.detail = { templateId, machineId };
@@ -104,20 +91,18 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
   );
 
-  app.get<Id>(
+  app.get(
     '/processes/:id',
     {
       config: { permission: 'processes.view' },
       schema: { summary: 'One process', tags: ['processes'], params: IdParams, response: { 200: Process, ...errors(404) } },
+      preHandler: theProcess('processes.view'),
     },
-    async (request) => {
-      await guard(request, 'processes.view', request.params.id);
-      return shownTo(request.principal, await getProcess(deps, request.params.id));
-    },
+    async (request) => shownTo(request.principal, request.process),
   );
 
   for (const action of ['start', 'stop', 'disable', 'enable'] as const satisfies readonly Exclude<UserAction, 'delete'>[]) {
-    app.post<Id>(
+    app.post(
       `/processes/:id/${action}`,
       {
         config: { permission: 'processes.manage', audit: `process.${action}` },
@@ -128,9 +113,9 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
           params: IdParams,
           response: { 202: ActionAccepted, ...errors(404, 409) },
         },
+        preHandler: theProcess('processes.manage'),
       },
       async (request, reply) => {
-        await guard(request, 'processes.manage', request.params.id);
         const result = await act(processDeps, request.params.id, action);
         request.audit.detail = { status: result.status };
         return reply.code(202).send(result);
@@ -138,7 +123,7 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     );
   }
 
-  app.delete<Id & { Querystring: { force?: boolean } }>(
+  app.delete(
     '/processes/:id',
     {
       config: { permission: 'processes.delete', audit: 'process.delete' },
@@ -148,12 +133,12 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
           'Stops it first when active; its runs, metrics, logs and run directories go with it, and the id answers 404 once gone. When the machine cannot be reached the delete is refused (409) unless force=true.',
         tags: ['processes'],
         params: IdParams,
-        querystring: { type: 'object', properties: { force: { type: 'boolean', default: false } } },
+        querystring: Type.Object({ force: Type.Optional(Type.Boolean({ default: false })) }),
         response: { 202: ActionAccepted, ...errors(404, 409) },
       },
+      preHandler: theProcess('processes.delete'),
     },
     async (request, reply) => {
-      await guard(request, 'processes.delete', request.params.id);
       const force = request.query.force === true;
       const result = await deleteProcess(processDeps, request.params.id, { force });
       request.audit.detail = { force, status: result.status };
@@ -161,7 +146,7 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
   );
 
-  app.get<Id & { Querystring: { names?: string; maxPoints?: number; run?: number } }>(
+  app.get(
     '/processes/:id/metrics',
     {
       config: { permission: 'processes.view' },
@@ -170,19 +155,16 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
         description: NON_FINITE,
         tags: ['processes'],
         params: IdParams,
-        querystring: {
-          type: 'object',
-          properties: {
-            names: { type: 'string', maxLength: 4000, description: 'Comma-separated series names, e.g. lr,loss,test_accuracy; every series when omitted.' },
-            maxPoints: { type: 'integer', minimum: 2, maximum: 10_000, default: 2000, description: 'At most this many points per series.' },
-            ...runQuery,
-          },
-        },
+        querystring: Type.Object({
+          names: Type.Optional(Type.String({ maxLength: 4000, description: 'Comma-separated series names, e.g. lr,loss,test_accuracy; every series when omitted.' })),
+          maxPoints: Type.Optional(Type.Integer({ minimum: 2, maximum: 10_000, default: 2000, description: 'At most this many points per series.' })),
+          ...runQuery,
+        }),
         response: { 200: Metrics, ...errors(404) },
       },
+      preHandler: theProcess('processes.view'),
     },
     async (request, reply) => {
-      await guard(request, 'processes.view', request.params.id);
       const run = await findRun(deps, request.params.id, request.query.run);
       const names = request.query.names
         ?.split(',')
@@ -194,7 +176,7 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
   );
 
-  app.get<Id & { Querystring: { run?: number; format?: ExportFormat } }>(
+  app.get(
     '/processes/:id/metrics/export',
     {
       config: { permission: 'processes.view' },
@@ -203,19 +185,18 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
         description: EXPORT_NOTE,
         tags: ['processes'],
         params: IdParams,
-        querystring: {
-          type: 'object',
-          properties: {
-            ...runQuery,
-            format: { type: 'string', enum: [...EXPORT_FORMATS], default: 'csv', description: 'csv (series,step,value) or jsonl (one JSON object a line).' },
-          },
-        },
+        querystring: Type.Object({
+          ...runQuery,
+          format: Type.Optional(
+            Type.Unsafe<(typeof EXPORT_FORMATS)[number]>({ type: 'string', enum: [...EXPORT_FORMATS], default: 'csv', description: 'csv (series,step,value) or jsonl (one JSON object a line).' }),
+          ),
+        }),
         produces: Object.values(EXPORT_MEDIA).map((media) => media.split(';')[0]!),
         response: { 200: ExportBody, ...errors(404) },
       },
+      preHandler: theProcess('processes.view'),
     },
     async (request, reply) => {
-      await guard(request, 'processes.view', request.params.id);
       const run = await findRun(deps, request.params.id, request.query.run);
       const format = request.query.format ?? 'csv';
       // Readable.from pulls the next batch only when the socket has taken the last one.
@@ -227,19 +208,17 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
   );
 
-  app.get<Id>(
+  app.get(
     '/processes/:id/runs',
     {
       config: { permission: 'processes.view' },
       schema: { summary: 'Runs of a process, oldest first', tags: ['processes'], params: IdParams, response: { 200: list(Run), ...errors(404) } },
+      preHandler: theProcess('processes.view'),
     },
-    async (request) => {
-      await guard(request, 'processes.view', request.params.id);
-      return { items: await listRuns(deps, request.params.id), nextCursor: null };
-    },
+    async (request) => ({ items: await listRuns(deps, request.params.id), nextCursor: null }),
   );
 
-  app.get<Id & { Querystring: { run?: number } }>(
+  app.get(
     '/processes/:id/logs',
     {
       config: { permission: 'processes.view' },
@@ -247,14 +226,12 @@ export async function processRoutes(app: FastifyInstance, { deps }: { deps: AppD
         summary: "The tail of a run's stdout and stderr, and the process's own events",
         tags: ['processes'],
         params: IdParams,
-        querystring: { type: 'object', properties: runQuery },
+        querystring: Type.Object(runQuery),
         response: { 200: Logs, ...errors(404) },
       },
+      preHandler: theProcess('processes.view'),
     },
-    async (request) => {
-      await guard(request, 'processes.view', request.params.id);
-      return logTail(deps, request.params.id, request.query.run);
-    },
+    async (request) => logTail(deps, request.params.id, request.query.run),
   );
 }
 

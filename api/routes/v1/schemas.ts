@@ -1,30 +1,31 @@
-// JSON schemas of the JSON API v1 (DESIGN §6): the routes validate and serialise with
-// them, and /api/v1/openapi.json is generated from the very same objects. A schema
+// JSON schemas of the JSON API v1 (docs/design.md): the routes validate and serialise with
+// them, and /api/v1/openapi.json is generated from the very same objects. What a request
+// carries (path, query, body) is TypeBox, so a route's schema is also its type; bodies
+// are the shared inputs of services/inputs.ts. A schema
 // registered with `component()` appears once under components.schemas and is
 // referenced from every route that uses it.
-import { STATUSES } from '../../../domain/status.js';
+import { Type } from 'typebox';
+import * as inputs from '../../../services/inputs.js';
+import { STATUSES, type ProcessStatus } from '../../../domain/status.js';
 import { ALL_PERMISSIONS } from '../../../domain/permissions.js';
-import { MACHINE_LIMITS } from '../../../services/machines.js';
-import { TEMPLATE_LIMITS } from '../../../services/templates.js';
 
 export type JsonSchema = Record<string, unknown>;
 
-export const components = new Map<JsonSchema, string>();
+export const components = new Map<object, string>();
 
-function component<T extends JsonSchema>(name: string, schema: T): T {
+function component<T extends object>(name: string, schema: T): T {
   components.set(schema, name);
   return schema;
 }
 
-const MAX_ID = 2_147_483_647;
-const id = { type: 'integer', minimum: 1, maximum: MAX_ID } as const;
+/** What the API answers: plain JSON Schema, typed loosely (handlers return service views). */
+const output = (name: string, schema: JsonSchema): JsonSchema => component(name, schema);
+
+const id = inputs.Id;
 const timestamp = { type: 'string', format: 'date-time' } as const;
 const nullable = (schema: JsonSchema): JsonSchema => ({ ...schema, type: [schema.type as string, 'null'] });
-/** A patch changes only what it names: no defaults filled in. */
-const withoutDefaults = <T extends Record<string, JsonSchema>>(fields: T): T =>
-  Object.fromEntries(Object.entries(fields).map(([key, { default: _default, ...rest }]) => [key, rest])) as T;
 
-export const ErrorBody = component('Error', {
+export const ErrorBody = output('Error', {
   type: 'object',
   required: ['error'],
   properties: {
@@ -44,56 +45,18 @@ export const ErrorBody = component('Error', {
 export const errors = (...codes: number[]): Record<string, JsonSchema> =>
   Object.fromEntries([400, 401, 403, ...codes].map((code) => [String(code), ErrorBody]));
 
-export const IdParams = { type: 'object', required: ['id'], properties: { id } } as const;
+export { IdParams } from '../params.js';
 
+/** Query fields of a paginated list. */
 export const Page = {
-  limit: { type: 'integer', minimum: 1, maximum: 500, description: 'Page size (default 50).' },
-  cursor: { ...id, description: 'nextCursor of the previous page.' },
-} as const;
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, description: 'Page size (default 50).' })),
+  cursor: Type.Optional(Type.Integer({ minimum: 1, maximum: inputs.MAX_ID, description: 'nextCursor of the previous page.' })),
+};
 
-const envSchema = {
-  type: 'object',
-  maxProperties: TEMPLATE_LIMITS.envEntries,
-  propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
-  additionalProperties: { type: 'string' },
-  description: 'Environment variables of the trainer; TRAINYARD_* names are reserved.',
-} as const;
+export const TemplateCreate = component('TemplateCreate', inputs.TemplateCreate);
+export const TemplatePatch = component('TemplatePatch', inputs.TemplatePatch);
 
-const secretEnvSchema = {
-  type: 'object',
-  maxProperties: TEMPLATE_LIMITS.envEntries,
-  propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
-  additionalProperties: { type: ['string', 'null'] },
-  description:
-    'Write-only secret environment variables (API keys, passwords): stored encrypted under TRAINYARD_SECRET, never returned (responses list their names in secretEnvKeys), given to the trainer only when a run launches. A name is either in env or here. On a patch a key given replaces, null removes, a key left out is kept.',
-} as const;
-
-const templateFields = {
-  name: { type: 'string', minLength: 1, maxLength: TEMPLATE_LIMITS.name },
-  description: { type: ['string', 'null'], maxLength: TEMPLATE_LIMITS.description },
-  command: { type: 'string', minLength: 1, maxLength: TEMPLATE_LIMITS.commandBytes, description: "Run by /bin/sh in workingDir (else the run's own directory); at most 64 KiB." },
-  workingDir: { type: ['string', 'null'], maxLength: TEMPLATE_LIMITS.workingDir, description: 'Where the command runs on the machine; the run directory when null.' },
-  env: envSchema,
-  secretEnv: secretEnvSchema,
-  params: { type: 'object', additionalProperties: true, description: 'Hyperparameters with their defaults (at most 64 KiB of JSON); the trainer gets them as TRAINYARD_PARAMS.' },
-  totalSteps: { type: ['integer', 'null'], minimum: 1, maximum: TEMPLATE_LIMITS.totalSteps },
-  stopGraceSeconds: { type: 'integer', minimum: 0, maximum: TEMPLATE_LIMITS.stopGraceSeconds, default: 30 },
-} as const;
-
-export const TemplateCreate = component('TemplateCreate', {
-  type: 'object',
-  required: ['name', 'command'],
-  additionalProperties: false,
-  properties: templateFields,
-});
-
-export const TemplatePatch = component('TemplatePatch', {
-  type: 'object',
-  additionalProperties: false,
-  properties: withoutDefaults(templateFields),
-});
-
-export const Template = component('Template', {
+export const Template = output('Template', {
   type: 'object',
   required: ['id', 'name', 'description', 'command', 'workingDir', 'env', 'secretEnvKeys', 'params', 'totalSteps', 'stopGraceSeconds', 'createdAt', 'updatedAt'],
   properties: {
@@ -112,33 +75,10 @@ export const Template = component('Template', {
   },
 });
 
-const machineFields = {
-  name: { type: 'string', minLength: 1, maxLength: MACHINE_LIMITS.name },
-  address: { type: 'string', minLength: 1, maxLength: MACHINE_LIMITS.address, description: '"host" or "host:port" (port 22 by default); IPv6 as "[addr]:port".' },
-  sshUser: { type: 'string', minLength: 1, maxLength: 32 },
-  privateKey: { type: ['string', 'null'], maxLength: MACHINE_LIMITS.privateKeyBytes, description: 'PEM/OpenSSH private key; stored encrypted, never returned.' },
-  privateKeyPath: { type: ['string', 'null'], maxLength: MACHINE_LIMITS.privateKeyPath, description: 'A key file relative to TRAINYARD_KEYS_DIR.' },
-  hostKeyFingerprint: { type: ['string', 'null'], maxLength: 100, pattern: '^SHA256:[A-Za-z0-9+/]{43}=?$', description: 'Pinned host key, as `ssh-keygen -lf` prints it.' },
-  slots: { type: 'integer', minimum: 1, maximum: MACHINE_LIMITS.slots, default: 1 },
-  gpus: { type: 'array', maxItems: MACHINE_LIMITS.gpus, items: { type: 'integer', minimum: 0, maximum: MACHINE_LIMITS.gpuIndex }, description: 'GPU indices, split across slots.' },
-  lostTimeoutSeconds: { type: 'integer', minimum: MACHINE_LIMITS.lostTimeoutSeconds.min, maximum: MACHINE_LIMITS.lostTimeoutSeconds.max, default: 600 },
-  enabled: { type: 'boolean', default: true },
-} as const;
+export const MachineCreate = component('MachineCreate', inputs.MachineCreate);
+export const MachinePatch = component('MachinePatch', inputs.MachinePatch);
 
-export const MachineCreate = component('MachineCreate', {
-  type: 'object',
-  required: ['name', 'address', 'sshUser'],
-  additionalProperties: false,
-  properties: machineFields,
-});
-
-export const MachinePatch = component('MachinePatch', {
-  type: 'object',
-  additionalProperties: false,
-  properties: withoutDefaults(machineFields),
-});
-
-export const MachineProbe = component('MachineProbe', {
+export const MachineProbe = output('MachineProbe', {
   type: 'object',
   required: ['reachable', 'probedAt'],
   properties: {
@@ -151,7 +91,7 @@ export const MachineProbe = component('MachineProbe', {
   },
 });
 
-export const Machine = component('Machine', {
+export const Machine = output('Machine', {
   type: 'object',
   required: ['id', 'name', 'kind', 'address', 'sshUser', 'hasPrivateKey', 'privateKeyPath', 'hostKeyFingerprint', 'slots', 'gpus', 'lostTimeoutSeconds', 'enabled', 'probe', 'probedAt', 'createdAt', 'updatedAt'],
   properties: {
@@ -174,33 +114,19 @@ export const Machine = component('Machine', {
   },
 });
 
-export const HostKeyRequest = component('HostKeyRequest', {
-  type: 'object',
-  required: ['address'],
-  additionalProperties: false,
-  properties: { address: machineFields.address },
-});
+export const HostKeyRequest = component('HostKeyRequest', inputs.HostKeyRequest);
 
-export const HostKey = component('HostKey', {
+export const HostKey = output('HostKey', {
   type: 'object',
   required: ['address', 'fingerprint', 'keyType'],
   properties: { address: { type: 'string' }, fingerprint: { type: 'string' }, keyType: { type: 'string' } },
 });
 
-export const Status = { type: 'string', enum: [...STATUSES] } as const;
+export const Status = Type.Unsafe<ProcessStatus>({ type: 'string', enum: [...STATUSES] });
 
-export const ProcessCreate = component('ProcessCreate', {
-  type: 'object',
-  required: ['templateId', 'machineId'],
-  additionalProperties: false,
-  properties: {
-    templateId: id,
-    machineId: id,
-    params: { type: 'object', additionalProperties: true, description: "Overrides of the template's params." },
-  },
-});
+export const ProcessCreate = component('ProcessCreate', inputs.ProcessCreate);
 
-export const Process = component('Process', {
+export const Process = output('Process', {
   type: 'object',
   required: ['id', 'templateId', 'machineId', 'status', 'enabled', 'progress', 'etaSeconds', 'startedAt', 'finishedAt', 'lastError'],
   properties: {
@@ -228,13 +154,13 @@ export const Process = component('Process', {
   },
 });
 
-export const ActionAccepted = component('ActionAccepted', {
+export const ActionAccepted = output('ActionAccepted', {
   type: 'object',
   required: ['status'],
   properties: { status: { ...Status, description: 'The status right after the action was accepted, e.g. queued or stopping.' } },
 });
 
-export const Run = component('Run', {
+export const Run = output('Run', {
   type: 'object',
   required: ['number', 'status'],
   properties: {
@@ -254,7 +180,7 @@ export const Run = component('Run', {
   },
 });
 
-export const Logs = component('Logs', {
+export const Logs = output('Logs', {
   type: 'object',
   required: ['run', 'stdout', 'stderr', 'events'],
   properties: {
@@ -272,17 +198,20 @@ export const Logs = component('Logs', {
 });
 
 /** The body of a metrics export: text, one point a line (see the route's description). */
-export const ExportBody = { type: 'string', description: 'CSV or JSON lines, as the format asked for.' } as const satisfies JsonSchema;
+export const ExportBody: JsonSchema = { type: 'string', description: 'CSV or JSON lines, as the format asked for.' };
+
+/** A success without a body (204). */
+export const NoContent: JsonSchema = { type: 'null' };
 
 export const NON_FINITE_NOTE =
   'JSON has no NaN or infinities, so a non-finite value is sent as the string "NaN", "Infinity" or "-Infinity"; every other value is a JSON number.';
 
-export const MetricValue = component('MetricValue', {
+export const MetricValue = output('MetricValue', {
   description: NON_FINITE_NOTE,
   anyOf: [{ type: 'number' }, { type: 'string', enum: ['NaN', 'Infinity', '-Infinity'] }],
 });
 
-export const Metrics = component('Metrics', {
+export const Metrics = output('Metrics', {
   type: 'object',
   required: ['run', 'series'],
   properties: {

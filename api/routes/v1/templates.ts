@@ -1,36 +1,40 @@
 // /api/v1/templates: training templates. Reading needs templates.view (a user sees
 // only the templates they may view, filtered in SQL; env values masked unless they also
 // hold templates.manage); writing needs templates.manage. Secret env is write-only.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
 import { listProcesses } from '../../../services/processes.js';
-import { shownTo } from './processes.js';
-import { createTemplate, deleteTemplate, getTemplate, listTemplates, maskedTemplate, updateTemplate, type TemplateView } from '../../../services/templates.js';
-import { authorize, authorizeOn, can, visibleTemplates, type Principal } from '../../auth.js';
+import { createTemplate, deleteTemplate, listTemplates, maskedTemplate, updateTemplate, type TemplateView } from '../../../services/templates.js';
+import { API_VISIBILITY, authorize, can, loadTemplate, permitted, visibleTemplates } from '../../access.js';
+import type { Principal } from '../../plugins/auth.js';
 import type { AppDeps } from '../../deps.js';
-import { errors, IdParams, list, Page, Process, Status, Template, TemplateCreate, TemplatePatch } from './schemas.js';
+import { shownTo } from './processes.js';
+import { errors, NoContent, IdParams, list, Page, Process, Status, Template, TemplateCreate, TemplatePatch } from './schemas.js';
 
-type Id = { Params: { id: number } };
-
-export async function templateRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   const db = deps.db;
   const secrets = { secret: deps.secret };
   /** env values are for those who may change them; everyone else sees the names. */
   const shown = (principal: Principal, view: TemplateView) => (can(principal, 'templates.manage') ? view : maskedTemplate(view));
+  const manage = permitted('templates.manage');
 
-  app.get<{ Querystring: { limit?: number; cursor?: number } }>(
+  app.get(
     '/templates',
     {
       config: { permission: 'templates.view' },
       schema: {
         summary: 'Templates the caller may view',
         tags: ['templates'],
-        querystring: { type: 'object', properties: Page },
+        querystring: Type.Object(Page),
         response: { 200: list(Template), ...errors() },
       },
     },
     async (request) => {
-      const principal = authorize(request.principal, 'templates.view', { anywhere: true });
-      const page = await listTemplates(db, { visibleTemplates: visibleTemplates(principal, 'templates.view'), limit: request.query.limit ?? 50, ...(request.query.cursor !== undefined ? { cursor: request.query.cursor } : {}) });
+      const principal = authorize(request, 'templates.view', { anywhere: true });
+      const { limit, cursor } = request.query;
+      const page = await listTemplates(db, { visibleTemplates: visibleTemplates(principal, 'templates.view'), limit: limit ?? 50, ...(cursor !== undefined ? { cursor } : {}) });
       return { ...page, items: page.items.map((view) => shown(principal, view)) };
     },
   );
@@ -40,29 +44,27 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
     {
       config: { permission: 'templates.manage', audit: 'template.create' },
       schema: { summary: 'Create a template', tags: ['templates'], body: TemplateCreate, response: { 201: Template, ...errors(409) } },
+      preHandler: manage,
     },
     async (request, reply) => {
-      authorize(request.principal, 'templates.manage');
-      const template = await createTemplate(db, request.pristineBody as Record<string, unknown>, secrets);
+      const template = await createTemplate(db, request.body, secrets);
       request.audit.targetId = template.id;
       request.audit.detail = { name: template.name };
       return reply.code(201).send(template);
     },
   );
 
-  app.get<Id>(
+  app.get(
     '/templates/:id',
     {
       config: { permission: 'templates.view' },
       schema: { summary: 'One template', tags: ['templates'], params: IdParams, response: { 200: Template, ...errors(404) } },
+      preHandler: loadTemplate(db, ['templates.view'], { ...API_VISIBILITY, hiddenUnless: 'templates.view' }),
     },
-    async (request) => {
-      const principal = authorizeOn(request.principal, 'templates.view', request.params.id, { kind: 'Template', id: request.params.id }, 'templates.view');
-      return shown(principal, await getTemplate(db, request.params.id));
-    },
+    async (request) => shown(request.principal!, request.template),
   );
 
-  app.patch<Id>(
+  app.patch(
     '/templates/:id',
     {
       config: { permission: 'templates.manage', audit: 'template.update' },
@@ -75,15 +77,15 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
         body: TemplatePatch,
         response: { 200: Template, ...errors(404, 409) },
       },
+      preHandler: manage,
     },
     async (request) => {
-      authorize(request.principal, 'templates.manage');
-      request.audit.detail = { fields: Object.keys((request.pristineBody as object) ?? {}) };
-      return updateTemplate(db, request.params.id, (request.pristineBody ?? {}) as Record<string, unknown>, secrets);
+      request.audit.detail = { fields: Object.keys(request.body ?? {}) };
+      return updateTemplate(db, request.params.id, request.body ?? {}, secrets);
     },
   );
 
-  app.delete<Id>(
+  app.delete(
     '/templates/:id',
     {
       config: { permission: 'templates.manage', audit: 'template.delete' },
@@ -92,17 +94,17 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
         description: 'Refused (409) while processes use it.',
         tags: ['templates'],
         params: IdParams,
-        response: { 204: { type: 'null' }, ...errors(404, 409) },
+        response: { 204: NoContent, ...errors(404, 409) },
       },
+      preHandler: manage,
     },
     async (request, reply) => {
-      authorize(request.principal, 'templates.manage');
       await deleteTemplate(db, request.params.id);
       return reply.code(204).send();
     },
   );
 
-  app.get<Id & { Querystring: { status?: (typeof Status.enum)[number]; limit?: number; cursor?: number } }>(
+  app.get(
     '/templates/:id/processes',
     {
       config: { permission: 'processes.view' },
@@ -110,17 +112,16 @@ export async function templateRoutes(app: FastifyInstance, { deps }: { deps: App
         summary: 'Processes of a template',
         tags: ['templates', 'processes'],
         params: IdParams,
-        querystring: { type: 'object', properties: { status: Status, ...Page } },
+        querystring: Type.Object({ status: Type.Optional(Status), ...Page }),
         response: { 200: list(Process), ...errors(404) },
       },
+      preHandler: loadTemplate(db, ['processes.view'], API_VISIBILITY),
     },
     async (request) => {
-      const { id } = request.params;
-      const principal = authorizeOn(request.principal, 'processes.view', id, { kind: 'Template', id });
-      await getTemplate(db, id);
+      const principal = request.principal!;
       const { status, limit, cursor } = request.query;
       const page = await listProcesses(deps, {
-        templateId: id,
+        templateId: request.template.id,
         visibleTemplates: visibleTemplates(principal),
         ...(status ? { status } : {}),
         ...(limit !== undefined ? { limit } : {}),

@@ -1,10 +1,9 @@
 // The language switch: `?lang=ru|en` on any page sets a cookie for this browser and,
 // for a signed-in user, their stored locale, so the choice follows them to another one.
-import { eq } from 'drizzle-orm';
 import fp from 'fastify-plugin';
-import { users } from '../../../db/schema.js';
-import { LOCALE_COOKIE } from '../../auth.js';
-import type { AppDeps } from '../../deps.js';
+import { setUserLocale } from '../../services/accounts.js';
+import { LOCALE_COOKIE } from './auth.js';
+import type { AppDeps } from '../deps.js';
 
 export const localePlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
   app.addHook('onSend', async (request, reply) => {
@@ -13,7 +12,7 @@ export const localePlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
     reply.setCookie(LOCALE_COOKIE, lang, { path: '/', sameSite: 'lax', httpOnly: true, maxAge: 365 * 86400 });
     const principal = request.principal;
     if (principal && principal.via === 'session' && principal.locale !== lang) {
-      await deps.db.update(users).set({ locale: lang, updatedAt: new Date() }).where(eq(users.id, principal.id));
+      await setUserLocale(deps.db, principal.id, lang);
     }
   });
 });

@@ -5,10 +5,13 @@
 // no ticks, no queries. A stream lives only as long as what let it open: each
 // keep-alive, and before rows are pushed, asks again whether its viewer still may see
 // them (session, user, grants), and ends the stream when not.
+import type { ServerResponse } from 'node:http';
 import { sql } from 'drizzle-orm';
-import type { Db } from '../../../db/client.js';
-import { getProcess, type ProcessView } from '../../../services/processes.js';
-import { ServiceError } from '../../../services/errors.js';
+import type { FastifyReply } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Db } from '../../db/client.js';
+import { getProcess, type ProcessView } from '../../services/processes.js';
+import { ServiceError } from '../../services/errors.js';
 
 /** A status change reaches open pages within about this long (plus one query). */
 export const TICK_MS = 200;
@@ -270,3 +273,97 @@ export class StatusFeed {
     s.write(sseEvent(event, data));
   }
 }
+
+/** What a page's stream watches and how it renders; the plugin does the rest. */
+export type StreamRequest = Omit<Subscriber, 'write' | 'end'>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The live status feed of this web process (open streams and queries made, for tests and the curious). */
+    statusFeed: StatusFeed;
+    /**
+     * Answers the request with an SSE stream fed by the status feed, as long as the page
+     * stays and `stillAllowed` holds; at most `limits.perSession` at once per credential (429).
+     */
+    openStatusStream(reply: FastifyReply, credentialKey: string, stream: StreamRequest): FastifyReply | undefined;
+  }
+}
+
+/**
+ * The feed, created once per web process and closed with it, and the SSE plumbing of
+ * its streams: the per-session cap, slow readers dropped, every stream ended at shutdown
+ * so closing never waits on an open page.
+ */
+export const statusFeedPlugin = fp<{ db: Db; limits?: Partial<StreamLimits> }>(async (app, { db, limits }) => {
+  const feed = new StatusFeed(db, (message) => app.log.warn(message), limits ?? {});
+  app.decorate('statusFeed', feed);
+  /** Open streams per session or token, for the per-session cap. */
+  const streamsOf = new Map<string, number>();
+  const openStreams = new Set<ServerResponse>();
+
+  app.decorate('openStatusStream', function (reply: FastifyReply, credentialKey: string, stream: StreamRequest) {
+    const open = streamsOf.get(credentialKey) ?? 0;
+    if (open >= feed.limits.perSession) {
+      return reply
+        .code(429)
+        .header('retry-after', '10')
+        .type('text/plain; charset=utf-8')
+        .send(`At most ${feed.limits.perSession} live streams per session; close a tab and try again.`);
+    }
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store, no-transform',
+      // nginx and friends must not buffer a stream.
+      'x-accel-buffering': 'no',
+      connection: 'keep-alive',
+    });
+    res.write('retry: 2000\n\n');
+    // A client that stops reading must not make us hold its rows in memory.
+    let drainTimer: NodeJS.Timeout | null = null;
+    const dropSlowClient = () => res.destroy();
+    const unsubscribe = feed.subscribe({
+      ...stream,
+      write: (chunk: string) => {
+        if (res.writableEnded || res.destroyed) return;
+        const flushed = res.write(chunk);
+        if (res.writableLength > feed.limits.maxBufferedBytes) return dropSlowClient();
+        if (!flushed && !drainTimer) {
+          drainTimer = setTimeout(dropSlowClient, feed.limits.drainTimeoutMs);
+          res.once('drain', () => {
+            if (drainTimer) clearTimeout(drainTimer);
+            drainTimer = null;
+          });
+        }
+      },
+      end: () => {
+        if (res.writableEnded || res.destroyed) return;
+        res.write(sseEvent('bye', ''));
+        res.end();
+      },
+    });
+    openStreams.add(res);
+    streamsOf.set(credentialKey, open + 1);
+    // The page went away (closed, navigated, network gone): stop feeding it.
+    res.once('close', () => {
+      unsubscribe();
+      openStreams.delete(res);
+      if (drainTimer) clearTimeout(drainTimer);
+      const left = (streamsOf.get(credentialKey) ?? 1) - 1;
+      if (left > 0) streamsOf.set(credentialKey, left);
+      else streamsOf.delete(credentialKey);
+    });
+    res.on('error', () => undefined);
+    return undefined;
+  });
+
+  app.addHook('preClose', async () => {
+    feed.close();
+    for (const res of openStreams) {
+      res.write(sseEvent('bye', ''));
+      res.end();
+    }
+    openStreams.clear();
+  });
+});

@@ -4,11 +4,10 @@
 // (else the method and route pattern stand in); a handler may add the target or
 // details through `request.audit`.
 import type { FastifyRequest } from 'fastify';
-import { eq } from 'drizzle-orm';
 import fp from 'fastify-plugin';
-import { users } from '../db/schema.js';
-import { outcomeOf, recordAudit, type AuditActor, type AuditOutcome } from '../services/audit.js';
-import type { AppDeps } from './deps.js';
+import { userIdOf } from '../../services/accounts.js';
+import { outcomeOf, recordAudit, type AuditActor, type AuditOutcome } from '../../services/audit.js';
+import type { AppDeps } from '../deps.js';
 
 export interface AuditInfo {
   action?: string;
@@ -64,8 +63,8 @@ export const auditPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
       // Nobody is logged in yet: the actor is whoever the form names, the outcome its answer.
       const login = (request.body as { login?: unknown } | undefined)?.login;
       const named = typeof login === 'string' ? login.slice(0, 200) : null;
-      const [user] = named && reply.statusCode === 303 ? await deps.db.select({ id: users.id }).from(users).where(eq(users.login, named)) : [];
-      info.actor = { userId: user?.id ?? null, login: named };
+      const userId = named && reply.statusCode === 303 ? await userIdOf(deps.db, named) : null;
+      info.actor = { userId, login: named };
       info.outcome ??= reply.statusCode === 303 ? 'ok' : reply.statusCode === 401 ? 'failed' : outcomeOf(reply.statusCode);
     }
     const params = request.params as Record<string, unknown> | undefined;

@@ -1,10 +1,9 @@
 // GET /metrics: Prometheus text format — processes by status and HTTP requests by
 // route and status. Scrape it with a token of a user who may view every process.
-import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { STATUSES } from '../../domain/status.js';
 import { statusCounts } from '../../services/processes.js';
-import { authorize } from '../auth.js';
+import { authorize } from '../access.js';
 import type { AppDeps } from '../deps.js';
 
 const label = (value: string) => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -18,7 +17,7 @@ export const prometheusPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
   });
 
   app.get('/metrics', async (request, reply) => {
-    authorize(request.principal, 'processes.view');
+    authorize(request, 'processes.view');
     const counts = await statusCounts(deps);
     const lines = ['# HELP trainyard_processes Training processes by status.', '# TYPE trainyard_processes gauge'];
     for (const status of STATUSES) lines.push(`trainyard_processes{status="${status}"} ${counts[status] ?? 0}`);

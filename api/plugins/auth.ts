@@ -1,15 +1,16 @@
 // Who is asking: a session cookie (pages, htmx) or a bearer token (JSON API), resolved
-// once per request. CSRF is required on every state-changing request made with a cookie.
+// once per request, as `request.principal` (what it may do is asked in api/access.ts).
+// CSRF is required on every state-changing request made with a cookie.
 import crypto from 'node:crypto';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { permissionsOf, sessionUser, tokenUser, type SessionUser } from '../services/accounts.js';
-import type { Permission } from '../domain/permissions.js';
-import { notFound, ServiceError } from '../services/errors.js';
-import { sha256 } from '../services/passwords.js';
-import { pickLocale, type Locale } from '../views/i18n.js';
-import { Authz, decided, decidedAnywhere, decidedTemplates, type Decisions } from './authz/index.js';
-import type { AppDeps } from './deps.js';
+import { permissionsOf, sessionUser, tokenUser, type SessionUser } from '../../services/accounts.js';
+import type { Permission } from '../../domain/permissions.js';
+import { ServiceError } from '../../services/errors.js';
+import { sha256 } from '../../services/passwords.js';
+import { pickLocale, type Locale } from '../../views/i18n.js';
+import { Authz, type Decisions } from '../authz/index.js';
+import type { AppDeps } from '../deps.js';
 
 export const SESSION_COOKIE = 'ty_session';
 export const LOCALE_COOKIE = 'ty_lang';
@@ -80,6 +81,10 @@ export const authPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
   app.decorate('authz', authz);
   app.decorateRequest('principal', null);
   app.decorateRequest('locale', 'ru');
+  // Read and set by the route toolkit (api/access.ts).
+  app.decorateRequest('refusalWords', 'permission');
+  app.decorateRequest('process', null as never);
+  app.decorateRequest('template', null as never);
   app.addHook('onRequest', async (request) => {
     const credential = credentialOf(request);
     const principal = await resolvePrincipal(deps, authz, credential);
@@ -101,47 +106,3 @@ export const authPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
     }
   });
 });
-
-/** Passes when the policy allows the permission globally, or for the template when one is named. */
-export function can(principal: Principal | null, permission: Permission, templateId?: number): boolean {
-  return principal !== null && decided(principal.decisions, permission, templateId);
-}
-
-/** Passes when the policy allows the permission anywhere (globally or for some template). */
-export function canAnywhere(principal: Principal | null, permission: Permission): boolean {
-  return principal !== null && decidedAnywhere(principal.decisions, permission);
-}
-
-/** The template ids whose templates (or processes) the caller may see, or `all`: for the SQL filter. */
-export function visibleTemplates(principal: Principal | null, permission: Permission = 'processes.view'): number[] | 'all' {
-  return principal === null ? [] : decidedTemplates(principal.decisions, permission);
-}
-
-/**
- * The one check pages and the JSON API make at the edge: 401 without a principal, 403
- * without the permission (globally, for the named template, or anywhere when `anywhere`).
- */
-export function authorize(principal: Principal | null, permission: Permission, scope: { templateId?: number; anywhere?: boolean } = {}): Principal {
-  if (!principal) throw new ServiceError('unauthenticated', 'Log in, or send Authorization: Bearer <token>.');
-  const allowed = scope.anywhere ? canAnywhere(principal, permission) : can(principal, permission, scope.templateId);
-  if (!allowed) throw new ServiceError('forbidden', `You do not have the ${permission} permission${scope.templateId !== undefined ? ` for template ${scope.templateId}` : ''}.`);
-  return principal;
-}
-
-/**
- * A check on one thing of a template (a process, a template): what the caller may not
- * even view answers 404 like a missing id, so ids of hidden templates leak nothing.
- */
-export function authorizeOn(principal: Principal | null, permission: Permission, templateId: number, what: { kind: string; id: number }, view: Permission = 'processes.view'): Principal {
-  const allowed = authorize(principal, permission, { anywhere: true });
-  if (!can(allowed, view, templateId)) throw notFound(what.kind, what.id);
-  return authorize(allowed, permission, { templateId });
-}
-
-export function requirePrincipal(request: FastifyRequest, reply: FastifyReply): Principal | null {
-  if (request.principal) return request.principal;
-  if (request.url.startsWith('/api/')) throw new ServiceError('unauthenticated', 'Send Authorization: Bearer <token>.');
-  const next = encodeURIComponent(request.url);
-  void reply.redirect(`/login?next=${next}`, 303);
-  return null;
-}

@@ -1,0 +1,145 @@
+// What a caller may send to create or change a template, a machine or a process: one
+// TypeBox schema each, whose Static type is the services' input type. It sits beside the
+// services (not in api/) because three parts read it: the JSON API validates bodies with
+// it and publishes it in the OpenAPI document, the services take its type, and the CLI
+// can build the same inputs. Not in domain/: that folder is held to the workflow's
+// determinism rules, which allow no package but Temporal's. The services still check
+// every value themselves (forms and the CLI reach them without a schema); the limits
+// below are the ones they enforce.
+import { Type, type Static, type TSchema } from 'typebox';
+
+export const TEMPLATE_LIMITS = {
+  name: 200,
+  description: 10_000,
+  commandBytes: 64 * 1024,
+  workingDir: 4096,
+  envEntries: 200,
+  envValueBytes: 32 * 1024,
+  paramsBytes: 64 * 1024,
+  stopGraceSeconds: 3600,
+  totalSteps: 2_147_483_647,
+} as const;
+
+export const MACHINE_LIMITS = {
+  name: 200,
+  address: 255,
+  privateKeyBytes: 16 * 1024,
+  privateKeyPath: 1024,
+  slots: 64,
+  gpus: 64,
+  gpuIndex: 1023,
+  lostTimeoutSeconds: { min: 10, max: 7 * 86_400 },
+} as const;
+
+/** PostgreSQL's int4: every id, and every step count. */
+export const MAX_ID = 2_147_483_647;
+
+export const Id = Type.Integer({ minimum: 1, maximum: MAX_ID });
+
+/** `{type: [t, 'null']}` as JSON Schema spells it (not an anyOf), typed as T | null. */
+function orNull<T extends TSchema>(schema: T) {
+  const { type, ...rest } = schema as unknown as { type: string };
+  return Type.Unsafe<Static<T> | null>({ ...rest, type: [type, 'null'] });
+}
+
+/** A patch changes only what it names: every field optional, no defaults filled in. */
+function patchOf<T extends Record<string, TSchema>>(fields: T) {
+  const optional = Object.fromEntries(
+    Object.entries(fields).map(([key, schema]) => {
+      const { default: _default, ...rest } = schema as unknown as Record<string, unknown>;
+      return [key, Type.Optional(Type.Unsafe<Static<typeof schema>>(rest))];
+    }),
+  ) as { [K in keyof T]: ReturnType<typeof Type.Optional<ReturnType<typeof Type.Unsafe<Static<T[K]>>>>> };
+  return Type.Object(optional, { additionalProperties: false });
+}
+
+/** A JSON object of hyperparameters; the services bound its size and contents. */
+export const Params = (description: string) => Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true, description });
+
+const envOf = <V extends TSchema>(values: V, description: string) =>
+  Type.Unsafe<Record<string, Static<V>>>({
+    type: 'object',
+    maxProperties: TEMPLATE_LIMITS.envEntries,
+    propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+    additionalProperties: values,
+    description,
+  });
+
+const templateFields = {
+  name: Type.String({ minLength: 1, maxLength: TEMPLATE_LIMITS.name }),
+  description: orNull(Type.String({ maxLength: TEMPLATE_LIMITS.description })),
+  command: Type.String({ minLength: 1, maxLength: TEMPLATE_LIMITS.commandBytes, description: "Run by /bin/sh in workingDir (else the run's own directory); at most 64 KiB." }),
+  workingDir: orNull(Type.String({ maxLength: TEMPLATE_LIMITS.workingDir, description: 'Where the command runs on the machine; the run directory when null.' })),
+  env: envOf(Type.String(), 'Environment variables of the trainer; TRAINYARD_* names are reserved.'),
+  secretEnv: envOf(
+    Type.Unsafe<string | null>({ type: ['string', 'null'] }),
+    'Write-only secret environment variables (API keys, passwords): stored encrypted under TRAINYARD_SECRET, never returned (responses list their names in secretEnvKeys), given to the trainer only when a run launches. A name is either in env or here. On a patch a key given replaces, null removes, a key left out is kept.',
+  ),
+  params: Params('Hyperparameters with their defaults (at most 64 KiB of JSON); the trainer gets them as TRAINYARD_PARAMS.'),
+  totalSteps: orNull(Type.Integer({ minimum: 1, maximum: TEMPLATE_LIMITS.totalSteps })),
+  stopGraceSeconds: Type.Integer({ minimum: 0, maximum: TEMPLATE_LIMITS.stopGraceSeconds, default: 30 }),
+};
+
+export const TemplateCreate = Type.Object(
+  {
+    name: templateFields.name,
+    command: templateFields.command,
+    description: Type.Optional(templateFields.description),
+    workingDir: Type.Optional(templateFields.workingDir),
+    env: Type.Optional(templateFields.env),
+    secretEnv: Type.Optional(templateFields.secretEnv),
+    params: Type.Optional(templateFields.params),
+    totalSteps: Type.Optional(templateFields.totalSteps),
+    stopGraceSeconds: Type.Optional(templateFields.stopGraceSeconds),
+  },
+  { additionalProperties: false },
+);
+export type TemplateInput = Static<typeof TemplateCreate>;
+
+export const TemplatePatch = patchOf(templateFields);
+export type TemplatePatchInput = Static<typeof TemplatePatch>;
+
+const machineFields = {
+  name: Type.String({ minLength: 1, maxLength: MACHINE_LIMITS.name }),
+  address: Type.String({ minLength: 1, maxLength: MACHINE_LIMITS.address, description: '"host" or "host:port" (port 22 by default); IPv6 as "[addr]:port".' }),
+  sshUser: Type.String({ minLength: 1, maxLength: 32 }),
+  privateKey: orNull(Type.String({ maxLength: MACHINE_LIMITS.privateKeyBytes, description: 'PEM/OpenSSH private key; stored encrypted, never returned.' })),
+  privateKeyPath: orNull(Type.String({ maxLength: MACHINE_LIMITS.privateKeyPath, description: 'A key file relative to TRAINYARD_KEYS_DIR.' })),
+  hostKeyFingerprint: orNull(Type.String({ maxLength: 100, pattern: '^SHA256:[A-Za-z0-9+/]{43}=?$', description: 'Pinned host key, as `ssh-keygen -lf` prints it.' })),
+  slots: Type.Integer({ minimum: 1, maximum: MACHINE_LIMITS.slots, default: 1 }),
+  gpus: Type.Array(Type.Integer({ minimum: 0, maximum: MACHINE_LIMITS.gpuIndex }), { maxItems: MACHINE_LIMITS.gpus, description: 'GPU indices, split across slots.' }),
+  lostTimeoutSeconds: Type.Integer({ minimum: MACHINE_LIMITS.lostTimeoutSeconds.min, maximum: MACHINE_LIMITS.lostTimeoutSeconds.max, default: 600 }),
+  enabled: Type.Boolean({ default: true }),
+};
+
+export const MachineCreate = Type.Object(
+  {
+    name: machineFields.name,
+    address: machineFields.address,
+    sshUser: machineFields.sshUser,
+    privateKey: Type.Optional(machineFields.privateKey),
+    privateKeyPath: Type.Optional(machineFields.privateKeyPath),
+    hostKeyFingerprint: Type.Optional(machineFields.hostKeyFingerprint),
+    slots: Type.Optional(machineFields.slots),
+    gpus: Type.Optional(machineFields.gpus),
+    lostTimeoutSeconds: Type.Optional(machineFields.lostTimeoutSeconds),
+    enabled: Type.Optional(machineFields.enabled),
+  },
+  { additionalProperties: false },
+);
+export type MachineInput = Static<typeof MachineCreate>;
+
+export const MachinePatch = patchOf(machineFields);
+export type MachinePatchInput = Static<typeof MachinePatch>;
+
+export const HostKeyRequest = Type.Object({ address: machineFields.address }, { additionalProperties: false });
+
+export const ProcessCreate = Type.Object(
+  {
+    templateId: Id,
+    machineId: Id,
+    params: Type.Optional(Params("Overrides of the template's params.")),
+  },
+  { additionalProperties: false },
+);
+export type ProcessInput = Static<typeof ProcessCreate>;
