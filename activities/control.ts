@@ -26,11 +26,17 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
   async function takeSlot(runId: number): Promise<number | null> {
     const [taken] = await db.execute<{ slot: number | null }>(sql`select trainyard_take_slot(${runId}) as slot`);
     if (taken && taken.slot !== null) return taken.slot;
-    const [run] = await db.select({ finishedAt: runs.finishedAt, machineId: machines.id }).from(runs).leftJoin(machines, eq(machines.id, runs.machineId)).where(eq(runs.id, runId));
+    const [run] = await db
+      .select({ finishedAt: runs.finishedAt, machineId: machines.id })
+      .from(runs)
+      .leftJoin(machines, eq(machines.id, runs.machineId))
+      .where(eq(runs.id, runId));
     if (!run) throw ApplicationFailure.nonRetryable(`Run ${runId} does not exist.`, FAILURE.notFound);
     // The workflow gave up waiting (a stop while queued) and finished the run.
-    if (run.finishedAt) throw ApplicationFailure.nonRetryable(`Run ${runId} is finished; no slot needed.`, FAILURE.runFinished);
-    if (run.machineId === null) throw ApplicationFailure.nonRetryable(`The machine of run ${runId} was removed.`, FAILURE.machineRemoved);
+    if (run.finishedAt)
+      throw ApplicationFailure.nonRetryable(`Run ${runId} is finished; no slot needed.`, FAILURE.runFinished);
+    if (run.machineId === null)
+      throw ApplicationFailure.nonRetryable(`The machine of run ${runId} was removed.`, FAILURE.machineRemoved);
     return null;
   }
 
@@ -49,7 +55,10 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
         })
         .where(and(eq(processes.id, record.processId), lt(processes.statusVersion, record.statusVersion)));
       if (record.runId !== null && record.status !== 'disabled') {
-        await db.update(runs).set({ status: record.status }).where(and(eq(runs.id, record.runId), sql`${runs.finishedAt} is null`));
+        await db
+          .update(runs)
+          .set({ status: record.status })
+          .where(and(eq(runs.id, record.runId), sql`${runs.finishedAt} is null`));
       }
     },
 
@@ -58,12 +67,16 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
       const info = Context.current().info;
       const token = `${info.workflowExecution?.runId ?? 'standalone'}/${info.activityId}`;
       return db.transaction(async (tx) => {
-        const [existing] = await tx.select().from(runs).where(and(eq(runs.processId, processId), eq(runs.ownerAttempt, `create:${token}`)));
+        const [existing] = await tx
+          .select()
+          .from(runs)
+          .where(and(eq(runs.processId, processId), eq(runs.ownerAttempt, `create:${token}`)));
         const [process] = await tx.select().from(processes).where(eq(processes.id, processId));
         if (!process) throw ApplicationFailure.nonRetryable(`Process ${processId} does not exist.`, FAILURE.notFound);
         const [template] = await tx.select().from(templates).where(eq(templates.id, process.templateId));
         const [machine] = await tx.select().from(machines).where(eq(machines.id, process.machineId));
-        if (!template || !machine) throw ApplicationFailure.nonRetryable(`Process ${processId} lost its template or machine.`, FAILURE.notFound);
+        if (!template || !machine)
+          throw ApplicationFailure.nonRetryable(`Process ${processId} lost its template or machine.`, FAILURE.notFound);
         const result = (runId: number, runNumber: number) => ({
           runId,
           runNumber,
@@ -140,4 +153,3 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
     },
   };
 }
-

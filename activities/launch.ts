@@ -19,7 +19,8 @@ export async function launchTrainer(ctx: MachineContext, runId: number): Promise
   const { db } = ctx;
   const run = await loadRun(db, runId);
   // A late attempt (one that outlived its timeout) must not start what the workflow gave up on.
-  if (run.finishedAt) throw ApplicationFailure.nonRetryable(`Run ${runId} is finished; nothing to launch.`, FAILURE.launchFailed);
+  if (run.finishedAt)
+    throw ApplicationFailure.nonRetryable(`Run ${runId} is finished; nothing to launch.`, FAILURE.launchFailed);
   try {
     const adopted = handleOf(run);
     if (adopted) return { pid: adopted.pid };
@@ -44,7 +45,11 @@ export async function launchTrainer(ctx: MachineContext, runId: number): Promise
       if (!isExecutorError(error, 'RUN_DIR_EXISTS')) throw error;
       // Another attempt created the directory; its wrapper records the handle right after.
       const found = await handleSoon(ctx, runDir);
-      if (!found) throw ApplicationFailure.nonRetryable(`The run directory ${runDir} exists but holds no trainer.`, FAILURE.launchFailed);
+      if (!found)
+        throw ApplicationFailure.nonRetryable(
+          `The run directory ${runDir} exists but holds no trainer.`,
+          FAILURE.launchFailed,
+        );
       handle = found;
     }
     await recordHandle(ctx, runId, handle);
@@ -53,7 +58,10 @@ export async function launchTrainer(ctx: MachineContext, runId: number): Promise
     const [now] = await db.select({ finishedAt: runs.finishedAt }).from(runs).where(eq(runs.id, runId));
     if (now?.finishedAt) {
       await ctx.executor().stop(handle, Math.min(graceMsOf(run), LATE_LAUNCH_GRACE_MS));
-      throw ApplicationFailure.nonRetryable(`Run ${runId} finished while this attempt launched; its trainer was stopped.`, FAILURE.launchFailed);
+      throw ApplicationFailure.nonRetryable(
+        `Run ${runId} finished while this attempt launched; its trainer was stopped.`,
+        FAILURE.launchFailed,
+      );
     }
     return { pid: handle.pid };
   } catch (error) {
@@ -64,7 +72,13 @@ export async function launchTrainer(ctx: MachineContext, runId: number): Promise
 async function recordHandle(ctx: MachineContext, runId: number, handle: TrainerHandle): Promise<void> {
   await ctx.db
     .update(runs)
-    .set({ pid: handle.pid, pgid: handle.pgid, processStartTime: handle.startTime, runDir: handle.runDir, startedAt: new Date() })
+    .set({
+      pid: handle.pid,
+      pgid: handle.pgid,
+      processStartTime: handle.startTime,
+      runDir: handle.runDir,
+      startedAt: new Date(),
+    })
     .where(eq(runs.id, runId));
 }
 
@@ -78,7 +92,11 @@ async function claimRunDir(ctx: MachineContext, run: RunRow): Promise<{ runDir: 
   const root = await ctx.executor().runsRoot();
   // A random part: ids restart with a new database, and a run must never adopt the
   // trainer an older installation left in a directory of the same name.
-  const fresh = path.posix.join(root, `process-${run.processId}`, `run-${run.number}-${run.id}-${crypto.randomBytes(4).toString('hex')}`);
+  const fresh = path.posix.join(
+    root,
+    `process-${run.processId}`,
+    `run-${run.number}-${run.id}-${crypto.randomBytes(4).toString('hex')}`,
+  );
   const [claimed] = await ctx.db
     .update(runs)
     .set({ runDir: fresh })
@@ -102,8 +120,13 @@ async function handleSoon(ctx: MachineContext, runDir: string): Promise<TrainerH
 
 /** The executor's expected launch failures as typed, non-retryable ones; anything else as it is. */
 function typedFailure(error: unknown): never {
-  if (isExecutorError(error, 'HOST_KEY_MISMATCH')) throw ApplicationFailure.nonRetryable(error.message, FAILURE.hostKeyMismatch);
-  if (isExecutorError(error, 'HOST_KEY_NOT_PINNED') || isExecutorError(error, 'AUTH_FAILED') || isExecutorError(error, 'LAUNCH_FAILED')) {
+  if (isExecutorError(error, 'HOST_KEY_MISMATCH'))
+    throw ApplicationFailure.nonRetryable(error.message, FAILURE.hostKeyMismatch);
+  if (
+    isExecutorError(error, 'HOST_KEY_NOT_PINNED') ||
+    isExecutorError(error, 'AUTH_FAILED') ||
+    isExecutorError(error, 'LAUNCH_FAILED')
+  ) {
     throw ApplicationFailure.nonRetryable((error as Error).message, FAILURE.launchFailed);
   }
   throw error;

@@ -53,7 +53,8 @@ export function unreachable(error: unknown): boolean {
 
 /** A worker shutting down (or a timed-out attempt): let go; the next attempt carries on from the heartbeat. */
 export function letGoIfCancelled(context: Context | undefined): void {
-  if (context?.cancellationSignal.aborted) throw new CancelledFailure('Let go of the stop; the next attempt carries on.');
+  if (context?.cancellationSignal.aborted)
+    throw new CancelledFailure('Let go of the stop; the next attempt carries on.');
 }
 
 /** Heartbeats while `work` runs, so long waits (a grace period) do not time out. */

@@ -53,7 +53,10 @@ export function createMachineActivities(deps: MachineDeps): {
       built = createExecutorFor(machine, { dataDir: deps.dataDir, secret: deps.secret, keysDir: deps.keysDir });
       return built;
     } catch (error) {
-      throw ApplicationFailure.nonRetryable(`Machine "${machine.name}": ${(error as Error).message}`, FAILURE.launchFailed);
+      throw ApplicationFailure.nonRetryable(
+        `Machine "${machine.name}": ${(error as Error).message}`,
+        FAILURE.launchFailed,
+      );
     }
   };
   const ctx: MachineContext = {
@@ -83,7 +86,10 @@ export function createMachineActivities(deps: MachineDeps): {
       // Stored as jsonb, which refuses what text refuses: the error may quote the machine's output.
       if (result.error !== undefined) result.error = pgText(result.error);
       if (result.gpus) result.gpus = result.gpus.map((gpu) => ({ ...gpu, name: pgText(gpu.name) }));
-      await db.update(machines).set({ probe: result, probedAt: new Date(result.probedAt) }).where(eq(machines.id, machine.id));
+      await db
+        .update(machines)
+        .set({ probe: result, probedAt: new Date(result.probedAt) })
+        .where(eq(machines.id, machine.id));
       return result;
     },
 
@@ -92,7 +98,10 @@ export function createMachineActivities(deps: MachineDeps): {
       // too: the activity heartbeats all along, so its time budget is the workflow's long
       // one while a dead worker is still noticed within the heartbeat timeout.
       const removal = (async () => {
-        const rows = await db.select().from(runs).where(and(eq(runs.processId, processId), eq(runs.machineId, machine.id)));
+        const rows = await db
+          .select()
+          .from(runs)
+          .where(and(eq(runs.processId, processId), eq(runs.machineId, machine.id)));
         for (const row of rows) {
           if (row.runDir) await executor().removeRunDir(row.runDir);
         }

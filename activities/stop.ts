@@ -4,7 +4,15 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { FAILURE } from '../domain/failures.js';
 import { isExecutorError, type TrainerHandle } from '../executors/types.js';
-import { graceMsOf, handleOf, heartbeating, letGoIfCancelled, loadRun, unreachable, type MachineContext } from './machine-context.js';
+import {
+  graceMsOf,
+  handleOf,
+  heartbeating,
+  letGoIfCancelled,
+  loadRun,
+  unreachable,
+  type MachineContext,
+} from './machine-context.js';
 import type { StopOptions } from './types.js';
 
 // How often a stop in its grace period looks whether the trainer is gone.
@@ -15,7 +23,11 @@ interface StopProgress {
   termSentAt: number;
 }
 
-export async function stopTrainer(ctx: MachineContext, runId: number, options?: StopOptions): Promise<{ killed: boolean }> {
+export async function stopTrainer(
+  ctx: MachineContext,
+  runId: number,
+  options?: StopOptions,
+): Promise<{ killed: boolean }> {
   const { machine } = ctx;
   const context = Context.current();
   const run = await loadRun(ctx.db, runId);
@@ -47,14 +59,26 @@ export async function stopTrainer(ctx: MachineContext, runId: number, options?: 
       context.heartbeat(progress);
       // Wait out what is left of the grace (all of it, unless an earlier attempt sent the
       // TERM), then TERM again in case it never arrived, and KILL.
-      const gone = await heartbeating(ctx.heartbeatMs, goneWithin(ctx, handle, Math.max(0, termSentAt + graceMs - Date.now()), context), progress);
-      const stopped = gone ? { killed: false } : await heartbeating(ctx.heartbeatMs, ctx.executor().stop(handle, 0), progress);
+      const gone = await heartbeating(
+        ctx.heartbeatMs,
+        goneWithin(ctx, handle, Math.max(0, termSentAt + graceMs - Date.now()), context),
+        progress,
+      );
+      const stopped = gone
+        ? { killed: false }
+        : await heartbeating(ctx.heartbeatMs, ctx.executor().stop(handle, 0), progress);
       ctx.wakers.get(runId)?.();
       return stopped;
     } catch (error) {
       if (!unreachable(error)) throw error;
-      if (Date.now() - startedAt > Math.min(machine.lostTimeoutSeconds, options?.unreachableForSeconds ?? Infinity) * 1000) {
-        throw ApplicationFailure.nonRetryable(`Could not stop the trainer: the machine "${machine.name}" is unreachable.`, FAILURE.machineLost);
+      if (
+        Date.now() - startedAt >
+        Math.min(machine.lostTimeoutSeconds, options?.unreachableForSeconds ?? Infinity) * 1000
+      ) {
+        throw ApplicationFailure.nonRetryable(
+          `Could not stop the trainer: the machine "${machine.name}" is unreachable.`,
+          FAILURE.machineLost,
+        );
       }
       context.heartbeat(termSentAt === null ? undefined : { termSentAt });
       await context.sleep(1000).catch(() => undefined);

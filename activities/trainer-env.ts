@@ -24,11 +24,17 @@ function secretEnvOf(secret: string, snapshot: { secretEnv?: Record<string, stri
 
 export async function trainerEnv(ctx: MachineContext, run: RunRow, runDir: string): Promise<Record<string, string>> {
   const { db, machine } = ctx;
-  const template = run.templateSnapshot as { env?: Record<string, string>; secretEnv?: Record<string, string>; totalSteps?: number | null };
+  const template = run.templateSnapshot as {
+    env?: Record<string, string>;
+    secretEnv?: Record<string, string>;
+    totalSteps?: number | null;
+  };
   const root = await ctx.executor().runsRoot();
   const local = ctx.executor().kind === 'local';
   const env: Record<string, string> = {
-    PATH: local ? (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin') : '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    PATH: local
+      ? (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin')
+      : '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     HOME: local ? (process.env.HOME ?? '/') : path.posix.dirname(path.posix.dirname(root)),
     LANG: local ? (process.env.LANG ?? 'C.UTF-8') : 'C.UTF-8',
     ...(template.env ?? {}),

@@ -19,11 +19,16 @@ export interface TrainerOutcome {
 
 export interface ControlActivities {
   recordStatus(record: StatusRecord): Promise<void>;
-  createRun(processId: number): Promise<{ runId: number; runNumber: number; stopGraceSeconds: number; lostTimeoutSeconds: number }>;
+  createRun(
+    processId: number,
+  ): Promise<{ runId: number; runNumber: number; stopGraceSeconds: number; lostTimeoutSeconds: number }>;
   /** Waits (heartbeating) until a slot of the run's machine is free and leased to the run. */
   acquireSlot(runId: number): Promise<{ slotIndex: number }>;
   releaseSlot(runId: number): Promise<void>;
-  finishRun(runId: number, result: { status: ProcessStatus; exitCode: number | null; error: string | null; trainerMayRemain?: boolean }): Promise<void>;
+  finishRun(
+    runId: number,
+    result: { status: ProcessStatus; exitCode: number | null; error: string | null; trainerMayRemain?: boolean },
+  ): Promise<void>;
   noteEvent(processId: number, runId: number | null, level: 'info' | 'warn' | 'error', message: string): Promise<void>;
   deleteProcessData(processId: number): Promise<void>;
 }

@@ -79,7 +79,10 @@ export async function runTraining(ctx: MachineContext, store: MetricsStore, runI
       const now = Date.now();
       if (unreachableSince === null) {
         unreachableSince = now;
-        await db.update(runs).set({ unreachableSince: new Date(now) }).where(eq(runs.id, runId));
+        await db
+          .update(runs)
+          .set({ unreachableSince: new Date(now) })
+          .where(eq(runs.id, runId));
       }
       if (now - unreachableSince > lostMs) {
         throw ApplicationFailure.nonRetryable(
@@ -97,7 +100,11 @@ export async function runTraining(ctx: MachineContext, store: MetricsStore, runI
  * Copies the ends of stdout/stderr into the run's row, so logs stay viewable without the
  * machine; NUL bytes and the like become U+FFFD, which PostgreSQL text can hold.
  */
-async function copyLogTails(ctx: MachineContext, runId: number, runDir: string): Promise<{ stdout: string; stderr: string }> {
+async function copyLogTails(
+  ctx: MachineContext,
+  runId: number,
+  runDir: string,
+): Promise<{ stdout: string; stderr: string }> {
   const [stdout, stderr] = (
     await Promise.all([
       ctx.executor().tail(path.posix.join(runDir, 'stdout.log'), LOG_TAIL_BYTES),

@@ -37,12 +37,19 @@ export function canAnywhere(principal: Principal | null, permission: Permission)
 }
 
 /** The template ids whose templates (or processes) the caller may see, or `all`: for the SQL filter. */
-export function visibleTemplates(principal: Principal | null, permission: Permission = 'processes.view'): number[] | 'all' {
+export function visibleTemplates(
+  principal: Principal | null,
+  permission: Permission = 'processes.view',
+): number[] | 'all' {
   return principal === null ? [] : decidedTemplates(principal.decisions, permission);
 }
 
 /** The one check at the edge: 401 without a principal, 403 without the permission (globally, for the template, or anywhere). */
-export function authorize(request: FastifyRequest, permission: Permission, scope: { templateId?: number; anywhere?: boolean } = {}): Principal {
+export function authorize(
+  request: FastifyRequest,
+  permission: Permission,
+  scope: { templateId?: number; anywhere?: boolean } = {},
+): Principal {
   const principal = request.principal;
   if (!principal) throw new ServiceError('unauthenticated', 'Log in, or send Authorization: Bearer <token>.');
   const allowed = scope.anywhere ? canAnywhere(principal, permission) : can(principal, permission, scope.templateId);
@@ -64,7 +71,8 @@ const isHtmx = (request: FastifyRequest) => request.headers['hx-request'] === 't
  */
 export async function signedIn(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
   if (request.principal) return undefined;
-  if (request.url.startsWith('/api/')) throw new ServiceError('unauthenticated', 'Log in, or send Authorization: Bearer <token>.');
+  if (request.url.startsWith('/api/'))
+    throw new ServiceError('unauthenticated', 'Log in, or send Authorization: Bearer <token>.');
   if (isHtmx(request)) {
     const current = request.headers['hx-current-url'];
     let next = '/';
@@ -76,7 +84,10 @@ export async function signedIn(request: FastifyRequest, reply: FastifyReply): Pr
       }
     }
     // Returning the reply tells Fastify it has been answered: the handler does not run.
-    return reply.code(401).header('HX-Redirect', `/login?next=${encodeURIComponent(next)}`).send('');
+    return reply
+      .code(401)
+      .header('HX-Redirect', `/login?next=${encodeURIComponent(next)}`)
+      .send('');
   }
   return reply.redirect(`/login?next=${encodeURIComponent(request.url)}`, 303);
 }
@@ -95,8 +106,10 @@ export function permitted(...permissions: Permission[]) {
 
 /** A positive integer from a route parameter or query, else a 404 / 400 that says which. */
 export function intParam(value: unknown, what: string, status: 'not_found' | 'invalid' = 'not_found'): number {
-  const n = typeof value === 'string' && /^\d{1,9}$/.test(value) ? Number(value) : typeof value === 'number' ? value : NaN;
-  if (!Number.isInteger(n) || n < 0) throw new ServiceError(status, `${what} must be a whole number.`, status === 'invalid' ? what : undefined);
+  const n =
+    typeof value === 'string' && /^\d{1,9}$/.test(value) ? Number(value) : typeof value === 'number' ? value : NaN;
+  if (!Number.isInteger(n) || n < 0)
+    throw new ServiceError(status, `${what} must be a whole number.`, status === 'invalid' ? what : undefined);
   return n;
 }
 
@@ -127,7 +140,13 @@ function idOf(request: FastifyRequest, visibility: Visibility, kind: string): nu
 }
 
 /** Checks on one thing of a template, in the order that decides between 404 and 403. */
-function onTemplate(request: FastifyRequest, permissions: Permission[], visibility: Visibility, templateId: number, hidden: () => ServiceError): void {
+function onTemplate(
+  request: FastifyRequest,
+  permissions: Permission[],
+  visibility: Visibility,
+  templateId: number,
+  hidden: () => ServiceError,
+): void {
   if (!can(request.principal, visibility.hiddenUnless, templateId)) throw hidden();
   if (visibility.audit) Object.assign(request.audit ?? {}, { action: visibility.audit(request) });
   for (const permission of permissions) authorize(request, permission, { templateId });
@@ -138,7 +157,9 @@ export function loadProcess(db: Db, permission: Permission, visibility: Visibili
   return async (request: FastifyRequest): Promise<void> => {
     if (visibility.refuseFirst) authorize(request, permission, { anywhere: true });
     const view = await getProcess({ db }, idOf(request, visibility, 'process'));
-    onTemplate(request, [...new Set<Permission>(['processes.view', permission])], visibility, view.templateId, () => notFound('Process', view.id));
+    onTemplate(request, [...new Set<Permission>(['processes.view', permission])], visibility, view.templateId, () =>
+      notFound('Process', view.id),
+    );
     request.process = view;
   };
 }

@@ -23,13 +23,25 @@ import { uiRoutes } from './routes/ui/index.js';
 
 const wantsJson = (request: FastifyRequest) => request.url.startsWith('/api/') || request.url.startsWith('/healthz');
 
-function sendError(request: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string, field?: string) {
+function sendError(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  status: number,
+  code: string,
+  message: string,
+  field?: string,
+) {
   if (wantsJson(request)) {
     return reply.code(status).send({ error: { code, message, ...(field ? { field } : {}) } });
   }
   if (request.headers['hx-request'] === 'true') {
     // htmx gets a fragment: the message, swapped into the page's #flash region.
-    return reply.code(status).header('HX-Retarget', '#flash').header('HX-Reswap', 'innerHTML').type('text/html; charset=utf-8').send(flash(message).value);
+    return reply
+      .code(status)
+      .header('HX-Retarget', '#flash')
+      .header('HX-Reswap', 'innerHTML')
+      .type('text/html; charset=utf-8')
+      .send(flash(message).value);
   }
   const t = translator(request.locale);
   const title = status === 403 ? t('forbidden') : status === 404 ? t('notFound') : t('error');
@@ -39,7 +51,9 @@ function sendError(request: FastifyRequest, reply: FastifyReply, status: number,
 }
 
 /** A hop count as the function Fastify's types ask for (its runtime reads a number the same way). */
-function trustProxyOption(setting: Config['trustProxy']): boolean | string[] | ((address: string, hop: number) => boolean) {
+function trustProxyOption(
+  setting: Config['trustProxy'],
+): boolean | string[] | ((address: string, hop: number) => boolean) {
   return typeof setting === 'number' ? (_address, hop) => hop < setting : setting;
 }
 
@@ -97,7 +111,9 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   await app.register(prometheusPlugin, { deps });
   await app.register(statusFeedPlugin, { db: deps.db, ...(options.streams ? { limits: options.streams } : {}) });
 
-  app.setNotFoundHandler((request, reply) => sendError(request, reply, 404, 'not_found', `No route ${request.method} ${request.url.split('?')[0]}.`));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(request, reply, 404, 'not_found', `No route ${request.method} ${request.url.split('?')[0]}.`),
+  );
 
   await app.register(staticRoutes);
   await app.register(healthRoutes, { deps });

@@ -12,7 +12,12 @@ export interface LoginLimits {
   windowMs: number;
 }
 
-export const DEFAULT_LOGIN_LIMITS: LoginLimits = { perAddressAndLogin: 10, perAddress: 50, perLogin: 20, windowMs: 5 * 60_000 };
+export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
+  perAddressAndLogin: 10,
+  perAddress: 50,
+  perLogin: 20,
+  windowMs: 5 * 60_000,
+};
 
 // Past this many keys, stale ones are swept, so random logins cannot grow the map for ever.
 const SWEEP_AT = 10_000;

@@ -22,7 +22,9 @@ export async function startWebServer(deps: AppDeps): Promise<{ app: FastifyInsta
   } catch (error) {
     await app.close();
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new PortInUseError(`Port ${deps.config.port} on ${deps.config.host} is in use; stop what holds it or set PORT to another port.`);
+      throw new PortInUseError(
+        `Port ${deps.config.port} on ${deps.config.host} is in use; stop what holds it or set PORT to another port.`,
+      );
     }
     throw error;
   }

@@ -17,4 +17,5 @@ const asSent = build({}, { customOptions: { ...SHARED, coerceTypes: false } });
 export const formValidator: FastifySchemaCompiler<unknown> = (route) => fromText(route as Route);
 
 /** The JSON API: path and query are text; the body is JSON, checked as sent. */
-export const jsonValidator: FastifySchemaCompiler<unknown> = (route) => (route.httpPart === 'body' ? asSent : fromText)(route as Route);
+export const jsonValidator: FastifySchemaCompiler<unknown> = (route) =>
+  (route.httpPart === 'body' ? asSent : fromText)(route as Route);

@@ -15,14 +15,18 @@ import { queryMetrics } from '../metrics/query.js';
 const quick = process.argv.includes('--quick');
 const withRollups = !process.argv.includes('--no-rollups');
 const urlFlag = process.argv.indexOf('--url');
-const adminUrl = (urlFlag > 0 && process.argv[urlFlag + 1]) || process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+const adminUrl =
+  (urlFlag > 0 && process.argv[urlFlag + 1]) ||
+  process.env.BENCH_DATABASE_URL ||
+  'postgres://postgres@127.0.0.1:5432/postgres';
 const POINTS_PER_SERIES = quick ? 200_000 : 1_000_000;
 const QUERIES = quick ? 10 : 40;
 const BASELINES = quick ? 2 : 5;
 const MAX_POINTS = 2_000;
 const SPIKE_STEP = Math.floor(POINTS_PER_SERIES * 0.654321);
 
-const percentile = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+const percentile = (xs: number[], p: number): number =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
 async function main(): Promise<void> {
   const name = `trainyard_bench_chart_${process.pid}_${Date.now()}`;
@@ -37,8 +41,14 @@ async function main(): Promise<void> {
     if (!withRollups) await database.sql.unsafe('drop table metric_rollups');
     const [machine] = await database.db.insert(machines).values({ name: 'bench', address: '127.0.0.1' }).returning();
     const [template] = await database.db.insert(templates).values({ name: 'bench', command: 'true' }).returning();
-    const [proc] = await database.db.insert(processes).values({ templateId: template!.id, machineId: machine!.id }).returning();
-    const [run] = await database.db.insert(runs).values({ processId: proc!.id, number: 1, templateSnapshot: {}, machineId: machine!.id }).returning();
+    const [proc] = await database.db
+      .insert(processes)
+      .values({ templateId: template!.id, machineId: machine!.id })
+      .returning();
+    const [run] = await database.db
+      .insert(runs)
+      .values({ processId: proc!.id, number: 1, templateSnapshot: {}, machineId: machine!.id })
+      .returning();
     const runId = run!.id;
 
     const store = createMetricsStore(database.db, database.sql);
@@ -49,10 +59,23 @@ async function main(): Promise<void> {
       const points: MetricPointInput[] = [];
       for (let step = from; step < Math.min(POINTS_PER_SERIES, from + 10_000); step++) {
         points.push({ series: 'lr', step, value: 1e-3 * Math.cos(step / 1e5) });
-        points.push({ series: 'loss', step, value: step === SPIKE_STEP ? 1e6 : 2 * Math.exp(-step / 2e5) + Math.random() * 0.1 });
+        points.push({
+          series: 'loss',
+          step,
+          value: step === SPIKE_STEP ? 1e6 : 2 * Math.exp(-step / 2e5) + Math.random() * 0.1,
+        });
         points.push({ series: 'test_accuracy', step, value: 1 - Math.exp(-step / 2e5) });
       }
-      const result = await store.commitBatch({ runId, ownerAttempt: 'bench', fromOffset: offset, toOffset: offset + points.length, points, progress: null, malformed: 0, oversized: 0 });
+      const result = await store.commitBatch({
+        runId,
+        ownerAttempt: 'bench',
+        fromOffset: offset,
+        toOffset: offset + points.length,
+        points,
+        progress: null,
+        malformed: 0,
+        oversized: 0,
+      });
       if (!result.committed) throw new Error(`batch refused: ${result.reason}`);
       offset = result.committedOffset;
     }
@@ -83,9 +106,15 @@ async function main(): Promise<void> {
       baseline.push(performance.now() - started);
     }
     const ms = (x: number): string => `${x.toFixed(1)} ms`;
-    console.log(`cpus: ${os.cpus().length}; ${POINTS_PER_SERIES.toLocaleString('en-US')} points × 3 series (loaded through commitBatch at ${Math.round((3 * POINTS_PER_SERIES) / loadSeconds).toLocaleString('en-US')} points/s); rollups: ${withRollups ? 'kept' : 'absent'}`);
-    console.log(`queryMetrics maxPoints ${MAX_POINTS}: p50 ${ms(percentile(chart, 0.5))}, p95 ${ms(percentile(chart, 0.95))} over ${QUERIES}; at most ${returned} points per series; spike kept: ${spikeKept}`);
-    console.log(`baseline, every point: p50 ${ms(percentile(baseline, 0.5))}, p95 ${ms(percentile(baseline, 0.95))} over ${BASELINES}`);
+    console.log(
+      `cpus: ${os.cpus().length}; ${POINTS_PER_SERIES.toLocaleString('en-US')} points × 3 series (loaded through commitBatch at ${Math.round((3 * POINTS_PER_SERIES) / loadSeconds).toLocaleString('en-US')} points/s); rollups: ${withRollups ? 'kept' : 'absent'}`,
+    );
+    console.log(
+      `queryMetrics maxPoints ${MAX_POINTS}: p50 ${ms(percentile(chart, 0.5))}, p95 ${ms(percentile(chart, 0.95))} over ${QUERIES}; at most ${returned} points per series; spike kept: ${spikeKept}`,
+    );
+    console.log(
+      `baseline, every point: p50 ${ms(percentile(baseline, 0.5))}, p95 ${ms(percentile(baseline, 0.95))} over ${BASELINES}`,
+    );
     console.log(`target: p95 < 150 ms with ≤ ${MAX_POINTS} points per series and the spike kept`);
   } finally {
     await database.close();

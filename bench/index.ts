@@ -9,18 +9,31 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BENCHES: Record<string, { file: string; what: string }> = {
-  ingest: { file: 'ingest.ts', what: 'metric points/s trainer → stored and the write → queryable lag, beside a raw COPY' },
+  ingest: {
+    file: 'ingest.ts',
+    what: 'metric points/s trainer → stored and the write → queryable lag, beside a raw COPY',
+  },
   chart: { file: 'chart-query.ts', what: 'the metrics query on 1 000 000 points a series, beside reading every point' },
-  lifecycle: { file: 'lifecycle.ts', what: 'start → running, stop → TERM, exit → stopped, local and SSH, beside the bare executor' },
+  lifecycle: {
+    file: 'lifecycle.ts',
+    what: 'start → running, stop → TERM, exit → stopped, local and SSH, beside the bare executor',
+  },
   scale: { file: 'scale.ts', what: '200 processes at once: statuses, worker RSS, history length, rows/s' },
   pages: { file: 'pages.ts', what: 'the processes page with 10 000 processes under 20 clients, beside /healthz' },
 };
 
 const args = process.argv.slice(2);
 const names = args.filter((a) => !a.startsWith('-') && a in BENCHES);
-const unknown = args.filter((a, i) => !a.startsWith('-') && !(a in BENCHES) && !(i > 0 && args[i - 1]!.startsWith('--') && args[i - 1] !== '--quick'));
+const unknown = args.filter(
+  (a, i) =>
+    !a.startsWith('-') && !(a in BENCHES) && !(i > 0 && args[i - 1]!.startsWith('--') && args[i - 1] !== '--quick'),
+);
 if (unknown.length > 0 || args.includes('--help') || args.includes('-h')) {
-  console.log(`Usage: npm run bench -- [name] [--quick]\n\n${Object.entries(BENCHES).map(([n, b]) => `  ${n.padEnd(10)} ${b.what}`).join('\n')}\n\nNo name runs them all in sequence. --quick: a short run (under 30 s each).`);
+  console.log(
+    `Usage: npm run bench -- [name] [--quick]\n\n${Object.entries(BENCHES)
+      .map(([n, b]) => `  ${n.padEnd(10)} ${b.what}`)
+      .join('\n')}\n\nNo name runs them all in sequence. --quick: a short run (under 30 s each).`,
+  );
   if (unknown.length > 0) console.error(`\nUnknown benchmark: ${unknown.join(', ')}`);
   process.exit(unknown.length > 0 ? 2 : 0);
 }
@@ -37,14 +50,20 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-console.log(`Trainyard benchmarks: ${chosen.join(', ')}${flags.length ? ` (${flags.join(' ')})` : ''} · ${os.cpus().length} cpus · ${new Date().toISOString()}`);
+console.log(
+  `Trainyard benchmarks: ${chosen.join(', ')}${flags.length ? ` (${flags.join(' ')})` : ''} · ${os.cpus().length} cpus · ${new Date().toISOString()}`,
+);
 const results: { name: string; code: number | string; seconds: number }[] = [];
 for (const name of chosen) {
   if (interrupted) break;
   const bench = BENCHES[name]!;
   console.log(`\n== ${name}: ${bench.what}`);
   const started = performance.now();
-  const child = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(ROOT, 'bench', bench.file), ...flags], { cwd: ROOT, stdio: 'inherit' });
+  const child = spawn(
+    path.join(ROOT, 'node_modules', '.bin', 'tsx'),
+    [path.join(ROOT, 'bench', bench.file), ...flags],
+    { cwd: ROOT, stdio: 'inherit' },
+  );
   current = child;
   const code = await new Promise<number | string>((resolve) => {
     child.once('error', (error) => resolve(error.message));
@@ -55,6 +74,7 @@ for (const name of chosen) {
 }
 
 console.log('\n== summary');
-for (const r of results) console.log(`  ${r.name.padEnd(10)} ${r.code === 0 ? 'ok    ' : `FAILED (${r.code})`} ${r.seconds.toFixed(1)} s`);
+for (const r of results)
+  console.log(`  ${r.name.padEnd(10)} ${r.code === 0 ? 'ok    ' : `FAILED (${r.code})`} ${r.seconds.toFixed(1)} s`);
 if (interrupted) console.log('  (interrupted)');
 process.exit(results.every((r) => r.code === 0) && !interrupted ? 0 : 1);

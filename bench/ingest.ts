@@ -113,10 +113,19 @@ let bareRuns = 0;
 async function bareRun(database: Database, label: string): Promise<number> {
   const { db } = database;
   label = `${label}-${++bareRuns}`;
-  const [machine] = await db.insert(machines).values({ name: `bench-${label}`, address: '127.0.0.1', enabled: false }).returning();
-  const [template] = await db.insert(templates).values({ name: `bench-${label}`, command: 'true' }).returning();
+  const [machine] = await db
+    .insert(machines)
+    .values({ name: `bench-${label}`, address: '127.0.0.1', enabled: false })
+    .returning();
+  const [template] = await db
+    .insert(templates)
+    .values({ name: `bench-${label}`, command: 'true' })
+    .returning();
   const [proc] = await db.insert(processes).values({ templateId: template!.id, machineId: machine!.id }).returning();
-  const [row] = await db.insert(runs).values({ processId: proc!.id, number: 1, templateSnapshot: {}, machineId: machine!.id }).returning();
+  const [row] = await db
+    .insert(runs)
+    .values({ processId: proc!.id, number: 1, templateSnapshot: {}, machineId: machine!.id })
+    .returning();
   return row!.id;
 }
 
@@ -141,7 +150,8 @@ async function measureCopy(database: Database): Promise<number> {
   const ids = new Map(rows.map((r) => [r.name, r.id]));
   // The text is made before the clock starts: the baseline is the database's part alone.
   const chunks: string[] = [];
-  for (const batch of pointsOf(LINES)) chunks.push(batch.map((p) => `${ids.get(p.series)}\t${p.step}\t${p.value}\n`).join(''));
+  for (const batch of pointsOf(LINES))
+    chunks.push(batch.map((p) => `${ids.get(p.series)}\t${p.step}\t${p.value}\n`).join(''));
   const started = performance.now();
   const writable = await database.sql`copy metric_points (series_id, step, value) from stdin`.writable();
   await pipeline(Readable.from(chunks), writable);
@@ -158,7 +168,16 @@ async function measureStore(database: Database): Promise<number> {
   let offset = 0;
   for (const points of batches) {
     const last = points[points.length - 1]!;
-    const result = await store.commitBatch({ runId, ownerAttempt: 'bench', fromOffset: offset, toOffset: offset + points.length * 40, points, progress: { step: last.step }, malformed: 0, oversized: 0 });
+    const result = await store.commitBatch({
+      runId,
+      ownerAttempt: 'bench',
+      fromOffset: offset,
+      toOffset: offset + points.length * 40,
+      points,
+      progress: { step: last.step },
+      malformed: 0,
+      oversized: 0,
+    });
     if (!result.committed) throw new Error(`batch refused: ${result.reason}`);
     offset = result.committedOffset;
   }
@@ -178,8 +197,15 @@ await run('ingest', async () => {
   const scripts = tempDir('ingest-trainer');
   const trainer = path.join(scripts, 'trainer.mjs');
   fs.writeFileSync(trainer, TRAINER);
-  const [template] = await db.insert(templates).values({ name: 'bench ingest', command: `exec '${process.execPath}' '${trainer}'`, stopGraceSeconds: 5 }).returning();
-  const worker = await startWorkerChild({ databaseUrl: url, temporalAddress: temporal.address, dataDir: tempDir('ingest-data') });
+  const [template] = await db
+    .insert(templates)
+    .values({ name: 'bench ingest', command: `exec '${process.execPath}' '${trainer}'`, stopGraceSeconds: 5 })
+    .returning();
+  const worker = await startWorkerChild({
+    databaseUrl: url,
+    temporalAddress: temporal.address,
+    dataDir: tempDir('ingest-data'),
+  });
   killTrainersAtCleanup(database);
   const deps: ProcessDeps = { db, client: (await temporalClient(temporal.address)).client };
   const log = (line: string) => console.error(`ingest: ${line} (${(performance.now() / 1000).toFixed(1)} s)`);
@@ -189,15 +215,25 @@ await run('ingest', async () => {
    * bench's observations.
    */
   async function throughPipeline(lines: number, pointsPerS: number, pollMs: number) {
-    const proc = await createProcess(deps, { templateId: template!.id, machineId: local!.id, params: { lines, points_per_s: pointsPerS } });
+    const proc = await createProcess(deps, {
+      templateId: template!.id,
+      machineId: local!.id,
+      params: { lines, points_per_s: pointsPerS },
+    });
     await act(deps, proc.id, 'start');
-    const runRow = await waitFor('the run', async () => (await db.select().from(runs).where(eq(runs.processId, proc.id)))[0], 30_000);
+    const runRow = await waitFor(
+      'the run',
+      async () => (await db.select().from(runs).where(eq(runs.processId, proc.id)))[0],
+      30_000,
+    );
     // Every change of the queryable step, with the wall-clock time it was seen.
     const seen: [step: number, at: number][] = [];
     let last = -1;
     const deadline = Date.now() + 170_000;
     while (last < lines - 1) {
-      const [row] = await sql<{ step: string | null; status: string }[]>`select step, status from runs where id = ${runRow.id}`;
+      const [row] = await sql<
+        { step: string | null; status: string }[]
+      >`select step, status from runs where id = ${runRow.id}`;
       const at = wallNow();
       if (row?.step != null && Number(row.step) > last) {
         last = Number(row.step); // a bigint column: postgres.js gives it as text
@@ -209,14 +245,25 @@ await run('ingest', async () => {
       if (Date.now() > deadline) throw new Error(`only step ${last} of ${lines - 1} queryable after 170 s`);
       await sleep(pollMs);
     }
-    const [done] = await waitFor('the run to end', async () => {
-      const rows = await db.select().from(runs).where(eq(runs.id, runRow.id));
-      return rows[0]?.finishedAt ? rows : null;
-    }, 60_000, 20);
+    const [done] = await waitFor(
+      'the run to end',
+      async () => {
+        const rows = await db.select().from(runs).where(eq(runs.id, runRow.id));
+        return rows[0]?.finishedAt ? rows : null;
+      },
+      60_000,
+      20,
+    );
     const writes = JSON.parse(fs.readFileSync(path.join(done!.runDir!, 'writes.json'), 'utf8')) as Writes;
     const counted = await sql<{ n: string }[]>`
       select count(*) as n from metric_points where series_id in (select id from metric_series where run_id = ${runRow.id})`;
-    return { run: done!, writes, seen, stored: Number(counted[0]!.n), fileBytes: fs.statSync(path.join(done!.runDir!, 'metrics.jsonl')).size };
+    return {
+      run: done!,
+      writes,
+      seen,
+      stored: Number(counted[0]!.n),
+      fileBytes: fs.statSync(path.join(done!.runDir!, 'metrics.jsonl')).size,
+    };
   }
 
   const points = LINES * SERIES.length;
@@ -252,7 +299,9 @@ await run('ingest', async () => {
       } else {
         ends.push(await endToEnd());
         const e = ends[ends.length - 1]!;
-        log(`end to end: ${count(e.rate)} points/s (${count(e.stored)} stored of ${count(points)}, the run ${e.status})`);
+        log(
+          `end to end: ${count(e.rate)} points/s (${count(e.stored)} stored of ${count(points)}, the run ${e.status})`,
+        );
       }
     }
   }
@@ -268,7 +317,8 @@ await run('ingest', async () => {
   await emptyTables(database);
   const lagLines = Math.round(((LAG_WARMUP_S + LAG_WINDOW_S) * LAG_POINTS_PER_S) / SERIES.length);
   const paced = await throughPipeline(lagLines, LAG_POINTS_PER_S, POLL_MS);
-  if (process.env.BENCH_INGEST_DUMP) fs.writeFileSync(process.env.BENCH_INGEST_DUMP, JSON.stringify({ writes: paced.writes, seen: paced.seen }));
+  if (process.env.BENCH_INGEST_DUMP)
+    fs.writeFileSync(process.env.BENCH_INGEST_DUMP, JSON.stringify({ writes: paced.writes, seen: paced.seen }));
   const lags: number[] = [];
   let j = 0;
   for (const [step, at] of paced.writes.marks) {
@@ -297,13 +347,22 @@ await run('ingest', async () => {
       target: `≥ ${count(TARGET_POINTS_PER_S)}/s and ≥ ${TARGET_RATIO * 100}% of COPY`,
       met: e2eRate >= TARGET_POINTS_PER_S && e2eRate / copyRate >= TARGET_RATIO,
     },
-    { figure: 'the trainer writing (for scale)', value: `${count(mean(ends.map((e) => e.writeRate)))} points/s`, baseline: `${(ends[0]!.fileBytes / 1024 / 1024).toFixed(0)} MiB of lines` },
+    {
+      figure: 'the trainer writing (for scale)',
+      value: `${count(mean(ends.map((e) => e.writeRate)))} points/s`,
+      baseline: `${(ends[0]!.fileBytes / 1024 / 1024).toFixed(0)} MiB of lines`,
+    },
     {
       figure: 'CPU while end to end: the worker',
       value: `${(100 * mean(ends.map((e) => e.workerCore))).toFixed(0)}% of a core`,
       baseline: `PostgreSQL ${(100 * mean(ends.map((e) => e.pgCore))).toFixed(0)}% of a core; machine ${mean(ends.map((e) => e.coresBusy)).toFixed(2)} of ${os.cpus().length} cores busy`,
     },
-    { figure: 'the store alone (commitBatch)', value: `${count(storeRate)} points/s`, baseline: `raw COPY ${count(copyRate)} points/s`, ratio: storeRate / copyRate },
+    {
+      figure: 'the store alone (commitBatch)',
+      value: `${count(storeRate)} points/s`,
+      baseline: `raw COPY ${count(copyRate)} points/s`,
+      ratio: storeRate / copyRate,
+    },
     {
       figure: 'points stored / written (end to end)',
       value: ends.map((e) => `${count(e.stored)} / ${count(points)}; run ${e.status}`).join('; '),
@@ -317,7 +376,12 @@ await run('ingest', async () => {
       target: `p95 < ${TARGET_LAG_P95_MS} ms`,
       met: lag.p95 < TARGET_LAG_P95_MS,
     },
-    { figure: 'points stored / written (lag run)', value: `${count(paced.stored)} / ${count(lagLines * SERIES.length)}; run ${paced.run.status}`, target: 'equal, completed', met: paced.stored === lagLines * SERIES.length && paced.run.status === 'completed' },
+    {
+      figure: 'points stored / written (lag run)',
+      value: `${count(paced.stored)} / ${count(lagLines * SERIES.length)}; run ${paced.run.status}`,
+      target: 'equal, completed',
+      met: paced.stored === lagLines * SERIES.length && paced.run.status === 'completed',
+    },
   ];
   printTable(`ingest — ${count(points)} points end to end on local, PostgreSQL`, rows, [
     "End to end: from the trainer's first write to the moment the last line's step is queryable " +

@@ -108,7 +108,12 @@ function phaseSummary(all: { label: string; atMs: number }[][], marks: Marks[], 
   all.forEach((events, i) => {
     const m = marks[i]!;
     const stopIndex = events.findIndex((e) => e.label === 'update stop accepted');
-    const slice = phase === 'start' ? events.slice(0, stopIndex < 0 ? events.length : stopIndex) : stopIndex < 0 ? [] : events.slice(stopIndex);
+    const slice =
+      phase === 'start'
+        ? events.slice(0, stopIndex < 0 ? events.length : stopIndex)
+        : stopIndex < 0
+          ? []
+          : events.slice(stopIndex);
     const mark = phase === 'start' ? m.startAt : m.stopAt;
     for (const e of slice) {
       if (!byLabel.has(e.label)) byLabel.set(e.label, []);
@@ -140,12 +145,19 @@ async function stampsIn(runDir: string): Promise<{ term: number; exit: number }>
 }
 
 await run('lifecycle', async () => {
-  const [{ url, database }, temporal, sshd] = await Promise.all([createBenchDatabase('lifecycle'), startTemporal(), startSshd()]);
+  const [{ url, database }, temporal, sshd] = await Promise.all([
+    createBenchDatabase('lifecycle'),
+    startTemporal(),
+    startSshd(),
+  ]);
   onCleanup('sshd', () => sshd.stop());
   const { db, sql } = database;
   await seed(db, { adminPassword: ADMIN_PASSWORD });
   // Slots for the burst; the sequential part never has two trainers at once.
-  await db.update(machines).set({ slots: Math.max(BURST, 4) }).where(eq(machines.name, 'local'));
+  await db
+    .update(machines)
+    .set({ slots: Math.max(BURST, 4) })
+    .where(eq(machines.name, 'local'));
   const [local] = await db.select().from(machines).where(eq(machines.name, 'local'));
   const [ssh] = await db
     .insert(machines)
@@ -159,7 +171,10 @@ await run('lifecycle', async () => {
       slots: 2,
     })
     .returning();
-  const [template] = await db.insert(templates).values({ name: 'bench sleeper', command: COMMAND, stopGraceSeconds: 10 }).returning();
+  const [template] = await db
+    .insert(templates)
+    .values({ name: 'bench sleeper', command: COMMAND, stopGraceSeconds: 10 })
+    .returning();
 
   const dataDir = tempDir('lifecycle-data');
   console.error(`lifecycle: services up in ${Math.round(performance.now())} ms`);
@@ -180,9 +195,14 @@ await run('lifecycle', async () => {
 
   const deps: ProcessDeps = { db, client: (await temporalClient(temporal.address)).client };
 
-  const statusOf = async (id: number) => (await sql<{ status: string }[]>`select status from processes where id = ${id}`)[0]?.status;
+  const statusOf = async (id: number) =>
+    (await sql<{ status: string }[]>`select status from processes where id = ${id}`)[0]?.status;
   const runDirOf = async (id: number) =>
-    (await sql<{ run_dir: string | null }[]>`select run_dir from runs where process_id = ${id} order by number desc limit 1`)[0]?.run_dir ?? null;
+    (
+      await sql<
+        { run_dir: string | null }[]
+      >`select run_dir from runs where process_id = ${id} order by number desc limit 1`
+    )[0]?.run_dir ?? null;
 
   /** One process through start → running → stop → TERM → stopped, through the product. */
   const marks: Record<'local' | 'ssh', Marks[]> = { local: [], ssh: [] };
@@ -190,14 +210,24 @@ await run('lifecycle', async () => {
     const created = await createProcess(deps, { templateId: template!.id, machineId });
     const startAt = Date.now();
     await act(deps, created.id, 'start');
-    await waitFor(`process ${created.id} running`, async () => (await statusOf(created.id)) === 'running', 60_000, POLL_MS);
+    await waitFor(
+      `process ${created.id} running`,
+      async () => (await statusOf(created.id)) === 'running',
+      60_000,
+      POLL_MS,
+    );
     const start = Date.now() - startAt;
     const runDir = await waitFor('its run directory', () => runDirOf(created.id));
     await ready(runDir);
     await sleep(50);
     const stopAt = Date.now();
     const stopping = act(deps, created.id, 'stop');
-    const stopped = waitFor(`process ${created.id} stopped`, async () => ((await statusOf(created.id)) === 'stopped' ? Date.now() : null), 60_000, POLL_MS);
+    const stopped = waitFor(
+      `process ${created.id} stopped`,
+      async () => ((await statusOf(created.id)) === 'stopped' ? Date.now() : null),
+      60_000,
+      POLL_MS,
+    );
     const stamps = await stampsIn(runDir);
     const stoppedAt = await stopped;
     await stopping;
@@ -209,7 +239,11 @@ await run('lifecycle', async () => {
   async function bareCycle(executor: Executor): Promise<Cycle> {
     const runDir = path.posix.join(await executor.runsRoot(), `bare-${crypto.randomBytes(4).toString('hex')}`);
     const startAt = Date.now();
-    const handle = await executor.launch({ runDir, command: COMMAND, env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? '/', LANG: 'C.UTF-8' } });
+    const handle = await executor.launch({
+      runDir,
+      command: COMMAND,
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? '/', LANG: 'C.UTF-8' },
+    });
     const start = Date.now() - startAt;
     await ready(runDir);
     await sleep(50);
@@ -237,7 +271,10 @@ await run('lifecycle', async () => {
     await bareLocal.close();
   });
 
-  const results: Record<'local' | 'ssh', { product: Cycle[]; bare: Cycle[] }> = { local: { product: [], bare: [] }, ssh: { product: [], bare: [] } };
+  const results: Record<'local' | 'ssh', { product: Cycle[]; bare: Cycle[] }> = {
+    local: { product: [], bare: [] },
+    ssh: { product: [], bare: [] },
+  };
   for (const [kind, machineId, executor] of [
     ['local', local!.id, bareLocal],
     ['ssh', ssh!.id, bareSsh],
@@ -260,13 +297,19 @@ await run('lifecycle', async () => {
   }
 
   // A burst: BURST processes started at once, then stopped at once (local). Queueing included.
-  const burstIds = (await Promise.all(Array.from({ length: BURST }, () => createProcess(deps, { templateId: template!.id, machineId: local!.id })))).map((p) => p.id);
+  const burstIds = (
+    await Promise.all(
+      Array.from({ length: BURST }, () => createProcess(deps, { templateId: template!.id, machineId: local!.id })),
+    )
+  ).map((p) => p.id);
   const firstSeen = async (status: string, since: number) => {
     const seen = new Map<number, number>();
     await waitFor(
       `${BURST} processes ${status}`,
       async () => {
-        const rows = await sql<{ id: number; status: string }[]>`select id, status from processes where id = any(${burstIds})`;
+        const rows = await sql<
+          { id: number; status: string }[]
+        >`select id, status from processes where id = any(${burstIds})`;
         const now = Date.now();
         for (const row of rows) if (row.status === status && !seen.has(row.id)) seen.set(row.id, now);
         return seen.size === burstIds.length;
@@ -308,13 +351,20 @@ await run('lifecycle', async () => {
   }
   row(`local burst of ${BURST}: start → running`, stats(burstRunning), null, null);
   row(`local burst of ${BURST}: stop → TERM`, stats(burstStamps.map((s) => s.term - burstStopAt)), null, null);
-  row(`local burst of ${BURST}: exit → stopped`, stats(burstStamps.map((s, i) => burstStopped[i]! - s.exit)), null, null);
+  row(
+    `local burst of ${BURST}: exit → stopped`,
+    stats(burstStamps.map((s, i) => burstStopped[i]! - s.exit)),
+    null,
+    null,
+  );
   const notes: string[] = [];
   for (const kind of ['local', 'ssh'] as const) {
     const lines = await Promise.all(marks[kind].map((m) => timeline(deps.client, m)));
     const exitStats = stats(marks[kind].map((m) => m.exitAt - m.stopAt));
     notes.push(`${kind}, start (p50 ms after the start action): ${phaseSummary(lines, marks[kind], 'start')}`);
-    notes.push(`${kind}, stop (p50 ms after the stop action; the trainer exits at +${Math.round(exitStats.p50)}): ${phaseSummary(lines, marks[kind], 'stop')}`);
+    notes.push(
+      `${kind}, stop (p50 ms after the stop action; the trainer exits at +${Math.round(exitStats.p50)}): ${phaseSummary(lines, marks[kind], 'stop')}`,
+    );
   }
   printTable(`lifecycle — ${N} processes per machine, one at a time (+ ${WARMUP} warm-up each)`, rows, [
     'Baselines: the bare executor (executors/) in this process launching the same command ' +

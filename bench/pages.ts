@@ -85,14 +85,45 @@ const hasWrk = spawnSync('wrk', ['--version']).error === undefined;
 async function load(url: string, cookie: string, seconds: number, scripts: string, paced: boolean): Promise<Load> {
   const script = path.join(scripts, paced ? 'paced.lua' : 'report.lua');
   const child = hasWrk
-    ? spawn('wrk', ['-t', '2', '-c', String(CLIENTS), '-d', `${seconds}s`, '--timeout', '10s', '-s', script, '-H', `Cookie: ${cookie}`, url], {
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-    : spawn(process.execPath, ['--input-type=module', '-e', FETCH_LOOP, url, cookie, String(CLIENTS), String(seconds), String(paced ? THINK_MS : 0)], {
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+    ? spawn(
+        'wrk',
+        [
+          '-t',
+          '2',
+          '-c',
+          String(CLIENTS),
+          '-d',
+          `${seconds}s`,
+          '--timeout',
+          '10s',
+          '-s',
+          script,
+          '-H',
+          `Cookie: ${cookie}`,
+          url,
+        ],
+        {
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      )
+    : spawn(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          FETCH_LOOP,
+          url,
+          cookie,
+          String(CLIENTS),
+          String(seconds),
+          String(paced ? THINK_MS : 0),
+        ],
+        {
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
   const undo = () => killGroup(child, 2000);
   onCleanup('the load generator', undo);
   let out = '';
@@ -102,11 +133,36 @@ async function load(url: string, cookie: string, seconds: number, scripts: strin
   if (hasWrk) {
     const m = /BENCH (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)/.exec(out);
     if (code !== 0 || !m) throw new Error(`wrk failed (${code}): ${out}`);
-    const [requests, ioErrors, statusErrors, p50, p95, max, durationUs] = m.slice(1).map(Number) as [number, number, number, number, number, number, number];
-    return { requests, perSecond: requests / (durationUs / 1e6), errors: ioErrors + statusErrors, client: { p50: p50 / 1000, p95: p95 / 1000, max: max / 1000 } };
+    const [requests, ioErrors, statusErrors, p50, p95, max, durationUs] = m.slice(1).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    return {
+      requests,
+      perSecond: requests / (durationUs / 1e6),
+      errors: ioErrors + statusErrors,
+      client: { p50: p50 / 1000, p95: p95 / 1000, max: max / 1000 },
+    };
   }
-  const r = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { requests: number; errors: number; p50: number; p95: number; max: number; seconds: number };
-  return { requests: r.requests, perSecond: r.requests / r.seconds, errors: r.errors, client: { p50: r.p50, p95: r.p95, max: r.max } };
+  const r = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as {
+    requests: number;
+    errors: number;
+    p50: number;
+    p95: number;
+    max: number;
+    seconds: number;
+  };
+  return {
+    requests: r.requests,
+    perSecond: r.requests / r.seconds,
+    errors: r.errors,
+    client: { p50: r.p50, p95: r.p95, max: r.max },
+  };
 }
 
 await run('pages', async () => {
@@ -119,7 +175,9 @@ await run('pages', async () => {
   // when the process is active).
   const seeded = performance.now();
   await sql`insert into machines (name, kind, address, ssh_user, slots) select 'gpu-' || g, 'ssh', '10.0.0.' || g || ':22', 'train', 4 from generate_series(1, 10) g`;
-  const [page] = await sql<{ id: number }[]>`insert into templates (name, command, total_steps) values ('bench: the big one', 'python train.py', 10000) returning id`;
+  const [page] = await sql<
+    { id: number }[]
+  >`insert into templates (name, command, total_steps) values ('bench: the big one', 'python train.py', 10000) returning id`;
   await sql`insert into templates (name, command, total_steps) select 'bench: other ' || g, 'python train.py', 5000 from generate_series(1, 9) g`;
   const templateId = page!.id;
   await sql`
@@ -155,7 +213,14 @@ await run('pages', async () => {
   const seedS = (performance.now() - seeded) / 1000;
 
   const config = loadConfig({ DATABASE_URL: url, TRAINYARD_SECRET: BENCH_SECRET, LOG_LEVEL: 'warn' }, ROOT);
-  const app = await buildApp({ config, db, sql, secret: BENCH_SECRET, temporal: await temporalClient(temporal.address), temporalUiUrl: null });
+  const app = await buildApp({
+    config,
+    db,
+    sql,
+    secret: BENCH_SECRET,
+    temporal: await temporalClient(temporal.address),
+    temporalUiUrl: null,
+  });
   // Server time: every response while a measurement is on, by route.
   let recording: number[] | null = null;
   app.addHook('onResponse', async (_request, reply) => {
@@ -207,19 +272,28 @@ await run('pages', async () => {
   fs.writeFileSync(path.join(scripts, 'paced.lua'), WRK_PACED + WRK_SCRIPT);
   await load(pageUrl, cookie, 2, scripts, false); // warm-up under load
   type Which = 'page' | 'health';
-  const server: Record<'saturated' | 'paced', Record<Which, number[]>> = { saturated: { page: [], health: [] }, paced: { page: [], health: [] } };
-  const clients: Record<'saturated' | 'paced', Record<Which, Load[]>> = { saturated: { page: [], health: [] }, paced: { page: [], health: [] } };
+  const server: Record<'saturated' | 'paced', Record<Which, number[]>> = {
+    saturated: { page: [], health: [] },
+    paced: { page: [], health: [] },
+  };
+  const clients: Record<'saturated' | 'paced', Record<Which, Load[]>> = {
+    saturated: { page: [], health: [] },
+    paced: { page: [], health: [] },
+  };
   const measure = async (mode: 'saturated' | 'paced', which: Which) => {
     const xs: number[] = [];
     recording = xs;
-    clients[mode][which].push(await load(which === 'page' ? pageUrl : `${base}/healthz`, cookie, SECONDS, scripts, mode === 'paced'));
+    clients[mode][which].push(
+      await load(which === 'page' ? pageUrl : `${base}/healthz`, cookie, SECONDS, scripts, mode === 'paced'),
+    );
     recording = null;
     server[mode][which].push(...xs);
     await sleep(200);
   };
   for (let round = 0; round < ROUNDS; round++) {
     // Alternate the order, so a noisy spell on the shared machine falls on both.
-    for (const which of round % 2 === 0 ? (['page', 'health'] as const) : (['health', 'page'] as const)) await measure('saturated', which);
+    for (const which of round % 2 === 0 ? (['page', 'health'] as const) : (['health', 'page'] as const))
+      await measure('saturated', which);
   }
   for (const which of ['page', 'health'] as const) await measure('paced', which);
   const sp = stats(server.saturated.page);
@@ -239,11 +313,40 @@ await run('pages', async () => {
   const cph = merge(clients.paced.health);
 
   const rows: Row[] = [
-    { figure: `page, ${CLIENTS} clients saturating: server time p50/p95/max`, value: triple(sp), baseline: `${triple(sh)} (/healthz)`, ratio: sp.p95 / sh.p95, target: `p95 < ${TARGET_P95} ms`, met: sp.p95 < TARGET_P95 },
-    { figure: `page, ${CLIENTS} clients saturating: client p50/p95`, value: `${ms(cp.p50)} / ${ms(cp.p95)}`, baseline: `${ms(ch.p50)} / ${ms(ch.p95)} (/healthz)`, ratio: cp.p95 / ch.p95 },
-    { figure: 'page, saturating: throughput (requests/s)', value: `${cp.perSecond.toFixed(0)}`, baseline: `${ch.perSecond.toFixed(0)} (/healthz)`, ratio: cp.perSecond / ch.perSecond },
-    { figure: `page, ${CLIENTS} clients paced (1 request/s each): server time`, value: triple(pp), baseline: `${triple(ph)} (/healthz)`, ratio: pp.p95 / ph.p95, target: `p95 < ${TARGET_P95} ms`, met: pp.p95 < TARGET_P95 },
-    { figure: `page, ${CLIENTS} clients paced: client p50/p95`, value: `${ms(cpp.p50)} / ${ms(cpp.p95)}`, baseline: `${ms(cph.p50)} / ${ms(cph.p95)} (/healthz)`, ratio: cpp.p95 / cph.p95 },
+    {
+      figure: `page, ${CLIENTS} clients saturating: server time p50/p95/max`,
+      value: triple(sp),
+      baseline: `${triple(sh)} (/healthz)`,
+      ratio: sp.p95 / sh.p95,
+      target: `p95 < ${TARGET_P95} ms`,
+      met: sp.p95 < TARGET_P95,
+    },
+    {
+      figure: `page, ${CLIENTS} clients saturating: client p50/p95`,
+      value: `${ms(cp.p50)} / ${ms(cp.p95)}`,
+      baseline: `${ms(ch.p50)} / ${ms(ch.p95)} (/healthz)`,
+      ratio: cp.p95 / ch.p95,
+    },
+    {
+      figure: 'page, saturating: throughput (requests/s)',
+      value: `${cp.perSecond.toFixed(0)}`,
+      baseline: `${ch.perSecond.toFixed(0)} (/healthz)`,
+      ratio: cp.perSecond / ch.perSecond,
+    },
+    {
+      figure: `page, ${CLIENTS} clients paced (1 request/s each): server time`,
+      value: triple(pp),
+      baseline: `${triple(ph)} (/healthz)`,
+      ratio: pp.p95 / ph.p95,
+      target: `p95 < ${TARGET_P95} ms`,
+      met: pp.p95 < TARGET_P95,
+    },
+    {
+      figure: `page, ${CLIENTS} clients paced: client p50/p95`,
+      value: `${ms(cpp.p50)} / ${ms(cpp.p95)}`,
+      baseline: `${ms(cph.p50)} / ${ms(cph.p95)} (/healthz)`,
+      ratio: cpp.p95 / cph.p95,
+    },
     {
       figure: 'requests (errors: non-2xx or socket)',
       value: `${cp.requests + cpp.requests} (${cp.errors + cpp.errors})`,
@@ -251,14 +354,28 @@ await run('pages', async () => {
       target: 'no page errors',
       met: cp.errors + cpp.errors === 0,
     },
-    { figure: 'paginated: rows on the first page', value: `${rowsOnFirst} of ${PROCESSES}, next link ${nextLink ? 'present' : 'missing'}`, target: `≤ ${PAGE_SIZE}`, met: rowsOnFirst > 0 && rowsOnFirst <= PAGE_SIZE && nextLink !== null },
+    {
+      figure: 'paginated: rows on the first page',
+      value: `${rowsOnFirst} of ${PROCESSES}, next link ${nextLink ? 'present' : 'missing'}`,
+      target: `≤ ${PAGE_SIZE}`,
+      met: rowsOnFirst > 0 && rowsOnFirst <= PAGE_SIZE && nextLink !== null,
+    },
     { figure: 'one client: first page, server time', value: triple(singleFirst) },
-    { figure: `one client: page after #${deepAfter} (${deepRows} rows)`, value: triple(singleDeep), baseline: `${ms(singleFirst.p50)} p50 (first page)`, ratio: singleDeep.p50 / singleFirst.p50 },
+    {
+      figure: `one client: page after #${deepAfter} (${deepRows} rows)`,
+      value: triple(singleDeep),
+      baseline: `${ms(singleFirst.p50)} p50 (first page)`,
+      ratio: singleDeep.p50 / singleFirst.p50,
+    },
   ];
-  printTable(`pages — ${PROCESSES.toLocaleString('en-US')} processes in the template (${(PROCESSES + OTHER_PROCESSES).toLocaleString('en-US')} in all, ${Number(runCount).toLocaleString('en-US')} runs), ${CLIENTS} clients; saturating ${ROUNDS} × ${SECONDS} s, paced ${SECONDS} s`, rows, [
-    `Server time: an onResponse hook's reply.elapsedTime in the server (this process). Client latency and throughput: ${hasWrk ? '`wrk -t2 -c20` (Debian package)' : 'a fetch loop in a child node process'}, a second process on the same 2 cores. ` +
-      `Saturating: each client sends its next request as soon as the last is answered, so server time there is mostly waiting behind the other 19 in one event loop (≈ ${CLIENTS} ÷ throughput). ` +
-      `Paced: each client waits ${THINK_MS / 2}–${(THINK_MS * 3) / 2} ms (random) between requests (wrk's delay()), ≈ ${CLIENTS} requests/s offered. ` +
-      `/healthz does one \`select 1\` and one Temporal GetSystemInfo. Data seeded in ${seedS.toFixed(1)} s by SQL; no workflows (a page read needs none).`,
-  ]);
+  printTable(
+    `pages — ${PROCESSES.toLocaleString('en-US')} processes in the template (${(PROCESSES + OTHER_PROCESSES).toLocaleString('en-US')} in all, ${Number(runCount).toLocaleString('en-US')} runs), ${CLIENTS} clients; saturating ${ROUNDS} × ${SECONDS} s, paced ${SECONDS} s`,
+    rows,
+    [
+      `Server time: an onResponse hook's reply.elapsedTime in the server (this process). Client latency and throughput: ${hasWrk ? '`wrk -t2 -c20` (Debian package)' : 'a fetch loop in a child node process'}, a second process on the same 2 cores. ` +
+        `Saturating: each client sends its next request as soon as the last is answered, so server time there is mostly waiting behind the other 19 in one event loop (≈ ${CLIENTS} ÷ throughput). ` +
+        `Paced: each client waits ${THINK_MS / 2}–${(THINK_MS * 3) / 2} ms (random) between requests (wrk's delay()), ≈ ${CLIENTS} requests/s offered. ` +
+        `/healthz does one \`select 1\` and one Temporal GetSystemInfo. Data seeded in ${seedS.toFixed(1)} s by SQL; no workflows (a page read needs none).`,
+    ],
+  );
 });

@@ -75,12 +75,18 @@ await run('scale', async () => {
   const [{ url, database }, temporal] = await Promise.all([createBenchDatabase('scale', { max: 10 }), startTemporal()]);
   const { db, sql } = database;
   await seed(db, { adminPassword: ADMIN_PASSWORD });
-  await db.update(machines).set({ slots: P + 10 }).where(eq(machines.name, 'local'));
+  await db
+    .update(machines)
+    .set({ slots: P + 10 })
+    .where(eq(machines.name, 'local'));
   const [local] = await db.select().from(machines).where(eq(machines.name, 'local'));
   const scripts = tempDir('scale-writer');
   const writer = path.join(scripts, 'writer.pl');
   fs.writeFileSync(writer, WRITER);
-  const [template] = await db.insert(templates).values({ name: 'bench writer', command: `exec perl '${writer}'`, stopGraceSeconds: 10 }).returning();
+  const [template] = await db
+    .insert(templates)
+    .values({ name: 'bench writer', command: `exec perl '${writer}'`, stopGraceSeconds: 10 })
+    .returning();
 
   const dataDir = tempDir('scale-data');
   const worker = await startWorkerChild({ databaseUrl: url, temporalAddress: temporal.address, dataDir });
@@ -95,20 +101,31 @@ await run('scale', async () => {
     return { running: c.running ?? 0, stopped: c.stopped ?? 0, all: c };
   };
   /** Seconds from `since` until all P processes have `status`, or null past the deadline. */
-  const secondsUntilAll = async (status: 'running' | 'stopped', since: number, deadlineS: number): Promise<number | null> => {
+  const secondsUntilAll = async (
+    status: 'running' | 'stopped',
+    since: number,
+    deadlineS: number,
+  ): Promise<number | null> => {
     while (performance.now() - since < deadlineS * 1000) {
       if ((await counts())[status] === P) return (performance.now() - since) / 1000;
       await sleep(100);
     }
     return null;
   };
-  const describe = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${v} ${k}`).join(', ');
+  const describe = (c: Record<string, number>) =>
+    Object.entries(c)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ');
 
   await sleep(quick ? 1000 : 2000);
   const idle = memoryOf(worker.pid);
   log(`worker polling, RSS ${mib(idle.rss)}`);
 
-  const ids = (await pool(Array.from({ length: P }), CONCURRENCY, () => createProcess(deps, { templateId: template!.id, machineId: local!.id }))).map((p) => p.id);
+  const ids = (
+    await pool(Array.from({ length: P }), CONCURRENCY, () =>
+      createProcess(deps, { templateId: template!.id, machineId: local!.id }),
+    )
+  ).map((p) => p.id);
   const startAt = performance.now();
   let startsSentS: number | null = null;
   const starting = pool(ids, CONCURRENCY, (id) => act(deps, id, 'start'), abandon.signal).then(() => {
@@ -117,7 +134,11 @@ await run('scale', async () => {
   starting.catch(() => undefined);
   const allRunningS = await secondsUntilAll('running', startAt, START_DEADLINE_S);
   const atWindowStart = await counts();
-  log(allRunningS !== null ? `${P} running after ${allRunningS.toFixed(1)} s` : `not all running after ${START_DEADLINE_S} s: ${describe(atWindowStart.all)}`);
+  log(
+    allRunningS !== null
+      ? `${P} running after ${allRunningS.toFixed(1)} s`
+      : `not all running after ${START_DEADLINE_S} s: ${describe(atWindowStart.all)}`,
+  );
 
   // The steady window: statuses, worker memory and CPU, lines written and rows stored.
   const rowsNow = async () => Number((await sql<{ n: string }[]>`select count(*) as n from metric_points`)[0]!.n);
@@ -143,7 +164,11 @@ await run('scale', async () => {
   const t0 = performance.now();
   while (performance.now() - t0 < WINDOW_S * 1000) {
     await sleep(quick ? 1000 : 2000);
-    samples.push({ t: (performance.now() - t0) / 1000, running: (await counts()).running, rss: memoryOf(worker.pid).rss });
+    samples.push({
+      t: (performance.now() - t0) / 1000,
+      running: (await counts()).running,
+      rss: memoryOf(worker.pid).rss,
+    });
   }
   const [rows1, lines1] = [await rowsNow(), await linesNow()];
   const windowS = (performance.now() - t0) / 1000;
@@ -158,7 +183,9 @@ await run('scale', async () => {
   const linesPerS = (lines1 - lines0) / windowS;
   const backlog = lines1 - rows1;
   const duringWindow = memoryOf(worker.pid);
-  log(`window done: ${count(rowsPerS)} rows/s stored, ${count(linesPerS)} lines/s written, RSS ${mib(duringWindow.rss)}`);
+  log(
+    `window done: ${count(rowsPerS)} rows/s stored, ${count(linesPerS)} lines/s written, RSS ${mib(duringWindow.rss)}`,
+  );
 
   // Stop every process; each must end stopped with its trainer's group gone.
   // Every start must have been sent before its stop (a stop before its start would be refused).
@@ -166,22 +193,31 @@ await run('scale', async () => {
   const stopAt = performance.now();
   let refused = 0;
   let stopsSentS: number | null = null;
-  const stopping = pool(ids, CONCURRENCY, async (id) => {
-    try {
-      await act(deps, id, 'stop');
-    } catch (error) {
-      if (!(error instanceof ServiceError)) throw error;
-      refused += 1;
-      console.error(`stop of ${id} refused: ${error.message}`);
-    }
-  }, abandon.signal).then(() => {
+  const stopping = pool(
+    ids,
+    CONCURRENCY,
+    async (id) => {
+      try {
+        await act(deps, id, 'stop');
+      } catch (error) {
+        if (!(error instanceof ServiceError)) throw error;
+        refused += 1;
+        console.error(`stop of ${id} refused: ${error.message}`);
+      }
+    },
+    abandon.signal,
+  ).then(() => {
     stopsSentS = (performance.now() - stopAt) / 1000;
   });
   stopping.catch(() => undefined);
   const stopDeadlineS = Math.max(STOP_DEADLINE_S, BUDGET_S - performance.now() / 1000);
   const allStoppedS = await secondsUntilAll('stopped', stopAt, stopDeadlineS);
   const finalCounts = await counts();
-  log(allStoppedS !== null ? `${P} stopped after ${allStoppedS.toFixed(1)} s` : `not all stopped after ${stopDeadlineS.toFixed(0)} s: ${describe(finalCounts.all)}`);
+  log(
+    allStoppedS !== null
+      ? `${P} stopped after ${allStoppedS.toFixed(1)} s`
+      : `not all stopped after ${stopDeadlineS.toFixed(0)} s: ${describe(finalCounts.all)}`,
+  );
   const runRows = await sql<{ status: string; pgid: number | null }[]>`select status, pgid from runs`;
   const runsStopped = runRows.filter((r) => r.status === 'stopped').length;
   const groupsLeft = runRows.filter((r) => r.pgid !== null && groupAlive(r.pgid)).length;
@@ -209,16 +245,28 @@ await run('scale', async () => {
   const minRunning = Math.min(...samples.map((s) => s.running));
   const maxRss = Math.max(...samples.map((s) => s.rss), duringWindow.rss, afterStop.rss);
   const offered = P * LINES_PER_S;
-  const allStopped = finalCounts.stopped === P && runsStopped === runRows.length && runRows.length === P && groupsLeft === 0;
+  const allStopped =
+    finalCounts.stopped === P && runsStopped === runRows.length && runRows.length === P && groupsLeft === 0;
   const rows: Row[] = [
     {
       figure: `start of ${P} → all running`,
-      value: allRunningS !== null ? `${allRunningS.toFixed(1)} s` : `not within ${START_DEADLINE_S} s: ${describe(atWindowStart.all)}`,
-      baseline: startsSentS !== null ? `starts sent in ${(startsSentS as number).toFixed(1)} s (${CONCURRENCY} at a time)` : `starts still being sent (${CONCURRENCY} at a time)`,
+      value:
+        allRunningS !== null
+          ? `${allRunningS.toFixed(1)} s`
+          : `not within ${START_DEADLINE_S} s: ${describe(atWindowStart.all)}`,
+      baseline:
+        startsSentS !== null
+          ? `starts sent in ${(startsSentS as number).toFixed(1)} s (${CONCURRENCY} at a time)`
+          : `starts still being sent (${CONCURRENCY} at a time)`,
       target: `all ${P} running`,
       met: allRunningS !== null,
     },
-    { figure: `statuses in the window (${samples.length} samples)`, value: `${minRunning}/${P} running at the lowest`, target: `all ${P} running`, met: minRunning === P },
+    {
+      figure: `statuses in the window (${samples.length} samples)`,
+      value: `${minRunning}/${P} running at the lowest`,
+      target: `all ${P} running`,
+      met: minRunning === P,
+    },
     {
       figure: 'statuses after a stop of each',
       value: `${finalCounts.stopped}/${P} stopped${allStoppedS !== null ? ` in ${allStoppedS.toFixed(1)} s` : ` after ${stopDeadlineS.toFixed(0)} s (${describe(finalCounts.all)})`}; runs stopped ${runsStopped}/${runRows.length}; trainer groups alive ${groupsLeft}${refused ? `; ${refused} stops refused` : ''}`,
@@ -226,8 +274,22 @@ await run('scale', async () => {
       target: 'all stopped, none alive',
       met: allStopped,
     },
-    { figure: 'worker RSS, highest sample (VmRSS)', value: mib(maxRss), baseline: `${mib(idle.rss)} idle`, ratio: maxRss / idle.rss, target: '< 1 GiB', met: maxRss < TARGET_RSS },
-    { figure: 'worker peak RSS (VmHWM, whole run)', value: mib(afterStop.peak), baseline: `${mib(idle.peak)} idle`, ratio: afterStop.peak / idle.peak, target: '< 1 GiB', met: afterStop.peak < TARGET_RSS },
+    {
+      figure: 'worker RSS, highest sample (VmRSS)',
+      value: mib(maxRss),
+      baseline: `${mib(idle.rss)} idle`,
+      ratio: maxRss / idle.rss,
+      target: '< 1 GiB',
+      met: maxRss < TARGET_RSS,
+    },
+    {
+      figure: 'worker peak RSS (VmHWM, whole run)',
+      value: mib(afterStop.peak),
+      baseline: `${mib(idle.peak)} idle`,
+      ratio: afterStop.peak / idle.peak,
+      target: '< 1 GiB',
+      met: afterStop.peak < TARGET_RSS,
+    },
     {
       figure: `longest workflow history (${lengths.length} runs)`,
       value: `${longest} events`,
@@ -235,14 +297,33 @@ await run('scale', async () => {
       target: `≤ ${TARGET_HISTORY}`,
       met: longest <= TARGET_HISTORY,
     },
-    { figure: 'metric rows/s stored (window)', value: count(rowsPerS), baseline: `${count(linesPerS)} lines/s written (${count(offered)} if all ran)`, ratio: rowsPerS / linesPerS },
-    { figure: 'backlog at the window end', value: `${count(backlog)} points (${(backlog / Math.max(1, linesPerS)).toFixed(1)} s of writing)` },
-    { figure: 'points stored / lines written (after the stop)', value: `${count(rowsStored)} / ${count(linesWritten)}`, target: 'equal', met: rowsStored === linesWritten },
+    {
+      figure: 'metric rows/s stored (window)',
+      value: count(rowsPerS),
+      baseline: `${count(linesPerS)} lines/s written (${count(offered)} if all ran)`,
+      ratio: rowsPerS / linesPerS,
+    },
+    {
+      figure: 'backlog at the window end',
+      value: `${count(backlog)} points (${(backlog / Math.max(1, linesPerS)).toFixed(1)} s of writing)`,
+    },
+    {
+      figure: 'points stored / lines written (after the stop)',
+      value: `${count(rowsStored)} / ${count(linesWritten)}`,
+      target: 'equal',
+      met: rowsStored === linesWritten,
+    },
     { figure: 'worker CPU (window)', value: `${(100 * workerCpu).toFixed(0)}% of a core` },
-    { figure: 'PostgreSQL backends CPU (window)', value: `${(100 * pgCpu).toFixed(0)}% of a core (${pgPids.length} backends)` },
+    {
+      figure: 'PostgreSQL backends CPU (window)',
+      value: `${(100 * pgCpu).toFixed(0)}% of a core (${pgPids.length} backends)`,
+    },
     { figure: 'Temporal dev server CPU (window)', value: `${(100 * temporalCpu).toFixed(0)}% of a core` },
     { figure: 'this bench process CPU (window)', value: `${(100 * benchCpu).toFixed(0)}% of a core` },
-    { figure: 'whole machine busy (window)', value: `${coresBusy.toFixed(2)} of ${os.cpus().length} cores (the rest: trainers, other users of the box)` },
+    {
+      figure: 'whole machine busy (window)',
+      value: `${coresBusy.toFixed(2)} of ${os.cpus().length} cores (the rest: trainers, other users of the box)`,
+    },
   ];
   printTable(`scale — ${P} processes on local, ${LINES_PER_S} points/s each, ${WINDOW_S} s window`, rows, [
     'Worker: a `trainyard worker` child process; RSS from /proc/<pid>/status (idle = polling, before any process). ' +

@@ -120,7 +120,14 @@ export async function createBenchDatabase(label: string, options: { max?: number
 export async function startTemporal(): Promise<{ address: string; pid: number }> {
   const cli = await ensureTemporalCli({ log: (line) => console.error(`[temporal-cli] ${line}`) });
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-bench-temporal-'));
-  const server = await startTemporalDevServer({ cli, port: await freePort(), uiPort: null, namespace: 'default', dbFile: null, stateDir });
+  const server = await startTemporalDevServer({
+    cli,
+    port: await freePort(),
+    uiPort: null,
+    namespace: 'default',
+    dbFile: null,
+    stateDir,
+  });
   onCleanup('the Temporal dev server', async () => {
     await server.stop();
     fs.rmSync(stateDir, { recursive: true, force: true });
@@ -179,27 +186,35 @@ export interface WorkerChild {
  * rather than the tsx launcher, so the pid is the worker's own and /proc/<pid> is its
  * memory. Resolves once it polls. Stopped (TERM, then KILL) at clean-up.
  */
-export async function startWorkerChild(options: { databaseUrl: string; temporalAddress: string; dataDir: string }): Promise<WorkerChild> {
+export async function startWorkerChild(options: {
+  databaseUrl: string;
+  temporalAddress: string;
+  dataDir: string;
+}): Promise<WorkerChild> {
   // BENCH_WORKER_NODE_ARGS: extra node flags for the worker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   // to see where its time goes.
   const nodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'bin', 'trainyard.ts'), 'worker'], {
-    cwd: ROOT,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-      HOME: process.env.HOME ?? '/',
-      LANG: process.env.LANG ?? 'C.UTF-8',
-      DATABASE_URL: options.databaseUrl,
-      TEMPORAL_ADDRESS: options.temporalAddress,
-      TRAINYARD_LOCAL_MACHINE: 'true',
-      TRAINYARD_DATA_DIR: options.dataDir,
-      TRAINYARD_SECRET: BENCH_SECRET,
-      TRAINYARD_ADMIN_PASSWORD: ADMIN_PASSWORD,
-      LOG_LEVEL: 'warn',
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'bin', 'trainyard.ts'), 'worker'],
+    {
+      cwd: ROOT,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/',
+        LANG: process.env.LANG ?? 'C.UTF-8',
+        DATABASE_URL: options.databaseUrl,
+        TEMPORAL_ADDRESS: options.temporalAddress,
+        TRAINYARD_LOCAL_MACHINE: 'true',
+        TRAINYARD_DATA_DIR: options.dataDir,
+        TRAINYARD_SECRET: BENCH_SECRET,
+        TRAINYARD_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        LOG_LEVEL: 'warn',
+      },
     },
-  });
+  );
   let output = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-20_000);
@@ -210,7 +225,8 @@ export async function startWorkerChild(options: { databaseUrl: string; temporalA
   onCleanup('the worker process', stop);
   const deadline = Date.now() + 120_000;
   while (!/Trainyard worker: polling/.test(output)) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the worker exited (${child.exitCode ?? child.signalCode}): ${output}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`the worker exited (${child.exitCode ?? child.signalCode}): ${output}`);
     if (Date.now() > deadline) throw new Error(`the worker did not start polling within 120 s: ${output}`);
     await sleep(100);
   }
@@ -233,7 +249,9 @@ export function cpuSecondsOf(pid: number): number {
 
 /** Pids of the server processes serving the other connections to this database. */
 export async function backendPids(sql: postgres.Sql): Promise<number[]> {
-  const rows = await sql<{ pid: number }[]>`select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`;
+  const rows = await sql<
+    { pid: number }[]
+  >`select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`;
   return rows.map((r) => r.pid);
 }
 
@@ -316,7 +334,12 @@ export function printTable(title: string, rows: Row[], notes: string[] = []): vo
   console.log('');
   console.log(`### ${title}`);
   console.log('');
-  console.log(`${new Date().toISOString()} · ${os.cpus().length} cpus (${os.cpus()[0]?.model.trim() ?? 'unknown'}) · load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} · ${quick ? '--quick' : 'full'}`);
+  console.log(
+    `${new Date().toISOString()} · ${os.cpus().length} cpus (${os.cpus()[0]?.model.trim() ?? 'unknown'}) · load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} · ${quick ? '--quick' : 'full'}`,
+  );
   console.log('');
   console.log(line(header));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
@@ -326,7 +349,12 @@ export function printTable(title: string, rows: Row[], notes: string[] = []): vo
 }
 
 /** Polls `probe` every `everyMs` until it returns something other than null/undefined/false. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 60_000, everyMs = 5): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined | false> | T | null | undefined | false,
+  timeoutMs = 60_000,
+  everyMs = 5,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -337,7 +365,12 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null | u
 }
 
 /** Runs `work` over `items` with at most `limit` at a time; an aborted `signal` starts no more. */
-export async function pool<T, R>(items: T[], limit: number, work: (item: T, index: number) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
+export async function pool<T, R>(
+  items: T[],
+  limit: number,
+  work: (item: T, index: number) => Promise<R>,
+  signal?: AbortSignal,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {

@@ -21,7 +21,9 @@ async function main(): Promise<void> {
     stopping = true;
     console.log('\nStopping… (trainers of active runs keep running and are re-attached on the next start)');
     for (const cleanup of cleanups.reverse()) {
-      await cleanup().catch((error: unknown) => console.error(`trainyard: while stopping: ${(error as Error).message}`));
+      await cleanup().catch((error: unknown) =>
+        console.error(`trainyard: while stopping: ${(error as Error).message}`),
+      );
     }
     process.exit(code);
   };
@@ -73,7 +75,14 @@ async function main(): Promise<void> {
     });
     cleanups.push(() => workers.shutdown());
 
-    const web = await startWebServer({ config, db: database.db, sql: database.sql, secret: booted.secret, temporal, temporalUiUrl: uiUrl });
+    const web = await startWebServer({
+      config,
+      db: database.db,
+      sql: database.sql,
+      secret: booted.secret,
+      temporal,
+      temporalUiUrl: uiUrl,
+    });
     cleanups.push(() => web.app.close());
 
     console.log('');
@@ -82,8 +91,11 @@ async function main(): Promise<void> {
     console.log(`Data directory:       ${config.dataDir}`);
     if (booted.seeded.admin) {
       console.log('');
-      console.log(`First start: log in as "${booted.seeded.admin.login}" with password: ${booted.seeded.admin.password}`);
-      if (booted.seeded.admin.generated) console.log('(generated; set TRAINYARD_ADMIN_PASSWORD before the first start to choose it)');
+      console.log(
+        `First start: log in as "${booted.seeded.admin.login}" with password: ${booted.seeded.admin.password}`,
+      );
+      if (booted.seeded.admin.generated)
+        console.log('(generated; set TRAINYARD_ADMIN_PASSWORD before the first start to choose it)');
     }
     console.log('Press Ctrl-C to stop.');
   } catch (error) {

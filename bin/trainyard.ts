@@ -57,7 +57,10 @@ function templateOption(value: string | undefined): number | null {
   return id;
 }
 
-async function withDb<T>(config: Config, work: (db: Awaited<ReturnType<typeof connectDatabase>>['database']['db']) => Promise<T>): Promise<T> {
+async function withDb<T>(
+  config: Config,
+  work: (db: Awaited<ReturnType<typeof connectDatabase>>['database']['db']) => Promise<T>,
+): Promise<T> {
   const connected = await connectDatabase(config, { applicationName: 'trainyard-cli', max: 2 });
   try {
     await runMigrations(connected.database);
@@ -72,21 +75,45 @@ async function withDb<T>(config: Config, work: (db: Awaited<ReturnType<typeof co
 type Db = Awaited<ReturnType<typeof connectDatabase>>['database']['db'];
 
 /** Runs a change and records it in the audit log with the CLI as the actor, whatever the outcome. */
-async function audited<T>(db: Db, entry: Omit<AuditEntry, 'actor' | 'outcome'>, work: () => Promise<T>, targetOf?: (result: T) => string | number): Promise<T> {
+async function audited<T>(
+  db: Db,
+  entry: Omit<AuditEntry, 'actor' | 'outcome'>,
+  work: () => Promise<T>,
+  targetOf?: (result: T) => string | number,
+): Promise<T> {
   try {
     const result = await work();
-    await recordAudit(db, { ...entry, actor: CLI_ACTOR, outcome: 'ok', ...(targetOf ? { targetId: targetOf(result) } : {}) });
+    await recordAudit(db, {
+      ...entry,
+      actor: CLI_ACTOR,
+      outcome: 'ok',
+      ...(targetOf ? { targetId: targetOf(result) } : {}),
+    });
     return result;
   } catch (error) {
-    const outcome = error instanceof ServiceError ? (error.code === 'not_found' ? 'not_found' : error.code === 'invalid' ? 'invalid' : 'refused') : 'error';
-    await recordAudit(db, { ...entry, actor: CLI_ACTOR, outcome, detail: { ...entry.detail, message: (error as Error).message } }).catch(() => undefined);
+    const outcome =
+      error instanceof ServiceError
+        ? error.code === 'not_found'
+          ? 'not_found'
+          : error.code === 'invalid'
+            ? 'invalid'
+            : 'refused'
+        : 'error';
+    await recordAudit(db, {
+      ...entry,
+      actor: CLI_ACTOR,
+      outcome,
+      detail: { ...entry.detail, message: (error as Error).message },
+    }).catch(() => undefined);
     throw error;
   }
 }
 
 function requireTemporal(config: Config): string {
   if (!config.temporal.address) {
-    throw new UsageError('Set TEMPORAL_ADDRESS (host:port of the Temporal frontend) or a TEMPORAL_PROFILE that has an address, or use `npm start` to run everything.');
+    throw new UsageError(
+      'Set TEMPORAL_ADDRESS (host:port of the Temporal frontend) or a TEMPORAL_PROFILE that has an address, or use `npm start` to run everything.',
+    );
   }
   return config.temporal.address;
 }
@@ -155,7 +182,9 @@ async function main(argv: string[]): Promise<void> {
         secret: booted.secret,
         keysDir: config.keysDir,
       });
-      console.log(`Trainyard worker: polling the control queue and machines ${workers.machineIds().join(', ') || '(none yet)'}`);
+      console.log(
+        `Trainyard worker: polling the control queue and machines ${workers.machineIds().join(', ') || '(none yet)'}`,
+      );
       const stop = async () => {
         await workers.shutdown();
         await booted.connected.close();
@@ -171,17 +200,25 @@ async function main(argv: string[]): Promise<void> {
       const password = await askPassword();
       const templateId = templateOption(values.template);
       await withDb(config, (db) =>
-        audited(db, { action: 'user.create', targetType: 'user', targetId: arg, detail: { role: values.role, templateId } }, () =>
-          createUser(db, { login: arg, password, role: values.role, templateId }),
+        audited(
+          db,
+          { action: 'user.create', targetType: 'user', targetId: arg, detail: { role: values.role, templateId } },
+          () => createUser(db, { login: arg, password, role: values.role, templateId }),
         ),
       );
-      console.log(`User ${arg} added with role ${values.role}${values.template ? ` for template ${values.template}` : ''}.`);
+      console.log(
+        `User ${arg} added with role ${values.role}${values.template ? ` for template ${values.template}` : ''}.`,
+      );
       return;
     }
     case 'user set-password': {
       if (!arg) throw new UsageError('user set-password <login>');
       const password = await askPassword();
-      await withDb(config, (db) => audited(db, { action: 'user.set_password', targetType: 'user', targetId: arg }, () => setPassword(db, arg, password)));
+      await withDb(config, (db) =>
+        audited(db, { action: 'user.set_password', targetType: 'user', targetId: arg }, () =>
+          setPassword(db, arg, password),
+        ),
+      );
       console.log(`Password of ${arg} changed; their sessions were ended.`);
       return;
     }
@@ -189,7 +226,11 @@ async function main(argv: string[]): Promise<void> {
       if (!arg || !values.role) throw new UsageError('user grant <login> --role <role> [--template <id>]');
       const templateId = templateOption(values.template);
       await withDb(config, (db) =>
-        audited(db, { action: 'grant.create', targetType: 'user', targetId: arg, detail: { role: values.role, templateId } }, () => grantRole(db, arg, values.role!, templateId)),
+        audited(
+          db,
+          { action: 'grant.create', targetType: 'user', targetId: arg, detail: { role: values.role, templateId } },
+          () => grantRole(db, arg, values.role!, templateId),
+        ),
       );
       console.log(`Granted ${values.role} to ${arg}${values.template ? ` for template ${values.template}` : ''}.`);
       return;
@@ -200,19 +241,31 @@ async function main(argv: string[]): Promise<void> {
       const created = await withDb(config, (db) =>
         audited(
           db,
-          { action: 'token.create', targetType: 'token', detail: { login: arg, name: values.name ?? null, expiresDays: expiresDays ?? null } },
-          () => createToken(db, arg, { ...(values.name ? { name: values.name } : {}), ...(expiresDays !== undefined ? { expiresDays } : {}) }),
+          {
+            action: 'token.create',
+            targetType: 'token',
+            detail: { login: arg, name: values.name ?? null, expiresDays: expiresDays ?? null },
+          },
+          () =>
+            createToken(db, arg, {
+              ...(values.name ? { name: values.name } : {}),
+              ...(expiresDays !== undefined ? { expiresDays } : {}),
+            }),
           (token) => token.id,
         ),
       );
-      console.log(`Token ${created.id} "${created.name}" for ${arg}${created.expiresAt ? `, expires ${created.expiresAt.toISOString()}` : ''}. It is shown once:`);
+      console.log(
+        `Token ${created.id} "${created.name}" for ${arg}${created.expiresAt ? `, expires ${created.expiresAt.toISOString()}` : ''}. It is shown once:`,
+      );
       console.log(created.token);
       return;
     }
     case 'token revoke': {
       const id = Number(arg);
       if (!Number.isInteger(id) || id <= 0) throw new UsageError('token revoke <id>');
-      await withDb(config, (db) => audited(db, { action: 'token.revoke', targetType: 'token', targetId: id }, () => revokeToken(db, id)));
+      await withDb(config, (db) =>
+        audited(db, { action: 'token.revoke', targetType: 'token', targetId: id }, () => revokeToken(db, id)),
+      );
       console.log(`Token ${id} revoked.`);
       return;
     }

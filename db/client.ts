@@ -35,7 +35,10 @@ export function driverTarget(url: string): { url: string; path?: string } {
   return { url: parsed.toString(), path: `${host.replace(/\/+$/, '')}/.s.PGSQL.${parsed.port || '5432'}` };
 }
 
-export function openDatabase(url: string, options: { max?: number; applicationName?: string; embedded?: boolean } = {}): Database {
+export function openDatabase(
+  url: string,
+  options: { max?: number; applicationName?: string; embedded?: boolean } = {},
+): Database {
   const target = driverTarget(url);
   const sql = postgres(target.url, {
     ...(target.path ? { path: target.path } : {}),
@@ -61,7 +64,9 @@ export async function checkReachable(database: Database): Promise<void> {
     await database.sql`select 1`;
   } catch (error) {
     const safeUrl = database.url.replace(/\/\/([^:@/]+)(:[^@/]*)?@/, '//$1@');
-    throw new DatabaseUnreachableError(`Cannot reach the database at ${safeUrl}: ${(error as Error).message}. Check DATABASE_URL (or unset it to use the embedded database).`);
+    throw new DatabaseUnreachableError(
+      `Cannot reach the database at ${safeUrl}: ${(error as Error).message}. Check DATABASE_URL (or unset it to use the embedded database).`,
+    );
   }
 }
 

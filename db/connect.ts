@@ -11,7 +11,10 @@ export interface Connected {
   close(): Promise<void>;
 }
 
-export async function connectDatabase(config: Config, options: { applicationName?: string; max?: number } = {}): Promise<Connected> {
+export async function connectDatabase(
+  config: Config,
+  options: { applicationName?: string; max?: number } = {},
+): Promise<Connected> {
   if (config.databaseUrl) {
     const database = openDatabase(config.databaseUrl, options);
     try {

@@ -133,7 +133,8 @@ function makeSocketDir(dataDir: string): { dir: string; temporary: boolean } {
     fs.mkdirSync(inData, { recursive: true, mode: 0o700 });
     // mkdir keeps the mode of a directory that exists: one made by hand, or loosened since.
     const stat = fs.lstatSync(inData);
-    if (!stat.isDirectory() || stat.uid !== process.getuid!()) throw new Error(`${inData} is not a directory of this user; remove it.`);
+    if (!stat.isDirectory() || stat.uid !== process.getuid!())
+      throw new Error(`${inData} is not a directory of this user; remove it.`);
     fs.chmodSync(inData, 0o700);
     return { dir: inData, temporary: false };
   }
@@ -142,10 +143,15 @@ function makeSocketDir(dataDir: string): { dir: string; temporary: boolean } {
 }
 
 /** Opens PGlite in `<dataDir>/pglite` and serves it on a Unix socket only this user can reach. */
-export async function startEmbeddedServer(dataDir: string, options: EmbeddedServerOptions = {}): Promise<EmbeddedServer> {
+export async function startEmbeddedServer(
+  dataDir: string,
+  options: EmbeddedServerOptions = {},
+): Promise<EmbeddedServer> {
   if (!takeLock(dataDir)) {
     const holder = heldHere.has(keyOf(dataDir)) ? 'this process' : `process ${readLock(dataDir)?.pid ?? '?'}`;
-    throw new Error(`The embedded database in ${dataDir} is held by ${holder} (see ${lockPath(dataDir)}); connect to it instead of opening it again.`);
+    throw new Error(
+      `The embedded database in ${dataDir} is held by ${holder} (see ${lockPath(dataDir)}); connect to it instead of opening it again.`,
+    );
   }
   const held = { url: null as string | null };
   heldHere.set(keyOf(dataDir), held);
@@ -163,7 +169,11 @@ export async function startEmbeddedServer(dataDir: string, options: EmbeddedServ
     tightenTree(path.join(dataDir, 'pglite'));
     const server = new PgliteServer(db, { idleTimeoutMs: options.idleTimeoutMs });
     await server.listen(path.join(socket.dir, SOCKET_NAME));
-    fs.writeFileSync(lockPath(dataDir), JSON.stringify({ pid: process.pid, socketDir: socket.dir } satisfies LockFile), { mode: 0o600 });
+    fs.writeFileSync(
+      lockPath(dataDir),
+      JSON.stringify({ pid: process.pid, socketDir: socket.dir } satisfies LockFile),
+      { mode: 0o600 },
+    );
     held.url = socketUrl(socket.dir);
     return {
       url: held.url,

@@ -33,7 +33,10 @@ function idleTimeoutError(ms: number): Buffer {
     field('S', 'FATAL'),
     field('V', 'FATAL'),
     field('C', '25P03'),
-    field('M', `terminating connection: it held the embedded database for ${ms} ms without sending anything (open transaction or unfinished exchange)`),
+    field(
+      'M',
+      `terminating connection: it held the embedded database for ${ms} ms without sending anything (open transaction or unfinished exchange)`,
+    ),
     Buffer.from([0]),
   ]);
   const header = Buffer.alloc(5);
@@ -89,7 +92,15 @@ export class PgliteServer {
   }
 
   private accept(socket: net.Socket): void {
-    const connection: Connection = { id: this.nextId++, socket, buffer: Buffer.alloc(0), started: false, queue: [], closed: false, idleTimer: null };
+    const connection: Connection = {
+      id: this.nextId++,
+      socket,
+      buffer: Buffer.alloc(0),
+      started: false,
+      queue: [],
+      closed: false,
+      idleTimer: null,
+    };
     this.connections.add(connection);
     socket.on('data', (data) => {
       connection.buffer = connection.buffer.length === 0 ? data : Buffer.concat([connection.buffer, data]);

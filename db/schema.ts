@@ -36,7 +36,10 @@ export const roles = pgTable('roles', {
   id: serial('id').primaryKey(),
   name: text('name').notNull().unique(),
   description: text('description').notNull().default(''),
-  permissions: text('permissions').array().notNull().default(sql`'{}'::text[]`),
+  permissions: text('permissions')
+    .array()
+    .notNull()
+    .default(sql`'{}'::text[]`),
   builtin: boolean('builtin').notNull().default(false),
   createdAt: createdAt(),
 });
@@ -46,8 +49,12 @@ export const roleGrants = pgTable(
   'role_grants',
   {
     id: serial('id').primaryKey(),
-    userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
-    roleId: integer('role_id').notNull().references(() => roles.id, { onDelete: 'cascade' }),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    roleId: integer('role_id')
+      .notNull()
+      .references(() => roles.id, { onDelete: 'cascade' }),
     templateId: integer('template_id').references(() => templates.id, { onDelete: 'cascade' }),
     createdAt: createdAt(),
   },
@@ -62,7 +69,9 @@ export const sessions = pgTable(
   'sessions',
   {
     id: text('id').primaryKey(),
-    userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
     csrfToken: text('csrf_token').notNull(),
     createdAt: createdAt(),
     expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
@@ -74,7 +83,9 @@ export const apiTokens = pgTable(
   'api_tokens',
   {
     id: serial('id').primaryKey(),
-    userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
     /** SHA-256 of the token; the token itself is shown once and never stored. */
     tokenHash: text('token_hash').notNull().unique(),
@@ -99,7 +110,10 @@ export const machines = pgTable('machines', {
   privateKeyPath: text('private_key_path'),
   hostKeyFingerprint: text('host_key_fingerprint'),
   slots: integer('slots').notNull().default(1),
-  gpus: integer('gpus').array().notNull().default(sql`'{}'::integer[]`),
+  gpus: integer('gpus')
+    .array()
+    .notNull()
+    .default(sql`'{}'::integer[]`),
   lostTimeoutSeconds: integer('lost_timeout_seconds').notNull().default(600),
   enabled: boolean('enabled').notNull().default(true),
   probe: jsonb('probe'),
@@ -128,8 +142,12 @@ export const processes = pgTable(
   'processes',
   {
     id: serial('id').primaryKey(),
-    templateId: integer('template_id').notNull().references(() => templates.id, { onDelete: 'restrict' }),
-    machineId: integer('machine_id').notNull().references(() => machines.id, { onDelete: 'restrict' }),
+    templateId: integer('template_id')
+      .notNull()
+      .references(() => templates.id, { onDelete: 'restrict' }),
+    machineId: integer('machine_id')
+      .notNull()
+      .references(() => machines.id, { onDelete: 'restrict' }),
     params: jsonb('params').$type<Record<string, unknown>>().notNull().default({}),
     status: text('status').notNull().default('created'),
     statusVersion: bigint('status_version', { mode: 'number' }).notNull().default(0),
@@ -151,7 +169,9 @@ export const runs = pgTable(
   'runs',
   {
     id: serial('id').primaryKey(),
-    processId: integer('process_id').notNull().references(() => processes.id, { onDelete: 'cascade' }),
+    processId: integer('process_id')
+      .notNull()
+      .references(() => processes.id, { onDelete: 'cascade' }),
     /** 1, 2, … per process. */
     number: integer('number').notNull(),
     /** The template and parameters as they were when the run started. */
@@ -197,7 +217,9 @@ export const metricSeries = pgTable(
   'metric_series',
   {
     id: serial('id').primaryKey(),
-    runId: integer('run_id').notNull().references(() => runs.id, { onDelete: 'cascade' }),
+    runId: integer('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
   },
   (t) => [uniqueIndex('metric_series_run_name').on(t.runId, t.name)],
@@ -226,7 +248,9 @@ export const metricPoints = pgTable(
 export const metricRollups = pgTable(
   'metric_rollups',
   {
-    seriesId: integer('series_id').notNull().references(() => metricSeries.id, { onDelete: 'cascade' }),
+    seriesId: integer('series_id')
+      .notNull()
+      .references(() => metricSeries.id, { onDelete: 'cascade' }),
     level: smallint('level').notNull(),
     bucket: bigint('bucket', { mode: 'number' }).notNull(),
     count: integer('count').notNull(),
@@ -245,7 +269,9 @@ export const metricRollups = pgTable(
 export const slotLeases = pgTable(
   'slot_leases',
   {
-    machineId: integer('machine_id').notNull().references(() => machines.id, { onDelete: 'cascade' }),
+    machineId: integer('machine_id')
+      .notNull()
+      .references(() => machines.id, { onDelete: 'cascade' }),
     slotIndex: integer('slot_index').notNull(),
     runId: integer('run_id').notNull().unique(),
     processId: integer('process_id').notNull(),
@@ -259,7 +285,9 @@ export const processEvents = pgTable(
   'process_events',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    processId: integer('process_id').notNull().references(() => processes.id, { onDelete: 'cascade' }),
+    processId: integer('process_id')
+      .notNull()
+      .references(() => processes.id, { onDelete: 'cascade' }),
     runId: integer('run_id'),
     level: text('level').notNull().default('info'),
     message: text('message').notNull(),

@@ -61,7 +61,8 @@ export const STALL_SLACK = 3;
 
 export function initialEta(options: { halfLifeMs?: number; totalSteps?: number | null } = {}): EtaState {
   const halfLifeMs = options.halfLifeMs ?? DEFAULT_HALF_LIFE_MS;
-  if (!(halfLifeMs > 0 && Number.isFinite(halfLifeMs))) throw new RangeError(`halfLifeMs must be > 0, got ${halfLifeMs}`);
+  if (!(halfLifeMs > 0 && Number.isFinite(halfLifeMs)))
+    throw new RangeError(`halfLifeMs must be > 0, got ${halfLifeMs}`);
   return {
     version: 1,
     halfLifeMs,

@@ -16,6 +16,10 @@ export function redactAddress(text: string, address: string, name: string): stri
 }
 
 /** A process as a reader without machines.view may see it: no machine address anywhere in it. */
-export function withoutAddress<T extends { lastError: string | null; machineAddress: string; machineName: string }>(view: T): T {
-  return view.lastError === null ? view : { ...view, lastError: redactAddress(view.lastError, view.machineAddress, view.machineName) };
+export function withoutAddress<T extends { lastError: string | null; machineAddress: string; machineName: string }>(
+  view: T,
+): T {
+  return view.lastError === null
+    ? view
+    : { ...view, lastError: redactAddress(view.lastError, view.machineAddress, view.machineName) };
 }

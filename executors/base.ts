@@ -4,7 +4,13 @@
 
 import { posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { REMOVE_OUTSIDE_ROOT_STATUS, SHELL_FUNCTIONS, assertShellSafeText, taggedLines, type ShellOp } from './shell.js';
+import {
+  REMOVE_OUTSIDE_ROOT_STATUS,
+  SHELL_FUNCTIONS,
+  assertShellSafeText,
+  taggedLines,
+  type ShellOp,
+} from './shell.js';
 import {
   ExecutorError,
   type Executor,
@@ -57,7 +63,10 @@ export function checkInsideRoot(root: string, path: string, what: string): strin
   checkAbsolutePath(path, what);
   const base = posix.basename(path);
   if (!path.startsWith(`${root}/`) || base === '' || base === '.' || base === '..') {
-    throw new ExecutorError('OUTSIDE_RUNS_ROOT', `${what} ${JSON.stringify(path)} is not inside the runs root ${JSON.stringify(root)}`);
+    throw new ExecutorError(
+      'OUTSIDE_RUNS_ROOT',
+      `${what} ${JSON.stringify(path)} is not inside the runs root ${JSON.stringify(root)}`,
+    );
   }
   return path;
 }
@@ -72,7 +81,13 @@ export function checkRunsRoot(root: string): string {
 
 /** Reads are bounded: a caller pages through a big file. */
 export function checkRange(offset: number, maxBytes: number): void {
-  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(maxBytes) || maxBytes < 0 || maxBytes > 64 * 1024 * 1024) {
+  if (
+    !Number.isSafeInteger(offset) ||
+    offset < 0 ||
+    !Number.isSafeInteger(maxBytes) ||
+    maxBytes < 0 ||
+    maxBytes > 64 * 1024 * 1024
+  ) {
     throw new ExecutorError('INVALID_ARGUMENT', `invalid read range offset=${offset} maxBytes=${maxBytes}`);
   }
 }
@@ -87,7 +102,11 @@ export function parseHandle(line: string | undefined, runDir: string): TrainerHa
 
 export function checkHandle(handle: TrainerHandle): void {
   const ok =
-    Number.isSafeInteger(handle.pid) && handle.pid > 1 && Number.isSafeInteger(handle.pgid) && handle.pgid > 1 && /^\d+$/.test(handle.startTime);
+    Number.isSafeInteger(handle.pid) &&
+    handle.pid > 1 &&
+    Number.isSafeInteger(handle.pgid) &&
+    handle.pgid > 1 &&
+    /^\d+$/.test(handle.startTime);
   if (!ok) {
     throw new ExecutorError('INVALID_ARGUMENT', `invalid trainer handle ${JSON.stringify(handle)}`);
   }
@@ -149,7 +168,10 @@ export abstract class ShellExecutor implements Executor {
     const res = await this.runChecked('trainyard_home', [], 'reading $HOME', true);
     const home = taggedLines(res.stdout, 'trainyard-home').at(-1);
     if (home === undefined || !home.startsWith('/')) {
-      throw new ExecutorError('COMMAND_FAILED', `the machine reports no usable home directory (${JSON.stringify(home)})`);
+      throw new ExecutorError(
+        'COMMAND_FAILED',
+        `the machine reports no usable home directory (${JSON.stringify(home)})`,
+      );
     }
     return home.length > 1 ? home.replace(/\/+$/, '') : home;
   }
@@ -163,7 +185,10 @@ export abstract class ShellExecutor implements Executor {
     }
     const handle = res.code === 0 ? parseHandle(taggedLines(res.stdout, 'trainyard-pid').at(-1), runDir) : null;
     if (!handle) {
-      throw new ExecutorError('LAUNCH_FAILED', `launch in ${runDir} failed (exit ${res.code}): ${res.stderr.trim() || res.stdout.trim()}`);
+      throw new ExecutorError(
+        'LAUNCH_FAILED',
+        `launch in ${runDir} failed (exit ${res.code}): ${res.stderr.trim() || res.stdout.trim()}`,
+      );
     }
     return handle;
   }
@@ -220,7 +245,10 @@ export abstract class ShellExecutor implements Executor {
     checkInsideRoot(root, runDir, 'the run directory');
     const res = await this.runShell('trainyard_remove_run_dir', [root, runDir], { idempotent: true, slow: true });
     if (res.code === REMOVE_OUTSIDE_ROOT_STATUS) {
-      throw new ExecutorError('OUTSIDE_RUNS_ROOT', res.stderr.trim() || `${runDir} is not inside the runs root ${root}`);
+      throw new ExecutorError(
+        'OUTSIDE_RUNS_ROOT',
+        res.stderr.trim() || `${runDir} is not inside the runs root ${root}`,
+      );
     }
     if (res.code !== 0) {
       throw new ExecutorError('COMMAND_FAILED', `removing ${runDir} failed (exit ${res.code}): ${res.stderr.trim()}`);
@@ -241,7 +269,12 @@ export abstract class ShellExecutor implements Executor {
 
   abstract probe(): Promise<ProbeResult>;
 
-  private async runChecked(op: ShellOp, args: readonly string[], what: string, idempotent = false): Promise<ShellResult> {
+  private async runChecked(
+    op: ShellOp,
+    args: readonly string[],
+    what: string,
+    idempotent = false,
+  ): Promise<ShellResult> {
     const res = await this.runShell(op, args, { idempotent });
     if (res.code !== 0) {
       throw new ExecutorError('COMMAND_FAILED', `${what} failed (exit ${res.code}): ${res.stderr.trim()}`);

@@ -20,14 +20,18 @@ export function parseAddress(address: string): { host: string; port: number } {
   const v4 = /^([^:[\]\s]+)(?::(\d{1,5}))?$/.exec(address);
   const match = v6 ?? v4;
   const port = match?.[2] ? Number(match[2]) : 22;
-  if (!match?.[1] || port < 1 || port > 65535) throw new ExecutorError('INVALID_ARGUMENT', `"${address}" is not an address: use host or host:port.`);
+  if (!match?.[1] || port < 1 || port > 65535)
+    throw new ExecutorError('INVALID_ARGUMENT', `"${address}" is not an address: use host or host:port.`);
   return { host: match[1], port };
 }
 
 function privateKeyOf(machine: MachineRow, context: ExecutorContext): string {
   if (machine.privateKeyEncrypted) return decryptSecret(context.secret, machine.privateKeyEncrypted);
   if (machine.privateKeyPath) return readKeyFile(context.keysDir, machine.privateKeyPath);
-  throw new ExecutorError('AUTH_FAILED', `Machine "${machine.name}" has no SSH private key: give it a key or a privateKeyPath under TRAINYARD_KEYS_DIR.`);
+  throw new ExecutorError(
+    'AUTH_FAILED',
+    `Machine "${machine.name}" has no SSH private key: give it a key or a privateKeyPath under TRAINYARD_KEYS_DIR.`,
+  );
 }
 
 export function createExecutorFor(machine: MachineRow, context: ExecutorContext): Executor {

@@ -18,7 +18,10 @@ export function parseFingerprint(fingerprint: string): Buffer {
   const m = FINGERPRINT.exec(fingerprint.trim());
   const digest = m ? Buffer.from(m[1] ?? '', 'base64') : null;
   if (!digest || digest.length !== 32) {
-    throw new ExecutorError('INVALID_ARGUMENT', `not a SHA256 host key fingerprint: ${JSON.stringify(fingerprint)} (expected "SHA256:" and 43 base64 characters, as ssh-keygen -lf prints)`);
+    throw new ExecutorError(
+      'INVALID_ARGUMENT',
+      `not a SHA256 host key fingerprint: ${JSON.stringify(fingerprint)} (expected "SHA256:" and 43 base64 characters, as ssh-keygen -lf prints)`,
+    );
   }
   return digest;
 }
@@ -45,7 +48,11 @@ export interface FetchedHostKey {
  * key negotiation as later connections, so the same key type). Nothing is
  * authenticated: the handshake is abandoned right after the key arrives.
  */
-export async function fetchHostKeyFingerprint(host: string, port = 22, options: { timeoutMs?: number } = {}): Promise<FetchedHostKey> {
+export async function fetchHostKeyFingerprint(
+  host: string,
+  port = 22,
+  options: { timeoutMs?: number } = {},
+): Promise<FetchedHostKey> {
   let presented: FetchedHostKey | undefined;
   const ssh = new NodeSSH();
   try {
@@ -61,10 +68,15 @@ export async function fetchHostKeyFingerprint(host: string, port = 22, options: 
     });
   } catch (e) {
     if (presented) return presented;
-    throw new ExecutorError('UNREACHABLE', `cannot fetch the host key of ${host}:${port}: ${(e as Error).message}`, { cause: e });
+    throw new ExecutorError('UNREACHABLE', `cannot fetch the host key of ${host}:${port}: ${(e as Error).message}`, {
+      cause: e,
+    });
   } finally {
     ssh.dispose();
   }
   // A server that skipped host key verification would be a broken SSH server.
-  throw new ExecutorError('UNREACHABLE', `${host}:${port} completed a handshake without presenting a verifiable host key`);
+  throw new ExecutorError(
+    'UNREACHABLE',
+    `${host}:${port} completed a handshake without presenting a verifiable host key`,
+  );
 }

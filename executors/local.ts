@@ -51,11 +51,15 @@ const LOCAL_PROGRAM = `umask 077\n${SHELL_LIBRARY}\n"$@"\n`;
  * any local account can read a process's command line in /proc, only its owner its
  * environment. The shell moves them back into "$@" and unsets them before `op` runs.
  */
-export function localShellInvocation(op: ShellOp, args: readonly string[]): { argv: string[]; env: Record<string, string> } {
+export function localShellInvocation(
+  op: ShellOp,
+  args: readonly string[],
+): { argv: string[]; env: Record<string, string> } {
   const env = shellEnv();
   const names = args.map((_, i) => `TRAINYARD_ARG_${i}`);
   args.forEach((value, i) => (env[names[i]!] = value));
-  const unpack = names.length === 0 ? '' : `set -- "$@" ${names.map((name) => `"$${name}"`).join(' ')}\nunset ${names.join(' ')}\n`;
+  const unpack =
+    names.length === 0 ? '' : `set -- "$@" ${names.map((name) => `"$${name}"`).join(' ')}\nunset ${names.join(' ')}\n`;
   return { argv: ['-c', `${unpack}${LOCAL_PROGRAM}`, 'trainyard', op], env };
 }
 
@@ -138,7 +142,9 @@ export class LocalExecutor extends ShellExecutor {
       const err: Buffer[] = [];
       child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
       child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-      child.on('error', (e) => reject(new ExecutorError('COMMAND_FAILED', `cannot run /bin/sh: ${e.message}`, { cause: e })));
+      child.on('error', (e) =>
+        reject(new ExecutorError('COMMAND_FAILED', `cannot run /bin/sh: ${e.message}`, { cause: e })),
+      );
       child.on('close', (code, signal) => {
         resolve({
           code: code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0)),
@@ -192,7 +198,8 @@ function withFile<T>(path: string, missing: T, read: (fd: number, size: number) 
   }
   try {
     const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new ExecutorError('NOT_A_REGULAR_FILE', `${path} is ${fileKind(stat)}, not a regular file`);
+    if (!stat.isFile())
+      throw new ExecutorError('NOT_A_REGULAR_FILE', `${path} is ${fileKind(stat)}, not a regular file`);
     return read(fd, stat.size);
   } catch (e) {
     if (e instanceof ExecutorError) throw e;
@@ -202,7 +209,13 @@ function withFile<T>(path: string, missing: T, read: (fd: number, size: number) 
   }
 }
 
-function fileKind(stat: { isFIFO(): boolean; isDirectory(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+function fileKind(stat: {
+  isFIFO(): boolean;
+  isDirectory(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+  isSocket(): boolean;
+}): string {
   if (stat.isFIFO()) return 'a FIFO';
   if (stat.isDirectory()) return 'a directory';
   if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
@@ -271,7 +284,8 @@ function groupAlive(handle: TrainerHandle): boolean {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const fields = statFields(entry);
-    if (fields && fields[2] === pgid && fields[3] === pgid && !DEAD.has(fields[0] ?? '') && Number(fields[19]) >= start) return true;
+    if (fields && fields[2] === pgid && fields[3] === pgid && !DEAD.has(fields[0] ?? '') && Number(fields[19]) >= start)
+      return true;
   }
   return false;
 }

@@ -29,7 +29,11 @@ export interface Ssh2Channel {
 }
 
 export interface Ssh2Sftp {
-  open(path: string, flags: string, callback: (err: (Error & { code?: number }) | undefined, handle: Buffer) => void): void;
+  open(
+    path: string,
+    flags: string,
+    callback: (err: (Error & { code?: number }) | undefined, handle: Buffer) => void,
+  ): void;
   read(
     handle: Buffer,
     buffer: Buffer,
@@ -40,7 +44,10 @@ export interface Ssh2Sftp {
   ): void;
   fstat(handle: Buffer, callback: (err: Error | undefined, attrs: { size: number }) => void): void;
   /** Follows symlinks, like stat(2); `mode` carries the file type bits. */
-  stat(path: string, callback: (err: (Error & { code?: number }) | undefined, attrs: { size: number; mode: number }) => void): void;
+  stat(
+    path: string,
+    callback: (err: (Error & { code?: number }) | undefined, attrs: { size: number; mode: number }) => void,
+  ): void;
   close(handle: Buffer, callback: (err: Error | undefined) => void): void;
   on(event: 'close', listener: () => void): this;
   end(): void;
@@ -94,14 +101,15 @@ export class SshPool {
 
   /** An idle remote shell, or a new one when all are busy; waits when every connection is full. */
   async acquireShell(): Promise<ShellLease> {
-    for (let refused = 0; ; ) {
+    for (let refused = 0; ;) {
       if (this.closed) throw new ExecutorError('CONNECTION_LOST', 'the executor is closed');
       const live = this.connections.filter((c) => !c.dead);
       for (const conn of live) {
         const shell = conn.shells.find((s) => !s.busy && !s.dead);
         if (shell) return this.lease(conn, shell);
       }
-      const conn = live.find((c) => c.channels < c.limit) ?? (live.length < this.maxConnections ? this.open() : undefined);
+      const conn =
+        live.find((c) => c.channels < c.limit) ?? (live.length < this.maxConnections ? this.open() : undefined);
       if (!conn) {
         await new Promise<void>((resolve) => this.waiters.push(resolve));
         continue;
@@ -121,7 +129,9 @@ export class SshPool {
         }
         if (conn.dead) throw connectionLost(err);
         if (isExecutorError(err)) throw err;
-        throw new ExecutorError('COMMAND_FAILED', `the machine refused a shell channel: ${(err as Error).message}`, { cause: err });
+        throw new ExecutorError('COMMAND_FAILED', `the machine refused a shell channel: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       conn.shells.push(shell);
       shell.onClose(() => {
@@ -141,10 +151,7 @@ export class SshPool {
     if (this.closed) throw new ExecutorError('CONNECTION_LOST', 'the executor is closed');
     const live = this.connections.filter((c) => !c.dead);
     const conn =
-      live.find((c) => c.sftp !== undefined) ??
-      live.find((c) => c.channels < c.limit) ??
-      live[0] ??
-      this.open();
+      live.find((c) => c.sftp !== undefined) ?? live.find((c) => c.channels < c.limit) ?? live[0] ?? this.open();
     if (!conn.sftp) {
       conn.channels += 1;
       const session = conn.ready.then(

@@ -83,7 +83,12 @@ export class RemoteShell {
         const shell = new RemoteShell(channel);
         const timer = setTimeout(() => {
           shell.destroy();
-          reject(new ExecutorError('COMMAND_FAILED', `the remote shell did not start within ${startTimeoutMs} ms: ${shell.noise.trim()}`));
+          reject(
+            new ExecutorError(
+              'COMMAND_FAILED',
+              `the remote shell did not start within ${startTimeoutMs} ms: ${shell.noise.trim()}`,
+            ),
+          );
         }, startTimeoutMs);
         shell.onReady = () => {
           clearTimeout(timer);
@@ -91,7 +96,12 @@ export class RemoteShell {
         };
         shell.onClose(() => {
           clearTimeout(timer);
-          reject(new ExecutorError('COMMAND_FAILED', `the remote shell exited at start: ${shell.noise.trim() || 'no output'}`));
+          reject(
+            new ExecutorError(
+              'COMMAND_FAILED',
+              `the remote shell exited at start: ${shell.noise.trim() || 'no output'}`,
+            ),
+          );
         });
       };
       try {
@@ -187,7 +197,9 @@ export class RemoteShell {
     this.pending = undefined;
     if (pending) {
       clearTimeout(pending.timer);
-      pending.reject(new ExecutorError('CONNECTION_LOST', 'the remote shell or its connection closed during a request'));
+      pending.reject(
+        new ExecutorError('CONNECTION_LOST', 'the remote shell or its connection closed during a request'),
+      );
     }
     for (const listener of this.closeListeners.splice(0)) listener();
   }

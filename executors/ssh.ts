@@ -15,7 +15,16 @@
 // fetch-and-confirm step of adding a machine should do.
 
 import { NodeSSH } from 'node-ssh';
-import { ShellExecutor, checkAbsolutePath, checkRange, checkRunsRoot, decodeTail, type ShellOptions, type ShellResult, type StopTiming } from './base.js';
+import {
+  ShellExecutor,
+  checkAbsolutePath,
+  checkRange,
+  checkRunsRoot,
+  decodeTail,
+  type ShellOptions,
+  type ShellResult,
+  type StopTiming,
+} from './base.js';
 import { fingerprintMatches, fingerprintOf, parseFingerprint } from './host-key.js';
 import type { ShellOp } from './shell.js';
 import { SshPool, type Ssh2Sftp } from './ssh-pool.js';
@@ -107,7 +116,9 @@ export class SshExecutor extends ShellExecutor {
       try {
         const lease = await this.pool.acquireShell();
         try {
-          const timeoutMs = options.slow ? (this.options.removeTimeoutMs ?? 3_600_000) : (this.options.commandTimeoutMs ?? 60_000);
+          const timeoutMs = options.slow
+            ? (this.options.removeTimeoutMs ?? 3_600_000)
+            : (this.options.commandTimeoutMs ?? 60_000);
           return await lease.shell.run(op, args, timeoutMs);
         } finally {
           lease.release();
@@ -124,7 +135,11 @@ export class SshExecutor extends ShellExecutor {
     checkAbsolutePath(path, 'the file');
     checkRange(offset, maxBytes);
     // Sized by the stat: a quiet file (most polls) costs one round trip and no open.
-    return this.withFile(path, (sftp, size) => readRange(sftp, path, offset, Math.min(maxBytes, Math.max(0, size - offset))), () => new Uint8Array(0));
+    return this.withFile(
+      path,
+      (sftp, size) => readRange(sftp, path, offset, Math.min(maxBytes, Math.max(0, size - offset))),
+      () => new Uint8Array(0),
+    );
   }
 
   async tail(path: string, maxBytes: number): Promise<string> {
@@ -142,12 +157,18 @@ export class SshExecutor extends ShellExecutor {
   }
 
   /** `fn` with the size of `path` once it is known to be a regular file; `missing()` when it does not exist. */
-  private async withFile<T>(path: string, fn: (sftp: Ssh2Sftp, size: number) => Promise<T>, missing: () => T): Promise<T> {
+  private async withFile<T>(
+    path: string,
+    fn: (sftp: Ssh2Sftp, size: number) => Promise<T>,
+    missing: () => T,
+  ): Promise<T> {
     for (let attempt = 1; ; attempt += 1) {
       try {
         const sftp = await this.pool.sftp();
         const attrs = await new Promise<{ size: number; mode: number } | null>((resolve, reject) =>
-          sftp.stat(path, (err, a) => (err ? (err.code === SFTP_NO_SUCH_FILE ? resolve(null) : reject(err)) : resolve(a))),
+          sftp.stat(path, (err, a) =>
+            err ? (err.code === SFTP_NO_SUCH_FILE ? resolve(null) : reject(err)) : resolve(a),
+          ),
         );
         if (!attrs) return missing();
         if ((attrs.mode & S_IFMT) !== S_IFREG) {
@@ -156,7 +177,9 @@ export class SshExecutor extends ShellExecutor {
         return await fn(sftp, attrs.size);
       } catch (err) {
         // SFTP status answers carry a numeric code; anything else is the session or connection going away.
-        const lost = isExecutorError(err, 'CONNECTION_LOST') || (!isExecutorError(err) && typeof (err as { code?: unknown }).code !== 'number');
+        const lost =
+          isExecutorError(err, 'CONNECTION_LOST') ||
+          (!isExecutorError(err) && typeof (err as { code?: unknown }).code !== 'number');
         if (lost && attempt === 1) continue;
         if (isExecutorError(err)) throw err;
         const message = `reading ${path} over SFTP failed: ${(err as Error).message}`;
@@ -257,7 +280,9 @@ async function readRange(sftp: Ssh2Sftp, path: string, offset: number, length: n
     const timer = setTimeout(() => {
       // The open is stuck in sftp-server, and every request behind it with it.
       sftp.end();
-      reject(new ExecutorError('COMMAND_FAILED', `opening ${path} over SFTP did not finish within ${OPEN_TIMEOUT_MS} ms`));
+      reject(
+        new ExecutorError('COMMAND_FAILED', `opening ${path} over SFTP did not finish within ${OPEN_TIMEOUT_MS} ms`),
+      );
     }, OPEN_TIMEOUT_MS);
     sftp.open(path, 'r', (err, h) => {
       clearTimeout(timer);
@@ -280,7 +305,9 @@ async function readFully(sftp: Ssh2Sftp, handle: Buffer, offset: number, maxByte
   let filled = 0;
   while (filled < maxBytes) {
     const n = await new Promise<number>((resolve, reject) =>
-      sftp.read(handle, buf, filled, maxBytes - filled, offset + filled, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead))),
+      sftp.read(handle, buf, filled, maxBytes - filled, offset + filled, (err, bytesRead) =>
+        err ? reject(err) : resolve(bytesRead),
+      ),
     );
     if (n === 0) break;
     filled += n;

@@ -155,7 +155,10 @@ export function launchArgs(spec: LaunchSpec): string[] {
   assertShellSafeText(workingDir, 'the working directory');
   const env = envFileText(spec.env);
   if (Buffer.byteLength(spec.command) > MAX_ARGUMENT_BYTES || Buffer.byteLength(env) > MAX_ARGUMENT_BYTES) {
-    throw new ExecutorError('INVALID_ARGUMENT', `the command and the environment must each stay under ${MAX_ARGUMENT_BYTES} bytes`);
+    throw new ExecutorError(
+      'INVALID_ARGUMENT',
+      `the command and the environment must each stay under ${MAX_ARGUMENT_BYTES} bytes`,
+    );
   }
   return [spec.runDir, workingDir, spec.command, env];
 }

@@ -6,7 +6,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { TLSConfig } from '@temporalio/client';
-import { loadClientConfig, loadClientConfigProfile, toClientOptions, type ClientConfigProfile, type ConfigDataSource } from '@temporalio/envconfig';
+import {
+  loadClientConfig,
+  loadClientConfigProfile,
+  toClientOptions,
+  type ClientConfigProfile,
+  type ConfigDataSource,
+} from '@temporalio/envconfig';
 import { EXPECTED_ERROR } from '../domain/failures.js';
 
 export interface Config {
@@ -122,7 +128,10 @@ function trustProxyOf(env: Env, name: string): Config['trustProxy'] {
   if (['true', 'yes', 'on'].includes(lower)) return true;
   // Digits: a hop count (1 = the one proxy in front; 0 = none, as false).
   if (/^\d{1,2}$/.test(raw)) return Number(raw) === 0 ? false : Number(raw);
-  const entries = raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  const entries = raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
   for (const entry of entries) {
     if (PROXY_RANGE_NAMES.has(entry)) continue;
     const [address = '', prefix, extra] = entry.split('/');
@@ -141,7 +150,12 @@ function trustProxyOf(env: Env, name: string): Config['trustProxy'] {
 const TLS_FILES = [
   { field: 'clientCert', variable: 'TEMPORAL_TLS_CLIENT_CERT', toml: 'tls.client_cert', kind: 'certificate' },
   { field: 'clientKey', variable: 'TEMPORAL_TLS_CLIENT_KEY', toml: 'tls.client_key', kind: 'private key' },
-  { field: 'serverCACert', variable: 'TEMPORAL_TLS_SERVER_CA_CERT', toml: 'tls.server_ca_cert', kind: 'CA certificate' },
+  {
+    field: 'serverCACert',
+    variable: 'TEMPORAL_TLS_SERVER_CA_CERT',
+    toml: 'tls.server_ca_cert',
+    kind: 'CA certificate',
+  },
 ] as const;
 
 type TemporalConnection = Pick<Config['temporal'], 'address' | 'namespace' | 'tls' | 'apiKey' | 'grpcMeta' | 'profile'>;
@@ -195,10 +209,14 @@ function profileOf(env: Env, given: Record<string, string>, problems: string[]):
       if (profileName in profiles) label = `profile "${profileName}" in ${fileName}`;
       else if (given.TEMPORAL_PROFILE) {
         const known = Object.keys(profiles);
-        problems.push(`TEMPORAL_PROFILE=${profileName}: ${fileName} has no such profile (${known.length ? `it has ${known.join(', ')}` : 'it has none'}).`);
+        problems.push(
+          `TEMPORAL_PROFILE=${profileName}: ${fileName} has no such profile (${known.length ? `it has ${known.join(', ')}` : 'it has none'}).`,
+        );
       }
     } catch (error) {
-      problems.push(`${given.TEMPORAL_CONFIG_FILE ? 'TEMPORAL_CONFIG_FILE=' : ''}${fileName} is not a TOML file of Temporal profiles: ${reason(error)}.`);
+      problems.push(
+        `${given.TEMPORAL_CONFIG_FILE ? 'TEMPORAL_CONFIG_FILE=' : ''}${fileName} is not a TOML file of Temporal profiles: ${reason(error)}.`,
+      );
     }
   }
   try {
@@ -217,11 +235,17 @@ type Origin = (variable: string, tomlKey: string) => string;
  * Mistakes in a profile's TLS: each file present, readable and PEM of its kind; a client
  * certificate with its key and that key its own; TLS files with TLS off.
  */
-function tlsProblems(tls: NonNullable<ClientConfigProfile['tls']>, origin: Origin, tlsOff: string): { problems: string[]; settings: string[] } {
+function tlsProblems(
+  tls: NonNullable<ClientConfigProfile['tls']>,
+  origin: Origin,
+  tlsOff: string,
+): { problems: string[]; settings: string[] } {
   const problems: string[] = [];
   const parsed: { clientCert?: crypto.X509Certificate; clientKey?: crypto.KeyObject } = {};
   const labelOf = (file: (typeof TLS_FILES)[number], source: ConfigDataSource): string =>
-    'path' in source ? `${origin(`${file.variable}_PATH`, `${file.toml}_path`)}=${source.path}` : origin(`${file.variable}_DATA`, `${file.toml}_data`);
+    'path' in source
+      ? `${origin(`${file.variable}_PATH`, `${file.toml}_path`)}=${source.path}`
+      : origin(`${file.variable}_DATA`, `${file.toml}_data`);
   for (const file of TLS_FILES) {
     const source = tls[file.field];
     if (!source) continue;
@@ -238,7 +262,8 @@ function tlsProblems(tls: NonNullable<ClientConfigProfile['tls']>, origin: Origi
       else {
         const certificate = new crypto.X509Certificate(data);
         if (file.field === 'clientCert') parsed.clientCert = certificate;
-        if (Date.parse(certificate.validTo) < Date.now()) problems.push(`${label}: the ${file.kind} expired on ${certificate.validTo}; renew it.`);
+        if (Date.parse(certificate.validTo) < Date.now())
+          problems.push(`${label}: the ${file.kind} expired on ${certificate.validTo}; renew it.`);
       }
     } catch {
       problems.push(`${label} does not hold a PEM ${file.kind}.`);
@@ -246,17 +271,27 @@ function tlsProblems(tls: NonNullable<ClientConfigProfile['tls']>, origin: Origi
   }
   const [certFile, keyFile] = TLS_FILES;
   if (tls.clientCert && !tls.clientKey) {
-    problems.push(`${labelOf(certFile, tls.clientCert)} is set without its private key; set TEMPORAL_TLS_CLIENT_KEY_PATH too.`);
+    problems.push(
+      `${labelOf(certFile, tls.clientCert)} is set without its private key; set TEMPORAL_TLS_CLIENT_KEY_PATH too.`,
+    );
   }
   if (tls.clientKey && !tls.clientCert) {
-    problems.push(`${labelOf(keyFile, tls.clientKey)} is set without its certificate; set TEMPORAL_TLS_CLIENT_CERT_PATH too.`);
+    problems.push(
+      `${labelOf(keyFile, tls.clientKey)} is set without its certificate; set TEMPORAL_TLS_CLIENT_CERT_PATH too.`,
+    );
   }
   if (parsed.clientCert && parsed.clientKey && !parsed.clientCert.checkPrivateKey(parsed.clientKey)) {
-    problems.push(`${labelOf(keyFile, tls.clientKey!)} is not the private key of ${labelOf(certFile, tls.clientCert!)}.`);
+    problems.push(
+      `${labelOf(keyFile, tls.clientKey!)} is not the private key of ${labelOf(certFile, tls.clientCert!)}.`,
+    );
   }
-  const files = TLS_FILES.filter((file) => tls[file.field]).map((file) => labelOf(file, tls[file.field]!).split('=')[0]!);
+  const files = TLS_FILES.filter((file) => tls[file.field]).map(
+    (file) => labelOf(file, tls[file.field]!).split('=')[0]!,
+  );
   if (tls.disabled && files.length > 0) {
-    problems.push(`${tlsOff} turns TLS off, yet ${files.join(', ')} ${files.length > 1 ? 'are' : 'is'} set; drop one or the other.`);
+    problems.push(
+      `${tlsOff} turns TLS off, yet ${files.join(', ')} ${files.length > 1 ? 'are' : 'is'} set; drop one or the other.`,
+    );
   }
   const settings = [...files, ...(tls.serverName ? [origin('TEMPORAL_TLS_SERVER_NAME', 'tls.server_name')] : [])];
   return { problems, settings };
@@ -283,7 +318,8 @@ function temporalConnectionOf(env: Env, problems: string[]): TemporalConnection 
     }
   }
   const { profile, label } = profileOf(env, given, problems);
-  const origin: Origin = (variable, tomlKey) => (given[variable] !== undefined || !label ? variable : `${label}: ${tomlKey}`);
+  const origin: Origin = (variable, tomlKey) =>
+    given[variable] !== undefined || !label ? variable : `${label}: ${tomlKey}`;
 
   let address: string | null = null;
   if (profile.address) {
@@ -312,7 +348,14 @@ function temporalConnectionOf(env: Env, problems: string[]): TemporalConnection 
       problems.push(`${label ?? 'TEMPORAL_TLS_*'}: ${reason(error)}.`);
     }
   }
-  return { address, namespace: profile.namespace ?? 'default', tls: tlsOption, apiKey: profile.apiKey ?? null, grpcMeta: profile.grpcMeta ?? {}, profile: label };
+  return {
+    address,
+    namespace: profile.namespace ?? 'default',
+    tls: tlsOption,
+    apiKey: profile.apiKey ?? null,
+    grpcMeta: profile.grpcMeta ?? {},
+    profile: label,
+  };
 }
 
 /** Reads and checks every setting; throws one ConfigError listing every mistake, a line each. */
@@ -380,26 +423,86 @@ export function loadConfigOrExit(env: Env = process.env): Config {
 export const SETTINGS: ReadonlyArray<{ name: string; default: string; meaning: string }> = [
   { name: 'PORT', default: '3000', meaning: 'HTTP port of the web server' },
   { name: 'HOST', default: '127.0.0.1', meaning: 'address the web server binds (0.0.0.0 to serve other machines)' },
-  { name: 'DATABASE_URL', default: '(embedded PGlite)', meaning: 'PostgreSQL URL; unset → embedded PGlite in the data directory' },
-  { name: 'TEMPORAL_ADDRESS', default: '(dev server)', meaning: 'Temporal frontend host:port; unset (and no profile address) → `npm start` runs a dev server' },
+  {
+    name: 'DATABASE_URL',
+    default: '(embedded PGlite)',
+    meaning: 'PostgreSQL URL; unset → embedded PGlite in the data directory',
+  },
+  {
+    name: 'TEMPORAL_ADDRESS',
+    default: '(dev server)',
+    meaning: 'Temporal frontend host:port; unset (and no profile address) → `npm start` runs a dev server',
+  },
   { name: 'TEMPORAL_NAMESPACE', default: 'default', meaning: 'Temporal namespace' },
-  { name: 'TEMPORAL_API_KEY', default: '(none)', meaning: 'API key sent with every call (Temporal Cloud); turns TLS on' },
-  { name: 'TEMPORAL_TLS', default: 'false (true with an API key)', meaning: 'TLS to the frontend, trusting the system CAs unless a CA is given' },
-  { name: 'TEMPORAL_TLS_CLIENT_CERT_PATH', default: '(none)', meaning: 'client certificate (PEM) for mTLS; needs the key below; turns TLS on' },
+  {
+    name: 'TEMPORAL_API_KEY',
+    default: '(none)',
+    meaning: 'API key sent with every call (Temporal Cloud); turns TLS on',
+  },
+  {
+    name: 'TEMPORAL_TLS',
+    default: 'false (true with an API key)',
+    meaning: 'TLS to the frontend, trusting the system CAs unless a CA is given',
+  },
+  {
+    name: 'TEMPORAL_TLS_CLIENT_CERT_PATH',
+    default: '(none)',
+    meaning: 'client certificate (PEM) for mTLS; needs the key below; turns TLS on',
+  },
   { name: 'TEMPORAL_TLS_CLIENT_KEY_PATH', default: '(none)', meaning: 'private key (PEM) of that client certificate' },
-  { name: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH', default: '(system CAs)', meaning: "CA certificate (PEM) that signed the server's certificate; turns TLS on" },
-  { name: 'TEMPORAL_TLS_SERVER_NAME', default: '(host of the address)', meaning: "name the server's certificate must carry (and the SNI sent)" },
-  { name: 'TEMPORAL_CONFIG_FILE', default: '(none)', meaning: 'TOML file of Temporal profiles (as `temporal config` writes them); the variables above override it' },
-  { name: 'TEMPORAL_PROFILE', default: 'default', meaning: 'profile to read from TEMPORAL_CONFIG_FILE, or from ~/.config/temporalio/temporal.toml when that is unset' },
-  { name: 'TEMPORAL_UI_URL', default: 'http://127.0.0.1:8233', meaning: 'Temporal UI address linked from process pages' },
-  { name: 'TRAINYARD_DATA_DIR', default: './data', meaning: 'embedded database, Temporal SQLite file, local run directories, generated secret' },
-  { name: 'TRAINYARD_SECRET', default: '(generated)', meaning: 'key that encrypts stored SSH keys; generated into the data directory when unset' },
-  { name: 'TRAINYARD_KEYS_DIR', default: '(none)', meaning: 'the only folder SSH private keys may be read from by path' },
-  { name: 'TRAINYARD_LOCAL_MACHINE', default: 'false (true in npm start)', meaning: 'this worker serves the built-in `local` machine' },
+  {
+    name: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+    default: '(system CAs)',
+    meaning: "CA certificate (PEM) that signed the server's certificate; turns TLS on",
+  },
+  {
+    name: 'TEMPORAL_TLS_SERVER_NAME',
+    default: '(host of the address)',
+    meaning: "name the server's certificate must carry (and the SNI sent)",
+  },
+  {
+    name: 'TEMPORAL_CONFIG_FILE',
+    default: '(none)',
+    meaning: 'TOML file of Temporal profiles (as `temporal config` writes them); the variables above override it',
+  },
+  {
+    name: 'TEMPORAL_PROFILE',
+    default: 'default',
+    meaning: 'profile to read from TEMPORAL_CONFIG_FILE, or from ~/.config/temporalio/temporal.toml when that is unset',
+  },
+  {
+    name: 'TEMPORAL_UI_URL',
+    default: 'http://127.0.0.1:8233',
+    meaning: 'Temporal UI address linked from process pages',
+  },
+  {
+    name: 'TRAINYARD_DATA_DIR',
+    default: './data',
+    meaning: 'embedded database, Temporal SQLite file, local run directories, generated secret',
+  },
+  {
+    name: 'TRAINYARD_SECRET',
+    default: '(generated)',
+    meaning: 'key that encrypts stored SSH keys; generated into the data directory when unset',
+  },
+  {
+    name: 'TRAINYARD_KEYS_DIR',
+    default: '(none)',
+    meaning: 'the only folder SSH private keys may be read from by path',
+  },
+  {
+    name: 'TRAINYARD_LOCAL_MACHINE',
+    default: 'false (true in npm start)',
+    meaning: 'this worker serves the built-in `local` machine',
+  },
   { name: 'TRAINYARD_ADMIN_PASSWORD', default: '(generated)', meaning: 'password of the admin created at first start' },
   { name: 'TRAINYARD_TEMPORAL_PORT', default: '7233', meaning: 'port of the dev server started by npm start' },
   { name: 'TRAINYARD_TEMPORAL_UI_PORT', default: '8233', meaning: 'UI port of the dev server started by npm start' },
-  { name: 'TEMPORAL_CLI', default: '(found or built)', meaning: 'path to a Temporal CLI binary to use for the dev server' },
+  {
+    name: 'TEMPORAL_CLI',
+    default: '(found or built)',
+    meaning: 'path to a Temporal CLI binary to use for the dev server',
+  },
   { name: 'LOG_LEVEL', default: 'info', meaning: 'debug, info, warn or error' },
   {
     name: 'TRUST_PROXY',

@@ -24,7 +24,12 @@ export class KeyboxError extends Error {
   override name = EXPECTED_ERROR.keybox;
 }
 
-export function decryptSecret(secret: string, sealed: string, info: Buffer = INFO, what = 'The stored SSH key'): string {
+export function decryptSecret(
+  secret: string,
+  sealed: string,
+  info: Buffer = INFO,
+  what = 'The stored SSH key',
+): string {
   const [version, iv, tag, body] = sealed.split('.');
   if (version !== 'v1' || !iv || !tag || body === undefined) throw new KeyboxError(`${what} is not in a known format.`);
   try {
@@ -42,8 +47,16 @@ export function sealEnvValue(secret: string, value: string): string {
 }
 
 /** Opens a template's sealed secret env (name → sealed value); only a launching trainer needs this. */
-export function openSecretEnv(secret: string, sealed: Record<string, string> | null | undefined): Record<string, string> {
-  return Object.fromEntries(Object.entries(sealed ?? {}).map(([name, value]) => [name, decryptSecret(secret, value, ENV_INFO, `The secret env variable ${name}`)]));
+export function openSecretEnv(
+  secret: string,
+  sealed: Record<string, string> | null | undefined,
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(sealed ?? {}).map(([name, value]) => [
+      name,
+      decryptSecret(secret, value, ENV_INFO, `The secret env variable ${name}`),
+    ]),
+  );
 }
 
 /** Reads a key by a path relative to TRAINYARD_KEYS_DIR; never from anywhere else. */

@@ -66,7 +66,10 @@ export function findTemporalCli(env: NodeJS.ProcessEnv = process.env, projectRoo
   }
   const fromPath = onPath('temporal', env);
   if (fromPath) return { path: fromPath, source: 'PATH' };
-  for (const candidate of [path.join(projectRoot, '.tools', 'bin', 'temporal'), path.join(cliCacheDir(env), 'temporal')]) {
+  for (const candidate of [
+    path.join(projectRoot, '.tools', 'bin', 'temporal'),
+    path.join(cliCacheDir(env), 'temporal'),
+  ]) {
     if (isExecutable(candidate)) return { path: candidate, source: 'cache' };
   }
   const gopathBin = goPathBin(findGo(env), env);
@@ -80,7 +83,12 @@ export function findTemporalCli(env: NodeJS.ProcessEnv = process.env, projectRoo
  */
 export function goInstall(go: string, packages: string[], gobin: string, log: (line: string) => void): Promise<void> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, GOBIN: gobin, GOTOOLCHAIN: 'local', PATH: `${path.dirname(go)}${path.delimiter}${process.env.PATH ?? ''}` };
+    const env = {
+      ...process.env,
+      GOBIN: gobin,
+      GOTOOLCHAIN: 'local',
+      PATH: `${path.dirname(go)}${path.delimiter}${process.env.PATH ?? ''}`,
+    };
     // -x would be too noisy; -v lists packages as they compile, which is the progress we show.
     const child = spawn(go, ['install', '-v', ...packages], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let compiled = 0;

@@ -88,7 +88,9 @@ async function waitReady(address: string, child: ChildProcess, timeoutMs: number
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
       const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(-2000) : '';
-      throw new DevServerError(`The Temporal dev server exited (${child.exitCode ?? child.signalCode}) while starting:\n${tail}`);
+      throw new DevServerError(
+        `The Temporal dev server exited (${child.exitCode ?? child.signalCode}) while starting:\n${tail}`,
+      );
     }
     try {
       const connection = await Connection.connect({ address, connectTimeout: 1000 });
@@ -103,7 +105,9 @@ async function waitReady(address: string, child: ChildProcess, timeoutMs: number
       await new Promise((r) => setTimeout(r, 200));
     }
   }
-  throw new DevServerError(`The Temporal dev server did not answer on ${address} within ${timeoutMs} ms: ${String(lastError)}`);
+  throw new DevServerError(
+    `The Temporal dev server did not answer on ${address} within ${timeoutMs} ms: ${String(lastError)}`,
+  );
 }
 
 export async function startTemporalDevServer(options: DevServerOptions): Promise<DevServer> {
@@ -122,8 +126,21 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
   // Loopback only, for every socket it opens: --ip binds gRPC and also the HTTP API, the
   // metrics endpoint and the internal services; --ui-ip the UI (it would follow --ip, said
   // here so it cannot drift). The dev server has no authentication at all.
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--namespace', options.namespace, '--log-level', 'warn'];
-  args.push(...(options.uiPort === null ? ['--headless'] : ['--ui-ip', '127.0.0.1', '--ui-port', String(options.uiPort)]));
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(options.port),
+    '--namespace',
+    options.namespace,
+    '--log-level',
+    'warn',
+  ];
+  args.push(
+    ...(options.uiPort === null ? ['--headless'] : ['--ui-ip', '127.0.0.1', '--ui-port', String(options.uiPort)]),
+  );
   if (options.dbFile) {
     fs.mkdirSync(path.dirname(options.dbFile), { recursive: true, mode: 0o700 });
     args.push('--db-filename', options.dbFile);

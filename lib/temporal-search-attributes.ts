@@ -9,7 +9,9 @@ import { SEARCH_KEYS } from '../workflows/messages.js';
 const { temporal } = protos;
 
 /** Name → type for the dev server's `--search-attribute` flags; every key is a Keyword. */
-export const SEARCH_ATTRIBUTES: Record<string, 'Keyword'> = Object.fromEntries(Object.values(SEARCH_KEYS).map((key) => [key.name, 'Keyword']));
+export const SEARCH_ATTRIBUTES: Record<string, 'Keyword'> = Object.fromEntries(
+  Object.values(SEARCH_KEYS).map((key) => [key.name, 'Keyword']),
+);
 
 /** gRPC codes that mean "the server is not there right now": worth a retry, not a warning. */
 const TRANSIENT = new Set([4 /* DEADLINE_EXCEEDED */, 14 /* UNAVAILABLE */]);
@@ -31,17 +33,27 @@ export function registrationHint(namespace: string, names: string[]): string {
  * line through `log` and is not an error; until they exist, Temporal refuses to start a
  * process's workflow. A server that is unreachable throws, so the caller retries.
  */
-export async function ensureSearchAttributes(connection: Connection, namespace: string, log: (line: string) => void = (line) => console.warn(`trainyard: ${line}`)): Promise<void> {
+export async function ensureSearchAttributes(
+  connection: Connection,
+  namespace: string,
+  log: (line: string) => void = (line) => console.warn(`trainyard: ${line}`),
+): Promise<void> {
   let missing = Object.keys(SEARCH_ATTRIBUTES);
   try {
     missing = await missingFrom(connection, namespace);
     if (missing.length === 0) return;
-    const searchAttributes = Object.fromEntries(missing.map((name) => [name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]));
+    const searchAttributes = Object.fromEntries(
+      missing.map((name) => [name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
+    );
     await connection.operatorService.addSearchAttributes({ namespace, searchAttributes });
   } catch (error) {
     if (!isGrpcServiceError(error) || TRANSIENT.has(error.code ?? -1)) throw error;
     // Another process may have added them at the same moment.
-    if (error.code === 6 /* ALREADY_EXISTS */ && (await missingFrom(connection, namespace).catch(() => missing)).length === 0) return;
+    if (
+      error.code === 6 /* ALREADY_EXISTS */ &&
+      (await missingFrom(connection, namespace).catch(() => missing)).length === 0
+    )
+      return;
     log(
       `Temporal namespace ${namespace}: could not register the search attributes ${missing.join(', ')} (${error.details || error.message}); ` +
         `register them as Keyword, e.g. ${registrationHint(namespace, missing)}. Until they exist, starting a process fails.`,

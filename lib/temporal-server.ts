@@ -39,7 +39,9 @@ function layout(dir: string, source: FoundServer['source']): FoundServer {
 export function findTemporalServer(env: NodeJS.ProcessEnv = process.env): FoundServer | null {
   const found = layout(serverCacheDir(env), 'cache');
   const complete =
-    isExecutable(found.server) && isExecutable(found.sqlTool) && fs.existsSync(path.join(found.postgresSchemaDir, 'visibility', 'versioned'));
+    isExecutable(found.server) &&
+    isExecutable(found.sqlTool) &&
+    fs.existsSync(path.join(found.postgresSchemaDir, 'visibility', 'versioned'));
   return complete ? found : null;
 }
 
@@ -58,22 +60,34 @@ function makeWritable(dir: string): void {
  * program). The build goes to a scratch folder that is renamed into place when complete,
  * so an interrupted build is never found.
  */
-export async function ensureTemporalServer(options: { env?: NodeJS.ProcessEnv; log?: (line: string) => void } = {}): Promise<FoundServer> {
+export async function ensureTemporalServer(
+  options: { env?: NodeJS.ProcessEnv; log?: (line: string) => void } = {},
+): Promise<FoundServer> {
   const env = options.env ?? process.env;
   const log = options.log ?? ((line: string) => console.error(line));
   const found = findTemporalServer(env);
   if (found) return found;
 
   const go = findGo(env);
-  if (!go) throw new TemporalCliError('No Temporal server found and no Go toolchain to build one: install Go (https://go.dev/dl).');
+  if (!go)
+    throw new TemporalCliError(
+      'No Temporal server found and no Go toolchain to build one: install Go (https://go.dev/dl).',
+    );
   const target = serverCacheDir(env);
   const scratch = `${target}.building-${process.pid}`;
   fs.rmSync(scratch, { recursive: true, force: true });
   fs.mkdirSync(scratch, { recursive: true });
   try {
     const started = Date.now();
-    log(`Building the Temporal server ${TEMPORAL_SERVER_VERSION} with ${go} into ${target} (several minutes the first time)…`);
-    await goInstall(go, [`${MODULE}/cmd/server@${TEMPORAL_SERVER_VERSION}`, `${MODULE}/cmd/tools/sql@${TEMPORAL_SERVER_VERSION}`], scratch, log);
+    log(
+      `Building the Temporal server ${TEMPORAL_SERVER_VERSION} with ${go} into ${target} (several minutes the first time)…`,
+    );
+    await goInstall(
+      go,
+      [`${MODULE}/cmd/server@${TEMPORAL_SERVER_VERSION}`, `${MODULE}/cmd/tools/sql@${TEMPORAL_SERVER_VERSION}`],
+      scratch,
+      log,
+    );
     fs.renameSync(path.join(scratch, 'server'), path.join(scratch, 'temporal-server'));
     fs.renameSync(path.join(scratch, 'sql'), path.join(scratch, 'temporal-sql-tool'));
 
@@ -83,14 +97,19 @@ export async function ensureTemporalServer(options: { env?: NodeJS.ProcessEnv; l
       env: { ...env, GOTOOLCHAIN: 'local' },
     });
     const moduleDir = download.status === 0 ? (JSON.parse(download.stdout) as { Dir?: string }).Dir : undefined;
-    if (!moduleDir) throw new TemporalCliError(`go mod download ${MODULE}@${TEMPORAL_SERVER_VERSION} failed: ${download.stderr.trim()}`);
+    if (!moduleDir)
+      throw new TemporalCliError(
+        `go mod download ${MODULE}@${TEMPORAL_SERVER_VERSION} failed: ${download.stderr.trim()}`,
+      );
     const schemaCopy = path.join(scratch, 'schema', 'postgresql', 'v12');
     fs.cpSync(path.join(moduleDir, 'schema', 'postgresql', 'v12'), schemaCopy, { recursive: true });
     makeWritable(path.join(scratch, 'schema'));
 
     fs.rmSync(target, { recursive: true, force: true });
     fs.renameSync(scratch, target);
-    log(`Temporal server ${TEMPORAL_SERVER_VERSION} built in ${Math.round((Date.now() - started) / 1000)} s: ${target}`);
+    log(
+      `Temporal server ${TEMPORAL_SERVER_VERSION} built in ${Math.round((Date.now() - started) / 1000)} s: ${target}`,
+    );
     return layout(target, 'built');
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });

@@ -53,7 +53,9 @@ function handshake(address: string, options: tls.ConnectionOptions): Promise<Han
     const socket = tls.connect({ host, port, ALPNProtocols: ['h2'], ...options });
     // A server that wants a client certificate says so after a TLS 1.3 handshake completes.
     socket.once('secureConnect', () => setTimeout(() => finish({ ok: true }), 500));
-    socket.once('error', (error: NodeJS.ErrnoException) => finish({ ok: false, code: error.code ?? '', message: error.message }));
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      finish({ ok: false, code: error.code ?? '', message: error.message }),
+    );
     const timer = setTimeout(() => finish({ ok: false, code: 'TIMEOUT', message: 'no answer' }), 5000);
   });
 }
@@ -79,13 +81,17 @@ export async function diagnoseTls(address: string, settings?: TemporalConnection
     // Plaintext was asked for: does the server speak TLS?
     const probe = await handshake(address, { rejectUnauthorized: false });
     const speaksTls = probe.ok || /alert|certificate required/i.test(probe.message);
-    return speaksTls ? `${at} speaks TLS; set TEMPORAL_TLS=true (with TEMPORAL_TLS_SERVER_CA_CERT_PATH for a private CA, and a client certificate for mTLS).` : null;
+    return speaksTls
+      ? `${at} speaks TLS; set TEMPORAL_TLS=true (with TEMPORAL_TLS_SERVER_CA_CERT_PATH for a private CA, and a client certificate for mTLS).`
+      : null;
   }
   const config: TLSConfig = wanted === true ? {} : wanted;
   const serverName = config.serverNameOverride ?? hostAndPort(address).host;
   const result = await handshake(address, {
     ...(config.serverRootCACertificate ? { ca: Buffer.from(config.serverRootCACertificate) } : {}),
-    ...(config.clientCertPair ? { cert: Buffer.from(config.clientCertPair.crt), key: Buffer.from(config.clientCertPair.key) } : {}),
+    ...(config.clientCertPair
+      ? { cert: Buffer.from(config.clientCertPair.crt), key: Buffer.from(config.clientCertPair.key) }
+      : {}),
     // Node refuses an IP address as SNI; the certificate is still checked against it.
     ...(tlsServername(serverName) ? { servername: serverName } : {}),
     checkServerIdentity: (_host, certificate) => tls.checkServerIdentity(serverName, certificate),
@@ -103,13 +109,20 @@ export async function diagnoseTls(address: string, settings?: TemporalConnection
   if (result.code === 'CERT_HAS_EXPIRED' || result.code === 'CERT_NOT_YET_VALID') {
     return `${at} presented a certificate that is not valid now (${detail}); the server's certificate needs renewing.`;
   }
-  if (/certificate required/i.test(result.message) || (!config.clientCertPair && /handshake failure/i.test(result.message))) {
+  if (
+    /certificate required/i.test(result.message) ||
+    (!config.clientCertPair && /handshake failure/i.test(result.message))
+  ) {
     return `${at} requires a client certificate (mTLS) and none was given; set TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH.`;
   }
-  if (/bad certificate|unknown ca|certificate unknown|certificate expired|unsupported certificate/i.test(result.message)) {
+  if (
+    /bad certificate|unknown ca|certificate unknown|certificate expired|unsupported certificate/i.test(result.message)
+  ) {
     return `${at} refused the client certificate in TEMPORAL_TLS_CLIENT_CERT_PATH (${detail}); use one signed by a CA the server trusts.`;
   }
-  if (/wrong version number|packet length too long|unknown protocol|ECONNRESET/i.test(`${result.code} ${result.message}`)) {
+  if (
+    /wrong version number|packet length too long|unknown protocol|ECONNRESET/i.test(`${result.code} ${result.message}`)
+  ) {
     return `${at} does not speak TLS (${detail}); unset TEMPORAL_TLS and the TEMPORAL_TLS_* settings, or check TEMPORAL_ADDRESS.`;
   }
   return null;
@@ -123,7 +136,11 @@ function tlsServername(name: string): boolean {
  * The error to show for a failed connection: a TemporalConnectionRefusedError that says
  * what to set when TLS or the API key is the reason, else `error` itself.
  */
-export async function explainConnectError(error: unknown, address: string, settings?: TemporalConnectionSettings): Promise<unknown> {
+export async function explainConnectError(
+  error: unknown,
+  address: string,
+  settings?: TemporalConnectionSettings,
+): Promise<unknown> {
   if (isGrpcServiceError(error) && error.code === 16 /* UNAUTHENTICATED */) {
     return new TemporalConnectionRefusedError(
       `Temporal at ${address} refused the credentials (${error.details || error.message}); check TEMPORAL_API_KEY${settings?.apiKey ? '' : ' (none is set)'}.`,

@@ -40,9 +40,12 @@ export class InvalidBatchError extends TypeError {
 export function checkPoints(points: readonly MetricPointInput[]): void {
   for (const point of points) {
     // A name PostgreSQL text cannot hold would fail the insert, or come back changed.
-    if (typeof point.series !== 'string' || !isPgText(point.series)) throw new InvalidBatchError(`Series name ${JSON.stringify(point.series)} cannot be stored as text`);
-    if (!Number.isSafeInteger(point.step)) throw new InvalidBatchError(`Step ${point.step} of ${point.series} is not a safe integer`);
-    if (typeof point.value !== 'number') throw new InvalidBatchError(`Value ${String(point.value)} of ${point.series} is not a number`);
+    if (typeof point.series !== 'string' || !isPgText(point.series))
+      throw new InvalidBatchError(`Series name ${JSON.stringify(point.series)} cannot be stored as text`);
+    if (!Number.isSafeInteger(point.step))
+      throw new InvalidBatchError(`Step ${point.step} of ${point.series} is not a safe integer`);
+    if (typeof point.value !== 'number')
+      throw new InvalidBatchError(`Value ${String(point.value)} of ${point.series} is not a number`);
   }
 }
 
@@ -110,9 +113,13 @@ export function chunkGroups(groups: readonly SeriesPoints[], size: number): Seri
   let chunk: SeriesPoints[] = [];
   let room = size;
   for (const { seriesId, steps, values } of groups) {
-    for (let from = 0; from < steps.length; ) {
+    for (let from = 0; from < steps.length;) {
       const to = Math.min(steps.length, from + room);
-      chunk.push(from === 0 && to === steps.length ? { seriesId, steps, values } : { seriesId, steps: steps.slice(from, to), values: values.slice(from, to) });
+      chunk.push(
+        from === 0 && to === steps.length
+          ? { seriesId, steps, values }
+          : { seriesId, steps: steps.slice(from, to), values: values.slice(from, to) },
+      );
       room -= to - from;
       from = to;
       if (room === 0) {

@@ -43,11 +43,17 @@ export function dataErrorOf(error: unknown): DataError | null {
  */
 export function rejectedOutput(error: unknown): ApplicationFailure | null {
   if (isExecutorError(error, 'NOT_A_REGULAR_FILE')) {
-    return ApplicationFailure.nonRetryable(`The trainer's output cannot be read: ${pgText(error.message)}`, FAILURE.trainerOutputRejected);
+    return ApplicationFailure.nonRetryable(
+      `The trainer's output cannot be read: ${pgText(error.message)}`,
+      FAILURE.trainerOutputRejected,
+    );
   }
   const data = dataErrorOf(error);
   if (data) {
-    return ApplicationFailure.nonRetryable(`The database refused what the trainer wrote (${data.code}): ${pgText(data.message)}`, FAILURE.trainerOutputRejected);
+    return ApplicationFailure.nonRetryable(
+      `The database refused what the trainer wrote (${data.code}): ${pgText(data.message)}`,
+      FAILURE.trainerOutputRejected,
+    );
   }
   return null;
 }

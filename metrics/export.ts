@@ -29,14 +29,24 @@ export async function* exportPoints(sql: postgres.Sql, runId: number, format: Ex
   let committed = false;
   try {
     await conn`begin isolation level repeatable read read only`;
-    const series = await conn<{ id: number; name: string }[]>`select id, name from metric_series where run_id = ${runId} order by name`;
+    const series = await conn<
+      { id: number; name: string }[]
+    >`select id, name from metric_series where run_id = ${runId} order by name`;
     if (format === 'csv') yield 'series,step,value\n';
     for (const { id, name } of series) {
       const label = format === 'csv' ? csvField(name) : JSON.stringify(name);
       // step arrives as the bigint's decimal text, written out as is: exact beyond 2^53.
-      const cursor = conn<{ step: string; value: number }[]>`select step, value from metric_points where series_id = ${id} order by step`.cursor(BATCH);
+      const cursor = conn<
+        { step: string; value: number }[]
+      >`select step, value from metric_points where series_id = ${id} order by step`.cursor(BATCH);
       for await (const rows of cursor) {
-        yield rows.map((row) => (format === 'csv' ? `${label},${row.step},${csvValue(row.value)}\n` : `{"series":${label},"step":${row.step},"value":${jsonValue(row.value)}}\n`)).join('');
+        yield rows
+          .map((row) =>
+            format === 'csv'
+              ? `${label},${row.step},${csvValue(row.value)}\n`
+              : `{"series":${label},"step":${row.step},"value":${jsonValue(row.value)}}\n`,
+          )
+          .join('');
       }
     }
     await conn`commit`;

@@ -32,25 +32,40 @@ export interface MetricsQuery {
 const MAX_POINTS_CAP = 10_000;
 
 export async function listSeries(db: Db, runId: number): Promise<string[]> {
-  const rows = await db.select({ name: metricSeries.name }).from(metricSeries).where(eq(metricSeries.runId, runId)).orderBy(asc(metricSeries.name));
+  const rows = await db
+    .select({ name: metricSeries.name })
+    .from(metricSeries)
+    .where(eq(metricSeries.runId, runId))
+    .orderBy(asc(metricSeries.name));
   return rows.map((row) => row.name);
 }
 
-export async function queryMetrics(db: Db, sql: postgres.Sql, query: MetricsQuery): Promise<{ series: Record<string, MetricPoint[]> }> {
-  if (!Number.isFinite(query.maxPoints) || query.maxPoints < 2) throw invalid('maxPoints', 'maxPoints must be a number ≥ 2.');
+export async function queryMetrics(
+  db: Db,
+  sql: postgres.Sql,
+  query: MetricsQuery,
+): Promise<{ series: Record<string, MetricPoint[]> }> {
+  if (!Number.isFinite(query.maxPoints) || query.maxPoints < 2)
+    throw invalid('maxPoints', 'maxPoints must be a number ≥ 2.');
   const maxPoints = Math.min(MAX_POINTS_CAP, Math.floor(query.maxPoints));
   const names = query.names ? [...new Set(query.names)] : undefined;
   if (names?.length === 0) return { series: {} };
   const rows = await db
     .select({ id: metricSeries.id, name: metricSeries.name })
     .from(metricSeries)
-    .where(names ? and(eq(metricSeries.runId, query.runId), inArray(metricSeries.name, names)) : eq(metricSeries.runId, query.runId))
+    .where(
+      names
+        ? and(eq(metricSeries.runId, query.runId), inArray(metricSeries.name, names))
+        : eq(metricSeries.runId, query.runId),
+    )
     .orderBy(asc(metricSeries.name));
   // One query per series, side by side on the pool's connections.
   const points = await Promise.all(rows.map((row) => seriesPoints(sql, row.id, maxPoints)));
   const found = new Map(rows.map((row, i) => [row.name, points[i]!]));
   // fromEntries defines own properties, so a series named "__proto__" stays data.
-  return { series: Object.fromEntries((names ?? rows.map((row) => row.name)).map((name) => [name, found.get(name) ?? []])) };
+  return {
+    series: Object.fromEntries((names ?? rows.map((row) => row.name)).map((name) => [name, found.get(name) ?? []])),
+  };
 }
 
 interface Summary {
@@ -69,7 +84,11 @@ function seriesPoints(sql: postgres.Sql, seriesId: number, maxPoints: number): P
   return sql.begin('isolation level repeatable read read only', (tx) => seriesPointsIn(tx, seriesId, maxPoints));
 }
 
-async function seriesPointsIn(sql: postgres.TransactionSql, seriesId: number, maxPoints: number): Promise<MetricPoint[]> {
+async function seriesPointsIn(
+  sql: postgres.TransactionSql,
+  seriesId: number,
+  maxPoints: number,
+): Promise<MetricPoint[]> {
   const [ends] = await sql<{ n: number; lo: string; first: number; hi: string; last: number }[]>`
     select
       (select count(*)::int4 from (select 1 from metric_points where series_id = ${seriesId} limit ${maxPoints + 1}) as head) as n,
@@ -92,7 +111,13 @@ async function seriesPointsIn(sql: postgres.TransactionSql, seriesId: number, ma
 }
 
 // Summaries of `ranges` equal step ranges over [lo, hi] (empty ranges absent).
-async function summarise(sql: postgres.TransactionSql, seriesId: number, lo: number, hi: number, ranges: number): Promise<Summary[]> {
+async function summarise(
+  sql: postgres.TransactionSql,
+  seriesId: number,
+  lo: number,
+  hi: number,
+  ranges: number,
+): Promise<Summary[]> {
   const span = hi - lo + 1;
   // The coarsest level with a bucket for every range reads between one and
   // LEVEL_FANOUT rows per range. A span too short for the finest level has fewer
@@ -185,8 +210,10 @@ function mergeNeighbours(summaries: Summary[], target: number): Summary[] {
       return;
     }
     // Summaries come in step order: on a tie the one already held is the earlier.
-    if (s.minStep !== null && (into.minStep === null || s.minValue < into.minValue)) [into.minStep, into.minValue] = [s.minStep, s.minValue];
-    if (s.maxStep !== null && (into.maxStep === null || s.maxValue > into.maxValue)) [into.maxStep, into.maxValue] = [s.maxStep, s.maxValue];
+    if (s.minStep !== null && (into.minStep === null || s.minValue < into.minValue))
+      [into.minStep, into.minValue] = [s.minStep, s.minValue];
+    if (s.maxStep !== null && (into.maxStep === null || s.maxValue > into.maxValue))
+      [into.maxStep, into.maxValue] = [s.maxStep, s.maxValue];
     into.nanStep ??= s.nanStep;
     into.posInfStep ??= s.posInfStep;
     into.negInfStep ??= s.negInfStep;

@@ -41,7 +41,9 @@ const COLUMNS = [
 type RollupColumns = Record<(typeof COLUMNS)[number], string[]>;
 
 /** The summaries of appended points, as array literals for one upsert. */
-function appendSummaries(groups: readonly SeriesPoints[]): Record<(typeof COLUMNS)[number], string> & { count: number } {
+function appendSummaries(
+  groups: readonly SeriesPoints[],
+): Record<(typeof COLUMNS)[number], string> & { count: number } {
   const cols = Object.fromEntries(COLUMNS.map((c) => [c, [] as string[]])) as RollupColumns;
   const step = (s: number | null): string => (s === null ? 'NULL' : String(s));
   for (const level of ROLLUP_LEVELS) {
@@ -88,12 +90,18 @@ function appendSummaries(groups: readonly SeriesPoints[]): Record<(typeof COLUMN
       }
     }
   }
-  const out = Object.fromEntries(COLUMNS.map((c) => [c, `{${cols[c].join(',')}}`])) as Record<(typeof COLUMNS)[number], string>;
+  const out = Object.fromEntries(COLUMNS.map((c) => [c, `{${cols[c].join(',')}}`])) as Record<
+    (typeof COLUMNS)[number],
+    string
+  >;
   return { ...out, count: cols.seriesIds.length };
 }
 
 /** Merges appended points' summaries into the stored buckets (new buckets are inserted). */
-export function mergeAppendSummaries(tx: postgres.TransactionSql, groups: readonly SeriesPoints[]): postgres.PendingQuery<postgres.Row[]> {
+export function mergeAppendSummaries(
+  tx: postgres.TransactionSql,
+  groups: readonly SeriesPoints[],
+): postgres.PendingQuery<postgres.Row[]> {
   const c = appendSummaries(groups);
   // Appended steps come after every stored one: on a tie the stored point is the earlier.
   return tx`
@@ -117,7 +125,10 @@ export function mergeAppendSummaries(tx: postgres.TransactionSql, groups: readon
  * Recomputes every bucket holding a rewritten step, finest level first. Run after
  * the rewritten points are stored and before appended ones are merged.
  */
-export function recomputeSummaries(tx: postgres.TransactionSql, groups: readonly SeriesPoints[]): postgres.PendingQuery<postgres.Row[]>[] {
+export function recomputeSummaries(
+  tx: postgres.TransactionSql,
+  groups: readonly SeriesPoints[],
+): postgres.PendingQuery<postgres.Row[]>[] {
   if (groups.length === 0) return [];
   const queries: postgres.PendingQuery<postgres.Row[]>[] = [];
   ROLLUP_LEVELS.forEach((level, index) => {

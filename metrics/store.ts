@@ -19,7 +19,15 @@ import { eq } from 'drizzle-orm';
 import type postgres from 'postgres';
 import type { Db } from '../db/client.js';
 import { runs } from '../db/schema.js';
-import { checkPoints, chunkGroups, groupBySeries, splitByStoredMax, textArray, toColumns, type MetricPointInput } from './batch.js';
+import {
+  checkPoints,
+  chunkGroups,
+  groupBySeries,
+  splitByStoredMax,
+  textArray,
+  toColumns,
+  type MetricPointInput,
+} from './batch.js';
 import { mergeAppendSummaries, recomputeSummaries } from './rollups.js';
 
 export type { MetricPointInput } from './batch.js';
@@ -119,24 +127,29 @@ export function createMetricsStore(_db: Db, sql: postgres.Sql): MetricsStore {
         const { append, rewrite } = splitByStoredMax(groupBySeries(input.points, ids), storedMax);
         if (rewrite.length > 0) {
           const c = toColumns(rewrite);
-          writes.push(tx`
+          writes.push(
+            tx`
             insert into metric_points (series_id, step, value)
             select * from unnest(${c.seriesIds}::int4[], ${c.steps}::int8[], ${c.values}::float8[])
-            on conflict (series_id, step) do update set value = excluded.value`.execute());
+            on conflict (series_id, step) do update set value = excluded.value`.execute(),
+          );
           for (const query of recomputeSummaries(tx, rewrite)) writes.push(query.execute());
         }
         // In chunks, so that the server stores one while the next is being built.
         for (const chunk of chunkGroups(append, APPEND_CHUNK_POINTS)) {
           const c = toColumns(chunk);
-          writes.push(tx`
+          writes.push(
+            tx`
             insert into metric_points (series_id, step, value)
-            select * from unnest(${c.seriesIds}::int4[], ${c.steps}::int8[], ${c.values}::float8[])`.execute());
+            select * from unnest(${c.seriesIds}::int4[], ${c.steps}::int8[], ${c.values}::float8[])`.execute(),
+          );
           await new Promise((resolve) => setImmediate(resolve));
         }
         if (append.length > 0) writes.push(mergeAppendSummaries(tx, append).execute());
       }
       const u = runUpdate(input);
-      writes.push(tx`
+      writes.push(
+        tx`
         update runs set
           metrics_offset = ${input.toOffset},
           malformed_lines = least(${INT4_MAX}, malformed_lines::int8 + ${u.malformed}::int8)::int4,
@@ -146,7 +159,8 @@ export function createMetricsStore(_db: Db, sql: postgres.Sql): MetricsStore {
           epoch = coalesce(${u.epoch}::float8, epoch),
           eta_state = case when ${u.etaState !== undefined} then ${u.etaState ?? null}::jsonb else eta_state end,
           eta_seconds = case when ${u.etaSeconds !== undefined} then ${u.etaSeconds ?? null}::int4 else eta_seconds end
-        where id = ${runId}`.execute());
+        where id = ${runId}`.execute(),
+      );
       // Pipelined on the transaction's connection, run in the order issued: one round trip.
       await Promise.all(writes);
       return { committed: true, committedOffset: input.toOffset };
@@ -212,7 +226,8 @@ function runUpdate(input: CommitBatchInput): RunUpdate {
     step: int4(progress?.step),
     totalSteps: int4(progress?.totalSteps),
     epoch: progress?.epoch !== undefined && Number.isFinite(progress.epoch) ? progress.epoch : null,
-    etaState: input.etaState === undefined ? undefined : input.etaState === null ? null : JSON.stringify(input.etaState),
+    etaState:
+      input.etaState === undefined ? undefined : input.etaState === null ? null : JSON.stringify(input.etaState),
     etaSeconds:
       input.etaSeconds === undefined
         ? undefined

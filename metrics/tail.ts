@@ -56,7 +56,10 @@ export interface MetricsTailDeps {
   limits?: Partial<MetricsTailLimits>;
 }
 
-const NOTHING_CARRIED: Readonly<{ malformed: number; oversized: number }> = Object.freeze({ malformed: 0, oversized: 0 });
+const NOTHING_CARRIED: Readonly<{ malformed: number; oversized: number }> = Object.freeze({
+  malformed: 0,
+  oversized: 0,
+});
 
 export class MetricsTail {
   private readonly deps: MetricsTailDeps;
@@ -118,7 +121,11 @@ export class MetricsTail {
     const { readBytes, holdBytes, commitEveryMs } = this.limits;
     let committed = false;
     for (;;) {
-      const chunk = await this.deps.source.readChunk(this.deps.file, this.parsedTo + this.reader.pendingBytes, readBytes);
+      const chunk = await this.deps.source.readChunk(
+        this.deps.file,
+        this.parsedTo + this.reader.pendingBytes,
+        readBytes,
+      );
       if (chunk.length > 0) {
         const parsed = this.withCarried(await this.pushInSlices(chunk));
         if (parsed.consumedBytes > 0) {
@@ -126,7 +133,10 @@ export class MetricsTail {
           this.parsedTo += parsed.consumedBytes;
         }
       }
-      if (this.held && (this.held.consumedBytes >= holdBytes || !trainerAlive || this.now() - this.lastCommitAt >= commitEveryMs)) {
+      if (
+        this.held &&
+        (this.held.consumedBytes >= holdBytes || !trainerAlive || this.now() - this.lastCommitAt >= commitEveryMs)
+      ) {
         if (!(await this.settle())) continue;
         const batch: PushResult = this.held;
         this.held = null;
@@ -145,7 +155,12 @@ export class MetricsTail {
   /** Commits what the reader finished; false when the offset moved under us (resume from the committed one). */
   private async commit(parsed: PushResult, final: boolean): Promise<boolean> {
     const now = this.now();
-    if (parsed.progress) this.eta = observe(this.eta, { step: parsed.progress.step, totalSteps: parsed.progress.totalSteps ?? null, atMs: now });
+    if (parsed.progress)
+      this.eta = observe(this.eta, {
+        step: parsed.progress.step,
+        totalSteps: parsed.progress.totalSteps ?? null,
+        atMs: now,
+      });
     const result = await this.deps.store.commitBatch({
       runId: this.deps.runId,
       ownerAttempt: this.deps.ownerAttempt,
@@ -162,7 +177,8 @@ export class MetricsTail {
       this.committed = result.committedOffset;
       return true;
     }
-    if (result.reason === 'fenced') throw ApplicationFailure.nonRetryable('A newer attempt owns this run; this one lets go.', FAILURE.fenced);
+    if (result.reason === 'fenced')
+      throw ApplicationFailure.nonRetryable('A newer attempt owns this run; this one lets go.', FAILURE.fenced);
     this.committed = result.committedOffset;
     return false;
   }
@@ -196,8 +212,13 @@ export class MetricsTail {
   }
 
   private withCarried(parsed: PushResult): PushResult {
-    const merged = { ...parsed, malformed: parsed.malformed + this.carried.malformed, oversized: parsed.oversized + this.carried.oversized };
-    this.carried = parsed.consumedBytes > 0 ? NOTHING_CARRIED : { malformed: merged.malformed, oversized: merged.oversized };
+    const merged = {
+      ...parsed,
+      malformed: parsed.malformed + this.carried.malformed,
+      oversized: parsed.oversized + this.carried.oversized,
+    };
+    this.carried =
+      parsed.consumedBytes > 0 ? NOTHING_CARRIED : { malformed: merged.malformed, oversized: merged.oversized };
     return merged;
   }
 

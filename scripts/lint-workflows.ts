@@ -34,17 +34,25 @@ export function lint(root = ROOT): string[] {
         const [, , typeOnly, spec] = match;
         if (typeOnly || !spec) continue;
         if (BUILTINS.has(spec)) {
-          problems.push(`${rel}: imports the Node built-in "${spec}"; workflow code must be deterministic and do no I/O`);
+          problems.push(
+            `${rel}: imports the Node built-in "${spec}"; workflow code must be deterministic and do no I/O`,
+          );
         } else if (spec.startsWith('.')) {
           const target = path.resolve(path.dirname(file), spec);
           const inside = PURE_DIRS.some((d) => target.startsWith(path.join(root, d) + path.sep));
-          if (!inside) problems.push(`${rel}: imports "${spec}" outside ${PURE_DIRS.join('/ and ')}/ (use \`import type\` for types)`);
+          if (!inside)
+            problems.push(
+              `${rel}: imports "${spec}" outside ${PURE_DIRS.join('/ and ')}/ (use \`import type\` for types)`,
+            );
         } else if (!ALLOWED_PACKAGES.has(spec)) {
-          problems.push(`${rel}: imports the package "${spec}"; only ${[...ALLOWED_PACKAGES].join(', ')} are allowed here`);
+          problems.push(
+            `${rel}: imports the package "${spec}"; only ${[...ALLOWED_PACKAGES].join(', ')} are allowed here`,
+          );
         }
       }
       for (const pattern of FORBIDDEN_CALLS) {
-        if (pattern.test(text)) problems.push(`${rel}: uses ${pattern.source.replace(/\\b|\\/g, '')}, which is not deterministic`);
+        if (pattern.test(text))
+          problems.push(`${rel}: uses ${pattern.source.replace(/\\b|\\/g, '')}, which is not deterministic`);
       }
     }
   }

@@ -27,7 +27,9 @@ async function checkPostgres(): Promise<void> {
   try {
     await sql`select 1`;
   } catch (error) {
-    console.error(`✗ The tests need PostgreSQL at ${url.replace(/:[^:@/]*@/, '@')} (${(error as Error).message}). Start it, or set DATABASE_URL to a server where this user may create databases.`);
+    console.error(
+      `✗ The tests need PostgreSQL at ${url.replace(/:[^:@/]*@/, '@')} (${(error as Error).message}). Start it, or set DATABASE_URL to a server where this user may create databases.`,
+    );
     process.exit(1);
   } finally {
     await sql.end();
@@ -45,14 +47,23 @@ const report = path.join(root, 'tmp', 'vitest-report.json');
 fs.mkdirSync(path.dirname(report), { recursive: true });
 fs.rmSync(report, { force: true });
 console.log('\n▶ vitest');
-const run = spawnSync(bin('vitest'), ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)], {
-  cwd: root,
-  stdio: 'inherit',
-  env: { ...process.env, TEMPORAL_CLI: cli.path },
-});
+const run = spawnSync(
+  bin('vitest'),
+  ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)],
+  {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, TEMPORAL_CLI: cli.path },
+  },
+);
 let summary = 'no report';
 if (fs.existsSync(report)) {
-  const json = JSON.parse(fs.readFileSync(report, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; numTodoTests: number };
+  const json = JSON.parse(fs.readFileSync(report, 'utf8')) as {
+    numPassedTests: number;
+    numFailedTests: number;
+    numPendingTests: number;
+    numTodoTests: number;
+  };
   summary = `${json.numPassedTests} passed, ${json.numFailedTests} failed, ${json.numPendingTests + json.numTodoTests} skipped`;
 }
 // The plain closing line CI reads.

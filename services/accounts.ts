@@ -17,11 +17,13 @@ export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 const MIN_PASSWORD = 8;
 
 export function validateLogin(login: string): void {
-  if (!LOGIN.test(login)) throw invalid('login', 'A login is 1–64 characters: letters, digits, dot, underscore, @ or dash.');
+  if (!LOGIN.test(login))
+    throw invalid('login', 'A login is 1–64 characters: letters, digits, dot, underscore, @ or dash.');
 }
 
 export function validatePassword(password: string): void {
-  if (password.length < MIN_PASSWORD) throw invalid('password', `A password needs at least ${MIN_PASSWORD} characters.`);
+  if (password.length < MIN_PASSWORD)
+    throw invalid('password', `A password needs at least ${MIN_PASSWORD} characters.`);
   if (password.length > 1024) throw invalid('password', 'A password may have at most 1024 characters.');
 }
 
@@ -37,26 +39,38 @@ export async function userByLogin(db: Db, login: string) {
   return user;
 }
 
-export async function createUser(db: Db, input: { login: string; password: string; role?: string; templateId?: number | null }) {
+export async function createUser(
+  db: Db,
+  input: { login: string; password: string; role?: string; templateId?: number | null },
+) {
   validateLogin(input.login);
   validatePassword(input.password);
   const role = input.role ? await roleByName(db, input.role) : null;
   const passwordHash = await hashPassword(input.password);
   const [user] = await db.insert(users).values({ login: input.login, passwordHash }).onConflictDoNothing().returning();
   if (!user) throw new ServiceError('conflict', `User ${input.login} already exists.`, 'login');
-  if (role) await db.insert(roleGrants).values({ userId: user.id, roleId: role.id, templateId: input.templateId ?? null });
+  if (role)
+    await db.insert(roleGrants).values({ userId: user.id, roleId: role.id, templateId: input.templateId ?? null });
   return user;
 }
 
 export async function setPassword(db: Db, login: string, password: string): Promise<void> {
   validatePassword(password);
   const user = await userByLogin(db, login);
-  await db.update(users).set({ passwordHash: await hashPassword(password), updatedAt: new Date() }).where(eq(users.id, user.id));
+  await db
+    .update(users)
+    .set({ passwordHash: await hashPassword(password), updatedAt: new Date() })
+    .where(eq(users.id, user.id));
   // A new password ends every session of the old one.
   await db.delete(sessions).where(eq(sessions.userId, user.id));
 }
 
-export async function grantRole(db: Db, login: string, roleName: string, templateId: number | null = null): Promise<void> {
+export async function grantRole(
+  db: Db,
+  login: string,
+  roleName: string,
+  templateId: number | null = null,
+): Promise<void> {
   const user = await userByLogin(db, login);
   const role = await roleByName(db, roleName);
   await db.insert(roleGrants).values({ userId: user.id, roleId: role.id, templateId }).onConflictDoNothing();
@@ -79,11 +93,16 @@ const DUMMY_HASH = 'scrypt$131072$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAA
 export async function createSession(db: Db, userId: number): Promise<{ cookie: string; csrfToken: string }> {
   const cookie = randomSecret(32);
   const csrfToken = randomSecret(24);
-  await db.insert(sessions).values({ id: sha256(cookie), userId, csrfToken, expiresAt: new Date(Date.now() + SESSION_TTL_MS) });
+  await db
+    .insert(sessions)
+    .values({ id: sha256(cookie), userId, csrfToken, expiresAt: new Date(Date.now() + SESSION_TTL_MS) });
   return { cookie, csrfToken };
 }
 
-export async function sessionUser(db: Db, cookie: string): Promise<(SessionUser & { csrfToken: string; sessionId: string }) | null> {
+export async function sessionUser(
+  db: Db,
+  cookie: string,
+): Promise<(SessionUser & { csrfToken: string; sessionId: string }) | null> {
   const id = sha256(cookie);
   const [row] = await db
     .select({ id: users.id, login: users.login, locale: users.locale, csrfToken: sessions.csrfToken })
@@ -91,7 +110,13 @@ export async function sessionUser(db: Db, cookie: string): Promise<(SessionUser 
     .innerJoin(users, eq(users.id, sessions.userId))
     .where(and(eq(sessions.id, id), gt(sessions.expiresAt, new Date()), eq(users.isActive, true)));
   if (!row) return null;
-  return { id: row.id, login: row.login, locale: row.locale === 'en' ? 'en' : 'ru', csrfToken: row.csrfToken, sessionId: id };
+  return {
+    id: row.id,
+    login: row.login,
+    locale: row.locale === 'en' ? 'en' : 'ru',
+    csrfToken: row.csrfToken,
+    sessionId: id,
+  };
 }
 
 export async function destroySession(db: Db, cookie: string): Promise<void> {
@@ -106,12 +131,19 @@ export async function createToken(db: Db, login: string, options: { name?: strin
   const token = `ty_${randomSecret(30)}`;
   const name = (options.name ?? 'token').slice(0, 100);
   const expiresAt = options.expiresDays ? new Date(Date.now() + options.expiresDays * 86_400_000) : null;
-  const [row] = await db.insert(apiTokens).values({ userId: user.id, name, tokenHash: sha256(token), expiresAt }).returning();
+  const [row] = await db
+    .insert(apiTokens)
+    .values({ userId: user.id, name, tokenHash: sha256(token), expiresAt })
+    .returning();
   return { token, id: row!.id, name, expiresAt };
 }
 
 export async function revokeToken(db: Db, id: number): Promise<void> {
-  const [row] = await db.update(apiTokens).set({ revokedAt: new Date() }).where(and(eq(apiTokens.id, id), isNull(apiTokens.revokedAt))).returning();
+  const [row] = await db
+    .update(apiTokens)
+    .set({ revokedAt: new Date() })
+    .where(and(eq(apiTokens.id, id), isNull(apiTokens.revokedAt)))
+    .returning();
   if (!row) throw notFound('Active token', id);
 }
 
@@ -128,12 +160,18 @@ export async function tokenUser(db: Db, token: string): Promise<SessionUser | nu
     )
     .returning({ userId: apiTokens.userId });
   if (!row) return null;
-  const [user] = await db.select().from(users).where(and(eq(users.id, row.userId), eq(users.isActive, true)));
+  const [user] = await db
+    .select()
+    .from(users)
+    .where(and(eq(users.id, row.userId), eq(users.isActive, true)));
   return user ? { id: user.id, login: user.login, locale: user.locale === 'en' ? 'en' : 'ru' } : null;
 }
 
 /** Every permission a user holds: global ones, and per template. */
-export async function permissionsOf(db: Db, userId: number): Promise<{ global: Set<Permission>; byTemplate: Map<number, Set<Permission>> }> {
+export async function permissionsOf(
+  db: Db,
+  userId: number,
+): Promise<{ global: Set<Permission>; byTemplate: Map<number, Set<Permission>> }> {
   const rows = await db
     .select({ permissions: roles.permissions, templateId: roleGrants.templateId })
     .from(roleGrants)

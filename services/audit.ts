@@ -5,8 +5,19 @@ import { and, desc, eq, gte, like, lt, lte, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { auditEvents } from '../db/schema.js';
 
-export type AuditOutcome = 'ok' | 'failed' | 'invalid' | 'unauthenticated' | 'denied' | 'not_found' | 'refused' | 'rate_limited' | 'error';
-export const AUDIT_OUTCOMES: readonly AuditOutcome[] = ['ok', 'failed', 'invalid', 'unauthenticated', 'denied', 'not_found', 'refused', 'rate_limited', 'error'];
+export type AuditOutcome =
+  'ok' | 'failed' | 'invalid' | 'unauthenticated' | 'denied' | 'not_found' | 'refused' | 'rate_limited' | 'error';
+export const AUDIT_OUTCOMES: readonly AuditOutcome[] = [
+  'ok',
+  'failed',
+  'invalid',
+  'unauthenticated',
+  'denied',
+  'not_found',
+  'refused',
+  'rate_limited',
+  'error',
+];
 
 export interface AuditActor {
   userId: number | null;
@@ -45,7 +56,12 @@ function clip(value: unknown, depth = 0): unknown {
     if (depth > 3) return '{…}';
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value).slice(0, 30)) {
-      Object.defineProperty(out, clip(key) as string, { value: clip(item, depth + 1), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, clip(key) as string, {
+        value: clip(item, depth + 1),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return out;
   }
@@ -94,12 +110,19 @@ export interface AuditView {
 
 const escapeLike = (value: string) => value.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-export async function listAudit(db: Db, filter: AuditFilter = {}): Promise<{ items: AuditView[]; nextCursor: number | null }> {
+export async function listAudit(
+  db: Db,
+  filter: AuditFilter = {},
+): Promise<{ items: AuditView[]; nextCursor: number | null }> {
   const limit = Math.min(Math.max(filter.limit ?? 100, 1), 500);
   const conditions: SQL[] = [];
   if (filter.actor) conditions.push(eq(auditEvents.actorLogin, filter.actor));
   if (filter.action) {
-    conditions.push(filter.action.endsWith('.') ? like(auditEvents.action, `${escapeLike(filter.action)}%`) : eq(auditEvents.action, filter.action));
+    conditions.push(
+      filter.action.endsWith('.')
+        ? like(auditEvents.action, `${escapeLike(filter.action)}%`)
+        : eq(auditEvents.action, filter.action),
+    );
   }
   if (filter.outcome) conditions.push(eq(auditEvents.outcome, filter.outcome));
   if (filter.targetType) conditions.push(eq(auditEvents.targetType, filter.targetType));

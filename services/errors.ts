@@ -2,7 +2,8 @@
 // A plain Error escaping a service is a bug.
 import { EXPECTED_ERROR } from '../domain/failures.js';
 
-export type ServiceErrorCode = 'invalid' | 'unauthenticated' | 'forbidden' | 'not_found' | 'not_allowed' | 'conflict' | 'unavailable';
+export type ServiceErrorCode =
+  'invalid' | 'unauthenticated' | 'forbidden' | 'not_found' | 'not_allowed' | 'conflict' | 'unavailable';
 
 export const HTTP_STATUS: Record<ServiceErrorCode, number> = {
   invalid: 400,
@@ -26,5 +27,6 @@ export class ServiceError extends Error {
   }
 }
 
-export const notFound = (what: string, id: unknown) => new ServiceError('not_found', `${what} ${String(id)} does not exist.`);
+export const notFound = (what: string, id: unknown) =>
+  new ServiceError('not_found', `${what} ${String(id)} does not exist.`);
 export const invalid = (field: string, message: string) => new ServiceError('invalid', message, field);

@@ -54,7 +54,8 @@ function patchOf<T extends Record<string, TSchema>>(fields: T) {
 }
 
 /** A JSON object of hyperparameters; the services bound its size and contents. */
-export const Params = (description: string) => Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true, description });
+export const Params = (description: string) =>
+  Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true, description });
 
 const envOf = <V extends TSchema>(values: V, description: string) =>
   Type.Unsafe<Record<string, Static<V>>>({
@@ -68,14 +69,25 @@ const envOf = <V extends TSchema>(values: V, description: string) =>
 const templateFields = {
   name: Type.String({ minLength: 1, maxLength: TEMPLATE_LIMITS.name }),
   description: orNull(Type.String({ maxLength: TEMPLATE_LIMITS.description })),
-  command: Type.String({ minLength: 1, maxLength: TEMPLATE_LIMITS.commandBytes, description: "Run by /bin/sh in workingDir (else the run's own directory); at most 64 KiB." }),
-  workingDir: orNull(Type.String({ maxLength: TEMPLATE_LIMITS.workingDir, description: 'Where the command runs on the machine; the run directory when null.' })),
+  command: Type.String({
+    minLength: 1,
+    maxLength: TEMPLATE_LIMITS.commandBytes,
+    description: "Run by /bin/sh in workingDir (else the run's own directory); at most 64 KiB.",
+  }),
+  workingDir: orNull(
+    Type.String({
+      maxLength: TEMPLATE_LIMITS.workingDir,
+      description: 'Where the command runs on the machine; the run directory when null.',
+    }),
+  ),
   env: envOf(Type.String(), 'Environment variables of the trainer; TRAINYARD_* names are reserved.'),
   secretEnv: envOf(
     Type.Unsafe<string | null>({ type: ['string', 'null'] }),
     'Write-only secret environment variables (API keys, passwords): stored encrypted under TRAINYARD_SECRET, never returned (responses list their names in secretEnvKeys), given to the trainer only when a run launches. A name is either in env or here. On a patch a key given replaces, null removes, a key left out is kept.',
   ),
-  params: Params('Hyperparameters with their defaults (at most 64 KiB of JSON); the trainer gets them as TRAINYARD_PARAMS.'),
+  params: Params(
+    'Hyperparameters with their defaults (at most 64 KiB of JSON); the trainer gets them as TRAINYARD_PARAMS.',
+  ),
   totalSteps: orNull(Type.Integer({ minimum: 1, maximum: TEMPLATE_LIMITS.totalSteps })),
   stopGraceSeconds: Type.Integer({ minimum: 0, maximum: TEMPLATE_LIMITS.stopGraceSeconds, default: 30 }),
 };
@@ -101,14 +113,41 @@ export type TemplatePatchInput = Static<typeof TemplatePatch>;
 
 const machineFields = {
   name: Type.String({ minLength: 1, maxLength: MACHINE_LIMITS.name }),
-  address: Type.String({ minLength: 1, maxLength: MACHINE_LIMITS.address, description: '"host" or "host:port" (port 22 by default); IPv6 as "[addr]:port".' }),
+  address: Type.String({
+    minLength: 1,
+    maxLength: MACHINE_LIMITS.address,
+    description: '"host" or "host:port" (port 22 by default); IPv6 as "[addr]:port".',
+  }),
   sshUser: Type.String({ minLength: 1, maxLength: 32 }),
-  privateKey: orNull(Type.String({ maxLength: MACHINE_LIMITS.privateKeyBytes, description: 'PEM/OpenSSH private key; stored encrypted, never returned.' })),
-  privateKeyPath: orNull(Type.String({ maxLength: MACHINE_LIMITS.privateKeyPath, description: 'A key file relative to TRAINYARD_KEYS_DIR.' })),
-  hostKeyFingerprint: orNull(Type.String({ maxLength: 100, pattern: '^SHA256:[A-Za-z0-9+/]{43}=?$', description: 'Pinned host key, as `ssh-keygen -lf` prints it.' })),
+  privateKey: orNull(
+    Type.String({
+      maxLength: MACHINE_LIMITS.privateKeyBytes,
+      description: 'PEM/OpenSSH private key; stored encrypted, never returned.',
+    }),
+  ),
+  privateKeyPath: orNull(
+    Type.String({
+      maxLength: MACHINE_LIMITS.privateKeyPath,
+      description: 'A key file relative to TRAINYARD_KEYS_DIR.',
+    }),
+  ),
+  hostKeyFingerprint: orNull(
+    Type.String({
+      maxLength: 100,
+      pattern: '^SHA256:[A-Za-z0-9+/]{43}=?$',
+      description: 'Pinned host key, as `ssh-keygen -lf` prints it.',
+    }),
+  ),
   slots: Type.Integer({ minimum: 1, maximum: MACHINE_LIMITS.slots, default: 1 }),
-  gpus: Type.Array(Type.Integer({ minimum: 0, maximum: MACHINE_LIMITS.gpuIndex }), { maxItems: MACHINE_LIMITS.gpus, description: 'GPU indices, split across slots.' }),
-  lostTimeoutSeconds: Type.Integer({ minimum: MACHINE_LIMITS.lostTimeoutSeconds.min, maximum: MACHINE_LIMITS.lostTimeoutSeconds.max, default: 600 }),
+  gpus: Type.Array(Type.Integer({ minimum: 0, maximum: MACHINE_LIMITS.gpuIndex }), {
+    maxItems: MACHINE_LIMITS.gpus,
+    description: 'GPU indices, split across slots.',
+  }),
+  lostTimeoutSeconds: Type.Integer({
+    minimum: MACHINE_LIMITS.lostTimeoutSeconds.min,
+    maximum: MACHINE_LIMITS.lostTimeoutSeconds.max,
+    default: 600,
+  }),
   enabled: Type.Boolean({ default: true }),
 };
 

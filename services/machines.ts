@@ -48,7 +48,18 @@ export interface MachineView {
   updatedAt: string;
 }
 
-const FIELDS = ['name', 'address', 'sshUser', 'privateKey', 'privateKeyPath', 'hostKeyFingerprint', 'slots', 'gpus', 'lostTimeoutSeconds', 'enabled'] as const;
+const FIELDS = [
+  'name',
+  'address',
+  'sshUser',
+  'privateKey',
+  'privateKeyPath',
+  'hostKeyFingerprint',
+  'slots',
+  'gpus',
+  'lostTimeoutSeconds',
+  'enabled',
+] as const;
 /** What the built-in machine lets anyone change: it has no address, user or key. */
 const LOCAL_FIELDS: ReadonlySet<string> = new Set(['slots', 'gpus', 'lostTimeoutSeconds', 'enabled']);
 
@@ -82,7 +93,10 @@ function toView(row: Row): MachineView {
 }
 
 export function validAddress(value: unknown): string {
-  const address = text('address', typeof value === 'string' ? value.trim() : value, { min: 1, max: MACHINE_LIMITS.address });
+  const address = text('address', typeof value === 'string' ? value.trim() : value, {
+    min: 1,
+    max: MACHINE_LIMITS.address,
+  });
   if (!HOST.test(address)) throw invalid('address', `"${address}" is not an address: use host or host:port.`);
   try {
     parseAddress(address);
@@ -98,7 +112,10 @@ export function validFingerprint(value: unknown): string | null {
   try {
     parseFingerprint(fingerprint);
   } catch {
-    throw invalid('hostKeyFingerprint', 'hostKeyFingerprint is "SHA256:" and 43 base64 characters, as ssh-keygen -lf prints.');
+    throw invalid(
+      'hostKeyFingerprint',
+      'hostKeyFingerprint is "SHA256:" and 43 base64 characters, as ssh-keygen -lf prints.',
+    );
   }
   return fingerprint.replace(/=$/, '');
 }
@@ -113,13 +130,15 @@ function validGpus(value: unknown): number[] {
 
 function validPrivateKey(value: unknown): string {
   const key = text('privateKey', value, { min: 1, max: MACHINE_LIMITS.privateKeyBytes, bytes: true, multiline: true });
-  if (!PEM.test(key.trim() + '\n')) throw invalid('privateKey', 'privateKey is a PEM or OpenSSH private key ("-----BEGIN … PRIVATE KEY-----").');
+  if (!PEM.test(key.trim() + '\n'))
+    throw invalid('privateKey', 'privateKey is a PEM or OpenSSH private key ("-----BEGIN … PRIVATE KEY-----").');
   return key.trim() + '\n';
 }
 
 function validKeyPath(value: unknown, keysDir: string | null): string {
   const relative = text('privateKeyPath', value, { min: 1, max: MACHINE_LIMITS.privateKeyPath });
-  if (relative.startsWith('/') || relative.startsWith('\\')) throw invalid('privateKeyPath', 'privateKeyPath is relative to TRAINYARD_KEYS_DIR.');
+  if (relative.startsWith('/') || relative.startsWith('\\'))
+    throw invalid('privateKeyPath', 'privateKeyPath is relative to TRAINYARD_KEYS_DIR.');
   try {
     readKeyFile(keysDir, relative);
   } catch (error) {
@@ -138,33 +157,47 @@ export function validateMachine(
 ): Partial<typeof machines.$inferInsert> {
   if (!isPlainObject(body)) throw invalid('body', 'A machine is a JSON object.');
   rejectUnknown(body, FIELDS);
-  const has = (key: (typeof FIELDS)[number]) => Object.prototype.hasOwnProperty.call(body, key) && body[key] !== undefined;
+  const has = (key: (typeof FIELDS)[number]) =>
+    Object.prototype.hasOwnProperty.call(body, key) && body[key] !== undefined;
   const out: Partial<typeof machines.$inferInsert> = {};
   if (existing?.kind === 'local') {
     for (const key of Object.keys(body)) {
       if (body[key] !== undefined && !LOCAL_FIELDS.has(key)) {
-        throw invalid(key, `The built-in ${LOCAL_MACHINE_NAME} machine keeps its ${key}; only slots, gpus, lostTimeoutSeconds and enabled change.`);
+        throw invalid(
+          key,
+          `The built-in ${LOCAL_MACHINE_NAME} machine keeps its ${key}; only slots, gpus, lostTimeoutSeconds and enabled change.`,
+        );
       }
     }
   }
   if (mode === 'create') {
     for (const key of ['name', 'address', 'sshUser'] as const) if (!has(key)) throw invalid(key, `${key} is required.`);
     if (!has('privateKey') && !has('privateKeyPath')) {
-      throw invalid('privateKey', 'Give the SSH private key (privateKey) or its file under TRAINYARD_KEYS_DIR (privateKeyPath).');
+      throw invalid(
+        'privateKey',
+        'Give the SSH private key (privateKey) or its file under TRAINYARD_KEYS_DIR (privateKeyPath).',
+      );
     }
   }
   if (has('privateKey') && has('privateKeyPath') && body.privateKey !== null && body.privateKeyPath !== null) {
     throw invalid('privateKeyPath', 'Give privateKey or privateKeyPath, not both.');
   }
   if (has('name')) {
-    const name = text('name', typeof body.name === 'string' ? body.name.trim() : body.name, { min: 1, max: MACHINE_LIMITS.name });
+    const name = text('name', typeof body.name === 'string' ? body.name.trim() : body.name, {
+      min: 1,
+      max: MACHINE_LIMITS.name,
+    });
     if (name === LOCAL_MACHINE_NAME) throw invalid('name', `"${LOCAL_MACHINE_NAME}" is the built-in machine's name.`);
     out.name = name;
   }
   if (has('address')) out.address = validAddress(body.address);
   if (has('sshUser')) {
     const user = text('sshUser', body.sshUser, { min: 1, max: 32 });
-    if (!SSH_USER.test(user)) throw invalid('sshUser', 'sshUser is a login name: letters, digits, ".", "_" or "-", starting with a letter or "_".');
+    if (!SSH_USER.test(user))
+      throw invalid(
+        'sshUser',
+        'sshUser is a login name: letters, digits, ".", "_" or "-", starting with a letter or "_".',
+      );
     out.sshUser = user;
   }
   // One key source at a time: setting one clears the other.
@@ -186,7 +219,12 @@ export function validateMachine(
   if (has('slots')) out.slots = integer('slots', body.slots, 1, MACHINE_LIMITS.slots);
   if (has('gpus')) out.gpus = validGpus(body.gpus);
   if (has('lostTimeoutSeconds')) {
-    out.lostTimeoutSeconds = integer('lostTimeoutSeconds', body.lostTimeoutSeconds, MACHINE_LIMITS.lostTimeoutSeconds.min, MACHINE_LIMITS.lostTimeoutSeconds.max);
+    out.lostTimeoutSeconds = integer(
+      'lostTimeoutSeconds',
+      body.lostTimeoutSeconds,
+      MACHINE_LIMITS.lostTimeoutSeconds.min,
+      MACHINE_LIMITS.lostTimeoutSeconds.max,
+    );
   }
   if (has('enabled')) out.enabled = boolean('enabled', body.enabled);
   if (mode === 'patch' && existing && existing.kind !== 'local') {
@@ -205,9 +243,16 @@ async function rowOf(db: Db, id: number): Promise<Row> {
   return row;
 }
 
-export async function createMachine(deps: MachineDeps, input: MachineInput | Record<string, unknown>): Promise<MachineView> {
+export async function createMachine(
+  deps: MachineDeps,
+  input: MachineInput | Record<string, unknown>,
+): Promise<MachineView> {
   const values = { ...validateMachine(deps, input, 'create'), kind: 'ssh' } as typeof machines.$inferInsert;
-  const [row] = await deps.db.insert(machines).values(values).onConflictDoNothing({ target: machines.name }).returning();
+  const [row] = await deps.db
+    .insert(machines)
+    .values(values)
+    .onConflictDoNothing({ target: machines.name })
+    .returning();
   if (!row) throw nameTaken(values.name);
   return toView(row);
 }
@@ -222,7 +267,11 @@ export async function listMachines(db: Db): Promise<MachineView[]> {
 }
 
 /** Workers pick up the change on their next reconcile (a new executor when settings differ). */
-export async function updateMachine(deps: MachineDeps, id: number, patch: MachinePatchInput | Record<string, unknown>): Promise<MachineView> {
+export async function updateMachine(
+  deps: MachineDeps,
+  id: number,
+  patch: MachinePatchInput | Record<string, unknown>,
+): Promise<MachineView> {
   const existing = await rowOf(deps.db, id);
   const values = validateMachine(deps, patch, 'patch', existing);
   if (Object.keys(values).length === 0) return toView(existing);
@@ -241,13 +290,20 @@ export async function updateMachine(deps: MachineDeps, id: number, patch: Machin
 }
 
 export async function countMachineProcesses(db: Db, id: number): Promise<number> {
-  const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(processes).where(eq(processes.machineId, id));
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(processes)
+    .where(eq(processes.machineId, id));
   return row?.n ?? 0;
 }
 
 export async function deleteMachine(db: Db, id: number): Promise<void> {
   const existing = await rowOf(db, id);
-  if (existing.kind === 'local') throw new ServiceError('conflict', `The built-in ${LOCAL_MACHINE_NAME} machine cannot be deleted; disable it instead.`);
+  if (existing.kind === 'local')
+    throw new ServiceError(
+      'conflict',
+      `The built-in ${LOCAL_MACHINE_NAME} machine cannot be deleted; disable it instead.`,
+    );
   const inUse = await countMachineProcesses(db, id);
   if (inUse > 0) throw usedBy('Machine', id, inUse);
   try {
@@ -265,7 +321,11 @@ export async function deleteMachine(db: Db, id: number): Promise<void> {
  */
 export async function probeMachine(deps: { db: Db; client: Client }, id: number): Promise<MachineProbe> {
   const machine = await rowOf(deps.db, id);
-  if (!machine.enabled) throw new ServiceError('not_allowed', `Machine "${machine.name}" is disabled; no worker serves it. Enable it to probe it.`);
+  if (!machine.enabled)
+    throw new ServiceError(
+      'not_allowed',
+      `Machine "${machine.name}" is disabled; no worker serves it. Enable it to probe it.`,
+    );
   try {
     return await deps.client.workflow.execute<typeof probeMachineWorkflow>('probeMachineWorkflow', {
       taskQueue: CONTROL_TASK_QUEUE,
@@ -285,9 +345,15 @@ export async function probeMachine(deps: { db: Db; client: Client }, id: number)
             : `No worker serves machine "${machine.name}": start a worker (npm run trainyard -- worker) that can reach it.`,
         );
       }
-      throw new ServiceError('unavailable', `Probing machine "${machine.name}" failed: ${(error.cause as Error | undefined)?.message ?? error.message}`);
+      throw new ServiceError(
+        'unavailable',
+        `Probing machine "${machine.name}" failed: ${(error.cause as Error | undefined)?.message ?? error.message}`,
+      );
     }
-    throw new ServiceError('unavailable', `Could not run the probe of machine "${machine.name}": ${(error as Error).message}`);
+    throw new ServiceError(
+      'unavailable',
+      `Could not run the probe of machine "${machine.name}": ${(error as Error).message}`,
+    );
   }
 }
 
@@ -295,17 +361,28 @@ export async function probeMachine(deps: { db: Db; client: Client }, id: number)
  * The UI's "fetch and confirm" step: the host key fingerprint a server presents,
  * for an operator to compare with `ssh-keygen -lf` before pinning it.
  */
-export async function fetchHostKey(address: unknown, options: { timeoutMs?: number } = {}): Promise<FetchedHostKey & { address: string }> {
+export async function fetchHostKey(
+  address: unknown,
+  options: { timeoutMs?: number } = {},
+): Promise<FetchedHostKey & { address: string }> {
   const valid = validAddress(address);
   const { host, port } = parseAddress(valid);
   try {
-    return { address: valid, ...(await fetchHostKeyFingerprint(host, port, { timeoutMs: options.timeoutMs ?? 10_000 })) };
+    return {
+      address: valid,
+      ...(await fetchHostKeyFingerprint(host, port, { timeoutMs: options.timeoutMs ?? 10_000 })),
+    };
   } catch (error) {
     throw invalid('address', `Cannot read the host key of ${valid}: ${(error as Error).message}`);
   }
 }
 
 /** Every machine to run a process on, by name: what the add-process form offers. */
-export async function listMachineChoices(db: Db): Promise<Array<{ id: number; name: string; address: string; enabled: boolean }>> {
-  return db.select({ id: machines.id, name: machines.name, address: machines.address, enabled: machines.enabled }).from(machines).orderBy(asc(machines.name));
+export async function listMachineChoices(
+  db: Db,
+): Promise<Array<{ id: number; name: string; address: string; enabled: boolean }>> {
+  return db
+    .select({ id: machines.id, name: machines.name, address: machines.address, enabled: machines.enabled })
+    .from(machines)
+    .orderBy(asc(machines.name));
 }

@@ -7,7 +7,12 @@ import crypto from 'node:crypto';
 import { promisify } from 'node:util';
 import { ServiceError } from './errors.js';
 
-const scrypt = promisify(crypto.scrypt) as (password: string, salt: Buffer, keylen: number, options: crypto.ScryptOptions) => Promise<Buffer>;
+const scrypt = promisify(crypto.scrypt) as (
+  password: string,
+  salt: Buffer,
+  keylen: number,
+  options: crypto.ScryptOptions,
+) => Promise<Buffer>;
 
 const N = 2 ** 17;
 const r = 8;
@@ -83,7 +88,9 @@ export const hashGate = new HashGate({ concurrent: 2, queued: 64, maxWaitMs: 10_
 
 export async function hashPassword(password: string): Promise<string> {
   const salt = crypto.randomBytes(16);
-  const key = await hashGate.run(() => scrypt(password.normalize('NFC'), salt, KEY_LENGTH, { N, r, p, maxmem: MAXMEM }));
+  const key = await hashGate.run(() =>
+    scrypt(password.normalize('NFC'), salt, KEY_LENGTH, { N, r, p, maxmem: MAXMEM }),
+  );
   return `scrypt$${N}$${r}$${p}$${salt.toString('base64')}$${key.toString('base64')}`;
 }
 

@@ -4,7 +4,12 @@
 // and a run it held keeps its slot lease, so the worker's reconciler and the actions
 // themselves restore one from the database: the active run ends as failed with the
 // reason, its lease is freed, its trainer is left to the worker's reaper.
-import { Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowExecutionStatusName } from '@temporalio/client';
+import {
+  Client,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type WorkflowExecutionStatusName,
+} from '@temporalio/client';
 import { and, eq, inArray, isNull, or, isNotNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { auditEvents, machines, processEvents, processes, runs, slotLeases, templates } from '../db/schema.js';
@@ -25,8 +30,17 @@ interface WorkflowTarget {
 }
 
 /** Starts `training-process-<id>`; an execution already running under that id is the process's and is kept. */
-export async function startProcessWorkflow(client: Client, target: WorkflowTarget, carried?: TrainingProcessInput['carried']): Promise<'started' | 'running'> {
-  const input: TrainingProcessInput = { processId: target.processId, templateId: target.template.id, machineId: target.machine.id, ...(carried ? { carried } : {}) };
+export async function startProcessWorkflow(
+  client: Client,
+  target: WorkflowTarget,
+  carried?: TrainingProcessInput['carried'],
+): Promise<'started' | 'running'> {
+  const input: TrainingProcessInput = {
+    processId: target.processId,
+    templateId: target.template.id,
+    machineId: target.machine.id,
+    ...(carried ? { carried } : {}),
+  };
   try {
     await client.workflow.start<typeof trainingProcessWorkflow>('trainingProcessWorkflow', {
       taskQueue: CONTROL_TASK_QUEUE,
@@ -36,7 +50,13 @@ export async function startProcessWorkflow(client: Client, target: WorkflowTarge
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       workflowIdConflictPolicy: 'FAIL',
       args: [input],
-      memo: { processId: target.processId, templateId: target.template.id, templateName: target.template.name, machineId: target.machine.id, machineName: target.machine.name },
+      memo: {
+        processId: target.processId,
+        templateId: target.template.id,
+        templateName: target.template.name,
+        machineId: target.machine.id,
+        machineName: target.machine.name,
+      },
       typedSearchAttributes: [
         { key: SEARCH_KEYS.processId, value: String(target.processId) },
         { key: SEARCH_KEYS.templateId, value: String(target.template.id) },
@@ -71,7 +91,9 @@ const CLOSED_AS: Partial<Record<WorkflowExecutionStatusName, string>> = {
 };
 
 export function closedReason(state: WorkflowExecutionStatusName | null): string {
-  return state === null ? 'The workflow was missing in Temporal.' : `The workflow was ${CLOSED_AS[state] ?? state.toLowerCase()} in Temporal.`;
+  return state === null
+    ? 'The workflow was missing in Temporal.'
+    : `The workflow was ${CLOSED_AS[state] ?? state.toLowerCase()} in Temporal.`;
 }
 
 // Restorers of one process take turns (several workers, an action from the web server):
@@ -108,80 +130,121 @@ export interface RestoreResult {
  * missing. Idempotent and safe to call from several workers at once.
  */
 export async function restoreProcessWorkflow(deps: ProcessWorkflowDeps, processId: number): Promise<RestoreResult> {
-  return deps.db.transaction(async (tx): Promise<RestoreResult> => {
-    await tx.execute(sql`select pg_advisory_xact_lock(${RESTORE_LOCK}, ${processId})`);
-    const [row] = await tx
-      .select({ process: processes, template: { id: templates.id, name: templates.name }, machine: { id: machines.id, name: machines.name } })
-      .from(processes)
-      .innerJoin(templates, eq(templates.id, processes.templateId))
-      .innerJoin(machines, eq(machines.id, processes.machineId))
-      .where(eq(processes.id, processId));
-    if (!row || row.process.deleting) return { outcome: 'gone', trainerMachines: [] };
-    const state = await workflowState(deps.client, processId);
-    if (state === 'RUNNING' || state === 'CONTINUED_AS_NEW') return { outcome: 'running', trainerMachines: [] };
+  return deps.db
+    .transaction(async (tx): Promise<RestoreResult> => {
+      await tx.execute(sql`select pg_advisory_xact_lock(${RESTORE_LOCK}, ${processId})`);
+      const [row] = await tx
+        .select({
+          process: processes,
+          template: { id: templates.id, name: templates.name },
+          machine: { id: machines.id, name: machines.name },
+        })
+        .from(processes)
+        .innerJoin(templates, eq(templates.id, processes.templateId))
+        .innerJoin(machines, eq(machines.id, processes.machineId))
+        .where(eq(processes.id, processId));
+      if (!row || row.process.deleting) return { outcome: 'gone', trainerMachines: [] };
+      const state = await workflowState(deps.client, processId);
+      if (state === 'RUNNING' || state === 'CONTINUED_AS_NEW') return { outcome: 'running', trainerMachines: [] };
 
-    const reason = closedReason(state);
-    const stored: ProcessStatus = isStatus(row.process.status) ? row.process.status : 'failed';
-    const active = isActive(stored);
-    const ended = await tx
-      .update(runs)
-      .set({
-        status: 'failed',
-        error: reason,
-        finishedAt: new Date(),
-        etaSeconds: null,
-        // A run that got as far as a launch may have left its trainer: the reaper looks.
-        trainerMayRemain: sql`${runs.pid} is not null or ${runs.runDir} is not null`,
-      })
-      .where(and(eq(runs.processId, processId), isNull(runs.finishedAt)))
-      .returning({ id: runs.id, number: runs.number, machineId: runs.machineId, trainerMayRemain: runs.trainerMayRemain });
-    await tx.delete(slotLeases).where(or(eq(slotLeases.processId, processId), ended.length ? inArray(slotLeases.runId, ended.map((r) => r.id)) : undefined));
+      const reason = closedReason(state);
+      const stored: ProcessStatus = isStatus(row.process.status) ? row.process.status : 'failed';
+      const active = isActive(stored);
+      const ended = await tx
+        .update(runs)
+        .set({
+          status: 'failed',
+          error: reason,
+          finishedAt: new Date(),
+          etaSeconds: null,
+          // A run that got as far as a launch may have left its trainer: the reaper looks.
+          trainerMayRemain: sql`${runs.pid} is not null or ${runs.runDir} is not null`,
+        })
+        .where(and(eq(runs.processId, processId), isNull(runs.finishedAt)))
+        .returning({
+          id: runs.id,
+          number: runs.number,
+          machineId: runs.machineId,
+          trainerMayRemain: runs.trainerMayRemain,
+        });
+      await tx.delete(slotLeases).where(
+        or(
+          eq(slotLeases.processId, processId),
+          ended.length
+            ? inArray(
+                slotLeases.runId,
+                ended.map((r) => r.id),
+              )
+            : undefined,
+        ),
+      );
 
-    const status: ProcessStatus = active || ended.length > 0 ? 'failed' : stored;
-    const lastError = status === 'failed' && (active || ended.length > 0) ? reason : row.process.lastError;
-    const statusBeforeDisable = row.process.statusBeforeDisable !== null && isStatus(row.process.statusBeforeDisable) ? row.process.statusBeforeDisable : null;
-    const statusVersion = row.process.statusVersion + VERSION_MARGIN;
-    const updated = await tx
-      .update(processes)
-      .set({ status, statusVersion, lastError, updatedAt: new Date() })
-      .where(and(eq(processes.id, processId), eq(processes.statusVersion, row.process.statusVersion)))
-      .returning({ id: processes.id });
-    // A late write of the closed execution came in between: the next pass tries again.
-    if (updated.length === 0) throw new ServiceError('conflict', `Process ${processId} changed while its workflow was being restored; try again.`);
+      const status: ProcessStatus = active || ended.length > 0 ? 'failed' : stored;
+      const lastError = status === 'failed' && (active || ended.length > 0) ? reason : row.process.lastError;
+      const statusBeforeDisable =
+        row.process.statusBeforeDisable !== null && isStatus(row.process.statusBeforeDisable)
+          ? row.process.statusBeforeDisable
+          : null;
+      const statusVersion = row.process.statusVersion + VERSION_MARGIN;
+      const updated = await tx
+        .update(processes)
+        .set({ status, statusVersion, lastError, updatedAt: new Date() })
+        .where(and(eq(processes.id, processId), eq(processes.statusVersion, row.process.statusVersion)))
+        .returning({ id: processes.id });
+      // A late write of the closed execution came in between: the next pass tries again.
+      if (updated.length === 0)
+        throw new ServiceError(
+          'conflict',
+          `Process ${processId} changed while its workflow was being restored; try again.`,
+        );
 
-    const [last] = await tx.select({ n: sql<number>`coalesce(max(${runs.number}), 0)::int` }).from(runs).where(eq(runs.processId, processId));
-    const runNote = ended.length ? ` Run ${ended.map((r) => r.number).join(', ')} ended as failed.` : '';
-    await tx.insert(processEvents).values({
-      processId,
-      runId: ended[0]?.id ?? null,
-      level: 'warn',
-      message: `${reason}${runNote} Trainyard started the process's workflow again; its actions work as before.`,
+      const [last] = await tx
+        .select({ n: sql<number>`coalesce(max(${runs.number}), 0)::int` })
+        .from(runs)
+        .where(eq(runs.processId, processId));
+      const runNote = ended.length ? ` Run ${ended.map((r) => r.number).join(', ')} ended as failed.` : '';
+      await tx.insert(processEvents).values({
+        processId,
+        runId: ended[0]?.id ?? null,
+        level: 'warn',
+        message: `${reason}${runNote} Trainyard started the process's workflow again; its actions work as before.`,
+      });
+      const trainerMachines = [...new Set(ended.filter((r) => r.trainerMayRemain).map((r) => r.machineId))];
+      const detail: RestoreDetail = {
+        workflowState: state ?? 'missing',
+        previousStatus: stored,
+        status,
+        endedRuns: ended.map((r) => r.number),
+        trainerMachines,
+      };
+      await tx.insert(auditEvents).values({
+        actorLogin: 'trainyard',
+        action: RESTORE_ACTION,
+        targetType: 'process',
+        targetId: String(processId),
+        outcome: 'ok',
+        detail: { ...detail },
+      });
+      // Last, inside the lock: if it fails, the transaction is undone and the next pass tries again.
+      const started = await startProcessWorkflow(
+        deps.client,
+        { processId, template: row.template, machine: row.machine },
+        {
+          status,
+          statusVersion,
+          statusBeforeDisable,
+          runNumber: last?.n ?? 0,
+          lastError,
+        },
+      );
+      // Someone else's start got there first (the process is being created): theirs stands, nothing here does.
+      if (started === 'running') throw new AlreadyRunning();
+      return { outcome: 'restored' as const, trainerMachines };
+    })
+    .catch((error: unknown): RestoreResult => {
+      if (error instanceof AlreadyRunning) return { outcome: 'running' as const, trainerMachines: [] };
+      throw error;
     });
-    const trainerMachines = [...new Set(ended.filter((r) => r.trainerMayRemain).map((r) => r.machineId))];
-    const detail: RestoreDetail = { workflowState: state ?? 'missing', previousStatus: stored, status, endedRuns: ended.map((r) => r.number), trainerMachines };
-    await tx.insert(auditEvents).values({
-      actorLogin: 'trainyard',
-      action: RESTORE_ACTION,
-      targetType: 'process',
-      targetId: String(processId),
-      outcome: 'ok',
-      detail: { ...detail },
-    });
-    // Last, inside the lock: if it fails, the transaction is undone and the next pass tries again.
-    const started = await startProcessWorkflow(deps.client, { processId, template: row.template, machine: row.machine }, {
-      status,
-      statusVersion,
-      statusBeforeDisable,
-      runNumber: last?.n ?? 0,
-      lastError,
-    });
-    // Someone else's start got there first (the process is being created): theirs stands, nothing here does.
-    if (started === 'running') throw new AlreadyRunning();
-    return { outcome: 'restored' as const, trainerMachines };
-  }).catch((error: unknown): RestoreResult => {
-    if (error instanceof AlreadyRunning) return { outcome: 'running' as const, trainerMachines: [] };
-    throw error;
-  });
 }
 
 class AlreadyRunning extends Error {}

@@ -144,7 +144,10 @@ export interface ListFilter {
   cursor?: number;
 }
 
-export async function listProcesses(deps: Pick<ProcessDeps, 'db'>, filter: ListFilter): Promise<{ items: ProcessView[]; nextCursor: number | null }> {
+export async function listProcesses(
+  deps: Pick<ProcessDeps, 'db'>,
+  filter: ListFilter,
+): Promise<{ items: ProcessView[]; nextCursor: number | null }> {
   const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
   const conditions = [eq(processes.deleting, false)];
   if (filter.templateId !== undefined) conditions.push(eq(processes.templateId, filter.templateId));
@@ -172,10 +175,14 @@ export async function createProcess(deps: ProcessDeps, input: CreateProcessInput
   const [machine] = await deps.db.select().from(machines).where(eq(machines.id, input.machineId));
   if (!machine) throw invalid('machineId', `Machine ${input.machineId} does not exist.`);
   const params = input.params ?? {};
-  if (typeof params !== 'object' || Array.isArray(params)) throw invalid('params', 'params is a JSON object of hyperparameters.');
+  if (typeof params !== 'object' || Array.isArray(params))
+    throw invalid('params', 'params is a JSON object of hyperparameters.');
   if (JSON.stringify(params).length > 64 * 1024) throw invalid('params', 'params may be at most 64 KiB of JSON.');
 
-  const [row] = await deps.db.insert(processes).values({ templateId: template.id, machineId: machine.id, params }).returning();
+  const [row] = await deps.db
+    .insert(processes)
+    .values({ templateId: template.id, machineId: machine.id, params })
+    .returning();
   const processId = row!.id;
   try {
     await startProcessWorkflow(deps.client, { processId, template, machine });
@@ -200,7 +207,10 @@ function refusal(error: unknown, id: number): ServiceError | null {
 }
 
 async function ensureExists(deps: Pick<ProcessDeps, 'db'>, id: number): Promise<void> {
-  const [row] = await deps.db.select({ id: processes.id }).from(processes).where(and(eq(processes.id, id), eq(processes.deleting, false)));
+  const [row] = await deps.db
+    .select({ id: processes.id })
+    .from(processes)
+    .where(and(eq(processes.id, id), eq(processes.deleting, false)));
   if (!row) throw notFound('Process', id);
 }
 
@@ -232,7 +242,11 @@ export async function act(deps: ProcessDeps, id: number, action: Exclude<UserAct
 }
 
 /** Delete: stops first if active; the process answers 404 once its workflow has cleaned up. */
-export async function deleteProcess(deps: ProcessDeps, id: number, options: { force?: boolean } = {}): Promise<ActionResult> {
+export async function deleteProcess(
+  deps: ProcessDeps,
+  id: number,
+  options: { force?: boolean } = {},
+): Promise<ActionResult> {
   const handle = deps.client.workflow.getHandle(trainingProcessWorkflowId(id));
   return update(deps, id, () => handle.executeUpdate(deleteUpdate, { args: [{ force: options.force === true }] }));
 }
@@ -260,7 +274,10 @@ export async function listRuns(deps: Pick<ProcessDeps, 'db'>, processId: number)
 /** The run with that number, or the latest when omitted. */
 export async function findRun(deps: Pick<ProcessDeps, 'db'>, processId: number, runNumber?: number) {
   await ensureExists(deps, processId);
-  const where = runNumber === undefined ? eq(runs.processId, processId) : and(eq(runs.processId, processId), eq(runs.number, runNumber));
+  const where =
+    runNumber === undefined
+      ? eq(runs.processId, processId)
+      : and(eq(runs.processId, processId), eq(runs.number, runNumber));
   const [run] = await deps.db.select().from(runs).where(where).orderBy(desc(runs.number)).limit(1);
   if (!run) throw notFound(runNumber === undefined ? 'Any run of process' : `Run ${runNumber} of process`, processId);
   return run;
@@ -278,7 +295,12 @@ export async function logTail(deps: Pick<ProcessDeps, 'db'>, processId: number, 
     run: run.number,
     stdout: run.stdoutTail,
     stderr: run.stderrTail,
-    events: events.reverse().map((e) => ({ at: e.at.toISOString(), level: e.level, message: e.message, run: e.runId === run.id ? run.number : null })),
+    events: events.reverse().map((e) => ({
+      at: e.at.toISOString(),
+      level: e.level,
+      message: e.message,
+      run: e.runId === run.id ? run.number : null,
+    })),
   };
 }
 
@@ -292,7 +314,12 @@ export async function statusCounts(deps: Pick<ProcessDeps, 'db'>): Promise<Recor
 }
 
 /** The status versions of a template's processes with id > after, in id order, at most `limit`: what a page's feed compares against. */
-export async function templateStatusVersions(db: Db, templateId: number, after: number, limit: number): Promise<Map<number, number>> {
+export async function templateStatusVersions(
+  db: Db,
+  templateId: number,
+  after: number,
+  limit: number,
+): Promise<Map<number, number>> {
   const rows = await db
     .select({ id: processes.id, version: processes.statusVersion })
     .from(processes)

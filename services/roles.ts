@@ -33,7 +33,10 @@ function validPermissions(value: unknown): Permission[] {
   const out = new Set<Permission>();
   for (const item of value) {
     if (typeof item !== 'string' || !(ALL_PERMISSIONS as string[]).includes(item)) {
-      throw invalid('permissions', `${JSON.stringify(item)} is not a permission; known: ${ALL_PERMISSIONS.join(', ')}.`);
+      throw invalid(
+        'permissions',
+        `${JSON.stringify(item)} is not a permission; known: ${ALL_PERMISSIONS.join(', ')}.`,
+      );
     }
     out.add(item as Permission);
   }
@@ -48,10 +51,12 @@ export function validateRole(body: unknown, mode: 'create' | 'patch'): Partial<t
   if (mode === 'create' && body.name === undefined) throw invalid('name', 'name is required.');
   if (body.name !== undefined) {
     const name = text('name', typeof body.name === 'string' ? body.name.trim() : body.name, { min: 1, max: 64 });
-    if (!ROLE_NAME.test(name)) throw invalid('name', 'A role name is letters, digits, spaces, ".", "_" or "-", up to 64 characters.');
+    if (!ROLE_NAME.test(name))
+      throw invalid('name', 'A role name is letters, digits, spaces, ".", "_" or "-", up to 64 characters.');
     out.name = name;
   }
-  if (body.description !== undefined) out.description = optionalText('description', body.description, { max: 1000 }) ?? '';
+  if (body.description !== undefined)
+    out.description = optionalText('description', body.description, { max: 1000 }) ?? '';
   if (body.permissions !== undefined) out.permissions = validPermissions(body.permissions);
   else if (mode === 'create') out.permissions = [];
   return out;
@@ -87,7 +92,11 @@ const nameTaken = (name: string) => new ServiceError('conflict', `A role named "
 
 export async function createRole(db: Db, body: unknown): Promise<RoleView> {
   const values = validateRole(body, 'create') as typeof roles.$inferInsert;
-  const [row] = await db.insert(roles).values({ ...values, builtin: false }).onConflictDoNothing({ target: roles.name }).returning();
+  const [row] = await db
+    .insert(roles)
+    .values({ ...values, builtin: false })
+    .onConflictDoNothing({ target: roles.name })
+    .returning();
   if (!row) throw nameTaken(values.name);
   return getRole(db, row.id);
 }
@@ -95,7 +104,11 @@ export async function createRole(db: Db, body: unknown): Promise<RoleView> {
 async function customRole(db: Db, id: number) {
   const [role] = await db.select().from(roles).where(eq(roles.id, id));
   if (!role) throw notFound('Role', id);
-  if (role.builtin) throw new ServiceError('conflict', `${role.name} is a built-in role and cannot change; create a custom role instead.`);
+  if (role.builtin)
+    throw new ServiceError(
+      'conflict',
+      `${role.name} is a built-in role and cannot change; create a custom role instead.`,
+    );
   return role;
 }
 
@@ -114,8 +127,12 @@ export async function updateRole(db: Db, id: number, body: unknown): Promise<Rol
 /** Refused while the role is granted: revoking is a decision to make grant by grant. */
 export async function deleteRole(db: Db, id: number): Promise<void> {
   const role = await customRole(db, id);
-  const [used] = await db.select({ n: sql<number>`count(*)::int` }).from(roleGrants).where(eq(roleGrants.roleId, id));
-  if ((used?.n ?? 0) > 0) throw new ServiceError('conflict', `Role ${role.name} is granted ${used!.n} time(s); revoke those grants first.`);
+  const [used] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(roleGrants)
+    .where(eq(roleGrants.roleId, id));
+  if ((used?.n ?? 0) > 0)
+    throw new ServiceError('conflict', `Role ${role.name} is granted ${used!.n} time(s); revoke those grants first.`);
   await db.delete(roles).where(eq(roles.id, id));
 }
 
@@ -138,19 +155,27 @@ export async function listGrants(db: Db): Promise<GrantView[]> {
 }
 
 export async function listUsers(db: Db): Promise<Array<{ id: number; login: string; isActive: boolean }>> {
-  return db.select({ id: users.id, login: users.login, isActive: users.isActive }).from(users).orderBy(asc(users.login));
+  return db
+    .select({ id: users.id, login: users.login, isActive: users.isActive })
+    .from(users)
+    .orderBy(asc(users.login));
 }
 
-export async function grant(db: Db, input: { login: unknown; roleId: unknown; templateId?: unknown }): Promise<GrantView> {
+export async function grant(
+  db: Db,
+  input: { login: unknown; roleId: unknown; templateId?: unknown },
+): Promise<GrantView> {
   const login = text('login', input.login, { min: 1, max: 64 });
   const [user] = await db.select().from(users).where(eq(users.login, login));
   if (!user) throw invalid('login', `No user ${login}.`);
-  if (typeof input.roleId !== 'number' || !Number.isInteger(input.roleId)) throw invalid('roleId', 'roleId is a role id.');
+  if (typeof input.roleId !== 'number' || !Number.isInteger(input.roleId))
+    throw invalid('roleId', 'roleId is a role id.');
   const [role] = await db.select().from(roles).where(eq(roles.id, input.roleId));
   if (!role) throw invalid('roleId', `No role ${input.roleId}.`);
   let templateId: number | null = null;
   if (input.templateId !== undefined && input.templateId !== null) {
-    if (typeof input.templateId !== 'number' || !Number.isInteger(input.templateId)) throw invalid('templateId', 'templateId is a template id.');
+    if (typeof input.templateId !== 'number' || !Number.isInteger(input.templateId))
+      throw invalid('templateId', 'templateId is a template id.');
     const [template] = await db.select({ id: templates.id }).from(templates).where(eq(templates.id, input.templateId));
     if (!template) throw invalid('templateId', `No template ${input.templateId}.`);
     templateId = template.id;
@@ -159,7 +184,13 @@ export async function grant(db: Db, input: { login: unknown; roleId: unknown; te
   const [row] = await db
     .select({ id: roleGrants.id })
     .from(roleGrants)
-    .where(and(eq(roleGrants.userId, user.id), eq(roleGrants.roleId, role.id), templateId === null ? isNull(roleGrants.templateId) : eq(roleGrants.templateId, templateId)));
+    .where(
+      and(
+        eq(roleGrants.userId, user.id),
+        eq(roleGrants.roleId, role.id),
+        templateId === null ? isNull(roleGrants.templateId) : eq(roleGrants.templateId, templateId),
+      ),
+    );
   return (await listGrants(db)).find((g) => g.id === row!.id)!;
 }
 
@@ -167,23 +198,27 @@ export async function grant(db: Db, input: { login: unknown; roleId: unknown; te
 export async function revokeGrant(db: Db, grantId: number): Promise<GrantView> {
   const existing = (await listGrants(db)).find((g) => g.id === grantId);
   if (!existing) throw notFound('Grant', grantId);
-  return db.transaction(async (tx) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(7301003)`);
-    await tx.delete(roleGrants).where(eq(roleGrants.id, grantId));
-    const [left] = await tx
-      .select({ n: sql<number>`count(*)::int` })
-      .from(roleGrants)
-      .innerJoin(roles, eq(roles.id, roleGrants.roleId))
-      .innerJoin(users, eq(users.id, roleGrants.userId))
-      .where(and(isNull(roleGrants.templateId), eq(users.isActive, true), sql`'users.manage' = any(${roles.permissions})`));
-    if ((left?.n ?? 0) === 0) {
-      tx.rollback();
-    }
-    return existing;
-  }).catch((error: unknown) => {
-    if ((error as Error).name === 'TransactionRollbackError') {
-      throw new ServiceError('conflict', 'This is the last grant of users.manage; grant it to someone else first.');
-    }
-    throw error;
-  });
+  return db
+    .transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(7301003)`);
+      await tx.delete(roleGrants).where(eq(roleGrants.id, grantId));
+      const [left] = await tx
+        .select({ n: sql<number>`count(*)::int` })
+        .from(roleGrants)
+        .innerJoin(roles, eq(roles.id, roleGrants.roleId))
+        .innerJoin(users, eq(users.id, roleGrants.userId))
+        .where(
+          and(isNull(roleGrants.templateId), eq(users.isActive, true), sql`'users.manage' = any(${roles.permissions})`),
+        );
+      if ((left?.n ?? 0) === 0) {
+        tx.rollback();
+      }
+      return existing;
+    })
+    .catch((error: unknown) => {
+      if ((error as Error).name === 'TransactionRollbackError') {
+        throw new ServiceError('conflict', 'This is the last grant of users.manage; grant it to someone else first.');
+      }
+      throw error;
+    });
 }

@@ -48,7 +48,10 @@ export async function seedBuiltins(db: Db): Promise<void> {
 }
 
 /** The built-ins, and once per installation the admin (printed by the caller) and the demo template. */
-export async function seed(db: Db, options: { adminPassword: string | null; findPython?: () => Promise<string | null> }): Promise<SeedResult> {
+export async function seed(
+  db: Db,
+  options: { adminPassword: string | null; findPython?: () => Promise<string | null> },
+): Promise<SeedResult> {
   await seedBuiltins(db);
   const result = await seedFirstStart(db, options.adminPassword);
   await seedPytorchDemo(db, options.findPython ?? findTorchPython);
@@ -92,7 +95,8 @@ async function seedFirstStart(db: Db, adminPassword: string | null): Promise<See
  * the template does not get it back.
  */
 async function seedPytorchDemo(db: Db, findPython: () => Promise<string | null>): Promise<void> {
-  const done = async (tx: Db) => (await tx.select().from(appState).where(eq(appState.key, PYTORCH_DEMO_KEY))).length > 0;
+  const done = async (tx: Db) =>
+    (await tx.select().from(appState).where(eq(appState.key, PYTORCH_DEMO_KEY))).length > 0;
   if (await done(db)) return;
   // Looked for outside the transaction: a child process must not hold the lock.
   const python = await findPython();

@@ -35,7 +35,17 @@ export interface TemplateView {
   updatedAt: string;
 }
 
-const FIELDS = ['name', 'description', 'command', 'workingDir', 'env', 'secretEnv', 'params', 'totalSteps', 'stopGraceSeconds'] as const;
+const FIELDS = [
+  'name',
+  'description',
+  'command',
+  'workingDir',
+  'env',
+  'secretEnv',
+  'params',
+  'totalSteps',
+  'stopGraceSeconds',
+] as const;
 
 /** What viewers without templates.manage see in place of each env value. */
 export const ENV_MASK = '••••';
@@ -80,13 +90,22 @@ function validEnvEntries(value: unknown, field: string, nullRemoves: boolean): R
   if (value === undefined || value === null) return {};
   if (!isPlainObject(value)) throw invalid(field, `${field} is an object of NAME: "value" strings.`);
   const entries = Object.entries(value);
-  if (entries.length > TEMPLATE_LIMITS.envEntries) throw invalid(field, `${field} may have at most ${TEMPLATE_LIMITS.envEntries} variables.`);
+  if (entries.length > TEMPLATE_LIMITS.envEntries)
+    throw invalid(field, `${field} may have at most ${TEMPLATE_LIMITS.envEntries} variables.`);
   const out: Record<string, string | null> = {};
   for (const [key, item] of entries) {
-    if (!ENV_KEY.test(key)) throw invalid(`${field}.${key}`, `"${key}" is not a variable name: letters, digits and _, not starting with a digit.`);
+    if (!ENV_KEY.test(key))
+      throw invalid(
+        `${field}.${key}`,
+        `"${key}" is not a variable name: letters, digits and _, not starting with a digit.`,
+      );
     // TRAINYARD_* are the platform's own (DESIGN §5); a template may not forge them.
-    if (key.toUpperCase().startsWith('TRAINYARD_')) throw invalid(`${field}.${key}`, `${key}: TRAINYARD_ variables are set by Trainyard itself.`);
-    out[key] = nullRemoves && item === null ? null : text(`${field}.${key}`, item, { max: TEMPLATE_LIMITS.envValueBytes, bytes: true, multiline: true });
+    if (key.toUpperCase().startsWith('TRAINYARD_'))
+      throw invalid(`${field}.${key}`, `${key}: TRAINYARD_ variables are set by Trainyard itself.`);
+    out[key] =
+      nullRemoves && item === null
+        ? null
+        : text(`${field}.${key}`, item, { max: TEMPLATE_LIMITS.envValueBytes, bytes: true, multiline: true });
   }
   return out;
 }
@@ -103,7 +122,11 @@ function mergeSecretEnv(
 ): Record<string, string> | undefined {
   if (!Object.prototype.hasOwnProperty.call(body, 'secretEnv') || body.secretEnv === undefined) {
     for (const key of Object.keys(current)) {
-      if (key in env) throw invalid(`env.${key}`, `${key} is a secret variable of this template; remove it from secretEnv (null) to make it plain.`);
+      if (key in env)
+        throw invalid(
+          `env.${key}`,
+          `${key} is a secret variable of this template; remove it from secretEnv (null) to make it plain.`,
+        );
     }
     return undefined;
   }
@@ -118,7 +141,8 @@ function mergeSecretEnv(
     next[key] = sealEnvValue(secrets.secret, value);
   }
   for (const key of Object.keys(next)) {
-    if (key in env) throw invalid(`secretEnv.${key}`, `${key} is also a plain env variable; a name is either plain or secret.`);
+    if (key in env)
+      throw invalid(`secretEnv.${key}`, `${key} is also a plain env variable; a name is either plain or secret.`);
   }
   if (Object.keys(next).length + Object.keys(env).length > TEMPLATE_LIMITS.envEntries) {
     throw invalid('secretEnv', `env and secretEnv may have at most ${TEMPLATE_LIMITS.envEntries} variables together.`);
@@ -146,25 +170,36 @@ export function validateTemplate(body: unknown, mode: 'create' | 'patch'): Parti
   if (!isPlainObject(body)) throw invalid('body', 'A template is a JSON object.');
   rejectUnknown(body, FIELDS);
   const out: Partial<typeof templates.$inferInsert> = {};
-  const has = (key: (typeof FIELDS)[number]) => Object.prototype.hasOwnProperty.call(body, key) && body[key] !== undefined;
+  const has = (key: (typeof FIELDS)[number]) =>
+    Object.prototype.hasOwnProperty.call(body, key) && body[key] !== undefined;
   if (mode === 'create') {
     if (!has('name')) throw invalid('name', 'name is required.');
     if (!has('command')) throw invalid('command', 'command is required.');
   }
   if (has('name')) out.name = validName(body.name);
-  if (has('description')) out.description = optionalText('description', body.description, { max: TEMPLATE_LIMITS.description, multiline: true }) ?? '';
+  if (has('description'))
+    out.description =
+      optionalText('description', body.description, { max: TEMPLATE_LIMITS.description, multiline: true }) ?? '';
   if (has('command')) out.command = validCommand(body.command);
-  if (has('workingDir')) out.workingDir = optionalText('workingDir', body.workingDir, { max: TEMPLATE_LIMITS.workingDir });
+  if (has('workingDir'))
+    out.workingDir = optionalText('workingDir', body.workingDir, { max: TEMPLATE_LIMITS.workingDir });
   if (has('env')) out.env = validEnv(body.env);
   if (has('params')) out.params = validParams(body.params);
-  if (has('totalSteps')) out.totalSteps = body.totalSteps === null ? null : integer('totalSteps', body.totalSteps, 1, TEMPLATE_LIMITS.totalSteps);
-  if (has('stopGraceSeconds')) out.stopGraceSeconds = integer('stopGraceSeconds', body.stopGraceSeconds, 0, TEMPLATE_LIMITS.stopGraceSeconds);
+  if (has('totalSteps'))
+    out.totalSteps =
+      body.totalSteps === null ? null : integer('totalSteps', body.totalSteps, 1, TEMPLATE_LIMITS.totalSteps);
+  if (has('stopGraceSeconds'))
+    out.stopGraceSeconds = integer('stopGraceSeconds', body.stopGraceSeconds, 0, TEMPLATE_LIMITS.stopGraceSeconds);
   return out;
 }
 
 const nameTaken = (name: string) => new ServiceError('conflict', `A template named "${name}" already exists.`, 'name');
 
-export async function createTemplate(db: Db, input: TemplateInput | Record<string, unknown>, secrets: TemplateSecrets = {}): Promise<TemplateView> {
+export async function createTemplate(
+  db: Db,
+  input: TemplateInput | Record<string, unknown>,
+  secrets: TemplateSecrets = {},
+): Promise<TemplateView> {
   const values = validateTemplate(input, 'create') as typeof templates.$inferInsert;
   const secretEnv = mergeSecretEnv(input as Record<string, unknown>, {}, values.env ?? {}, secrets);
   if (secretEnv) values.secretEnv = secretEnv;
@@ -194,7 +229,12 @@ export async function updateTemplate(
     return await db.transaction(async (tx) => {
       const [current] = await tx.select().from(templates).where(eq(templates.id, id)).for('update');
       if (!current) throw notFound('Template', id);
-      const secretEnv = mergeSecretEnv(patch as Record<string, unknown>, current.secretEnv ?? {}, values.env ?? current.env, secrets);
+      const secretEnv = mergeSecretEnv(
+        patch as Record<string, unknown>,
+        current.secretEnv ?? {},
+        values.env ?? current.env,
+        secrets,
+      );
       const [row] = await tx
         .update(templates)
         .set({ ...values, ...(secretEnv ? { secretEnv } : {}), updatedAt: new Date() })
@@ -209,7 +249,10 @@ export async function updateTemplate(
 }
 
 export async function countTemplateProcesses(db: Db, id: number): Promise<number> {
-  const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(processes).where(eq(processes.templateId, id));
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(processes)
+    .where(eq(processes.templateId, id));
   return row?.n ?? 0;
 }
 
@@ -244,7 +287,10 @@ export interface TemplateListFilter {
   orderBy?: 'id' | 'name';
 }
 
-export async function listTemplates(db: Db, filter: TemplateListFilter): Promise<{ items: TemplateView[]; nextCursor: number | null }> {
+export async function listTemplates(
+  db: Db,
+  filter: TemplateListFilter,
+): Promise<{ items: TemplateView[]; nextCursor: number | null }> {
   const limit = Math.min(Math.max(filter.limit ?? 100, 1), 500);
   if (filter.visibleTemplates !== 'all' && filter.visibleTemplates.length === 0) return { items: [], nextCursor: null };
   const conditions = [];

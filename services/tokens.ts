@@ -37,7 +37,10 @@ export async function createOwnToken(db: Db, login: string, input: { name: unkno
   const name = text('name', typeof input.name === 'string' ? input.name.trim() : input.name, { min: 1, max: 100 });
   let expiresDays: number | undefined;
   if (input.expiresDays !== undefined && input.expiresDays !== null && input.expiresDays !== '') {
-    expiresDays = typeof input.expiresDays === 'string' && /^\d{1,5}$/.test(input.expiresDays) ? Number(input.expiresDays) : (input.expiresDays as number);
+    expiresDays =
+      typeof input.expiresDays === 'string' && /^\d{1,5}$/.test(input.expiresDays)
+        ? Number(input.expiresDays)
+        : (input.expiresDays as number);
     if (typeof expiresDays !== 'number' || !Number.isInteger(expiresDays) || expiresDays < 1 || expiresDays > 3650) {
       throw invalid('expiresDays', 'Expiry is a whole number of days from 1 to 3650, or empty for none.');
     }

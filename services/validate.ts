@@ -27,7 +27,10 @@ export function text(field: string, value: unknown, rule: TextRule): string {
   const size = rule.bytes ? Buffer.byteLength(value, 'utf8') : [...value].length;
   const unit = rule.bytes ? 'bytes' : 'characters';
   if (size < (rule.min ?? 0)) {
-    throw invalid(field, rule.min === 1 ? `${field} must not be empty.` : `${field} needs at least ${rule.min} ${unit}.`);
+    throw invalid(
+      field,
+      rule.min === 1 ? `${field} must not be empty.` : `${field} needs at least ${rule.min} ${unit}.`,
+    );
   }
   if (size > rule.max) throw invalid(field, `${field} may have at most ${rule.max} ${unit}.`);
   return value;
@@ -50,7 +53,12 @@ export function boolean(field: string, value: unknown): boolean {
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.getPrototypeOf(value) === Object.prototype
+  );
 }
 
 /**
@@ -65,16 +73,23 @@ export function jsonValue(field: string, value: unknown, depth = 0): unknown {
     return value;
   }
   if (typeof value === 'string') {
-    if (NUL.test(value) || LONE_SURROGATE.test(value)) throw invalid(field, `${field} holds text with a NUL character or broken Unicode.`);
+    if (NUL.test(value) || LONE_SURROGATE.test(value))
+      throw invalid(field, `${field} holds text with a NUL character or broken Unicode.`);
     return value;
   }
   if (Array.isArray(value)) return value.map((item, i) => jsonValue(`${field}.${i}`, item, depth + 1));
   if (isPlainObject(value)) {
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value)) {
-      if (NUL.test(key) || LONE_SURROGATE.test(key)) throw invalid(field, `${field} has a key with a NUL character or broken Unicode.`);
+      if (NUL.test(key) || LONE_SURROGATE.test(key))
+        throw invalid(field, `${field} has a key with a NUL character or broken Unicode.`);
       // defineProperty: a key named "__proto__" stays plain data.
-      Object.defineProperty(out, key, { value: jsonValue(`${field}.${key}`, item, depth + 1), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, key, {
+        value: jsonValue(`${field}.${key}`, item, depth + 1),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return out;
   }

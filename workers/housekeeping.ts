@@ -31,7 +31,10 @@ export function startHousekeeping(deps: HousekeepingDeps): Housekeeping {
   // Asked for while a probe runs: that probe may have looked for lost trainers already.
   let again = false;
   const probeNow = async (): Promise<void> => {
-    const [row] = await deps.db.select({ enabled: machines.enabled }).from(machines).where(eq(machines.id, deps.machine.id));
+    const [row] = await deps.db
+      .select({ enabled: machines.enabled })
+      .from(machines)
+      .where(eq(machines.id, deps.machine.id));
     const probe = row?.enabled ? await deps.probe() : null;
     if (probe?.reachable || !row?.enabled) await reapLostTrainers(deps);
   };

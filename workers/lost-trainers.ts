@@ -18,14 +18,21 @@ export interface LostTrainerDeps {
 
 /** Stops the flagged trainers still alive on the machine; returns how many it stopped. */
 export async function reapLostTrainers({ db, machine, executor }: LostTrainerDeps): Promise<number> {
-  const lost = await db.select({ id: runs.id }).from(runs).where(and(eq(runs.machineId, machine.id), eq(runs.trainerMayRemain, true)));
+  const lost = await db
+    .select({ id: runs.id })
+    .from(runs)
+    .where(and(eq(runs.machineId, machine.id), eq(runs.trainerMayRemain, true)));
   let stopped = 0;
   for (const { id } of lost) {
     // One reaper per run, when several workers serve the machine: the others skip it.
     // The row stays locked until the trainer is gone; if the machine fails to answer, the
     // flag stays set for the next look.
     await db.transaction(async (tx) => {
-      const [run] = await tx.select().from(runs).where(and(eq(runs.id, id), eq(runs.trainerMayRemain, true))).for('update', { skipLocked: true });
+      const [run] = await tx
+        .select()
+        .from(runs)
+        .where(and(eq(runs.id, id), eq(runs.trainerMayRemain, true)))
+        .for('update', { skipLocked: true });
       if (!run) return;
       const handle = handleOf(run) ?? (run.runDir ? await executor().readHandle(run.runDir) : null);
       if (handle && (await executor().inspect(handle)).alive) {

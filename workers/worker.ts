@@ -66,18 +66,23 @@ function installRuntime(): void {
   // Keep the SDK's own logs to warnings: heartbeats and polls are not news.
   try {
     // shutdownSignals: [] — the host process decides the order of shutdown (worker before server).
-    Runtime.install({ shutdownSignals: [], logger: new (class {
-      log() {}
-      trace() {}
-      debug() {}
-      info() {}
-      warn(message: string, meta?: unknown) {
-        // Machine queues carry activities only; that is by design, not news.
-        if (message.startsWith('No workflows registered')) return;
-        console.warn(`[temporal] ${message}`, meta ?? '');
-      }
-      error(message: string, meta?: unknown) { console.error(`[temporal] ${message}`, meta ?? ''); }
-    })() });
+    Runtime.install({
+      shutdownSignals: [],
+      logger: new (class {
+        log() {}
+        trace() {}
+        debug() {}
+        info() {}
+        warn(message: string, meta?: unknown) {
+          // Machine queues carry activities only; that is by design, not news.
+          if (message.startsWith('No workflows registered')) return;
+          console.warn(`[temporal] ${message}`, meta ?? '');
+        }
+        error(message: string, meta?: unknown) {
+          console.error(`[temporal] ${message}`, meta ?? '');
+        }
+      })(),
+    });
   } catch {
     // Already installed by the host process (tests).
   }
@@ -86,7 +91,9 @@ function installRuntime(): void {
 export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   installRuntime();
   const log = deps.log ?? ((line: string) => console.log(line));
-  const connection = await NativeConnection.connect(connectionOptions(deps.temporalAddress, deps.temporalConnection)).catch(async (error: unknown) => {
+  const connection = await NativeConnection.connect(
+    connectionOptions(deps.temporalAddress, deps.temporalConnection),
+  ).catch(async (error: unknown) => {
     throw await explainConnectError(error, deps.temporalAddress, deps.temporalConnection);
   });
   const control = await Worker.create({
@@ -107,10 +114,27 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   let closed = false;
 
   const fingerprintOf = (m: MachineRow) =>
-    JSON.stringify([m.kind, m.address, m.sshUser, m.privateKeyEncrypted, m.privateKeyPath, m.hostKeyFingerprint, m.lostTimeoutSeconds, m.gpus, m.slots]);
+    JSON.stringify([
+      m.kind,
+      m.address,
+      m.sshUser,
+      m.privateKeyEncrypted,
+      m.privateKeyPath,
+      m.hostKeyFingerprint,
+      m.lostTimeoutSeconds,
+      m.gpus,
+      m.slots,
+    ]);
 
   async function startMachine(machine: MachineRow): Promise<MachineWorker> {
-    const made = createMachineActivities({ db: deps.db, sql: deps.sql, machine, dataDir: deps.dataDir, secret: deps.secret, keysDir: deps.keysDir });
+    const made = createMachineActivities({
+      db: deps.db,
+      sql: deps.sql,
+      machine,
+      dataDir: deps.dataDir,
+      secret: deps.secret,
+      keysDir: deps.keysDir,
+    });
     const worker = await Worker.create({
       connection,
       namespace: deps.namespace,
@@ -181,7 +205,13 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     if (!reconciling) {
       reconciling = reconcileOnce()
         // Never fatal: a Temporal hiccup here must not stop the machines' reconcile or the start.
-        .then(() => (closed ? undefined : workflows.pass().catch((error: unknown) => log(`worker: workflow reconcile failed: ${(error as Error).message}`))))
+        .then(() =>
+          closed
+            ? undefined
+            : workflows
+                .pass()
+                .catch((error: unknown) => log(`worker: workflow reconcile failed: ${(error as Error).message}`)),
+        )
         .finally(() => (reconciling = null));
     }
     return reconciling;
@@ -203,7 +233,10 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       // A reconcile under way finishes its step, but a slow Temporal (the workflow
       // reconciler's queries) must not hold the shutdown: what it did not reach, the next
       // worker's pass does.
-      await Promise.race([reconciling?.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, RECONCILE_SHUTDOWN_WAIT_MS).unref())]);
+      await Promise.race([
+        reconciling?.catch(() => undefined),
+        new Promise((resolve) => setTimeout(resolve, RECONCILE_SHUTDOWN_WAIT_MS).unref()),
+      ]);
       await Promise.all([...perMachine.keys()].map((id) => stopMachine(id)));
       control.shutdown();
       await controlRunning.catch(() => undefined);

@@ -11,7 +11,13 @@ import type { Client } from '@temporalio/client';
 import { and, eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { auditEvents } from '../db/schema.js';
-import { processesHoldingWork, RESTORE_ACTION, restoreProcessWorkflow, workflowState, type RestoreDetail } from '../services/process-workflow.js';
+import {
+  processesHoldingWork,
+  RESTORE_ACTION,
+  restoreProcessWorkflow,
+  workflowState,
+  type RestoreDetail,
+} from '../services/process-workflow.js';
 
 export interface WorkflowReconcilerDeps {
   db: Db;
@@ -38,7 +44,8 @@ export function createWorkflowReconciler(deps: WorkflowReconcilerDeps): { pass()
   async function restore(processId: number): Promise<boolean> {
     try {
       const result = await restoreProcessWorkflow(deps, processId);
-      if (result.outcome === 'restored') deps.log(`worker: process ${processId} had no running workflow; started it again`);
+      if (result.outcome === 'restored')
+        deps.log(`worker: process ${processId} had no running workflow; started it again`);
       return true;
     } catch (error) {
       deps.log(`worker: restoring the workflow of process ${processId} failed: ${(error as Error).message}`);

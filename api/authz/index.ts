@@ -77,11 +77,13 @@ export class Authz {
     const actor = actorOf(grants);
     const allowed = async (permissions: Permission[], resource: Template | System) => {
       const out = new Set<Permission>();
-      for (const permission of permissions) if (await this.oso.isAllowed(actor, permission, resource)) out.add(permission);
+      for (const permission of permissions)
+        if (await this.oso.isAllowed(actor, permission, resource)) out.add(permission);
       return out;
     };
     const byTemplate = new Map<number, ReadonlySet<Permission>>();
-    for (const templateId of grants.byTemplate.keys()) byTemplate.set(templateId, await allowed(SCOPABLE, new Template(templateId)));
+    for (const templateId of grants.byTemplate.keys())
+      byTemplate.set(templateId, await allowed(SCOPABLE, new Template(templateId)));
     const decisions: Decisions = {
       system: await allowed(GLOBAL_ONLY, new System()),
       everyTemplate: await allowed(SCOPABLE, new Template(null)),

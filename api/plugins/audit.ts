@@ -65,10 +65,12 @@ export const auditPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
       const named = typeof login === 'string' ? login.slice(0, 200) : null;
       const userId = named && reply.statusCode === 303 ? await userIdOf(deps.db, named) : null;
       info.actor = { userId, login: named };
-      info.outcome ??= reply.statusCode === 303 ? 'ok' : reply.statusCode === 401 ? 'failed' : outcomeOf(reply.statusCode);
+      info.outcome ??=
+        reply.statusCode === 303 ? 'ok' : reply.statusCode === 401 ? 'failed' : outcomeOf(reply.statusCode);
     }
     const params = request.params as Record<string, unknown> | undefined;
-    const targetId = info.targetId ?? (typeof params?.id === 'string' || typeof params?.id === 'number' ? params.id : undefined);
+    const targetId =
+      info.targetId ?? (typeof params?.id === 'string' || typeof params?.id === 'number' ? params.id : undefined);
     try {
       await recordAudit(deps.db, {
         actor: info.actor ?? { userId: principal?.id ?? null, login: principal?.login ?? null },

@@ -69,7 +69,15 @@ export async function resolvePrincipal(deps: AppDeps, authz: Authz, credential: 
     if (found) user = { ...found, csrfToken: null, via: 'token', credentialKey: `token:${sha256(credential.bearer)}` };
   } else if (credential.cookie !== undefined) {
     const found = await sessionUser(deps.db, credential.cookie);
-    if (found) user = { id: found.id, login: found.login, locale: found.locale, csrfToken: found.csrfToken, via: 'session', credentialKey: `session:${found.sessionId}` };
+    if (found)
+      user = {
+        id: found.id,
+        login: found.login,
+        locale: found.locale,
+        csrfToken: found.csrfToken,
+        via: 'session',
+        credentialKey: `session:${found.sessionId}`,
+      };
   }
   if (!user) return null;
   const permissions = await permissionsOf(deps.db, user.id);
@@ -88,7 +96,8 @@ export const authPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
   app.addHook('onRequest', async (request) => {
     const credential = credentialOf(request);
     const principal = await resolvePrincipal(deps, authz, credential);
-    if (!principal && credential.bearer !== undefined) throw new ServiceError('unauthenticated', 'The bearer token is unknown, expired or revoked.');
+    if (!principal && credential.bearer !== undefined)
+      throw new ServiceError('unauthenticated', 'The bearer token is unknown, expired or revoked.');
     const queryLang = (request.query as Record<string, unknown> | undefined)?.lang;
     request.locale = pickLocale(queryLang ?? request.cookies[LOCALE_COOKIE] ?? principal?.locale, 'ru');
     request.principal = principal;

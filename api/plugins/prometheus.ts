@@ -21,10 +21,15 @@ export const prometheusPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
     const counts = await statusCounts(deps);
     const lines = ['# HELP trainyard_processes Training processes by status.', '# TYPE trainyard_processes gauge'];
     for (const status of STATUSES) lines.push(`trainyard_processes{status="${status}"} ${counts[status] ?? 0}`);
-    lines.push('# HELP trainyard_http_requests_total HTTP requests answered by this web process.', '# TYPE trainyard_http_requests_total counter');
+    lines.push(
+      '# HELP trainyard_http_requests_total HTTP requests answered by this web process.',
+      '# TYPE trainyard_http_requests_total counter',
+    );
     for (const [key, n] of [...requests].sort(([a], [b]) => a.localeCompare(b))) {
       const [method, route, status] = key.split('\u0000') as [string, string, string];
-      lines.push(`trainyard_http_requests_total{method="${label(method)}",route="${label(route)}",status="${status}"} ${n}`);
+      lines.push(
+        `trainyard_http_requests_total{method="${label(method)}",route="${label(route)}",status="${status}"} ${n}`,
+      );
     }
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(`${lines.join('\n')}\n`);
   });

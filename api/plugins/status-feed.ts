@@ -72,7 +72,10 @@ interface Current {
 
 /** One SSE event; data may span lines (the browser joins them back with \n). */
 export function sseEvent(event: string, data: string): string {
-  return `event: ${event}\n${data.split(/\r\n|\r|\n/).map((line) => `data: ${line}\n`).join('')}\n`;
+  return `event: ${event}\n${data
+    .split(/\r\n|\r|\n/)
+    .map((line) => `data: ${line}\n`)
+    .join('')}\n`;
 }
 
 export async function statusVersions(db: Db, ids: readonly number[]): Promise<Map<number, number>> {
@@ -199,7 +202,12 @@ export class StatusFeed {
     const array = (values: number[]) => sql.raw(`'{${values.map((v) => Math.trunc(v)).join(',')}}'::int[]`);
     const keys = [...windows.keys()];
     // Step only for active rows: a progress bar moves, a finished one does not.
-    const rows = await this.db.execute<{ id: number; template_id: number; status_version: string | number; step: number | null }>(sql`
+    const rows = await this.db.execute<{
+      id: number;
+      template_id: number;
+      status_version: string | number;
+      step: number | null;
+    }>(sql`
       select p.id, p.template_id, p.status_version,
         case when p.status in ('starting', 'running', 'stopping')
           then (select r.step from runs r where r.process_id = p.id order by r.number desc limit 1) end as step
@@ -209,7 +217,11 @@ export class StatusFeed {
       where not p.deleting`);
     const current = new Map<number, Current>();
     for (const row of rows) {
-      current.set(Number(row.id), { templateId: Number(row.template_id), version: Number(row.status_version), step: row.step === null ? null : Number(row.step) });
+      current.set(Number(row.id), {
+        templateId: Number(row.template_id),
+        version: Number(row.status_version),
+        step: row.step === null ? null : Number(row.step),
+      });
     }
 
     const now = Date.now();
@@ -224,7 +236,8 @@ export class StatusFeed {
           this.send(s, 'gone', String(id));
           continue;
         }
-        if (cur.version !== sent.version || (cur.step !== sent.step && now - sent.at >= PROGRESS_EVERY_MS)) list.push({ id, kind: 'row' });
+        if (cur.version !== sent.version || (cur.step !== sent.step && now - sent.at >= PROGRESS_EVERY_MS))
+          list.push({ id, kind: 'row' });
       }
       if (s.upTo === null) {
         for (const [id, cur] of current) {

@@ -17,7 +17,8 @@ const html = 'text/html; charset=utf-8';
  * short-lived token cannot turn itself into a lasting one.
  */
 async function sessionOnly(request: FastifyRequest): Promise<void> {
-  if (request.principal?.via !== 'session') throw new ServiceError('forbidden', 'API tokens are managed from a logged-in browser session, not with a token.');
+  if (request.principal?.via !== 'session')
+    throw new ServiceError('forbidden', 'API tokens are managed from a logged-in browser session, not with a token.');
 }
 
 export async function accountRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
@@ -44,14 +45,22 @@ export async function accountRoutes(parent: FastifyInstance, { deps }: { deps: A
     },
     async (request, reply) => {
       const principal = request.principal!;
-      const created = await createOwnToken(deps.db, principal.login, { name: request.body.name, expiresDays: request.body.expiresDays });
+      const created = await createOwnToken(deps.db, principal.login, {
+        name: request.body.name,
+        expiresDays: request.body.expiresDays,
+      });
       request.audit.targetId = created.id;
       request.audit.detail = { name: created.name, expiresAt: created.expiresAt?.toISOString() ?? null };
       // Answered with the page itself, never a redirect: the token must not travel in a URL.
       return reply
         .header('cache-control', 'no-store')
         .type(html)
-        .send(tokensPage(pageContext(request), await listTokens(deps.db, principal.id), { token: created.token, name: created.name }).value);
+        .send(
+          tokensPage(pageContext(request), await listTokens(deps.db, principal.id), {
+            token: created.token,
+            name: created.name,
+          }).value,
+        );
     },
   );
 

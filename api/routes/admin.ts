@@ -3,7 +3,16 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { listAudit } from '../../services/audit.js';
-import { createRole, deleteRole, grant, listGrants, listRoles, listUsers, revokeGrant, updateRole } from '../../services/roles.js';
+import {
+  createRole,
+  deleteRole,
+  grant,
+  listGrants,
+  listRoles,
+  listUsers,
+  revokeGrant,
+  updateRole,
+} from '../../services/roles.js';
 import { listTemplates } from '../../services/templates.js';
 import { auditFilterOf, auditPage } from '../../views/pages/audit.js';
 import { rolesPage } from '../../views/pages/roles.js';
@@ -24,7 +33,11 @@ const roleBody = Type.Object({
 
 type RoleForm = Static<typeof roleBody>;
 
-const roleInput = (body: RoleForm) => ({ name: body.name, description: body.description ?? '', permissions: body.permissions ?? [] });
+const roleInput = (body: RoleForm) => ({
+  name: body.name,
+  description: body.description ?? '',
+  permissions: body.permissions ?? [],
+});
 
 export async function adminRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>();
@@ -40,7 +53,9 @@ export async function adminRoutes(parent: FastifyInstance, { deps }: { deps: App
       listUsers(db),
       listTemplates(db, { visibleTemplates: 'all', orderBy: 'name', limit: 500 }),
     ]);
-    return reply.type(html).send(rolesPage(pageContext(request), { roles, grants, users, templates: templates.items }).value);
+    return reply
+      .type(html)
+      .send(rolesPage(pageContext(request), { roles, grants, users, templates: templates.items }).value);
   });
 
   app.post('/admin/roles', { config: { audit: 'role.create' }, schema: { body: roleBody } }, async (request, reply) => {
@@ -54,16 +69,20 @@ export async function adminRoutes(parent: FastifyInstance, { deps }: { deps: App
     '/admin/roles/:id',
     { config: { audit: 'role.update' }, schema: { params: idParams, body: roleBody } },
     async (request, reply) => {
-        const role = await updateRole(db, request.params.id, roleInput(request.body));
+      const role = await updateRole(db, request.params.id, roleInput(request.body));
       request.audit.detail = { name: role.name, permissions: role.permissions };
       return reply.redirect('/admin/roles', 303);
     },
   );
 
-  app.post('/admin/roles/:id/delete', { config: { audit: 'role.delete' }, schema: { params: idParams } }, async (request, reply) => {
-    await deleteRole(db, request.params.id);
-    return reply.redirect('/admin/roles', 303);
-  });
+  app.post(
+    '/admin/roles/:id/delete',
+    { config: { audit: 'role.delete' }, schema: { params: idParams } },
+    async (request, reply) => {
+      await deleteRole(db, request.params.id);
+      return reply.redirect('/admin/roles', 303);
+    },
+  );
 
   app.post(
     '/admin/grants',
@@ -80,18 +99,26 @@ export async function adminRoutes(parent: FastifyInstance, { deps }: { deps: App
     },
     async (request, reply) => {
       const number = (value: string | undefined) => (value && /^\d{1,10}$/.test(value) ? Number(value) : value || null);
-      const created = await grant(db, { login: request.body.login, roleId: number(request.body.roleId), templateId: number(request.body.templateId) });
+      const created = await grant(db, {
+        login: request.body.login,
+        roleId: number(request.body.roleId),
+        templateId: number(request.body.templateId),
+      });
       request.audit.targetId = created.id;
       request.audit.detail = { login: created.login, role: created.roleName, templateId: created.templateId };
       return reply.redirect('/admin/roles', 303);
     },
   );
 
-  app.post('/admin/grants/:id/revoke', { config: { audit: 'grant.revoke' }, schema: { params: idParams } }, async (request, reply) => {
-    const revoked = await revokeGrant(db, request.params.id);
-    request.audit.detail = { login: revoked.login, role: revoked.roleName, templateId: revoked.templateId };
-    return reply.redirect('/admin/roles', 303);
-  });
+  app.post(
+    '/admin/grants/:id/revoke',
+    { config: { audit: 'grant.revoke' }, schema: { params: idParams } },
+    async (request, reply) => {
+      const revoked = await revokeGrant(db, request.params.id);
+      request.audit.detail = { login: revoked.login, role: revoked.roleName, templateId: revoked.templateId };
+      return reply.redirect('/admin/roles', 303);
+    },
+  );
 
   app.get(
     '/admin/audit',
@@ -111,7 +138,7 @@ export async function adminRoutes(parent: FastifyInstance, { deps }: { deps: App
       },
     },
     async (request, reply) => {
-        const page = await listAudit(db, auditFilterOf(request.query));
+      const page = await listAudit(db, auditFilterOf(request.query));
       return reply.type(html).send(auditPage(pageContext(request), request.query, page).value);
     },
   );

@@ -58,10 +58,7 @@ export async function healthRoutes(app: FastifyInstance, { deps }: { deps: AppDe
           return { ok: false, error: (error as Error).message };
         }
       };
-      const [database, temporal] = await Promise.all([
-        check(() => deps.db.execute(sql`select 1`)),
-        check(askTemporal),
-      ]);
+      const [database, temporal] = await Promise.all([check(() => deps.db.execute(sql`select 1`)), check(askTemporal)]);
       const ok = database.ok && temporal.ok;
       return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', database, temporal });
     },

@@ -65,10 +65,19 @@ export async function pageRoutes(parent: FastifyInstance, { deps }: { deps: AppD
 
   app.get(
     '/login',
-    { schema: { querystring: Type.Object({ next: Type.Optional(Type.String({ maxLength: 2000 })), lang: Type.Optional(Type.String({ maxLength: 5 })) }) } },
+    {
+      schema: {
+        querystring: Type.Object({
+          next: Type.Optional(Type.String({ maxLength: 2000 })),
+          lang: Type.Optional(Type.String({ maxLength: 5 })),
+        }),
+      },
+    },
     async (request, reply) => {
       if (request.principal) return reply.redirect(safeNext(request.query.next), 303);
-      return reply.type('text/html; charset=utf-8').send(loginPage(request.locale, { next: safeNext(request.query.next) }).value);
+      return reply
+        .type('text/html; charset=utf-8')
+        .send(loginPage(request.locale, { next: safeNext(request.query.next) }).value);
     },
   );
 
@@ -134,10 +143,19 @@ export async function pageRoutes(parent: FastifyInstance, { deps }: { deps: AppD
     const principal = request.principal!;
     const t = translator(request.locale);
     if (!canAnywhere(principal, 'templates.view')) {
-      return reply.code(403).type('text/html; charset=utf-8').send(messagePage(pageContext(request), t('trainingTemplates'), t('forbidden')).value);
+      return reply
+        .code(403)
+        .type('text/html; charset=utf-8')
+        .send(messagePage(pageContext(request), t('trainingTemplates'), t('forbidden')).value);
     }
     // Filtered in the query: only the templates the policy lets this user view.
-    const { items: visible } = await listTemplates(deps.db, { visibleTemplates: visibleTemplates(principal, 'templates.view'), orderBy: 'name', limit: 500 });
-    return reply.type('text/html; charset=utf-8').send(templatesPage(pageContext(request), visible, { canManage: can(principal, 'templates.manage') }).value);
+    const { items: visible } = await listTemplates(deps.db, {
+      visibleTemplates: visibleTemplates(principal, 'templates.view'),
+      orderBy: 'name',
+      limit: 500,
+    });
+    return reply
+      .type('text/html; charset=utf-8')
+      .send(templatesPage(pageContext(request), visible, { canManage: can(principal, 'templates.manage') }).value);
   });
 }

@@ -25,7 +25,9 @@ async function rolesPage(): Promise<{ counts: Map<string, number>; listed: Map<s
   const response = await viaSession(web.app, admin, { method: 'GET', url: '/admin/roles' });
   expect(response.statusCode).toBe(200);
   const counts = new Map<string, number>();
-  for (const m of response.body.matchAll(/<tr data-role-id="\d+">\s*<td><strong>([^<]+)<\/strong>[\s\S]*?<td class="num">(\d+)<\/td>/g)) {
+  for (const m of response.body.matchAll(
+    /<tr data-role-id="\d+">\s*<td><strong>([^<]+)<\/strong>[\s\S]*?<td class="num">(\d+)<\/td>/g,
+  )) {
     counts.set(m[1]!, Number(m[2]));
   }
   const listed = new Map<string, number>();
@@ -36,7 +38,7 @@ async function rolesPage(): Promise<{ counts: Map<string, number>; listed: Map<s
 }
 
 describe('the roles page', () => {
-  it('counts each role\'s grants, as many as the grants table lists for it', async () => {
+  it("counts each role's grants, as many as the grants table lists for it", async () => {
     const before = await rolesPage();
     expect(before.counts.get('admin')).toBeGreaterThanOrEqual(1);
 

@@ -15,7 +15,9 @@ beforeAll(async () => {
   stack = await startStack();
   t = await startApp(stack);
   admin = await makeActor(stack, [{ role: 'admin' }], 'hostile');
-  const machines = (await viaToken(t.app, admin, { method: 'GET', url: '/api/v1/machines' })).json<{ items: Array<{ id: number; name: string }> }>();
+  const machines = (await viaToken(t.app, admin, { method: 'GET', url: '/api/v1/machines' })).json<{
+    items: Array<{ id: number; name: string }>;
+  }>();
   localId = machines.items.find((m) => m.name === 'local')!.id;
 });
 afterAll(async () => {
@@ -83,7 +85,11 @@ const TEMPLATE_CASES: Case[] = [
   { field: 'env', value: { GOOD: 'a\u0000' }, expect: 400 },
   { field: 'env', value: 'A=1', expect: 400 },
   { field: 'env', value: ['A'], expect: 400 },
-  { field: 'params', value: { lr: 0.01, note: SHELL, sql: SQL, text: UNICODE, nested: { list: [1, 'two', null, true] } }, expect: 'verbatim' },
+  {
+    field: 'params',
+    value: { lr: 0.01, note: SHELL, sql: SQL, text: UNICODE, nested: { list: [1, 'two', null, true] } },
+    expect: 'verbatim',
+  },
   { field: 'params', value: { big: 'x'.repeat(65 * 1024) }, expect: 400 },
   { field: 'params', value: { bad: 'nul\u0000' }, expect: 400 },
   { field: 'params', value: ['lr'], expect: 400 },
@@ -146,7 +152,9 @@ async function check(kind: 'templates' | 'machines', base: Json, c: Case) {
     expect(created.body.error.code).toBe('invalid');
     expect(String(created.body.error.field).split('.')[0], said).toBe(c.field);
   } else {
-    const read = (await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/${kind}/${created.body.id}` })).json<Json>();
+    const read = (
+      await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/${kind}/${created.body.id}` })
+    ).json<Json>();
     expect(read[c.field], `${c.field} stored verbatim`).toEqual(c.value);
     await viaToken(t.app, admin, { method: 'DELETE', url: `/api/v1/${kind}/${created.body.id}` });
   }
@@ -154,14 +162,30 @@ async function check(kind: 'templates' | 'machines', base: Json, c: Case) {
 }
 
 describe('hostile input', () => {
-  it.each(TEMPLATE_CASES.map((c) => [c.field, typeof c.value === 'string' ? c.value.slice(0, 40) : JSON.stringify(c.value)?.slice(0, 40), c] as const))(
-    'template %s = %s → 400 or verbatim',
-    async (_field, _shown, c) => check('templates', { name: `hostile ${uid()}`, command: 'true' }, c),
+  it.each(
+    TEMPLATE_CASES.map(
+      (c) =>
+        [
+          c.field,
+          typeof c.value === 'string' ? c.value.slice(0, 40) : JSON.stringify(c.value)?.slice(0, 40),
+          c,
+        ] as const,
+    ),
+  )('template %s = %s → 400 or verbatim', async (_field, _shown, c) =>
+    check('templates', { name: `hostile ${uid()}`, command: 'true' }, c),
   );
 
-  it.each(MACHINE_CASES.map((c) => [c.field, typeof c.value === 'string' ? c.value.slice(0, 40) : JSON.stringify(c.value)?.slice(0, 40), c] as const))(
-    'machine %s = %s → 400 or verbatim',
-    async (_field, _shown, c) => check('machines', { name: `hostile-${uid()}`, address: '10.0.0.1', sshUser: 'train', privateKey: PEM }, c),
+  it.each(
+    MACHINE_CASES.map(
+      (c) =>
+        [
+          c.field,
+          typeof c.value === 'string' ? c.value.slice(0, 40) : JSON.stringify(c.value)?.slice(0, 40),
+          c,
+        ] as const,
+    ),
+  )('machine %s = %s → 400 or verbatim', async (_field, _shown, c) =>
+    check('machines', { name: `hostile-${uid()}`, address: '10.0.0.1', sshUser: 'train', privateKey: PEM }, c),
   );
 
   it('refuses wrong types and hostile values in a process body with the field named', async () => {
@@ -183,9 +207,17 @@ describe('hostile input', () => {
       expect(response.status, JSON.stringify(body).slice(0, 80)).toBe(400);
       expect(String(response.body.error.field).split('.')[0]).toBe(field);
     }
-    const notJson = await viaToken(t.app, admin, { method: 'POST', url: '/api/v1/processes', payload: '{"templateId": 1,', headers: { 'content-type': 'application/json' } });
+    const notJson = await viaToken(t.app, admin, {
+      method: 'POST',
+      url: '/api/v1/processes',
+      payload: '{"templateId": 1,',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(notJson.statusCode).toBe(400);
-    const names = await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes?status=${encodeURIComponent(SQL)}` });
+    const names = await viaToken(t.app, admin, {
+      method: 'GET',
+      url: `/api/v1/processes?status=${encodeURIComponent(SQL)}`,
+    });
     expect(names.statusCode).toBe(400);
   });
 
@@ -197,15 +229,23 @@ describe('hostile input', () => {
       params: { note: SHELL, sql: SQL, text: UNICODE },
     });
     expect(template.status).toBe(201);
-    const proc = await post('/api/v1/processes', { templateId: template.body.id, machineId: localId, params: { extra: `'; touch ${MARKER}; '` } });
+    const proc = await post('/api/v1/processes', {
+      templateId: template.body.id,
+      machineId: localId,
+      params: { extra: `'; touch ${MARKER}; '` },
+    });
     expect(proc.status).toBe(201);
     expect((await post(`/api/v1/processes/${proc.body.id}/start`, undefined)).status).toBe(202);
     await waitFor('completed', async () => {
-      const view = (await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${proc.body.id}` })).json<Json>();
+      const view = (
+        await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${proc.body.id}` })
+      ).json<Json>();
       if (view.status === 'failed') throw new Error(`failed: ${view.lastError}`);
       return view.status === 'completed';
     });
-    const logs = (await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${proc.body.id}/logs` })).json<Json>();
+    const logs = (
+      await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${proc.body.id}/logs` })
+    ).json<Json>();
     expect(logs.stdout).toContain(`env=${SHELL} ${SQL}\n`);
     const params = JSON.parse(/params=(.*)\n/.exec(logs.stdout)![1]!) as Json;
     expect(params).toMatchObject({ note: SHELL, sql: SQL, text: UNICODE, extra: `'; touch ${MARKER}; '` });

@@ -23,8 +23,17 @@ afterAll(async () => {
 
 type Json = Record<string, any>;
 
-async function call(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown, actor: Actor = admin): Promise<{ status: number; body: Json }> {
-  const response = await viaToken(t.app, actor, { method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
+async function call(
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+  url: string,
+  payload?: unknown,
+  actor: Actor = admin,
+): Promise<{ status: number; body: Json }> {
+  const response = await viaToken(t.app, actor, {
+    method,
+    url,
+    ...(payload === undefined ? {} : { payload: payload as object }),
+  });
   return { status: response.statusCode, body: response.body ? response.json<Json>() : {} };
 }
 
@@ -36,9 +45,26 @@ const PEM =
 describe('the JSON API with a token', () => {
   it('adds a machine whose private key is stored only encrypted and never returned', async () => {
     const name = `gpu-${uid()}`;
-    const created = await call('POST', '/api/v1/machines', { name, address: '10.0.0.7:2222', sshUser: 'train', privateKey: PEM, slots: 2, gpus: [0, 1] });
+    const created = await call('POST', '/api/v1/machines', {
+      name,
+      address: '10.0.0.7:2222',
+      sshUser: 'train',
+      privateKey: PEM,
+      slots: 2,
+      gpus: [0, 1],
+    });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ name, kind: 'ssh', address: '10.0.0.7:2222', sshUser: 'train', hasPrivateKey: true, slots: 2, gpus: [0, 1], lostTimeoutSeconds: 600, enabled: true });
+    expect(created.body).toMatchObject({
+      name,
+      kind: 'ssh',
+      address: '10.0.0.7:2222',
+      sshUser: 'train',
+      hasPrivateKey: true,
+      slots: 2,
+      gpus: [0, 1],
+      lostTimeoutSeconds: 600,
+      enabled: true,
+    });
     expect(JSON.stringify(created.body)).not.toContain('topsecret');
     const [row] = await stack.database.db.select().from(machines).where(eq(machines.id, created.body.id));
     expect(row!.privateKeyEncrypted).toMatch(/^v1\./);
@@ -68,7 +94,12 @@ describe('the JSON API with a token', () => {
     const rename = await call('PATCH', `/api/v1/machines/${local.id}`, { name: 'elsewhere' });
     expect(rename.status).toBe(400);
     expect(rename.body.error.field).toBe('name');
-    const other = await call('POST', '/api/v1/machines', { name: 'local', address: 'h', sshUser: 'u', privateKey: PEM });
+    const other = await call('POST', '/api/v1/machines', {
+      name: 'local',
+      address: 'h',
+      sshUser: 'u',
+      privateKey: PEM,
+    });
     expect(other.status).toBe(400);
     expect(other.body.error.field).toBe('name');
   });
@@ -96,7 +127,17 @@ describe('the JSON API with a token', () => {
     const created = await call('POST', '/api/v1/processes', { templateId: template.body.id, machineId: local.id });
     expect(created.status).toBe(201);
     const id = created.body.id as number;
-    expect(created.body).toMatchObject({ templateId: template.body.id, machineId: local.id, status: 'created', enabled: true, progress: { step: null, totalSteps: null }, etaSeconds: null, startedAt: null, finishedAt: null, lastError: null });
+    expect(created.body).toMatchObject({
+      templateId: template.body.id,
+      machineId: local.id,
+      status: 'created',
+      enabled: true,
+      progress: { step: null, totalSteps: null },
+      etaSeconds: null,
+      startedAt: null,
+      finishedAt: null,
+      lastError: null,
+    });
 
     // A refused transition changes nothing and says why.
     const refused = await call('POST', `/api/v1/processes/${id}/enable`);
@@ -169,39 +210,95 @@ describe('the JSON API with a token', () => {
     expect((await call('DELETE', `/api/v1/templates/${template.body.id}`)).status).toBe(204);
 
     // Every step left its audit row (written once the response is sent).
-    const wanted = ['template.create:ok', 'process.create:ok', 'process.enable:refused', 'template.delete:refused', 'process.start:ok', 'process.stop:ok', 'process.disable:ok', 'process.start:refused', 'process.enable:ok', 'process.delete:ok', 'template.delete:ok'];
-    await waitFor('the audit rows', async () => {
-      const rows = await stack.database.db.select().from(auditEvents).where(eq(auditEvents.actorUserId, admin.id));
-      const actions = rows.map((e) => `${e.action}:${e.outcome}`);
-      return wanted.every((w) => actions.includes(w));
-    }, 5000);
+    const wanted = [
+      'template.create:ok',
+      'process.create:ok',
+      'process.enable:refused',
+      'template.delete:refused',
+      'process.start:ok',
+      'process.stop:ok',
+      'process.disable:ok',
+      'process.start:refused',
+      'process.enable:ok',
+      'process.delete:ok',
+      'template.delete:ok',
+    ];
+    await waitFor(
+      'the audit rows',
+      async () => {
+        const rows = await stack.database.db.select().from(auditEvents).where(eq(auditEvents.actorUserId, admin.id));
+        const actions = rows.map((e) => `${e.action}:${e.outcome}`);
+        return wanted.every((w) => actions.includes(w));
+      },
+      5000,
+    );
   });
 
   it('sends NaN and infinities as strings, as the OpenAPI document says', async () => {
     // A trainer that diverges, writing what Python's json.dumps writes.
-    const lines = ['{"step":1,"loss":0.5}', '{"step":2,"loss":NaN}', '{"step":3,"loss":Infinity}', '{"step":4,"loss":-Infinity}'];
-    const template = await call('POST', '/api/v1/templates', { name: `nonfinite ${uid()}`, command: `printf '%s\\n' ${lines.map((l) => `'${l}'`).join(' ')} > "$TRAINYARD_METRICS_FILE"` });
+    const lines = [
+      '{"step":1,"loss":0.5}',
+      '{"step":2,"loss":NaN}',
+      '{"step":3,"loss":Infinity}',
+      '{"step":4,"loss":-Infinity}',
+    ];
+    const template = await call('POST', '/api/v1/templates', {
+      name: `nonfinite ${uid()}`,
+      command: `printf '%s\\n' ${lines.map((l) => `'${l}'`).join(' ')} > "$TRAINYARD_METRICS_FILE"`,
+    });
     expect(template.status).toBe(201);
     const local = (await call('GET', '/api/v1/machines')).body.items.find((m: Json) => m.name === 'local');
     const proc = (await call('POST', '/api/v1/processes', { templateId: template.body.id, machineId: local.id })).body;
     expect((await call('POST', `/api/v1/processes/${proc.id}/start`)).status).toBe(202);
-    await waitFor('completed', async () => (await call('GET', `/api/v1/processes/${proc.id}`)).body.status === 'completed');
-    const response = await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${proc.id}/metrics?names=loss,absent` });
+    await waitFor(
+      'completed',
+      async () => (await call('GET', `/api/v1/processes/${proc.id}`)).body.status === 'completed',
+    );
+    const response = await viaToken(t.app, admin, {
+      method: 'GET',
+      url: `/api/v1/processes/${proc.id}/metrics?names=loss,absent`,
+    });
     expect(response.statusCode).toBe(200);
     expect(response.body).toContain('"NaN"');
-    expect(response.json()).toEqual({ run: 1, series: { loss: [[1, 0.5], [2, 'NaN'], [3, 'Infinity'], [4, '-Infinity']], absent: [] } });
+    expect(response.json()).toEqual({
+      run: 1,
+      series: {
+        loss: [
+          [1, 0.5],
+          [2, 'NaN'],
+          [3, 'Infinity'],
+          [4, '-Infinity'],
+        ],
+        absent: [],
+      },
+    });
     const doc = (await call('GET', '/api/v1/openapi.json')).body;
     expect(doc.paths['/api/v1/processes/{id}/metrics'].get.description).toMatch(/"NaN", "Infinity" and "-Infinity"/);
     expect(doc.info.description).toMatch(/"NaN", "Infinity" or "-Infinity"/);
   });
 
   it('answers 404 for unknown ids and 400 naming the field for bad ones', async () => {
-    for (const url of ['/api/v1/processes/987654', '/api/v1/templates/987654', '/api/v1/machines/987654', '/api/v1/processes/987654/metrics', '/api/v1/processes/987654/runs', '/api/v1/processes/987654/logs', '/api/v1/templates/987654/processes']) {
+    for (const url of [
+      '/api/v1/processes/987654',
+      '/api/v1/templates/987654',
+      '/api/v1/machines/987654',
+      '/api/v1/processes/987654/metrics',
+      '/api/v1/processes/987654/runs',
+      '/api/v1/processes/987654/logs',
+      '/api/v1/templates/987654/processes',
+    ]) {
       const response = await call('GET', url);
       expect(response.status, url).toBe(404);
       expect(response.body.error.code).toBe('not_found');
     }
-    for (const url of ['/api/v1/processes/abc', '/api/v1/processes/0', '/api/v1/processes/99999999999', '/api/v1/processes?limit=0', '/api/v1/processes?status=running%27%20or%201%3D1', '/api/v1/processes?cursor=-1']) {
+    for (const url of [
+      '/api/v1/processes/abc',
+      '/api/v1/processes/0',
+      '/api/v1/processes/99999999999',
+      '/api/v1/processes?limit=0',
+      '/api/v1/processes?status=running%27%20or%201%3D1',
+      '/api/v1/processes?cursor=-1',
+    ]) {
       const response = await call('GET', url);
       expect(response.status, url).toBe(400);
       expect(response.body.error.code).toBe('invalid');
@@ -209,9 +306,18 @@ describe('the JSON API with a token', () => {
     }
     expect((await call('POST', '/api/v1/processes/987654/start')).status).toBe(404);
     // Clients that always send Content-Type: application/json may send no body with it.
-    const bodiless = await viaToken(t.app, admin, { method: 'POST', url: '/api/v1/processes/987654/stop', headers: { 'content-type': 'application/json' } });
+    const bodiless = await viaToken(t.app, admin, {
+      method: 'POST',
+      url: '/api/v1/processes/987654/stop',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(bodiless.statusCode).toBe(404);
-    const poisoned = await viaToken(t.app, admin, { method: 'POST', url: '/api/v1/templates', headers: { 'content-type': 'application/json' }, payload: '{"__proto__":{"admin":true},"name":"p","command":"true"}' });
+    const poisoned = await viaToken(t.app, admin, {
+      method: 'POST',
+      url: '/api/v1/templates',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"__proto__":{"admin":true},"name":"p","command":"true"}',
+    });
     expect(poisoned.statusCode).toBe(400);
     expect((await call('DELETE', '/api/v1/processes/987654?force=true')).status).toBe(404);
   });
@@ -220,11 +326,17 @@ describe('the JSON API with a token', () => {
     const template = await call('POST', '/api/v1/templates', { name: `paging ${uid()}`, command: 'true' });
     const local = (await call('GET', '/api/v1/machines')).body.items.find((m: Json) => m.name === 'local');
     const ids: number[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await call('POST', '/api/v1/processes', { templateId: template.body.id, machineId: local.id })).body.id);
+    for (let i = 0; i < 5; i++)
+      ids.push(
+        (await call('POST', '/api/v1/processes', { templateId: template.body.id, machineId: local.id })).body.id,
+      );
     const seen: number[] = [];
     let cursor: number | null = null;
     do {
-      const page: { status: number; body: Json } = await call('GET', `/api/v1/templates/${template.body.id}/processes?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      const page: { status: number; body: Json } = await call(
+        'GET',
+        `/api/v1/templates/${template.body.id}/processes?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       expect(page.body.items.length).toBeLessThanOrEqual(2);
       seen.push(...page.body.items.map((p: Json) => p.id));
       cursor = page.body.nextCursor;
@@ -244,20 +356,44 @@ describe('the OpenAPI document', () => {
       .split('\n')
       .filter((line) => line.includes('api/v1'));
     expect(routes.length).toBeGreaterThan(0);
-    const operations = Object.entries(doc.paths as Record<string, Json>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+    const operations = Object.entries(doc.paths as Record<string, Json>).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+    );
     for (const expected of [
-      'GET /api/v1/templates', 'POST /api/v1/templates', 'GET /api/v1/templates/{id}', 'PATCH /api/v1/templates/{id}', 'DELETE /api/v1/templates/{id}',
-      'GET /api/v1/templates/{id}/processes', 'GET /api/v1/machines', 'POST /api/v1/machines', 'GET /api/v1/machines/{id}', 'PATCH /api/v1/machines/{id}',
-      'DELETE /api/v1/machines/{id}', 'GET /api/v1/processes', 'POST /api/v1/processes', 'GET /api/v1/processes/{id}', 'DELETE /api/v1/processes/{id}',
-      'POST /api/v1/processes/{id}/start', 'POST /api/v1/processes/{id}/stop', 'POST /api/v1/processes/{id}/disable', 'POST /api/v1/processes/{id}/enable',
-      'GET /api/v1/processes/{id}/metrics', 'GET /api/v1/processes/{id}/runs', 'GET /api/v1/processes/{id}/logs',
+      'GET /api/v1/templates',
+      'POST /api/v1/templates',
+      'GET /api/v1/templates/{id}',
+      'PATCH /api/v1/templates/{id}',
+      'DELETE /api/v1/templates/{id}',
+      'GET /api/v1/templates/{id}/processes',
+      'GET /api/v1/machines',
+      'POST /api/v1/machines',
+      'GET /api/v1/machines/{id}',
+      'PATCH /api/v1/machines/{id}',
+      'DELETE /api/v1/machines/{id}',
+      'GET /api/v1/processes',
+      'POST /api/v1/processes',
+      'GET /api/v1/processes/{id}',
+      'DELETE /api/v1/processes/{id}',
+      'POST /api/v1/processes/{id}/start',
+      'POST /api/v1/processes/{id}/stop',
+      'POST /api/v1/processes/{id}/disable',
+      'POST /api/v1/processes/{id}/enable',
+      'GET /api/v1/processes/{id}/metrics',
+      'GET /api/v1/processes/{id}/runs',
+      'GET /api/v1/processes/{id}/logs',
     ]) {
       expect(operations).toContain(expected);
     }
     for (const [name, ops] of Object.entries(doc.paths as Record<string, Json>)) {
       for (const [method, op] of Object.entries(ops)) {
         expect(Object.keys(op.responses).length, `${method} ${name}`).toBeGreaterThan(1);
-        if (!['get', 'delete'].includes(method) && !name.endsWith('/probe') && !/(start|stop|disable|enable)$/.test(name)) expect(op.requestBody, `${method} ${name}`).toBeTruthy();
+        if (
+          !['get', 'delete'].includes(method) &&
+          !name.endsWith('/probe') &&
+          !/(start|stop|disable|enable)$/.test(name)
+        )
+          expect(op.requestBody, `${method} ${name}`).toBeTruthy();
       }
     }
     const refs = JSON.stringify(doc).match(/"\$ref":"[^"]+"/g) ?? [];
@@ -266,6 +402,8 @@ describe('the OpenAPI document', () => {
       const name = /#\/components\/schemas\/([^"]+)/.exec(ref)?.[1];
       expect(doc.components.schemas[name!], ref).toBeTruthy();
     }
-    expect(doc.paths['/api/v1/processes/{id}'].delete.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'force', in: 'query' })]));
+    expect(doc.paths['/api/v1/processes/{id}'].delete.parameters).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: 'force', in: 'query' })]),
+    );
   });
 });

@@ -12,7 +12,6 @@ import { act, createProcess } from '../../services/processes.js';
 import { launchChromium, listenLoopback, logIn, type TestBrowser } from '../support/browser.js';
 import { exampleTemplate, localMachine, startStack, type Stack } from '../support/stack.js';
 
-
 let stack: Stack;
 let app: FastifyInstance;
 let baseUrl: string;
@@ -22,7 +21,14 @@ let browser: TestBrowser | undefined;
 beforeAll(async () => {
   stack = await startStack();
   const config = loadConfig({ LOG_LEVEL: 'warn' }, process.cwd());
-  app = await buildApp({ config, db: stack.database.db, sql: stack.database.sql, secret: 'test-secret-0123456789abcdef', temporal: { client: stack.client, connection: stack.connection }, temporalUiUrl: null });
+  app = await buildApp({
+    config,
+    db: stack.database.db,
+    sql: stack.database.sql,
+    secret: 'test-secret-0123456789abcdef',
+    temporal: { client: stack.client, connection: stack.connection },
+    temporalUiUrl: null,
+  });
   baseUrl = await listenLoopback(app);
   browser = await launchChromium();
   context = browser.context;
@@ -39,12 +45,18 @@ const ru = (status: ProcessStatus) => STATUS_LABELS[status].ru;
 /** Whether the row's details are shown (their facts loaded, the slot not hidden) and what its chevron says. */
 async function expansion(page: Page, processId: number): Promise<{ shown: boolean; expander: string | null }> {
   const details = page.locator(`#process-${processId}-details`);
-  const shown = (await details.count()) === 1 && (await details.isVisible()) && (await details.locator('.facts').count()) === 1;
+  const shown =
+    (await details.count()) === 1 && (await details.isVisible()) && (await details.locator('.facts').count()) === 1;
   return { shown, expander: await page.locator(`#process-${processId}-row .expander`).getAttribute('aria-expanded') };
 }
 
 /** Holds for `ms`: a re-render that would fold the details has time to happen. */
-async function staysFor(page: Page, processId: number, ms: number, expected: { shown: boolean; expander: string }): Promise<void> {
+async function staysFor(
+  page: Page,
+  processId: number,
+  ms: number,
+  expected: { shown: boolean; expander: string },
+): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     expect(await expansion(page, processId)).toEqual(expected);
@@ -59,7 +71,11 @@ async function badge(row: Locator): Promise<string | null> {
 describe('a process row in a browser', () => {
   it('expands on a click on the row, not on its ☰ menu, and stays expanded through re-renders', async () => {
     // Slow enough to stay running through the test.
-    const template = await exampleTemplate(stack, { step_delay_ms: 20, log_every: 5, eval_every: 25 }, { totalSteps: 200_000, stopGraceSeconds: 10 });
+    const template = await exampleTemplate(
+      stack,
+      { step_delay_ms: 20, log_every: 5, eval_every: 25 },
+      { totalSteps: 200_000, stopGraceSeconds: 10 },
+    );
     const local = await localMachine(stack);
     const process = await createProcess(stack.deps, { templateId: template.id, machineId: local.id });
     const page = await context.newPage();
@@ -74,7 +90,9 @@ describe('a process row in a browser', () => {
 
       // A click on the name cell (not the chevron) opens the details.
       await row.locator('td.name').click();
-      await expect.poll(() => expansion(page, process.id), { timeout: 10_000 }).toEqual({ shown: true, expander: 'true' });
+      await expect
+        .poll(() => expansion(page, process.id), { timeout: 10_000 })
+        .toEqual({ shown: true, expander: 'true' });
 
       // The ☰ menu opens without folding them; Запустить re-renders the row (htmx swaps in the
       // action's answer, then the feed's running row): still expanded.

@@ -33,7 +33,14 @@ const latencies: Array<{ status: string; ms: number }> = [];
 beforeAll(async () => {
   stack = await startStack();
   const config = loadConfig({ LOG_LEVEL: 'warn' }, process.cwd());
-  app = await buildApp({ config, db: stack.database.db, sql: stack.database.sql, secret: 'test-secret-0123456789abcdef', temporal: { client: stack.client, connection: stack.connection }, temporalUiUrl: TEMPORAL_UI });
+  app = await buildApp({
+    config,
+    db: stack.database.db,
+    sql: stack.database.sql,
+    secret: 'test-secret-0123456789abcdef',
+    temporal: { client: stack.client, connection: stack.connection },
+    temporalUiUrl: TEMPORAL_UI,
+  });
   baseUrl = await listenLoopback(app);
   browser = await launchChromium();
   context = browser.context;
@@ -44,14 +51,18 @@ afterAll(async () => {
   await browser?.close();
   await app?.close().catch(() => undefined);
   await stack?.close().catch(() => undefined);
-  if (latencies.length) console.log(`status → page latency: ${latencies.map((l) => `${l.status} ${l.ms} ms`).join(', ')}`);
+  if (latencies.length)
+    console.log(`status → page latency: ${latencies.map((l) => `${l.status} ${l.ms} ms`).join(', ')}`);
 });
 
 // What the page scripts below touch; the test's own types have no DOM library.
 interface PageGlobals {
   __seen: Record<string, number>;
   __sameDocument?: boolean;
-  document: { querySelector(selector: string): { getAttribute(name: string): string | null } | null; getElementById(id: string): unknown };
+  document: {
+    querySelector(selector: string): { getAttribute(name: string): string | null } | null;
+    getElementById(id: string): unknown;
+  };
   MutationObserver: new (callback: () => void) => { observe(target: unknown, options: Record<string, boolean>): void };
   echarts: { getInstanceByDom(el: unknown): { getOption(): unknown } };
 }
@@ -70,7 +81,12 @@ async function watchStatuses(page: Page, processId: number): Promise<void> {
       if (status && w.__seen[status] === undefined) w.__seen[status] = Date.now();
     };
     note();
-    new w.MutationObserver(note).observe(w.document.getElementById('processes'), { subtree: true, childList: true, characterData: true, attributes: true });
+    new w.MutationObserver(note).observe(w.document.getElementById('processes'), {
+      subtree: true,
+      childList: true,
+      characterData: true,
+      attributes: true,
+    });
   }, processId);
 }
 
@@ -116,7 +132,11 @@ describe('the operator flow in a browser, in Russian', () => {
     // A readable name for the README's screenshots; hostile names are the route tests' job.
     const name = `Спирали: MLP 2×32 (${uid()})`;
     // Slow enough to stay running through the test; the ETA is long and real.
-    const template = await exampleTemplate(stack, { step_delay_ms: 20, log_every: 5, eval_every: 25, warmup_steps: 150 }, { name, totalSteps: 200_000, stopGraceSeconds: 10 });
+    const template = await exampleTemplate(
+      stack,
+      { step_delay_ms: 20, log_every: 5, eval_every: 25, warmup_steps: 150 },
+      { name, totalSteps: 200_000, stopGraceSeconds: 10 },
+    );
 
     const local = await localMachine(stack);
     const page = await context.newPage();
@@ -161,14 +181,22 @@ describe('the operator flow in a browser, in Russian', () => {
     await row.locator('.expander').click();
     const details = page.locator(`#process-${processId}-details`);
     await expect.poll(() => details.locator('.fact.eta dt').textContent()).toBe('~До окончания');
-    await expect.poll(() => details.locator('[data-fact=eta]').textContent(), { timeout: 20_000 }).toMatch(/^~\d+ (д|ч|мин|с)/);
-    await expect.poll(() => details.locator('[data-fact=progress]').textContent(), { timeout: 20_000 }).toMatch(/\/ 200[\s\u00a0\u202f]000 \(/);
+    await expect
+      .poll(() => details.locator('[data-fact=eta]').textContent(), { timeout: 20_000 })
+      .toMatch(/^~\d+ (д|ч|мин|с)/);
+    await expect
+      .poll(() => details.locator('[data-fact=progress]').textContent(), { timeout: 20_000 })
+      .toMatch(/\/ 200[\s\u00a0\u202f]000 \(/);
     expect(await details.locator('[data-fact=machine]').textContent()).toContain('local');
     expect(await details.locator('[data-fact=run]').textContent()).toBe('1');
-    expect(await details.locator('a[data-link=temporal]').getAttribute('href')).toBe(`${TEMPORAL_UI}/namespaces/default/workflows/training-process-${processId}`);
+    expect(await details.locator('a[data-link=temporal]').getAttribute('href')).toBe(
+      `${TEMPORAL_UI}/namespaces/default/workflows/training-process-${processId}`,
+    );
     // The stdout/stderr tail is one click away.
     await details.getByRole('button', { name: 'Показать stdout / stderr' }).click();
-    await expect.poll(async () => (await details.locator('.logs h3').allTextContents()).slice(0, 2)).toEqual(['stdout', 'stderr']);
+    await expect
+      .poll(async () => (await details.locator('.logs h3').allTextContents()).slice(0, 2))
+      .toEqual(['stdout', 'stderr']);
     await expect.poll(() => details.locator('pre.log').first().textContent(), { timeout: 15_000 }).not.toBe('(пусто)');
 
     // Мониторинг обучения: one chart, three series, green / blue / red, growing live.
@@ -184,7 +212,12 @@ describe('the operator flow in a browser, in Russian', () => {
           dataZoom: unknown[];
           legend: unknown[];
         };
-        return { series: o.series.map((s) => ({ name: s.name, color: s.lineStyle.color, points: s.data.length })), yAxes: o.yAxis.length, dataZoom: o.dataZoom.length, legend: o.legend.length };
+        return {
+          series: o.series.map((s) => ({ name: s.name, color: s.lineStyle.color, points: s.data.length })),
+          yAxes: o.yAxis.length,
+          dataZoom: o.dataZoom.length,
+          legend: o.legend.length,
+        };
       });
     await expect.poll(async () => (await option()).series.length, { timeout: 15_000 }).toBe(3);
     const first = await option();
@@ -198,7 +231,9 @@ describe('the operator flow in a browser, in Russian', () => {
     expect(first.dataZoom).toBeGreaterThan(0);
     expect(first.legend).toBe(1);
     const lossPoints = (o: Awaited<ReturnType<typeof option>>) => o.series.find((s) => s.name === 'loss')!.points;
-    await expect.poll(async () => lossPoints(await option()), { timeout: 15_000 }).toBeGreaterThan(lossPoints(first) + 5);
+    await expect
+      .poll(async () => lossPoints(await option()), { timeout: 15_000 })
+      .toBeGreaterThan(lossPoints(first) + 5);
     expect(await page.locator('#chart-state').textContent()).toBe('График обновляется, пока идёт прогон.');
     await page.waitForTimeout(4000);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'monitoring.png') });
@@ -208,10 +243,18 @@ describe('the operator flow in a browser, in Russian', () => {
     await page.waitForURL(`${baseUrl}/training/templates/${template.id}/processes`);
     // Processes added and failing elsewhere appear on the open page by themselves.
     const idle = await createProcess(stack.deps, { templateId: template.id, machineId: local.id });
-    const broken = await createProcess(stack.deps, { templateId: template.id, machineId: local.id, params: { learning_rate: -1 } });
+    const broken = await createProcess(stack.deps, {
+      templateId: template.id,
+      machineId: local.id,
+      params: { learning_rate: -1 },
+    });
     await act(stack.deps, broken.id, 'start');
-    await expect.poll(() => page.locator(`#process-${idle.id}-row .status .badge`).textContent(), { timeout: 10_000 }).toBe(ru('created'));
-    await expect.poll(() => page.locator(`#process-${broken.id}-row .status .badge`).textContent(), { timeout: 30_000 }).toBe(ru('failed'));
+    await expect
+      .poll(() => page.locator(`#process-${idle.id}-row .status .badge`).textContent(), { timeout: 10_000 })
+      .toBe(ru('created'));
+    await expect
+      .poll(() => page.locator(`#process-${broken.id}-row .status .badge`).textContent(), { timeout: 30_000 })
+      .toBe(ru('failed'));
     // (a fresh page since monitoring)
     expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__sameDocument)).toBeUndefined();
     await row.locator('.expander').click();
@@ -247,7 +290,11 @@ describe('the operator flow in a browser, in Russian', () => {
     await expect.poll(() => page.locator(`#process-${processId}`).count(), { timeout: 30_000 }).toBe(0);
     expect(dialogs).toHaveLength(1);
     expect(dialogs[0]).toContain(`Удалить процесс #${processId}`);
-    await expect.poll(async () => (await stack.database.db.select().from(processes).where(eq(processes.id, processId))).length, { timeout: 30_000 }).toBe(0);
+    await expect
+      .poll(async () => (await stack.database.db.select().from(processes).where(eq(processes.id, processId))).length, {
+        timeout: 30_000,
+      })
+      .toBe(0);
     await deleteProcess(stack.deps, idle.id);
     await deleteProcess(stack.deps, broken.id);
 
@@ -259,21 +306,38 @@ describe('the operator flow in a browser, in Russian', () => {
   it('shows a NaN loss as a marked break with a warning, and overlays an earlier run', async () => {
     const template = await exampleTemplate(stack, {}, { name: `E2E NaN ${uid()}` });
     const local = await localMachine(stack);
-    const [p] = await stack.database.db.insert(processes).values({ templateId: template.id, machineId: local.id, status: 'failed' }).returning();
+    const [p] = await stack.database.db
+      .insert(processes)
+      .values({ templateId: template.id, machineId: local.id, status: 'failed' })
+      .returning();
     const steps = Array.from({ length: 60 }, (_, i) => i * 10);
-    for (const [number, nanAt] of [[1, null], [2, 400]] as const) {
+    for (const [number, nanAt] of [
+      [1, null],
+      [2, 400],
+    ] as const) {
       const [run] = await stack.database.db
         .insert(runs)
-        .values({ processId: p!.id, number, templateSnapshot: {}, machineId: local.id, status: number === 2 ? 'failed' : 'completed', startedAt: new Date(), finishedAt: new Date() })
+        .values({
+          processId: p!.id,
+          number,
+          templateSnapshot: {},
+          machineId: local.id,
+          status: number === 2 ? 'failed' : 'completed',
+          startedAt: new Date(),
+          finishedAt: new Date(),
+        })
         .returning();
       const curves: Record<string, (step: number) => number> = {
         lr: (s) => 0.01 * Math.min(1, s / 100),
-        loss: (s) => (nanAt !== null && s >= nanAt ? Number.NaN : 0.7 * Math.exp(-s / (number === 1 ? 300 : 200)) + 0.05),
+        loss: (s) =>
+          nanAt !== null && s >= nanAt ? Number.NaN : 0.7 * Math.exp(-s / (number === 1 ? 300 : 200)) + 0.05,
         test_accuracy: (s) => Math.min(0.98, 0.5 + s / 1000),
       };
       for (const [name, f] of Object.entries(curves)) {
         const [series] = await stack.database.db.insert(metricSeries).values({ runId: run!.id, name }).returning();
-        await stack.database.db.insert(metricPoints).values(steps.map((step) => ({ seriesId: series!.id, step, value: f(step) })));
+        await stack.database.db
+          .insert(metricPoints)
+          .values(steps.map((step) => ({ seriesId: series!.id, step, value: f(step) })));
       }
     }
     const page = await context.newPage();
@@ -285,14 +349,27 @@ describe('the operator flow in a browser, in Russian', () => {
       await submitLogin(page);
       await page.waitForURL(/\/monitoring$/);
     }
-    expect(await page.locator('#chart-warnings .warning').first().textContent()).toBe('⚠ loss = NaN на шаге 400 (прогон 2): кривая там прерывается.');
+    expect(await page.locator('#chart-warnings .warning').first().textContent()).toBe(
+      '⚠ loss = NaN на шаге 400 (прогон 2): кривая там прерывается.',
+    );
     const option = () =>
       page.evaluate(() => {
         const w = globalThis as unknown as PageGlobals;
         const o = w.echarts.getInstanceByDom(w.document.getElementById('chart')).getOption() as {
-          series: Array<{ name: string; data: Array<[number, number | string]>; lineStyle: { color: string; type: string }; markLine?: { data: Array<{ xAxis: number }> } }>;
+          series: Array<{
+            name: string;
+            data: Array<[number, number | string]>;
+            lineStyle: { color: string; type: string };
+            markLine?: { data: Array<{ xAxis: number }> };
+          }>;
         };
-        return o.series.map((s) => ({ name: s.name, color: s.lineStyle.color, type: s.lineStyle.type, gaps: s.data.filter((d) => d[1] === '-').length, marks: (s.markLine?.data ?? []).map((m) => m.xAxis) }));
+        return o.series.map((s) => ({
+          name: s.name,
+          color: s.lineStyle.color,
+          type: s.lineStyle.type,
+          gaps: s.data.filter((d) => d[1] === '-').length,
+          marks: (s.markLine?.data ?? []).map((m) => m.xAxis),
+        }));
       });
     const single = await option();
     const loss = single.find((s) => s.name === 'loss')!;
@@ -302,9 +379,20 @@ describe('the operator flow in a browser, in Russian', () => {
     await page.getByLabel('Сравнить с').selectOption('1');
     await page.waitForURL(/compare=1/);
     const overlaid = await option();
-    expect(overlaid.map((s) => s.name)).toEqual(['lr', 'loss', 'test_accuracy', 'lr · Прогон 1', 'loss · Прогон 1', 'test_accuracy · Прогон 1']);
+    expect(overlaid.map((s) => s.name)).toEqual([
+      'lr',
+      'loss',
+      'test_accuracy',
+      'lr · Прогон 1',
+      'loss · Прогон 1',
+      'test_accuracy · Прогон 1',
+    ]);
     expect(overlaid.map((s) => s.type)).toEqual(['solid', 'solid', 'solid', 'dashed', 'dashed', 'dashed']);
-    expect(overlaid.slice(3).map((s) => s.color)).toEqual([SERIES_COLORS.lr, SERIES_COLORS.loss, SERIES_COLORS.test_accuracy]);
+    expect(overlaid.slice(3).map((s) => s.color)).toEqual([
+      SERIES_COLORS.lr,
+      SERIES_COLORS.loss,
+      SERIES_COLORS.test_accuracy,
+    ]);
     expect(await page.locator('#chart-state').textContent()).toBe('Прогон завершён; график полный.');
     // A final run's chart does not poll.
     expect(await quietFor(page, 4000)).toEqual([]);

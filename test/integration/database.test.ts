@@ -16,7 +16,14 @@ import { runMigrations } from '../../db/migrate.js';
 import { apiTokens, machines, roles, templates, users } from '../../db/schema.js';
 import { BUILTIN_ROLES } from '../../domain/permissions.js';
 import { loadConfig, type Config } from '../../lib/config.js';
-import { authenticate, createToken, createUser, permissionsOf, revokeToken, tokenUser } from '../../services/accounts.js';
+import {
+  authenticate,
+  createToken,
+  createUser,
+  permissionsOf,
+  revokeToken,
+  tokenUser,
+} from '../../services/accounts.js';
 import { ServiceError } from '../../services/errors.js';
 import { DEMO_TEMPLATE_NAME, LOCAL_MACHINE_NAME, seed } from '../../services/seed.js';
 import { databaseUrlFor } from '../support/global-setup.js';
@@ -58,11 +65,18 @@ async function appliedMigrations(database: Database): Promise<Array<{ hash: stri
 }
 
 const journalEntries = (): number =>
-  (JSON.parse(fs.readFileSync(path.resolve('db/migrations/meta/_journal.json'), 'utf8')) as { entries: unknown[] }).entries.length;
+  (JSON.parse(fs.readFileSync(path.resolve('db/migrations/meta/_journal.json'), 'utf8')) as { entries: unknown[] })
+    .entries.length;
 
 async function demoAndLocalCounts(database: Database): Promise<{ demo: number; local: number }> {
-  const [demo] = await database.db.select({ n: sql<number>`count(*)::int` }).from(templates).where(eq(templates.name, DEMO_TEMPLATE_NAME));
-  const [local] = await database.db.select({ n: sql<number>`count(*)::int` }).from(machines).where(eq(machines.name, LOCAL_MACHINE_NAME));
+  const [demo] = await database.db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(templates)
+    .where(eq(templates.name, DEMO_TEMPLATE_NAME));
+  const [local] = await database.db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(machines)
+    .where(eq(machines.name, LOCAL_MACHINE_NAME));
   return { demo: demo!.n, local: local!.n };
 }
 
@@ -87,7 +101,16 @@ describe('PostgreSQL: a fresh database', () => {
     const tables = await tableNames(database);
     const applied = await appliedMigrations(database);
     expect(applied).toHaveLength(journalEntries());
-    expect(tables).toEqual(expect.arrayContaining(['public.users', 'public.roles', 'public.machines', 'public.templates', 'public.processes', 'public.runs']));
+    expect(tables).toEqual(
+      expect.arrayContaining([
+        'public.users',
+        'public.roles',
+        'public.machines',
+        'public.templates',
+        'public.processes',
+        'public.runs',
+      ]),
+    );
 
     await runMigrations(database);
     expect(await tableNames(database)).toEqual(tables);
@@ -131,7 +154,10 @@ describe('PostgreSQL: a fresh database', () => {
   });
 
   it('restores the built-in roles to their permissions on the next seed', async () => {
-    await database.db.update(roles).set({ permissions: ['templates.view'] }).where(eq(roles.name, 'operator'));
+    await database.db
+      .update(roles)
+      .set({ permissions: ['templates.view'] })
+      .where(eq(roles.name, 'operator'));
     expect((await seed(database.db, { adminPassword: null })).admin).toBeNull();
     const [operator] = await database.db.select().from(roles).where(eq(roles.name, 'operator'));
     expect([...operator!.permissions].sort()).toEqual([...BUILTIN_ROLES.operator].sort());
@@ -172,7 +198,11 @@ describe('PostgreSQL: accounts and tokens', () => {
   it('authenticates a new user with the right password only, and an unknown login not at all', async () => {
     const login = `user-${uid()}`;
     await createUser(database.db, { login, password: 'right-password', role: 'viewer' });
-    expect(await authenticate(database.db, login, 'right-password')).toEqual({ id: expect.any(Number), login, locale: 'ru' });
+    expect(await authenticate(database.db, login, 'right-password')).toEqual({
+      id: expect.any(Number),
+      login,
+      locale: 'ru',
+    });
     expect(await authenticate(database.db, login, 'wrong-password')).toBeNull();
     expect(await authenticate(database.db, `nobody-${uid()}`, 'right-password')).toBeNull();
   });
@@ -188,9 +218,17 @@ describe('PostgreSQL: accounts and tokens', () => {
   });
 
   it('refuses a too-short password, a bad login and an unknown role', async () => {
-    await expect(createUser(database.db, { login: `user-${uid()}`, password: 'short' })).rejects.toMatchObject({ code: 'invalid', field: 'password' });
-    await expect(createUser(database.db, { login: 'has space', password: 'long-enough-pw' })).rejects.toMatchObject({ code: 'invalid', field: 'login' });
-    await expect(createUser(database.db, { login: `user-${uid()}`, password: 'long-enough-pw', role: `no-role-${uid()}` })).rejects.toMatchObject({ code: 'not_found' });
+    await expect(createUser(database.db, { login: `user-${uid()}`, password: 'short' })).rejects.toMatchObject({
+      code: 'invalid',
+      field: 'password',
+    });
+    await expect(createUser(database.db, { login: 'has space', password: 'long-enough-pw' })).rejects.toMatchObject({
+      code: 'invalid',
+      field: 'login',
+    });
+    await expect(
+      createUser(database.db, { login: `user-${uid()}`, password: 'long-enough-pw', role: `no-role-${uid()}` }),
+    ).rejects.toMatchObject({ code: 'not_found' });
   });
 
   it('accepts a created token for its user and stores only its hash', async () => {
@@ -220,7 +258,10 @@ describe('PostgreSQL: accounts and tokens', () => {
     await createUser(database.db, { login, password: 'token-owner-pw' });
     const created = await createToken(database.db, login, { expiresDays: 1 });
     expect(await tokenUser(database.db, created.token)).not.toBeNull();
-    await database.db.update(apiTokens).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(apiTokens.id, created.id));
+    await database.db
+      .update(apiTokens)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(apiTokens.id, created.id));
     expect(await tokenUser(database.db, created.token)).toBeNull();
   });
 
@@ -246,7 +287,8 @@ describe('the embedded database (PGlite on a Unix socket)', () => {
     return value;
   };
   const configFor = (dataDir: string): Config => ({ ...loadConfig({}, dataDir), databaseUrl: null, dataDir });
-  const lock = (dataDir: string) => JSON.parse(fs.readFileSync(path.join(dataDir, 'pglite.lock'), 'utf8')) as { pid: number; socketDir: string | null };
+  const lock = (dataDir: string) =>
+    JSON.parse(fs.readFileSync(path.join(dataDir, 'pglite.lock'), 'utf8')) as { pid: number; socketDir: string | null };
   const socketDirOf = (url: string) => new URL(url).searchParams.get('host');
 
   afterEach(async () => {
@@ -327,7 +369,10 @@ describe('the embedded database (PGlite on a Unix socket)', () => {
   const holdElsewhere = async (dataDir: string): Promise<{ child: ChildProcess; url: string }> => {
     // Its own process group: tsx runs the script in a child node process, which a
     // SIGKILL of tsx alone would leave behind.
-    const child: ChildProcess = spawn(TSX, [HOLD_EMBEDDED, dataDir], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(TSX, [HOLD_EMBEDDED, dataDir], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     cleanups.push(async () => {
       if (child.pid !== undefined && groupAlive(child.pid)) {
         process.kill(-child.pid, 'SIGKILL');
@@ -337,7 +382,12 @@ describe('the embedded database (PGlite on a Unix socket)', () => {
     let output = '';
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const url = await waitFor('the other process to serve the database', async () => /serving (\S+)/.exec(output)?.[1], 60_000, 100);
+    const url = await waitFor(
+      'the other process to serve the database',
+      async () => /serving (\S+)/.exec(output)?.[1],
+      60_000,
+      100,
+    );
     return { child, url };
   };
 
@@ -367,7 +417,10 @@ describe('the embedded database (PGlite on a Unix socket)', () => {
     const dataDir = tempDir();
     const dead = spawnSync(process.execPath, ['-e', '']);
     expect(dead.pid).toBeGreaterThan(0);
-    fs.writeFileSync(path.join(dataDir, 'pglite.lock'), JSON.stringify({ pid: dead.pid, socketDir: path.join(dataDir, 'socket') }));
+    fs.writeFileSync(
+      path.join(dataDir, 'pglite.lock'),
+      JSON.stringify({ pid: dead.pid, socketDir: path.join(dataDir, 'socket') }),
+    );
     expect(await findEmbeddedServer(dataDir, 0)).toBeNull();
 
     const server = track(await startEmbeddedServer(dataDir));
@@ -389,13 +442,21 @@ describe('the embedded database (PGlite on a Unix socket)', () => {
     const holder = lock(dataDir).pid;
     const listening = listeningOf(holder);
     // Whatever the holder listens on, a client with no credentials tries to write through it.
-    const targets = [...listening.tcp.map(({ port }) => ({ host: '127.0.0.1', port })), ...listening.unix.map((socketPath) => ({ path: socketPath }))];
+    const targets = [
+      ...listening.tcp.map(({ port }) => ({ host: '127.0.0.1', port })),
+      ...listening.unix.map((socketPath) => ({ path: socketPath })),
+    ];
     expect(targets.length).toBeGreaterThan(0);
     // Another account on the host: `nobody`, which root can become (CI runs as root).
     const asRoot = process.getuid!() === 0;
     if (asRoot) {
       for (const target of targets) {
-        const { stdout } = await runAs(process.execPath, ['-e', INTRUDER, JSON.stringify(target)], { uid: 65534, gid: 65534, cwd: '/', timeout: 20_000 });
+        const { stdout } = await runAs(process.execPath, ['-e', INTRUDER, JSON.stringify(target)], {
+          uid: 65534,
+          gid: 65534,
+          cwd: '/',
+          timeout: 20_000,
+        });
         const result = JSON.parse(stdout) as { error: string | null; reply: string };
         expect(result.reply, `${JSON.stringify(target)} answered another account`).not.toContain('CREATE TABLE');
         expect(result.error, JSON.stringify(target)).toBe('EACCES');
@@ -412,7 +473,9 @@ describe('the embedded database (PGlite on a Unix socket)', () => {
     const connected = track(await connectDatabase(configFor(dataDir)));
     await runMigrations(connected.database);
     expect((await seed(connected.database.db, { adminPassword: 'owner-only-pw' })).admin?.login).toBe('admin');
-    const [intruder] = await connected.database.sql<{ n: number }[]>`select count(*)::int as n from information_schema.tables where table_name = 'intruder'`;
+    const [intruder] = await connected.database.sql<
+      { n: number }[]
+    >`select count(*)::int as n from information_schema.tables where table_name = 'intruder'`;
     expect(intruder!.n).toBe(0);
   });
   it('serves a data directory whose path is too long for a socket from a private temporary directory, removed on stop', async () => {

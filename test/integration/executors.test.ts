@@ -128,7 +128,10 @@ describe.each([
     expect(await executor.inspect(handle)).toEqual({ alive: true, exitCode: null });
     expect(await executor.readHandle(handle.runDir)).toEqual(handle);
 
-    const done = await eventually(() => executor.inspect(handle), (s) => !s.alive);
+    const done = await eventually(
+      () => executor.inspect(handle),
+      (s) => !s.alive,
+    );
     expect(done).toEqual({ alive: false, exitCode: 7 });
   });
 
@@ -149,7 +152,12 @@ describe.each([
       const dir = runDir();
       const env = { ...PATH_ENV, TRAINYARD_RUN_DIR: dir, HOME: '/nonexistent-home', LANG: 'C.UTF-8' };
       const handle = await executor.launch({ runDir: dir, command: 'env -0 > "$TRAINYARD_RUN_DIR/env.dump"', env });
-      expect(await eventually(() => executor.inspect(handle), (s) => !s.alive)).toEqual({ alive: false, exitCode: 0 });
+      expect(
+        await eventually(
+          () => executor.inspect(handle),
+          (s) => !s.alive,
+        ),
+      ).toEqual({ alive: false, exitCode: 0 });
 
       const seen = parseEnv(readFileSync(join(dir, 'env.dump')));
       const { PWD, SHLVL, _: underscore, OLDPWD, ...given } = seen;
@@ -179,8 +187,18 @@ describe.each([
     values.forEach((value, i) => (env[`HOSTILE_${i}`] = value));
     const dir = join(root, `run $(touch ${marker}) 'q' \`x\``);
     env.TRAINYARD_RUN_DIR = dir;
-    const handle = await executor.launch({ runDir: dir, command: 'env -0 > "$TRAINYARD_RUN_DIR/env.dump"', env, workingDir: dir });
-    expect(await eventually(() => executor.inspect(handle), (s) => !s.alive)).toEqual({ alive: false, exitCode: 0 });
+    const handle = await executor.launch({
+      runDir: dir,
+      command: 'env -0 > "$TRAINYARD_RUN_DIR/env.dump"',
+      env,
+      workingDir: dir,
+    });
+    expect(
+      await eventually(
+        () => executor.inspect(handle),
+        (s) => !s.alive,
+      ),
+    ).toEqual({ alive: false, exitCode: 0 });
 
     const seen = parseEnv(readFileSync(join(dir, 'env.dump')));
     values.forEach((value, i) => expect(seen[`HOSTILE_${i}`], `HOSTILE_${i}`).toBe(value));
@@ -230,7 +248,10 @@ describe.each([
     const dir = runDir();
     const command = `(trap '' TERM; exec sleep 30) & echo $! > "$TRAINYARD_RUN_DIR/child.pid"; exit 3`;
     const handle = await executor.launch({ runDir: dir, command, env: { ...PATH_ENV, TRAINYARD_RUN_DIR: dir } });
-    const state = await eventually(() => executor.inspect(handle), (s) => s.exitCode !== null);
+    const state = await eventually(
+      () => executor.inspect(handle),
+      (s) => s.exitCode !== null,
+    );
     expect(state).toEqual({ alive: true, exitCode: 3 });
     const child = await sleepingChild(dir);
 
@@ -255,26 +276,42 @@ describe.each([
     await expectCode(executor.launch({ runDir: dir, command: 'exit 0', env: PATH_ENV }), 'RUN_DIR_EXISTS');
     expect(await executor.readHandle(dir)).toEqual(handle);
     expect(await executor.readHandle(runDir())).toBeNull();
-    await expectCode(executor.launch({ runDir: '/tmp/elsewhere', command: 'exit 0', env: PATH_ENV }), 'OUTSIDE_RUNS_ROOT');
+    await expectCode(
+      executor.launch({ runDir: '/tmp/elsewhere', command: 'exit 0', env: PATH_ENV }),
+      'OUTSIDE_RUNS_ROOT',
+    );
   });
 
   it('reports a working directory it cannot enter through the exit code and stderr', async () => {
     const dir = runDir();
-    const handle = await executor.launch({ runDir: dir, command: 'exit 0', env: PATH_ENV, workingDir: '/nonexistent/dir' });
-    expect(await eventually(() => executor.inspect(handle), (s) => !s.alive)).toEqual({ alive: false, exitCode: 126 });
+    const handle = await executor.launch({
+      runDir: dir,
+      command: 'exit 0',
+      env: PATH_ENV,
+      workingDir: '/nonexistent/dir',
+    });
+    expect(
+      await eventually(
+        () => executor.inspect(handle),
+        (s) => !s.alive,
+      ),
+    ).toEqual({ alive: false, exitCode: 126 });
     expect(await executor.tail(join(dir, 'stderr.log'), 1000)).toContain('/nonexistent/dir');
   });
 
   it('reads exact bytes from any offset, multi-byte characters cut anywhere', async () => {
     const dir = runDir();
     mkdirSync(dir, { recursive: true });
-    const bytes = Buffer.concat([Buffer.from('héllo wörld ✓ 😀 日本語\n'.repeat(40)), Buffer.from(Array.from({ length: 256 }, (_, i) => i))]);
+    const bytes = Buffer.concat([
+      Buffer.from('héllo wörld ✓ 😀 日本語\n'.repeat(40)),
+      Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+    ]);
     const file = join(dir, 'metrics.jsonl');
     writeFileSync(file, bytes);
 
     for (const chunk of [1, 3, 7, 1000, 100_000]) {
       const parts: Buffer[] = [];
-      for (let offset = 0; ; ) {
+      for (let offset = 0; ;) {
         const part = await executor.readChunk(file, offset, chunk);
         if (part.length === 0) break;
         expect(part.length).toBeLessThanOrEqual(chunk);
@@ -299,7 +336,10 @@ describe.each([
 
   it('removes run dirs inside the runs root only, following no symlink out', async () => {
     const handle = await executor.launch({ runDir: runDir(), command: 'exit 0', env: PATH_ENV });
-    await eventually(() => executor.inspect(handle), (s) => !s.alive);
+    await eventually(
+      () => executor.inspect(handle),
+      (s) => !s.alive,
+    );
     await executor.removeRunDir(handle.runDir);
     expect(existsSync(handle.runDir)).toBe(false);
     await executor.removeRunDir(handle.runDir); // already gone is fine
@@ -331,7 +371,11 @@ describe.each([
     for (const fifo of fifos) execFileSync('mkfifo', [fifo]);
     // A reader that waits on a FIFO (in open, or in read) is let go after 8 s, so a wrong
     // executor fails these assertions rather than hanging the test file.
-    const rescuer = spawn('/bin/sh', ['-c', 'sleep 8; for f in "$@"; do exec 3<>"$f"; exec 3>&-; done', 'rescuer', ...fifos], { stdio: 'ignore' });
+    const rescuer = spawn(
+      '/bin/sh',
+      ['-c', 'sleep 8; for f in "$@"; do exec 3<>"$f"; exec 3>&-; done', 'rescuer', ...fifos],
+      { stdio: 'ignore' },
+    );
     try {
       const started = Date.now();
       const error = await expectCode(executor.readChunk(join(dir, 'metrics.jsonl'), 0, 1024), 'NOT_A_REGULAR_FILE');
@@ -353,7 +397,12 @@ describe.each([
     mkdirSync(join(huge, '..'), { recursive: true });
     writeFileSync(huge, '7'.repeat(64 * 1024 * 1024));
     const started = Date.now();
-    const state = await executor.inspect({ pid: process.pid, pgid: process.pid, startTime: '1', runDir: join(huge, '..') });
+    const state = await executor.inspect({
+      pid: process.pid,
+      pgid: process.pid,
+      startTime: '1',
+      runDir: join(huge, '..'),
+    });
     expect(state.alive).toBe(false);
     expect(Date.now() - started).toBeLessThan(5000);
   });
@@ -387,7 +436,10 @@ describe('ssh executor connections', () => {
   });
 
   it('fetches the host key fingerprint ssh-keygen prints', async () => {
-    expect(await fetchHostKeyFingerprint(sshd.host, sshd.port)).toEqual({ fingerprint: sshd.hostKeyFingerprint, keyType: 'ssh-ed25519' });
+    expect(await fetchHostKeyFingerprint(sshd.host, sshd.port)).toEqual({
+      fingerprint: sshd.hostKeyFingerprint,
+      keyType: 'ssh-ed25519',
+    });
   });
 
   it('resolves the default runs root under the remote home', async () => {
@@ -449,7 +501,11 @@ describe('ssh executor connections', () => {
   it('serves 15 concurrent calls on one machine, opening a second connection', async () => {
     const executor = new SshExecutor(sshOptions());
     try {
-      const handle = await executor.launch({ runDir: join(await executor.runsRoot(), `run-${randomUUID()}`), command: 'sleep 30', env: PATH_ENV });
+      const handle = await executor.launch({
+        runDir: join(await executor.runsRoot(), `run-${randomUUID()}`),
+        command: 'sleep 30',
+        env: PATH_ENV,
+      });
       const states = await Promise.all(Array.from({ length: 15 }, () => executor.inspect(handle)));
       expect(states.every((s) => s.alive)).toBe(true);
       expect(executor.poolStats().connections).toBeGreaterThanOrEqual(2);
@@ -461,9 +517,18 @@ describe('ssh executor connections', () => {
 
   it('gets by when sshd allows fewer sessions than assumed', async () => {
     const small = await startSshd({ maxSessions: 3 });
-    const executor = new SshExecutor({ ...sshOptions(), port: small.port, hostKeyFingerprint: small.hostKeyFingerprint, privateKey: small.privateKey });
+    const executor = new SshExecutor({
+      ...sshOptions(),
+      port: small.port,
+      hostKeyFingerprint: small.hostKeyFingerprint,
+      privateKey: small.privateKey,
+    });
     try {
-      const handle = await executor.launch({ runDir: join(await executor.runsRoot(), `run-${randomUUID()}`), command: 'sleep 30', env: PATH_ENV });
+      const handle = await executor.launch({
+        runDir: join(await executor.runsRoot(), `run-${randomUUID()}`),
+        command: 'sleep 30',
+        env: PATH_ENV,
+      });
       const states = await Promise.all(Array.from({ length: 12 }, () => executor.inspect(handle)));
       expect(states.every((s) => s.alive)).toBe(true);
       await executor.stop(handle, 2000);
@@ -476,7 +541,11 @@ describe('ssh executor connections', () => {
   it('reconnects after sshd restarts, and the trainer outlives the restart', async () => {
     const executor = new SshExecutor(sshOptions());
     try {
-      const handle = await executor.launch({ runDir: join(await executor.runsRoot(), `run-${randomUUID()}`), command: 'sleep 30', env: PATH_ENV });
+      const handle = await executor.launch({
+        runDir: join(await executor.runsRoot(), `run-${randomUUID()}`),
+        command: 'sleep 30',
+        env: PATH_ENV,
+      });
       await sshd.restart();
       expect(await executor.inspect(handle)).toEqual({ alive: true, exitCode: null });
       expect(await executor.tail(join(handle.runDir, 'stderr.log'), 100)).toBe('');

@@ -11,7 +11,17 @@ import { metricSeries } from '../../db/schema.js';
 import { findTemporalCli } from '../../lib/temporal-cli.js';
 import { freePort, startTemporalDevServer, type DevServer } from '../../lib/temporal-dev-server.js';
 import { act, createProcess, findRun, getProcess } from '../../services/processes.js';
-import { countedExampleTemplate, launchCount, localMachine, makeTemplate, startStack, storedPoints, waitFor, waitForStatus, writtenPoints } from '../support/stack.js';
+import {
+  countedExampleTemplate,
+  launchCount,
+  localMachine,
+  makeTemplate,
+  startStack,
+  storedPoints,
+  waitFor,
+  waitForStatus,
+  writtenPoints,
+} from '../support/stack.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterAll(async () => {
@@ -24,7 +34,14 @@ describe('faults mid-run', () => {
     if (!cli) throw new Error('the global setup found a Temporal CLI; it should be found again here');
     const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-temporal-restart-'));
     const port = await freePort();
-    const options = { cli, port, uiPort: null, namespace: 'default', dbFile: path.join(stateDir, 'temporal.sqlite'), stateDir };
+    const options = {
+      cli,
+      port,
+      uiPort: null,
+      namespace: 'default',
+      dbFile: path.join(stateDir, 'temporal.sqlite'),
+      stateDir,
+    };
     let server: DevServer = await startTemporalDevServer(options);
     cleanups.push(() => server.stop());
     const stack = await startStack({ temporalAddress: server.address });
@@ -63,7 +80,10 @@ describe('faults mid-run', () => {
     const [{ db }] = (await stack.database.sql`select current_database() as db`) as unknown as [{ db: string }];
     for (let cut = 0; cut < 3; cut++) {
       await new Promise((r) => setTimeout(r, 1500));
-      const admin = (await import('postgres')).default(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', { max: 1, onnotice: () => {} });
+      const admin = (await import('postgres')).default(
+        process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+        { max: 1, onnotice: () => {} },
+      );
       await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${db} and pid <> pg_backend_pid()`;
       await admin.end();
     }
@@ -110,7 +130,10 @@ put('{"step":5,"lo');
     expect(run.oversizedLines).toBe(1);
     // not json, no step, a negative step, the binary junk, and the truncated last line once the trainer is gone
     expect(run.malformedLines).toBe(5);
-    const [row] = await stack.database.db.select({ n: sql<number>`count(*)::int` }).from(metricSeries).where(eq(metricSeries.runId, run.id));
+    const [row] = await stack.database.db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(metricSeries)
+      .where(eq(metricSeries.runId, run.id));
     expect(row!.n).toBe(2);
   });
 });

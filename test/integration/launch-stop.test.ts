@@ -11,11 +11,33 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMachineActivities } from '../../activities/machine.js';
 import { runs, slotLeases } from '../../db/schema.js';
-import { act, createProcess as create, deleteProcess, findRun, getProcess, type CreateProcessInput } from '../../services/processes.js';
+import {
+  act,
+  createProcess as create,
+  deleteProcess,
+  findRun,
+  getProcess,
+  type CreateProcessInput,
+} from '../../services/processes.js';
 import { trainingProcessWorkflowId } from '../../workflows/messages.js';
 import { ServiceError } from '../../services/errors.js';
-import { groupAlive, localMachine, makeTemplate, recordHistories, startStack, TEST_SECRET, waitFor, waitForStatus, type Stack } from '../support/stack.js';
-import { startControlWorker, startMachineWorker, startWorkflowWorker, type TestWorker } from '../support/split-workers.js';
+import {
+  groupAlive,
+  localMachine,
+  makeTemplate,
+  recordHistories,
+  startStack,
+  TEST_SECRET,
+  waitFor,
+  waitForStatus,
+  type Stack,
+} from '../support/stack.js';
+import {
+  startControlWorker,
+  startMachineWorker,
+  startWorkflowWorker,
+  type TestWorker,
+} from '../support/split-workers.js';
 
 let stack: Stack;
 let workflows: TestWorker;
@@ -37,7 +59,8 @@ beforeAll(async () => {
       while (holdSlotGrant) {
         const held: Promise<void> = holdSlotGrant;
         context.heartbeat();
-        if (await Promise.race([held.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 1000))])) break;
+        if (await Promise.race([held.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 1000))]))
+          break;
       }
       return granted;
     },
@@ -54,7 +77,8 @@ async function createProcess(deps: Stack['deps'], input: CreateProcessInput) {
 afterAll(async () => {
   // TRAINYARD_RECORD_HISTORIES=<dir> npx vitest run --project integration test/integration/launch-stop.test.ts
   const recordTo = process.env.TRAINYARD_RECORD_HISTORIES;
-  if (recordTo && stack) console.log(`recorded ${await recordHistories(stack, recordTo, processIds)} histories into ${recordTo}`);
+  if (recordTo && stack)
+    console.log(`recorded ${await recordHistories(stack, recordTo, processIds)} histories into ${recordTo}`);
   for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
   await workflows?.shutdown();
   await control?.shutdown();
@@ -76,7 +100,9 @@ function launches(file: string): number {
 
 /** A trainer that notes its launch and sleeps; TERM ends it unless `ignoreTerm`. */
 function sleeperTemplate(file: string, extra: { ignoreTerm?: boolean; stopGraceSeconds?: number } = {}) {
-  const body = extra.ignoreTerm ? `trap '' TERM; echo $$ >> "$LAUNCHES"; while :; do sleep 1; done` : `echo $$ >> "$LAUNCHES"; exec sleep 600`;
+  const body = extra.ignoreTerm
+    ? `trap '' TERM; echo $$ >> "$LAUNCHES"; while :; do sleep 1; done`
+    : `echo $$ >> "$LAUNCHES"; exec sleep 600`;
   return makeTemplate(stack, { command: body, env: { LAUNCHES: file }, stopGraceSeconds: extra.stopGraceSeconds ?? 5 });
 }
 
@@ -100,7 +126,10 @@ async function startWithFailingWatch(templateId: number) {
   const machine = await machineWith(() => ({
     async runTraining() {
       await new Promise((r) => setTimeout(r, 1000));
-      throw ApplicationFailure.nonRetryable('injected: the trainer wrote a value PostgreSQL cannot store', 'InjectedDataError');
+      throw ApplicationFailure.nonRetryable(
+        'injected: the trainer wrote a value PostgreSQL cannot store',
+        'InjectedDataError',
+      );
     },
   }));
   const created = await createProcess(stack.deps, { templateId, machineId: machine.id });
@@ -156,9 +185,23 @@ describe('launch and stop at the edges', () => {
     const created = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
     const [run] = await stack.database.db
       .insert(runs)
-      .values({ processId: created.id, number: 1, machineId: machine.id, templateSnapshot: template, params: {}, slotIndex: 0 })
+      .values({
+        processId: created.id,
+        number: 1,
+        machineId: machine.id,
+        templateSnapshot: template,
+        params: {},
+        slotIndex: 0,
+      })
       .returning();
-    const made = createMachineActivities({ db: stack.database.db, sql: stack.database.sql, machine, dataDir: stack.dataDir, secret: TEST_SECRET, keysDir: null });
+    const made = createMachineActivities({
+      db: stack.database.db,
+      sql: stack.database.sql,
+      machine,
+      dataDir: stack.dataDir,
+      secret: TEST_SECRET,
+      keysDir: null,
+    });
     cleanups.push(() => made.dispose());
 
     // Four attempts at once, as a retry overlapping an attempt that outlived its timeout would.
@@ -213,11 +256,19 @@ describe('launch and stop at the edges', () => {
       expect(launches(file)).toBe(0);
       expect(await leasesOf(run.id)).toEqual([]);
       // The premise: one workflow task saw both the slot's result and the stop.
-      const events = (await stack.client.workflow.getHandle(trainingProcessWorkflowId(created.id), execution).fetchHistory()).events ?? [];
-      const acquireScheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'acquireSlot')?.eventId?.toString();
+      const events =
+        (await stack.client.workflow.getHandle(trainingProcessWorkflowId(created.id), execution).fetchHistory())
+          .events ?? [];
+      const acquireScheduled = events
+        .find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'acquireSlot')
+        ?.eventId?.toString();
       expect(acquireScheduled).toBeDefined();
-      const granted = events.findIndex((e) => e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === acquireScheduled);
-      const accepted = events.findIndex((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'stop');
+      const granted = events.findIndex(
+        (e) => e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === acquireScheduled,
+      );
+      const accepted = events.findIndex(
+        (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'stop',
+      );
       expect(granted).toBeGreaterThan(0);
       expect(accepted).toBeGreaterThan(granted);
       expect(events.slice(granted, accepted).filter((e) => e.workflowTaskCompletedEventAttributes).length).toBe(1);
@@ -241,7 +292,9 @@ describe('launch and stop at the edges', () => {
     const handle = stack.client.workflow.getHandle(trainingProcessWorkflowId(created.id));
     const timeout = await waitFor('the stop to be scheduled', async () => {
       const history = await handle.fetchHistory();
-      const scheduled = history.events?.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'stopTrainer');
+      const scheduled = history.events?.find(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'stopTrainer',
+      );
       return scheduled?.activityTaskScheduledEventAttributes?.startToCloseTimeout ?? null;
     });
     // The grace, the machine's lost timeout (600 s by default) and room: one attempt sees the KILL.
@@ -268,7 +321,12 @@ describe('launch and stop at the edges', () => {
     expect(run.trainerMayRemain).toBe(false);
 
     await deleteProcess(stack.deps, created.id);
-    await waitFor('the process to be gone', async () => getProcess(stack.deps, created.id).then(() => false, (e: unknown) => e instanceof ServiceError && e.code === 'not_found'));
+    await waitFor('the process to be gone', async () =>
+      getProcess(stack.deps, created.id).then(
+        () => false,
+        (e: unknown) => e instanceof ServiceError && e.code === 'not_found',
+      ),
+    );
     expect(fs.existsSync(run.runDir!)).toBe(false);
   });
 
@@ -278,10 +336,19 @@ describe('launch and stop at the edges', () => {
     const created = await startWithFailingWatch(template.id);
     const run = await launchedRun(created.id);
     // The failure is being handled: the trainer (which ignores TERM) has had its TERM and is in its grace.
-    await waitFor('the TERM after the failure', async () => fs.existsSync(path.join(run.runDir!, 'stop_requested')), 20_000);
+    await waitFor(
+      'the TERM after the failure',
+      async () => fs.existsSync(path.join(run.runDir!, 'stop_requested')),
+      20_000,
+    );
     expect(groupAlive(run.pgid!)).toBe(true);
     await deleteProcess(stack.deps, created.id);
-    await waitFor('the process to be gone', async () => getProcess(stack.deps, created.id).then(() => false, (e: unknown) => e instanceof ServiceError && e.code === 'not_found'));
+    await waitFor('the process to be gone', async () =>
+      getProcess(stack.deps, created.id).then(
+        () => false,
+        (e: unknown) => e instanceof ServiceError && e.code === 'not_found',
+      ),
+    );
     expect(groupAlive(run.pgid!)).toBe(false);
     expect(await leasesOf(run.id)).toEqual([]);
     expect(fs.existsSync(run.runDir!)).toBe(false);
@@ -292,7 +359,11 @@ describe('launch and stop at the edges', () => {
     const template = await sleeperTemplate(file, { ignoreTerm: true, stopGraceSeconds: 4 });
     const created = await startWithFailingWatch(template.id);
     const run = await launchedRun(created.id);
-    await waitFor('the TERM after the failure', async () => fs.existsSync(path.join(run.runDir!, 'stop_requested')), 20_000);
+    await waitFor(
+      'the TERM after the failure',
+      async () => fs.existsSync(path.join(run.runDir!, 'stop_requested')),
+      20_000,
+    );
     expect((await act(stack.deps, created.id, 'disable')).status).toBe('stopping');
     const disabled = await waitForStatus(stack, created.id, 'disabled', 60_000);
     expect(disabled.lastError).toBe('injected: the trainer wrote a value PostgreSQL cannot store');

@@ -50,7 +50,12 @@ describe('template env', () => {
     const created = await viaToken(t.app, admin, {
       method: 'POST',
       url: '/api/v1/templates',
-      payload: { name: `lp ${uid()}`, command: 'true', env: { PLAIN: 'visible-value-1' }, secretEnv: { API_KEY: secret } },
+      payload: {
+        name: `lp ${uid()}`,
+        command: 'true',
+        env: { PLAIN: 'visible-value-1' },
+        secretEnv: { API_KEY: secret },
+      },
     });
     expect(created.statusCode).toBe(201);
     expect(created.body).not.toContain(secret);
@@ -71,9 +76,17 @@ describe('template env', () => {
     expect(asManager.body).not.toContain(secret);
 
     // An edit of something else keeps the secret; a name is plain or secret, not both.
-    const patched = await viaToken(t.app, admin, { method: 'PATCH', url: `/api/v1/templates/${id}`, payload: { description: 'changed' } });
+    const patched = await viaToken(t.app, admin, {
+      method: 'PATCH',
+      url: `/api/v1/templates/${id}`,
+      payload: { description: 'changed' },
+    });
     expect(json(patched).secretEnvKeys).toEqual(['API_KEY']);
-    const clash = await viaToken(t.app, admin, { method: 'PATCH', url: `/api/v1/templates/${id}`, payload: { env: { API_KEY: 'x' } } });
+    const clash = await viaToken(t.app, admin, {
+      method: 'PATCH',
+      url: `/api/v1/templates/${id}`,
+      payload: { env: { API_KEY: 'x' } },
+    });
     expect(clash.statusCode).toBe(400);
     expect(json(clash).error).toMatchObject({ code: 'invalid', field: 'env.API_KEY' });
 
@@ -91,18 +104,37 @@ describe('template env', () => {
   });
 
   it('adds and removes secrets through the edit form without ever echoing them', async () => {
-    const created = await viaToken(t.app, admin, { method: 'POST', url: '/api/v1/templates', payload: { name: `lp-form ${uid()}`, command: 'true', secretEnv: { KEEP: 'k-value-1', DROP: 'd-value-1' } } });
+    const created = await viaToken(t.app, admin, {
+      method: 'POST',
+      url: '/api/v1/templates',
+      payload: { name: `lp-form ${uid()}`, command: 'true', secretEnv: { KEEP: 'k-value-1', DROP: 'd-value-1' } },
+    });
     const id = json(created).id as number;
     const formSecret = `form-${uid()}`;
     const saved = await viaSession(t.app, admin, {
       method: 'POST',
       url: `/training/templates/${id}`,
-      payload: { name: json(created).name as string, command: 'true', env: 'A=1', secretEnv: `ADDED=${formSecret}`, secretEnvRemove: 'DROP', stopGraceSeconds: '30', params: '{}' },
+      payload: {
+        name: json(created).name as string,
+        command: 'true',
+        env: 'A=1',
+        secretEnv: `ADDED=${formSecret}`,
+        secretEnvRemove: 'DROP',
+        stopGraceSeconds: '30',
+        params: '{}',
+      },
     });
     expect(saved.statusCode).toBe(303);
-    expect(json(await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/templates/${id}` }))).toMatchObject({ env: { A: '1' }, secretEnvKeys: ['ADDED', 'KEEP'] });
+    expect(json(await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/templates/${id}` }))).toMatchObject({
+      env: { A: '1' },
+      secretEnvKeys: ['ADDED', 'KEEP'],
+    });
     // A form that fails keeps nothing secret on the page it sends back.
-    const failed = await viaSession(t.app, admin, { method: 'POST', url: `/training/templates/${id}`, payload: { name: '', command: 'true', secretEnv: `ADDED=${formSecret}-2` } });
+    const failed = await viaSession(t.app, admin, {
+      method: 'POST',
+      url: `/training/templates/${id}`,
+      payload: { name: '', command: 'true', secretEnv: `ADDED=${formSecret}-2` },
+    });
     expect(failed.statusCode).toBe(422);
     expect(failed.body).not.toContain(formSecret);
     expect(await databaseText()).not.toContain(formSecret);
@@ -113,26 +145,45 @@ describe('template env', () => {
     const created = await viaToken(t.app, admin, {
       method: 'POST',
       url: '/api/v1/templates',
-      payload: { name: `lp-run ${uid()}`, command: `printf '%s' "$API_KEY" > "$TRAINYARD_RUN_DIR/api-key.txt"`, secretEnv: { API_KEY: secret } },
+      payload: {
+        name: `lp-run ${uid()}`,
+        command: `printf '%s' "$API_KEY" > "$TRAINYARD_RUN_DIR/api-key.txt"`,
+        secretEnv: { API_KEY: secret },
+      },
     });
     const templateId = json(created).id as number;
     const local = await localMachine(stack);
-    const processCreated = await viaToken(t.app, admin, { method: 'POST', url: '/api/v1/processes', payload: { templateId, machineId: local.id } });
+    const processCreated = await viaToken(t.app, admin, {
+      method: 'POST',
+      url: '/api/v1/processes',
+      payload: { templateId, machineId: local.id },
+    });
     expect(processCreated.statusCode).toBe(201);
     const processId = json(processCreated).id as number;
-    expect((await viaToken(t.app, admin, { method: 'POST', url: `/api/v1/processes/${processId}/start` })).statusCode).toBe(202);
+    expect(
+      (await viaToken(t.app, admin, { method: 'POST', url: `/api/v1/processes/${processId}/start` })).statusCode,
+    ).toBe(202);
     await waitForStatus(stack, processId, 'completed', 90_000);
     const [run] = await stack.database.db.select().from(runs).where(eq(runs.processId, processId));
     expect(run?.runDir).toBeTruthy();
-    const written = await waitFor('the trainer’s file', async () => {
-      const file = path.join(run!.runDir!, 'api-key.txt');
-      return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : null;
-    }, 10_000);
+    const written = await waitFor(
+      'the trainer’s file',
+      async () => {
+        const file = path.join(run!.runDir!, 'api-key.txt');
+        return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : null;
+      },
+      10_000,
+    );
     expect(written).toBe(secret);
     expect(JSON.stringify(run!.templateSnapshot)).toContain('"secretEnv"');
     expect(await databaseText()).not.toContain(secret);
     // Nor does any answer about the run carry it.
-    for (const url of [`/api/v1/processes/${processId}`, `/api/v1/processes/${processId}/runs`, `/api/v1/processes/${processId}/logs`, `/api/v1/templates/${templateId}`]) {
+    for (const url of [
+      `/api/v1/processes/${processId}`,
+      `/api/v1/processes/${processId}/runs`,
+      `/api/v1/processes/${processId}/logs`,
+      `/api/v1/templates/${templateId}`,
+    ]) {
       expect((await viaToken(t.app, admin, { method: 'GET', url })).body, url).not.toContain(secret);
     }
   }, 120_000);
@@ -145,7 +196,11 @@ describe('machine addresses', () => {
       .insert(machines)
       .values({ name: `gpu-box-${uid()}`, kind: 'ssh', address, sshUser: 'trainer', enabled: false })
       .returning();
-    const created = await viaToken(t.app, admin, { method: 'POST', url: '/api/v1/templates', payload: { name: `lp-addr ${uid()}`, command: 'true' } });
+    const created = await viaToken(t.app, admin, {
+      method: 'POST',
+      url: '/api/v1/templates',
+      payload: { name: `lp-addr ${uid()}`, command: 'true' },
+    });
     const templateId = json(created).id as number;
     const [p] = await stack.database.db.insert(processes).values({ templateId, machineId: machine!.id }).returning();
     const [role] = await stack.database.db
@@ -158,13 +213,19 @@ describe('machine addresses', () => {
     const host = address.split(':')[0]!;
     const answers: Array<[string, LightMyRequestResponse]> = [
       ['page', await viaSession(t.app, blind, { method: 'GET', url: `/training/templates/${templateId}/processes` })],
-      ['add form', await viaSession(t.app, blind, { method: 'GET', url: `/training/templates/${templateId}/processes/new` })],
+      [
+        'add form',
+        await viaSession(t.app, blind, { method: 'GET', url: `/training/templates/${templateId}/processes/new` }),
+      ],
       ['row', await viaSession(t.app, blind, { method: 'GET', url: `/training/processes/${p!.id}/row` })],
       ['details', await viaSession(t.app, blind, { method: 'GET', url: `/training/processes/${p!.id}/details` })],
       ['facts', await viaSession(t.app, blind, { method: 'GET', url: `/training/processes/${p!.id}/facts` })],
       ['api process', await viaToken(t.app, blind, { method: 'GET', url: `/api/v1/processes/${p!.id}` })],
       ['api list', await viaToken(t.app, blind, { method: 'GET', url: `/api/v1/processes?templateId=${templateId}` })],
-      ['api template processes', await viaToken(t.app, blind, { method: 'GET', url: `/api/v1/templates/${templateId}/processes` })],
+      [
+        'api template processes',
+        await viaToken(t.app, blind, { method: 'GET', url: `/api/v1/templates/${templateId}/processes` }),
+      ],
     ];
     for (const [what, response] of answers) {
       expect(response.statusCode, what).toBe(200);
@@ -176,7 +237,10 @@ describe('machine addresses', () => {
     // Someone who may see machines sees the address where it always was.
     const page = await viaSession(t.app, admin, { method: 'GET', url: `/training/templates/${templateId}/processes` });
     expect(page.body).toContain(host);
-    const form = await viaSession(t.app, admin, { method: 'GET', url: `/training/templates/${templateId}/processes/new` });
+    const form = await viaSession(t.app, admin, {
+      method: 'GET',
+      url: `/training/templates/${templateId}/processes/new`,
+    });
     expect(form.body).toContain(host);
   });
 
@@ -187,7 +251,9 @@ describe('machine addresses', () => {
     const address = `127.0.0.1:${port}`;
     const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-lp-key-'));
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(keyDir, 'key')]);
-    const fingerprint = execFileSync('ssh-keygen', ['-l', '-f', path.join(keyDir, 'key.pub')], { encoding: 'utf8' }).split(' ')[1]!;
+    const fingerprint = execFileSync('ssh-keygen', ['-l', '-f', path.join(keyDir, 'key.pub')], {
+      encoding: 'utf8',
+    }).split(' ')[1]!;
     const [machine] = await stack.database.db
       .insert(machines)
       .values({
@@ -200,7 +266,11 @@ describe('machine addresses', () => {
       })
       .returning();
     await stack.workers!.reconcile();
-    const created = await viaToken(t.app, admin, { method: 'POST', url: '/api/v1/templates', payload: { name: `lp-err ${uid()}`, command: 'true' } });
+    const created = await viaToken(t.app, admin, {
+      method: 'POST',
+      url: '/api/v1/templates',
+      payload: { name: `lp-err ${uid()}`, command: 'true' },
+    });
     const templateId = json(created).id as number;
     const p = await createProcess(stack.deps, { templateId, machineId: machine!.id });
     await act(stack.deps, p.id, 'start');
@@ -219,7 +289,10 @@ describe('machine addresses', () => {
       ['details', await viaSession(t.app, blind, { method: 'GET', url: `/training/processes/${p.id}/details` })],
       ['api process', await viaToken(t.app, blind, { method: 'GET', url: `/api/v1/processes/${p.id}` })],
       ['api list', await viaToken(t.app, blind, { method: 'GET', url: `/api/v1/processes?templateId=${templateId}` })],
-      ['api template processes', await viaToken(t.app, blind, { method: 'GET', url: `/api/v1/templates/${templateId}/processes` })],
+      [
+        'api template processes',
+        await viaToken(t.app, blind, { method: 'GET', url: `/api/v1/templates/${templateId}/processes` }),
+      ],
     ];
     for (const [what, response] of answers) {
       expect(response.statusCode, what).toBe(200);

@@ -5,9 +5,29 @@ import path from 'node:path';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricPoints, metricSeries, processEvents, runs } from '../../db/schema.js';
-import { act, createProcess as create, deleteProcess, findRun, getProcess, listRuns, type CreateProcessInput } from '../../services/processes.js';
+import {
+  act,
+  createProcess as create,
+  deleteProcess,
+  findRun,
+  getProcess,
+  listRuns,
+  type CreateProcessInput,
+} from '../../services/processes.js';
 import { ServiceError } from '../../services/errors.js';
-import { exampleTemplate, groupAlive, localMachine, makeTemplate, recordHistories, startStack, storedPoints, waitFor, waitForStatus, writtenPoints, type Stack } from '../support/stack.js';
+import {
+  exampleTemplate,
+  groupAlive,
+  localMachine,
+  makeTemplate,
+  recordHistories,
+  startStack,
+  storedPoints,
+  waitFor,
+  waitForStatus,
+  writtenPoints,
+  type Stack,
+} from '../support/stack.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -16,7 +36,8 @@ beforeAll(async () => {
 const processIds: number[] = [];
 afterAll(async () => {
   const recordTo = process.env.TRAINYARD_RECORD_HISTORIES;
-  if (recordTo && stack) console.log(`recorded ${await recordHistories(stack, recordTo, processIds)} histories into ${recordTo}`);
+  if (recordTo && stack)
+    console.log(`recorded ${await recordHistories(stack, recordTo, processIds)} histories into ${recordTo}`);
   await stack?.close();
 });
 
@@ -66,7 +87,11 @@ describe('a training process on the local machine', () => {
   });
 
   it('stops a running trainer: TERM reaches it, its checkpoint exists, its group is gone, and a restart resumes from it', async () => {
-    const template = await exampleTemplate(stack, { step_delay_ms: 20, checkpoint_every: 100000 }, { totalSteps: 100000 });
+    const template = await exampleTemplate(
+      stack,
+      { step_delay_ms: 20, checkpoint_every: 100000 },
+      { totalSteps: 100000 },
+    );
     const machine = await localMachine(stack);
     const process = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
     await act(stack.deps, process.id, 'start');
@@ -82,16 +107,24 @@ describe('a training process on the local machine', () => {
     console.log(`stop → stopped: ${Date.now() - stopAt} ms`);
     expect(stopped.lastError).toBeNull();
     expect(groupAlive(run.pgid!)).toBe(false);
-    const checkpoint = JSON.parse(fs.readFileSync(path.join(run.runDir!, 'checkpoint.json'), 'utf8')) as { step: number };
+    const checkpoint = JSON.parse(fs.readFileSync(path.join(run.runDir!, 'checkpoint.json'), 'utf8')) as {
+      step: number;
+    };
     expect(checkpoint.step).toBeGreaterThan(20);
 
     await act(stack.deps, process.id, 'start');
     await waitForStatus(stack, process.id, 'running');
     const second = await findRun(stack.deps, process.id);
     expect(second.number).toBe(run.number + 1);
-    await waitFor('resumed metrics', async () => ((await getProcess(stack.deps, process.id)).progress.step ?? 0) > checkpoint.step);
+    await waitFor(
+      'resumed metrics',
+      async () => ((await getProcess(stack.deps, process.id)).progress.step ?? 0) > checkpoint.step,
+    );
     const firstLine = JSON.parse(
-      await waitFor('the resumed metrics file', async () => fs.readFileSync(path.join(second.runDir!, 'metrics.jsonl'), 'utf8').split('\n')[0] || null),
+      await waitFor(
+        'the resumed metrics file',
+        async () => fs.readFileSync(path.join(second.runDir!, 'metrics.jsonl'), 'utf8').split('\n')[0] || null,
+      ),
     ) as { step: number };
     expect(firstLine.step).toBe(checkpoint.step);
     await act(stack.deps, process.id, 'stop');
@@ -99,7 +132,10 @@ describe('a training process on the local machine', () => {
   });
 
   it('kills a trainer that ignores TERM after the grace period, and records stopped only once the group is gone', async () => {
-    const template = await makeTemplate(stack, { command: "trap '' TERM; sh -c \"trap '' TERM; sleep 600\" & while :; do sleep 0.1; done", stopGraceSeconds: 1 });
+    const template = await makeTemplate(stack, {
+      command: "trap '' TERM; sh -c \"trap '' TERM; sleep 600\" & while :; do sleep 0.1; done",
+      stopGraceSeconds: 1,
+    });
     const machine = await localMachine(stack);
     const process = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
     await act(stack.deps, process.id, 'start');
@@ -131,24 +167,42 @@ describe('a training process on the local machine', () => {
     expect((await act(stack.deps, process.id, 'enable')).status).toBe('stopped');
     await waitForStatus(stack, process.id, 'stopped');
 
-    const seriesIds = (await stack.database.db.select({ id: metricSeries.id }).from(metricSeries).where(eq(metricSeries.runId, run.id))).map((r) => r.id);
+    const seriesIds = (
+      await stack.database.db.select({ id: metricSeries.id }).from(metricSeries).where(eq(metricSeries.runId, run.id))
+    ).map((r) => r.id);
     expect(seriesIds.length).toBeGreaterThan(0);
     await deleteProcess(stack.deps, process.id);
-    await waitFor('the process to be gone', async () => (await getProcess(stack.deps, process.id).then(() => false, (e: unknown) => e instanceof ServiceError && e.code === 'not_found')));
+    await waitFor(
+      'the process to be gone',
+      async () =>
+        await getProcess(stack.deps, process.id).then(
+          () => false,
+          (e: unknown) => e instanceof ServiceError && e.code === 'not_found',
+        ),
+    );
     const leftRuns = await stack.database.db.select().from(runs).where(eq(runs.processId, process.id));
     expect(leftRuns).toHaveLength(0);
     const leftSeries = await stack.database.db.select().from(metricSeries).where(eq(metricSeries.runId, run.id));
     expect(leftSeries).toHaveLength(0);
-    const leftPoints = await stack.database.db.select({ n: sql<number>`count(*)::int` }).from(metricPoints).where(inArray(metricPoints.seriesId, seriesIds));
+    const leftPoints = await stack.database.db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(metricPoints)
+      .where(inArray(metricPoints.seriesId, seriesIds));
     expect(leftPoints[0]!.n).toBe(0);
-    const leftEvents = await stack.database.db.select().from(processEvents).where(eq(processEvents.processId, process.id));
+    const leftEvents = await stack.database.db
+      .select()
+      .from(processEvents)
+      .where(eq(processEvents.processId, process.id));
     expect(leftEvents).toHaveLength(0);
     expect(fs.existsSync(run.runDir!)).toBe(false);
     await expect(listRuns(stack.deps, process.id)).rejects.toMatchObject({ code: 'not_found' });
   });
 
   it('fails a run whose trainer exits non-zero, with the exit code and the end of stderr as the reason', async () => {
-    const template = await makeTemplate(stack, { command: 'echo "{\\"step\\":1,\\"loss\\":0.5}" >> "$TRAINYARD_METRICS_FILE"; echo "CUDA out of memory" >&2; exit 3' });
+    const template = await makeTemplate(stack, {
+      command:
+        'echo "{\\"step\\":1,\\"loss\\":0.5}" >> "$TRAINYARD_METRICS_FILE"; echo "CUDA out of memory" >&2; exit 3',
+    });
     const machine = await localMachine(stack);
     const process = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
     await act(stack.deps, process.id, 'start');
@@ -194,7 +248,10 @@ describe('a training process on the local machine', () => {
     await waitForStatus(stack, waiting.id, 'stopped', 10_000);
     await act(stack.deps, holder.id, 'stop');
     await waitForStatus(stack, holder.id, 'stopped');
-    const [count] = await stack.database.db.select({ n: sql<number>`count(*)::int` }).from(runs).where(and(eq(runs.processId, waiting.id), sql`${runs.startedAt} is not null`));
+    const [count] = await stack.database.db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(runs)
+      .where(and(eq(runs.processId, waiting.id), sql`${runs.startedAt} is not null`));
     expect(count!.n).toBe(0);
   });
 });

@@ -10,7 +10,18 @@ import { freePort } from '../../lib/temporal-dev-server.js';
 import { encryptSecret } from '../../lib/keybox.js';
 import { act, createProcess, deleteProcess, findRun, getProcess } from '../../services/processes.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
-import { EXAMPLE_TRAINER, groupAlive, makeTemplate, startStack, TEST_SECRET, TSX, uid, waitFor, waitForStatus, type Stack } from '../support/stack.js';
+import {
+  EXAMPLE_TRAINER,
+  groupAlive,
+  makeTemplate,
+  startStack,
+  TEST_SECRET,
+  TSX,
+  uid,
+  waitFor,
+  waitForStatus,
+  type Stack,
+} from '../support/stack.js';
 
 let stack: Stack;
 let sshd: TestSshd;
@@ -45,7 +56,11 @@ async function sshMachine(overrides: Partial<typeof machines.$inferInsert> = {})
 describe('a training process over SSH', () => {
   it('runs the example trainer to completion with every metric point stored', async () => {
     const machine = await sshMachine();
-    const template = await makeTemplate(stack, { command: `'${TSX}' '${EXAMPLE_TRAINER}'`, params: { step_delay_ms: 0 }, totalSteps: 300 });
+    const template = await makeTemplate(stack, {
+      command: `'${TSX}' '${EXAMPLE_TRAINER}'`,
+      params: { step_delay_ms: 0 },
+      totalSteps: 300,
+    });
     const process1 = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
     const startAt = Date.now();
     await act(stack.deps, process1.id, 'start');
@@ -61,7 +76,13 @@ describe('a training process over SSH', () => {
       .from(metricPoints)
       .innerJoin(metricSeries, eq(metricSeries.id, metricPoints.seriesId))
       .where(eq(metricSeries.runId, run.id));
-    const expected = new Set(lines.flatMap((l) => Object.keys(JSON.parse(l) as object).filter((k) => !['step', 'total_steps', 'epoch'].includes(k)).map((k) => `${k}@${(JSON.parse(l) as { step: number }).step}`)));
+    const expected = new Set(
+      lines.flatMap((l) =>
+        Object.keys(JSON.parse(l) as object)
+          .filter((k) => !['step', 'total_steps', 'epoch'].includes(k))
+          .map((k) => `${k}@${(JSON.parse(l) as { step: number }).step}`),
+      ),
+    );
     expect(rows.length).toBe(expected.size);
     await deleteProcess(stack.deps, process1.id);
     await waitFor('the run directory to be removed', async () => !fs.existsSync(run.runDir!));
@@ -69,7 +90,11 @@ describe('a training process over SSH', () => {
 
   it('stops a trainer over SSH: TERM delivered, group gone, then stopped', async () => {
     const machine = await sshMachine();
-    const template = await makeTemplate(stack, { command: `'${TSX}' '${EXAMPLE_TRAINER}'`, params: { step_delay_ms: 20 }, totalSteps: 100000 });
+    const template = await makeTemplate(stack, {
+      command: `'${TSX}' '${EXAMPLE_TRAINER}'`,
+      params: { step_delay_ms: 20 },
+      totalSteps: 100000,
+    });
     const process1 = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
     await act(stack.deps, process1.id, 'start');
     await waitForStatus(stack, process1.id, 'running');
@@ -116,7 +141,11 @@ describe('a training process over SSH', () => {
       command: `printf '%s' "$HOSTILE" > '${out}.env'; printf '%s' "$TRAINYARD_PARAMS" > '${out}.params'`,
       env: { HOSTILE: hostile },
     });
-    const process1 = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id, params: { note: hostile } });
+    const process1 = await createProcess(stack.deps, {
+      templateId: template.id,
+      machineId: machine.id,
+      params: { note: hostile },
+    });
     await act(stack.deps, process1.id, 'start');
     await waitForStatus(stack, process1.id, 'completed');
     expect(fs.readFileSync(`${out}.env`, 'utf8')).toBe(hostile);
@@ -133,10 +162,20 @@ describe('a training process over SSH', () => {
     await act(stack.deps, brief.id, 'start');
     await waitForStatus(stack, brief.id, 'running');
     await sshd.down();
-    await waitFor('the outage to be noticed', async () => (await getProcess(stack.deps, brief.id)).machineUnreachableSince !== null, 20_000, 200);
+    await waitFor(
+      'the outage to be noticed',
+      async () => (await getProcess(stack.deps, brief.id)).machineUnreachableSince !== null,
+      20_000,
+      200,
+    );
     expect((await getProcess(stack.deps, brief.id)).status).toBe('running');
     await sshd.up();
-    await waitFor('the machine to answer again', async () => (await getProcess(stack.deps, brief.id)).machineUnreachableSince === null, 30_000, 200);
+    await waitFor(
+      'the machine to answer again',
+      async () => (await getProcess(stack.deps, brief.id)).machineUnreachableSince === null,
+      30_000,
+      200,
+    );
     expect((await getProcess(stack.deps, brief.id)).status).toBe('running');
     await act(stack.deps, brief.id, 'stop');
     await waitForStatus(stack, brief.id, 'stopped', 30_000);

@@ -26,7 +26,12 @@ afterAll(async () => {
   await stack?.close();
 });
 
-function login(t: TestApp, actor: Pick<Actor, 'login'>, password: string, options: { remoteAddress?: string; headers?: Record<string, string>; next?: string } = {}) {
+function login(
+  t: TestApp,
+  actor: Pick<Actor, 'login'>,
+  password: string,
+  options: { remoteAddress?: string; headers?: Record<string, string>; next?: string } = {},
+) {
   return t.app.inject({
     method: 'POST',
     url: '/login',
@@ -52,29 +57,58 @@ describe('client addresses', () => {
     let tries = 0;
     // A fresh forged address each time: before, each looked like a new client.
     for (; tries < 12 && status !== 429; tries++) {
-      status = (await login(plain, user, `wrong-${tries}`, { remoteAddress: '10.9.8.7', headers: { 'x-forwarded-for': `203.0.113.${tries + 1}` } })).statusCode;
+      status = (
+        await login(plain, user, `wrong-${tries}`, {
+          remoteAddress: '10.9.8.7',
+          headers: { 'x-forwarded-for': `203.0.113.${tries + 1}` },
+        })
+      ).statusCode;
     }
     expect(status).toBe(429);
     expect(tries).toBe(11);
     // The 11th came from the same socket address: limited even with the right password.
-    expect((await login(plain, user, user.password, { remoteAddress: '10.9.8.7', headers: { 'x-forwarded-for': '198.51.100.1' } })).statusCode).toBe(429);
-    const ips = await waitFor('the audit rows', async () => {
-      const found = await loginAuditIps(user);
-      return found.length >= 12 ? found : null;
-    }, 10_000);
+    expect(
+      (
+        await login(plain, user, user.password, {
+          remoteAddress: '10.9.8.7',
+          headers: { 'x-forwarded-for': '198.51.100.1' },
+        })
+      ).statusCode,
+    ).toBe(429);
+    const ips = await waitFor(
+      'the audit rows',
+      async () => {
+        const found = await loginAuditIps(user);
+        return found.length >= 12 ? found : null;
+      },
+      10_000,
+    );
     expect(new Set(ips)).toEqual(new Set(['10.9.8.7']));
   }, 120_000);
 
   it('believes X-Forwarded-For from the proxy TRUST_PROXY names, and only from it', async () => {
     const user = await makeActor(stack, [{ role: 'viewer' }], 'xff-trusted');
     // From the trusted proxy: the client is the address it forwards.
-    expect((await login(proxied, user, 'wrong', { headers: { 'x-forwarded-for': '198.51.100.77' } })).statusCode).toBe(401);
+    expect((await login(proxied, user, 'wrong', { headers: { 'x-forwarded-for': '198.51.100.77' } })).statusCode).toBe(
+      401,
+    );
     // From anyone else the header is the sender's own claim, not believed.
-    expect((await login(proxied, user, 'wrong', { remoteAddress: '10.1.2.3', headers: { 'x-forwarded-for': '198.51.100.88' } })).statusCode).toBe(401);
-    const ips = await waitFor('the audit rows', async () => {
-      const found = await loginAuditIps(user);
-      return found.length >= 2 ? found : null;
-    }, 10_000);
+    expect(
+      (
+        await login(proxied, user, 'wrong', {
+          remoteAddress: '10.1.2.3',
+          headers: { 'x-forwarded-for': '198.51.100.88' },
+        })
+      ).statusCode,
+    ).toBe(401);
+    const ips = await waitFor(
+      'the audit rows',
+      async () => {
+        const found = await loginAuditIps(user);
+        return found.length >= 2 ? found : null;
+      },
+      10_000,
+    );
     expect(new Set(ips)).toEqual(new Set(['198.51.100.77', '10.1.2.3']));
     // The proxy's Secure cookie decision follows the same trust.
     const secure = await login(proxied, user, user.password, { headers: { 'x-forwarded-proto': 'https' } });
@@ -106,7 +140,11 @@ describe('guessing', () => {
     hashGate.stats.peak = 0;
     let sampledMax = 0;
     const sampler = setInterval(() => (sampledMax = Math.max(sampledMax, hashGate.stats.active)), 5);
-    const statuses = await Promise.all(Array.from({ length: 8 }, (_, i) => login(plain, user, `flood-${i}`, { remoteAddress: `198.18.0.${i + 1}` }).then((r) => r.statusCode)));
+    const statuses = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        login(plain, user, `flood-${i}`, { remoteAddress: `198.18.0.${i + 1}` }).then((r) => r.statusCode),
+      ),
+    );
     clearInterval(sampler);
     expect(statuses).toEqual(Array(8).fill(401));
     expect(limit).toBeLessThanOrEqual(4);
@@ -119,7 +157,9 @@ describe('guessing', () => {
     const saved = { ...hashGate.limits };
     hashGate.limits = { concurrent: 1, queued: 1, maxWaitMs: 30_000 };
     try {
-      const responses = await Promise.all(Array.from({ length: 4 }, (_, i) => login(plain, user, `over-${i}`, { remoteAddress: `198.19.0.${i + 1}` })));
+      const responses = await Promise.all(
+        Array.from({ length: 4 }, (_, i) => login(plain, user, `over-${i}`, { remoteAddress: `198.19.0.${i + 1}` })),
+      );
       const statuses = responses.map((r) => r.statusCode).sort();
       expect(statuses).toEqual([401, 401, 503, 503]);
       const busy = responses.find((r) => r.statusCode === 503)!;
@@ -157,24 +197,40 @@ describe('the next parameter', () => {
   it('sends each hostile next to / and keeps a same-origin path', async () => {
     const user = await makeActor(stack, [{ role: 'viewer' }], 'next');
     const landing = async (next: string) => {
-      const response = await plain.app.inject({ method: 'GET', url: `/login?next=${encodeURIComponent(next)}`, cookies: { ty_session: user.cookie } });
+      const response = await plain.app.inject({
+        method: 'GET',
+        url: `/login?next=${encodeURIComponent(next)}`,
+        cookies: { ty_session: user.cookie },
+      });
       expect(response.statusCode, next).toBe(303);
       return response.headers.location;
     };
     for (const next of hostile) expect(await landing(next), JSON.stringify(next)).toBe('/');
     // As an attacker would link it, unencoded.
-    const raw = await plain.app.inject({ method: 'GET', url: '/login?next=/%09/evil.example', cookies: { ty_session: user.cookie } });
+    const raw = await plain.app.inject({
+      method: 'GET',
+      url: '/login?next=/%09/evil.example',
+      cookies: { ty_session: user.cookie },
+    });
     expect(raw.headers.location).toBe('/');
     expect(await landing('/templates/3/processes?x=1')).toBe('/templates/3/processes?x=1');
-    expect(await landing('/training/processes/5/monitoring?run=2#chart')).toBe('/training/processes/5/monitoring?run=2#chart');
+    expect(await landing('/training/processes/5/monitoring?run=2#chart')).toBe(
+      '/training/processes/5/monitoring?run=2#chart',
+    );
     // The login form carries only a safe next.
-    const form = await plain.app.inject({ method: 'GET', url: `/login?next=${encodeURIComponent('/\t/evil.example')}` });
+    const form = await plain.app.inject({
+      method: 'GET',
+      url: `/login?next=${encodeURIComponent('/\t/evil.example')}`,
+    });
     expect(form.body).toContain('name="next" value="/"');
     // And the form's POST checks it again.
     const posted = await login(plain, user, user.password, { next: '/%09/evil.example', remoteAddress: '10.77.0.1' });
     expect(posted.statusCode).toBe(303);
     expect(posted.headers.location).toBe('/');
-    const good = await login(plain, user, user.password, { next: '/templates/3/processes?x=1', remoteAddress: '10.77.0.1' });
+    const good = await login(plain, user, user.password, {
+      next: '/templates/3/processes?x=1',
+      remoteAddress: '10.77.0.1',
+    });
     expect(good.headers.location).toBe('/templates/3/processes?x=1');
   }, 60_000);
 });

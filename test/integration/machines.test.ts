@@ -9,7 +9,12 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { machines, templates } from '../../db/schema.js';
 import { act, createProcess, getProcess } from '../../services/processes.js';
-import { CONTROL_TASK_QUEUE, probeMachineWorkflowId, SEARCH_KEYS, trainingProcessWorkflowId } from '../../workflows/messages.js';
+import {
+  CONTROL_TASK_QUEUE,
+  probeMachineWorkflowId,
+  SEARCH_KEYS,
+  trainingProcessWorkflowId,
+} from '../../workflows/messages.js';
 import { makeTemplate, startStack, uid, waitFor, waitForStatus, type Stack } from '../support/stack.js';
 
 let stack: Stack;
@@ -32,7 +37,11 @@ describe('machines and the worker', () => {
   it('picks up an added machine, drains a disabled one and drops a removed one, without a restart', async () => {
     const machine = await addLocalKindMachine();
     // No explicit reconcile: the worker's own loop finds it.
-    await waitFor('the worker to poll the new machine', async () => stack.workers!.machineIds().includes(machine.id), 10_000);
+    await waitFor(
+      'the worker to poll the new machine',
+      async () => stack.workers!.machineIds().includes(machine.id),
+      10_000,
+    );
 
     await stack.database.db.update(machines).set({ enabled: false }).where(eq(machines.id, machine.id));
     const template = await makeTemplate(stack, { command: 'sleep 1' });
@@ -61,10 +70,16 @@ describe('machines and the worker', () => {
     });
     const first = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
     const second = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
-    await stack.database.db.update(templates).set({ env: { SLOT: 'a' } }).where(eq(templates.id, template.id));
+    await stack.database.db
+      .update(templates)
+      .set({ env: { SLOT: 'a' } })
+      .where(eq(templates.id, template.id));
     await act(stack.deps, first.id, 'start');
     await waitForStatus(stack, first.id, 'running');
-    await stack.database.db.update(templates).set({ env: { SLOT: 'b' } }).where(eq(templates.id, template.id));
+    await stack.database.db
+      .update(templates)
+      .set({ env: { SLOT: 'b' } })
+      .where(eq(templates.id, template.id));
     await act(stack.deps, second.id, 'start');
     await waitForStatus(stack, first.id, 'completed', 30_000);
     await waitForStatus(stack, second.id, 'completed', 30_000);
@@ -106,7 +121,13 @@ describe('machines and the worker', () => {
     await act(stack.deps, process1.id, 'start');
     await waitForStatus(stack, process1.id, 'completed', 30_000);
     const description = await stack.client.workflow.getHandle(trainingProcessWorkflowId(process1.id)).describe();
-    expect(description.memo).toMatchObject({ processId: process1.id, templateId: template.id, machineId: machine.id, templateName: template.name, machineName: machine.name });
+    expect(description.memo).toMatchObject({
+      processId: process1.id,
+      templateId: template.id,
+      machineId: machine.id,
+      templateName: template.name,
+      machineName: machine.name,
+    });
     expect(description.typedSearchAttributes.get(SEARCH_KEYS.processId)).toBe(String(process1.id));
     expect(description.typedSearchAttributes.get(SEARCH_KEYS.templateId)).toBe(String(template.id));
     expect(description.typedSearchAttributes.get(SEARCH_KEYS.machineId)).toBe(String(machine.id));

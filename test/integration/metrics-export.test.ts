@@ -35,7 +35,11 @@ afterAll(async () => {
 type Json = Record<string, any>;
 
 async function call(method: 'GET' | 'POST', url: string, payload?: unknown): Promise<{ status: number; body: Json }> {
-  const response = await viaToken(t.app, admin, { method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
+  const response = await viaToken(t.app, admin, {
+    method,
+    url,
+    ...(payload === undefined ? {} : { payload: payload as object }),
+  });
   return { status: response.statusCode, body: response.body ? response.json<Json>() : {} };
 }
 
@@ -59,7 +63,10 @@ async function runToCompletion(id: number, runNumber: number): Promise<void> {
     const list = (await call('GET', `/api/v1/processes/${id}/runs`)).body.items as Json[];
     return list.find((r) => r.number === runNumber)?.status === 'completed';
   });
-  await waitFor('the process to settle', async () => (await call('GET', `/api/v1/processes/${id}`)).body.status === 'completed');
+  await waitFor(
+    'the process to settle',
+    async () => (await call('GET', `/api/v1/processes/${id}`)).body.status === 'completed',
+  );
 }
 
 describe('the metrics export', () => {
@@ -76,19 +83,39 @@ describe('the metrics export', () => {
     const { id, templateId } = await processWriting(first, ['{"step":1,"loss":9}']);
     await runToCompletion(id, 1);
 
-    const csv = await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${id}/metrics/export?run=1&format=csv` });
+    const csv = await viaToken(t.app, admin, {
+      method: 'GET',
+      url: `/api/v1/processes/${id}/metrics/export?run=1&format=csv`,
+    });
     expect(csv.statusCode).toBe(200);
     expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
     expect(csv.headers['content-disposition']).toBe(`attachment; filename="process-${id}-run-1.csv"`);
     expect(csv.body).toBe(
-      ['series,step,value', '"a,""b""",5,1e-7', 'loss,1,0.5', 'loss,2,0.25', 'loss,3,NaN', 'loss,4,Infinity', 'loss,5,-Infinity', 'lr,1,0.1', 'lr,2,0.1', ''].join('\n'),
+      [
+        'series,step,value',
+        '"a,""b""",5,1e-7',
+        'loss,1,0.5',
+        'loss,2,0.25',
+        'loss,3,NaN',
+        'loss,4,Infinity',
+        'loss,5,-Infinity',
+        'lr,1,0.1',
+        'lr,2,0.1',
+        '',
+      ].join('\n'),
     );
 
-    const jsonl = await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${id}/metrics/export?format=jsonl` });
+    const jsonl = await viaToken(t.app, admin, {
+      method: 'GET',
+      url: `/api/v1/processes/${id}/metrics/export?format=jsonl`,
+    });
     expect(jsonl.statusCode).toBe(200);
     expect(jsonl.headers['content-type']).toBe('application/x-ndjson; charset=utf-8');
     expect(jsonl.headers['content-disposition']).toBe(`attachment; filename="process-${id}-run-1.jsonl"`);
-    const parsed = jsonl.body.trimEnd().split('\n').map((line) => JSON.parse(line) as Json);
+    const parsed = jsonl.body
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Json);
     expect(parsed).toEqual([
       { series: 'a,"b"', step: 5, value: 1e-7 },
       { series: 'loss', step: 1, value: 0.5 },
@@ -108,10 +135,15 @@ describe('the metrics export', () => {
     expect(latest.body).toBe('series,step,value\nloss,1,9\n');
     const again = await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${id}/metrics/export?run=1` });
     expect(again.body).toBe(csv.body);
-    expect((await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${id}/metrics/export?run=3` })).statusCode).toBe(404);
+    expect(
+      (await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${id}/metrics/export?run=3` })).statusCode,
+    ).toBe(404);
 
     // A bad format is 400 naming the field.
-    const bad = await viaToken(t.app, admin, { method: 'GET', url: `/api/v1/processes/${id}/metrics/export?format=xlsx` });
+    const bad = await viaToken(t.app, admin, {
+      method: 'GET',
+      url: `/api/v1/processes/${id}/metrics/export?format=xlsx`,
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ error: { code: 'invalid' } });
 
@@ -119,19 +151,30 @@ describe('the metrics export', () => {
     // session too (the page's links).
     const otherTemplate = await call('POST', '/api/v1/templates', { name: `export other ${uid()}`, command: 'true' });
     const outsider = await makeActor(stack, [{ role: 'viewer', templateId: otherTemplate.body.id }], 'export-outsider');
-    const hidden = await viaToken(t.app, outsider, { method: 'GET', url: `/api/v1/processes/${id}/metrics/export?run=1` });
+    const hidden = await viaToken(t.app, outsider, {
+      method: 'GET',
+      url: `/api/v1/processes/${id}/metrics/export?run=1`,
+    });
     expect(hidden.statusCode).toBe(404);
     expect(hidden.json()).toMatchObject({ error: { code: 'not_found' } });
     const insider = await makeActor(stack, [{ role: 'viewer', templateId }], 'export-insider');
-    const viaPage = await viaSession(t.app, insider, { method: 'GET', url: `/api/v1/processes/${id}/metrics/export?run=1&format=csv` });
+    const viaPage = await viaSession(t.app, insider, {
+      method: 'GET',
+      url: `/api/v1/processes/${id}/metrics/export?run=1&format=csv`,
+    });
     expect(viaPage.statusCode).toBe(200);
     expect(viaPage.body).toBe(csv.body);
 
     // The monitoring page links both downloads for the run shown.
-    const page = await viaSession(t.app, insider, { method: 'GET', url: `/training/processes/${id}/monitoring?run=1&lang=en` });
+    const page = await viaSession(t.app, insider, {
+      method: 'GET',
+      url: `/training/processes/${id}/monitoring?run=1&lang=en`,
+    });
     expect(page.statusCode).toBe(200);
     expect(page.body).toContain(`href="/api/v1/processes/${id}/metrics/export?run=1&format=csv">Download CSV</a>`);
-    expect(page.body).toContain(`href="/api/v1/processes/${id}/metrics/export?run=1&format=jsonl">Download JSON lines</a>`);
+    expect(page.body).toContain(
+      `href="/api/v1/processes/${id}/metrics/export?run=1&format=jsonl">Download JSON lines</a>`,
+    );
     const ru = await viaSession(t.app, insider, { method: 'GET', url: `/training/processes/${id}/monitoring?lang=ru` });
     expect(ru.body).toContain('Скачать CSV');
     expect(ru.body).toContain('Скачать JSON Lines');
@@ -145,11 +188,16 @@ describe('the metrics export', () => {
   it('streams a million points with the query still open, in bounded memory', async () => {
     const { id } = await processWriting(['{"step":1,"loss":1}'], ['{"step":1,"loss":1}']);
     await runToCompletion(id, 1);
-    const [run] = await stack.database.db.select({ id: runs.id }).from(runs).where(and(eq(runs.processId, id), eq(runs.number, 1)));
+    const [run] = await stack.database.db
+      .select({ id: runs.id })
+      .from(runs)
+      .where(and(eq(runs.processId, id), eq(runs.number, 1)));
     // For the size test only, the points are inserted directly (a trainer writing a million
     // lines would take minutes); every other test takes its points from a trainer's own lines.
     const sql = stack.database.sql;
-    const [series] = await sql<{ id: number }[]>`insert into metric_series (run_id, name) values (${run!.id}, 'big') returning id`;
+    const [series] = await sql<
+      { id: number }[]
+    >`insert into metric_series (run_id, name) values (${run!.id}, 'big') returning id`;
     const POINTS = 1_000_000;
     await sql`insert into metric_points (series_id, step, value) select ${series!.id}, g, g * 0.3711 from generate_series(1, ${POINTS}) as g`;
 
@@ -172,36 +220,46 @@ describe('the metrics export', () => {
     let openDuringPause = -1;
 
     await new Promise<void>((resolve, reject) => {
-      const request = http.get({ host: '127.0.0.1', port, path: `/api/v1/processes/${id}/metrics/export?format=jsonl`, headers: { authorization: `Bearer ${admin.token}` } }, (response) => {
-        if (response.statusCode !== 200) {
-          response.resume();
-          reject(new Error(`expected 200, got ${response.statusCode}`));
-          return;
-        }
-        response.on('data', (chunk: Buffer) => {
-          bytes += chunk.length;
-          chunks++;
-          for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
-          if (pausedAt === -1) {
-            // Stop reading after the first chunk: a streaming server stops too, its export's
-            // transaction still open in PostgreSQL and only a few batches in memory.
-            pausedAt = bytes;
-            response.pause();
-            setTimeout(() => {
-              heldDuringPause = live() - baseline;
-              sql<{ n: number }[]>`
-                select count(*)::int4 as n from pg_stat_activity
-                where query like '%from metric_points where series_id%order by step' and xact_start is not null and pid <> pg_backend_pid()`
-                .then(([row]) => {
-                  openDuringPause = row!.n;
-                  response.resume();
-                }, reject);
-            }, 1500);
+      const request = http.get(
+        {
+          host: '127.0.0.1',
+          port,
+          path: `/api/v1/processes/${id}/metrics/export?format=jsonl`,
+          headers: { authorization: `Bearer ${admin.token}` },
+        },
+        (response) => {
+          if (response.statusCode !== 200) {
+            response.resume();
+            reject(new Error(`expected 200, got ${response.statusCode}`));
+            return;
           }
-        });
-        response.on('end', () => resolve());
-        response.on('error', reject);
-      });
+          response.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+            chunks++;
+            for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+            if (pausedAt === -1) {
+              // Stop reading after the first chunk: a streaming server stops too, its export's
+              // transaction still open in PostgreSQL and only a few batches in memory.
+              pausedAt = bytes;
+              response.pause();
+              setTimeout(() => {
+                heldDuringPause = live() - baseline;
+                sql<{ n: number }[]>`
+                select count(*)::int4 as n from pg_stat_activity
+                where query like '%from metric_points where series_id%order by step' and xact_start is not null and pid <> pg_backend_pid()`.then(
+                  ([row]) => {
+                    openDuringPause = row!.n;
+                    response.resume();
+                  },
+                  reject,
+                );
+              }, 1500);
+            }
+          });
+          response.on('end', () => resolve());
+          response.on('error', reject);
+        },
+      );
       request.on('error', reject);
     });
 

@@ -4,7 +4,13 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { dataErrorOf } from '../../metrics/data-errors.js';
-import { claimRun, createMetricsStore, readCommittedOffset, type MetricPointInput, type MetricsStore } from '../../metrics/store.js';
+import {
+  claimRun,
+  createMetricsStore,
+  readCommittedOffset,
+  type MetricPointInput,
+  type MetricsStore,
+} from '../../metrics/store.js';
 import { openDatabase, type Database } from '../../db/client.js';
 import { machines, processes, runs, templates } from '../../db/schema.js';
 import { ROLLUP_LEVELS } from '../../metrics/rollups.js';
@@ -20,8 +26,14 @@ async function createRun(database: Database): Promise<number> {
   const label = `metrics-${process.pid}-${++fixtures}`;
   const [machine] = await database.db.insert(machines).values({ name: label, address: '127.0.0.1' }).returning();
   const [template] = await database.db.insert(templates).values({ name: label, command: 'true' }).returning();
-  const [proc] = await database.db.insert(processes).values({ templateId: template!.id, machineId: machine!.id }).returning();
-  const [run] = await database.db.insert(runs).values({ processId: proc!.id, number: 1, templateSnapshot: {}, machineId: machine!.id }).returning();
+  const [proc] = await database.db
+    .insert(processes)
+    .values({ templateId: template!.id, machineId: machine!.id })
+    .returning();
+  const [run] = await database.db
+    .insert(runs)
+    .values({ processId: proc!.id, number: 1, templateSnapshot: {}, machineId: machine!.id })
+    .returning();
   return run!.id;
 }
 
@@ -32,7 +44,13 @@ async function storedPoints(database: Database, runId: number, series: string): 
   return rows.map((r) => [Number(r.step), r.value]);
 }
 
-const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset: number, points: MetricPointInput[]) => ({
+const batch = (
+  runId: number,
+  ownerAttempt: string,
+  fromOffset: number,
+  toOffset: number,
+  points: MetricPointInput[],
+) => ({
   runId,
   ownerAttempt,
   fromOffset,
@@ -58,7 +76,9 @@ const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset
     it('stores every line exactly once when a newer attempt takes over from a live older one', async () => {
       const runId = await createRun(database);
       // The "file": one point per line, every seventh line malformed; an offset is a line index.
-      const lines = Array.from({ length: 100 }, (_, i) => (i % 7 === 6 ? null : { series: 'loss', step: i, value: 1 / (i + 1) }));
+      const lines = Array.from({ length: 100 }, (_, i) =>
+        i % 7 === 6 ? null : { series: 'loss', step: i, value: 1 / (i + 1) },
+      );
       const readBatch = (from: number) => {
         const to = Math.min(lines.length, from + 10);
         const slice = lines.slice(from, to);
@@ -87,12 +107,19 @@ const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset
         expect(result.committed).toBe(true);
         offsetB = result.committedOffset;
       }
-      expect(await store.commitBatch({ ...readBatch(90), ownerAttempt: 'attempt-1' })).toMatchObject({ committed: false, reason: 'fenced' });
+      expect(await store.commitBatch({ ...readBatch(90), ownerAttempt: 'attempt-1' })).toMatchObject({
+        committed: false,
+        reason: 'fenced',
+      });
 
       const expected = lines.flatMap((p) => (p ? [[p.step, p.value]] : []));
       expect(await storedPoints(database, runId, 'loss')).toEqual(expected);
       const [run] = await database.db.select().from(runs).where(eq(runs.id, runId));
-      expect(run).toMatchObject({ metricsOffset: 100, malformedLines: lines.filter((p) => p === null).length, ownerAttempt: 'attempt-2' });
+      expect(run).toMatchObject({
+        metricsOffset: 100,
+        malformedLines: lines.filter((p) => p === null).length,
+        ownerAttempt: 'attempt-2',
+      });
       expect(await readCommittedOffset(database.db, runId)).toBe(100);
     });
 
@@ -105,7 +132,11 @@ const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset
         store.commitBatch({ ...batch(runId, 'attempt-1', 0, 40, points), malformed: 1 }),
       ]);
       expect(raced.map((r) => r.committed).sort()).toEqual([false, true]);
-      expect(raced.find((r) => !r.committed)).toEqual({ committed: false, reason: 'offset_moved', committedOffset: 40 });
+      expect(raced.find((r) => !r.committed)).toEqual({
+        committed: false,
+        reason: 'offset_moved',
+        committedOffset: 40,
+      });
 
       const again = await store.commitBatch({ ...batch(runId, 'attempt-1', 0, 40, points), malformed: 1 });
       expect(again).toEqual({ committed: false, reason: 'offset_moved', committedOffset: 40 });
@@ -115,7 +146,9 @@ const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset
     });
 
     it('fences every attempt out of a run that is gone, and claiming it fails', async () => {
-      const result = await store.commitBatch(batch(2_000_000_000, 'attempt-1', 0, 10, [{ series: 'x', step: 1, value: 1 }]));
+      const result = await store.commitBatch(
+        batch(2_000_000_000, 'attempt-1', 0, 10, [{ series: 'x', step: 1, value: 1 }]),
+      );
       expect(result).toEqual({ committed: false, reason: 'fenced', committedOffset: 0 });
       await expect(claimRun(database.db, 2_000_000_000, 'attempt-1')).rejects.toThrow(/does not exist/);
     });
@@ -156,7 +189,18 @@ const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset
     it('keeps NaN, ±Infinity, -0 and extreme values exactly, and odd series names intact', async () => {
       const runId = await createRun(database);
       await claimRun(database.db, runId, 'a');
-      const values = [Number.NaN, Infinity, -Infinity, -0, 5e-324, Number.MAX_VALUE, -Number.MAX_VALUE, 0.1 + 0.2, 1 / 3, 1e-300];
+      const values = [
+        Number.NaN,
+        Infinity,
+        -Infinity,
+        -0,
+        5e-324,
+        Number.MAX_VALUE,
+        -Number.MAX_VALUE,
+        0.1 + 0.2,
+        1 / 3,
+        1e-300,
+      ];
       const names = ['loss', 'a,b', 'quote"d', 'back\\slash', 'пробел и {скобки}', 'NULL', ''];
       const points = names.flatMap((series) => values.map((value, step) => ({ series, step, value })));
       expect((await store.commitBatch(batch(runId, 'a', 0, 1, points))).committed).toBe(true);
@@ -185,10 +229,14 @@ const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset
         (e: unknown) => e,
       );
       expect(dataErrorOf(viaDriver)?.code).toBe('22021');
-      const viaDrizzle = await database.db.update(runs).set({ stdoutTail: 'a\u0000b' }).where(eq(runs.id, runId)).then(
-        () => null,
-        (e: unknown) => e,
-      );
+      const viaDrizzle = await database.db
+        .update(runs)
+        .set({ stdoutTail: 'a\u0000b' })
+        .where(eq(runs.id, runId))
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
       expect(dataErrorOf(viaDrizzle)).toMatchObject({ code: '22021' });
       expect(dataErrorOf(viaDrizzle)?.message).not.toContain('\u0000');
       const viaJsonb = await database.sql`select ${'{"a":"\\u0000"}'}::jsonb`.then(
@@ -210,12 +258,33 @@ const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset
         etaState: { rate: 3.5 },
         etaSeconds: 290.4,
       });
-      expect(await read()).toMatchObject({ malformedLines: 2, oversizedLines: 1, step: 10, totalSteps: 1000, epoch: 0.5, etaState: { rate: 3.5 }, etaSeconds: 290 });
+      expect(await read()).toMatchObject({
+        malformedLines: 2,
+        oversizedLines: 1,
+        step: 10,
+        totalSteps: 1000,
+        epoch: 0.5,
+        etaState: { rate: 3.5 },
+        etaSeconds: 290,
+      });
       // No progress and no ETA fields: all kept; counters add.
       await store.commitBatch({ ...batch(runId, 'a', 100, 150, []), malformed: 3, oversized: 4 });
-      expect(await read()).toMatchObject({ metricsOffset: 150, malformedLines: 5, oversizedLines: 5, step: 10, totalSteps: 1000, etaState: { rate: 3.5 }, etaSeconds: 290 });
+      expect(await read()).toMatchObject({
+        metricsOffset: 150,
+        malformedLines: 5,
+        oversizedLines: 5,
+        step: 10,
+        totalSteps: 1000,
+        etaState: { rate: 3.5 },
+        etaSeconds: 290,
+      });
       // A step without total_steps keeps the known total; null clears the ETA.
-      await store.commitBatch({ ...batch(runId, 'a', 150, 200, []), progress: { step: 20 }, etaState: null, etaSeconds: null });
+      await store.commitBatch({
+        ...batch(runId, 'a', 150, 200, []),
+        progress: { step: 20 },
+        etaState: null,
+        etaSeconds: null,
+      });
       expect(await read()).toMatchObject({ step: 20, totalSteps: 1000, epoch: 0.5, etaState: null, etaSeconds: null });
     });
 
@@ -232,9 +301,14 @@ const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset
         for (let from = 0; from < total; from += 20_000) {
           const points: MetricPointInput[] = [];
           for (let step = from; step < from + 20_000; step++) {
-            points.push({ series: 'loss', step, value: step === spikeStep ? 1e6 : step === nanStep ? Number.NaN : 1 + Math.sin(step / 5000) });
+            points.push({
+              series: 'loss',
+              step,
+              value: step === spikeStep ? 1e6 : step === nanStep ? Number.NaN : 1 + Math.sin(step / 5000),
+            });
           }
-          for (let step = from; step < from + 20_000; step += 500) points.push({ series: 'test_accuracy', step, value: step / total });
+          for (let step = from; step < from + 20_000; step += 500)
+            points.push({ series: 'test_accuracy', step, value: step / total });
           const result = await store.commitBatch(batch(runId, 'a', offset, offset + points.length, points));
           expect(result.committed).toBe(true);
           offset = result.committedOffset;
@@ -243,7 +317,11 @@ const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset
 
       it('returns at most maxPoints per series with the spike, the NaN and both ends', async () => {
         const started = performance.now();
-        const { series } = await queryMetrics(database.db, database.sql, { runId, names: ['loss', 'test_accuracy', 'lr'], maxPoints: 500 });
+        const { series } = await queryMetrics(database.db, database.sql, {
+          runId,
+          names: ['loss', 'test_accuracy', 'lr'],
+          maxPoints: 500,
+        });
         const elapsed = performance.now() - started;
         const loss = series.loss!;
         expect(loss.length).toBeLessThanOrEqual(500);
@@ -276,7 +354,9 @@ const batch = (runId: number, ownerAttempt: string, fromOffset: number, toOffset
         const before = await queryMetrics(database.db, database.sql, { runId, names: ['loss'], maxPoints: 500 });
         expect(before.series.loss).toContainEqual([spikeStep, 1e6]);
         const offset = await readCommittedOffset(database.db, runId);
-        await store.commitBatch(batch(runId, 'a', offset, offset + 1, [{ series: 'loss', step: spikeStep, value: 1.5 }]));
+        await store.commitBatch(
+          batch(runId, 'a', offset, offset + 1, [{ series: 'loss', step: spikeStep, value: 1.5 }]),
+        );
         const after = await queryMetrics(database.db, database.sql, { runId, names: ['loss'], maxPoints: 500 });
         expect(after.series.loss!.some(([, v]) => v === 1e6)).toBe(false);
         expect(after.series.loss).toContainEqual([nanStep, Number.NaN]);

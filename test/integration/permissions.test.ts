@@ -63,81 +63,538 @@ const json = (payload: object) => ({ payload });
 
 const TABLE: Row[] = [
   // JSON API v1: templates
-  { method: 'GET', route: '/api/v1/templates', kind: 'api', needs: 'templates.view', request: () => ({ url: '/api/v1/templates' }) },
-  { method: 'POST', route: '/api/v1/templates', kind: 'api', needs: 'templates.manage', ok: [201], request: () => ({ url: '/api/v1/templates', ...json({ name: `m ${uid()}`, command: 'true' }) }) },
-  { method: 'GET', route: '/api/v1/templates/:id', kind: 'api', needs: 'templates.view', request: (fx) => ({ url: `/api/v1/templates/${fx.templateId}` }) },
-  { method: 'PATCH', route: '/api/v1/templates/:id', kind: 'api', needs: 'templates.manage', request: (fx) => ({ url: `/api/v1/templates/${fx.templateId}`, ...json({ description: `d ${uid()}` }) }) },
-  { method: 'DELETE', route: '/api/v1/templates/:id', kind: 'api', needs: 'templates.manage', ok: [204], request: async (fx) => ({ url: `/api/v1/templates/${await fx.freshTemplate()}` }) },
-  { method: 'GET', route: '/api/v1/templates/:id/processes', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/templates/${fx.templateId}/processes` }) },
+  {
+    method: 'GET',
+    route: '/api/v1/templates',
+    kind: 'api',
+    needs: 'templates.view',
+    request: () => ({ url: '/api/v1/templates' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/templates',
+    kind: 'api',
+    needs: 'templates.manage',
+    ok: [201],
+    request: () => ({ url: '/api/v1/templates', ...json({ name: `m ${uid()}`, command: 'true' }) }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/templates/:id',
+    kind: 'api',
+    needs: 'templates.view',
+    request: (fx) => ({ url: `/api/v1/templates/${fx.templateId}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/api/v1/templates/:id',
+    kind: 'api',
+    needs: 'templates.manage',
+    request: (fx) => ({ url: `/api/v1/templates/${fx.templateId}`, ...json({ description: `d ${uid()}` }) }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/templates/:id',
+    kind: 'api',
+    needs: 'templates.manage',
+    ok: [204],
+    request: async (fx) => ({ url: `/api/v1/templates/${await fx.freshTemplate()}` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/templates/:id/processes',
+    kind: 'api',
+    needs: 'processes.view',
+    request: (fx) => ({ url: `/api/v1/templates/${fx.templateId}/processes` }),
+  },
   // JSON API v1: machines
-  { method: 'GET', route: '/api/v1/machines', kind: 'api', needs: 'machines.view', request: () => ({ url: '/api/v1/machines' }) },
-  { method: 'POST', route: '/api/v1/machines', kind: 'api', needs: 'machines.manage', ok: [201], request: () => ({ url: '/api/v1/machines', ...json({ name: `m-${uid()}`, address: '10.1.2.3', sshUser: 'u', privateKey: PEM }) }) },
+  {
+    method: 'GET',
+    route: '/api/v1/machines',
+    kind: 'api',
+    needs: 'machines.view',
+    request: () => ({ url: '/api/v1/machines' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/machines',
+    kind: 'api',
+    needs: 'machines.manage',
+    ok: [201],
+    request: () => ({
+      url: '/api/v1/machines',
+      ...json({ name: `m-${uid()}`, address: '10.1.2.3', sshUser: 'u', privateKey: PEM }),
+    }),
+  },
   // Allowed reaches the server: a closed port answers 400 naming the address.
-  { method: 'POST', route: '/api/v1/machines/host-key', kind: 'api', needs: 'machines.manage', ok: [400], request: () => ({ url: '/api/v1/machines/host-key', ...json({ address: '127.0.0.1:1' }) }) },
-  { method: 'GET', route: '/api/v1/machines/:id', kind: 'api', needs: 'machines.view', request: (fx) => ({ url: `/api/v1/machines/${fx.localId}` }) },
-  { method: 'PATCH', route: '/api/v1/machines/:id', kind: 'api', needs: 'machines.manage', request: (fx) => ({ url: `/api/v1/machines/${fx.localId}`, ...json({ lostTimeoutSeconds: 600 }) }) },
-  { method: 'DELETE', route: '/api/v1/machines/:id', kind: 'api', needs: 'machines.manage', ok: [204], request: async (fx) => ({ url: `/api/v1/machines/${await fx.freshMachine()}` }) },
-  { method: 'POST', route: '/api/v1/machines/:id/probe', kind: 'api', needs: 'machines.manage', request: (fx) => ({ url: `/api/v1/machines/${fx.localId}/probe` }) },
+  {
+    method: 'POST',
+    route: '/api/v1/machines/host-key',
+    kind: 'api',
+    needs: 'machines.manage',
+    ok: [400],
+    request: () => ({ url: '/api/v1/machines/host-key', ...json({ address: '127.0.0.1:1' }) }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/machines/:id',
+    kind: 'api',
+    needs: 'machines.view',
+    request: (fx) => ({ url: `/api/v1/machines/${fx.localId}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/api/v1/machines/:id',
+    kind: 'api',
+    needs: 'machines.manage',
+    request: (fx) => ({ url: `/api/v1/machines/${fx.localId}`, ...json({ lostTimeoutSeconds: 600 }) }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/machines/:id',
+    kind: 'api',
+    needs: 'machines.manage',
+    ok: [204],
+    request: async (fx) => ({ url: `/api/v1/machines/${await fx.freshMachine()}` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/machines/:id/probe',
+    kind: 'api',
+    needs: 'machines.manage',
+    request: (fx) => ({ url: `/api/v1/machines/${fx.localId}/probe` }),
+  },
   // JSON API v1: processes
-  { method: 'GET', route: '/api/v1/processes', kind: 'api', needs: 'processes.view', request: () => ({ url: '/api/v1/processes?limit=5' }) },
-  { method: 'POST', route: '/api/v1/processes', kind: 'api', needs: 'processes.create', ok: [201], request: (fx) => ({ url: '/api/v1/processes', ...json({ templateId: fx.templateId, machineId: fx.localId }) }) },
-  { method: 'GET', route: '/api/v1/processes/:id', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}` }) },
-  { method: 'DELETE', route: '/api/v1/processes/:id', kind: 'api', needs: 'processes.delete', ok: [202], request: async (fx) => ({ url: `/api/v1/processes/${await fx.freshProcess()}` }) },
-  { method: 'POST', route: '/api/v1/processes/:id/start', kind: 'api', needs: 'processes.manage', ok: [202], request: async (fx) => ({ url: `/api/v1/processes/${await fx.freshProcess()}/start` }) },
+  {
+    method: 'GET',
+    route: '/api/v1/processes',
+    kind: 'api',
+    needs: 'processes.view',
+    request: () => ({ url: '/api/v1/processes?limit=5' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/processes',
+    kind: 'api',
+    needs: 'processes.create',
+    ok: [201],
+    request: (fx) => ({ url: '/api/v1/processes', ...json({ templateId: fx.templateId, machineId: fx.localId }) }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/processes/:id',
+    kind: 'api',
+    needs: 'processes.view',
+    request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}` }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/processes/:id',
+    kind: 'api',
+    needs: 'processes.delete',
+    ok: [202],
+    request: async (fx) => ({ url: `/api/v1/processes/${await fx.freshProcess()}` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/processes/:id/start',
+    kind: 'api',
+    needs: 'processes.manage',
+    ok: [202],
+    request: async (fx) => ({ url: `/api/v1/processes/${await fx.freshProcess()}/start` }),
+  },
   // A fresh process cannot stop: allowed means the status table answers (409), not the policy.
-  { method: 'POST', route: '/api/v1/processes/:id/stop', kind: 'api', needs: 'processes.manage', ok: [409], request: async (fx) => ({ url: `/api/v1/processes/${await fx.freshProcess()}/stop` }) },
-  { method: 'POST', route: '/api/v1/processes/:id/disable', kind: 'api', needs: 'processes.manage', ok: [202], request: async (fx) => ({ url: `/api/v1/processes/${await fx.freshProcess()}/disable` }) },
-  { method: 'POST', route: '/api/v1/processes/:id/enable', kind: 'api', needs: 'processes.manage', ok: [202], request: async (fx) => ({ url: `/api/v1/processes/${await fx.disabledProcess()}/enable` }) },
-  { method: 'GET', route: '/api/v1/processes/:id/metrics', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/metrics?maxPoints=100` }) },
-  { method: 'GET', route: '/api/v1/processes/:id/metrics/export', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/metrics/export?format=jsonl` }) },
-  { method: 'GET', route: '/api/v1/processes/:id/runs', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/runs` }) },
-  { method: 'GET', route: '/api/v1/processes/:id/logs', kind: 'api', needs: 'processes.view', request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/logs` }) },
-  { method: 'GET', route: '/api/v1/openapi.json', kind: 'api', needs: 'public', request: () => ({ url: '/api/v1/openapi.json' }) },
+  {
+    method: 'POST',
+    route: '/api/v1/processes/:id/stop',
+    kind: 'api',
+    needs: 'processes.manage',
+    ok: [409],
+    request: async (fx) => ({ url: `/api/v1/processes/${await fx.freshProcess()}/stop` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/processes/:id/disable',
+    kind: 'api',
+    needs: 'processes.manage',
+    ok: [202],
+    request: async (fx) => ({ url: `/api/v1/processes/${await fx.freshProcess()}/disable` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/processes/:id/enable',
+    kind: 'api',
+    needs: 'processes.manage',
+    ok: [202],
+    request: async (fx) => ({ url: `/api/v1/processes/${await fx.disabledProcess()}/enable` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/processes/:id/metrics',
+    kind: 'api',
+    needs: 'processes.view',
+    request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/metrics?maxPoints=100` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/processes/:id/metrics/export',
+    kind: 'api',
+    needs: 'processes.view',
+    request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/metrics/export?format=jsonl` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/processes/:id/runs',
+    kind: 'api',
+    needs: 'processes.view',
+    request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/runs` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/processes/:id/logs',
+    kind: 'api',
+    needs: 'processes.view',
+    request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}/logs` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/openapi.json',
+    kind: 'api',
+    needs: 'public',
+    request: () => ({ url: '/api/v1/openapi.json' }),
+  },
   // Prometheus
   { method: 'GET', route: '/metrics', kind: 'api', needs: 'processes.view', request: () => ({ url: '/metrics' }) },
   // Operator pages and fragments
-  { method: 'GET', route: '/training/templates', kind: 'page', needs: 'templates.view', request: () => ({ url: '/training/templates' }) },
-  { method: 'GET', route: '/training/templates/:templateId/processes', kind: 'page', needs: 'processes.view', hides: true, request: (fx) => ({ url: `/training/templates/${fx.templateId}/processes` }) },
-  { method: 'GET', route: '/training/templates/:templateId/processes/new', kind: 'fragment', needs: 'processes.create', hides: true, request: (fx) => ({ url: `/training/templates/${fx.templateId}/processes/new` }) },
-  { method: 'POST', route: '/training/templates/:templateId/processes', kind: 'fragment', needs: 'processes.create', hides: true, request: (fx) => ({ url: `/training/templates/${fx.templateId}/processes`, ...form({ machineId: String(fx.localId), params: '' }) }) },
-  { method: 'GET', route: '/training/templates/:templateId/processes/events', kind: 'fragment', needs: 'processes.view', hides: true, stream: true, request: (fx) => ({ url: `/training/templates/${fx.templateId}/processes/events` }) },
-  { method: 'GET', route: '/training/processes/:id/row', kind: 'fragment', needs: 'processes.view', hides: true, request: (fx) => ({ url: `/training/processes/${fx.ranId}/row` }) },
-  { method: 'GET', route: '/training/processes/:id/details', kind: 'fragment', needs: 'processes.view', hides: true, request: (fx) => ({ url: `/training/processes/${fx.ranId}/details` }) },
-  { method: 'GET', route: '/training/processes/:id/facts', kind: 'fragment', needs: 'processes.view', hides: true, hiddenStatus: 286, request: (fx) => ({ url: `/training/processes/${fx.ranId}/facts` }) },
-  { method: 'GET', route: '/training/processes/:id/logs', kind: 'fragment', needs: 'processes.view', hides: true, request: (fx) => ({ url: `/training/processes/${fx.ranId}/logs` }) },
-  { method: 'GET', route: '/training/processes/:id/monitoring', kind: 'page', needs: 'processes.view', hides: true, request: (fx) => ({ url: `/training/processes/${fx.ranId}/monitoring` }) },
-  { method: 'GET', route: '/training/processes/:id/metrics', kind: 'fragment', needs: 'processes.view', hides: true, request: (fx) => ({ url: `/training/processes/${fx.ranId}/metrics` }) },
-  { method: 'POST', route: '/training/processes/:id/:action', kind: 'fragment', needs: 'processes.manage', hides: true, request: async (fx) => ({ url: `/training/processes/${await fx.freshProcess()}/disable` }) },
-  { method: 'DELETE', route: '/training/processes/:id', kind: 'fragment', needs: 'processes.delete', hides: true, request: async (fx) => ({ url: `/training/processes/${await fx.freshProcess()}` }) },
-  { method: 'GET', route: '/training/templates/new', kind: 'page', needs: 'templates.manage', request: () => ({ url: '/training/templates/new' }) },
-  { method: 'POST', route: '/training/templates', kind: 'page', needs: 'templates.manage', ok: [303], request: () => ({ url: '/training/templates', ...form({ name: `page ${uid()}`, command: 'true', stopGraceSeconds: '30' }) }) },
-  { method: 'GET', route: '/training/templates/:id/edit', kind: 'page', needs: 'templates.manage', request: (fx) => ({ url: `/training/templates/${fx.templateId}/edit` }) },
-  { method: 'POST', route: '/training/templates/:id', kind: 'page', needs: 'templates.manage', ok: [303], request: async (fx) => ({ url: `/training/templates/${await fx.freshTemplate()}`, ...form({ name: `page ${uid()}`, command: 'true' }) }) },
-  { method: 'DELETE', route: '/training/templates/:id', kind: 'page', needs: 'templates.manage', ok: [303], request: async (fx) => ({ url: `/training/templates/${await fx.freshTemplate()}` }) },
+  {
+    method: 'GET',
+    route: '/training/templates',
+    kind: 'page',
+    needs: 'templates.view',
+    request: () => ({ url: '/training/templates' }),
+  },
+  {
+    method: 'GET',
+    route: '/training/templates/:templateId/processes',
+    kind: 'page',
+    needs: 'processes.view',
+    hides: true,
+    request: (fx) => ({ url: `/training/templates/${fx.templateId}/processes` }),
+  },
+  {
+    method: 'GET',
+    route: '/training/templates/:templateId/processes/new',
+    kind: 'fragment',
+    needs: 'processes.create',
+    hides: true,
+    request: (fx) => ({ url: `/training/templates/${fx.templateId}/processes/new` }),
+  },
+  {
+    method: 'POST',
+    route: '/training/templates/:templateId/processes',
+    kind: 'fragment',
+    needs: 'processes.create',
+    hides: true,
+    request: (fx) => ({
+      url: `/training/templates/${fx.templateId}/processes`,
+      ...form({ machineId: String(fx.localId), params: '' }),
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/training/templates/:templateId/processes/events',
+    kind: 'fragment',
+    needs: 'processes.view',
+    hides: true,
+    stream: true,
+    request: (fx) => ({ url: `/training/templates/${fx.templateId}/processes/events` }),
+  },
+  {
+    method: 'GET',
+    route: '/training/processes/:id/row',
+    kind: 'fragment',
+    needs: 'processes.view',
+    hides: true,
+    request: (fx) => ({ url: `/training/processes/${fx.ranId}/row` }),
+  },
+  {
+    method: 'GET',
+    route: '/training/processes/:id/details',
+    kind: 'fragment',
+    needs: 'processes.view',
+    hides: true,
+    request: (fx) => ({ url: `/training/processes/${fx.ranId}/details` }),
+  },
+  {
+    method: 'GET',
+    route: '/training/processes/:id/facts',
+    kind: 'fragment',
+    needs: 'processes.view',
+    hides: true,
+    hiddenStatus: 286,
+    request: (fx) => ({ url: `/training/processes/${fx.ranId}/facts` }),
+  },
+  {
+    method: 'GET',
+    route: '/training/processes/:id/logs',
+    kind: 'fragment',
+    needs: 'processes.view',
+    hides: true,
+    request: (fx) => ({ url: `/training/processes/${fx.ranId}/logs` }),
+  },
+  {
+    method: 'GET',
+    route: '/training/processes/:id/monitoring',
+    kind: 'page',
+    needs: 'processes.view',
+    hides: true,
+    request: (fx) => ({ url: `/training/processes/${fx.ranId}/monitoring` }),
+  },
+  {
+    method: 'GET',
+    route: '/training/processes/:id/metrics',
+    kind: 'fragment',
+    needs: 'processes.view',
+    hides: true,
+    request: (fx) => ({ url: `/training/processes/${fx.ranId}/metrics` }),
+  },
+  {
+    method: 'POST',
+    route: '/training/processes/:id/:action',
+    kind: 'fragment',
+    needs: 'processes.manage',
+    hides: true,
+    request: async (fx) => ({ url: `/training/processes/${await fx.freshProcess()}/disable` }),
+  },
+  {
+    method: 'DELETE',
+    route: '/training/processes/:id',
+    kind: 'fragment',
+    needs: 'processes.delete',
+    hides: true,
+    request: async (fx) => ({ url: `/training/processes/${await fx.freshProcess()}` }),
+  },
+  {
+    method: 'GET',
+    route: '/training/templates/new',
+    kind: 'page',
+    needs: 'templates.manage',
+    request: () => ({ url: '/training/templates/new' }),
+  },
+  {
+    method: 'POST',
+    route: '/training/templates',
+    kind: 'page',
+    needs: 'templates.manage',
+    ok: [303],
+    request: () => ({
+      url: '/training/templates',
+      ...form({ name: `page ${uid()}`, command: 'true', stopGraceSeconds: '30' }),
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/training/templates/:id/edit',
+    kind: 'page',
+    needs: 'templates.manage',
+    request: (fx) => ({ url: `/training/templates/${fx.templateId}/edit` }),
+  },
+  {
+    method: 'POST',
+    route: '/training/templates/:id',
+    kind: 'page',
+    needs: 'templates.manage',
+    ok: [303],
+    request: async (fx) => ({
+      url: `/training/templates/${await fx.freshTemplate()}`,
+      ...form({ name: `page ${uid()}`, command: 'true' }),
+    }),
+  },
+  {
+    method: 'DELETE',
+    route: '/training/templates/:id',
+    kind: 'page',
+    needs: 'templates.manage',
+    ok: [303],
+    request: async (fx) => ({ url: `/training/templates/${await fx.freshTemplate()}` }),
+  },
   // Target machines pages
   { method: 'GET', route: '/machines', kind: 'page', needs: 'machines.view', request: () => ({ url: '/machines' }) },
-  { method: 'GET', route: '/machines/new', kind: 'page', needs: 'machines.manage', request: () => ({ url: '/machines/new' }) },
-  { method: 'POST', route: '/machines', kind: 'page', needs: 'machines.manage', ok: [303], request: () => ({ url: '/machines', ...form({ name: `page-${uid()}`, address: '10.3.3.3', sshUser: 'u', privateKey: PEM, slots: '1', lostTimeoutSeconds: '600', gpus: '' }) }) },
-  { method: 'GET', route: '/machines/:id/edit', kind: 'page', needs: 'machines.manage', request: (fx) => ({ url: `/machines/${fx.localId}/edit` }) },
-  { method: 'POST', route: '/machines/:id', kind: 'page', needs: 'machines.manage', ok: [303], request: async (fx) => ({ url: `/machines/${await fx.freshMachine()}`, ...form({ name: `page-${uid()}`, address: '10.3.3.4', sshUser: 'u', slots: '2', lostTimeoutSeconds: '600', gpus: '', enabled: 'on' }) }) },
-  { method: 'DELETE', route: '/machines/:id', kind: 'page', needs: 'machines.manage', ok: [303], request: async (fx) => ({ url: `/machines/${await fx.freshMachine()}` }) },
-  { method: 'POST', route: '/machines/:id/probe', kind: 'fragment', needs: 'machines.manage', request: (fx) => ({ url: `/machines/${fx.localId}/probe` }) },
+  {
+    method: 'GET',
+    route: '/machines/new',
+    kind: 'page',
+    needs: 'machines.manage',
+    request: () => ({ url: '/machines/new' }),
+  },
+  {
+    method: 'POST',
+    route: '/machines',
+    kind: 'page',
+    needs: 'machines.manage',
+    ok: [303],
+    request: () => ({
+      url: '/machines',
+      ...form({
+        name: `page-${uid()}`,
+        address: '10.3.3.3',
+        sshUser: 'u',
+        privateKey: PEM,
+        slots: '1',
+        lostTimeoutSeconds: '600',
+        gpus: '',
+      }),
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/machines/:id/edit',
+    kind: 'page',
+    needs: 'machines.manage',
+    request: (fx) => ({ url: `/machines/${fx.localId}/edit` }),
+  },
+  {
+    method: 'POST',
+    route: '/machines/:id',
+    kind: 'page',
+    needs: 'machines.manage',
+    ok: [303],
+    request: async (fx) => ({
+      url: `/machines/${await fx.freshMachine()}`,
+      ...form({
+        name: `page-${uid()}`,
+        address: '10.3.3.4',
+        sshUser: 'u',
+        slots: '2',
+        lostTimeoutSeconds: '600',
+        gpus: '',
+        enabled: 'on',
+      }),
+    }),
+  },
+  {
+    method: 'DELETE',
+    route: '/machines/:id',
+    kind: 'page',
+    needs: 'machines.manage',
+    ok: [303],
+    request: async (fx) => ({ url: `/machines/${await fx.freshMachine()}` }),
+  },
+  {
+    method: 'POST',
+    route: '/machines/:id/probe',
+    kind: 'fragment',
+    needs: 'machines.manage',
+    request: (fx) => ({ url: `/machines/${fx.localId}/probe` }),
+  },
   // Allowed reaches the server: a closed port answers the form's 422 under the field.
-  { method: 'POST', route: '/machines/host-key', kind: 'fragment', needs: 'machines.manage', ok: [422], request: () => ({ url: '/machines/host-key', ...form({ address: '127.0.0.1:1' }) }) },
+  {
+    method: 'POST',
+    route: '/machines/host-key',
+    kind: 'fragment',
+    needs: 'machines.manage',
+    ok: [422],
+    request: () => ({ url: '/machines/host-key', ...form({ address: '127.0.0.1:1' }) }),
+  },
   // Account and administration pages
-  { method: 'GET', route: '/account/tokens', kind: 'page', needs: 'login', request: () => ({ url: '/account/tokens' }) },
-  { method: 'POST', route: '/account/tokens', kind: 'page', needs: 'login', request: () => ({ url: '/account/tokens', ...form({ name: `t ${uid()}`, expiresDays: '' }) }) },
-  { method: 'POST', route: '/account/tokens/:id/revoke', kind: 'page', needs: 'login', ok: [303], request: async (fx, actor) => ({ url: `/account/tokens/${actor ? await fx.freshToken(actor) : 1}/revoke`, ...form({}) }) },
-  { method: 'GET', route: '/admin/roles', kind: 'page', needs: 'users.manage', request: () => ({ url: '/admin/roles' }) },
-  { method: 'POST', route: '/admin/roles', kind: 'page', needs: 'users.manage', ok: [303], request: () => ({ url: '/admin/roles', ...form({ name: `r-${uid()}`, description: '', permissions: 'processes.view' }) }) },
-  { method: 'POST', route: '/admin/roles/:id', kind: 'page', needs: 'users.manage', ok: [303], request: async (fx) => ({ url: `/admin/roles/${await fx.freshRole()}`, ...form({ name: `r-${uid()}`, description: 'x' }) }) },
-  { method: 'POST', route: '/admin/roles/:id/delete', kind: 'page', needs: 'users.manage', ok: [303], request: async (fx) => ({ url: `/admin/roles/${await fx.freshRole()}/delete`, ...form({}) }) },
-  { method: 'POST', route: '/admin/grants', kind: 'page', needs: 'users.manage', ok: [303], request: async (fx) => ({ url: '/admin/grants', ...form({ login: 'admin', roleId: String(await fx.freshRole()), templateId: String(fx.templateId) }) }) },
-  { method: 'POST', route: '/admin/grants/:id/revoke', kind: 'page', needs: 'users.manage', ok: [303], request: async (fx) => ({ url: `/admin/grants/${await fx.freshGrant()}/revoke`, ...form({}) }) },
-  { method: 'GET', route: '/admin/audit', kind: 'page', needs: 'users.manage', request: () => ({ url: '/admin/audit?action=process.' }) },
+  {
+    method: 'GET',
+    route: '/account/tokens',
+    kind: 'page',
+    needs: 'login',
+    request: () => ({ url: '/account/tokens' }),
+  },
+  {
+    method: 'POST',
+    route: '/account/tokens',
+    kind: 'page',
+    needs: 'login',
+    request: () => ({ url: '/account/tokens', ...form({ name: `t ${uid()}`, expiresDays: '' }) }),
+  },
+  {
+    method: 'POST',
+    route: '/account/tokens/:id/revoke',
+    kind: 'page',
+    needs: 'login',
+    ok: [303],
+    request: async (fx, actor) => ({
+      url: `/account/tokens/${actor ? await fx.freshToken(actor) : 1}/revoke`,
+      ...form({}),
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/admin/roles',
+    kind: 'page',
+    needs: 'users.manage',
+    request: () => ({ url: '/admin/roles' }),
+  },
+  {
+    method: 'POST',
+    route: '/admin/roles',
+    kind: 'page',
+    needs: 'users.manage',
+    ok: [303],
+    request: () => ({
+      url: '/admin/roles',
+      ...form({ name: `r-${uid()}`, description: '', permissions: 'processes.view' }),
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/admin/roles/:id',
+    kind: 'page',
+    needs: 'users.manage',
+    ok: [303],
+    request: async (fx) => ({
+      url: `/admin/roles/${await fx.freshRole()}`,
+      ...form({ name: `r-${uid()}`, description: 'x' }),
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/admin/roles/:id/delete',
+    kind: 'page',
+    needs: 'users.manage',
+    ok: [303],
+    request: async (fx) => ({ url: `/admin/roles/${await fx.freshRole()}/delete`, ...form({}) }),
+  },
+  {
+    method: 'POST',
+    route: '/admin/grants',
+    kind: 'page',
+    needs: 'users.manage',
+    ok: [303],
+    request: async (fx) => ({
+      url: '/admin/grants',
+      ...form({ login: 'admin', roleId: String(await fx.freshRole()), templateId: String(fx.templateId) }),
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/admin/grants/:id/revoke',
+    kind: 'page',
+    needs: 'users.manage',
+    ok: [303],
+    request: async (fx) => ({ url: `/admin/grants/${await fx.freshGrant()}/revoke`, ...form({}) }),
+  },
+  {
+    method: 'GET',
+    route: '/admin/audit',
+    kind: 'page',
+    needs: 'users.manage',
+    request: () => ({ url: '/admin/audit?action=process.' }),
+  },
   // Public: the way in, and redirects that check nothing themselves
   { method: 'GET', route: '/', kind: 'page', needs: 'public', ok: [303], request: () => ({ url: '/' }) },
-  { method: 'GET', route: '/training', kind: 'page', needs: 'public', ok: [303], request: () => ({ url: '/training' }) },
+  {
+    method: 'GET',
+    route: '/training',
+    kind: 'page',
+    needs: 'public',
+    ok: [303],
+    request: () => ({ url: '/training' }),
+  },
   { method: 'GET', route: '/admin', kind: 'page', needs: 'public', ok: [303], request: () => ({ url: '/admin' }) },
   { method: 'GET', route: '/login', kind: 'page', needs: 'public', ok: [200, 303], request: () => ({ url: '/login' }) },
   { method: 'GET', route: '/healthz', kind: 'api', needs: 'public', request: () => ({ url: '/healthz' }) },
@@ -168,12 +625,20 @@ function appRoutes(tree: string): string[] {
     const match = /^([│ ]*)(?:[├└]── )?(\S.*?)(?: \(([^)]+)\))?$/.exec(line.replace(/\s+$/, ''));
     if (!match || !match[2]) continue;
     const depth = Math.floor(match[1]!.length / 4);
-    const parent = depth === 0 ? '' : stack[depth - 1] ?? '';
+    const parent = depth === 0 ? '' : (stack[depth - 1] ?? '');
     const segment = match[2];
-    const full = parent === '' ? segment : parent.endsWith('/') || segment.startsWith('/') ? parent + segment : `${parent}/${segment}`;
+    const full =
+      parent === ''
+        ? segment
+        : parent.endsWith('/') || segment.startsWith('/')
+          ? parent + segment
+          : `${parent}/${segment}`;
     stack[depth] = full;
     stack.length = depth + 1;
-    for (const method of (match[3] ?? '').split(',').map((m) => m.trim()).filter(Boolean)) {
+    for (const method of (match[3] ?? '')
+      .split(',')
+      .map((m) => m.trim())
+      .filter(Boolean)) {
       if (method !== 'HEAD') out.push(`${method} ${full}`);
     }
   }
@@ -207,7 +672,13 @@ beforeAll(async () => {
       return id;
     },
     freshTemplate: async () => (await createTemplate(db, { name: `doomed ${uid()}`, command: 'true' })).id,
-    freshMachine: async () => (await createMachine({ db, secret: TEST_SECRET, keysDir: null }, { name: `doomed-${uid()}`, address: '10.9.9.9', sshUser: 'u', privateKey: PEM })).id,
+    freshMachine: async () =>
+      (
+        await createMachine(
+          { db, secret: TEST_SECRET, keysDir: null },
+          { name: `doomed-${uid()}`, address: '10.9.9.9', sshUser: 'u', privateKey: PEM },
+        )
+      ).id,
     freshRole: async () => (await createRole(db, { name: `role-${uid()}`, permissions: ['processes.view'] })).id,
     async freshGrant() {
       const role = await createRole(db, { name: `role-${uid()}`, permissions: [] });
@@ -235,7 +706,13 @@ async function send(row: Row, role: Role): Promise<LightMyRequestResponse> {
     headers['x-csrf-token'] = actor.csrf;
   }
   if (row.kind === 'fragment') headers['hx-request'] = 'true';
-  return t.app.inject({ ...options, method: row.method, headers, cookies, ...(row.stream ? { payloadAsStream: true } : {}) });
+  return t.app.inject({
+    ...options,
+    method: row.method,
+    headers,
+    cookies,
+    ...(row.stream ? { payloadAsStream: true } : {}),
+  });
 }
 
 describe('the permission matrix', () => {
@@ -253,13 +730,16 @@ describe('the permission matrix', () => {
   });
 
   const cases = TABLE.flatMap((row) => ROLES.map((role) => ({ row, role, allowed: mayUse(role, row) })));
-  it.each(cases.map((c) => [`${c.row.method} ${c.row.route} as ${c.role} → ${c.allowed ? 'allowed' : 'denied'}`, c] as const))('%s', async (_name, { row, role, allowed }) => {
+  it.each(
+    cases.map((c) => [`${c.row.method} ${c.row.route} as ${c.role} → ${c.allowed ? 'allowed' : 'denied'}`, c] as const),
+  )('%s', async (_name, { row, role, allowed }) => {
     const response = await send(row, role);
     if (row.stream) response.stream().destroy();
     const said = `${response.statusCode} ${row.stream ? '' : response.body.slice(0, 300)}`;
     if (allowed) {
       expect(row.ok ?? [200], said).toContain(response.statusCode);
-      if (response.statusCode === 303 && row.needs !== 'public') expect(response.headers.location).not.toMatch(/^\/login/);
+      if (response.statusCode === 303 && row.needs !== 'public')
+        expect(response.headers.location).not.toMatch(/^\/login/);
       return;
     }
     if (role === 'anonymous') {
@@ -299,14 +779,27 @@ describe('a template-scoped operator', () => {
   it("acts on its template's processes", async () => {
     expect((await api('POST', `/api/v1/processes/${mine}/disable`, scoped)).statusCode).toBe(202);
     expect((await api('POST', `/api/v1/processes/${mine}/enable`, scoped)).statusCode).toBe(202);
-    const created = await api('POST', '/api/v1/processes', scoped, { templateId: fx.templateId, machineId: fx.localId });
+    const created = await api('POST', '/api/v1/processes', scoped, {
+      templateId: fx.templateId,
+      machineId: fx.localId,
+    });
     expect(created.statusCode).toBe(201);
-    const page = await t.app.inject({ method: 'POST', url: `/training/processes/${mine}/disable`, cookies: { ty_session: scoped.cookie }, headers: { 'x-csrf-token': scoped.csrf, 'hx-request': 'true' } });
+    const page = await t.app.inject({
+      method: 'POST',
+      url: `/training/processes/${mine}/disable`,
+      cookies: { ty_session: scoped.cookie },
+      headers: { 'x-csrf-token': scoped.csrf, 'hx-request': 'true' },
+    });
     expect(page.statusCode).toBe(200);
   });
 
   it("does not see or act on another template's processes", async () => {
-    for (const url of [`/api/v1/processes/${theirs}`, `/api/v1/processes/${theirs}/runs`, `/api/v1/templates/${otherTemplate}`, `/api/v1/templates/${otherTemplate}/processes`]) {
+    for (const url of [
+      `/api/v1/processes/${theirs}`,
+      `/api/v1/processes/${theirs}/runs`,
+      `/api/v1/templates/${otherTemplate}`,
+      `/api/v1/templates/${otherTemplate}/processes`,
+    ]) {
       expect((await api('GET', url, scoped)).statusCode, url).toBe(404);
     }
     const start = await api('POST', `/api/v1/processes/${theirs}/start`, scoped);
@@ -314,7 +807,12 @@ describe('a template-scoped operator', () => {
     const create = await api('POST', '/api/v1/processes', scoped, { templateId: otherTemplate, machineId: fx.localId });
     expect(create.statusCode).toBe(400);
     expect(create.json().error.field).toBe('templateId');
-    const page = await t.app.inject({ method: 'POST', url: `/training/processes/${theirs}/disable`, cookies: { ty_session: scoped.cookie }, headers: { 'x-csrf-token': scoped.csrf, 'hx-request': 'true' } });
+    const page = await t.app.inject({
+      method: 'POST',
+      url: `/training/processes/${theirs}/disable`,
+      cookies: { ty_session: scoped.cookie },
+      headers: { 'x-csrf-token': scoped.csrf, 'hx-request': 'true' },
+    });
     expect(page.statusCode).toBe(404);
   });
 
@@ -324,7 +822,11 @@ describe('a template-scoped operator', () => {
     const listed = (await api('GET', '/api/v1/processes?limit=500', scoped)).json();
     expect(listed.items.length).toBeGreaterThan(0);
     expect(listed.items.every((p: { templateId: number }) => p.templateId === fx.templateId)).toBe(true);
-    const page = await t.app.inject({ method: 'GET', url: '/training/templates', cookies: { ty_session: scoped.cookie } });
+    const page = await t.app.inject({
+      method: 'GET',
+      url: '/training/templates',
+      cookies: { ty_session: scoped.cookie },
+    });
     expect(page.statusCode).toBe(200);
     expect(page.body).toContain(`data-template-id="${fx.templateId}"`);
     expect(page.body).not.toContain(`data-template-id="${otherTemplate}"`);
@@ -341,7 +843,9 @@ describe('a template-scoped operator', () => {
     const [adminRole] = await stack.database.db.select().from(roles).where(eq(roles.name, 'admin'));
     const holder = await makeActor(stack, [{ role: adminRole!.name, templateId: fx.templateId }], 'scoped-admin');
     expect((await api('GET', '/api/v1/machines', holder)).statusCode).toBe(403);
-    expect((await api('POST', '/api/v1/templates', holder, { name: `x ${uid()}`, command: 'true' })).statusCode).toBe(403);
+    expect((await api('POST', '/api/v1/templates', holder, { name: `x ${uid()}`, command: 'true' })).statusCode).toBe(
+      403,
+    );
     const audit = await t.app.inject({ method: 'GET', url: '/admin/audit', cookies: { ty_session: holder.cookie } });
     expect(audit.statusCode).toBe(403);
     expect((await api('POST', `/api/v1/processes/${await fx.freshProcess()}/disable`, holder)).statusCode).toBe(202);

@@ -19,7 +19,9 @@ afterAll(async () => {
 
 it('answers 503 naming the missing worker for the local machine, and 409 for a disabled machine', async () => {
   const admin = await makeActor(stack, [{ role: 'admin' }], 'probe');
-  const machines = (await viaToken(t.app, admin, { method: 'GET', url: '/api/v1/machines' })).json<{ items: Array<{ id: number; name: string }> }>();
+  const machines = (await viaToken(t.app, admin, { method: 'GET', url: '/api/v1/machines' })).json<{
+    items: Array<{ id: number; name: string }>;
+  }>();
   const local = machines.items.find((m) => m.name === 'local')!;
   const started = Date.now();
   const unserved = await viaToken(t.app, admin, { method: 'POST', url: `/api/v1/machines/${local.id}/probe` });
@@ -28,7 +30,11 @@ it('answers 503 naming the missing worker for the local machine, and 409 for a d
   expect(Date.now() - started).toBeLessThan(30_000);
 
   const pem = '-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
-  const created = await viaToken(t.app, admin, { method: 'POST', url: '/api/v1/machines', payload: { name: `off-${uid()}`, address: '10.0.0.9', sshUser: 'u', privateKey: pem, enabled: false } });
+  const created = await viaToken(t.app, admin, {
+    method: 'POST',
+    url: '/api/v1/machines',
+    payload: { name: `off-${uid()}`, address: '10.0.0.9', sshUser: 'u', privateKey: pem, enabled: false },
+  });
   const disabled = await viaToken(t.app, admin, { method: 'POST', url: `/api/v1/machines/${created.json().id}/probe` });
   expect(disabled.statusCode).toBe(409);
   expect(disabled.json().error.message).toMatch(/disabled/);

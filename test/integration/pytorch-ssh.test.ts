@@ -16,7 +16,18 @@ import { act, createProcess, findRun, getProcess, logTail } from '../../services
 import { pytorchDemoCommand } from '../../services/seed.js';
 import { launchChromium, listenLoopback, logIn } from '../support/browser.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
-import { groupAlive, makeTemplate, startStack, storedPoints, TEST_SECRET, uid, waitFor, waitForStatus, writtenPoints, type Stack } from '../support/stack.js';
+import {
+  groupAlive,
+  makeTemplate,
+  startStack,
+  storedPoints,
+  TEST_SECRET,
+  uid,
+  waitFor,
+  waitForStatus,
+  writtenPoints,
+  type Stack,
+} from '../support/stack.js';
 
 const TOTAL = 300;
 const SCREENSHOT = path.resolve('trainers/screenshots/pytorch-monitoring.png');
@@ -28,12 +39,21 @@ let baseUrl: string;
 beforeAll(async () => {
   // Fail loudly, with what to install, rather than skip: .ci/run installs both.
   if ((await findTorchPython(['/usr/bin/python3'])) === null) {
-    throw new Error('/usr/bin/python3 cannot import torch and sklearn: apt-get install python3-torch python3-sklearn (.ci/run does)');
+    throw new Error(
+      '/usr/bin/python3 cannot import torch and sklearn: apt-get install python3-torch python3-sklearn (.ci/run does)',
+    );
   }
   sshd = await startSshd();
   stack = await startStack({ probeIntervalMs: 1000 });
   const config = loadConfig({ LOG_LEVEL: 'warn' }, process.cwd());
-  app = await buildApp({ config, db: stack.database.db, sql: stack.database.sql, secret: TEST_SECRET, temporal: { client: stack.client, connection: stack.connection }, temporalUiUrl: 'http://127.0.0.1:8233' });
+  app = await buildApp({
+    config,
+    db: stack.database.db,
+    sql: stack.database.sql,
+    secret: TEST_SECRET,
+    temporal: { client: stack.client, connection: stack.connection },
+    temporalUiUrl: 'http://127.0.0.1:8233',
+  });
   baseUrl = await listenLoopback(app);
 });
 afterAll(async () => {
@@ -123,7 +143,9 @@ describe('the PyTorch digits trainer over SSH', () => {
       async () => {
         const view = await getProcess(stack.deps, process1.id);
         // A trainer that fails or ends here ends the wait too, to be reported below.
-        return view.status !== 'running' || ((view.progress.step ?? 0) >= 100 && view.etaSeconds !== null) ? view : null;
+        return view.status !== 'running' || ((view.progress.step ?? 0) >= 100 && view.etaSeconds !== null)
+          ? view
+          : null;
       },
       120_000,
       100,
@@ -143,7 +165,9 @@ describe('the PyTorch digits trainer over SSH', () => {
     const stoppedAt = (JSON.parse(firstLines.at(-1)!) as { step: number }).step;
     expect(stoppedAt).toBeGreaterThanOrEqual(100);
     expect(stoppedAt).toBeLessThan(TOTAL);
-    await waitFor('the stop in the log', async () => (await logTail(stack.deps, process1.id, 1)).stdout?.includes(`stopped by SIGTERM at step ${stoppedAt}/${TOTAL}`));
+    await waitFor('the stop in the log', async () =>
+      (await logTail(stack.deps, process1.id, 1)).stdout?.includes(`stopped by SIGTERM at step ${stoppedAt}/${TOTAL}`),
+    );
 
     // Start again: a second run resumes from the first one's checkpoint and completes.
     await act(stack.deps, process1.id, 'start');
@@ -151,7 +175,11 @@ describe('the PyTorch digits trainer over SSH', () => {
     expect(done.progress.step).toBe(TOTAL);
     const second = await findRun(stack.deps, process1.id, 2);
     expect(second.runDir).not.toBe(first.runDir);
-    await waitFor('the resume in the log', async () => (await logTail(stack.deps, process1.id, 2)).stdout?.includes(`resumed from ${first.runDir}/checkpoint.pt at step ${stoppedAt}`));
+    await waitFor('the resume in the log', async () =>
+      (await logTail(stack.deps, process1.id, 2)).stdout?.includes(
+        `resumed from ${first.runDir}/checkpoint.pt at step ${stoppedAt}`,
+      ),
+    );
 
     // Stored is what each run wrote, nothing lost, nothing twice.
     const stored1 = await storedPoints(stack, first.id);

@@ -15,11 +15,16 @@ afterAll(async () => {
   await stack?.close();
 });
 
-async function expectAllRefusalsIn(processId: number, status: ProcessStatus, ctx: { statusBeforeDisable?: ProcessStatus } = {}): Promise<void> {
+async function expectAllRefusalsIn(
+  processId: number,
+  status: ProcessStatus,
+  ctx: { statusBeforeDisable?: ProcessStatus } = {},
+): Promise<void> {
   const before = await processRow(stack, processId);
   const refused = USER_ACTIONS.filter((action) => !decide(status, action, ctx).ok);
   for (const action of refused) {
-    const work: Promise<unknown> = action === 'delete' ? deleteProcess(stack.deps, processId) : act(stack.deps, processId, action);
+    const work: Promise<unknown> =
+      action === 'delete' ? deleteProcess(stack.deps, processId) : act(stack.deps, processId, action);
     const error = await work.then(
       () => null,
       (e: unknown) => e,
@@ -36,7 +41,10 @@ async function expectAllRefusalsIn(processId: number, status: ProcessStatus, ctx
 
 describe('the workflow refuses what the status table refuses', () => {
   it('in created, running, stopping, stopped, completed, failed, queued and disabled', async () => {
-    const slow = await makeTemplate(stack, { command: "trap 'sleep 3; exit 0' TERM; while :; do sleep 0.1; done", stopGraceSeconds: 10 });
+    const slow = await makeTemplate(stack, {
+      command: "trap 'sleep 3; exit 0' TERM; while :; do sleep 0.1; done",
+      stopGraceSeconds: 10,
+    });
     const quick = await makeTemplate(stack, { command: 'true' });
     const failing = await makeTemplate(stack, { command: 'exit 7' });
     const oneSlot = await localMachine(stack, 1);

@@ -20,10 +20,16 @@ describe('recorded workflow histories', () => {
 
   it('all replay without non-determinism against the current workflow code', async () => {
     const histories = files.map((file) => {
-      const { workflowId, history } = JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) as { workflowId: string; history: unknown };
+      const { workflowId, history } = JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) as {
+        workflowId: string;
+        history: unknown;
+      };
       return { workflowId, history: historyFromJSON(history) };
     });
-    const results = Worker.runReplayHistories({ workflowBundle: await workflowBundle(), replayName: 'trainyard-replay' }, histories);
+    const results = Worker.runReplayHistories(
+      { workflowBundle: await workflowBundle(), replayName: 'trainyard-replay' },
+      histories,
+    );
     const failures: string[] = [];
     let replayed = 0;
     for await (const result of results) {

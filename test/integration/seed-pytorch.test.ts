@@ -32,7 +32,8 @@ async function freshDatabase(): Promise<{ database: Database; drop(): Promise<vo
   };
 }
 
-const templateNamed = async (database: Database, name: string) => (await database.db.select().from(templates).where(eq(templates.name, name)))[0] ?? null;
+const templateNamed = async (database: Database, name: string) =>
+  (await database.db.select().from(templates).where(eq(templates.name, name)))[0] ?? null;
 
 describe('the PyTorch demo template', () => {
   let fresh: Awaited<ReturnType<typeof freshDatabase>>;
@@ -75,7 +76,9 @@ describe('the PyTorch demo template', () => {
       const bare = path.join(dir, 'python-without-site');
       fs.writeFileSync(bare, '#!/bin/sh\nexec /usr/bin/python3 -S "$@"\n', { mode: 0o755 });
       expect(await findTorchPython([bare])).toBeNull();
-      expect(await findTorchPython([path.join(dir, 'no-such-python'), bare, '/usr/bin/python3'])).toBe('/usr/bin/python3');
+      expect(await findTorchPython([path.join(dir, 'no-such-python'), bare, '/usr/bin/python3'])).toBe(
+        '/usr/bin/python3',
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -85,7 +88,9 @@ describe('the PyTorch demo template', () => {
     const other = await freshDatabase();
     try {
       await seed(other.database.db, { adminPassword: 'pw-for-seed-test' });
-      expect((await templateNamed(other.database, PYTORCH_DEMO_TEMPLATE_NAME))?.command).toBe(`'/usr/bin/python3' '${TRAIN_PY}'`);
+      expect((await templateNamed(other.database, PYTORCH_DEMO_TEMPLATE_NAME))?.command).toBe(
+        `'/usr/bin/python3' '${TRAIN_PY}'`,
+      );
     } finally {
       await other.drop();
     }

@@ -56,7 +56,12 @@ function killGroup(pgid: number): void {
 
 /** `npm start` in its own process group (as a terminal runs it); killed outright at cleanup if still there. */
 function startTrainyard(env: NodeJS.ProcessEnv, dataDir: string): Started {
-  const child = spawn(TSX, ['bin/start.ts'], { cwd: process.cwd(), env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(TSX, ['bin/start.ts'], {
+    cwd: process.cwd(),
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -129,7 +134,9 @@ function tcpAnswers(host: string, port: number): Promise<boolean> {
       socket.destroy();
       resolve(true);
     });
-    socket.once('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNREFUSED' ? resolve(false) : reject(error)));
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      error.code === 'ECONNREFUSED' ? resolve(false) : reject(error),
+    );
     socket.once('timeout', () => {
       socket.destroy();
       reject(new Error(`connect to ${host}:${port} timed out`));
@@ -143,20 +150,33 @@ async function cli(env: NodeJS.ProcessEnv, args: string[]): Promise<string> {
 }
 
 /** SIGINT, then: exit 0 within 20 s, the dev server gone, the ports free, the embedded database let go. */
-async function stopAndCheck(started: Started, target: 'leader' | 'group', dataDir: string, ports: number[]): Promise<void> {
+async function stopAndCheck(
+  started: Started,
+  target: 'leader' | 'group',
+  dataDir: string,
+  ports: number[],
+): Promise<void> {
   const pgid = started.child.pid!;
   const devServer = Number(fs.readFileSync(path.join(dataDir, 'temporal', 'server.pid'), 'utf8'));
   expect(groupAlive(devServer)).toBe(true);
 
   const begun = Date.now();
   process.kill(target === 'leader' ? pgid : -pgid, 'SIGINT');
-  const exit = await Promise.race([started.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 20_000))]);
+  const exit = await Promise.race([
+    started.exited,
+    new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 20_000)),
+  ]);
   expect(exit, started.output()).toEqual({ code: 0, signal: null });
   expect(Date.now() - begun).toBeLessThan(20_000);
   expect(started.output()).toContain('Stopping…');
 
   // Nothing it started is left: its own group, the dev server's group, the ports.
-  await waitFor('every process of npm start to be gone', async () => !groupAlive(pgid) && !groupAlive(devServer), 5000, 100);
+  await waitFor(
+    'every process of npm start to be gone',
+    async () => !groupAlive(pgid) && !groupAlive(devServer),
+    5000,
+    100,
+  );
   expect(fs.existsSync(path.join(dataDir, 'temporal', 'server.pid'))).toBe(false);
   expect(fs.existsSync(path.join(dataDir, 'pglite.lock'))).toBe(false);
   for (const port of ports) expect(await portIsFree(port), `port ${port}`).toBe(true);
@@ -195,10 +215,15 @@ describe('npm start', () => {
     const loginPage = await fetch(`${base}/login`);
     expect(loginPage.status).toBe(200);
     expect(await loginPage.text()).toContain('<form method="post" action="/login"');
-    const ui = await waitFor('the Temporal UI to answer', async () => {
-      const response = await fetch(`http://127.0.0.1:${uiPort}/`).catch(() => null);
-      return response?.status === 200 ? response : null;
-    }, 15_000, 200);
+    const ui = await waitFor(
+      'the Temporal UI to answer',
+      async () => {
+        const response = await fetch(`http://127.0.0.1:${uiPort}/`).catch(() => null);
+        return response?.status === 200 ? response : null;
+      },
+      15_000,
+      200,
+    );
     expect(ui.headers.get('content-type')).toContain('text/html');
     const health = await fetch(`${base}/healthz`);
     expect(health.status).toBe(200);
@@ -213,9 +238,21 @@ describe('npm start', () => {
     // A second terminal, same data directory, while npm start runs.
     const login = `op-${uid()}`;
     const password = `op-pw-${uid()}`;
-    const added = await cli(cleanEnv({ TRAINYARD_DATA_DIR: dataDir, TRAINYARD_PASSWORD: password }), ['user', 'add', login, '--role', 'operator']);
+    const added = await cli(cleanEnv({ TRAINYARD_DATA_DIR: dataDir, TRAINYARD_PASSWORD: password }), [
+      'user',
+      'add',
+      login,
+      '--role',
+      'operator',
+    ]);
     expect(added).toContain(`User ${login} added with role operator.`);
-    const created = await cli(cleanEnv({ TRAINYARD_DATA_DIR: dataDir }), ['token', 'create', login, '--name', 'from-test']);
+    const created = await cli(cleanEnv({ TRAINYARD_DATA_DIR: dataDir }), [
+      'token',
+      'create',
+      login,
+      '--name',
+      'from-test',
+    ]);
     const token = created.trim().split('\n').pop()!;
     expect(token).toMatch(/^ty_[A-Za-z0-9_-]+$/);
 
@@ -228,11 +265,17 @@ describe('npm start', () => {
     expect((await trainingPage(base, { authorization: `Bearer ${token}x` })).status).toBe(401);
 
     // A run on the built-in `local` machine, so that a run directory is in the data directory too.
-    const adminToken = (await cli(cleanEnv({ TRAINYARD_DATA_DIR: dataDir }), ['token', 'create', 'admin'])).trim().split('\n').pop()!;
+    const adminToken = (await cli(cleanEnv({ TRAINYARD_DATA_DIR: dataDir }), ['token', 'create', 'admin']))
+      .trim()
+      .split('\n')
+      .pop()!;
     const api = async <T>(method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> => {
       const response = await fetch(`${base}${route}`, {
         method,
-        headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          authorization: `Bearer ${adminToken}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       return { status: response.status, body: (await response.json()) as T };
@@ -245,10 +288,20 @@ describe('npm start', () => {
     const machineList = await api<{ items: Array<{ id: number; name: string }> }>('GET', '/api/v1/machines');
     const local = machineList.body.items.find((machine) => machine.name === 'local');
     expect(local).toBeDefined();
-    const trainingProcess = await api<{ id: number }>('POST', '/api/v1/processes', { templateId: template.body.id, machineId: local!.id });
+    const trainingProcess = await api<{ id: number }>('POST', '/api/v1/processes', {
+      templateId: template.body.id,
+      machineId: local!.id,
+    });
     expect(trainingProcess.status).toBe(201);
     expect((await api('POST', `/api/v1/processes/${trainingProcess.body.id}/start`)).status).toBe(202);
-    await waitFor('the local run to complete', async () => (await api<{ status: string }>('GET', `/api/v1/processes/${trainingProcess.body.id}`)).body.status === 'completed', 90_000, 250);
+    await waitFor(
+      'the local run to complete',
+      async () =>
+        (await api<{ status: string }>('GET', `/api/v1/processes/${trainingProcess.body.id}`)).body.status ===
+        'completed',
+      90_000,
+      250,
+    );
     expect(fs.readdirSync(path.join(dataDir, 'runs')).length).toBeGreaterThan(1);
 
     // Nothing npm start, the CLI, the dev server or the run wrote is open to group or
@@ -264,9 +317,12 @@ describe('npm start', () => {
     const devListening = listeningOf(devServerPid).tcp;
     expect(devListening.map((l) => l.port)).toEqual(expect.arrayContaining([temporalPort, uiPort]));
     expect.soft(devListening.filter((l) => !isLoopback(l.address))).toEqual([]);
-    const outside = Object.values(os.networkInterfaces()).flat().filter((a) => a && !a.internal && a.family === 'IPv4');
+    const outside = Object.values(os.networkInterfaces())
+      .flat()
+      .filter((a) => a && !a.internal && a.family === 'IPv4');
     for (const address of outside) {
-      for (const devPort of [temporalPort, uiPort]) expect.soft(await tcpAnswers(address!.address, devPort), `${address!.address}:${devPort}`).toBe(false);
+      for (const devPort of [temporalPort, uiPort])
+        expect.soft(await tcpAnswers(address!.address, devPort), `${address!.address}:${devPort}`).toBe(false);
     }
 
     const url = await findEmbeddedServer(dataDir, 5000);
@@ -277,7 +333,13 @@ describe('npm start', () => {
         .select({ name: apiTokens.name })
         .from(apiTokens)
         .innerJoin(users, eq(users.id, apiTokens.userId))
-        .where(and(eq(users.login, login), eq(apiTokens.tokenHash, crypto.createHash('sha256').update(token).digest('hex')), isNull(apiTokens.revokedAt)));
+        .where(
+          and(
+            eq(users.login, login),
+            eq(apiTokens.tokenHash, crypto.createHash('sha256').update(token).digest('hex')),
+            isNull(apiTokens.revokedAt),
+          ),
+        );
       expect(rows).toEqual([{ name: 'from-test' }]);
     } finally {
       await database.close();
@@ -299,7 +361,10 @@ describe('npm start', () => {
     const url2 = await findEmbeddedServer(dataDir, 5000);
     const database2 = openDatabase(url2!, { embedded: true, max: 1, applicationName: 'trainyard-start-test' });
     try {
-      const [count] = await database2.db.select({ n: sql<number>`count(*)::int` }).from(templates).where(eq(templates.name, DEMO_TEMPLATE_NAME));
+      const [count] = await database2.db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(templates)
+        .where(eq(templates.name, DEMO_TEMPLATE_NAME));
       expect(count!.n).toBe(1);
     } finally {
       await database2.close();
@@ -328,10 +393,16 @@ describe('npm start', () => {
       }),
       dataDir,
     );
-    const exit = await Promise.race([started.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 30_000))]);
+    const exit = await Promise.race([
+      started.exited,
+      new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 30_000)),
+    ]);
     expect(exit).not.toBe('timeout');
     expect((exit as { code: number | null }).code).not.toBe(0);
-    const lines = started.output().split('\n').filter((line) => line.trim() !== '');
+    const lines = started
+      .output()
+      .split('\n')
+      .filter((line) => line.trim() !== '');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/in use/);
     expect(lines[0]).toContain(String(port));
@@ -357,10 +428,16 @@ describe('npm start', () => {
       }),
       dataDir,
     );
-    const exit = await Promise.race([started.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 60_000))]);
+    const exit = await Promise.race([
+      started.exited,
+      new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 60_000)),
+    ]);
     expect(exit).not.toBe('timeout');
     expect((exit as { code: number | null }).code).not.toBe(0);
-    const lines = started.output().split('\n').filter((line) => line.trim() !== '');
+    const lines = started
+      .output()
+      .split('\n')
+      .filter((line) => line.trim() !== '');
     expect(lines, started.output()).toHaveLength(1);
     expect(lines[0]).toMatch(/Cannot reach the database/);
     expect(lines[0]).toContain('DATABASE_URL');

@@ -20,7 +20,17 @@ let machineId: number;
 
 beforeAll(async () => {
   stack = await startStack({ worker: false });
-  t = await startApp(stack, { app: { streams: { keepaliveMs: KEEPALIVE_MS, recheckMs: 100, perSession: 8, maxBufferedBytes: 256 * 1024, drainTimeoutMs: 1000 } } });
+  t = await startApp(stack, {
+    app: {
+      streams: {
+        keepaliveMs: KEEPALIVE_MS,
+        recheckMs: 100,
+        perSession: 8,
+        maxBufferedBytes: 256 * 1024,
+        drainTimeoutMs: 1000,
+      },
+    },
+  });
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
   machineId = (await localMachine(stack)).id;
@@ -31,7 +41,10 @@ afterAll(async () => {
 });
 
 async function processOf(templateId: number, values: Partial<typeof processes.$inferInsert> = {}) {
-  const [row] = await stack.database.db.insert(processes).values({ templateId, machineId, ...values }).returning();
+  const [row] = await stack.database.db
+    .insert(processes)
+    .values({ templateId, machineId, ...values })
+    .returning();
   return row!;
 }
 
@@ -87,14 +100,22 @@ describe('a live stream after its authority ends', () => {
     [
       'logout',
       async (actor) => {
-        const out = await t.app.inject({ method: 'POST', url: '/logout', cookies: { ty_session: actor.cookie }, headers: { 'x-csrf-token': actor.csrf } });
+        const out = await t.app.inject({
+          method: 'POST',
+          url: '/logout',
+          cookies: { ty_session: actor.cookie },
+          headers: { 'x-csrf-token': actor.csrf },
+        });
         expect(out.statusCode).toBe(303);
       },
     ],
     [
       'session expiry',
       async (actor) => {
-        await stack.database.db.update(sessions).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(sessions.id, sha256(actor.cookie)));
+        await stack.database.db
+          .update(sessions)
+          .set({ expiresAt: new Date(Date.now() - 1000) })
+          .where(eq(sessions.id, sha256(actor.cookie)));
       },
     ],
     [
@@ -111,23 +132,30 @@ describe('a live stream after its authority ends', () => {
     ],
   ];
 
-  it.each(ways)('ends the stream within one keep-alive period after %s', async (_name, revoke) => {
-    const template = await exampleTemplate(stack);
-    await processOf(template.id);
-    const actor = await makeActor(stack, [{ role: 'viewer', templateId: template.id }], 'stream');
-    const stream = await openStream(actor, template.id);
-    expect(stream.status).toBe(200);
-    await waitFor('the first block', async () => stream.text().includes('event: block'), 10_000);
-    // Still open across keep-alives while the authority holds.
-    const early = await Promise.race([stream.ended.then(() => 'ended'), new Promise((resolve) => setTimeout(() => resolve('open'), KEEPALIVE_MS * 2.5))]);
-    expect(early).toBe('open');
-    await revoke(actor, template.id);
-    const took = await endsWithin(stream, WITHIN);
-    expect(took).toBeLessThan(WITHIN);
-    expect(stream.text()).toContain('event: bye');
-    // The keep-alives that carried the checks went out meanwhile.
-    expect(stream.text()).toContain(': keepalive');
-  }, 60_000);
+  it.each(ways)(
+    'ends the stream within one keep-alive period after %s',
+    async (_name, revoke) => {
+      const template = await exampleTemplate(stack);
+      await processOf(template.id);
+      const actor = await makeActor(stack, [{ role: 'viewer', templateId: template.id }], 'stream');
+      const stream = await openStream(actor, template.id);
+      expect(stream.status).toBe(200);
+      await waitFor('the first block', async () => stream.text().includes('event: block'), 10_000);
+      // Still open across keep-alives while the authority holds.
+      const early = await Promise.race([
+        stream.ended.then(() => 'ended'),
+        new Promise((resolve) => setTimeout(() => resolve('open'), KEEPALIVE_MS * 2.5)),
+      ]);
+      expect(early).toBe('open');
+      await revoke(actor, template.id);
+      const took = await endsWithin(stream, WITHIN);
+      expect(took).toBeLessThan(WITHIN);
+      expect(stream.text()).toContain('event: bye');
+      // The keep-alives that carried the checks went out meanwhile.
+      expect(stream.text()).toContain(': keepalive');
+    },
+    60_000,
+  );
 
   it('pushes no row to a viewer who lost the grant, even between keep-alives', async () => {
     // A keep-alive far away: only the check before pushing rows can catch it.
@@ -137,10 +165,17 @@ describe('a live stream after its authority ends', () => {
       const template = await exampleTemplate(stack);
       const p = await processOf(template.id);
       const actor = await makeActor(stack, [{ role: 'viewer', templateId: template.id }], 'stream-row');
-      const stream = await openStream(actor, template.id, `http://127.0.0.1:${(slow.app.server.address() as AddressInfo).port}`);
+      const stream = await openStream(
+        actor,
+        template.id,
+        `http://127.0.0.1:${(slow.app.server.address() as AddressInfo).port}`,
+      );
       await waitFor('the first block', async () => stream.text().includes('event: block'), 10_000);
       await stack.database.db.delete(roleGrants).where(eq(roleGrants.userId, actor.id));
-      await stack.database.db.update(processes).set({ status: 'failed', lastError: 'secret-ish detail', statusVersion: 7 }).where(eq(processes.id, p.id));
+      await stack.database.db
+        .update(processes)
+        .set({ status: 'failed', lastError: 'secret-ish detail', statusVersion: 7 })
+        .where(eq(processes.id, p.id));
       await endsWithin(stream, 5000);
       expect(stream.text()).not.toContain('event: row');
       expect(stream.text()).not.toContain('secret-ish detail');
@@ -167,7 +202,12 @@ describe('stream limits', () => {
       expect(theirs.status).toBe(200);
       // A closed stream frees its place.
       streams[0]!.close();
-      await waitFor('a free place', async () => (await openStream(actor, template.id).then((s) => (streams.push(s), s.status))) === 200, 10_000, 200);
+      await waitFor(
+        'a free place',
+        async () => (await openStream(actor, template.id).then((s) => (streams.push(s), s.status))) === 200,
+        10_000,
+        200,
+      );
     } finally {
       for (const s of streams) s.close();
     }
@@ -176,7 +216,8 @@ describe('stream limits', () => {
   it('drops a client that does not read instead of buffering for it', async () => {
     const template = await exampleTemplate(stack);
     // Big rows (the error is shown whole in the row's title), changing on every tick.
-    for (let i = 0; i < 30; i++) await processOf(template.id, { status: 'failed', lastError: `boom ${i} ${'x'.repeat(20_000)}` });
+    for (let i = 0; i < 30; i++)
+      await processOf(template.id, { status: 'failed', lastError: `boom ${i} ${'x'.repeat(20_000)}` });
     const actor = await makeActor(stack, [{ role: 'viewer' }], 'slow');
     const before = t.app.statusFeed.size;
     const url = new URL(base);
@@ -186,12 +227,17 @@ describe('stream limits', () => {
     socket.on('error', () => undefined);
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     socket.pause();
-    socket.write(`GET /training/templates/${template.id}/processes/events?after=0 HTTP/1.1\r\nHost: ${url.host}\r\ncookie: ty_session=${actor.cookie}\r\n\r\n`);
+    socket.write(
+      `GET /training/templates/${template.id}/processes/events?after=0 HTTP/1.1\r\nHost: ${url.host}\r\ncookie: ty_session=${actor.cookie}\r\n\r\n`,
+    );
     await waitFor('the stream to open', async () => t.app.statusFeed.size === before + 1, 10_000);
     let bumping = true;
     const bump = (async () => {
       while (bumping) {
-        await stack.database.db.update(processes).set({ statusVersion: sql`${processes.statusVersion} + 1` }).where(eq(processes.templateId, template.id));
+        await stack.database.db
+          .update(processes)
+          .set({ statusVersion: sql`${processes.statusVersion} + 1` })
+          .where(eq(processes.templateId, template.id));
         await new Promise((resolve) => setTimeout(resolve, 150));
       }
     })();

@@ -92,7 +92,13 @@ function env(extra: Record<string, string>): NodeJS.ProcessEnv {
     if (/^(TRAINYARD_|TEMPORAL_|DATABASE_URL$|PORT$|HOST$|LOG_LEVEL$)/.test(key)) continue;
     clean[key] = value;
   }
-  return { ...clean, DATABASE_URL: databaseUrl, TRAINYARD_SECRET: TEST_SECRET, TRAINYARD_DATA_DIR: path.join(dir, 'data'), ...extra };
+  return {
+    ...clean,
+    DATABASE_URL: databaseUrl,
+    TRAINYARD_SECRET: TEST_SECRET,
+    TRAINYARD_DATA_DIR: path.join(dir, 'data'),
+    ...extra,
+  };
 }
 
 interface Started {
@@ -102,7 +108,12 @@ interface Started {
 }
 
 function trainyard(args: string[], environment: NodeJS.ProcessEnv): Started {
-  const child = spawn(TSX, ['bin/trainyard.ts', ...args], { cwd: process.cwd(), env: environment, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(TSX, ['bin/trainyard.ts', ...args], {
+    cwd: process.cwd(),
+    env: environment,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -129,7 +140,10 @@ async function waitForLine(started: Started, pattern: RegExp, what: string): Pro
 }
 
 /** Runs a command that must fail at start: its exit code and the lines it printed. */
-async function failedStart(args: string[], environment: NodeJS.ProcessEnv): Promise<{ code: number | null; lines: string[] }> {
+async function failedStart(
+  args: string[],
+  environment: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; lines: string[] }> {
   const started = trainyard(args, environment);
   const code = await started.exited;
   return { code, lines: started.output().trim().split('\n') };
@@ -147,7 +161,9 @@ describe('Trainyard on a Temporal server that takes mTLS only', () => {
 
     // The CLI: a user and a token for the JSON API.
     const login = `mtls-${uid()}`;
-    await run(TSX, ['bin/trainyard.ts', 'user', 'add', login, '--role', 'admin'], { env: env({ ...tlsVariables(), TRAINYARD_PASSWORD: `pw-${uid()}-${uid()}` }) });
+    await run(TSX, ['bin/trainyard.ts', 'user', 'add', login, '--role', 'admin'], {
+      env: env({ ...tlsVariables(), TRAINYARD_PASSWORD: `pw-${uid()}-${uid()}` }),
+    });
     const { stdout } = await run(TSX, ['bin/trainyard.ts', 'token', 'create', login], { env: env(tlsVariables()) });
     const token = stdout.trim().split('\n').at(-1)!;
 
@@ -183,7 +199,9 @@ describe('Trainyard on a Temporal server that takes mTLS only', () => {
       90_000,
       250,
     ).catch((error: Error) => {
-      throw new Error(`${error.message}; last seen ${last}\n--- web ---\n${web.output()}\n--- worker ---\n${worker.output()}`);
+      throw new Error(
+        `${error.message}; last seen ${last}\n--- web ---\n${web.output()}\n--- worker ---\n${worker.output()}`,
+      );
     });
     const health = await fetch(`${base}/healthz`);
     expect(health.status).toBe(200);
@@ -211,7 +229,12 @@ describe('Trainyard on a Temporal server that takes mTLS only', () => {
     const dataDir = path.join(dir, 'start-data');
     const child = spawn(TSX, ['bin/start.ts'], {
       cwd: process.cwd(),
-      env: env({ TEMPORAL_CONFIG_FILE: profiles, TEMPORAL_PROFILE: 'mtls', PORT: String(await freePort()), TRAINYARD_DATA_DIR: dataDir }),
+      env: env({
+        TEMPORAL_CONFIG_FILE: profiles,
+        TEMPORAL_PROFILE: 'mtls',
+        PORT: String(await freePort()),
+        TRAINYARD_DATA_DIR: dataDir,
+      }),
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -233,7 +256,10 @@ describe('Trainyard on a Temporal server that takes mTLS only', () => {
 
   it('a CA that did not sign the server’s certificate stops web and worker with one line naming it', async () => {
     const wrongCa = { ...tlsVariables(), TEMPORAL_TLS_SERVER_CA_CERT_PATH: certs.wrongCa };
-    const results = await Promise.all([failedStart(['web'], env({ ...wrongCa, PORT: String(await freePort()) })), failedStart(['worker'], env(wrongCa))]);
+    const results = await Promise.all([
+      failedStart(['web'], env({ ...wrongCa, PORT: String(await freePort()) })),
+      failedStart(['worker'], env(wrongCa)),
+    ]);
     for (const { code, lines } of results) {
       expect(code).toBe(1);
       expect(lines).toContain(
@@ -243,8 +269,15 @@ describe('Trainyard on a Temporal server that takes mTLS only', () => {
   });
 
   it('no client certificate stops web and worker with one line saying mTLS needs one', async () => {
-    const { TEMPORAL_TLS_CLIENT_CERT_PATH: _cert, TEMPORAL_TLS_CLIENT_KEY_PATH: _key, ...withoutClient } = tlsVariables();
-    const results = await Promise.all([failedStart(['web'], env({ ...withoutClient, PORT: String(await freePort()) })), failedStart(['worker'], env(withoutClient))]);
+    const {
+      TEMPORAL_TLS_CLIENT_CERT_PATH: _cert,
+      TEMPORAL_TLS_CLIENT_KEY_PATH: _key,
+      ...withoutClient
+    } = tlsVariables();
+    const results = await Promise.all([
+      failedStart(['web'], env({ ...withoutClient, PORT: String(await freePort()) })),
+      failedStart(['worker'], env(withoutClient)),
+    ]);
     for (const { code, lines } of results) {
       expect(code).toBe(1);
       expect(lines).toContain(
@@ -254,11 +287,17 @@ describe('Trainyard on a Temporal server that takes mTLS only', () => {
   });
 
   it('a client certificate its CA did not sign stops a worker with one line naming it', async () => {
-    const stranger = { ...tlsVariables(), TEMPORAL_TLS_CLIENT_CERT_PATH: certs.strangerCert, TEMPORAL_TLS_CLIENT_KEY_PATH: certs.strangerKey };
+    const stranger = {
+      ...tlsVariables(),
+      TEMPORAL_TLS_CLIENT_CERT_PATH: certs.strangerCert,
+      TEMPORAL_TLS_CLIENT_KEY_PATH: certs.strangerKey,
+    };
     const { code, lines } = await failedStart(['worker'], env(stranger));
     expect(code).toBe(1);
     expect(lines.find((line) => line.startsWith('trainyard: '))).toMatch(
-      new RegExp(`^trainyard: Temporal at ${server!.address} refused the client certificate in TEMPORAL_TLS_CLIENT_CERT_PATH \\(.+\\); use one signed by a CA the server trusts\\.$`),
+      new RegExp(
+        `^trainyard: Temporal at ${server!.address} refused the client certificate in TEMPORAL_TLS_CLIENT_CERT_PATH \\(.+\\); use one signed by a CA the server trusts\\.$`,
+      ),
     );
   });
 
@@ -272,7 +311,14 @@ describe('Trainyard on a Temporal server that takes mTLS only', () => {
 
   it('mistakes in the variables stop a start before it connects, one line each', async () => {
     const missing = path.join(dir, `missing-${crypto.randomBytes(2).toString('hex')}.pem`);
-    const { code, lines } = await failedStart(['worker'], env({ TEMPORAL_ADDRESS: server!.address, TEMPORAL_TLS_CLIENT_CERT_PATH: certs.clientCert, TEMPORAL_TLS_SERVER_CA_CERT_PATH: missing }));
+    const { code, lines } = await failedStart(
+      ['worker'],
+      env({
+        TEMPORAL_ADDRESS: server!.address,
+        TEMPORAL_TLS_CLIENT_CERT_PATH: certs.clientCert,
+        TEMPORAL_TLS_SERVER_CA_CERT_PATH: missing,
+      }),
+    );
     expect(code).toBe(1);
     expect(lines).toEqual([
       `trainyard: TEMPORAL_TLS_SERVER_CA_CERT_PATH=${missing}: no such file.`,

@@ -27,7 +27,11 @@ describe('the real Temporal dev server', () => {
     });
     const client = new Client({ connection });
     const result = await worker.runUntil(
-      client.workflow.execute('echoWorkflow', { taskQueue, workflowId: `echo-${randomUUID()}`, args: ['hello trainyard'] }),
+      client.workflow.execute('echoWorkflow', {
+        taskQueue,
+        workflowId: `echo-${randomUUID()}`,
+        args: ['hello trainyard'],
+      }),
     );
     expect(result).toBe('HELLO TRAINYARD (workflow)');
   });

@@ -9,7 +9,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMachineActivities } from '../../activities/machine.js';
 import { runs } from '../../db/schema.js';
 import { act, createProcess, deleteProcess, findRun, getProcess, logTail } from '../../services/processes.js';
-import { exampleTemplate, localMachine, makeTemplate, startStack, storedPoints, TEST_SECRET, waitFor, waitForStatus, type Stack } from '../support/stack.js';
+import {
+  exampleTemplate,
+  localMachine,
+  makeTemplate,
+  startStack,
+  storedPoints,
+  TEST_SECRET,
+  waitFor,
+  waitForStatus,
+  type Stack,
+} from '../support/stack.js';
 
 const ODD_BYTES_TRAINER = path.resolve('test/integration/fixtures/odd-bytes-trainer.mjs');
 const FIFO_TRAINER = path.resolve('test/integration/fixtures/fifo-trainer.sh');
@@ -78,8 +88,14 @@ describe('FIFOs where the worker reads files', () => {
     const machine = await localMachine(stack, 4);
     const normalTemplate = await exampleTemplate(stack, { step_delay_ms: 20 }, { totalSteps: 100_000 });
     // The helper of fifo-trainer.sh frees a reader stuck on the FIFO after 20 s.
-    const metricsFifo = await makeTemplate(stack, { command: `exec /bin/sh '${FIFO_TRAINER}' "$TRAINYARD_METRICS_FILE" 20`, stopGraceSeconds: 5 });
-    const exitCodeFifo = await makeTemplate(stack, { command: `exec /bin/sh '${FIFO_TRAINER}' "$TRAINYARD_RUN_DIR/exit_code" 20`, stopGraceSeconds: 5 });
+    const metricsFifo = await makeTemplate(stack, {
+      command: `exec /bin/sh '${FIFO_TRAINER}' "$TRAINYARD_METRICS_FILE" 20`,
+      stopGraceSeconds: 5,
+    });
+    const exitCodeFifo = await makeTemplate(stack, {
+      command: `exec /bin/sh '${FIFO_TRAINER}' "$TRAINYARD_RUN_DIR/exit_code" 20`,
+      stopGraceSeconds: 5,
+    });
     const normal = await createProcess(stack.deps, { templateId: normalTemplate.id, machineId: machine.id });
     const onMetrics = await createProcess(stack.deps, { templateId: metricsFifo.id, machineId: machine.id });
     const onExitCode = await createProcess(stack.deps, { templateId: exitCodeFifo.id, machineId: machine.id });
@@ -99,7 +115,12 @@ describe('FIFOs where the worker reads files', () => {
       await act(stack.deps, onExitCode.id, 'start');
       await waitForStatus(stack, onExitCode.id, 'running');
       const exitCodeRun = await findRun(stack.deps, onExitCode.id);
-      await waitFor('the exit_code FIFO', async () => fs.existsSync(path.join(exitCodeRun.runDir!, 'exit_code')) && fs.statSync(path.join(exitCodeRun.runDir!, 'exit_code')).isFIFO());
+      await waitFor(
+        'the exit_code FIFO',
+        async () =>
+          fs.existsSync(path.join(exitCodeRun.runDir!, 'exit_code')) &&
+          fs.statSync(path.join(exitCodeRun.runDir!, 'exit_code')).isFIFO(),
+      );
 
       // A metrics file that is a FIFO is a clear, final error, not a hang.
       const failed = await waitForStatus(stack, onMetrics.id, 'failed', 30_000);
@@ -108,7 +129,11 @@ describe('FIFOs where the worker reads files', () => {
       if (metricsRun.pgid) leftovers.push(metricsRun.pgid);
 
       // The exit_code FIFO run keeps being watched: its points flow, and a stop ends it.
-      await waitFor('points of the exit_code FIFO run', async () => ((await getProcess(stack.deps, onExitCode.id)).progress.step ?? 0) > 10, 30_000);
+      await waitFor(
+        'points of the exit_code FIFO run',
+        async () => ((await getProcess(stack.deps, onExitCode.id)).progress.step ?? 0) > 10,
+        30_000,
+      );
       const stepBefore = (await getProcess(stack.deps, normal.id)).progress.step ?? 0;
       await new Promise((resolve) => setTimeout(resolve, 3000));
       expect((await getProcess(stack.deps, normal.id)).progress.step ?? 0).toBeGreaterThan(stepBefore);
@@ -147,10 +172,26 @@ describe('removing run directories', () => {
       fs.mkdirSync(path.join(bigDir, `d${d}`), { recursive: true });
       execFileSync('/bin/sh', ['-c', 'cd "$1" && seq -f f%g 1 1000 | xargs touch', 'make', path.join(bigDir, `d${d}`)]);
     }
-    await stack.database.db.insert(runs).values({ processId: created.id, number: 2, machineId: machine.id, templateSnapshot: {}, params: {}, runDir: bigDir, ownerAttempt: 'test' });
+    await stack.database.db.insert(runs).values({
+      processId: created.id,
+      number: 2,
+      machineId: machine.id,
+      templateSnapshot: {},
+      params: {},
+      runDir: bigDir,
+      ownerAttempt: 'test',
+    });
 
     // The activity as the worker runs it, with a heartbeat every 10 ms to see it beat during the removal.
-    const machineActivities = createMachineActivities({ db: stack.database.db, sql: stack.database.sql, machine, dataDir: stack.dataDir, secret: TEST_SECRET, keysDir: null, heartbeatMs: 10 });
+    const machineActivities = createMachineActivities({
+      db: stack.database.db,
+      sql: stack.database.sql,
+      machine,
+      dataDir: stack.dataDir,
+      secret: TEST_SECRET,
+      keysDir: null,
+      heartbeatMs: 10,
+    });
     const environment = new MockActivityEnvironment();
     const beats: number[] = [];
     environment.on('heartbeat', () => beats.push(Date.now()));

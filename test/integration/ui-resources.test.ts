@@ -9,7 +9,8 @@ import { makeActor, startApp, viaSession, type Actor, type TestApp } from '../su
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { startStack, uid, type Stack } from '../support/stack.js';
 
-const htmlOf = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+const htmlOf = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 
 let stack: Stack;
 let web: TestApp;
@@ -43,8 +44,27 @@ describe('the Target machines page', () => {
     const name = `probed-${uid()}`;
     // Disabled, so the workers' periodic probe leaves the stored results alone.
     await stack.database.db.insert(machines).values([
-      { name, enabled: false, address: `ok-${uid()}.example`, sshUser: 'u', probe: { reachable: true, freeDiskBytes: 50 * 1024 ** 3, gpus: [{ index: 0, name: 'A100', memoryMiB: 81920 }], probedAt: new Date().toISOString() }, probedAt: new Date() },
-      { name: `down-${uid()}`, enabled: false, address: `down-${uid()}.example`, sshUser: 'u', probe: { reachable: false, error: 'connect ECONNREFUSED', probedAt: new Date().toISOString() }, probedAt: new Date() },
+      {
+        name,
+        enabled: false,
+        address: `ok-${uid()}.example`,
+        sshUser: 'u',
+        probe: {
+          reachable: true,
+          freeDiskBytes: 50 * 1024 ** 3,
+          gpus: [{ index: 0, name: 'A100', memoryMiB: 81920 }],
+          probedAt: new Date().toISOString(),
+        },
+        probedAt: new Date(),
+      },
+      {
+        name: `down-${uid()}`,
+        enabled: false,
+        address: `down-${uid()}.example`,
+        sshUser: 'u',
+        probe: { reachable: false, error: 'connect ECONNREFUSED', probedAt: new Date().toISOString() },
+        probedAt: new Date(),
+      },
     ]);
     const response = await page(viewer, '/machines');
     expect(response.statusCode).toBe(200);
@@ -79,24 +99,52 @@ describe('the Target machines page', () => {
     const bad = await htmx(admin, 'POST', '/machines/host-key', { address: 'not an address' });
     expect(bad.statusCode).toBe(422);
     expect(bad.body).toContain('class="field-error"');
-    expect((await htmx(viewer, 'POST', '/machines/host-key', { address: `${sshd.host}:${sshd.port}` })).statusCode).toBe(403);
+    expect(
+      (await htmx(viewer, 'POST', '/machines/host-key', { address: `${sshd.host}:${sshd.port}` })).statusCode,
+    ).toBe(403);
   });
 
   it('adds an SSH machine from the form; errors stay beside their fields with the input kept', async () => {
     const form = await htmx(admin, 'GET', '/machines/new');
     expect(form.body.startsWith('<form id="machine-form-inner"')).toBe(true);
-    for (const label of ['Адрес (host или host:port)', 'Пользователь SSH', 'Закрытый ключ SSH', 'Отпечаток ключа хоста', 'Получить с сервера', 'Слоты', 'Сохранить']) {
+    for (const label of [
+      'Адрес (host или host:port)',
+      'Пользователь SSH',
+      'Закрытый ключ SSH',
+      'Отпечаток ключа хоста',
+      'Получить с сервера',
+      'Слоты',
+      'Сохранить',
+    ]) {
       expect(form.body).toContain(label);
     }
     const name = `box-${uid()}`;
-    const wrong = await htmx(admin, 'POST', '/machines', { name, address: 'bad address!', sshUser: '', privateKey: '', slots: 'two', gpus: '', lostTimeoutSeconds: '600', hostKeyFingerprint: '' });
+    const wrong = await htmx(admin, 'POST', '/machines', {
+      name,
+      address: 'bad address!',
+      sshUser: '',
+      privateKey: '',
+      slots: 'two',
+      gpus: '',
+      lostTimeoutSeconds: '600',
+      hostKeyFingerprint: '',
+    });
     expect(wrong.statusCode).toBe(422);
     expect(wrong.headers['hx-retarget']).toBe('#machine-form');
     expect(fieldError(wrong, 'machine', 'sshUser')).toBe('Обязательное поле.');
     expect(fieldError(wrong, 'machine', 'slots')).toBe('Нужно целое число.');
     expect(wrong.body).toContain(`value="${name}"`);
     expect(wrong.body).toContain('value="bad address!"');
-    const badAddress = await htmx(admin, 'POST', '/machines', { name, address: 'bad address!', sshUser: 'trainer', privateKey: sshd.privateKey, slots: '2', gpus: '', lostTimeoutSeconds: '600', hostKeyFingerprint: '' });
+    const badAddress = await htmx(admin, 'POST', '/machines', {
+      name,
+      address: 'bad address!',
+      sshUser: 'trainer',
+      privateKey: sshd.privateKey,
+      slots: '2',
+      gpus: '',
+      lostTimeoutSeconds: '600',
+      hostKeyFingerprint: '',
+    });
     expect(fieldError(badAddress, 'machine', 'address')).toContain('is not an address');
     // The key is never echoed back, even in a failed form.
     expect(badAddress.body).not.toContain('PRIVATE KEY-----\n');
@@ -116,7 +164,13 @@ describe('the Target machines page', () => {
     expect(saved.body).toMatch(/^<tr id="machine-\d+"/);
     expect(saved.body).toContain('Ещё не проверялась');
     const [row] = await stack.database.db.select().from(machines).where(eq(machines.name, name));
-    expect(row).toMatchObject({ slots: 2, gpus: [0, 1], lostTimeoutSeconds: 120, hostKeyFingerprint: sshd.hostKeyFingerprint, sshUser: sshd.username });
+    expect(row).toMatchObject({
+      slots: 2,
+      gpus: [0, 1],
+      lostTimeoutSeconds: 120,
+      hostKeyFingerprint: sshd.hostKeyFingerprint,
+      sshUser: sshd.username,
+    });
     expect(row!.privateKeyEncrypted).toBeTruthy();
     expect(row!.privateKeyEncrypted).not.toContain('PRIVATE KEY');
 
@@ -176,13 +230,28 @@ describe('the template pages', () => {
 
     const form = await page(admin, '/training/templates/new');
     expect(form.statusCode).toBe(200);
-    for (const label of ['Добавить шаблон', 'Команда', 'Гиперпараметры (JSON)', 'Всего шагов', 'Время на остановку, с', 'Сохранить']) expect(form.body).toContain(label);
+    for (const label of [
+      'Добавить шаблон',
+      'Команда',
+      'Гиперпараметры (JSON)',
+      'Всего шагов',
+      'Время на остановку, с',
+      'Сохранить',
+    ])
+      expect(form.body).toContain(label);
 
     const name = `form template ${uid()}`;
     const bad = await viaSession(web.app, admin, {
       method: 'POST',
       url: '/training/templates',
-      payload: { name, command: '', params: '{"lr": ', totalSteps: '1.5', stopGraceSeconds: '30', env: 'GOOD=1\nnot a line' },
+      payload: {
+        name,
+        command: '',
+        params: '{"lr": ',
+        totalSteps: '1.5',
+        stopGraceSeconds: '30',
+        env: 'GOOD=1\nnot a line',
+      },
     });
     expect(bad.statusCode).toBe(422);
     expect(fieldError(bad, 'template', 'command')).toBe('Обязательное поле.');
@@ -192,34 +261,68 @@ describe('the template pages', () => {
     expect(bad.body).toContain(`value="${name}"`);
     expect(bad.body).toContain(htmlOf('{"lr": '));
 
-    const reserved = await viaSession(web.app, admin, { method: 'POST', url: '/training/templates', payload: { name, command: 'true', env: 'TRAINYARD_RUN_DIR=/x', stopGraceSeconds: '30' } });
+    const reserved = await viaSession(web.app, admin, {
+      method: 'POST',
+      url: '/training/templates',
+      payload: { name, command: 'true', env: 'TRAINYARD_RUN_DIR=/x', stopGraceSeconds: '30' },
+    });
     expect(reserved.statusCode).toBe(422);
     expect(fieldError(reserved, 'template', 'env')).toContain('TRAINYARD_ variables are set by Trainyard itself');
 
     const saved = await viaSession(web.app, admin, {
       method: 'POST',
       url: '/training/templates',
-      payload: { name, description: 'd', command: 'python train.py', params: '{"lr": 0.1}', totalSteps: '500', stopGraceSeconds: '15', env: 'A=1\nB=two=2', workingDir: '' },
+      payload: {
+        name,
+        description: 'd',
+        command: 'python train.py',
+        params: '{"lr": 0.1}',
+        totalSteps: '500',
+        stopGraceSeconds: '15',
+        env: 'A=1\nB=two=2',
+        workingDir: '',
+      },
     });
     expect(saved.statusCode).toBe(303);
     const [row] = await stack.database.db.select().from(templates).where(eq(templates.name, name));
     expect(saved.headers.location).toBe(`/training/templates/${row!.id}/processes`);
-    expect(row).toMatchObject({ command: 'python train.py', params: { lr: 0.1 }, totalSteps: 500, stopGraceSeconds: 15, env: { A: '1', B: 'two=2' }, workingDir: null });
+    expect(row).toMatchObject({
+      command: 'python train.py',
+      params: { lr: 0.1 },
+      totalSteps: 500,
+      stopGraceSeconds: 15,
+      env: { A: '1', B: 'two=2' },
+      workingDir: null,
+    });
   });
 
   it('edits a template with its values filled in, refuses a taken name beside the field, deletes it after confirmation', async () => {
-    const [other] = await stack.database.db.insert(templates).values({ name: `taken ${uid()}`, command: 'true' }).returning();
-    const [row] = await stack.database.db.insert(templates).values({ name: `edit me ${uid()}`, command: 'echo "hi"', params: { a: 1 }, totalSteps: 10 }).returning();
+    const [other] = await stack.database.db
+      .insert(templates)
+      .values({ name: `taken ${uid()}`, command: 'true' })
+      .returning();
+    const [row] = await stack.database.db
+      .insert(templates)
+      .values({ name: `edit me ${uid()}`, command: 'echo "hi"', params: { a: 1 }, totalSteps: 10 })
+      .returning();
     const edit = await page(admin, `/training/templates/${row!.id}/edit`);
     expect(edit.statusCode).toBe(200);
     expect(edit.body).toContain('Изменить шаблон');
     expect(edit.body).toContain(htmlOf('echo "hi"'));
     expect(edit.body).toContain(`hx-delete="/training/templates/${row!.id}"`);
     expect(edit.body).toContain('hx-confirm="Удалить шаблон');
-    const taken = await viaSession(web.app, admin, { method: 'POST', url: `/training/templates/${row!.id}`, payload: { name: other!.name, command: 'true', stopGraceSeconds: '30' } });
+    const taken = await viaSession(web.app, admin, {
+      method: 'POST',
+      url: `/training/templates/${row!.id}`,
+      payload: { name: other!.name, command: 'true', stopGraceSeconds: '30' },
+    });
     expect(taken.statusCode).toBe(422);
     expect(fieldError(taken, 'template', 'name')).toContain('already exists');
-    const saved = await viaSession(web.app, admin, { method: 'POST', url: `/training/templates/${row!.id}`, payload: { name: row!.name, command: 'echo changed', params: '', totalSteps: '', stopGraceSeconds: '5' } });
+    const saved = await viaSession(web.app, admin, {
+      method: 'POST',
+      url: `/training/templates/${row!.id}`,
+      payload: { name: row!.name, command: 'echo changed', params: '', totalSteps: '', stopGraceSeconds: '5' },
+    });
     expect(saved.statusCode).toBe(303);
     const [after] = await stack.database.db.select().from(templates).where(eq(templates.id, row!.id));
     expect(after).toMatchObject({ command: 'echo changed', params: {}, totalSteps: null, stopGraceSeconds: 5 });
@@ -230,7 +333,10 @@ describe('the template pages', () => {
 
   it('shows a hostile template name as text in the edit form', async () => {
     const name = `"><script>alert('t${uid()}')</script>`;
-    const [row] = await stack.database.db.insert(templates).values({ name, command: '</textarea><script>x()</script>' }).returning();
+    const [row] = await stack.database.db
+      .insert(templates)
+      .values({ name, command: '</textarea><script>x()</script>' })
+      .returning();
     const edit = await page(admin, `/training/templates/${row!.id}/edit`);
     expect(edit.body).toContain(`value="${htmlOf(name)}"`);
     expect(edit.body).not.toContain('<script>alert(');

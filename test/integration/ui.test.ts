@@ -14,9 +14,18 @@ import { menuFor, STATUS_LABELS, type ProcessStatus } from '../../domain/status.
 import { loadConfig } from '../../lib/config.js';
 import { createUser } from '../../services/accounts.js';
 import type { ProcessView } from '../../services/processes.js';
-import { exampleTemplate, makeTemplate, startStack, uid, waitFor, waitForStatus, type Stack } from '../support/stack.js';
+import {
+  exampleTemplate,
+  makeTemplate,
+  startStack,
+  uid,
+  waitFor,
+  waitForStatus,
+  type Stack,
+} from '../support/stack.js';
 
-const htmlOf = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+const htmlOf = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 const TEMPORAL_UI = 'http://temporal-ui.example:8233';
 
 let stack: Stack;
@@ -51,7 +60,12 @@ interface Session {
 async function session(role: string | null, templateId?: number): Promise<Session> {
   const login = `ui-${uid()}`;
   const password = `pw-${uid()}-${uid()}`;
-  const user = await createUser(stack.database.db, { login, password, ...(role ? { role } : {}), ...(templateId !== undefined ? { templateId } : {}) });
+  const user = await createUser(stack.database.db, {
+    login,
+    password,
+    ...(role ? { role } : {}),
+    ...(templateId !== undefined ? { templateId } : {}),
+  });
   const response = await app.inject({ method: 'POST', url: '/login', payload: { login, password } });
   const cookie = response.cookies.find((c) => c.name === 'ty_session')!.value;
   const any = await app.inject({ method: 'GET', url: '/training/templates', cookies: { ty_session: cookie } });
@@ -69,23 +83,50 @@ function get(s: Session, url: string, headers: Record<string, string> = {}) {
   return app.inject({ method: 'GET', url, cookies: s.cookies, headers });
 }
 function htmx(s: Session, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: Record<string, string>) {
-  return app.inject({ method, url, cookies: s.cookies, headers: { 'hx-request': 'true', 'x-csrf-token': s.csrf }, ...(payload ? { payload } : {}) });
+  return app.inject({
+    method,
+    url,
+    cookies: s.cookies,
+    headers: { 'hx-request': 'true', 'x-csrf-token': s.csrf },
+    ...(payload ? { payload } : {}),
+  });
 }
 
 /** A process row straight in the database: no workflow, for pages that only read. */
 async function rowProcess(templateId: number, values: Partial<typeof processes.$inferInsert> = {}) {
-  const [row] = await stack.database.db.insert(processes).values({ templateId, machineId: local.id, ...values }).returning();
+  const [row] = await stack.database.db
+    .insert(processes)
+    .values({ templateId, machineId: local.id, ...values })
+    .returning();
   return row!;
 }
 
-async function runWithMetrics(processId: number, number: number, series: Record<string, Array<[number, number]>>, finished = true) {
+async function runWithMetrics(
+  processId: number,
+  number: number,
+  series: Record<string, Array<[number, number]>>,
+  finished = true,
+) {
   const [run] = await stack.database.db
     .insert(runs)
-    .values({ processId, number, templateSnapshot: {}, machineId: local.id, status: finished ? 'completed' : 'running', startedAt: new Date(), finishedAt: finished ? new Date() : null, step: 10, totalSteps: 100 })
+    .values({
+      processId,
+      number,
+      templateSnapshot: {},
+      machineId: local.id,
+      status: finished ? 'completed' : 'running',
+      startedAt: new Date(),
+      finishedAt: finished ? new Date() : null,
+      step: 10,
+      totalSteps: 100,
+    })
     .returning();
   for (const [name, points] of Object.entries(series)) {
     const [s] = await stack.database.db.insert(metricSeries).values({ runId: run!.id, name }).returning();
-    if (points.length) await stack.database.db.insert(metricPoints).values(points.map(([step, value]) => ({ seriesId: s!.id, step, value })));
+    if (points.length)
+      await stack.database.db
+        .insert(metricPoints)
+        .values(points.map(([step, value]) => ({ seriesId: s!.id, step, value })));
   }
   return run!;
 }
@@ -103,14 +144,32 @@ describe('the processes page', () => {
     const s = await admin();
     const response = await get(s, `/training/templates/${template.id}/processes`);
     expect(response.statusCode).toBe(200);
-    for (const label of ['Обучение', 'Шаблоны обучения', 'Процессы', 'Добавить процессы обучения', '☰', STATUS_LABELS.created.ru]) expect(response.body).toContain(label);
+    for (const label of [
+      'Обучение',
+      'Шаблоны обучения',
+      'Процессы',
+      'Добавить процессы обучения',
+      '☰',
+      STATUS_LABELS.created.ru,
+    ])
+      expect(response.body).toContain(label);
     expect(response.body).toContain(`id="process-${p.id}-row"`);
     expect(response.body).toContain(`data-events="/training/templates/${template.id}/processes/events?after=0"`);
     expect(menuOf(response.body, p.id)).toEqual(labels('created'));
 
     // (Another admin: switching the language is remembered for the user.)
     const en = await get(await session('admin'), `/training/templates/${template.id}/processes?lang=en`);
-    for (const label of ['>Training<', 'Training templates', 'Processes', 'Add training process', '>Created<', '>Start<', '>Training monitoring<', '>Delete<']) expect(en.body).toContain(label);
+    for (const label of [
+      '>Training<',
+      'Training templates',
+      'Processes',
+      'Add training process',
+      '>Created<',
+      '>Start<',
+      '>Training monitoring<',
+      '>Delete<',
+    ])
+      expect(en.body).toContain(label);
     expect(en.body).not.toContain('Добавить процессы обучения');
   });
 
@@ -154,9 +213,17 @@ describe('the processes page', () => {
     expect(forbidden.body).toContain('<html');
     const visitor = await app.inject({ method: 'GET', url: `/training/templates/${template.id}/processes` });
     expect(visitor.statusCode).toBe(303);
-    expect(visitor.headers.location).toBe(`/login?next=${encodeURIComponent(`/training/templates/${template.id}/processes`)}`);
-    const htmxVisitor = await app.inject({ method: 'GET', url: `/training/processes/1/details`, headers: { 'hx-request': 'true', 'hx-current-url': `http://x/training/templates/${template.id}/processes` } });
-    expect(htmxVisitor.headers['hx-redirect']).toBe(`/login?next=${encodeURIComponent(`/training/templates/${template.id}/processes`)}`);
+    expect(visitor.headers.location).toBe(
+      `/login?next=${encodeURIComponent(`/training/templates/${template.id}/processes`)}`,
+    );
+    const htmxVisitor = await app.inject({
+      method: 'GET',
+      url: `/training/processes/1/details`,
+      headers: { 'hx-request': 'true', 'hx-current-url': `http://x/training/templates/${template.id}/processes` },
+    });
+    expect(htmxVisitor.headers['hx-redirect']).toBe(
+      `/login?next=${encodeURIComponent(`/training/templates/${template.id}/processes`)}`,
+    );
   });
 
   it('pages through many processes with a cursor, and the feed watches only the page’s window', async () => {
@@ -179,8 +246,16 @@ describe('hostile names', () => {
     const templateName = `<script>alert("t${tag}")</script> 'q' & "dq"`;
     const machineName = `<img src=x onerror="alert('m${tag}')">`;
     const error = `</pre><script>alert("e${tag}")</script>`;
-    const template = await makeTemplate(stack, { name: templateName, description: `<b>${tag}</b>`, command: 'true', params: { '<k>': '"v"' } });
-    const [machine] = await stack.database.db.insert(machines).values({ name: machineName, address: `host-${tag}.example`, kind: 'ssh', sshUser: 'u' }).returning();
+    const template = await makeTemplate(stack, {
+      name: templateName,
+      description: `<b>${tag}</b>`,
+      command: 'true',
+      params: { '<k>': '"v"' },
+    });
+    const [machine] = await stack.database.db
+      .insert(machines)
+      .values({ name: machineName, address: `host-${tag}.example`, kind: 'ssh', sshUser: 'u' })
+      .returning();
     const p = await rowProcess(template.id, { machineId: machine!.id, status: 'failed', lastError: error });
     await runWithMetrics(p.id, 1, { loss: [[1, 1]] });
     const s = await admin();
@@ -209,7 +284,8 @@ describe('hostile names', () => {
     expect(form.body).toContain(htmlOf(machineName));
     // The monitoring page embeds its data as JSON that cannot close the script element.
     const monitoring = await get(s, `/training/processes/${p.id}/monitoring`);
-    const script = /<script type="application\/json" id="chart-data">([\s\S]*?)<\/script>/.exec(monitoring.body)?.[1] ?? '';
+    const script =
+      /<script type="application\/json" id="chart-data">([\s\S]*?)<\/script>/.exec(monitoring.body)?.[1] ?? '';
     expect(script).not.toContain('<');
     expect(monitoring.body).toContain(htmlOf(templateName));
   });
@@ -222,7 +298,8 @@ describe('adding a process', () => {
     const fragment = await htmx(s, 'GET', `/training/templates/${template.id}/processes/new`);
     expect(fragment.statusCode).toBe(200);
     expect(fragment.body.startsWith('<form id="add-process-form"')).toBe(true);
-    for (const label of ['Добавить процессы обучения', 'Адрес целевой машины', 'Сохранить']) expect(fragment.body).toContain(label);
+    for (const label of ['Добавить процессы обучения', 'Адрес целевой машины', 'Сохранить'])
+      expect(fragment.body).toContain(label);
     expect(fragment.body).toMatch(new RegExp(`<option value="${local.id}"[^>]*>local</option>`));
     expect(fragment.body).toContain('href="/machines"');
     const page = await get(s, `/training/templates/${template.id}/processes/new`);
@@ -237,21 +314,34 @@ describe('adding a process', () => {
   it('keeps the input and shows each error beside its field', async () => {
     const template = await exampleTemplate(stack);
     const s = await admin();
-    const missing = await htmx(s, 'POST', `/training/templates/${template.id}/processes`, { machineId: '', params: '{"learning_rate": 0.5' });
+    const missing = await htmx(s, 'POST', `/training/templates/${template.id}/processes`, {
+      machineId: '',
+      params: '{"learning_rate": 0.5',
+    });
     expect(missing.statusCode).toBe(422);
     expect(missing.headers['hx-retarget']).toBe('#add-process');
     expect(missing.headers['hx-reswap']).toBe('innerHTML');
     expect(missing.body).toContain('id="add-process-machineId-error">Обязательное поле.</p>');
     expect(missing.body).toContain('id="add-process-params-error">Это не JSON:');
     expect(missing.body).toContain(htmlOf('{"learning_rate": 0.5'));
-    const array = await htmx(s, 'POST', `/training/templates/${template.id}/processes`, { machineId: String(local.id), params: '[1]' });
+    const array = await htmx(s, 'POST', `/training/templates/${template.id}/processes`, {
+      machineId: String(local.id),
+      params: '[1]',
+    });
     expect(array.body).toContain('id="add-process-params-error">Нужен JSON-объект');
     expect(array.body).toMatch(new RegExp(`<option value="${local.id}" selected>`));
-    const unknownMachine = await htmx(s, 'POST', `/training/templates/${template.id}/processes`, { machineId: '99999999' });
+    const unknownMachine = await htmx(s, 'POST', `/training/templates/${template.id}/processes`, {
+      machineId: '99999999',
+    });
     expect(unknownMachine.statusCode).toBe(422);
     expect(unknownMachine.body).toContain('id="add-process-machineId-error">Machine 99999999 does not exist.');
     // Without htmx: the whole page, with the form and its errors.
-    const plain = await app.inject({ method: 'POST', url: `/training/templates/${template.id}/processes`, cookies: s.cookies, payload: { _csrf: s.csrf, machineId: '' } });
+    const plain = await app.inject({
+      method: 'POST',
+      url: `/training/templates/${template.id}/processes`,
+      cookies: s.cookies,
+      payload: { _csrf: s.csrf, machineId: '' },
+    });
     expect(plain.statusCode).toBe(422);
     expect(plain.body).toContain('<html');
     expect(plain.body).toContain('Обязательное поле.');
@@ -260,7 +350,10 @@ describe('adding a process', () => {
   it('answers Save with the new row, status Создан, for htmx to append; and redirects a plain form post', async () => {
     const template = await exampleTemplate(stack);
     const s = await admin();
-    const response = await htmx(s, 'POST', `/training/templates/${template.id}/processes`, { machineId: String(local.id), params: '{"seed": 3}' });
+    const response = await htmx(s, 'POST', `/training/templates/${template.id}/processes`, {
+      machineId: String(local.id),
+      params: '{"seed": 3}',
+    });
     expect(response.statusCode).toBe(200);
     expect(response.headers['hx-trigger-after-swap']).toBe('process-created');
     expect(response.body.startsWith('<tbody id="process-')).toBe(true);
@@ -269,14 +362,21 @@ describe('adding a process', () => {
     const [row] = await stack.database.db.select().from(processes).where(eq(processes.id, id));
     expect(row!.params).toEqual({ seed: 3 });
     expect((await get(s, `/training/processes/${id}/facts`)).body).toContain(`<code>${htmlOf('{"seed":3}')}</code>`);
-    const plain = await app.inject({ method: 'POST', url: `/training/templates/${template.id}/processes`, cookies: s.cookies, payload: { _csrf: s.csrf, machineId: String(local.id) } });
+    const plain = await app.inject({
+      method: 'POST',
+      url: `/training/templates/${template.id}/processes`,
+      cookies: s.cookies,
+      payload: { _csrf: s.csrf, machineId: String(local.id) },
+    });
     expect(plain.statusCode).toBe(303);
     expect(plain.headers.location).toBe(`/training/templates/${template.id}/processes`);
   });
 
   it('refuses a viewer with a 403 fragment for htmx, in #flash', async () => {
     const template = await exampleTemplate(stack);
-    const response = await htmx(await session('viewer'), 'POST', `/training/templates/${template.id}/processes`, { machineId: String(local.id) });
+    const response = await htmx(await session('viewer'), 'POST', `/training/templates/${template.id}/processes`, {
+      machineId: String(local.id),
+    });
     expect(response.statusCode).toBe(403);
     expect(response.headers['hx-retarget']).toBe('#flash');
     expect(response.body).toContain('class="flash error"');
@@ -288,7 +388,9 @@ describe('actions and fragments of a live process', () => {
   it('starts, shows details with ~До окончания and the Temporal link, logs, refuses what the status table refuses, stops, deletes', async () => {
     const template = await exampleTemplate(stack, { step_delay_ms: 10 }, { totalSteps: 100_000 });
     const s = await admin();
-    const created = await htmx(s, 'POST', `/training/templates/${template.id}/processes`, { machineId: String(local.id) });
+    const created = await htmx(s, 'POST', `/training/templates/${template.id}/processes`, {
+      machineId: String(local.id),
+    });
     const id = Number(/data-id="(\d+)"/.exec(created.body)![1]);
 
     // Refused before the workflow is asked, in the user's language, as a #flash fragment.
@@ -303,36 +405,59 @@ describe('actions and fragments of a live process', () => {
     expect(started.body).toMatch(/data-version="\d+"/);
     await waitForStatus(stack, id, 'running');
     // Page actions land in the audit log under the same names as the API's.
-    const audited = await waitFor('the audit entry', async () => {
-      const rows = await stack.database.db.select().from(auditEvents).where(and(eq(auditEvents.targetId, String(id)), eq(auditEvents.action, 'process.start')));
-      return rows[0] ?? null;
-    }, 5000, 50);
+    const audited = await waitFor(
+      'the audit entry',
+      async () => {
+        const rows = await stack.database.db
+          .select()
+          .from(auditEvents)
+          .where(and(eq(auditEvents.targetId, String(id)), eq(auditEvents.action, 'process.start')));
+        return rows[0] ?? null;
+      },
+      5000,
+      50,
+    );
     expect(audited).toMatchObject({ targetType: 'process', outcome: 'ok' });
-    const facts = await waitFor('an ETA', async () => {
-      const r = await get(s, `/training/processes/${id}/facts`);
-      return /data-fact="eta">~\d/.test(r.body) ? r : null;
-    }, 30_000, 300);
+    const facts = await waitFor(
+      'an ETA',
+      async () => {
+        const r = await get(s, `/training/processes/${id}/facts`);
+        return /data-fact="eta">~\d/.test(r.body) ? r : null;
+      },
+      30_000,
+      300,
+    );
     expect(facts.body).toContain('~До окончания');
     expect(facts.body).toContain(`hx-trigger="refresh, every 2s [document.visibilityState === &#39;visible&#39;]"`);
     const details = await get(s, `/training/processes/${id}/details`);
     expect(details.body.startsWith(`<tr id="process-${id}-details" class="details">`)).toBe(true);
     expect(details.body).toContain(`href="${TEMPORAL_UI}/namespaces/default/workflows/training-process-${id}"`);
     expect(details.body).toContain('Показать stdout / stderr');
-    const logs = await waitFor('stdout', async () => {
-      const r = await get(s, `/training/processes/${id}/logs?slot=process-${id}-logs`);
-      return r.body.includes('<pre class="log">') ? r : null;
-    }, 30_000, 300);
+    const logs = await waitFor(
+      'stdout',
+      async () => {
+        const r = await get(s, `/training/processes/${id}/logs?slot=process-${id}-logs`);
+        return r.body.includes('<pre class="log">') ? r : null;
+      },
+      30_000,
+      300,
+    );
     expect(logs.body).toContain('<h3>stdout</h3>');
     expect(logs.body).toContain('<h3>stderr</h3>');
     const row = await get(s, `/training/processes/${id}/row`);
     expect(menuOf(row.body, id)).toEqual(labels('running'));
 
     // The monitoring data polls JSON while the run is live.
-    const metrics = await waitFor('points', async () => {
-      const r = await get(s, `/training/processes/${id}/metrics`);
-      const body = r.json<{ live: boolean; runs: Array<{ series: Record<string, unknown[]> }> }>();
-      return (body.runs[0]?.series.loss?.length ?? 0) > 0 ? body : null;
-    }, 30_000, 300);
+    const metrics = await waitFor(
+      'points',
+      async () => {
+        const r = await get(s, `/training/processes/${id}/metrics`);
+        const body = r.json<{ live: boolean; runs: Array<{ series: Record<string, unknown[]> }> }>();
+        return (body.runs[0]?.series.loss?.length ?? 0) > 0 ? body : null;
+      },
+      30_000,
+      300,
+    );
     expect(metrics.live).toBe(true);
     expect(Object.keys(metrics.runs[0]!.series)).toEqual(['lr', 'loss', 'test_accuracy']);
 
@@ -347,7 +472,10 @@ describe('actions and fragments of a live process', () => {
     const deleted = await htmx(s, 'DELETE', `/training/processes/${id}`);
     expect(deleted.statusCode).toBe(200);
     expect(deleted.body).toContain('Удаляется…');
-    await waitFor('the process to go', async () => (await stack.database.db.select().from(processes).where(eq(processes.id, id))).length === 0);
+    await waitFor(
+      'the process to go',
+      async () => (await stack.database.db.select().from(processes).where(eq(processes.id, id))).length === 0,
+    );
     const gone = await htmx(s, 'GET', `/training/processes/${id}/row`);
     expect(gone.statusCode).toBe(404);
     expect(gone.headers['hx-retarget']).toBe('#flash');
@@ -378,23 +506,55 @@ describe('training monitoring', () => {
   it('embeds the chart data with NaN and infinities as strings, warns where the curve breaks, picks and overlays runs', async () => {
     const template = await exampleTemplate(stack);
     const p = await rowProcess(template.id, { status: 'completed' });
-    await runWithMetrics(p.id, 1, { lr: [[1, 0.001], [2, 0.002]], loss: [[1, 0.9], [2, 0.8]], test_accuracy: [[2, 0.5]] });
-    await runWithMetrics(p.id, 2, { lr: [[1, 0.001], [2, 0.002], [3, 0.003]], loss: [[1, 0.9], [2, Number.NaN], [3, Number.POSITIVE_INFINITY]], test_accuracy: [[3, 0.6]], other: [[1, 5]] });
+    await runWithMetrics(p.id, 1, {
+      lr: [
+        [1, 0.001],
+        [2, 0.002],
+      ],
+      loss: [
+        [1, 0.9],
+        [2, 0.8],
+      ],
+      test_accuracy: [[2, 0.5]],
+    });
+    await runWithMetrics(p.id, 2, {
+      lr: [
+        [1, 0.001],
+        [2, 0.002],
+        [3, 0.003],
+      ],
+      loss: [
+        [1, 0.9],
+        [2, Number.NaN],
+        [3, Number.POSITIVE_INFINITY],
+      ],
+      test_accuracy: [[3, 0.6]],
+      other: [[1, 5]],
+    });
     const s = await admin();
     const page = await get(s, `/training/processes/${p.id}/monitoring`);
     expect(page.statusCode).toBe(200);
-    const data = JSON.parse(/<script type="application\/json" id="chart-data">([\s\S]*?)<\/script>/.exec(page.body)![1]!) as {
+    const data = JSON.parse(
+      /<script type="application\/json" id="chart-data">([\s\S]*?)<\/script>/.exec(page.body)![1]!,
+    ) as {
       live: boolean;
       runs: Array<{ number: number; series: Record<string, Array<[number, number | string]>> }>;
       warnings: string[];
       colors: Record<string, string>;
     };
     expect(data.runs.map((r) => r.number)).toEqual([2]);
-    expect(data.runs[0]!.series.loss).toEqual([[1, 0.9], [2, 'NaN'], [3, 'Infinity']]);
+    expect(data.runs[0]!.series.loss).toEqual([
+      [1, 0.9],
+      [2, 'NaN'],
+      [3, 'Infinity'],
+    ]);
     expect(Object.keys(data.runs[0]!.series)).toEqual(['lr', 'loss', 'test_accuracy']);
     expect(data.live).toBe(false);
     expect(data.colors).toEqual({ lr: '#2a9d4b', loss: '#2f6fdb', test_accuracy: '#d6393f' });
-    expect(data.warnings).toEqual(['loss = NaN на шаге 2 (прогон 2): кривая там прерывается.', 'loss = Infinity на шаге 3 (прогон 2): кривая там прерывается.']);
+    expect(data.warnings).toEqual([
+      'loss = NaN на шаге 2 (прогон 2): кривая там прерывается.',
+      'loss = Infinity на шаге 3 (прогон 2): кривая там прерывается.',
+    ]);
     expect(page.body).toContain('⚠ loss = NaN на шаге 2 (прогон 2)');
     expect(page.body).toMatch(/<option value="2" selected>Прогон 2 · Завершён/);
     expect(page.body).toContain('Сравнить с');
@@ -417,10 +577,13 @@ describe('the live feed', () => {
     await app.listen({ port: 0, host: '127.0.0.1' });
     const port = (app.server.address() as AddressInfo).port;
     const controller = new AbortController();
-    const response = await fetch(`http://127.0.0.1:${port}/training/templates/${template.id}/processes/events?after=0&known=${p.id}:0`, {
-      headers: { cookie: `ty_session=${s.cookies.ty_session}` },
-      signal: controller.signal,
-    });
+    const response = await fetch(
+      `http://127.0.0.1:${port}/training/templates/${template.id}/processes/events?after=0&known=${p.id}:0`,
+      {
+        headers: { cookie: `ty_session=${s.cookies.ty_session}` },
+        signal: controller.signal,
+      },
+    );
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
     const reader = response.body!.getReader();
@@ -432,7 +595,11 @@ describe('the live feed', () => {
         const match = new RegExp(`event: ${event}\\n((?:data: .*\\n)+)\\n`).exec(buffer);
         if (match) {
           buffer = buffer.slice(match.index + match[0].length);
-          return match[1]!.split('\n').filter(Boolean).map((l) => l.slice(6)).join('\n');
+          return match[1]!
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => l.slice(6))
+            .join('\n');
         }
         const left = deadline - Date.now();
         if (left <= 0) throw new Error(`no ${event} event within ${timeoutMs} ms; got ${buffer}`);
@@ -442,7 +609,10 @@ describe('the live feed', () => {
     };
 
     const changedAt = Date.now();
-    await stack.database.db.update(processes).set({ status: 'running', statusVersion: 5, updatedAt: new Date() }).where(eq(processes.id, p.id));
+    await stack.database.db
+      .update(processes)
+      .set({ status: 'running', statusVersion: 5, updatedAt: new Date() })
+      .where(eq(processes.id, p.id));
     const row = await next('row');
     expect(Date.now() - changedAt).toBeLessThan(1000);
     expect(row).toContain(`id="process-${p.id}-row"`);
@@ -484,7 +654,12 @@ describe('the live feed', () => {
     expect(feed.stats.ticks).toBeGreaterThanOrEqual(3);
     expect(feed.stats.ticks).toBeLessThanOrEqual(7);
     await stack.database.db.update(processes).set({ status: 'failed', statusVersion: 9 }).where(eq(processes.id, p.id));
-    await waitFor('every page to get the row', async () => received.every((r) => r.some((c) => c.includes(`row:${p.id}:failed:9`))), 2000, 50);
+    await waitFor(
+      'every page to get the row',
+      async () => received.every((r) => r.some((c) => c.includes(`row:${p.id}:failed:9`))),
+      2000,
+      50,
+    );
     for (const unsubscribe of unsubscribes) unsubscribe();
     const ticks = feed.stats.ticks;
     await new Promise((r) => setTimeout(r, 600));

@@ -17,7 +17,8 @@ import { TEST_SECRET } from '../support/app.js';
 import { uid } from '../support/stack.js';
 
 const config = loadConfig({ LOG_LEVEL: 'warn' }, process.cwd());
-const htmlOf = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+const htmlOf = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 
 let database: Database;
 let connection: Connection;
@@ -30,7 +31,14 @@ beforeAll(async () => {
   await seed(database.db, { adminPassword: 'admin-password-for-tests' });
   connection = await Connection.connect({ address: inject('temporalAddress') });
   closers.push(() => connection.close());
-  app = await buildApp({ config, db: database.db, sql: database.sql, secret: TEST_SECRET, temporal: { connection, client: new Client({ connection }) }, temporalUiUrl: null });
+  app = await buildApp({
+    config,
+    db: database.db,
+    sql: database.sql,
+    secret: TEST_SECRET,
+    temporal: { connection, client: new Client({ connection }) },
+    temporalUiUrl: null,
+  });
   closers.push(() => app.close());
 });
 afterAll(async () => {
@@ -44,12 +52,19 @@ async function newUser(role: string | null = 'viewer'): Promise<{ login: string;
   return { login, password };
 }
 
-function sessionCookie(response: LightMyRequestResponse): { value: string; httpOnly?: boolean; sameSite?: string; path?: string } | undefined {
+function sessionCookie(
+  response: LightMyRequestResponse,
+): { value: string; httpOnly?: boolean; sameSite?: string; path?: string } | undefined {
   return response.cookies.find((c) => c.name === 'ty_session');
 }
 
 async function logIn(user: { login: string; password: string }, cookies: Record<string, string> = {}): Promise<string> {
-  const response = await app.inject({ method: 'POST', url: '/login', payload: { login: user.login, password: user.password }, cookies });
+  const response = await app.inject({
+    method: 'POST',
+    url: '/login',
+    payload: { login: user.login, password: user.password },
+    cookies,
+  });
   expect(response.statusCode).toBe(303);
   const cookie = sessionCookie(response);
   expect(cookie?.value).toBeTruthy();
@@ -74,26 +89,42 @@ describe('logging in', () => {
 
   it('answers a wrong password with 401 and the error on the login page, and no session', async () => {
     const user = await newUser();
-    const response = await app.inject({ method: 'POST', url: '/login', payload: { login: user.login, password: 'wrong-password' } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/login',
+      payload: { login: user.login, password: 'wrong-password' },
+    });
     expect(response.statusCode).toBe(401);
     expect(response.body).toContain('Неверный логин или пароль.');
     expect(response.body).toContain(`value="${user.login}"`);
     expect(sessionCookie(response)).toBeUndefined();
 
-    const english = await app.inject({ method: 'POST', url: '/login?lang=en', payload: { login: user.login, password: 'wrong-password' } });
+    const english = await app.inject({
+      method: 'POST',
+      url: '/login?lang=en',
+      payload: { login: user.login, password: 'wrong-password' },
+    });
     expect(english.statusCode).toBe(401);
     expect(english.body).toContain('Wrong login or password.');
   });
 
   it('answers an unknown login exactly as a wrong password', async () => {
-    const response = await app.inject({ method: 'POST', url: '/login', payload: { login: `nobody-${uid()}`, password: 'whatever-pw' } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/login',
+      payload: { login: `nobody-${uid()}`, password: 'whatever-pw' },
+    });
     expect(response.statusCode).toBe(401);
     expect(response.body).toContain('Неверный логин или пароль.');
   });
 
   it('answers the right password with 303 and an HttpOnly SameSite session cookie', async () => {
     const user = await newUser();
-    const response = await app.inject({ method: 'POST', url: '/login', payload: { login: user.login, password: user.password } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/login',
+      payload: { login: user.login, password: user.password },
+    });
     expect(response.statusCode).toBe(303);
     expect(response.headers.location).toBe('/');
     const cookie = sessionCookie(response);
@@ -103,7 +134,8 @@ describe('logging in', () => {
 
   it('goes to a same-site `next` after login, and never to another site', async () => {
     const user = await newUser();
-    const login = (next: string) => app.inject({ method: 'POST', url: '/login', payload: { login: user.login, password: user.password, next } });
+    const login = (next: string) =>
+      app.inject({ method: 'POST', url: '/login', payload: { login: user.login, password: user.password, next } });
     expect((await login('/training/templates')).headers.location).toBe('/training/templates');
     expect((await login('//evil.example/x')).headers.location).toBe('/');
     expect((await login('https://evil.example/')).headers.location).toBe('/');
@@ -115,7 +147,11 @@ describe('logging in', () => {
     const planted = `planted-${uid()}${uid()}${uid()}`;
     const after = await logIn(user, { ty_session: planted });
     expect(after).not.toBe(planted);
-    const withPlanted = await app.inject({ method: 'GET', url: '/training/templates', cookies: { ty_session: planted } });
+    const withPlanted = await app.inject({
+      method: 'GET',
+      url: '/training/templates',
+      cookies: { ty_session: planted },
+    });
     expect(withPlanted.statusCode).toBe(303);
     const withNew = await app.inject({ method: 'GET', url: '/training/templates', cookies: { ty_session: after } });
     expect(withNew.statusCode).toBe(200);
@@ -136,14 +172,22 @@ describe('the Training page', () => {
 
   it('speaks English with ?lang=en and remembers the choice in a cookie', async () => {
     const cookie = await logIn(await newUser());
-    const response = await app.inject({ method: 'GET', url: '/training/templates?lang=en', cookies: { ty_session: cookie } });
+    const response = await app.inject({
+      method: 'GET',
+      url: '/training/templates?lang=en',
+      cookies: { ty_session: cookie },
+    });
     expect(response.statusCode).toBe(200);
     expect(response.body).toContain('<html lang="en">');
     for (const label of ['>Training<', '>Training templates<', '>Processes<']) expect(response.body).toContain(label);
     expect(response.body).not.toContain('Обучение');
     expect(response.cookies.find((c) => c.name === 'ty_lang')?.value).toBe('en');
 
-    const remembered = await app.inject({ method: 'GET', url: '/training/templates', cookies: { ty_session: cookie, ty_lang: 'en' } });
+    const remembered = await app.inject({
+      method: 'GET',
+      url: '/training/templates',
+      cookies: { ty_session: cookie, ty_lang: 'en' },
+    });
     expect(remembered.body).toContain('Training templates');
   });
 
@@ -151,7 +195,11 @@ describe('the Training page', () => {
     const response = await app.inject({ method: 'GET', url: '/training/templates' });
     expect(response.statusCode).toBe(303);
     expect(response.headers.location).toBe('/login?next=%2Ftraining%2Ftemplates');
-    const unknown = await app.inject({ method: 'GET', url: '/training/templates', cookies: { ty_session: `bogus-${uid()}` } });
+    const unknown = await app.inject({
+      method: 'GET',
+      url: '/training/templates',
+      cookies: { ty_session: `bogus-${uid()}` },
+    });
     expect(unknown.statusCode).toBe(303);
   });
 
@@ -196,7 +244,12 @@ describe('logging out', () => {
   it('ends the session: the old cookie no longer opens the Training page', async () => {
     const cookie = await logIn(await newUser());
     const page = await app.inject({ method: 'GET', url: '/training/templates', cookies: { ty_session: cookie } });
-    const response = await app.inject({ method: 'POST', url: '/logout', cookies: { ty_session: cookie }, payload: { _csrf: csrfIn(page.body) } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/logout',
+      cookies: { ty_session: cookie },
+      payload: { _csrf: csrfIn(page.body) },
+    });
     expect(response.statusCode).toBe(303);
     expect(response.headers.location).toBe('/login');
     expect(sessionCookie(response)?.value).toBe('');
@@ -208,18 +261,32 @@ describe('logging out', () => {
   it('accepts the CSRF token in the X-CSRF-Token header, as htmx sends it', async () => {
     const cookie = await logIn(await newUser());
     const page = await app.inject({ method: 'GET', url: '/training/templates', cookies: { ty_session: cookie } });
-    const response = await app.inject({ method: 'POST', url: '/logout', cookies: { ty_session: cookie }, headers: { 'x-csrf-token': csrfIn(page.body) } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/logout',
+      cookies: { ty_session: cookie },
+      headers: { 'x-csrf-token': csrfIn(page.body) },
+    });
     expect(response.statusCode).toBe(303);
-    expect((await app.inject({ method: 'GET', url: '/training/templates', cookies: { ty_session: cookie } })).statusCode).toBe(303);
+    expect(
+      (await app.inject({ method: 'GET', url: '/training/templates', cookies: { ty_session: cookie } })).statusCode,
+    ).toBe(303);
   });
 
   it('refuses a logout with a session but without the CSRF token, or with a wrong one, with 403; the session lives on', async () => {
     const cookie = await logIn(await newUser());
     const missing = await app.inject({ method: 'POST', url: '/logout', cookies: { ty_session: cookie } });
     expect(missing.statusCode).toBe(403);
-    const wrong = await app.inject({ method: 'POST', url: '/logout', cookies: { ty_session: cookie }, payload: { _csrf: `wrong-${uid()}` } });
+    const wrong = await app.inject({
+      method: 'POST',
+      url: '/logout',
+      cookies: { ty_session: cookie },
+      payload: { _csrf: `wrong-${uid()}` },
+    });
     expect(wrong.statusCode).toBe(403);
-    expect((await app.inject({ method: 'GET', url: '/training/templates', cookies: { ty_session: cookie } })).statusCode).toBe(200);
+    expect(
+      (await app.inject({ method: 'GET', url: '/training/templates', cookies: { ty_session: cookie } })).statusCode,
+    ).toBe(200);
   });
 });
 
@@ -233,13 +300,24 @@ describe('GET /healthz', () => {
   it('answers 503 naming Temporal when Temporal does not answer', async () => {
     const deadPort = await closedPort();
     const dead = Connection.lazy({ address: `127.0.0.1:${deadPort}`, connectTimeout: 500 });
-    const deadApp = await buildApp({ config, db: database.db, sql: database.sql, secret: TEST_SECRET, temporal: { connection: dead, client: new Client({ connection: dead }) }, temporalUiUrl: null });
+    const deadApp = await buildApp({
+      config,
+      db: database.db,
+      sql: database.sql,
+      secret: TEST_SECRET,
+      temporal: { connection: dead, client: new Client({ connection: dead }) },
+      temporalUiUrl: null,
+    });
     try {
       const started = Date.now();
       const response = await deadApp.inject({ method: 'GET', url: '/healthz' });
       expect(Date.now() - started).toBeLessThan(5000);
       expect(response.statusCode).toBe(503);
-      const body = response.json<{ status: string; database: { ok: boolean }; temporal: { ok: boolean; error?: string } }>();
+      const body = response.json<{
+        status: string;
+        database: { ok: boolean };
+        temporal: { ok: boolean; error?: string };
+      }>();
       expect(body.status).toBe('unavailable');
       expect(body.database).toEqual({ ok: true });
       expect(body.temporal.ok).toBe(false);
@@ -263,7 +341,14 @@ describe('GET /healthz', () => {
 
   it('answers 503 naming the database when the database does not answer', async () => {
     const deadDb = openDatabase(`postgres://postgres@127.0.0.1:${await closedPort()}/nothing`, { max: 1 });
-    const deadApp = await buildApp({ config, db: deadDb.db, sql: deadDb.sql, secret: TEST_SECRET, temporal: { connection, client: new Client({ connection }) }, temporalUiUrl: null });
+    const deadApp = await buildApp({
+      config,
+      db: deadDb.db,
+      sql: deadDb.sql,
+      secret: TEST_SECRET,
+      temporal: { connection, client: new Client({ connection }) },
+      temporalUiUrl: null,
+    });
     try {
       const response = await deadApp.inject({ method: 'GET', url: '/healthz' });
       expect(response.statusCode).toBe(503);

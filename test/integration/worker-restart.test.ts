@@ -7,7 +7,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { act, createProcess, findRun, getProcess } from '../../services/processes.js';
-import { countedExampleTemplate, groupAlive, launchCount, localMachine, startStack, storedPoints, waitFor, waitForStatus, writtenPoints, startWorkerProcess as startWorkerWith, type Stack } from '../support/stack.js';
+import {
+  countedExampleTemplate,
+  groupAlive,
+  launchCount,
+  localMachine,
+  startStack,
+  storedPoints,
+  waitFor,
+  waitForStatus,
+  writtenPoints,
+  startWorkerProcess as startWorkerWith,
+  type Stack,
+} from '../support/stack.js';
 
 let stack: Stack;
 const workers: ChildProcess[] = [];
@@ -26,7 +38,9 @@ afterAll(async () => {
 const startWorkerProcess = () => startWorkerWith(stack, workers);
 
 function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+  return new Promise((resolve) =>
+    child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve()),
+  );
 }
 
 /** A run of the counted example trainer, far enough along that a worker is busy with it. */
@@ -42,7 +56,11 @@ async function runningProcess() {
   return { dir, worker, processId: created.id, run: await findRun(stack.deps, created.id) };
 }
 
-async function expectCompletedOnce(processId: number, dir: string, run: { id: number; runDir: string | null }): Promise<void> {
+async function expectCompletedOnce(
+  processId: number,
+  dir: string,
+  run: { id: number; runDir: string | null },
+): Promise<void> {
   const done = await waitForStatus(stack, processId, 'completed', 120_000);
   expect(done.progress.step).toBe(1500);
   expect(launchCount(dir)).toBe(1);

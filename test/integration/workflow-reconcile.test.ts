@@ -8,7 +8,18 @@ import { act, createProcess, deleteProcess, findRun, getProcess } from '../../se
 import { ServiceError } from '../../services/errors.js';
 import { startWorkers, type RunningWorkers } from '../../workers/worker.js';
 import { trainingProcessWorkflowId } from '../../workflows/messages.js';
-import { exampleTemplate, groupAlive, localMachine, processRow, startStack, TEST_SECRET, waitFor, waitForStatus, workflowBundle, type Stack } from '../support/stack.js';
+import {
+  exampleTemplate,
+  groupAlive,
+  localMachine,
+  processRow,
+  startStack,
+  TEST_SECRET,
+  waitFor,
+  waitForStatus,
+  workflowBundle,
+  type Stack,
+} from '../support/stack.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -36,7 +47,10 @@ async function workflowState(processId: number): Promise<string> {
 
 async function runningExecutions(processId: number): Promise<number> {
   let n = 0;
-  for await (const _ of stack.client.workflow.list({ query: `WorkflowId = '${trainingProcessWorkflowId(processId)}' AND ExecutionStatus = 'Running'` })) n += 1;
+  for await (const _ of stack.client.workflow.list({
+    query: `WorkflowId = '${trainingProcessWorkflowId(processId)}' AND ExecutionStatus = 'Running'`,
+  }))
+    n += 1;
   return n;
 }
 
@@ -53,7 +67,10 @@ describe('a workflow terminated by hand', () => {
       const r = await findRun(stack.deps, held.id);
       return r.pgid !== null ? r : null;
     });
-    const waiting = await createProcess(stack.deps, { templateId: (await exampleTemplate(stack)).id, machineId: machine.id });
+    const waiting = await createProcess(stack.deps, {
+      templateId: (await exampleTemplate(stack)).id,
+      machineId: machine.id,
+    });
     await act(stack.deps, waiting.id, 'start');
     await new Promise((r) => setTimeout(r, 1000));
     expect((await getProcess(stack.deps, waiting.id)).status).toBe('queued');
@@ -65,7 +82,10 @@ describe('a workflow terminated by hand', () => {
     // Well before the periodic probe (60 s here) would look: the restore asks for it.
     await waitFor('the trainer left behind to be stopped', async () => !groupAlive(run.pgid!), 30_000, 200);
     await waitFor('the reaper to be done with the run', async () => {
-      const [row] = await stack.database.db.select({ mayRemain: runs.trainerMayRemain }).from(runs).where(eq(runs.id, run.id));
+      const [row] = await stack.database.db
+        .select({ mayRemain: runs.trainerMayRemain })
+        .from(runs)
+        .where(eq(runs.id, run.id));
       return row?.mayRemain === false;
     });
     const failed = await waitForStatus(stack, held.id, 'failed');
@@ -76,7 +96,9 @@ describe('a workflow terminated by hand', () => {
     expect(await stack.database.db.select().from(slotLeases).where(eq(slotLeases.processId, held.id))).toEqual([]);
     const events = await eventsOf(held.id);
     expect(events.some((m) => m.startsWith(REASON) && m.includes(`Run ${run.number} ended as failed`))).toBe(true);
-    expect(events.some((m) => m.includes(`The trainer of run ${run.number}`) && m.includes('it was stopped'))).toBe(true);
+    expect(events.some((m) => m.includes(`The trainer of run ${run.number}`) && m.includes('it was stopped'))).toBe(
+      true,
+    );
 
     // Every action works again: start queues a new run, delete removes the process.
     expect(await act(stack.deps, held.id, 'start')).toEqual({ status: 'queued' });
@@ -95,13 +117,23 @@ describe('a workflow terminated by hand', () => {
     expect(await workflowState(created.id)).toBe('TERMINATED');
 
     // Nobody acts: the worker restores it by itself.
-    await waitFor('the workflow to run again', async () => (await workflowState(created.id)) === 'RUNNING', 30_000, 200);
+    await waitFor(
+      'the workflow to run again',
+      async () => (await workflowState(created.id)) === 'RUNNING',
+      30_000,
+      200,
+    );
     const after = await processRow(stack, created.id);
     expect(after!.status).toBe('created');
     expect(after!.lastError).toBeNull();
     expect(after!.statusVersion).toBeGreaterThan(before!.statusVersion);
-    expect(await eventsOf(created.id)).toEqual([`${REASON} Trainyard started the process's workflow again; its actions work as before.`]);
-    const audit = await stack.database.db.select().from(auditEvents).where(and(eq(auditEvents.action, 'process.workflow.restore'), eq(auditEvents.targetId, String(created.id))));
+    expect(await eventsOf(created.id)).toEqual([
+      `${REASON} Trainyard started the process's workflow again; its actions work as before.`,
+    ]);
+    const audit = await stack.database.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.action, 'process.workflow.restore'), eq(auditEvents.targetId, String(created.id))));
     expect(audit).toHaveLength(1);
 
     expect(await act(stack.deps, created.id, 'disable')).toEqual({ status: 'disabled' });
@@ -121,12 +153,19 @@ describe('a workflow terminated by hand', () => {
   it('a process row whose workflow was never started (the web server died in between): its first action starts one and works', async () => {
     const machine = await localMachine(stack);
     const template = await exampleTemplate(stack);
-    const [row] = await stack.database.db.insert(processes).values({ templateId: template.id, machineId: machine.id }).returning();
-    await expect(stack.client.workflow.getHandle(trainingProcessWorkflowId(row!.id)).describe()).rejects.toThrow(/not found/i);
+    const [row] = await stack.database.db
+      .insert(processes)
+      .values({ templateId: template.id, machineId: machine.id })
+      .returning();
+    await expect(stack.client.workflow.getHandle(trainingProcessWorkflowId(row!.id)).describe()).rejects.toThrow(
+      /not found/i,
+    );
 
     expect(await act(stack.deps, row!.id, 'start')).toEqual({ status: 'queued' });
     await waitForStatus(stack, row!.id, 'completed');
-    expect(await eventsOf(row!.id)).toContain(`The workflow was missing in Temporal. Trainyard started the process's workflow again; its actions work as before.`);
+    expect(await eventsOf(row!.id)).toContain(
+      `The workflow was missing in Temporal. Trainyard started the process's workflow again; its actions work as before.`,
+    );
   });
 
   it('two workers and concurrent actions restore it once: one new execution, the run ended once, one event', async () => {
@@ -145,7 +184,10 @@ describe('a workflow terminated by hand', () => {
     });
     try {
       const machine = await localMachine(stack);
-      const process1 = await createProcess(stack.deps, { templateId: (await slowTemplate()).id, machineId: machine.id });
+      const process1 = await createProcess(stack.deps, {
+        templateId: (await slowTemplate()).id,
+        machineId: machine.id,
+      });
       await act(stack.deps, process1.id, 'start');
       await waitForStatus(stack, process1.id, 'running');
       const run = await waitFor('the trainer handle', async () => {
@@ -174,13 +216,18 @@ describe('a workflow terminated by hand', () => {
       const events = await eventsOf(process1.id);
       expect(events.filter((m) => m.startsWith(REASON))).toHaveLength(1);
       expect(events.filter((m) => m.includes('it was stopped'))).toHaveLength(1);
-      const audit = await stack.database.db.select().from(auditEvents).where(and(eq(auditEvents.action, 'process.workflow.restore'), eq(auditEvents.targetId, String(process1.id))));
+      const audit = await stack.database.db
+        .select()
+        .from(auditEvents)
+        .where(and(eq(auditEvents.action, 'process.workflow.restore'), eq(auditEvents.targetId, String(process1.id))));
       expect(audit).toHaveLength(1);
       const [ended] = await stack.database.db.select().from(runs).where(eq(runs.id, run.id));
       expect(ended).toMatchObject({ status: 'failed', error: REASON });
       const row = await processRow(stack, process1.id);
       expect(row).toMatchObject({ status: 'disabled', statusBeforeDisable: 'failed', lastError: REASON });
-      const snapshot = await stack.client.workflow.getHandle(trainingProcessWorkflowId(process1.id)).query<{ statusVersion: number; status: string }>('snapshot');
+      const snapshot = await stack.client.workflow
+        .getHandle(trainingProcessWorkflowId(process1.id))
+        .query<{ statusVersion: number; status: string }>('snapshot');
       // The new workflow and the database mirror agree, so its next change is recorded.
       expect(snapshot).toMatchObject({ status: 'disabled', statusVersion: row!.statusVersion });
       expect(await act(stack.deps, process1.id, 'enable')).toEqual({ status: 'failed' });

@@ -21,9 +21,15 @@ export interface TestApp {
 }
 
 /** `env`: more settings as lib/config.ts reads them (e.g. TRUST_PROXY); `app`: buildApp's options. */
-export async function startApp(stack: Stack, options: { env?: Record<string, string>; app?: AppOptions } = {}): Promise<TestApp> {
+export async function startApp(
+  stack: Stack,
+  options: { env?: Record<string, string>; app?: AppOptions } = {},
+): Promise<TestApp> {
   const keysDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-test-keys-'));
-  const config = loadConfig({ LOG_LEVEL: 'warn', TRAINYARD_KEYS_DIR: keysDir, TRAINYARD_DATA_DIR: stack.dataDir, ...options.env }, process.cwd());
+  const config = loadConfig(
+    { LOG_LEVEL: 'warn', TRAINYARD_KEYS_DIR: keysDir, TRAINYARD_DATA_DIR: stack.dataDir, ...options.env },
+    process.cwd(),
+  );
   const deps: AppDeps = {
     config,
     db: stack.database.db,
@@ -46,7 +52,11 @@ export interface Actor {
 }
 
 /** A user holding the given roles (globally, or for one template each), with a token and a session. */
-export async function makeActor(stack: Stack, grants: Array<{ role: string; templateId?: number }>, prefix = 'u'): Promise<Actor> {
+export async function makeActor(
+  stack: Stack,
+  grants: Array<{ role: string; templateId?: number }>,
+  prefix = 'u',
+): Promise<Actor> {
   const login = `${prefix}-${uid()}`;
   const password = `pw-${uid()}-${uid()}`;
   const user = await createUser(stack.database.db, { login, password });
@@ -57,12 +67,23 @@ export async function makeActor(stack: Stack, grants: Array<{ role: string; temp
 }
 
 /** A request as a token holder (the JSON API's way). */
-export function viaToken(app: FastifyInstance, actor: Pick<Actor, 'token'> | null, options: InjectOptions): Promise<LightMyRequestResponse> {
-  return app.inject({ ...options, headers: { ...options.headers, ...(actor ? { authorization: `Bearer ${actor.token}` } : {}) } });
+export function viaToken(
+  app: FastifyInstance,
+  actor: Pick<Actor, 'token'> | null,
+  options: InjectOptions,
+): Promise<LightMyRequestResponse> {
+  return app.inject({
+    ...options,
+    headers: { ...options.headers, ...(actor ? { authorization: `Bearer ${actor.token}` } : {}) },
+  });
 }
 
 /** A request as a browser with a session (and the CSRF header htmx sends). */
-export function viaSession(app: FastifyInstance, actor: Pick<Actor, 'cookie' | 'csrf'> | null, options: InjectOptions): Promise<LightMyRequestResponse> {
+export function viaSession(
+  app: FastifyInstance,
+  actor: Pick<Actor, 'cookie' | 'csrf'> | null,
+  options: InjectOptions,
+): Promise<LightMyRequestResponse> {
   return app.inject({
     ...options,
     cookies: { ...(actor ? { ty_session: actor.cookie } : {}) },

@@ -26,7 +26,8 @@ export interface TestBrowser {
 
 /** A headless Chromium with its own profile, Russian locale, Moscow time and a laptop-sized window. */
 export async function launchChromium(): Promise<TestBrowser> {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium (apt-get install chromium)`);
+  if (!fs.existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium (apt-get install chromium)`);
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -46,7 +47,10 @@ export async function launchChromium(): Promise<TestBrowser> {
 }
 
 /** Fills in the Russian login form the page shows and submits it (as the seeded admin unless told otherwise). */
-export async function submitLogin(page: Page, user: { login: string; password: string } = { login: 'admin', password: 'admin-password-for-tests' }): Promise<void> {
+export async function submitLogin(
+  page: Page,
+  user: { login: string; password: string } = { login: 'admin', password: 'admin-password-for-tests' },
+): Promise<void> {
   await page.getByLabel('Логин').fill(user.login);
   await page.getByLabel('Пароль').fill(user.password);
   await page.getByRole('button', { name: 'Войти' }).click();

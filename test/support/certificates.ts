@@ -27,21 +27,75 @@ function makeCa(dir: string, name: string): { cert: string; key: string } {
   const cert = path.join(dir, `${name}.pem`);
   const key = path.join(dir, `${name}.key`);
   openssl(dir, [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
-    '-keyout', key, '-out', cert, '-subj', `/CN=Trainyard test ${name}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '2',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-subj',
+    `/CN=Trainyard test ${name}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   return { cert, key };
 }
 
-function makeLeaf(dir: string, name: string, ca: { cert: string; key: string }, extensions: string[]): { cert: string; key: string } {
+function makeLeaf(
+  dir: string,
+  name: string,
+  ca: { cert: string; key: string },
+  extensions: string[],
+): { cert: string; key: string } {
   const cert = path.join(dir, `${name}.pem`);
   const key = path.join(dir, `${name}.key`);
   const csr = path.join(dir, `${name}.csr`);
   const ext = path.join(dir, `${name}.ext`);
-  fs.writeFileSync(ext, ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', ...extensions].join('\n') + '\n');
-  openssl(dir, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${name}`]);
-  openssl(dir, ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${crypto.randomBytes(8).toString('hex')}`, '-days', '2', '-out', cert, '-extfile', ext]);
+  fs.writeFileSync(
+    ext,
+    ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', ...extensions].join('\n') + '\n',
+  );
+  openssl(dir, [
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    csr,
+    '-subj',
+    `/CN=${name}`,
+  ]);
+  openssl(dir, [
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    '-set_serial',
+    `0x${crypto.randomBytes(8).toString('hex')}`,
+    '-days',
+    '2',
+    '-out',
+    cert,
+    '-extfile',
+    ext,
+  ]);
   return { cert, key };
 }
 
@@ -50,7 +104,10 @@ export function makeCertificates(dir: string): Certificates {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const ca = makeCa(dir, 'ca');
   // The server's certificate also serves its own services as a client of the frontend.
-  const server = makeLeaf(dir, 'server', ca, ['subjectAltName=DNS:localhost,IP:127.0.0.1', 'extendedKeyUsage=serverAuth,clientAuth']);
+  const server = makeLeaf(dir, 'server', ca, [
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    'extendedKeyUsage=serverAuth,clientAuth',
+  ]);
   const client = makeLeaf(dir, 'client', ca, ['extendedKeyUsage=clientAuth']);
   const wrong = makeCa(dir, 'wrong-ca');
   const stranger = makeLeaf(dir, 'stranger', wrong, ['extendedKeyUsage=clientAuth']);

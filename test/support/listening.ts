@@ -26,10 +26,14 @@ function decodeAddress(hex: string): string {
   const words = hex.match(/.{8}/g)!.map((word) => Buffer.from(word, 'hex').reverse());
   const bytes = Buffer.concat(words);
   if (bytes.length === 4) return [...bytes].join('.');
-  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return `::ffff:${[...bytes.subarray(12)].join('.')}`;
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff)
+    return `::ffff:${[...bytes.subarray(12)].join('.')}`;
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
-  return groups.join(':').replace(/^(0:)+0$/, '::').replace(/^(0:)+1$/, '::1');
+  return groups
+    .join(':')
+    .replace(/^(0:)+0$/, '::')
+    .replace(/^(0:)+1$/, '::1');
 }
 
 export function listeningOf(pid: number): Listening {
@@ -54,4 +58,5 @@ export function listeningOf(pid: number): Listening {
   return { tcp, unix };
 }
 
-export const isLoopback = (address: string): boolean => /^127\./.test(address) || address === '::1' || /^::ffff:127\./.test(address);
+export const isLoopback = (address: string): boolean =>
+  /^127\./.test(address) || address === '::1' || /^::ffff:127\./.test(address);

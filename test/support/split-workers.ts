@@ -13,7 +13,11 @@ export interface TestWorker {
   shutdown(): Promise<void>;
 }
 
-async function running(stack: Stack, make: (connection: NativeConnection) => Promise<Worker>, dispose?: () => Promise<void>): Promise<TestWorker> {
+async function running(
+  stack: Stack,
+  make: (connection: NativeConnection) => Promise<Worker>,
+  dispose?: () => Promise<void>,
+): Promise<TestWorker> {
   const connection = await NativeConnection.connect({ address: stack.temporalAddress });
   const worker = await make(connection);
   const run = worker.run();
@@ -34,15 +38,30 @@ async function running(stack: Stack, make: (connection: NativeConnection) => Pro
 /** Runs training-process workflows only (no activities). */
 export function startWorkflowWorker(stack: Stack): Promise<TestWorker> {
   return running(stack, async (connection) =>
-    Worker.create({ connection, namespace: 'default', taskQueue: CONTROL_TASK_QUEUE, workflowBundle: await workflowBundle(), shutdownGraceTime: '1s' }),
+    Worker.create({
+      connection,
+      namespace: 'default',
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowBundle: await workflowBundle(),
+      shutdownGraceTime: '1s',
+    }),
   );
 }
 
 /** The real control activities; `wrap` may replace some with fault injections around the real ones. */
-export function startControlWorker(stack: Stack, wrap: (real: ControlActivities) => Partial<ControlActivities> = () => ({})): Promise<TestWorker> {
+export function startControlWorker(
+  stack: Stack,
+  wrap: (real: ControlActivities) => Partial<ControlActivities> = () => ({}),
+): Promise<TestWorker> {
   const real = createControlActivities({ db: stack.database.db });
   return running(stack, (connection) =>
-    Worker.create({ connection, namespace: 'default', taskQueue: CONTROL_TASK_QUEUE, activities: { ...real, ...wrap(real) }, shutdownGraceTime: '1s' }),
+    Worker.create({
+      connection,
+      namespace: 'default',
+      taskQueue: CONTROL_TASK_QUEUE,
+      activities: { ...real, ...wrap(real) },
+      shutdownGraceTime: '1s',
+    }),
   );
 }
 
@@ -52,11 +71,24 @@ export function startMachineWorker(
   machine: typeof machines.$inferSelect,
   wrap: (real: MachineActivities) => Partial<MachineActivities> = () => ({}),
 ): Promise<TestWorker> {
-  const made = createMachineActivities({ db: stack.database.db, sql: stack.database.sql, machine, dataDir: stack.dataDir, secret: TEST_SECRET, keysDir: null });
+  const made = createMachineActivities({
+    db: stack.database.db,
+    sql: stack.database.sql,
+    machine,
+    dataDir: stack.dataDir,
+    secret: TEST_SECRET,
+    keysDir: null,
+  });
   return running(
     stack,
     (connection) =>
-      Worker.create({ connection, namespace: 'default', taskQueue: machineTaskQueue(machine.id), activities: { ...made.activities, ...wrap(made.activities) }, shutdownGraceTime: '1s' }),
+      Worker.create({
+        connection,
+        namespace: 'default',
+        taskQueue: machineTaskQueue(machine.id),
+        activities: { ...made.activities, ...wrap(made.activities) },
+        shutdownGraceTime: '1s',
+      }),
     made.dispose,
   );
 }

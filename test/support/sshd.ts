@@ -42,7 +42,17 @@ export async function startSshd(options: { maxSessions?: number } = {}): Promise
   }
   const dir = await mkdtemp(join(tmpdir(), 'trainyard-sshd-'));
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'trainyard-test-host', '-f', join(dir, 'host_key')]);
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'trainyard-test-client', '-f', join(dir, 'client_key')]);
+  await run('ssh-keygen', [
+    '-q',
+    '-t',
+    'ed25519',
+    '-N',
+    '',
+    '-C',
+    'trainyard-test-client',
+    '-f',
+    join(dir, 'client_key'),
+  ]);
   await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'client_key.pub')), { mode: 0o600 });
   const { stdout } = await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'host_key.pub')]);
   const hostKeyFingerprint = /SHA256:[A-Za-z0-9+/]+/.exec(stdout)?.[0];

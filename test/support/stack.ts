@@ -24,7 +24,10 @@ export const EXAMPLE_TRAINER = path.resolve('trainers/example/train.ts');
 let bundle: Promise<WorkflowBundleWithSourceMap> | null = null;
 /** One workflow bundle per test file: bundling takes seconds. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error } });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error },
+  });
   return bundle;
 }
 
@@ -42,7 +45,9 @@ export interface Stack {
 
 export const TEST_SECRET = 'test-secret-0123456789abcdef';
 
-export async function startStack(options: { worker?: boolean; probeIntervalMs?: number; temporalAddress?: string } = {}): Promise<Stack> {
+export async function startStack(
+  options: { worker?: boolean; probeIntervalMs?: number; temporalAddress?: string } = {},
+): Promise<Stack> {
   const temporalAddress = options.temporalAddress ?? inject('temporalAddress');
   const database = openDatabase(inject('databaseUrl'), { max: 20, applicationName: 'trainyard-test' });
   await seed(database.db, { adminPassword: 'admin-password-for-tests' });
@@ -81,7 +86,8 @@ export async function startStack(options: { worker?: boolean; probeIntervalMs?: 
       await database.close();
     },
   };
-  if (options.worker !== false) await stack.startWorker(options.probeIntervalMs ? { probeIntervalMs: options.probeIntervalMs } : {});
+  if (options.worker !== false)
+    await stack.startWorker(options.probeIntervalMs ? { probeIntervalMs: options.probeIntervalMs } : {});
   return stack;
 }
 
@@ -99,7 +105,11 @@ export async function makeTemplate(
 }
 
 /** The example trainer, fast: no delay between steps unless asked. */
-export function exampleTemplate(stack: Stack, params: Record<string, unknown> = {}, extra: Partial<typeof templates.$inferInsert> = {}) {
+export function exampleTemplate(
+  stack: Stack,
+  params: Record<string, unknown> = {},
+  extra: Partial<typeof templates.$inferInsert> = {},
+) {
   return makeTemplate(stack, {
     command: `'${TSX}' '${EXAMPLE_TRAINER}'`,
     params: { step_delay_ms: 0, log_every: 10, eval_every: 50, ...params },
@@ -114,12 +124,20 @@ export async function localMachine(stack: Stack, slots?: number): Promise<typeof
     const [local] = await stack.database.db.select().from(machines).where(eq(machines.name, 'local'));
     return local!;
   }
-  const [row] = await stack.database.db.insert(machines).values({ name: `local-${uid()}`, kind: 'local', address: 'local', slots }).returning();
+  const [row] = await stack.database.db
+    .insert(machines)
+    .values({ name: `local-${uid()}`, kind: 'local', address: 'local', slots })
+    .returning();
   await stack.workers?.reconcile();
   return row!;
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined | false>,
+  timeoutMs = 60_000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -129,12 +147,18 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null | u
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
-export function waitForStatus(stack: Stack, processId: number, status: ProcessStatus | ProcessStatus[], timeoutMs = 60_000): Promise<ProcessView> {
+export function waitForStatus(
+  stack: Stack,
+  processId: number,
+  status: ProcessStatus | ProcessStatus[],
+  timeoutMs = 60_000,
+): Promise<ProcessView> {
   const wanted = Array.isArray(status) ? status : [status];
   let seen = '';
   return waitFor(
@@ -180,10 +204,25 @@ export async function recordHistories(stack: Stack, dir: string, processIds: num
     const workflowId = `training-process-${id}`;
     for await (const execution of stack.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
       // The standard JSON form of a history, as the Temporal CLI writes it and historyFromJSON reads it.
-      const json = execFileSync(cli.path, ['workflow', 'show', '--address', stack.temporalAddress, '--workflow-id', workflowId, '--run-id', execution.runId, '--output', 'json'], {
-        encoding: 'utf8',
-        maxBuffer: 64 * 1024 * 1024,
-      });
+      const json = execFileSync(
+        cli.path,
+        [
+          'workflow',
+          'show',
+          '--address',
+          stack.temporalAddress,
+          '--workflow-id',
+          workflowId,
+          '--run-id',
+          execution.runId,
+          '--output',
+          'json',
+        ],
+        {
+          encoding: 'utf8',
+          maxBuffer: 64 * 1024 * 1024,
+        },
+      );
       const file = path.join(dir, `${workflowId}-${execution.runId.slice(0, 8)}.json`);
       fs.writeFileSync(file, JSON.stringify({ workflowId, history: JSON.parse(json) as unknown }));
       count += 1;
@@ -257,9 +296,14 @@ export async function startWorkerProcess(stack: Stack, workers: ChildProcess[]):
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await waitFor('the worker to poll', async () => {
-    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${output}`);
-    return output.includes('Trainyard worker: polling');
-  }, 60_000, 100);
+  await waitFor(
+    'the worker to poll',
+    async () => {
+      if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${output}`);
+      return output.includes('Trainyard worker: polling');
+    },
+    60_000,
+    100,
+  );
   return child;
 }

@@ -80,15 +80,41 @@ export async function startTemporalServer(options: {
     for (const name of Object.values(names)) await admin.unsafe(`create database ${name}`);
     const schemas = { store: 'temporal', visibility: 'visibility' } as const;
     for (const [key, name] of Object.entries(names) as Array<[keyof typeof names, string]>) {
-      const common = ['--plugin', 'postgres12', '--ep', pgHost, '-p', pgPort, '-u', pgUser, ...(pgPassword ? ['--pw', pgPassword] : []), '--db', name];
+      const common = [
+        '--plugin',
+        'postgres12',
+        '--ep',
+        pgHost,
+        '-p',
+        pgPort,
+        '-u',
+        pgUser,
+        ...(pgPassword ? ['--pw', pgPassword] : []),
+        '--db',
+        name,
+      ];
       execFileSync(found.sqlTool, [...common, 'setup-schema', '-v', '0.0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      execFileSync(found.sqlTool, [...common, 'update-schema', '-d', path.join(found.postgresSchemaDir, schemas[key], 'versioned')], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+      execFileSync(
+        found.sqlTool,
+        [...common, 'update-schema', '-d', path.join(found.postgresSchemaDir, schemas[key], 'versioned')],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
     }
 
     const taken = new Set<number>();
-    const ports = { frontend: 0, frontendHttp: 0, frontendMembership: 0, history: 0, historyMembership: 0, matching: 0, matchingMembership: 0, worker: 0, workerMembership: 0 };
+    const ports = {
+      frontend: 0,
+      frontendHttp: 0,
+      frontendMembership: 0,
+      history: 0,
+      historyMembership: 0,
+      matching: 0,
+      matchingMembership: 0,
+      worker: 0,
+      workerMembership: 0,
+    };
     for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await lowFreePort(taken);
     const datastore = (databaseName: string, maxConns: number) => ({
       sql: {
@@ -103,10 +129,19 @@ export async function startTemporalServer(options: {
         maxConnLifetime: '1h',
       },
     });
-    const rpc = (grpcPort: number, membershipPort: number, extra: Record<string, unknown> = {}) => ({ rpc: { grpcPort, membershipPort, bindOnLocalHost: true, ...extra } });
+    const rpc = (grpcPort: number, membershipPort: number, extra: Record<string, unknown> = {}) => ({
+      rpc: { grpcPort, membershipPort, bindOnLocalHost: true, ...extra },
+    });
     const dynamicConfigFile = path.join(stateDir, 'dynamicconfig.yaml');
     // JSON is YAML: the server reads both files as YAML.
-    fs.writeFileSync(dynamicConfigFile, JSON.stringify(Object.fromEntries(Object.entries(options.dynamicConfig).map(([key, value]) => [key, [{ value }]])), null, 2));
+    fs.writeFileSync(
+      dynamicConfigFile,
+      JSON.stringify(
+        Object.fromEntries(Object.entries(options.dynamicConfig).map(([key, value]) => [key, [{ value }]])),
+        null,
+        2,
+      ),
+    );
     const logFile = path.join(stateDir, 'server.log');
     const config = {
       log: { stdout: false, level: 'warn', outputFile: logFile },
@@ -120,10 +155,19 @@ export async function startTemporalServer(options: {
         membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' },
         tls: {
           frontend: {
-            server: { certFile: certs.serverCert, keyFile: certs.serverKey, requireClientAuth: true, clientCaFiles: [certs.ca] },
+            server: {
+              certFile: certs.serverCert,
+              keyFile: certs.serverKey,
+              requireClientAuth: true,
+              clientCaFiles: [certs.ca],
+            },
             client: { serverName: 'localhost', rootCaFiles: [certs.ca] },
           },
-          systemWorker: { certFile: certs.clientCert, keyFile: certs.clientKey, client: { serverName: 'localhost', rootCaFiles: [certs.ca] } },
+          systemWorker: {
+            certFile: certs.clientCert,
+            keyFile: certs.clientKey,
+            client: { serverName: 'localhost', rootCaFiles: [certs.ca] },
+          },
         },
       },
       services: {
@@ -137,7 +181,14 @@ export async function startTemporalServer(options: {
         failoverVersionIncrement: 10,
         masterClusterName: 'active',
         currentClusterName: 'active',
-        clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `localhost:${ports.frontend}` } },
+        clusterInformation: {
+          active: {
+            enabled: true,
+            initialFailoverVersion: 1,
+            rpcName: 'frontend',
+            rpcAddress: `localhost:${ports.frontend}`,
+          },
+        },
       },
       dcRedirectionPolicy: { policy: 'noop' },
       // Resolved against the server's working directory when relative: absolute here.
@@ -148,11 +199,15 @@ export async function startTemporalServer(options: {
     fs.writeFileSync(path.join(configDir, 'trainyard.yaml'), JSON.stringify(config, null, 2));
 
     const out = fs.openSync(path.join(stateDir, 'server.out'), 'a', 0o600);
-    child = spawn(found.server, ['--root', stateDir, '--config', 'config', '--env', 'trainyard', '--allow-no-auth', 'start'], {
-      cwd: stateDir,
-      detached: true,
-      stdio: ['ignore', out, out],
-    });
+    child = spawn(
+      found.server,
+      ['--root', stateDir, '--config', 'config', '--env', 'trainyard', '--allow-no-auth', 'start'],
+      {
+        cwd: stateDir,
+        detached: true,
+        stdio: ['ignore', out, out],
+      },
+    );
     fs.closeSync(out);
     const address = `127.0.0.1:${ports.frontend}`;
     const tls = {
@@ -161,7 +216,10 @@ export async function startTemporalServer(options: {
       clientCertPair: { crt: fs.readFileSync(certs.clientCert), key: fs.readFileSync(certs.clientKey) },
     };
     const running = child;
-    const tail = () => ['server.out', 'server.log'].map((file) => fs.readFileSync(path.join(stateDir, file), 'utf8').slice(-3000)).join('\n');
+    const tail = () =>
+      ['server.out', 'server.log']
+        .map((file) => fs.readFileSync(path.join(stateDir, file), 'utf8').slice(-3000))
+        .join('\n');
     const deadline = Date.now() + 90_000;
     for (;;) {
       if (running.exitCode !== null) throw new Error(`temporal-server exited ${running.exitCode}:\n${tail()}`);
@@ -174,7 +232,8 @@ export async function startTemporalServer(options: {
           await connection.close();
         }
       } catch (error) {
-        if (Date.now() > deadline) throw new Error(`temporal-server did not answer on ${address} within 90 s (${String(error)}):\n${tail()}`);
+        if (Date.now() > deadline)
+          throw new Error(`temporal-server did not answer on ${address} within 90 s (${String(error)}):\n${tail()}`);
         await new Promise((resolve) => setTimeout(resolve, 300));
       }
     }
@@ -182,11 +241,19 @@ export async function startTemporalServer(options: {
     // after its refresh interval (the dynamic config sets it short).
     const connection = await Connection.connect({ address, tls });
     try {
-      await connection.workflowService.registerNamespace({ namespace: 'default', workflowExecutionRetentionPeriod: msToTs('1 day') });
-      await waitFor('the default namespace', async () => {
-        await connection.workflowService.describeNamespace({ namespace: 'default' });
-        return true;
-      }, 30_000, 300);
+      await connection.workflowService.registerNamespace({
+        namespace: 'default',
+        workflowExecutionRetentionPeriod: msToTs('1 day'),
+      });
+      await waitFor(
+        'the default namespace',
+        async () => {
+          await connection.workflowService.describeNamespace({ namespace: 'default' });
+          return true;
+        },
+        30_000,
+        300,
+      );
     } finally {
       await connection.close();
     }

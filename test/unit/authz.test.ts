@@ -1,6 +1,14 @@
 // The Oso policy (api/authz/policy.polar) over the built-in roles and template-scoped grants.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Authz, decided, decidedAnywhere, decidedTemplates, System, Template, type Grants } from '../../api/authz/index.js';
+import {
+  Authz,
+  decided,
+  decidedAnywhere,
+  decidedTemplates,
+  System,
+  Template,
+  type Grants,
+} from '../../api/authz/index.js';
 import { ALL_PERMISSIONS, BUILTIN_ROLES, type Permission } from '../../domain/permissions.js';
 
 let authz: Authz;
@@ -9,7 +17,10 @@ beforeAll(async () => {
 });
 
 const globally = (permissions: Permission[]): Grants => ({ global: new Set(permissions), byTemplate: new Map() });
-const scoped = (templateId: number, permissions: Permission[]): Grants => ({ global: new Set(), byTemplate: new Map([[templateId, new Set(permissions)]]) });
+const scoped = (templateId: number, permissions: Permission[]): Grants => ({
+  global: new Set(),
+  byTemplate: new Map([[templateId, new Set(permissions)]]),
+});
 
 describe('the policy', () => {
   it('gives each built-in role exactly its permissions', async () => {

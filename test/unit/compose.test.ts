@@ -16,8 +16,7 @@ const read = (path: string): string => readFileSync(join(root, path), 'utf8');
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Obj = { [key: string]: Json };
 
-const isObj = (value: unknown): value is Obj =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObj = (value: unknown): value is Obj => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function obj(value: unknown, what: string): Obj {
   if (!isObj(value)) throw new Error(`${what}: expected a mapping, got ${JSON.stringify(value)}`);
@@ -513,7 +512,10 @@ describe('Dockerfile', () => {
   });
 
   it('makes sure setsid (util-linux) and sh are present', () => {
-    const runs = steps.filter((s) => s.op === 'RUN').map((s) => s.args).join('\n');
+    const runs = steps
+      .filter((s) => s.op === 'RUN')
+      .map((s) => s.args)
+      .join('\n');
     expect(runs).toMatch(/util-linux/);
     expect(runs).toMatch(/command -v setsid/);
   });
@@ -530,8 +532,16 @@ describe('Dockerfile', () => {
 
   it('exposes 3000 and runs the trainyard CLI, web by default', () => {
     expect(steps.some((s) => s.op === 'EXPOSE' && s.args.split(/\s+/).includes('3000'))).toBe(true);
-    const entrypoint = steps.filter((s) => s.op === 'ENTRYPOINT').map((s) => argv(s.args)).pop() ?? '';
-    const cmd = steps.filter((s) => s.op === 'CMD').map((s) => argv(s.args)).pop() ?? '';
+    const entrypoint =
+      steps
+        .filter((s) => s.op === 'ENTRYPOINT')
+        .map((s) => argv(s.args))
+        .pop() ?? '';
+    const cmd =
+      steps
+        .filter((s) => s.op === 'CMD')
+        .map((s) => argv(s.args))
+        .pop() ?? '';
     const launched = `${entrypoint} ${cmd}`.trim();
     expect(launched).toMatch(/(^|\s)(npm run trainyard --|tsx bin\/trainyard\.ts)\s/);
     expect(launched).toMatch(/\bweb$/);

@@ -75,7 +75,14 @@ describe('loadConfig', () => {
       port: 8080,
       host: '0.0.0.0',
       databaseUrl: 'postgresql://u:p@db:5432/trainyard',
-      temporal: { address: 'temporal:7233', namespace: 'ml', uiUrl: 'https://temporal.example/ui', devPort: 17233, devUiPort: 18233, cliPath: '/opt/temporal' },
+      temporal: {
+        address: 'temporal:7233',
+        namespace: 'ml',
+        uiUrl: 'https://temporal.example/ui',
+        devPort: 17233,
+        devUiPort: 18233,
+        cliPath: '/opt/temporal',
+      },
       secret: 'a-secret-of-sixteen+',
       localMachine: true,
       adminPassword: 'hunter2hunter2',
@@ -90,18 +97,24 @@ describe('loadConfig', () => {
     expect(config.temporal.address).toBeNull();
   });
 
-  it.each(['abc', '0', '-1', '65536', '80.5', '0x50', '8e3'])('rejects PORT=%s with a ConfigError naming PORT', (value) => {
-    expect(configError({ PORT: value }).message).toMatch(/\bPORT\b.*set PORT/);
-  });
+  it.each(['abc', '0', '-1', '65536', '80.5', '0x50', '8e3'])(
+    'rejects PORT=%s with a ConfigError naming PORT',
+    (value) => {
+      expect(configError({ PORT: value }).message).toMatch(/\bPORT\b.*set PORT/);
+    },
+  );
 
   it.each(['TRAINYARD_TEMPORAL_PORT', 'TRAINYARD_TEMPORAL_UI_PORT'])('rejects a bad %s naming it', (name) => {
     expect(configError({ [name]: '70000' }).message).toContain(`set ${name}`);
   });
 
-  it.each(['mysql://db/trainyard', 'http://db:5432/x', 'not a url'])('rejects DATABASE_URL=%s naming DATABASE_URL', (value) => {
-    const error = configError({ DATABASE_URL: value });
-    expect(error.message).toContain('DATABASE_URL');
-  });
+  it.each(['mysql://db/trainyard', 'http://db:5432/x', 'not a url'])(
+    'rejects DATABASE_URL=%s naming DATABASE_URL',
+    (value) => {
+      const error = configError({ DATABASE_URL: value });
+      expect(error.message).toContain('DATABASE_URL');
+    },
+  );
 
   it('does not echo a DATABASE_URL password in its error', () => {
     expect(configError({ DATABASE_URL: 'mysql://u:topsecretpw@db/x' }).message).not.toContain('topsecretpw');
@@ -115,7 +128,9 @@ describe('loadConfig', () => {
   );
 
   it('accepts a TEMPORAL_ADDRESS with a host name or an IPv6 address', () => {
-    expect(loadConfig({ TEMPORAL_ADDRESS: 'temporal-frontend.svc:7233' }, cwd).temporal.address).toBe('temporal-frontend.svc:7233');
+    expect(loadConfig({ TEMPORAL_ADDRESS: 'temporal-frontend.svc:7233' }, cwd).temporal.address).toBe(
+      'temporal-frontend.svc:7233',
+    );
     expect(loadConfig({ TEMPORAL_ADDRESS: '[::1]:7233' }, cwd).temporal.address).toBe('[::1]:7233');
   });
 
@@ -129,7 +144,9 @@ describe('loadConfig', () => {
   });
 
   it.each(['maybe', '2', 'tru'])('rejects TRAINYARD_LOCAL_MACHINE=%s as a boolean, naming it', (value) => {
-    expect(configError({ TRAINYARD_LOCAL_MACHINE: value }).message).toMatch(/^TRAINYARD_LOCAL_MACHINE=.*set TRAINYARD_LOCAL_MACHINE to true or false/);
+    expect(configError({ TRAINYARD_LOCAL_MACHINE: value }).message).toMatch(
+      /^TRAINYARD_LOCAL_MACHINE=.*set TRAINYARD_LOCAL_MACHINE to true or false/,
+    );
   });
 
   it.each([
@@ -169,12 +186,16 @@ describe('findTemporalCli', () => {
     const dir = tempDir();
     const notExecutable = script(dir, 'temporal', 0o644);
     expect(() => findTemporalCli({ TEMPORAL_CLI: notExecutable, PATH: '' }, dir)).toThrowError(TemporalCliError);
-    expect(() => findTemporalCli({ TEMPORAL_CLI: notExecutable, PATH: '' }, dir)).toThrowError(/TEMPORAL_CLI=.*not an executable file/);
+    expect(() => findTemporalCli({ TEMPORAL_CLI: notExecutable, PATH: '' }, dir)).toThrowError(
+      /TEMPORAL_CLI=.*not an executable file/,
+    );
   });
 
   it('refuses a TEMPORAL_CLI that does not exist, or names a directory', () => {
     const dir = tempDir();
-    expect(() => findTemporalCli({ TEMPORAL_CLI: path.join(dir, 'missing'), PATH: '' }, dir)).toThrowError(/TEMPORAL_CLI/);
+    expect(() => findTemporalCli({ TEMPORAL_CLI: path.join(dir, 'missing'), PATH: '' }, dir)).toThrowError(
+      /TEMPORAL_CLI/,
+    );
     expect(() => findTemporalCli({ TEMPORAL_CLI: dir, PATH: '' }, dir)).toThrowError(/TEMPORAL_CLI/);
   });
 
@@ -182,7 +203,10 @@ describe('findTemporalCli', () => {
     const explicit = script(tempDir(), 'my-temporal', 0o755);
     const onPathDir = tempDir();
     script(onPathDir, 'temporal', 0o755);
-    expect(findTemporalCli({ TEMPORAL_CLI: explicit, PATH: onPathDir }, tempDir())).toEqual({ path: explicit, source: 'TEMPORAL_CLI' });
+    expect(findTemporalCli({ TEMPORAL_CLI: explicit, PATH: onPathDir }, tempDir())).toEqual({
+      path: explicit,
+      source: 'TEMPORAL_CLI',
+    });
   });
 
   it('finds a temporal on a PATH directory with source PATH, skipping non-executable ones', () => {
@@ -198,7 +222,10 @@ describe('findTemporalCli', () => {
     const root = tempDir();
     fs.mkdirSync(path.join(root, '.tools', 'bin'), { recursive: true });
     const cached = script(path.join(root, '.tools', 'bin'), 'temporal', 0o755);
-    expect(findTemporalCli({ PATH: tempDir(), XDG_CACHE_HOME: tempDir() }, root)).toEqual({ path: cached, source: 'cache' });
+    expect(findTemporalCli({ PATH: tempDir(), XDG_CACHE_HOME: tempDir() }, root)).toEqual({
+      path: cached,
+      source: 'cache',
+    });
   });
 });
 
@@ -206,7 +233,8 @@ describe('TRUST_PROXY', () => {
   const cwd = '/srv';
   it('trusts nobody by default and for false, 0 or off', () => {
     expect(loadConfig({}, cwd).trustProxy).toBe(false);
-    for (const value of ['false', '0', 'off', 'no']) expect(loadConfig({ TRUST_PROXY: value }, cwd).trustProxy).toBe(false);
+    for (const value of ['false', '0', 'off', 'no'])
+      expect(loadConfig({ TRUST_PROXY: value }, cwd).trustProxy).toBe(false);
   });
 
   it('reads true, a hop count, and a comma list of addresses, CIDRs and range names', () => {
@@ -222,7 +250,10 @@ describe('TRUST_PROXY', () => {
     ]);
   });
 
-  it.each(['evil.example', '10.0.0.0/33', '10.0.0.1/8/1', '300.1.1.1', 'maybe'])('rejects TRUST_PROXY=%s naming it', (value) => {
-    expect(() => loadConfig({ TRUST_PROXY: value }, cwd)).toThrow(/^TRUST_PROXY=.*is not an address or CIDR/);
-  });
+  it.each(['evil.example', '10.0.0.0/33', '10.0.0.1/8/1', '300.1.1.1', 'maybe'])(
+    'rejects TRUST_PROXY=%s naming it',
+    (value) => {
+      expect(() => loadConfig({ TRUST_PROXY: value }, cwd)).toThrow(/^TRUST_PROXY=.*is not an address or CIDR/);
+    },
+  );
 });

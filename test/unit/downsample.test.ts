@@ -131,7 +131,10 @@ describe('downsample', () => {
     const points: SeriesPoint[] = [];
     for (let i = 0; i < 200_000; i++) {
       const r = rand();
-      points.push([i, r < 0.3 ? Number.NaN : r < 0.5 ? Number.POSITIVE_INFINITY : r < 0.7 ? Number.NEGATIVE_INFINITY : r]);
+      points.push([
+        i,
+        r < 0.3 ? Number.NaN : r < 0.5 ? Number.POSITIVE_INFINITY : r < 0.7 ? Number.NEGATIVE_INFINITY : r,
+      ]);
     }
     for (const maxPoints of [7, 50, 2000]) {
       const out = downsample(points, maxPoints);

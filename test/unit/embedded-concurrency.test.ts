@@ -30,8 +30,18 @@ describe('the embedded database served to many connections', () => {
     for (let i = 0; i < 300; i++) {
       const sql = pools[i % pools.length]!.sql;
       if (i % 3 === 0) work.push(sql`select ${i}::int as a`.then(([row]) => expect(row!.a).toBe(i)));
-      else if (i % 3 === 1) work.push(sql`select ${i}::int as a, ${'x' + i} as b, ${i * 2}::int as c`.then(([row]) => expect(row).toEqual({ a: i, b: 'x' + i, c: i * 2 })));
-      else work.push(sql`select ${i}::int + ${1}::int + ${2}::int + ${3}::int + ${4}::int + ${5}::int + ${6}::int as s`.then(([row]) => expect(row!.s).toBe(i + 21)));
+      else if (i % 3 === 1)
+        work.push(
+          sql`select ${i}::int as a, ${'x' + i} as b, ${i * 2}::int as c`.then(([row]) =>
+            expect(row).toEqual({ a: i, b: 'x' + i, c: i * 2 }),
+          ),
+        );
+      else
+        work.push(
+          sql`select ${i}::int + ${1}::int + ${2}::int + ${3}::int + ${4}::int + ${5}::int + ${6}::int as s`.then(
+            ([row]) => expect(row!.s).toBe(i + 21),
+          ),
+        );
     }
     await Promise.all(work);
   });
@@ -44,7 +54,9 @@ describe('the embedded database served to many connections', () => {
         await tx`update counters set n = ${row!.n + 1} where name = 'c'`;
       }),
     );
-    const readers = Array.from({ length: 60 }, (_, i) => pools[(i + 1) % pools.length]!.sql`select ${i}::int as i`.then(([row]) => expect(row!.i).toBe(i)));
+    const readers = Array.from({ length: 60 }, (_, i) =>
+      pools[(i + 1) % pools.length]!.sql`select ${i}::int as i`.then(([row]) => expect(row!.i).toBe(i)),
+    );
     await Promise.all([...increments, ...readers]);
     const [row] = await pools[2]!.sql`select n from counters where name = 'c'`;
     expect(row!.n).toBe(40);
@@ -70,7 +82,9 @@ describe('a connection that holds the embedded database and goes quiet', () => {
   const sockets: net.Socket[] = [];
 
   beforeAll(async () => {
-    quietServer = await startEmbeddedServer(fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-embedded-')), { idleTimeoutMs: IDLE_MS });
+    quietServer = await startEmbeddedServer(fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-embedded-')), {
+      idleTimeoutMs: IDLE_MS,
+    });
     others = openDatabase(quietServer.url, { max: 2, embedded: true });
     await others.sql`create table marks (name text primary key)`;
   }, 120_000);
@@ -83,56 +97,77 @@ describe('a connection that holds the embedded database and goes quiet', () => {
 
   /** The answer of `work`, or a failure naming what did not come within `ms` (never a hung test). */
   const within = <T>(what: string, ms: number, work: Promise<T>): Promise<T> =>
-    Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms))]);
+    Promise.race([
+      work,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)),
+    ]);
 
-  it('is dropped after the idle timeout with its transaction rolled back, and the others go on', { timeout: 60_000 }, async () => {
-    const quiet = openDatabase(quietServer.url, { max: 1, embedded: true });
-    opened.push(quiet);
-    const reserved = await quiet.sql.reserve();
-    await reserved`begin`;
-    await reserved`insert into marks values ('uncommitted')`;
-    // …and nothing more: no commit, no rollback, the connection kept.
+  it(
+    'is dropped after the idle timeout with its transaction rolled back, and the others go on',
+    { timeout: 60_000 },
+    async () => {
+      const quiet = openDatabase(quietServer.url, { max: 1, embedded: true });
+      opened.push(quiet);
+      const reserved = await quiet.sql.reserve();
+      await reserved`begin`;
+      await reserved`insert into marks values ('uncommitted')`;
+      // …and nothing more: no commit, no rollback, the connection kept.
 
-    const begun = Date.now();
-    const [row] = await within('another connection', 20_000, others.sql`select count(*)::int as n from marks`);
-    expect(row!.n).toBe(0);
-    // It waited for the holder (first come, first served) until the holder was dropped.
-    expect(Date.now() - begun).toBeGreaterThanOrEqual(IDLE_MS - 100);
+      const begun = Date.now();
+      const [row] = await within('another connection', 20_000, others.sql`select count(*)::int as n from marks`);
+      expect(row!.n).toBe(0);
+      // It waited for the holder (first come, first served) until the holder was dropped.
+      expect(Date.now() - begun).toBeGreaterThanOrEqual(IDLE_MS - 100);
 
-    // The quiet one learns its connection is gone; what it wrote is not there.
-    await expect(within('the dropped connection', 20_000, reserved`commit`)).rejects.toThrow();
-    const [after] = await others.sql`select count(*)::int as n from marks where name = 'uncommitted'`;
-    expect(after!.n).toBe(0);
-  });
+      // The quiet one learns its connection is gone; what it wrote is not there.
+      await expect(within('the dropped connection', 20_000, reserved`commit`)).rejects.toThrow();
+      const [after] = await others.sql`select count(*)::int as n from marks where name = 'uncommitted'`;
+      expect(after!.n).toBe(0);
+    },
+  );
 
-  it('drops a client that stops half-way through an extended-protocol exchange (Parse, no Sync)', { timeout: 60_000 }, async () => {
-    const target = driverTarget(quietServer.url);
-    const url = new URL(target.url);
-    const socket = net.connect(target.path ? { path: target.path } : { host: url.hostname, port: Number(url.port) });
-    sockets.push(socket);
-    let received = Buffer.alloc(0);
-    socket.on('data', (data: Buffer) => (received = Buffer.concat([received, data])));
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    socket.write(startupMessage());
-    // ReadyForQuery ends the startup.
-    await within('the startup', 20_000, (async () => {
-      while (!received.includes(Buffer.from([0x5a, 0, 0, 0, 5]))) await new Promise((r) => setTimeout(r, 10));
-    })());
-    socket.write(parseMessage('select 1'));
+  it(
+    'drops a client that stops half-way through an extended-protocol exchange (Parse, no Sync)',
+    { timeout: 60_000 },
+    async () => {
+      const target = driverTarget(quietServer.url);
+      const url = new URL(target.url);
+      const socket = net.connect(target.path ? { path: target.path } : { host: url.hostname, port: Number(url.port) });
+      sockets.push(socket);
+      let received = Buffer.alloc(0);
+      socket.on('data', (data: Buffer) => (received = Buffer.concat([received, data])));
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.write(startupMessage());
+      // ReadyForQuery ends the startup.
+      await within(
+        'the startup',
+        20_000,
+        (async () => {
+          while (!received.includes(Buffer.from([0x5a, 0, 0, 0, 5]))) await new Promise((r) => setTimeout(r, 10));
+        })(),
+      );
+      socket.write(parseMessage('select 1'));
 
-    const [row] = await within('another connection', 20_000, others.sql`select 41 + 1 as n`);
-    expect(row!.n).toBe(42);
-    await within('the server to close the quiet client', 20_000, closed);
-    // Told why, as PostgreSQL's idle_in_transaction_session_timeout would.
-    expect(received.toString('latin1')).toContain('25P03');
-  });
+      const [row] = await within('another connection', 20_000, others.sql`select 41 + 1 as n`);
+      expect(row!.n).toBe(42);
+      await within('the server to close the quiet client', 20_000, closed);
+      // Told why, as PostgreSQL's idle_in_transaction_session_timeout would.
+      expect(received.toString('latin1')).toContain('25P03');
+    },
+  );
 });
 
 const cstring = (text: string) => Buffer.from(`${text}\0`, 'utf8');
 
 function startupMessage(): Buffer {
-  const params = Buffer.concat([cstring('user'), cstring('postgres'), cstring('database'), cstring('postgres'), Buffer.from([0])]);
+  const params = Buffer.concat([
+    cstring('user'),
+    cstring('postgres'),
+    cstring('database'),
+    cstring('postgres'),
+    Buffer.from([0]),
+  ]);
   const header = Buffer.alloc(8);
   header.writeInt32BE(8 + params.length, 0);
   header.writeInt32BE(196608, 4);

@@ -33,7 +33,12 @@ function run(
 
 describe('eta: null until it can be estimated', () => {
   it('knows nothing before the first report', () => {
-    expect(estimate(initialEta(), T0)).toEqual({ progress: null, fraction: null, etaSeconds: null, stepsPerSecond: null });
+    expect(estimate(initialEta(), T0)).toEqual({
+      progress: null,
+      fraction: null,
+      etaSeconds: null,
+      stepsPerSecond: null,
+    });
   });
 
   it('shows progress but no ETA after a single report', () => {
@@ -117,7 +122,13 @@ describe('eta: steady runs', () => {
     // Reports every second, then a 100 s gap (worker restarted) after which the
     // reader catches up in ten reads a millisecond apart.
     const total = 100_000;
-    const r = run(observe(initialEta({ totalSteps: total }), { step: 0, atMs: T0 }), { step: 0, atMs: T0 }, 10, 1000, 60);
+    const r = run(
+      observe(initialEta({ totalSteps: total }), { step: 0, atMs: T0 }),
+      { step: 0, atMs: T0 },
+      10,
+      1000,
+      60,
+    );
     let s = r.state;
     let { step, atMs } = r;
     atMs += 100_000;
@@ -132,7 +143,13 @@ describe('eta: steady runs', () => {
 
   it('does not inflate the estimate for ordinary jitter between reports', () => {
     const total = 100_000;
-    const r = run(observe(initialEta({ totalSteps: total }), { step: 0, atMs: T0 }), { step: 0, atMs: T0 }, 10, 1000, 60);
+    const r = run(
+      observe(initialEta({ totalSteps: total }), { step: 0, atMs: T0 }),
+      { step: 0, atMs: T0 },
+      10,
+      1000,
+      60,
+    );
     const atReport = estimate(r.state, r.atMs).etaSeconds!;
     // One and a half usual intervals without a report: still counting down.
     const later = estimate(r.state, r.atMs + 1500).etaSeconds!;
@@ -144,7 +161,13 @@ describe('eta: steady runs', () => {
 describe('eta: changing runs', () => {
   it('adapts to a run that doubles its speed within a bounded number of reports', () => {
     const total = 1_000_000;
-    let r = run(observe(initialEta({ totalSteps: total }), { step: 0, atMs: T0 }), { step: 0, atMs: T0 }, 10, 5000, 120);
+    let r = run(
+      observe(initialEta({ totalSteps: total }), { step: 0, atMs: T0 }),
+      { step: 0, atMs: T0 },
+      10,
+      5000,
+      120,
+    );
     // Now twice as fast, reporting every 5 s.
     r = run(r.state, r, 20, 5000, 1);
     const truthAfterOne = (total - r.step) / 20;
@@ -164,7 +187,13 @@ describe('eta: changing runs', () => {
 
   it('shows a growing ETA for a stalled run', () => {
     const total = 10_000;
-    const r = run(observe(initialEta({ totalSteps: total }), { step: 0, atMs: T0 }), { step: 0, atMs: T0 }, 10, 1000, 60);
+    const r = run(
+      observe(initialEta({ totalSteps: total }), { step: 0, atMs: T0 }),
+      { step: 0, atMs: T0 },
+      10,
+      1000,
+      60,
+    );
     const before = estimate(r.state, r.atMs).etaSeconds!;
     const silences = [10_000, 60_000, 600_000, 3_600_000];
     const etas = silences.map((idle) => estimate(r.state, r.atMs + idle).etaSeconds!);
@@ -184,11 +213,20 @@ describe('eta: changing runs', () => {
 
   it('starts over when the step goes backwards (a resumed run)', () => {
     const total = 10_000;
-    let r = run(observe(initialEta({ totalSteps: total }), { step: 0, atMs: T0 }), { step: 0, atMs: T0 }, 100, 1000, 50);
+    let r = run(
+      observe(initialEta({ totalSteps: total }), { step: 0, atMs: T0 }),
+      { step: 0, atMs: T0 },
+      100,
+      1000,
+      50,
+    );
     expect(r.step).toBe(5000);
     // Resumed from a checkpoint at step 4000, now at 10 steps/s.
     let s = observe(r.state, { step: 4000, atMs: r.atMs + 30_000 });
-    expect(estimate(s, r.atMs + 30_000)).toMatchObject({ progress: { step: 4000, totalSteps: total }, etaSeconds: null });
+    expect(estimate(s, r.atMs + 30_000)).toMatchObject({
+      progress: { step: 4000, totalSteps: total },
+      etaSeconds: null,
+    });
     r = run(s, { step: 4000, atMs: r.atMs + 30_000 }, 10, 1000, 3);
     s = r.state;
     expect(estimate(s, r.atMs).stepsPerSecond).toBeCloseTo(10);

@@ -39,7 +39,14 @@ describe('the failure catalogue', () => {
   });
 
   it('treats anything else as a bug, built-in errors whose names end in "Error" included', () => {
-    for (const error of [new Error('x'), new TypeError('x'), new RangeError('x'), new SyntaxError('x'), 'a string', null]) {
+    for (const error of [
+      new Error('x'),
+      new TypeError('x'),
+      new RangeError('x'),
+      new SyntaxError('x'),
+      'a string',
+      null,
+    ]) {
       expect(isExpectedError(error)).toBe(false);
     }
     class SomeOtherError extends Error {

@@ -25,7 +25,11 @@ describe('localShellInvocation', () => {
   it('keeps a secret environment value out of the shell command line, and the trainer still gets it', async () => {
     const secret = `s3cret-${process.pid}-'quoted' $(not run)`;
     const runDir = join(base, 'run-1');
-    const args = launchArgs({ runDir, command: 'printf %s "$API_KEY" > got.tmp && mv got.tmp got.txt', env: { API_KEY: secret, PATH: '/usr/bin:/bin' } });
+    const args = launchArgs({
+      runDir,
+      command: 'printf %s "$API_KEY" > got.tmp && mv got.tmp got.txt',
+      env: { API_KEY: secret, PATH: '/usr/bin:/bin' },
+    });
     const { argv, env } = localShellInvocation('trainyard_launch', args);
 
     expect(argv.join('\n')).not.toContain('s3cret-');

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { checkPoints, floatLiteral, groupBySeries, splitByStoredMax, textArray, toColumns } from '../../metrics/batch.js';
+import {
+  checkPoints,
+  floatLiteral,
+  groupBySeries,
+  splitByStoredMax,
+  textArray,
+  toColumns,
+} from '../../metrics/batch.js';
 
 const ids = new Map([
   ['loss', 1],

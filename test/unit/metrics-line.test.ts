@@ -111,8 +111,17 @@ describe('metrics lines', () => {
   });
 
   it('requires step to be a finite integer ≥ 0', () => {
-    for (const bad of ['{"loss": 1}', '{}', '{"step": -1}', '{"step": 1.5}', '{"step": "5"}', '{"step": NaN}',
-      '{"step": Infinity}', '{"step": null}', '{"step": 1e300}']) {
+    for (const bad of [
+      '{"loss": 1}',
+      '{}',
+      '{"step": -1}',
+      '{"step": 1.5}',
+      '{"step": "5"}',
+      '{"step": NaN}',
+      '{"step": Infinity}',
+      '{"step": null}',
+      '{"step": 1e300}',
+    ]) {
       expect(one(bad).malformed, bad).toBe(1);
     }
     expect(one('{"step": 1e3, "loss": 1}').points).toEqual([{ series: 'loss', step: 1000, value: 1 }]);
@@ -141,9 +150,27 @@ describe('metrics lines', () => {
 
   it('parses numbers exactly as JSON.parse does', () => {
     const literals = [
-      '0', '-0', '7', '-12', '0.1', '0.0009', '0.30000000000000004', '1e-7', '1E+2', '-12.5e-3', '123456789012345678',
-      '9007199254740993', '1.7976931348623157e308', '5e-324', '2.2250738585072014e-308', '0.41234567761421204',
-      '1e22', '1e23', '123.456e-30', '100000000000000000000000', '0.000000000000000000000001',
+      '0',
+      '-0',
+      '7',
+      '-12',
+      '0.1',
+      '0.0009',
+      '0.30000000000000004',
+      '1e-7',
+      '1E+2',
+      '-12.5e-3',
+      '123456789012345678',
+      '9007199254740993',
+      '1.7976931348623157e308',
+      '5e-324',
+      '2.2250738585072014e-308',
+      '0.41234567761421204',
+      '1e22',
+      '1e23',
+      '123.456e-30',
+      '100000000000000000000000',
+      '0.000000000000000000000001',
     ];
     for (let i = 0; i < 200; i++) literals.push(String(Math.random() * 10 ** Math.floor(Math.random() * 40 - 20)));
     const line = `{"step": 1, ${literals.map((l, i) => `"v${i}": ${l}`).join(', ')}}`;
@@ -205,7 +232,9 @@ describe('metrics lines across pushes', () => {
     const lines: string[] = [];
     for (let i = 0; i < 200; i++) {
       lines.push(
-        i % 17 === 0 ? 'garbage {' : `{"step": ${i}, "total_steps": 200, "потеря": ${i / 7}, "acc": ${i % 13 === 0 ? 'NaN' : 1 / (i + 1)}}`,
+        i % 17 === 0
+          ? 'garbage {'
+          : `{"step": ${i}, "total_steps": 200, "потеря": ${i / 7}, "acc": ${i % 13 === 0 ? 'NaN' : 1 / (i + 1)}}`,
       );
     }
     const input = bytes(lines.join('\r\n') + '\r\n');
@@ -300,7 +329,9 @@ describe('member names PostgreSQL text cannot hold', () => {
 
   it('keeps escaped names PostgreSQL holds, surrogate pairs included, and the lines around a bad one', () => {
     const r = new MetricsLineReader().push(
-      bytes('{"step":1,"lo\\u0073s":0.9,"\\ud83d\\ude00":2}\n{"step":2,"bad\\u0000":1,"loss":0.8}\n{"step":3,"loss":0.7}\n'),
+      bytes(
+        '{"step":1,"lo\\u0073s":0.9,"\\ud83d\\ude00":2}\n{"step":2,"bad\\u0000":1,"loss":0.8}\n{"step":3,"loss":0.7}\n',
+      ),
     );
     expect(r.malformed).toBe(1);
     expect(r.points).toEqual([

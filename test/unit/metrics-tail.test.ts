@@ -60,8 +60,10 @@ function fakeMetricsStore(options: { offset?: number; owner?: string } = {}) {
       await new Promise((resolve) => setImmediate(resolve));
       if (state.refuseWith) throw state.refuseWith;
       checkPoints(input.points);
-      if (input.ownerAttempt !== state.owner) return { committed: false, reason: 'fenced', committedOffset: state.offset };
-      if (input.fromOffset !== state.offset) return { committed: false, reason: 'offset_moved', committedOffset: state.offset };
+      if (input.ownerAttempt !== state.owner)
+        return { committed: false, reason: 'fenced', committedOffset: state.offset };
+      if (input.fromOffset !== state.offset)
+        return { committed: false, reason: 'offset_moved', committedOffset: state.offset };
       state.batches.push(structuredClone(input));
       state.offset = input.toOffset;
       return { committed: true, committedOffset: input.toOffset };
@@ -83,7 +85,12 @@ function fakeClock(start = 1_000_000) {
 function tailOf(
   file: ReturnType<typeof fakeMetricsFile>,
   store: ReturnType<typeof fakeMetricsStore>,
-  options: { clock?: ReturnType<typeof fakeClock>; fromOffset?: number; limits?: Partial<MetricsTailLimits>; totalSteps?: number } = {},
+  options: {
+    clock?: ReturnType<typeof fakeClock>;
+    fromOffset?: number;
+    limits?: Partial<MetricsTailLimits>;
+    totalSteps?: number;
+  } = {},
 ) {
   return new MetricsTail({
     source: file.source,
@@ -270,7 +277,9 @@ describe('MetricsTail', () => {
     let text = '';
     for (let step = 0; step < 200; step++) text += line(step, step / 1000);
     file.append(text);
-    const tail = tailOf(file, store, { limits: { readBytes: 100, parseSliceBytes: 7, holdBytes: 256, commitEveryMs: 500 } });
+    const tail = tailOf(file, store, {
+      limits: { readBytes: 100, parseSliceBytes: 7, holdBytes: 256, commitEveryMs: 500 },
+    });
 
     await tail.catchUp(false);
 
@@ -336,7 +345,9 @@ describe('MetricsTail', () => {
     file.append(line(1, 0.5));
     const tail = tailOf(file, store);
     // What postgres throws for a value text cannot hold: the same on every attempt.
-    store.state.refuseWith = Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code: '22021' });
+    store.state.refuseWith = Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), {
+      code: '22021',
+    });
 
     const error = await failureOf(tail.catchUp(true));
 
@@ -364,7 +375,9 @@ describe('MetricsTail', () => {
     const lost = new ExecutorError('CONNECTION_LOST', 'the SSH connection was lost');
     file.failReadsWith(lost);
     expect(await failureOf(tail.catchUp(true))).toBe(lost);
-    store.state.refuseWith = Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
+    store.state.refuseWith = Object.assign(new Error('terminating connection due to administrator command'), {
+      code: '57P01',
+    });
     file.failReadsWith(null);
     expect(await failureOf(tail.catchUp(true))).toBe(store.state.refuseWith);
 

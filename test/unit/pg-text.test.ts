@@ -41,7 +41,9 @@ describe('the data-error classifier', () => {
     expect(dataErrorOf(postgresError('22P05', 'unsupported Unicode escape sequence'))?.code).toBe('22P05');
     expect(dataErrorOf(postgresError('54000', 'index row size 3000 exceeds maximum 2712'))?.code).toBe('54000');
     // drizzle wraps the driver's error, prefixing the whole query and its parameters: the cause's message is kept.
-    const wrapped = new Error('Failed query: update runs set stdout_tail = $1\nparams: a\u0000b', { cause: postgresError('22021', 'invalid byte sequence') });
+    const wrapped = new Error('Failed query: update runs set stdout_tail = $1\nparams: a\u0000b', {
+      cause: postgresError('22021', 'invalid byte sequence'),
+    });
     expect(dataErrorOf(wrapped)).toEqual({ code: '22021', message: 'invalid byte sequence' });
   });
 

@@ -21,14 +21,18 @@ interface SuiteResult {
 
 function runUnittest(dir: string): Promise<SuiteResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ['-m', 'unittest', 'discover', '-s', dir, '-v'], { cwd: ROOT, env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
+    const child = spawn(PYTHON, ['-m', 'unittest', 'discover', '-s', dir, '-v'], {
+      cwd: ROOT,
+      env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
+    });
     let output = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
     child.on('error', reject);
     child.on('close', (exitCode) => {
       const tests = new Map<string, string>();
-      for (const match of output.matchAll(/^(\w+) \(([\w.]+)\) \.\.\. (.+)$/gm)) tests.set(match[2]!.split('.').slice(-2).join('.'), match[3]!);
+      for (const match of output.matchAll(/^(\w+) \(([\w.]+)\) \.\.\. (.+)$/gm))
+        tests.set(match[2]!.split('.').slice(-2).join('.'), match[3]!);
       const ran = /^Ran (\d+) tests? in /m.exec(output);
       resolve({ exitCode, output, tests, ran: ran ? Number(ran[1]) : null });
     });
@@ -40,7 +44,9 @@ function missing(modules: string[], packages: string): string | null {
   if (!existsSync(PYTHON)) return `${PYTHON} is missing: apt-get install python3${packages ? ` ${packages}` : ''}`;
   if (modules.length === 0) return null;
   const probe = spawnSync(PYTHON, ['-c', `import ${modules.join(', ')}`], { encoding: 'utf8' });
-  return probe.status === 0 ? null : `${PYTHON} cannot import ${modules.join(', ')}: apt-get install ${packages} (.ci/run does)\n${probe.stderr}`;
+  return probe.status === 0
+    ? null
+    : `${PYTHON} cannot import ${modules.join(', ')}: apt-get install ${packages} (.ci/run does)\n${probe.stderr}`;
 }
 
 const SUITES = [

@@ -11,16 +11,26 @@ const app = Fastify();
 beforeAll(async () => {
   await app.register(formbody);
   app.setValidatorCompiler(formValidator);
-  const Body = Type.Object({ count: Type.Integer(), tags: Type.Optional(Type.Array(Type.String())) }, { additionalProperties: false });
+  const Body = Type.Object(
+    { count: Type.Integer(), tags: Type.Optional(Type.Array(Type.String())) },
+    { additionalProperties: false },
+  );
   const Query = Type.Object({ limit: Type.Optional(Type.Integer()) });
-  app.post('/form', { schema: { body: Body, querystring: Query } }, async (request) => ({ body: request.body, query: request.query }));
+  app.post('/form', { schema: { body: Body, querystring: Query } }, async (request) => ({
+    body: request.body,
+    query: request.query,
+  }));
   await app.register(async (api) => {
     api.setValidatorCompiler(jsonValidator);
-    api.post('/api/thing/:id', { schema: { body: Body, querystring: Query, params: Type.Object({ id: Type.Integer() }) } }, async (request) => ({
-      body: request.body,
-      query: request.query,
-      params: request.params,
-    }));
+    api.post(
+      '/api/thing/:id',
+      { schema: { body: Body, querystring: Query, params: Type.Object({ id: Type.Integer() }) } },
+      async (request) => ({
+        body: request.body,
+        query: request.query,
+        params: request.params,
+      }),
+    );
   });
   await app.ready();
 });
@@ -28,7 +38,12 @@ afterAll(() => app.close());
 
 describe('request validation', () => {
   it('coerces a form body and its query: numbers from text, one checkbox to a list of one', async () => {
-    const response = await app.inject({ method: 'POST', url: '/form?limit=7', payload: 'count=5&tags=a', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/form?limit=7',
+      payload: 'count=5&tags=a',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ body: { count: 5, tags: ['a'] }, query: { limit: 7 } });
   });

@@ -56,7 +56,10 @@ describe('template bodies', () => {
   });
 
   it('patches only the fields given, and null clears the optional ones', () => {
-    expect(validateTemplate({ totalSteps: null, workingDir: null }, 'patch')).toEqual({ totalSteps: null, workingDir: null });
+    expect(validateTemplate({ totalSteps: null, workingDir: null }, 'patch')).toEqual({
+      totalSteps: null,
+      workingDir: null,
+    });
     expect(validateTemplate({}, 'patch')).toEqual({});
   });
 
@@ -69,7 +72,10 @@ describe('template bodies', () => {
 
 describe('machine bodies', () => {
   const keysDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-keys-'));
-  fs.writeFileSync(path.join(keysDir, 'id_ed25519'), '-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n');
+  fs.writeFileSync(
+    path.join(keysDir, 'id_ed25519'),
+    '-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n',
+  );
   const deps = { secret: 'unit-test-secret-0123456789', keysDir };
   const machine = { name: 'gpu-1', address: 'gpu-1.lan:2222', sshUser: 'train', privateKeyPath: 'id_ed25519' };
 
@@ -106,7 +112,11 @@ describe('machine bodies', () => {
 
   it('accepts IPv6 and a pinned fingerprint', () => {
     const fingerprint = `SHA256:${'A'.repeat(43)}`;
-    const values = validateMachine(deps, { ...machine, address: '[::1]:22', hostKeyFingerprint: fingerprint }, 'create');
+    const values = validateMachine(
+      deps,
+      { ...machine, address: '[::1]:22', hostKeyFingerprint: fingerprint },
+      'create',
+    );
     expect(values.address).toBe('[::1]:22');
     expect(values.hostKeyFingerprint).toBe(fingerprint);
   });

@@ -115,10 +115,9 @@ describe('paths', () => {
 
 describe('taggedLines and decodeTail', () => {
   it('ignores login-script noise around tagged lines', () => {
-    expect(taggedLines('welcome!\ntrainyard-state 1 \nnoise trainyard-state 0\ntrainyard-state 0 3', 'trainyard-state')).toEqual([
-      '1 ',
-      '0 3',
-    ]);
+    expect(
+      taggedLines('welcome!\ntrainyard-state 1 \nnoise trainyard-state 0\ntrainyard-state 0 3', 'trainyard-state'),
+    ).toEqual(['1 ', '0 3']);
   });
 
   it('starts a tail at a character boundary', () => {

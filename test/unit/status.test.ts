@@ -20,21 +20,71 @@ import {
 // null = refused; [next, stopFirst] = allowed. Enable without context.
 type Cell = null | readonly [ProcessStatus, boolean];
 const EXPECTED: Record<ProcessStatus, Record<UserAction, Cell>> = {
-  created: { start: ['queued', false], stop: null, disable: ['disabled', false], enable: null, delete: ['created', false] },
-  queued: { start: null, stop: ['stopping', false], disable: ['disabled', true], enable: null, delete: ['queued', true] },
-  starting: { start: null, stop: ['stopping', false], disable: ['disabled', true], enable: null, delete: ['starting', true] },
-  running: { start: null, stop: ['stopping', false], disable: ['disabled', true], enable: null, delete: ['running', true] },
+  created: {
+    start: ['queued', false],
+    stop: null,
+    disable: ['disabled', false],
+    enable: null,
+    delete: ['created', false],
+  },
+  queued: {
+    start: null,
+    stop: ['stopping', false],
+    disable: ['disabled', true],
+    enable: null,
+    delete: ['queued', true],
+  },
+  starting: {
+    start: null,
+    stop: ['stopping', false],
+    disable: ['disabled', true],
+    enable: null,
+    delete: ['starting', true],
+  },
+  running: {
+    start: null,
+    stop: ['stopping', false],
+    disable: ['disabled', true],
+    enable: null,
+    delete: ['running', true],
+  },
   stopping: { start: null, stop: null, disable: ['disabled', true], enable: null, delete: ['stopping', true] },
-  stopped: { start: ['queued', false], stop: null, disable: ['disabled', false], enable: null, delete: ['stopped', false] },
-  completed: { start: ['queued', false], stop: null, disable: ['disabled', false], enable: null, delete: ['completed', false] },
-  failed: { start: ['queued', false], stop: null, disable: ['disabled', false], enable: null, delete: ['failed', false] },
+  stopped: {
+    start: ['queued', false],
+    stop: null,
+    disable: ['disabled', false],
+    enable: null,
+    delete: ['stopped', false],
+  },
+  completed: {
+    start: ['queued', false],
+    stop: null,
+    disable: ['disabled', false],
+    enable: null,
+    delete: ['completed', false],
+  },
+  failed: {
+    start: ['queued', false],
+    stop: null,
+    disable: ['disabled', false],
+    enable: null,
+    delete: ['failed', false],
+  },
   disabled: { start: null, stop: null, disable: null, enable: ['stopped', false], delete: ['disabled', false] },
 };
 
 describe('status table', () => {
   it('lists the nine statuses and five user actions of DESIGN §2', () => {
     expect([...STATUSES]).toEqual([
-      'created', 'queued', 'starting', 'running', 'stopping', 'stopped', 'completed', 'failed', 'disabled',
+      'created',
+      'queued',
+      'starting',
+      'running',
+      'stopping',
+      'stopped',
+      'completed',
+      'failed',
+      'disabled',
     ]);
     expect([...USER_ACTIONS]).toEqual(['start', 'stop', 'disable', 'enable', 'delete']);
   });
@@ -72,7 +122,9 @@ describe('status table', () => {
       ru: 'Нельзя запустить процесс в статусе «Выключен». Сначала включите его.',
     });
     const stopping = decide('stopping', 'start');
-    expect(!stopping.ok && stopping.reason.en).toBe('Cannot start a process that is stopping. Wait until it has stopped.');
+    expect(!stopping.ok && stopping.reason.en).toBe(
+      'Cannot start a process that is stopping. Wait until it has stopped.',
+    );
     const stopped = decide('completed', 'stop');
     expect(!stopped.ok && stopped.reason.ru).toBe('Нельзя остановить процесс в статусе «Завершён».');
   });

@@ -54,14 +54,27 @@ describe('Temporal connection settings', () => {
     expect(config.temporal.tls).toEqual({
       serverNameOverride: 'localhost',
       serverRootCACertificate: new Uint8Array(fs.readFileSync(certs.ca)),
-      clientCertPair: { crt: new Uint8Array(fs.readFileSync(certs.clientCert)), key: new Uint8Array(fs.readFileSync(certs.clientKey)) },
+      clientCertPair: {
+        crt: new Uint8Array(fs.readFileSync(certs.clientCert)),
+        key: new Uint8Array(fs.readFileSync(certs.clientKey)),
+      },
     });
   });
 
   it('turns TLS on for an API key, and off again for TEMPORAL_TLS=false', () => {
-    const cloud = loadConfig({ TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_NAMESPACE: 'ns.acct', TEMPORAL_API_KEY: 'key-123' }, cwd);
-    expect(cloud.temporal).toMatchObject({ address: 'ns.acct.tmprl.cloud:7233', namespace: 'ns.acct', apiKey: 'key-123', tls: true });
-    expect(loadConfig({ TEMPORAL_ADDRESS: 'proxy:7233', TEMPORAL_API_KEY: 'k', TEMPORAL_TLS: 'false' }, cwd).temporal.tls).toBe(false);
+    const cloud = loadConfig(
+      { TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_NAMESPACE: 'ns.acct', TEMPORAL_API_KEY: 'key-123' },
+      cwd,
+    );
+    expect(cloud.temporal).toMatchObject({
+      address: 'ns.acct.tmprl.cloud:7233',
+      namespace: 'ns.acct',
+      apiKey: 'key-123',
+      tls: true,
+    });
+    expect(
+      loadConfig({ TEMPORAL_ADDRESS: 'proxy:7233', TEMPORAL_API_KEY: 'k', TEMPORAL_TLS: 'false' }, cwd).temporal.tls,
+    ).toBe(false);
   });
 
   it('reads TEMPORAL_TLS as a boolean (yes/on too) and refuses anything else, naming it', () => {
@@ -73,11 +86,16 @@ describe('Temporal connection settings', () => {
   });
 
   it('sends TEMPORAL_GRPC_META_* as headers', () => {
-    expect(loadConfig({ TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_GRPC_META_X_TENANT: 'lab' }, cwd).temporal.grpcMeta).toEqual({ 'x-tenant': 'lab' });
+    expect(
+      loadConfig({ TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_GRPC_META_X_TENANT: 'lab' }, cwd).temporal.grpcMeta,
+    ).toEqual({ 'x-tenant': 'lab' });
   });
 
   it('treats blank TLS variables as unset', () => {
-    const config = loadConfig({ TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_TLS_CLIENT_CERT_PATH: ' ', TEMPORAL_API_KEY: '', TEMPORAL_TLS: '' }, cwd);
+    const config = loadConfig(
+      { TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_TLS_CLIENT_CERT_PATH: ' ', TEMPORAL_API_KEY: '', TEMPORAL_TLS: '' },
+      cwd,
+    );
     expect(config.temporal).toMatchObject({ tls: false, apiKey: null });
   });
 
@@ -99,18 +117,36 @@ describe('Temporal connection settings', () => {
     expect(problems({ TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_TLS_SERVER_CA_CERT_PATH: notPem })).toEqual([
       `TEMPORAL_TLS_SERVER_CA_CERT_PATH=${notPem} does not hold a PEM CA certificate.`,
     ]);
-    expect(problems({ TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_TLS_CLIENT_CERT_PATH: certs.clientCert, TEMPORAL_TLS_CLIENT_KEY_PATH: certs.serverKey })).toEqual([
+    expect(
+      problems({
+        TEMPORAL_ADDRESS: 'temporal:7233',
+        TEMPORAL_TLS_CLIENT_CERT_PATH: certs.clientCert,
+        TEMPORAL_TLS_CLIENT_KEY_PATH: certs.serverKey,
+      }),
+    ).toEqual([
       `TEMPORAL_TLS_CLIENT_KEY_PATH=${certs.serverKey} is not the private key of TEMPORAL_TLS_CLIENT_CERT_PATH=${certs.clientCert}.`,
     ]);
     // A key file given as the certificate and the other way round.
-    expect(problems({ TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_TLS_CLIENT_CERT_PATH: certs.clientKey, TEMPORAL_TLS_CLIENT_KEY_PATH: certs.clientCert })).toEqual([
+    expect(
+      problems({
+        TEMPORAL_ADDRESS: 'temporal:7233',
+        TEMPORAL_TLS_CLIENT_CERT_PATH: certs.clientKey,
+        TEMPORAL_TLS_CLIENT_KEY_PATH: certs.clientCert,
+      }),
+    ).toEqual([
       `TEMPORAL_TLS_CLIENT_CERT_PATH=${certs.clientKey} does not hold a PEM certificate.`,
       `TEMPORAL_TLS_CLIENT_KEY_PATH=${certs.clientCert} does not hold a PEM private key.`,
     ]);
   });
 
   it('refuses TLS settings with TEMPORAL_TLS=false, and TLS or an API key with no address to use them on', () => {
-    expect(problems({ TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_TLS: 'false', TEMPORAL_TLS_SERVER_CA_CERT_PATH: certs.ca })).toEqual([
+    expect(
+      problems({
+        TEMPORAL_ADDRESS: 'temporal:7233',
+        TEMPORAL_TLS: 'false',
+        TEMPORAL_TLS_SERVER_CA_CERT_PATH: certs.ca,
+      }),
+    ).toEqual([
       'TEMPORAL_TLS=false turns TLS off, yet TEMPORAL_TLS_SERVER_CA_CERT_PATH is set; drop one or the other.',
     ]);
     expect(problems({ TEMPORAL_API_KEY: 'k', TEMPORAL_TLS_SERVER_CA_CERT_PATH: certs.ca })).toEqual([
@@ -127,7 +163,13 @@ describe('Temporal connection settings', () => {
       LOG_LEVEL: 'loud',
     });
     expect(lines).toHaveLength(5);
-    expect(lines.map((line) => line.split(/[=\s]/)[0])).toEqual(['LOG_LEVEL', 'TEMPORAL_ADDRESS', 'TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'PORT']);
+    expect(lines.map((line) => line.split(/[=\s]/)[0])).toEqual([
+      'LOG_LEVEL',
+      'TEMPORAL_ADDRESS',
+      'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+      'TEMPORAL_TLS_CLIENT_CERT_PATH',
+      'PORT',
+    ]);
     for (const line of lines) expect(line).not.toContain('\n');
   });
 });
@@ -158,23 +200,42 @@ describe('Temporal profiles (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE)', () => {
 
   it('reads the named profile, with the variables overriding it', () => {
     const file = profiles();
-    const config = loadConfig({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'prod', TEMPORAL_NAMESPACE: 'override' }, cwd);
-    expect(config.temporal).toMatchObject({ address: 'temporal.prod:7233', namespace: 'override', profile: `profile "prod" in ${file}` });
-    expect(config.temporal.tls).toMatchObject({ serverNameOverride: 'localhost', clientCertPair: { crt: new Uint8Array(fs.readFileSync(certs.clientCert)) } });
-    expect(loadConfig({ TEMPORAL_CONFIG_FILE: file }, cwd).temporal).toMatchObject({ address: '127.0.0.1:7233', tls: false, profile: `profile "default" in ${file}` });
+    const config = loadConfig(
+      { TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'prod', TEMPORAL_NAMESPACE: 'override' },
+      cwd,
+    );
+    expect(config.temporal).toMatchObject({
+      address: 'temporal.prod:7233',
+      namespace: 'override',
+      profile: `profile "prod" in ${file}`,
+    });
+    expect(config.temporal.tls).toMatchObject({
+      serverNameOverride: 'localhost',
+      clientCertPair: { crt: new Uint8Array(fs.readFileSync(certs.clientCert)) },
+    });
+    expect(loadConfig({ TEMPORAL_CONFIG_FILE: file }, cwd).temporal).toMatchObject({
+      address: '127.0.0.1:7233',
+      tls: false,
+      profile: `profile "default" in ${file}`,
+    });
   });
 
   it('finds TEMPORAL_PROFILE in the standard file when TEMPORAL_CONFIG_FILE is unset', () => {
     const configHome = path.join(dir, 'xdg');
     fs.mkdirSync(path.join(configHome, 'temporalio'), { recursive: true });
     fs.copyFileSync(profiles(), path.join(configHome, 'temporalio', 'temporal.toml'));
-    expect(loadConfig({ XDG_CONFIG_HOME: configHome, TEMPORAL_PROFILE: 'prod' }, cwd).temporal.address).toBe('temporal.prod:7233');
+    expect(loadConfig({ XDG_CONFIG_HOME: configHome, TEMPORAL_PROFILE: 'prod' }, cwd).temporal.address).toBe(
+      'temporal.prod:7233',
+    );
   });
 
   it('reads no profile file unless one of the two variables asks for it', () => {
     const home = path.join(dir, 'home');
     fs.mkdirSync(path.join(home, '.config', 'temporalio'), { recursive: true });
-    fs.writeFileSync(path.join(home, '.config', 'temporalio', 'temporal.toml'), '[profile.default]\naddress = "elsewhere:7233"\n');
+    fs.writeFileSync(
+      path.join(home, '.config', 'temporalio', 'temporal.toml'),
+      '[profile.default]\naddress = "elsewhere:7233"\n',
+    );
     expect(loadConfig({ HOME: home }, cwd).temporal).toMatchObject({ address: null, profile: null });
   });
 
@@ -190,17 +251,22 @@ describe('Temporal profiles (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE)', () => {
     const notToml = writeFile('bad.toml', '[profile.default\naddress = 1\n');
     const lines = problems({ TEMPORAL_CONFIG_FILE: notToml });
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`^TEMPORAL_CONFIG_FILE=${notToml} is not a TOML file of Temporal profiles: .+\\.$`));
-    expect(problems({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'broken', TEMPORAL_ADDRESS: 'temporal:7233' })).toEqual([
-      `profile "broken" in ${file}: tls.client_cert_path=${path.join(dir, 'gone.pem')}: no such file.`,
-    ]);
+    expect(lines[0]).toMatch(
+      new RegExp(`^TEMPORAL_CONFIG_FILE=${notToml} is not a TOML file of Temporal profiles: .+\\.$`),
+    );
+    expect(
+      problems({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'broken', TEMPORAL_ADDRESS: 'temporal:7233' }),
+    ).toEqual([`profile "broken" in ${file}: tls.client_cert_path=${path.join(dir, 'gone.pem')}: no such file.`]);
   });
 });
 
 describe('the README configuration table', () => {
   it('lists every setting lib/config.ts reads, and nothing else', () => {
     const readme = fs.readFileSync(path.resolve('README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('\n## ', readme.indexOf('## Configuration') + 1));
+    const section = readme.slice(
+      readme.indexOf('## Configuration'),
+      readme.indexOf('\n## ', readme.indexOf('## Configuration') + 1),
+    );
     const rows = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((match) => match[1]);
     expect(rows).toEqual(SETTINGS.map((setting) => setting.name));
   });

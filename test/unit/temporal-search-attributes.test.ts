@@ -13,7 +13,12 @@ function grpcError(code: number, details: string): Error {
 }
 
 /** A fake of the two operator calls: `registered` is the namespace's custom attributes. */
-function fakeConnection(options: { registered?: string[]; listError?: Error; addError?: Error; addedByOthers?: string[] }) {
+function fakeConnection(options: {
+  registered?: string[];
+  listError?: Error;
+  addError?: Error;
+  addedByOthers?: string[];
+}) {
   const registered = new Set(options.registered ?? []);
   const added: string[][] = [];
   const connection = {
@@ -55,8 +60,12 @@ describe('ensureSearchAttributes', () => {
     const lines: string[] = [];
     await ensureSearchAttributes(fake.connection, 'training.a1b2c', (line) => lines.push(line));
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain(`could not register the search attributes ${ALL.slice(1).join(', ')} (Request unauthorized.)`);
-    expect(lines[0]).toContain(`temporal operator search-attribute create --namespace training.a1b2c --name ${ALL[1]} --type Keyword`);
+    expect(lines[0]).toContain(
+      `could not register the search attributes ${ALL.slice(1).join(', ')} (Request unauthorized.)`,
+    );
+    expect(lines[0]).toContain(
+      `temporal operator search-attribute create --namespace training.a1b2c --name ${ALL[1]} --type Keyword`,
+    );
     expect(lines[0]).toContain('Until they exist, starting a process fails.');
   });
 

@@ -18,7 +18,9 @@ const servers: net.Server[] = [];
 
 function listen(server: net.Server): Promise<string> {
   servers.push(server);
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`127.0.0.1:${(server.address() as net.AddressInfo).port}`)));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve(`127.0.0.1:${(server.address() as net.AddressInfo).port}`)),
+  );
 }
 
 function settings(config: { serverNameOverride?: string } = {}): TemporalConnectionSettings {
@@ -40,7 +42,10 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-tls-diagnosis-'));
   certs = makeCertificates(dir);
   tlsAddress = await listen(
-    tls.createServer({ cert: fs.readFileSync(certs.serverCert), key: fs.readFileSync(certs.serverKey), ALPNProtocols: ['h2'] }, (socket) => socket.on('error', () => {})),
+    tls.createServer(
+      { cert: fs.readFileSync(certs.serverCert), key: fs.readFileSync(certs.serverKey), ALPNProtocols: ['h2'] },
+      (socket) => socket.on('error', () => {}),
+    ),
   );
   // What a plaintext gRPC server answers to a TLS hello: an HTTP/2 frame, then it hangs up.
   plainAddress = await listen(
@@ -64,13 +69,17 @@ describe('diagnoseTls', () => {
 
   it('names a certificate that is not for the server name asked for', async () => {
     expect(await diagnoseTls(tlsAddress, settings({ serverNameOverride: 'temporal.example' }))).toMatch(
-      new RegExp(`^Temporal at ${tlsAddress} presented a certificate that is not for temporal\\.example \\(.+\\); set TEMPORAL_TLS_SERVER_NAME to a name it carries\\.$`),
+      new RegExp(
+        `^Temporal at ${tlsAddress} presented a certificate that is not for temporal\\.example \\(.+\\); set TEMPORAL_TLS_SERVER_NAME to a name it carries\\.$`,
+      ),
     );
   });
 
   it('says a server that answers TLS in plaintext does not speak TLS', async () => {
     expect(await diagnoseTls(plainAddress, settings())).toMatch(
-      new RegExp(`^Temporal at ${plainAddress} does not speak TLS \\(.+\\); unset TEMPORAL_TLS and the TEMPORAL_TLS_\\* settings, or check TEMPORAL_ADDRESS\\.$`),
+      new RegExp(
+        `^Temporal at ${plainAddress} does not speak TLS \\(.+\\); unset TEMPORAL_TLS and the TEMPORAL_TLS_\\* settings, or check TEMPORAL_ADDRESS\\.$`,
+      ),
     );
   });
 

@@ -4,7 +4,13 @@
 // asked for, and every status the workflow mirrored.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { ControlActivities, MachineActivities, StatusRecord, StopOptions, TrainerOutcome } from '../../activities/types.js';
+import type {
+  ControlActivities,
+  MachineActivities,
+  StatusRecord,
+  StopOptions,
+  TrainerOutcome,
+} from '../../activities/types.js';
 import { FAILURE } from '../../domain/failures.js';
 import type { ProcessStatus } from '../../domain/status.js';
 
@@ -18,7 +24,13 @@ export interface FakeScript {
   cleanup: 'ok' | 'fail';
 }
 
-export const DEFAULT_SCRIPT: FakeScript = { slot: 'grant', launch: 'ok', watch: { exitCode: 0, stderrTail: '' }, stop: 'ok', cleanup: 'ok' };
+export const DEFAULT_SCRIPT: FakeScript = {
+  slot: 'grant',
+  launch: 'ok',
+  watch: { exitCode: 0, stderrTail: '' },
+  stop: 'ok',
+  cleanup: 'ok',
+};
 
 export interface FakeCall {
   name: string;
@@ -122,12 +134,18 @@ export class FakeFleet {
         const fake = this.process(processId);
         note(fake, 'createRun', [processId]);
         fake.runNumber += 1;
-        return { runId: processId * 1000 + fake.runNumber, runNumber: fake.runNumber, stopGraceSeconds: 1, lostTimeoutSeconds: 5 };
+        return {
+          runId: processId * 1000 + fake.runNumber,
+          runNumber: fake.runNumber,
+          stopGraceSeconds: 1,
+          lostTimeoutSeconds: 5,
+        };
       },
       acquireSlot: async (runId) => {
         const fake = this.byRun(runId);
         note(fake, 'acquireSlot', [runId]);
-        if (fake.script.slot === 'machine-removed') throw ApplicationFailure.nonRetryable(`The machine of run ${runId} was removed.`, FAILURE.machineRemoved);
+        if (fake.script.slot === 'machine-removed')
+          throw ApplicationFailure.nonRetryable(`The machine of run ${runId} was removed.`, FAILURE.machineRemoved);
         if (fake.script.slot === 'hold') await holdUntil(fake.gate('slot'));
         return { slotIndex: 0 };
       },
@@ -151,7 +169,8 @@ export class FakeFleet {
       launchTrainer: async (runId) => {
         const fake = this.byRun(runId);
         fake.calls.push({ name: 'launchTrainer', args: [runId] });
-        if (fake.script.launch === 'fail') throw ApplicationFailure.nonRetryable('Machine "fake": /bin/sh: train: not found', FAILURE.launchFailed);
+        if (fake.script.launch === 'fail')
+          throw ApplicationFailure.nonRetryable('Machine "fake": /bin/sh: train: not found', FAILURE.launchFailed);
         if (fake.script.launch === 'hold') await holdUntil(fake.gate('launch'));
         return { pid: 4242 };
       },
@@ -160,7 +179,11 @@ export class FakeFleet {
         fake.calls.push({ name: 'runTraining', args: [runId] });
         const { watch } = fake.script;
         if (watch === 'machine-lost') throw ApplicationFailure.nonRetryable(LOST, FAILURE.machineLost);
-        if (watch === 'output-rejected') throw ApplicationFailure.nonRetryable("The trainer's output cannot be read: not a file", FAILURE.trainerOutputRejected);
+        if (watch === 'output-rejected')
+          throw ApplicationFailure.nonRetryable(
+            "The trainer's output cannot be read: not a file",
+            FAILURE.trainerOutputRejected,
+          );
         if (watch === 'until-stopped') {
           await holdUntil(fake.stopped, fake.lost);
           if (fake.lost.opened) throw ApplicationFailure.nonRetryable(LOST, FAILURE.machineLost);
@@ -174,7 +197,10 @@ export class FakeFleet {
         if (fake.script.stop === 'hold') await holdUntil(fake.gate('stop'));
         if (fake.script.stop === 'machine-lost') {
           fake.lost.open();
-          throw ApplicationFailure.nonRetryable('Could not stop the trainer: the machine "fake" is unreachable.', FAILURE.machineLost);
+          throw ApplicationFailure.nonRetryable(
+            'Could not stop the trainer: the machine "fake" is unreachable.',
+            FAILURE.machineLost,
+          );
         }
         fake.stopped.open();
         return { killed: false };
@@ -183,7 +209,11 @@ export class FakeFleet {
         const fake = this.process(processId);
         fake.calls.push({ name: 'removeRunDirs', args: [processId] });
         // Non-retryable so a failed delete answers at once instead of after the policy's three attempts.
-        if (fake.script.cleanup === 'fail') throw ApplicationFailure.create({ message: 'ssh: connect to host fake port 22: Connection refused', nonRetryable: true });
+        if (fake.script.cleanup === 'fail')
+          throw ApplicationFailure.create({
+            message: 'ssh: connect to host fake port 22: Connection refused',
+            nonRetryable: true,
+          });
       },
     };
   }

@@ -16,7 +16,14 @@ import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@t
 import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { ProcessStatus } from '../../domain/status.js';
 import { ensureTemporalCli } from '../../lib/temporal-cli.js';
-import { CONTROL_TASK_QUEUE, machineTaskQueue, SEARCH_KEYS, snapshotQuery, trainingProcessWorkflowId, type ProcessSnapshot } from '../../workflows/messages.js';
+import {
+  CONTROL_TASK_QUEUE,
+  machineTaskQueue,
+  SEARCH_KEYS,
+  snapshotQuery,
+  trainingProcessWorkflowId,
+  type ProcessSnapshot,
+} from '../../workflows/messages.js';
 import type { TrainingProcessInput, trainingProcessWorkflow } from '../../workflows/training-process.js';
 import { WORKFLOWS_PATH } from '../../workers/worker.js';
 import { FakeFleet, type FakeScript } from './fake-activities.js';
@@ -47,7 +54,11 @@ export class WorkflowHarness {
     const cli = await ensureTemporalCli();
     const [env, bundle] = await Promise.all([
       TestWorkflowEnvironment.createLocal({
-        server: { executable: { type: 'existing-path', path: cli.path }, searchAttributes: Object.values(SEARCH_KEYS), ui: false },
+        server: {
+          executable: { type: 'existing-path', path: cli.path },
+          searchAttributes: Object.values(SEARCH_KEYS),
+          ui: false,
+        },
       }),
       bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet }),
     ]);
@@ -84,7 +95,11 @@ export class WorkflowHarness {
       // debugMode runs the workflow in this thread: a worker starts in milliseconds instead of
       // the second a workflow thread takes to load the bundle.
       Worker.create({ connection: this.env.nativeConnection, taskQueue, workflowBundle: this.bundle, debugMode: true }),
-      Worker.create({ connection: this.env.nativeConnection, taskQueue: machineTaskQueue(machineId), activities: this.fleet.machineActivities() }),
+      Worker.create({
+        connection: this.env.nativeConnection,
+        taskQueue: machineTaskQueue(machineId),
+        activities: this.fleet.machineActivities(),
+      }),
     ]);
     const handle = await this.env.client.workflow.start<typeof trainingProcessWorkflow>('trainingProcessWorkflow', {
       taskQueue,
@@ -96,7 +111,10 @@ export class WorkflowHarness {
       const deadline = Date.now() + 15_000;
       for (;;) {
         if (fleet.lastRecord(processId)?.status === status) return handle.query(snapshotQuery);
-        if (Date.now() > deadline) throw new Error(`process ${processId} never recorded ${status}; recorded: ${fleet.statuses(processId).join(', ') || 'nothing'}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `process ${processId} never recorded ${status}; recorded: ${fleet.statuses(processId).join(', ') || 'nothing'}`,
+          );
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     };
@@ -106,7 +124,8 @@ export class WorkflowHarness {
           await body({ processId, handle, fleet, recorded });
         } finally {
           const { status } = await this.env.client.workflow.getHandle(handle.workflowId).describe();
-          if (status.name === 'RUNNING') await this.env.client.workflow.getHandle(handle.workflowId).terminate('test over');
+          if (status.name === 'RUNNING')
+            await this.env.client.workflow.getHandle(handle.workflowId).terminate('test over');
         }
       }),
     );

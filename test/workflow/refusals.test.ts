@@ -4,7 +4,14 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decide, STATUSES, USER_ACTIONS, type ProcessStatus, type UserAction } from '../../domain/status.js';
-import { deleteUpdate, disableUpdate, enableUpdate, snapshotQuery, startUpdate, stopUpdate } from '../../workflows/messages.js';
+import {
+  deleteUpdate,
+  disableUpdate,
+  enableUpdate,
+  snapshotQuery,
+  startUpdate,
+  stopUpdate,
+} from '../../workflows/messages.js';
 import type { FakeScript } from './fake-activities.js';
 import { WorkflowHarness, type TestProcess } from './harness.js';
 
@@ -32,7 +39,10 @@ function update(handle: TestProcess['handle'], action: UserAction): Promise<unkn
 }
 
 /** How a new process reaches each status with the fakes: the script, then the actions. */
-const ROUTES: Record<ProcessStatus, { script: Partial<FakeScript>; actions: Array<{ action: UserAction; then: ProcessStatus }> }> = {
+const ROUTES: Record<
+  ProcessStatus,
+  { script: Partial<FakeScript>; actions: Array<{ action: UserAction; then: ProcessStatus }> }
+> = {
   created: { script: {}, actions: [] },
   queued: { script: { slot: 'hold' }, actions: [{ action: 'start', then: 'queued' }] },
   starting: { script: { launch: 'hold' }, actions: [{ action: 'start', then: 'starting' }] },

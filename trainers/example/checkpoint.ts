@@ -59,7 +59,8 @@ export function writeFileAtomic(file: string, text: string): void {
 // JSON has no NaN: a diverged run's weights come back as null; read them as NaN.
 function numbers(value: unknown, what: string, length?: number): number[] {
   if (!Array.isArray(value)) throw new Error(`${what} is not an array`);
-  if (length !== undefined && value.length !== length) throw new Error(`${what} has ${value.length} entries, expected ${length}`);
+  if (length !== undefined && value.length !== length)
+    throw new Error(`${what} has ${value.length} entries, expected ${length}`);
   return value.map((v, i) => {
     if (v === null) return NaN;
     if (typeof v !== 'number') throw new Error(`${what}[${i}] is not a number`);
@@ -68,7 +69,8 @@ function numbers(value: unknown, what: string, length?: number): number[] {
 }
 
 function integer(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new Error(`${what} is not a non-negative integer`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0)
+    throw new Error(`${what} is not a non-negative integer`);
   return value;
 }
 
@@ -86,7 +88,8 @@ export function loadCheckpoint(dir: string): Checkpoint | null {
     throw err;
   }
   const raw = JSON.parse(text) as Record<string, unknown>;
-  if (raw === null || typeof raw !== 'object' || raw.format !== FORMAT) throw new Error('not a checkpoint of this trainer');
+  if (raw === null || typeof raw !== 'object' || raw.format !== FORMAT)
+    throw new Error('not a checkpoint of this trainer');
   if (raw.version !== VERSION) throw new Error(`checkpoint version ${String(raw.version)} is not supported`);
   const config = raw.config as Record<string, unknown> | undefined;
   const adam = raw.adam as Record<string, unknown> | undefined;
@@ -94,7 +97,8 @@ export function loadCheckpoint(dir: string): Checkpoint | null {
   if (!config || !adam || !sampler) throw new Error('checkpoint is incomplete');
   const weights = numbers(raw.weights, 'weights');
   const rng = numbers(sampler.rng, 'sampler.rng', 4);
-  if (rng.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff)) throw new Error('sampler.rng is not four 32-bit words');
+  if (rng.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff))
+    throw new Error('sampler.rng is not four 32-bit words');
   const order = numbers(sampler.order, 'sampler.order');
   return {
     format: FORMAT,

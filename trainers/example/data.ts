@@ -72,7 +72,10 @@ export class BatchSampler {
   order: Int32Array;
   cursor: number;
 
-  constructor(readonly size: number, seed: number) {
+  constructor(
+    readonly size: number,
+    seed: number,
+  ) {
     this.rng = new Rng(seed);
     this.order = new Int32Array(size);
     for (let i = 0; i < size; i++) this.order[i] = i;

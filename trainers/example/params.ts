@@ -34,19 +34,87 @@ interface Spec {
 }
 
 export const PARAM_SPECS: Record<keyof Params, Spec> = {
-  total_steps: { integer: true, min: 1, max: 10_000_000, default: 3000, help: 'optimizer steps; TRAINYARD_TOTAL_STEPS wins when set' },
-  learning_rate: { integer: false, min: 0, exclusiveMin: true, max: 10, default: 0.01, help: 'peak Adam learning rate' },
-  warmup_steps: { integer: true, min: 0, max: 10_000_000, default: NaN, help: 'linear warm-up steps; default 10% of total_steps' },
-  batch_size: { integer: true, min: 1, max: 100_000, default: 32, help: 'samples per step (at most the training set size)' },
+  total_steps: {
+    integer: true,
+    min: 1,
+    max: 10_000_000,
+    default: 3000,
+    help: 'optimizer steps; TRAINYARD_TOTAL_STEPS wins when set',
+  },
+  learning_rate: {
+    integer: false,
+    min: 0,
+    exclusiveMin: true,
+    max: 10,
+    default: 0.01,
+    help: 'peak Adam learning rate',
+  },
+  warmup_steps: {
+    integer: true,
+    min: 0,
+    max: 10_000_000,
+    default: NaN,
+    help: 'linear warm-up steps; default 10% of total_steps',
+  },
+  batch_size: {
+    integer: true,
+    min: 1,
+    max: 100_000,
+    default: 32,
+    help: 'samples per step (at most the training set size)',
+  },
   hidden: { integer: true, min: 1, max: 1024, default: 32, help: 'units in each of the two hidden layers' },
-  seed: { integer: true, min: 0, max: 4_294_967_295, default: 0, help: 'seeds the data, the initial weights and the batch order' },
+  seed: {
+    integer: true,
+    min: 0,
+    max: 4_294_967_295,
+    default: 0,
+    help: 'seeds the data, the initial weights and the batch order',
+  },
   log_every: { integer: true, min: 1, max: 10_000_000, default: 10, help: 'write loss and lr every N steps' },
-  eval_every: { integer: true, min: 1, max: 10_000_000, default: 50, help: 'write test_accuracy/test_loss and a progress line every N steps' },
-  checkpoint_every: { integer: true, min: 0, max: 10_000_000, default: 500, help: 'also save a checkpoint every N steps (0: only when stopped or done)' },
-  step_delay_ms: { integer: false, min: 0, max: 60_000, default: 50, help: 'sleep between steps so a demo run is watchable' },
-  noise: { integer: false, min: 0, max: 1, default: 0.05, help: 'Gaussian noise on the points, relative to the outer radius' },
-  turns: { integer: false, min: 0, exclusiveMin: true, max: 10, default: 1.75, help: 'turns of each spiral arm (more is harder)' },
-  samples: { integer: true, min: 10, max: 1_000_000, default: 1000, help: 'points in the dataset, both classes; 20% are the test set' },
+  eval_every: {
+    integer: true,
+    min: 1,
+    max: 10_000_000,
+    default: 50,
+    help: 'write test_accuracy/test_loss and a progress line every N steps',
+  },
+  checkpoint_every: {
+    integer: true,
+    min: 0,
+    max: 10_000_000,
+    default: 500,
+    help: 'also save a checkpoint every N steps (0: only when stopped or done)',
+  },
+  step_delay_ms: {
+    integer: false,
+    min: 0,
+    max: 60_000,
+    default: 50,
+    help: 'sleep between steps so a demo run is watchable',
+  },
+  noise: {
+    integer: false,
+    min: 0,
+    max: 1,
+    default: 0.05,
+    help: 'Gaussian noise on the points, relative to the outer radius',
+  },
+  turns: {
+    integer: false,
+    min: 0,
+    exclusiveMin: true,
+    max: 10,
+    default: 1.75,
+    help: 'turns of each spiral arm (more is harder)',
+  },
+  samples: {
+    integer: true,
+    min: 10,
+    max: 1_000_000,
+    default: 1000,
+    help: 'points in the dataset, both classes; 20% are the test set',
+  },
 };
 
 function describe(value: unknown): string {
@@ -57,10 +125,12 @@ function describe(value: unknown): string {
 function parseValue(name: string, raw: unknown, spec: Spec): number {
   let value: number;
   if (typeof raw === 'number') value = raw;
-  else if (typeof raw === 'string' && raw.trim() !== '' && Number.isFinite(Number(raw.trim()))) value = Number(raw.trim());
+  else if (typeof raw === 'string' && raw.trim() !== '' && Number.isFinite(Number(raw.trim())))
+    value = Number(raw.trim());
   else throw new ParamError(`${name} must be a number, got ${describe(raw)}`);
   if (!Number.isFinite(value)) throw new ParamError(`${name} must be a finite number, got ${describe(raw)}`);
-  if (spec.integer && !Number.isInteger(value)) throw new ParamError(`${name} must be a whole number, got ${describe(raw)}`);
+  if (spec.integer && !Number.isInteger(value))
+    throw new ParamError(`${name} must be a whole number, got ${describe(raw)}`);
   const tooLow = spec.exclusiveMin ? value <= spec.min : value < spec.min;
   if (tooLow || value > spec.max) {
     const low = spec.exclusiveMin ? `greater than ${spec.min}` : `at least ${spec.min}`;
@@ -122,7 +192,9 @@ export function parseParams(sources: ParamSources): { params: Params; warnings: 
 
   const trainSize = out.samples - Math.max(1, Math.round(out.samples * TEST_FRACTION));
   if (out.batch_size > trainSize) {
-    throw new ParamError(`batch_size (${out.batch_size}) must not exceed the training set size (${trainSize} of samples=${out.samples})`);
+    throw new ParamError(
+      `batch_size (${out.batch_size}) must not exceed the training set size (${trainSize} of samples=${out.samples})`,
+    );
   }
   return { params: out, warnings };
 }

@@ -9,7 +9,13 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointConfig } from './checkpoint.js';
+import {
+  CHECKPOINT_FILE,
+  loadCheckpoint,
+  saveCheckpoint,
+  type Checkpoint,
+  type CheckpointConfig,
+} from './checkpoint.js';
 import { BatchSampler, makeSpirals, trainTestSplit } from './data.js';
 import { MetricsWriter, type MetricsPoint } from './metrics.js';
 import { Adam, Mlp } from './mlp.js';
@@ -118,7 +124,10 @@ async function main(): Promise<number> {
     const mismatch = checkpoint && sameConfig(checkpoint.config, config);
     if (checkpoint && mismatch) {
       warn(`checkpoint in ${previous} is for different data or model (${mismatch}); starting from scratch`);
-    } else if (checkpoint && (checkpoint.weights.length !== net.params.length || checkpoint.sampler.order.length !== train.size)) {
+    } else if (
+      checkpoint &&
+      (checkpoint.weights.length !== net.params.length || checkpoint.sampler.order.length !== train.size)
+    ) {
       warn(`checkpoint in ${previous} does not fit this model; starting from scratch`);
     } else if (checkpoint) {
       net.params.set(checkpoint.weights);
@@ -130,7 +139,8 @@ async function main(): Promise<number> {
       sampler.cursor = checkpoint.sampler.cursor;
       step = Math.min(checkpoint.step, total);
       say(`resumed from ${join(previous, CHECKPOINT_FILE)} at step ${checkpoint.step}`);
-      if (checkpoint.step >= total) warn(`checkpoint step ${checkpoint.step} is not below total_steps ${total}; nothing left to train`);
+      if (checkpoint.step >= total)
+        warn(`checkpoint step ${checkpoint.step} is not below total_steps ${total}; nothing left to train`);
     }
   }
 
@@ -150,7 +160,13 @@ async function main(): Promise<number> {
 
   // Where the run starts from: a test evaluation, so the accuracy curve has its first point.
   const first = net.evaluate(test.x, test.y, test.size);
-  metrics.write({ step, total_steps: total, epoch: epochOf(step), test_accuracy: first.accuracy, test_loss: first.loss });
+  metrics.write({
+    step,
+    total_steps: total,
+    epoch: epochOf(step),
+    test_accuracy: first.accuracy,
+    test_loss: first.loss,
+  });
   say(`step ${step}/${total}  test_accuracy ${fmt(first.accuracy, 3)}  test_loss ${fmt(first.loss)}`);
 
   let lossSum = 0;

@@ -55,7 +55,11 @@ export function nonFiniteWarnings(runs: readonly ChartRun[], locale: Locale): st
   return warnings;
 }
 
-export function chartRun(run: { number: number; status: string; finishedAt: Date | string | null }, series: Record<string, MetricPoint[]>, locale: Locale): ChartRun {
+export function chartRun(
+  run: { number: number; status: string; finishedAt: Date | string | null },
+  series: Record<string, MetricPoint[]>,
+  locale: Locale,
+): ChartRun {
   return {
     number: run.number,
     status: run.status,

@@ -30,7 +30,10 @@ function cached<T extends Intl.DateTimeFormat | Intl.NumberFormat>(key: string, 
 /** Server-side text of a timestamp; app.js re-renders it in the browser's own time zone. */
 export function dateTime(iso: string | null, locale: Locale): Html | string {
   if (!iso) return '—';
-  const formatter = cached(`date:${locale}`, () => new Intl.DateTimeFormat(DATE_LOCALES[locale], { dateStyle: 'short', timeStyle: 'medium', timeZone: 'UTC' }));
+  const formatter = cached(
+    `date:${locale}`,
+    () => new Intl.DateTimeFormat(DATE_LOCALES[locale], { dateStyle: 'short', timeStyle: 'medium', timeZone: 'UTC' }),
+  );
   const text = formatter.format(new Date(iso));
   return html`<time datetime="${iso}" data-local>${text} UTC</time>`;
 }
@@ -42,7 +45,10 @@ export function percent(step: number | null, total: number | null): number | nul
 
 export function percentText(value: number, locale: Locale): string {
   const digits = value > 0 && value < 10 ? 1 : 0;
-  const formatter = cached(`percent:${locale}:${digits}`, () => new Intl.NumberFormat(DATE_LOCALES[locale], { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+  const formatter = cached(
+    `percent:${locale}:${digits}`,
+    () => new Intl.NumberFormat(DATE_LOCALES[locale], { maximumFractionDigits: digits, minimumFractionDigits: digits }),
+  );
   return `${formatter.format(value)} %`;
 }
 

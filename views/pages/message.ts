@@ -5,5 +5,13 @@ import { layout, type PageContext } from '../layout.js';
 
 export function messagePage(ctx: PageContext, title: string, message: string): Html {
   const t = translator(ctx.locale);
-  return layout(ctx, title, html`<section class="card narrow"><h1>${title}</h1><p>${message}</p><p><a href="/">${t('back')}</a></p></section>`);
+  return layout(
+    ctx,
+    title,
+    html`<section class="card narrow">
+      <h1>${title}</h1>
+      <p>${message}</p>
+      <p><a href="/">${t('back')}</a></p>
+    </section>`,
+  );
 }

@@ -68,7 +68,12 @@
           sampling: 'lttb',
           color: d.colors[name],
           itemStyle: { color: d.colors[name] },
-          lineStyle: { color: d.colors[name], width: r === 0 ? 1.8 : 1.4, type: r === 0 ? 'solid' : 'dashed', opacity: r === 0 ? 1 : 0.6 },
+          lineStyle: {
+            color: d.colors[name],
+            width: r === 0 ? 1.8 : 1.4,
+            type: r === 0 ? 'solid' : 'dashed',
+            opacity: r === 0 ? 1 : 0.6,
+          },
           emphasis: { focus: 'series' },
           markLine: p.breaks.length
             ? {
@@ -122,15 +127,34 @@
         trigger: 'axis',
         axisPointer: { type: 'cross', label: { backgroundColor: '#1d2330' } },
         valueFormatter: function (v) {
-          return typeof v === 'number' ? (Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(3) : Number(v.toPrecision(5))) : 'NaN';
+          return typeof v === 'number'
+            ? Math.abs(v) < 1e-3 && v !== 0
+              ? v.toExponential(3)
+              : Number(v.toPrecision(5))
+            : 'NaN';
         },
       },
       legend: { top: 8, type: 'scroll' },
-      xAxis: { type: 'value', name: d.labels.step, nameLocation: 'middle', nameGap: 28, min: 'dataMin', max: 'dataMax', splitLine: { show: false } },
+      xAxis: {
+        type: 'value',
+        name: d.labels.step,
+        nameLocation: 'middle',
+        nameGap: 28,
+        min: 'dataMin',
+        max: 'dataMax',
+        splitLine: { show: false },
+      },
       yAxis: [
         axis('loss', d.colors.loss, 'left', 0, {}),
         axis('test_accuracy', d.colors.test_accuracy, 'right', 0, { min: 0, max: 1, scale: false }),
-        axis('lr', d.colors.lr, 'right', 64, { axisLabel: { color: d.colors.lr, formatter: function (v) { return v === 0 ? '0' : v.toExponential(1); } } }),
+        axis('lr', d.colors.lr, 'right', 64, {
+          axisLabel: {
+            color: d.colors.lr,
+            formatter: function (v) {
+              return v === 0 ? '0' : v.toExponential(1);
+            },
+          },
+        }),
       ],
       dataZoom: [
         { type: 'inside', xAxisIndex: 0, filterMode: 'none' },
@@ -157,7 +181,19 @@
       });
     });
     if (empty !== emptyShown) {
-      chart.setOption({ graphic: empty ? [{ id: 'empty', type: 'text', left: 'center', top: 'middle', style: { text: d.labels.noPoints, fill: '#667085', fontSize: 14 } }] : [{ id: 'empty', $action: 'remove' }] });
+      chart.setOption({
+        graphic: empty
+          ? [
+              {
+                id: 'empty',
+                type: 'text',
+                left: 'center',
+                top: 'middle',
+                style: { text: d.labels.noPoints, fill: '#667085', fontSize: 14 },
+              },
+            ]
+          : [{ id: 'empty', $action: 'remove' }],
+      });
       emptyShown = empty;
     }
   }

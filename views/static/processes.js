@@ -53,7 +53,10 @@
     var oldRow = document.getElementById(newRow.id);
     if (!oldRow) return;
     if (versionOf(newRow) < versionOf(oldRow)) return;
-    if (oldRow.getAttribute('data-status') === newRow.getAttribute('data-status') && !oldRow.classList.contains('deleting')) {
+    if (
+      oldRow.getAttribute('data-status') === newRow.getAttribute('data-status') &&
+      !oldRow.classList.contains('deleting')
+    ) {
       // Same status, same menu: patch the other cells so an open ☰ menu or a focused
       // button is not swapped out from under the user (progress moves every few seconds).
       var oldCells = oldRow.children;

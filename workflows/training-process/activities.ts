@@ -33,7 +33,12 @@ export function machine(machineId: number) {
       taskQueue,
       startToCloseTimeout: '2m',
       // An unreachable machine fails the start after these attempts, with the reason.
-      retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 4, nonRetryableErrorTypes: [FAILURE.hostKeyMismatch, FAILURE.launchFailed] },
+      retry: {
+        initialInterval: '1s',
+        maximumInterval: '10s',
+        maximumAttempts: 4,
+        nonRetryableErrorTypes: [FAILURE.hostKeyMismatch, FAILURE.launchFailed],
+      },
     }),
     watch: proxyActivities<Pick<MachineActivities, 'runTraining'>>({
       taskQueue,

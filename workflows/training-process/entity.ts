@@ -13,7 +13,14 @@ import {
 } from '@temporalio/workflow';
 import type { StopOptions, TrainerOutcome } from '../../activities/types.js';
 import { FAILURE } from '../../domain/failures.js';
-import { canTransition, decide, DELETE_UNDER_WAY, isActive, type ProcessStatus, type UserAction } from '../../domain/status.js';
+import {
+  canTransition,
+  decide,
+  DELETE_UNDER_WAY,
+  isActive,
+  type ProcessStatus,
+  type UserAction,
+} from '../../domain/status.js';
 import {
   deleteUpdate,
   disableUpdate,
@@ -105,7 +112,9 @@ export class TrainingProcess {
   /** The one place the status changes: only along the status table (see StatusTableViolation). */
   private setStatus(status: ProcessStatus, lastError: string | null = this.state.lastError): void {
     if (!canTransition(this.state.status, status)) {
-      throw new StatusTableViolation(`Process ${this.state.processId}: the status table has no transition ${this.state.status} → ${status}.`);
+      throw new StatusTableViolation(
+        `Process ${this.state.processId}: the status table has no transition ${this.state.status} → ${status}.`,
+      );
     }
     this.state.status = status;
     this.state.lastError = lastError;
@@ -119,8 +128,11 @@ export class TrainingProcess {
   }
 
   private refuseUnless(action: UserAction): void {
-    if (this.deleteRequested) throw ApplicationFailure.nonRetryable(DELETE_UNDER_WAY.en, FAILURE.notAllowed, DELETE_UNDER_WAY);
-    const decision = decide(this.state.status, action, { statusBeforeDisable: this.state.statusBeforeDisable ?? undefined });
+    if (this.deleteRequested)
+      throw ApplicationFailure.nonRetryable(DELETE_UNDER_WAY.en, FAILURE.notAllowed, DELETE_UNDER_WAY);
+    const decision = decide(this.state.status, action, {
+      statusBeforeDisable: this.state.statusBeforeDisable ?? undefined,
+    });
     if (!decision.ok) throw ApplicationFailure.nonRetryable(decision.reason.en, FAILURE.notAllowed, decision.reason);
   }
 
@@ -169,7 +181,9 @@ export class TrainingProcess {
     setHandler(
       enableUpdate,
       async () => {
-        const decision = decide(this.state.status, 'enable', { statusBeforeDisable: this.state.statusBeforeDisable ?? undefined });
+        const decision = decide(this.state.status, 'enable', {
+          statusBeforeDisable: this.state.statusBeforeDisable ?? undefined,
+        });
         this.state.statusBeforeDisable = null;
         if (decision.ok) this.setStatus(decision.next);
         return this.recorded();
@@ -239,7 +253,10 @@ export class TrainingProcess {
     const acquiring = new CancellationScope();
     const acquired = acquiring.run(() => slots.acquireSlot(run.runId));
     const slotOrStop = await Promise.race([
-      acquired.then(() => 'slot' as const, (error: unknown) => error),
+      acquired.then(
+        () => 'slot' as const,
+        (error: unknown) => error,
+      ),
       condition(() => this.stopRequested).then(() => 'stop' as const),
     ]);
     if (slotOrStop === 'stop') {
@@ -284,12 +301,22 @@ export class TrainingProcess {
       // then failed retries): look for it and stop it before its slot is given away.
       // A machine that did not answer the launch is not waited for long: the worker stops
       // that trainer once the machine answers again (trainerMayRemain).
-      const stopError = patched('stop-after-failed-launch') ? await stopTrainer({ unreachableForSeconds: LAUNCH_STOP_PATIENCE_SECONDS }) : null;
+      const stopError = patched('stop-after-failed-launch')
+        ? await stopTrainer({ unreachableForSeconds: LAUNCH_STOP_PATIENCE_SECONDS })
+        : null;
       await control.releaseSlot(run.runId);
       if (this.stopRequested) {
-        await this.finish('stopped', null, stopError === null ? null : `Could not make sure the trainer is gone: ${failureMessage(stopError)}`, stopError !== null);
+        await this.finish(
+          'stopped',
+          null,
+          stopError === null ? null : `Could not make sure the trainer is gone: ${failureMessage(stopError)}`,
+          stopError !== null,
+        );
       } else {
-        const stopNote = stopError === null ? '' : ` (the trainer it may have started could not be stopped: ${failureMessage(stopError)})`;
+        const stopNote =
+          stopError === null
+            ? ''
+            : ` (the trainer it may have started could not be stopped: ${failureMessage(stopError)})`;
         await this.finish('failed', null, `Launch failed: ${failureMessage(error)}${stopNote}`, stopError !== null);
       }
       return;
@@ -319,7 +346,13 @@ export class TrainingProcess {
     // run): the trainer is still there and still holds its GPUs, so it is stopped before
     // the slot is freed. (A machine that is not answering cannot be asked; the worker
     // stops that trainer once the machine answers again.)
-    if (watchError !== null && !stoppedTrainer && stopError === null && failureType(watchError) !== FAILURE.machineLost && patched('stop-after-watch-failure')) {
+    if (
+      watchError !== null &&
+      !stoppedTrainer &&
+      stopError === null &&
+      failureType(watchError) !== FAILURE.machineLost &&
+      patched('stop-after-watch-failure')
+    ) {
       stopError = await stopTrainer();
       stoppedTrainer = stopError === null;
     }
@@ -333,7 +366,12 @@ export class TrainingProcess {
         return;
       }
       // The trainer may outlive its machine's silence: the worker stops it when the machine answers again.
-      await this.finish('failed', null, lost ? failureMessage(error) : `Lost track of the trainer: ${failureMessage(error)}`, true);
+      await this.finish(
+        'failed',
+        null,
+        lost ? failureMessage(error) : `Lost track of the trainer: ${failureMessage(error)}`,
+        true,
+      );
       return;
     }
     const result = outcome as TrainerOutcome | null;
@@ -349,9 +387,19 @@ export class TrainingProcess {
     }
   }
 
-  private async finish(status: ProcessStatus, exitCode: number | null, error: string | null, trainerMayRemain = false): Promise<void> {
+  private async finish(
+    status: ProcessStatus,
+    exitCode: number | null,
+    error: string | null,
+    trainerMayRemain = false,
+  ): Promise<void> {
     if (this.state.runId !== null) {
-      await control.finishRun(this.state.runId, { status, exitCode, error, ...(trainerMayRemain ? { trainerMayRemain } : {}) });
+      await control.finishRun(this.state.runId, {
+        status,
+        exitCode,
+        error,
+        ...(trainerMayRemain ? { trainerMayRemain } : {}),
+      });
     }
     if (status === 'stopped' && this.afterStop === 'disabled') {
       this.setStatus('disabled', error);
@@ -378,11 +426,18 @@ export class TrainingProcess {
     } catch (error) {
       if (!options.force) {
         this.deleteRequested = null;
-        this.setLastError(`Delete failed: ${failureMessage(error)}. Retry, or delete with force to leave the files behind.`);
+        this.setLastError(
+          `Delete failed: ${failureMessage(error)}. Retry, or delete with force to leave the files behind.`,
+        );
         await this.flushed();
         return false;
       }
-      await control.noteEvent(this.input.processId, null, 'warn', `Forced delete: run directories may remain on the machine (${failureMessage(error)}).`);
+      await control.noteEvent(
+        this.input.processId,
+        null,
+        'warn',
+        `Forced delete: run directories may remain on the machine (${failureMessage(error)}).`,
+      );
     }
     await this.flushed();
     await control.deleteProcessData(this.input.processId);

@@ -7,7 +7,10 @@ import { can } from '../../access.js';
 import type { AppDeps } from '../../deps.js';
 
 /** Names what a page request did for the audit log (when the audit hook is in the app). */
-export function auditAs(request: FastifyRequest, info: { action?: string; targetType?: string; targetId?: string | number; detail?: Record<string, unknown> }): void {
+export function auditAs(
+  request: FastifyRequest,
+  info: { action?: string; targetType?: string; targetId?: string | number; detail?: Record<string, unknown> },
+): void {
   const audit = (request as FastifyRequest & { audit?: Record<string, unknown> | null }).audit;
   if (audit) Object.assign(audit, info);
 }
@@ -34,4 +37,3 @@ export function rowContext(request: FastifyRequest, deps: AppDeps, templateId: n
     showMachineAddress: can(request.principal, 'machines.view'),
   };
 }
-

@@ -4,10 +4,25 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type TOptional, type TString } from 'typebox';
 import { ServiceError } from '../../../services/errors.js';
-import { createMachine, deleteMachine, fetchHostKey, getMachine, listMachines, probeMachine, updateMachine, type MachineView } from '../../../services/machines.js';
+import {
+  createMachine,
+  deleteMachine,
+  fetchHostKey,
+  getMachine,
+  listMachines,
+  probeMachine,
+  updateMachine,
+  type MachineView,
+} from '../../../services/machines.js';
 import { html } from '../../../views/html.js';
 import { translator } from '../../../views/i18n.js';
-import { hostKeyCheck, machineForm, machineRow, machinesPage, type MachineFormState } from '../../../views/pages/machines.js';
+import {
+  hostKeyCheck,
+  machineForm,
+  machineRow,
+  machinesPage,
+  type MachineFormState,
+} from '../../../views/pages/machines.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
 import { PathIdParams } from '../params.js';
@@ -15,13 +30,30 @@ import { can, intParam, permitted } from '../../access.js';
 import { auditAs, isHtmx, sendHtml } from './common.js';
 
 type Form = Record<string, string | undefined>;
-const FIELDS = ['name', 'address', 'sshUser', 'privateKey', 'privateKeyPath', 'hostKeyFingerprint', 'slots', 'gpus', 'lostTimeoutSeconds', 'enabled'] as const;
-const formFields = Object.fromEntries(FIELDS.map((f) => [f, Type.Optional(Type.String({ maxLength: 20_000 }))])) as Record<(typeof FIELDS)[number], TOptional<TString>>;
+const FIELDS = [
+  'name',
+  'address',
+  'sshUser',
+  'privateKey',
+  'privateKeyPath',
+  'hostKeyFingerprint',
+  'slots',
+  'gpus',
+  'lostTimeoutSeconds',
+  'enabled',
+] as const;
+const formFields = Object.fromEntries(
+  FIELDS.map((f) => [f, Type.Optional(Type.String({ maxLength: 20_000 }))]),
+) as Record<(typeof FIELDS)[number], TOptional<TString>>;
 const bodySchema = Type.Object({ ...formFields, _csrf: Type.Optional(Type.String()) });
 const idParams = PathIdParams;
 
 /** The form's strings as the service's input; what cannot be read is an error by field. */
-function readForm(form: Form, existing: MachineView | null, t: ReturnType<typeof translator>): { input: Record<string, unknown>; errors: Record<string, string> } {
+function readForm(
+  form: Form,
+  existing: MachineView | null,
+  t: ReturnType<typeof translator>,
+): { input: Record<string, unknown>; errors: Record<string, string> } {
   const errors: Record<string, string> = {};
   const input: Record<string, unknown> = {};
   const str = (key: string) => (form[key] ?? '').trim();
@@ -36,7 +68,8 @@ function readForm(form: Form, existing: MachineView | null, t: ReturnType<typeof
       else input[key] = str(key);
     }
     if ((form.privateKey ?? '').trim() !== '') input.privateKey = form.privateKey;
-    if (str('privateKeyPath') !== '' && str('privateKeyPath') !== existing?.privateKeyPath) input.privateKeyPath = str('privateKeyPath');
+    if (str('privateKeyPath') !== '' && str('privateKeyPath') !== existing?.privateKeyPath)
+      input.privateKeyPath = str('privateKeyPath');
     if (str('hostKeyFingerprint') !== '') input.hostKeyFingerprint = str('hostKeyFingerprint');
     else if (existing?.hostKeyFingerprint) input.hostKeyFingerprint = null;
   }
@@ -55,7 +88,10 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
   app.addHook('preHandler', permitted('machines.view'));
   const manage = permitted('machines.manage');
   const services = { db: deps.db, secret: deps.secret, keysDir: deps.config.keysDir };
-  const rowCtx = (request: FastifyRequest) => ({ locale: request.locale, canManage: can(request.principal, 'machines.manage') });
+  const rowCtx = (request: FastifyRequest) => ({
+    locale: request.locale,
+    canManage: can(request.principal, 'machines.manage'),
+  });
 
   async function page(request: FastifyRequest, form?: MachineFormState) {
     return machinesPage(pageContext(request), {
@@ -66,7 +102,13 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
   }
 
   /** Answers a form that did not save: the form again, errors beside the fields, input kept. */
-  async function again(request: FastifyRequest, reply: FastifyReply, machine: MachineView | null, form: Form, errors: Record<string, string>) {
+  async function again(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    machine: MachineView | null,
+    form: Form,
+    errors: Record<string, string>,
+  ) {
     const values = Object.fromEntries(FIELDS.map((f) => [f, f === 'privateKey' ? '' : (form[f] ?? '')]));
     const state: MachineFormState = { machine, csrfToken: request.principal?.csrfToken ?? null, values, errors };
     if (!isHtmx(request)) return sendHtml(reply, await page(request, state), 422);
@@ -84,9 +126,15 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
     } catch (error) {
       if (!(error instanceof ServiceError) || (error.code !== 'invalid' && error.code !== 'conflict')) throw error;
       const field = error.field?.split('.')[0];
-      return again(request, reply, existing, form, { [field && (FIELDS as readonly string[]).includes(field) ? field : 'form']: error.message });
+      return again(request, reply, existing, form, {
+        [field && (FIELDS as readonly string[]).includes(field) ? field : 'form']: error.message,
+      });
     }
-    auditAs(request, { action: existing ? 'machine.update' : 'machine.create', targetType: 'machine', targetId: saved.id });
+    auditAs(request, {
+      action: existing ? 'machine.update' : 'machine.create',
+      targetType: 'machine',
+      targetId: saved.id,
+    });
     if (!isHtmx(request)) return reply.redirect('/machines', 303);
     reply.header('HX-Trigger-After-Swap', 'machine-saved');
     return sendHtml(reply, machineRow(saved, rowCtx(request)));
@@ -113,9 +161,18 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
     return sendHtml(reply, await page(request, state));
   });
 
-  app.post('/machines/:id', { schema: { params: idParams, body: bodySchema }, preHandler: manage }, async (request, reply) => {
-    return save(request, request.body ?? {}, reply, await getMachine(deps.db, intParam(request.params.id, 'machine')));
-  });
+  app.post(
+    '/machines/:id',
+    { schema: { params: idParams, body: bodySchema }, preHandler: manage },
+    async (request, reply) => {
+      return save(
+        request,
+        request.body ?? {},
+        reply,
+        await getMachine(deps.db, intParam(request.params.id, 'machine')),
+      );
+    },
+  );
 
   app.post('/machines/:id/probe', { schema: { params: idParams }, preHandler: manage }, async (request, reply) => {
     const id = intParam(request.params.id, 'machine');
@@ -135,7 +192,15 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
 
   app.post(
     '/machines/host-key',
-    { schema: { body: Type.Object({ address: Type.Optional(Type.String({ maxLength: 300 })), _csrf: Type.Optional(Type.String()) }) }, preHandler: manage },
+    {
+      schema: {
+        body: Type.Object({
+          address: Type.Optional(Type.String({ maxLength: 300 })),
+          _csrf: Type.Optional(Type.String()),
+        }),
+      },
+      preHandler: manage,
+    },
     async (request, reply) => {
       auditAs(request, { action: 'machine.host_key_fetch', detail: { address: request.body?.address ?? '' } });
       try {

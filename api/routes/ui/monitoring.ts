@@ -36,7 +36,8 @@ export async function monitoringRoutes(parent: FastifyInstance, { deps }: { deps
     const wanted = query.run ? intParam(query.run, 'run') : runNumbers.at(-1)!;
     if (!runNumbers.includes(wanted)) throw new ServiceError('not_found', `Run ${wanted} does not exist.`);
     const compare = query.compare ? intParam(query.compare, 'compare') : null;
-    if (compare !== null && !runNumbers.includes(compare)) throw new ServiceError('not_found', `Run ${compare} does not exist.`);
+    if (compare !== null && !runNumbers.includes(compare))
+      throw new ServiceError('not_found', `Run ${compare} does not exist.`);
     return { run: wanted, compare: compare === wanted ? null : compare };
   }
 
@@ -44,7 +45,11 @@ export async function monitoringRoutes(parent: FastifyInstance, { deps }: { deps
     const runs = await Promise.all(
       numbers.map(async (number) => {
         const run = await findRun(deps, processId, number);
-        const { series } = await queryMetrics(deps.db, deps.sql, { runId: run.id, names: CHART_SERIES, maxPoints: MAX_POINTS });
+        const { series } = await queryMetrics(deps.db, deps.sql, {
+          runId: run.id,
+          names: CHART_SERIES,
+          maxPoints: MAX_POINTS,
+        });
         return chartRun(run, series, locale);
       }),
     );
@@ -54,14 +59,21 @@ export async function monitoringRoutes(parent: FastifyInstance, { deps }: { deps
   app.get('/training/processes/:id/monitoring', { schema, preHandler: theProcess }, async (request, reply) => {
     const view = request.process;
     const runs = await listRuns(deps, view.id);
-    const { run, compare } = pick(request.query, runs.map((r) => r.number));
+    const { run, compare } = pick(
+      request.query,
+      runs.map((r) => r.number),
+    );
     const chart = run === null ? null : await data(view.id, compare === null ? [run] : [run, compare], request.locale);
     return sendHtml(
       reply,
       monitoringPage(pageContext(request), {
         view,
         runs: runs
-          .map((r) => ({ number: r.number, statusLabel: isStatus(r.status) ? STATUS_LABELS[r.status][request.locale] : r.status, startedAt: r.startedAt }))
+          .map((r) => ({
+            number: r.number,
+            statusLabel: isStatus(r.status) ? STATUS_LABELS[r.status][request.locale] : r.status,
+            startedAt: r.startedAt,
+          }))
           .reverse(),
         run,
         compare,
@@ -73,7 +85,10 @@ export async function monitoringRoutes(parent: FastifyInstance, { deps }: { deps
   app.get('/training/processes/:id/metrics', { schema, preHandler: theProcess }, async (request, reply) => {
     const view = request.process;
     const runs = await listRuns(deps, view.id);
-    const { run, compare } = pick(request.query, runs.map((r) => r.number));
+    const { run, compare } = pick(
+      request.query,
+      runs.map((r) => r.number),
+    );
     if (run === null) throw new ServiceError('not_found', `Process ${view.id} has no runs yet.`);
     const body = await data(view.id, compare === null ? [run] : [run, compare], request.locale);
     return reply.header('cache-control', 'no-store').send(body);

@@ -6,7 +6,17 @@ import { Type } from 'typebox';
 import { decide, type UserAction } from '../../../domain/status.js';
 import { ServiceError } from '../../../services/errors.js';
 import { listMachineChoices } from '../../../services/machines.js';
-import { act, createProcess, deleteProcess, getProcess, listProcesses, logTail, templateStatusVersions, type CreateProcessInput, type ProcessView } from '../../../services/processes.js';
+import {
+  act,
+  createProcess,
+  deleteProcess,
+  getProcess,
+  listProcesses,
+  logTail,
+  templateStatusVersions,
+  type CreateProcessInput,
+  type ProcessView,
+} from '../../../services/processes.js';
 import type { TemplateView } from '../../../services/templates.js';
 import { addProcessForm, type AddProcessFormState } from '../../../views/fragments/add-process-form.js';
 import { fill } from '../../../views/fragments/format.js';
@@ -33,8 +43,10 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
   const theTemplate = (...permissions: Array<'processes.view' | 'processes.create'>) =>
     loadTemplate(deps.db, permissions, { ...PAGE_VISIBILITY, param: 'templateId' });
   /** The process of `:id` as `request.process`. */
-  const theProcess = (permission: 'processes.view' | 'processes.manage' | 'processes.delete', audit?: (request: FastifyRequest) => string) =>
-    loadProcess(deps.db, permission, { ...PAGE_VISIBILITY, ...(audit ? { audit } : {}) });
+  const theProcess = (
+    permission: 'processes.view' | 'processes.manage' | 'processes.delete',
+    audit?: (request: FastifyRequest) => string,
+  ) => loadProcess(deps.db, permission, { ...PAGE_VISIBILITY, ...(audit ? { audit } : {}) });
   const ctxOf = (request: FastifyRequest) => rowContext(request, deps, request.process.templateId);
 
   /** Every machine to choose from; addresses only for those who may see machines. */
@@ -43,7 +55,11 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
     return (await listMachineChoices(deps.db)).map((row) => ({ ...row, address: withAddress ? row.address : null }));
   }
 
-  async function formState(request: FastifyRequest, template: { id: number; params: Record<string, unknown> }, extra: Partial<AddProcessFormState> = {}): Promise<AddProcessFormState> {
+  async function formState(
+    request: FastifyRequest,
+    template: { id: number; params: Record<string, unknown> },
+    extra: Partial<AddProcessFormState> = {},
+  ): Promise<AddProcessFormState> {
     return {
       templateId: template.id,
       templateParams: template.params,
@@ -57,7 +73,12 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
   async function page(request: FastifyRequest, template: TemplateView, after: number, form?: AddProcessFormState) {
     // Versions first, then the rows: a change in between makes the feed resend, never miss.
     const versions = await templateStatusVersions(deps.db, template.id, after, PAGE_SIZE + 1);
-    const list = await listProcesses(deps, { templateId: template.id, visibleTemplates: [template.id], limit: PAGE_SIZE, cursor: after });
+    const list = await listProcesses(deps, {
+      templateId: template.id,
+      visibleTemplates: [template.id],
+      limit: PAGE_SIZE,
+      cursor: after,
+    });
     return processesPage(pageContext(request), {
       template,
       rows: list.items.map((view) => ({ view, version: versions.get(view.id) ?? 0 })),
@@ -72,7 +93,13 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
   app.get(
     '/training/templates/:templateId/processes',
     {
-      schema: { params: templateParams, querystring: Type.Object({ after: Type.Optional(Type.String({ maxLength: 12 })), lang: Type.Optional(Type.String()) }) },
+      schema: {
+        params: templateParams,
+        querystring: Type.Object({
+          after: Type.Optional(Type.String({ maxLength: 12 })),
+          lang: Type.Optional(Type.String()),
+        }),
+      },
       preHandler: theTemplate('processes.view'),
     },
     async (request, reply) => {
@@ -125,7 +152,12 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
         reply.header('HX-Retarget', '#add-process').header('HX-Reswap', 'innerHTML');
         return sendHtml(reply, addProcessForm(request.locale, state), 422);
       }
-      auditAs(request, { action: 'process.create', targetType: 'process', targetId: created.id, detail: { templateId: template.id, machineId: created.machineId } });
+      auditAs(request, {
+        action: 'process.create',
+        targetType: 'process',
+        targetId: created.id,
+        detail: { templateId: template.id, machineId: created.machineId },
+      });
       if (!isHtmx(request)) return reply.redirect(`/training/templates/${template.id}/processes`, 303);
       const version = (await statusVersions(deps.db, [created.id])).get(created.id) ?? 0;
       reply.header('HX-Trigger-After-Swap', 'process-created');
@@ -163,7 +195,8 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
         after,
         upTo,
         sent,
-        render: (view, version, kind) => (kind === 'row' ? processRow(view, ctx, version) : processBlock(view, ctx, version)).value,
+        render: (view, version, kind) =>
+          (kind === 'row' ? processRow(view, ctx, version) : processBlock(view, ctx, version)).value,
         // The session (or token) and the grants that opened the stream, as they are now.
         stillAllowed: async () => {
           const now = await resolvePrincipal(deps, app.authz, credential);
@@ -177,14 +210,20 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
     },
   );
 
-  app.get('/training/processes/:id/row', { schema: { params: idParams }, preHandler: theProcess('processes.view') }, async (request, reply) => {
-    const view = request.process;
-    const version = (await statusVersions(deps.db, [view.id])).get(view.id) ?? 0;
-    return sendHtml(reply, processRow(view, ctxOf(request), version));
-  });
+  app.get(
+    '/training/processes/:id/row',
+    { schema: { params: idParams }, preHandler: theProcess('processes.view') },
+    async (request, reply) => {
+      const view = request.process;
+      const version = (await statusVersions(deps.db, [view.id])).get(view.id) ?? 0;
+      return sendHtml(reply, processRow(view, ctxOf(request), version));
+    },
+  );
 
-  app.get('/training/processes/:id/details', { schema: { params: idParams }, preHandler: theProcess('processes.view') }, async (request, reply) =>
-    sendHtml(reply, processDetails(request.process, ctxOf(request))),
+  app.get(
+    '/training/processes/:id/details',
+    { schema: { params: idParams }, preHandler: theProcess('processes.view') },
+    async (request, reply) => sendHtml(reply, processDetails(request.process, ctxOf(request))),
   );
 
   app.get('/training/processes/:id/facts', { schema: { params: idParams } }, async (request, reply) => {
@@ -192,7 +231,8 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
       await theProcess('processes.view')(request);
     } catch (error) {
       // Deleted while its details were open: 286 tells htmx to stop polling; the feed removes the row.
-      if (isHtmx(request) && error instanceof ServiceError && error.code === 'not_found') return reply.code(286).type('text/html; charset=utf-8').send('');
+      if (isHtmx(request) && error instanceof ServiceError && error.code === 'not_found')
+        return reply.code(286).type('text/html; charset=utf-8').send('');
       throw error;
     }
     return sendHtml(reply, processFacts(request.process, ctxOf(request)));
@@ -203,7 +243,10 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
     {
       schema: {
         params: idParams,
-        querystring: Type.Object({ run: Type.Optional(Type.String({ maxLength: 12 })), slot: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]{1,40}$' })) }),
+        querystring: Type.Object({
+          run: Type.Optional(Type.String({ maxLength: 12 })),
+          slot: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]{1,40}$' })),
+        }),
       },
       preHandler: theProcess('processes.view'),
     },
@@ -217,15 +260,29 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
         // No run yet (or not that one): the panel says so instead of failing.
         if (!(error instanceof ServiceError && error.code === 'not_found' && view.runNumber === null)) throw error;
       }
-      return sendHtml(reply, logsPanel(view.id, tail, { locale: request.locale, slotId: request.query.slot ?? `process-${view.id}-logs` }));
+      return sendHtml(
+        reply,
+        logsPanel(view.id, tail, { locale: request.locale, slotId: request.query.slot ?? `process-${view.id}-logs` }),
+      );
     },
   );
 
   app.post(
     '/training/processes/:id/:action',
     {
-      schema: { params: Type.Object({ id: PathId, action: Type.Unsafe<Exclude<UserAction, 'delete'>>({ type: 'string', enum: ['start', 'stop', 'disable', 'enable'] }) }) },
-      preHandler: theProcess('processes.manage', (request) => `process.${(request.params as { action: string }).action}`),
+      schema: {
+        params: Type.Object({
+          id: PathId,
+          action: Type.Unsafe<Exclude<UserAction, 'delete'>>({
+            type: 'string',
+            enum: ['start', 'stop', 'disable', 'enable'],
+          }),
+        }),
+      },
+      preHandler: theProcess(
+        'processes.manage',
+        (request) => `process.${(request.params as { action: string }).action}`,
+      ),
     },
     async (request, reply) => {
       const action = request.params.action;

@@ -4,20 +4,31 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type TOptional, type TString } from 'typebox';
 import { ServiceError } from '../../../services/errors.js';
-import { createTemplate, deleteTemplate, ENV_KEY, getTemplate, updateTemplate, type TemplateView } from '../../../services/templates.js';
+import {
+  createTemplate,
+  deleteTemplate,
+  ENV_KEY,
+  getTemplate,
+  updateTemplate,
+  type TemplateView,
+} from '../../../services/templates.js';
 import { fill } from '../../../views/fragments/format.js';
 import { translator } from '../../../views/i18n.js';
-import { TEMPLATE_FORM_FIELDS, templateFormPage, templateFormValues, type TemplateFormValues } from '../../../views/pages/template-form.js';
+import {
+  TEMPLATE_FORM_FIELDS,
+  templateFormPage,
+  templateFormValues,
+  type TemplateFormValues,
+} from '../../../views/pages/template-form.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
 import { PathIdParams } from '../params.js';
 import { intParam, permitted } from '../../access.js';
 import { auditAs, isHtmx, sendHtml } from './common.js';
 
-const formFields = Object.fromEntries(TEMPLATE_FORM_FIELDS.map((f) => [f, Type.Optional(Type.String({ maxLength: 200_000 }))])) as Record<
-  (typeof TEMPLATE_FORM_FIELDS)[number],
-  TOptional<TString>
->;
+const formFields = Object.fromEntries(
+  TEMPLATE_FORM_FIELDS.map((f) => [f, Type.Optional(Type.String({ maxLength: 200_000 }))]),
+) as Record<(typeof TEMPLATE_FORM_FIELDS)[number], TOptional<TString>>;
 const bodySchema = Type.Object({
   ...formFields,
   // One checkbox arrives as a string; form validation (api/validation.ts) makes it a list of one.
@@ -27,7 +38,10 @@ const bodySchema = Type.Object({
 const idParams = PathIdParams;
 
 /** The form's strings as the service's input; what cannot even be parsed is an error by field. */
-function readForm(form: TemplateFormValues, t: ReturnType<typeof translator>): { input: Record<string, unknown>; errors: Record<string, string> } {
+function readForm(
+  form: TemplateFormValues,
+  t: ReturnType<typeof translator>,
+): { input: Record<string, unknown>; errors: Record<string, string> } {
   const errors: Record<string, string> = {};
   const input: Record<string, unknown> = {
     name: (form.name ?? '').trim(),
@@ -83,23 +97,47 @@ export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: 
   const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   app.addHook('preHandler', permitted('templates.manage'));
 
-  function formPage(request: FastifyRequest, reply: FastifyReply, template: TemplateView | null, values: TemplateFormValues, errors?: Record<string, string>) {
-    const body = templateFormPage(pageContext(request), { template, values, ...(errors ? { errors } : {}), canDelete: template !== null });
+  function formPage(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    template: TemplateView | null,
+    values: TemplateFormValues,
+    errors?: Record<string, string>,
+  ) {
+    const body = templateFormPage(pageContext(request), {
+      template,
+      values,
+      ...(errors ? { errors } : {}),
+      canDelete: template !== null,
+    });
     return sendHtml(reply, body, errors ? 422 : 200);
   }
 
-  async function save(request: FastifyRequest, form: TemplateFormValues, reply: FastifyReply, existing: TemplateView | null) {
+  async function save(
+    request: FastifyRequest,
+    form: TemplateFormValues,
+    reply: FastifyReply,
+    existing: TemplateView | null,
+  ) {
     const { input, errors } = readForm(form, translator(request.locale));
     if (Object.keys(errors).length > 0) return formPage(request, reply, existing, form, errors);
     let saved: TemplateView;
     try {
-      saved = existing ? await updateTemplate(deps.db, existing.id, input, { secret: deps.secret }) : await createTemplate(deps.db, input, { secret: deps.secret });
+      saved = existing
+        ? await updateTemplate(deps.db, existing.id, input, { secret: deps.secret })
+        : await createTemplate(deps.db, input, { secret: deps.secret });
     } catch (error) {
       if (!(error instanceof ServiceError) || (error.code !== 'invalid' && error.code !== 'conflict')) throw error;
       const field = error.field?.split('.')[0];
-      return formPage(request, reply, existing, form, { [field && (TEMPLATE_FORM_FIELDS as readonly string[]).includes(field) ? field : 'form']: error.message });
+      return formPage(request, reply, existing, form, {
+        [field && (TEMPLATE_FORM_FIELDS as readonly string[]).includes(field) ? field : 'form']: error.message,
+      });
     }
-    auditAs(request, { action: existing ? 'template.update' : 'template.create', targetType: 'template', targetId: saved.id });
+    auditAs(request, {
+      action: existing ? 'template.update' : 'template.create',
+      targetType: 'template',
+      targetId: saved.id,
+    });
     // A new template goes straight to where its processes are added.
     return reply.redirect(existing ? '/training/templates' : `/training/templates/${saved.id}/processes`, 303);
   }
@@ -118,7 +156,12 @@ export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: 
   });
 
   app.post('/training/templates/:id', { schema: { params: idParams, body: bodySchema } }, async (request, reply) => {
-    return save(request, request.body ?? {}, reply, await getTemplate(deps.db, intParam(request.params.id, 'template')));
+    return save(
+      request,
+      request.body ?? {},
+      reply,
+      await getTemplate(deps.db, intParam(request.params.id, 'template')),
+    );
   });
 
   app.delete('/training/templates/:id', { schema: { params: idParams } }, async (request, reply) => {

@@ -2,10 +2,30 @@
 // machines.manage (both global). Keys go in, never out.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { createMachine, deleteMachine, fetchHostKey, getMachine, listMachines, probeMachine, updateMachine, type MachineDeps } from '../../../services/machines.js';
+import {
+  createMachine,
+  deleteMachine,
+  fetchHostKey,
+  getMachine,
+  listMachines,
+  probeMachine,
+  updateMachine,
+  type MachineDeps,
+} from '../../../services/machines.js';
 import { permitted } from '../../access.js';
 import type { AppDeps } from '../../deps.js';
-import { errors, NoContent, HostKey, HostKeyRequest, IdParams, list, Machine, MachineCreate, MachinePatch, MachineProbe } from './schemas.js';
+import {
+  errors,
+  NoContent,
+  HostKey,
+  HostKeyRequest,
+  IdParams,
+  list,
+  Machine,
+  MachineCreate,
+  MachinePatch,
+  MachineProbe,
+} from './schemas.js';
 
 export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>();
@@ -31,7 +51,8 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
       config: { permission: 'machines.manage', audit: 'machine.create' },
       schema: {
         summary: 'Add a target machine',
-        description: 'Give privateKey (stored encrypted) or privateKeyPath (under TRAINYARD_KEYS_DIR). Pin hostKeyFingerprint after checking it (see POST /machines/host-key).',
+        description:
+          'Give privateKey (stored encrypted) or privateKeyPath (under TRAINYARD_KEYS_DIR). Pin hostKeyFingerprint after checking it (see POST /machines/host-key).',
         tags: ['machines'],
         body: MachineCreate,
         response: { 201: Machine, ...errors(409) },
@@ -68,7 +89,12 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
     '/machines/:id',
     {
       config: { permission: 'machines.view' },
-      schema: { summary: 'One target machine', tags: ['machines'], params: IdParams, response: { 200: Machine, ...errors(404) } },
+      schema: {
+        summary: 'One target machine',
+        tags: ['machines'],
+        params: IdParams,
+        response: { 200: Machine, ...errors(404) },
+      },
       preHandler: view,
     },
     async (request) => {
@@ -82,7 +108,8 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
       config: { permission: 'machines.manage', audit: 'machine.update' },
       schema: {
         summary: 'Change a target machine',
-        description: 'Only the fields given change. The built-in local machine changes only slots, gpus, lostTimeoutSeconds and enabled.',
+        description:
+          'Only the fields given change. The built-in local machine changes only slots, gpus, lostTimeoutSeconds and enabled.',
         tags: ['machines'],
         params: IdParams,
         body: MachinePatch,

@@ -17,7 +17,12 @@ export function collectRoutes(app: FastifyInstance): DocumentedRoute[] {
     const methods = (Array.isArray(route.method) ? route.method : [route.method]) as HTTPMethods[];
     for (const method of methods) {
       if (method === 'HEAD' || !route.schema) continue;
-      routes.push({ method, url: route.url, schema: route.schema as Record<string, unknown>, permission: (route.config as { permission?: string } | undefined)?.permission ?? null });
+      routes.push({
+        method,
+        url: route.url,
+        schema: route.schema as Record<string, unknown>,
+        permission: (route.config as { permission?: string } | undefined)?.permission ?? null,
+      });
     }
   });
   return routes;
@@ -39,7 +44,10 @@ function convert(schema: unknown, top = false): unknown {
       if (value === false) out.items = false;
       continue;
     }
-    out[key] = key === 'properties' || key === 'patternProperties' ? Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, convert(v)])) : convert(value);
+    out[key] =
+      key === 'properties' || key === 'patternProperties'
+        ? Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, convert(v)]))
+        : convert(value);
   }
   return out;
 }
@@ -61,14 +69,26 @@ export function openApiDocument(routes: DocumentedRoute[]): Record<string, unkno
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
     const path = route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
-    const { params, querystring, body, response, summary, description, tags, produces } = route.schema as Record<string, JsonSchema | undefined> & { tags?: string[]; produces?: string[] };
+    const { params, querystring, body, response, summary, description, tags, produces } = route.schema as Record<
+      string,
+      JsonSchema | undefined
+    > & { tags?: string[]; produces?: string[] };
     const parameters: unknown[] = [];
-    for (const [where, part] of [['path', params], ['query', querystring]] as const) {
+    for (const [where, part] of [
+      ['path', params],
+      ['query', querystring],
+    ] as const) {
       const properties = (part?.properties ?? {}) as Record<string, JsonSchema>;
       const required = new Set((part?.required as string[] | undefined) ?? []);
       for (const [name, schema] of Object.entries(properties)) {
         const { description: paramDescription, ...rest } = schema;
-        parameters.push({ name, in: where, required: where === 'path' || required.has(name), schema: convert(rest), ...(paramDescription ? { description: paramDescription } : {}) });
+        parameters.push({
+          name,
+          in: where,
+          required: where === 'path' || required.has(name),
+          schema: convert(rest),
+          ...(paramDescription ? { description: paramDescription } : {}),
+        });
       }
     }
     const responses: Record<string, unknown> = {};
@@ -76,14 +96,20 @@ export function openApiDocument(routes: DocumentedRoute[]): Record<string, unkno
       const empty = (schema as JsonSchema).type === 'null';
       // `produces` names the media types of a success that is not JSON (e.g. an export); errors stay JSON.
       const media = produces && code.startsWith('2') ? produces : ['application/json'];
-      responses[code] = { description: STATUS_TEXT[code] ?? code, ...(empty ? {} : { content: Object.fromEntries(media.map((type) => [type, { schema: convert(schema) }])) }) };
+      responses[code] = {
+        description: STATUS_TEXT[code] ?? code,
+        ...(empty ? {} : { content: Object.fromEntries(media.map((type) => [type, { schema: convert(schema) }])) }),
+      };
     }
     const isPublic = route.permission === null;
     (paths[path] ??= {})[route.method.toLowerCase()] = {
       ...(summary ? { summary } : {}),
       ...(description ? { description } : {}),
       ...(tags ? { tags } : {}),
-      operationId: `${route.method.toLowerCase()}${path.replace(/\/api\/v1/, '').replace(/[{}]/g, '').replace(/[/-](\w)/g, (_m, c: string) => c.toUpperCase())}`,
+      operationId: `${route.method.toLowerCase()}${path
+        .replace(/\/api\/v1/, '')
+        .replace(/[{}]/g, '')
+        .replace(/[/-](\w)/g, (_m, c: string) => c.toUpperCase())}`,
       ...(parameters.length ? { parameters } : {}),
       ...(body ? { requestBody: { required: true, content: { 'application/json': { schema: convert(body) } } } } : {}),
       responses,
@@ -106,7 +132,13 @@ export function openApiDocument(routes: DocumentedRoute[]): Record<string, unkno
     security: [{ bearer: [] }],
     paths,
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token from the Tokens page or `npm run trainyard -- token create <login>`.' } },
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'An API token from the Tokens page or `npm run trainyard -- token create <login>`.',
+        },
+      },
       schemas: Object.fromEntries([...components].map(([schema, name]) => [name, convert(schema, true)])),
     },
   };

@@ -10,30 +10,59 @@ import { withoutAddress } from '../../../domain/redact-address.js';
 import { invalid } from '../../../services/errors.js';
 import { queryMetrics } from '../../../metrics/query.js';
 import { EXPORT_FORMATS, EXPORT_MEDIA, exportPoints } from '../../../metrics/export.js';
-import { act, createProcess, deleteProcess, findRun, listProcesses, listRuns, logTail, type ProcessView } from '../../../services/processes.js';
+import {
+  act,
+  createProcess,
+  deleteProcess,
+  findRun,
+  listProcesses,
+  listRuns,
+  logTail,
+  type ProcessView,
+} from '../../../services/processes.js';
 import { validParams } from '../../../services/templates.js';
 import { API_VISIBILITY, authorize, can, loadProcess, visibleTemplates } from '../../access.js';
 import type { Principal } from '../../plugins/auth.js';
 import type { AppDeps } from '../../deps.js';
-import { ActionAccepted, errors, ExportBody, IdParams, list, Logs, Metrics, Page, Process, ProcessCreate, Run, Status } from './schemas.js';
+import {
+  ActionAccepted,
+  errors,
+  ExportBody,
+  IdParams,
+  list,
+  Logs,
+  Metrics,
+  Page,
+  Process,
+  ProcessCreate,
+  Run,
+  Status,
+} from './schemas.js';
 
 /** JSON has no NaN or infinities: they travel as the strings the OpenAPI document names. */
 export function encodeNonFinite(_key: string, value: unknown): unknown {
-  if (typeof value === 'number' && !Number.isFinite(value)) return Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
+  if (typeof value === 'number' && !Number.isFinite(value))
+    return Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
   return value;
 }
 
-const runQuery = { run: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_147_483_647, description: 'Run number; the latest run when omitted.' })) };
+const runQuery = {
+  run: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 2_147_483_647, description: 'Run number; the latest run when omitted.' }),
+  ),
+};
 
 /** A process as `principal` may see it: no machine address without machines.view. */
-export const shownTo = <T extends ProcessView>(principal: Principal | null, view: T): T => (can(principal, 'machines.view') ? view : withoutAddress(view));
+export const shownTo = <T extends ProcessView>(principal: Principal | null, view: T): T =>
+  can(principal, 'machines.view') ? view : withoutAddress(view);
 
 export async function processRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   const db = deps.db;
   const processDeps = { db, client: deps.temporal.client };
   /** The process of `:id`, as `request.process`: 404 when the caller may not view it, 403 without `permission`. */
-  const theProcess = (permission: 'processes.view' | 'processes.manage' | 'processes.delete') => loadProcess(db, permission, API_VISIBILITY);
+  const theProcess = (permission: 'processes.view' | 'processes.manage' | 'processes.delete') =>
+    loadProcess(db, permission, API_VISIBILITY);
 
   app.get(
     '/processes',
@@ -81,7 +110,8 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
       const principal = authorize(request, 'processes.create', { anywhere: true });
       const { templateId, machineId } = request.body;
       // A template the caller may not see is answered as one that does not exist.
-      if (!can(principal, 'processes.view', templateId)) throw invalid('templateId', `Template ${templateId} does not exist.`);
+      if (!can(principal, 'processes.view', templateId))
+        throw invalid('templateId', `Template ${templateId} does not exist.`);
       authorize(request, 'processes.create', { templateId });
       const params = validParams(request.body.params);
       const created = await createProcess(processDeps, { templateId, machineId, params });
@@ -95,20 +125,29 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
     '/processes/:id',
     {
       config: { permission: 'processes.view' },
-      schema: { summary: 'One process', tags: ['processes'], params: IdParams, response: { 200: Process, ...errors(404) } },
+      schema: {
+        summary: 'One process',
+        tags: ['processes'],
+        params: IdParams,
+        response: { 200: Process, ...errors(404) },
+      },
       preHandler: theProcess('processes.view'),
     },
     async (request) => shownTo(request.principal, request.process),
   );
 
-  for (const action of ['start', 'stop', 'disable', 'enable'] as const satisfies readonly Exclude<UserAction, 'delete'>[]) {
+  for (const action of ['start', 'stop', 'disable', 'enable'] as const satisfies readonly Exclude<
+    UserAction,
+    'delete'
+  >[]) {
     app.post(
       `/processes/:id/${action}`,
       {
         config: { permission: 'processes.manage', audit: `process.${action}` },
         schema: {
           summary: `${action[0]!.toUpperCase()}${action.slice(1)} a process`,
-          description: 'Accepted (202) with the status right after; refused (409) with the reason when the status does not allow it.',
+          description:
+            'Accepted (202) with the status right after; refused (409) with the reason when the status does not allow it.',
           tags: ['processes'],
           params: IdParams,
           response: { 202: ActionAccepted, ...errors(404, 409) },
@@ -156,8 +195,20 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
         tags: ['processes'],
         params: IdParams,
         querystring: Type.Object({
-          names: Type.Optional(Type.String({ maxLength: 4000, description: 'Comma-separated series names, e.g. lr,loss,test_accuracy; every series when omitted.' })),
-          maxPoints: Type.Optional(Type.Integer({ minimum: 2, maximum: 10_000, default: 2000, description: 'At most this many points per series.' })),
+          names: Type.Optional(
+            Type.String({
+              maxLength: 4000,
+              description: 'Comma-separated series names, e.g. lr,loss,test_accuracy; every series when omitted.',
+            }),
+          ),
+          maxPoints: Type.Optional(
+            Type.Integer({
+              minimum: 2,
+              maximum: 10_000,
+              default: 2000,
+              description: 'At most this many points per series.',
+            }),
+          ),
           ...runQuery,
         }),
         response: { 200: Metrics, ...errors(404) },
@@ -170,9 +221,15 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
         ?.split(',')
         .map((name) => name.trim())
         .filter((name) => name.length > 0);
-      const { series } = await queryMetrics(db, deps.sql, { runId: run.id, maxPoints: request.query.maxPoints ?? 2000, ...(names ? { names } : {}) });
+      const { series } = await queryMetrics(db, deps.sql, {
+        runId: run.id,
+        maxPoints: request.query.maxPoints ?? 2000,
+        ...(names ? { names } : {}),
+      });
       // Serialised here, not by the schema's serialiser, to spell NaN and infinities.
-      return reply.type('application/json; charset=utf-8').send(JSON.stringify({ run: run.number, series }, encodeNonFinite));
+      return reply
+        .type('application/json; charset=utf-8')
+        .send(JSON.stringify({ run: run.number, series }, encodeNonFinite));
     },
   );
 
@@ -181,14 +238,19 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
     {
       config: { permission: 'processes.view' },
       schema: {
-        summary: "Every point of a run, streamed as CSV or JSON lines",
+        summary: 'Every point of a run, streamed as CSV or JSON lines',
         description: EXPORT_NOTE,
         tags: ['processes'],
         params: IdParams,
         querystring: Type.Object({
           ...runQuery,
           format: Type.Optional(
-            Type.Unsafe<(typeof EXPORT_FORMATS)[number]>({ type: 'string', enum: [...EXPORT_FORMATS], default: 'csv', description: 'csv (series,step,value) or jsonl (one JSON object a line).' }),
+            Type.Unsafe<(typeof EXPORT_FORMATS)[number]>({
+              type: 'string',
+              enum: [...EXPORT_FORMATS],
+              default: 'csv',
+              description: 'csv (series,step,value) or jsonl (one JSON object a line).',
+            }),
           ),
         }),
         produces: Object.values(EXPORT_MEDIA).map((media) => media.split(';')[0]!),
@@ -202,7 +264,10 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
       // Readable.from pulls the next batch only when the socket has taken the last one.
       return reply
         .type(EXPORT_MEDIA[format])
-        .header('content-disposition', `attachment; filename="process-${request.params.id}-run-${run.number}.${format}"`)
+        .header(
+          'content-disposition',
+          `attachment; filename="process-${request.params.id}-run-${run.number}.${format}"`,
+        )
         .header('cache-control', 'no-store')
         .send(Readable.from(exportPoints(deps.sql, run.id, format)));
     },
@@ -212,7 +277,12 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
     '/processes/:id/runs',
     {
       config: { permission: 'processes.view' },
-      schema: { summary: 'Runs of a process, oldest first', tags: ['processes'], params: IdParams, response: { 200: list(Run), ...errors(404) } },
+      schema: {
+        summary: 'Runs of a process, oldest first',
+        tags: ['processes'],
+        params: IdParams,
+        response: { 200: list(Run), ...errors(404) },
+      },
       preHandler: theProcess('processes.view'),
     },
     async (request) => ({ items: await listRuns(deps, request.params.id), nextCursor: null }),

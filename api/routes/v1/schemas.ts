@@ -33,7 +33,19 @@ export const ErrorBody = output('Error', {
       type: 'object',
       required: ['code', 'message'],
       properties: {
-        code: { type: 'string', enum: ['invalid', 'unauthenticated', 'forbidden', 'not_found', 'not_allowed', 'conflict', 'unavailable', 'internal'] },
+        code: {
+          type: 'string',
+          enum: [
+            'invalid',
+            'unauthenticated',
+            'forbidden',
+            'not_found',
+            'not_allowed',
+            'conflict',
+            'unavailable',
+            'internal',
+          ],
+        },
         message: { type: 'string' },
         field: { type: 'string', description: 'The input field at fault (400).' },
       },
@@ -50,7 +62,9 @@ export { IdParams } from '../params.js';
 /** Query fields of a paginated list. */
 export const Page = {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, description: 'Page size (default 50).' })),
-  cursor: Type.Optional(Type.Integer({ minimum: 1, maximum: inputs.MAX_ID, description: 'nextCursor of the previous page.' })),
+  cursor: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: inputs.MAX_ID, description: 'nextCursor of the previous page.' }),
+  ),
 };
 
 export const TemplateCreate = component('TemplateCreate', inputs.TemplateCreate);
@@ -58,15 +72,36 @@ export const TemplatePatch = component('TemplatePatch', inputs.TemplatePatch);
 
 export const Template = output('Template', {
   type: 'object',
-  required: ['id', 'name', 'description', 'command', 'workingDir', 'env', 'secretEnvKeys', 'params', 'totalSteps', 'stopGraceSeconds', 'createdAt', 'updatedAt'],
+  required: [
+    'id',
+    'name',
+    'description',
+    'command',
+    'workingDir',
+    'env',
+    'secretEnvKeys',
+    'params',
+    'totalSteps',
+    'stopGraceSeconds',
+    'createdAt',
+    'updatedAt',
+  ],
   properties: {
     id,
     name: { type: 'string' },
     description: { type: 'string' },
     command: { type: 'string' },
     workingDir: { type: ['string', 'null'] },
-    env: { type: 'object', additionalProperties: { type: 'string' }, description: 'Values are shown as "••••" to callers without templates.manage.' },
-    secretEnvKeys: { type: 'array', items: { type: 'string' }, description: 'Names of the secret env variables; their values are never returned.' },
+    env: {
+      type: 'object',
+      additionalProperties: { type: 'string' },
+      description: 'Values are shown as "••••" to callers without templates.manage.',
+    },
+    secretEnvKeys: {
+      type: 'array',
+      items: { type: 'string' },
+      description: 'Names of the secret env variables; their values are never returned.',
+    },
     params: { type: 'object', additionalProperties: true },
     totalSteps: { type: ['integer', 'null'] },
     stopGraceSeconds: { type: 'integer' },
@@ -85,7 +120,13 @@ export const MachineProbe = output('MachineProbe', {
     reachable: { type: 'boolean' },
     hostKeyMatches: { type: 'boolean' },
     freeDiskBytes: { type: 'number' },
-    gpus: { type: 'array', items: { type: 'object', properties: { index: { type: 'integer' }, name: { type: 'string' }, memoryMiB: { type: 'number' } } } },
+    gpus: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { index: { type: 'integer' }, name: { type: 'string' }, memoryMiB: { type: 'number' } },
+      },
+    },
     error: { type: 'string' },
     probedAt: timestamp,
   },
@@ -93,7 +134,24 @@ export const MachineProbe = output('MachineProbe', {
 
 export const Machine = output('Machine', {
   type: 'object',
-  required: ['id', 'name', 'kind', 'address', 'sshUser', 'hasPrivateKey', 'privateKeyPath', 'hostKeyFingerprint', 'slots', 'gpus', 'lostTimeoutSeconds', 'enabled', 'probe', 'probedAt', 'createdAt', 'updatedAt'],
+  required: [
+    'id',
+    'name',
+    'kind',
+    'address',
+    'sshUser',
+    'hasPrivateKey',
+    'privateKeyPath',
+    'hostKeyFingerprint',
+    'slots',
+    'gpus',
+    'lostTimeoutSeconds',
+    'enabled',
+    'probe',
+    'probedAt',
+    'createdAt',
+    'updatedAt',
+  ],
   properties: {
     id,
     name: { type: 'string' },
@@ -128,7 +186,18 @@ export const ProcessCreate = component('ProcessCreate', inputs.ProcessCreate);
 
 export const Process = output('Process', {
   type: 'object',
-  required: ['id', 'templateId', 'machineId', 'status', 'enabled', 'progress', 'etaSeconds', 'startedAt', 'finishedAt', 'lastError'],
+  required: [
+    'id',
+    'templateId',
+    'machineId',
+    'status',
+    'enabled',
+    'progress',
+    'etaSeconds',
+    'startedAt',
+    'finishedAt',
+    'lastError',
+  ],
   properties: {
     id,
     templateId: id,
@@ -157,7 +226,9 @@ export const Process = output('Process', {
 export const ActionAccepted = output('ActionAccepted', {
   type: 'object',
   required: ['status'],
-  properties: { status: { ...Status, description: 'The status right after the action was accepted, e.g. queued or stopping.' } },
+  properties: {
+    status: { ...Status, description: 'The status right after the action was accepted, e.g. queued or stopping.' },
+  },
 });
 
 export const Run = output('Run', {
@@ -191,7 +262,12 @@ export const Logs = output('Logs', {
       type: 'array',
       items: {
         type: 'object',
-        properties: { at: timestamp, level: { type: 'string' }, message: { type: 'string' }, run: { type: ['integer', 'null'] } },
+        properties: {
+          at: timestamp,
+          level: { type: 'string' },
+          message: { type: 'string' },
+          run: { type: ['integer', 'null'] },
+        },
       },
     },
   },
@@ -230,7 +306,10 @@ export const Metrics = output('Metrics', {
 export const list = (item: JsonSchema): JsonSchema => ({
   type: 'object',
   required: ['items', 'nextCursor'],
-  properties: { items: { type: 'array', items: item }, nextCursor: { type: ['integer', 'null'], description: 'Pass as cursor for the next page; null on the last.' } },
+  properties: {
+    items: { type: 'array', items: item },
+    nextCursor: { type: ['integer', 'null'], description: 'Pass as cursor for the next page; null on the last.' },
+  },
 });
 
 export const PermissionName = { type: 'string', enum: ALL_PERMISSIONS } as const;

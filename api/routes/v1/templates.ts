@@ -5,19 +5,38 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { listProcesses } from '../../../services/processes.js';
-import { createTemplate, deleteTemplate, listTemplates, maskedTemplate, updateTemplate, type TemplateView } from '../../../services/templates.js';
+import {
+  createTemplate,
+  deleteTemplate,
+  listTemplates,
+  maskedTemplate,
+  updateTemplate,
+  type TemplateView,
+} from '../../../services/templates.js';
 import { API_VISIBILITY, authorize, can, loadTemplate, permitted, visibleTemplates } from '../../access.js';
 import type { Principal } from '../../plugins/auth.js';
 import type { AppDeps } from '../../deps.js';
 import { shownTo } from './processes.js';
-import { errors, NoContent, IdParams, list, Page, Process, Status, Template, TemplateCreate, TemplatePatch } from './schemas.js';
+import {
+  errors,
+  NoContent,
+  IdParams,
+  list,
+  Page,
+  Process,
+  Status,
+  Template,
+  TemplateCreate,
+  TemplatePatch,
+} from './schemas.js';
 
 export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   const db = deps.db;
   const secrets = { secret: deps.secret };
   /** env values are for those who may change them; everyone else sees the names. */
-  const shown = (principal: Principal, view: TemplateView) => (can(principal, 'templates.manage') ? view : maskedTemplate(view));
+  const shown = (principal: Principal, view: TemplateView) =>
+    can(principal, 'templates.manage') ? view : maskedTemplate(view);
   const manage = permitted('templates.manage');
 
   app.get(
@@ -34,7 +53,11 @@ export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: 
     async (request) => {
       const principal = authorize(request, 'templates.view', { anywhere: true });
       const { limit, cursor } = request.query;
-      const page = await listTemplates(db, { visibleTemplates: visibleTemplates(principal, 'templates.view'), limit: limit ?? 50, ...(cursor !== undefined ? { cursor } : {}) });
+      const page = await listTemplates(db, {
+        visibleTemplates: visibleTemplates(principal, 'templates.view'),
+        limit: limit ?? 50,
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
       return { ...page, items: page.items.map((view) => shown(principal, view)) };
     },
   );
@@ -43,7 +66,12 @@ export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: 
     '/templates',
     {
       config: { permission: 'templates.manage', audit: 'template.create' },
-      schema: { summary: 'Create a template', tags: ['templates'], body: TemplateCreate, response: { 201: Template, ...errors(409) } },
+      schema: {
+        summary: 'Create a template',
+        tags: ['templates'],
+        body: TemplateCreate,
+        response: { 201: Template, ...errors(409) },
+      },
       preHandler: manage,
     },
     async (request, reply) => {
@@ -58,7 +86,12 @@ export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: 
     '/templates/:id',
     {
       config: { permission: 'templates.view' },
-      schema: { summary: 'One template', tags: ['templates'], params: IdParams, response: { 200: Template, ...errors(404) } },
+      schema: {
+        summary: 'One template',
+        tags: ['templates'],
+        params: IdParams,
+        response: { 200: Template, ...errors(404) },
+      },
       preHandler: loadTemplate(db, ['templates.view'], { ...API_VISIBILITY, hiddenUnless: 'templates.view' }),
     },
     async (request) => shown(request.principal!, request.template),
