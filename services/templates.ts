@@ -201,7 +201,7 @@ export async function createTemplate(
   secrets: TemplateSecrets = {},
 ): Promise<TemplateView> {
   const values = validateTemplate(input, 'create') as typeof templates.$inferInsert;
-  const secretEnv = mergeSecretEnv(input as Record<string, unknown>, {}, values.env ?? {}, secrets);
+  const secretEnv = mergeSecretEnv(input, {}, values.env ?? {}, secrets);
   if (secretEnv) values.secretEnv = secretEnv;
   const [row] = await db.insert(templates).values(values).onConflictDoNothing({ target: templates.name }).returning();
   if (!row) throw nameTaken(values.name);
@@ -230,7 +230,7 @@ export async function updateTemplate(
       const [current] = await tx.select().from(templates).where(eq(templates.id, id)).for('update');
       if (!current) throw notFound('Template', id);
       const secretEnv = mergeSecretEnv(
-        patch as Record<string, unknown>,
+        patch,
         current.secretEnv ?? {},
         values.env ?? current.env,
         secrets,

@@ -14,14 +14,14 @@ export interface DocumentedRoute {
 export function collectRoutes(app: FastifyInstance): DocumentedRoute[] {
   const routes: DocumentedRoute[] = [];
   app.addHook('onRoute', (route: RouteOptions) => {
-    const methods = (Array.isArray(route.method) ? route.method : [route.method]) as HTTPMethods[];
+    const methods = (Array.isArray(route.method) ? route.method : [route.method]);
     for (const method of methods) {
       if (method === 'HEAD' || !route.schema) continue;
       routes.push({
         method,
         url: route.url,
         schema: route.schema as Record<string, unknown>,
-        permission: (route.config as { permission?: string } | undefined)?.permission ?? null,
+        permission: (route.config)?.permission ?? null,
       });
     }
   });
@@ -32,7 +32,7 @@ export function collectRoutes(app: FastifyInstance): DocumentedRoute[] {
 function convert(schema: unknown, top = false): unknown {
   if (Array.isArray(schema)) return schema.map((item) => convert(item));
   if (!schema || typeof schema !== 'object') return schema;
-  const name = components.get(schema as JsonSchema);
+  const name = components.get(schema);
   if (name && !top) return { $ref: `#/components/schemas/${name}` };
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(schema)) {
