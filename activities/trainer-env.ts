@@ -43,7 +43,7 @@ export async function trainerEnv(ctx: MachineContext, run: RunRow, runDir: strin
     TRAINYARD_METRICS_FILE: path.posix.join(runDir, METRICS_FILE),
     TRAINYARD_PARAMS: JSON.stringify(run.params ?? {}),
   };
-  const totalSteps = (run.params)?.total_steps ?? template.totalSteps;
+  const totalSteps = run.params?.total_steps ?? template.totalSteps;
   if (typeof totalSteps === 'number' && Number.isFinite(totalSteps)) env.TRAINYARD_TOTAL_STEPS = String(totalSteps);
   // Resume only from a stopped previous run on this machine; a completed or failed one starts fresh.
   const [previous] = await db

@@ -44,7 +44,10 @@ export function visibleTemplates(
   return principal === null ? [] : decidedTemplates(principal.decisions, permission);
 }
 
-/** The one check at the edge: 401 without a principal, 403 without the permission (globally, for the template, or anywhere). */
+/**
+ * The one check at the edge: 401 without a principal, 403 without the permission (globally, for the template, or
+ * anywhere).
+ */
 export function authorize(
   request: FastifyRequest,
   permission: Permission,

@@ -88,14 +88,14 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
     if (error instanceof ServiceError) {
       return sendError(request, reply, HTTP_STATUS[error.code], error.code, error.message, error.field);
     }
-    if ((error).validation) {
-      const first = (error).validation[0];
+    if (error.validation) {
+      const first = error.validation[0];
       const params = first?.params as { missingProperty?: string; additionalProperty?: string } | undefined;
       const path = first?.instancePath?.replace(/^\//, '').replace(/\//g, '.');
       const field = [path, params?.missingProperty ?? params?.additionalProperty].filter(Boolean).join('.');
       return sendError(request, reply, 400, 'invalid' satisfies ServiceErrorCode, error.message, field || undefined);
     }
-    const status = (error).statusCode;
+    const status = error.statusCode;
     if (status && status >= 400 && status < 500) return sendError(request, reply, status, 'invalid', error.message);
     request.log.error(error);
     return sendError(request, reply, 500, 'internal', 'Internal error; the server log has the details.');

@@ -112,7 +112,8 @@ async function audited<T>(
 function requireTemporal(config: Config): string {
   if (!config.temporal.address) {
     throw new UsageError(
-      'Set TEMPORAL_ADDRESS (host:port of the Temporal frontend) or a TEMPORAL_PROFILE that has an address, or use `npm start` to run everything.',
+      'Set TEMPORAL_ADDRESS (host:port of the Temporal frontend) or a TEMPORAL_PROFILE that has an address, or use ' +
+        '`npm start` to run everything.',
     );
   }
   return config.temporal.address;

@@ -16,7 +16,10 @@ export const FAILURE = {
   hostKeyMismatch: 'HostKeyMismatch',
   machineRemoved: 'MachineRemoved',
   fenced: 'Fenced',
-  /** What the trainer wrote cannot be read or stored, the same way on every attempt (a FIFO for a log, data PostgreSQL refuses). */
+  /**
+   * What the trainer wrote cannot be read or stored, the same way on every attempt (a FIFO for a log, data PostgreSQL
+   * refuses).
+   */
   trainerOutputRejected: 'TrainerOutputRejected',
 } as const;
 export type FailureType = (typeof FAILURE)[keyof typeof FAILURE];

@@ -35,7 +35,10 @@ export interface ShellResult {
 export interface ShellOptions {
   /** The operation is safe to run twice: a transport may retry it once on a fresh connection. */
   idempotent?: boolean;
-  /** The operation may take long (removing a big run directory): a transport applies its long budget, not the usual command timeout. */
+  /**
+   * The operation may take long (removing a big run directory): a transport applies its long budget, not the usual
+   * command timeout.
+   */
   slow?: boolean;
 }
 

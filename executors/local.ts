@@ -34,7 +34,10 @@ import type { ShellOp } from './shell.js';
 import { ExecutorError, type ProbeResult, type TrainerHandle, type TrainerState } from './types.js';
 
 export interface LocalExecutorOptions extends StopTiming {
-  /** Directory holding the run dirs (the app passes `<TRAINYARD_DATA_DIR>/runs`); a relative one is resolved against the current directory. */
+  /**
+   * Directory holding the run dirs (the app passes `<TRAINYARD_DATA_DIR>/runs`); a relative one is resolved against
+   * the current directory.
+   */
   runsRoot: string;
 }
 
@@ -223,7 +226,10 @@ function fileKind(stat: {
   return 'something else';
 }
 
-/** The first SMALL_FILE_BYTES of a small regular file as text, or null when it is missing, unreadable or not a regular file. */
+/**
+ * The first SMALL_FILE_BYTES of a small regular file as text, or null when it is missing, unreadable or not a regular
+ * file.
+ */
 function readSmall(path: string): string | null {
   try {
     return withFile(path, null, (fd, size) => Buffer.from(readAt(fd, size, 0, SMALL_FILE_BYTES)).toString('utf8'));
@@ -246,7 +252,9 @@ function readAt(fd: number, size: number, offset: number, maxBytes: number): Uin
   return buf.subarray(0, filled);
 }
 
-/** A procfs file's text (sized 0 by fstat, so not for readSmall), or null if it cannot be read (the process is gone). */
+/**
+ * A procfs file's text (sized 0 by fstat, so not for readSmall), or null if it cannot be read (the process is gone).
+ */
 function readProc(path: string): string | null {
   try {
     return readFileSync(path, 'utf8');

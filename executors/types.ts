@@ -35,9 +35,15 @@ export interface TrainerHandle {
 }
 
 export interface TrainerState {
-  /** Some process of the trainer's process group is still running (zombies do not count; the leader's identity is checked). */
+  /**
+   * Some process of the trainer's process group is still running (zombies do not count; the leader's identity is
+   * checked).
+   */
   alive: boolean;
-  /** The trainer command's exit status from the run's `exit_code` file once written (128+n when killed by signal n); null before, or when the whole group was KILLed. */
+  /**
+   * The trainer command's exit status from the run's `exit_code` file once written (128+n when killed by signal n);
+   * null before, or when the whole group was KILLed.
+   */
   exitCode: number | null;
 }
 
@@ -78,7 +84,10 @@ export interface Executor {
   inspect(handle: TrainerHandle): Promise<TrainerState>;
   /** Signals the whole process group; a group already gone (or a PID now owned by another process) is not an error. */
   signal(handle: TrainerHandle, sig: 'TERM' | 'KILL'): Promise<void>;
-  /** TERM, up to `graceMs` for the group to be gone, then KILL; resolves only once the group is gone (else throws STOP_TIMEOUT). */
+  /**
+   * TERM, up to `graceMs` for the group to be gone, then KILL; resolves only once the group is gone (else throws
+   * STOP_TIMEOUT).
+   */
   stop(handle: TrainerHandle, graceMs: number): Promise<StopResult>;
   /**
    * Exactly the bytes of `path` from `offset`, at most `maxBytes`; a missing file reads as
@@ -86,9 +95,15 @@ export interface Executor {
    * NOT_A_REGULAR_FILE without ever waiting on it.
    */
   readChunk(path: string, offset: number, maxBytes: number): Promise<Uint8Array>;
-  /** The last `maxBytes` of a (log) file as text, starting at a character boundary; a missing file gives ''; not a regular file: NOT_A_REGULAR_FILE. */
+  /**
+   * The last `maxBytes` of a (log) file as text, starting at a character boundary; a missing file gives ''; not a
+   * regular file: NOT_A_REGULAR_FILE.
+   */
   tail(path: string, maxBytes: number): Promise<string>;
-  /** Removes a run directory; refuses (OUTSIDE_RUNS_ROOT) anything that is not strictly inside the runs root. A missing dir is fine. */
+  /**
+   * Removes a run directory; refuses (OUTSIDE_RUNS_ROOT) anything that is not strictly inside the runs root. A
+   * missing dir is fine.
+   */
   removeRunDir(runDir: string): Promise<void>;
   /** Never throws for an unreachable machine: reports it. */
   probe(): Promise<ProbeResult>;
@@ -113,7 +128,10 @@ export type ExecutorErrorCode =
   | 'STOP_TIMEOUT'
   /** A command on the machine failed unexpectedly (the message carries its stderr). */
   | 'COMMAND_FAILED'
-  /** A file the trainer should have left a regular file is a FIFO, a device or a directory: it is never opened for reading. */
+  /**
+   * A file the trainer should have left a regular file is a FIFO, a device or a directory: it is never opened for
+   * reading.
+   */
   | 'NOT_A_REGULAR_FILE';
 
 /** Every failure an executor expects; `code` says which (a plain Error is a bug). */

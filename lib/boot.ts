@@ -26,7 +26,10 @@ export async function bootDatabase(config: Config, options: { applicationName: s
   }
 }
 
-/** Prints the message of an expected start-up failure (see EXPECTED_ERROR) as one line and exits non-zero; anything else with its stack. */
+/**
+ * Prints the message of an expected start-up failure (see EXPECTED_ERROR) as one line and exits non-zero; anything
+ * else with its stack.
+ */
 export function fail(error: unknown): never {
   const message = error instanceof Error ? error.message : String(error);
   const expected = isExpectedError(error);

@@ -2,6 +2,7 @@
 // Temporal UI. Registered by the dev server's flags, or by ensureSearchAttributes on
 // an outside server — where the namespace may have them already, or where this
 // connection may not add them (Temporal Cloud): then it says what to register and goes on.
+import { status } from '@grpc/grpc-js';
 import { isGrpcServiceError, type Connection } from '@temporalio/client';
 import protos from '@temporalio/proto';
 import { SEARCH_KEYS } from '../workflows/messages.js';
@@ -14,7 +15,7 @@ export const SEARCH_ATTRIBUTES: Record<string, 'Keyword'> = Object.fromEntries(
 );
 
 /** gRPC codes that mean "the server is not there right now": worth a retry, not a warning. */
-const TRANSIENT = new Set([4 /* DEADLINE_EXCEEDED */, 14 /* UNAVAILABLE */]);
+const TRANSIENT: ReadonlySet<number> = new Set([status.DEADLINE_EXCEEDED, status.UNAVAILABLE]);
 
 async function missingFrom(connection: Connection, namespace: string): Promise<string[]> {
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
@@ -50,7 +51,7 @@ export async function ensureSearchAttributes(
     if (!isGrpcServiceError(error) || TRANSIENT.has(error.code ?? -1)) throw error;
     // Another process may have added them at the same moment.
     if (
-      error.code === 6 /* ALREADY_EXISTS */ &&
+      error.code === status.ALREADY_EXISTS &&
       (await missingFrom(connection, namespace).catch(() => missing)).length === 0
     )
       return;

@@ -1,6 +1,7 @@
 // Temporal client connections for the web server, the CLI and the worker: the address and
 // the TLS, API key and headers lib/config.ts read, and one clear line when TLS is what fails.
 import tls from 'node:tls';
+import { status } from '@grpc/grpc-js';
 import { Client, Connection, isGrpcServiceError, type TLSConfig } from '@temporalio/client';
 import type { Config } from './config.js';
 import { ensureSearchAttributes } from './temporal-search-attributes.js';
@@ -141,7 +142,7 @@ export async function explainConnectError(
   address: string,
   settings?: TemporalConnectionSettings,
 ): Promise<unknown> {
-  if (isGrpcServiceError(error) && error.code === 16 /* UNAUTHENTICATED */) {
+  if (isGrpcServiceError(error) && error.code === status.UNAUTHENTICATED) {
     return new TemporalConnectionRefusedError(
       `Temporal at ${address} refused the credentials (${error.details || error.message}); check TEMPORAL_API_KEY${settings?.apiKey ? '' : ' (none is set)'}.`,
     );

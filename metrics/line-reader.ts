@@ -43,7 +43,9 @@ export interface PushResult {
   progress: MetricsProgress | null;
   /** Bytes of whole lines finished by this push (skipped ones included); see the file header. */
   consumedBytes: number;
-  /** Lines that are not a JSON object with a valid `step`, or that name a member with U+0000 or an unpaired surrogate. */
+  /**
+   * Lines that are not a JSON object with a valid `step`, or that name a member with U+0000 or an unpaired surrogate.
+   */
   malformed: number;
   /** Lines longer than maxLineBytes, counted once each and skipped. */
   oversized: number;

@@ -55,7 +55,10 @@ export type CommitResult =
   | { committed: true; committedOffset: number }
   | {
       committed: false;
-      /** fenced: another attempt owns the run (or the run is gone) — let go. offset_moved: resume from committedOffset. */
+      /**
+       * fenced: another attempt owns the run (or the run is gone) — let go. offset_moved: resume from
+       * committedOffset.
+       */
       reason: 'fenced' | 'offset_moved';
       committedOffset: number;
     };

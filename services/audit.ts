@@ -77,7 +77,7 @@ export async function recordAudit(db: Db, entry: AuditEntry): Promise<void> {
     targetType: entry.targetType ?? null,
     targetId: entry.targetId === undefined || entry.targetId === null ? null : String(entry.targetId).slice(0, 200),
     outcome: entry.outcome,
-    detail: entry.detail ? (clip(entry.detail)) : null,
+    detail: entry.detail ? clip(entry.detail) : null,
   });
 }
 

@@ -83,7 +83,9 @@ const templateFields = {
   env: envOf(Type.String(), 'Environment variables of the trainer; TRAINYARD_* names are reserved.'),
   secretEnv: envOf(
     Type.Unsafe<string | null>({ type: ['string', 'null'] }),
-    'Write-only secret environment variables (API keys, passwords): stored encrypted under TRAINYARD_SECRET, never returned (responses list their names in secretEnvKeys), given to the trainer only when a run launches. A name is either in env or here. On a patch a key given replaces, null removes, a key left out is kept.',
+    'Write-only secret environment variables (API keys, passwords): stored encrypted under TRAINYARD_SECRET, never ' +
+      'returned (responses list their names in secretEnvKeys), given to the trainer only when a run launches. A name ' +
+      'is either in env or here. On a patch a key given replaces, null removes, a key left out is kept.',
   ),
   params: Params(
     'Hyperparameters with their defaults (at most 64 KiB of JSON); the trainer gets them as TRAINYARD_PARAMS.',

@@ -347,7 +347,7 @@ export async function probeMachine(deps: { db: Db; client: Client }, id: number)
       }
       throw new ServiceError(
         'unavailable',
-        `Probing machine "${machine.name}" failed: ${(error.cause)?.message ?? error.message}`,
+        `Probing machine "${machine.name}" failed: ${error.cause?.message ?? error.message}`,
       );
     }
     throw new ServiceError(

@@ -313,7 +313,10 @@ export async function statusCounts(deps: Pick<ProcessDeps, 'db'>): Promise<Recor
   return Object.fromEntries(rows.map((r) => [r.status, r.n]));
 }
 
-/** The status versions of a template's processes with id > after, in id order, at most `limit`: what a page's feed compares against. */
+/**
+ * The status versions of a template's processes with id > after, in id order, at most `limit`: what a page's feed
+ * compares against.
+ */
 export async function templateStatusVersions(
   db: Db,
   templateId: number,

@@ -229,12 +229,7 @@ export async function updateTemplate(
     return await db.transaction(async (tx) => {
       const [current] = await tx.select().from(templates).where(eq(templates.id, id)).for('update');
       if (!current) throw notFound('Template', id);
-      const secretEnv = mergeSecretEnv(
-        patch,
-        current.secretEnv ?? {},
-        values.env ?? current.env,
-        secrets,
-      );
+      const secretEnv = mergeSecretEnv(patch, current.secretEnv ?? {}, values.env ?? current.env, secrets);
       const [row] = await tx
         .update(templates)
         .set({ ...values, ...(secretEnv ? { secretEnv } : {}), updatedAt: new Date() })

@@ -176,9 +176,9 @@ describe('Trainyard on a Temporal server that takes mTLS only', () => {
       });
       const text = await response.text();
       if (response.status >= 300) throw new Error(`${method} ${route}: ${response.status} ${text}`);
-      return JSON.parse(text) as Record<string, unknown>;
+      return JSON.parse(text) as { id: number; status: string; lastError?: string | null };
     };
-    const machines = (await api('GET', '/machines')) as { items: Array<{ id: number; name: string }> };
+    const machines = (await api('GET', '/machines')) as unknown as { items: Array<{ id: number; name: string }> };
     const local = machines.items.find((machine) => machine.name === 'local')!;
     const template = await api('POST', '/templates', {
       name: `mtls ${uid()}`,

@@ -233,7 +233,9 @@ export async function startTemporalServer(options: {
         }
       } catch (error) {
         if (Date.now() > deadline)
-          throw new Error(`temporal-server did not answer on ${address} within 90 s (${String(error)}):\n${tail()}`);
+          throw new Error(`temporal-server did not answer on ${address} within 90 s (${String(error)}):\n${tail()}`, {
+            cause: error,
+          });
         await new Promise((resolve) => setTimeout(resolve, 300));
       }
     }

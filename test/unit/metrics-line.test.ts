@@ -71,7 +71,8 @@ describe('metrics lines', () => {
 
   it('ignores values that are not numbers without counting the line as malformed', () => {
     const r = one(
-      '{"step": 3, "name": "run", "ok": true, "bad": false, "none": null, "cfg": {"a": [1, NaN, {"b": "x"}]}, "hist": [1, 2], "loss": 1.5}',
+      '{"step": 3, "name": "run", "ok": true, "bad": false, "none": null, "cfg": {"a": [1, NaN, {"b": "x"}]}, ' +
+        '"hist": [1, 2], "loss": 1.5}',
     );
     expect(r.points).toEqual([{ series: 'loss', step: 3, value: 1.5 }]);
     expect(r.malformed).toBe(0);

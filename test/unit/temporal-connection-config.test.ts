@@ -150,7 +150,8 @@ describe('Temporal connection settings', () => {
       'TEMPORAL_TLS=false turns TLS off, yet TEMPORAL_TLS_SERVER_CA_CERT_PATH is set; drop one or the other.',
     ]);
     expect(problems({ TEMPORAL_API_KEY: 'k', TEMPORAL_TLS_SERVER_CA_CERT_PATH: certs.ca })).toEqual([
-      'TEMPORAL_API_KEY, TEMPORAL_TLS_SERVER_CA_CERT_PATH are set without TEMPORAL_ADDRESS; set the address of the server they are for (the dev server npm start runs takes neither).',
+      'TEMPORAL_API_KEY, TEMPORAL_TLS_SERVER_CA_CERT_PATH are set without TEMPORAL_ADDRESS; set the address of the ' +
+        'server they are for (the dev server npm start runs takes neither).',
     ]);
   });
 

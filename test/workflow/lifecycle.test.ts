@@ -152,7 +152,8 @@ describe('a failure', () => {
         await handle.executeUpdate(startUpdate);
         const snapshot = await recorded('failed');
         expect(snapshot.lastError).toBe(
-          'Launch failed: Machine "fake": /bin/sh: train: not found (the trainer it may have started could not be stopped: Could not stop the trainer: the machine "fake" is unreachable.)',
+          'Launch failed: Machine "fake": /bin/sh: train: not found (the trainer it may have started could not be ' +
+            'stopped: Could not stop the trainer: the machine "fake" is unreachable.)',
         );
         expect(finishes(fleet.calls(processId, 'finishRun'))).toEqual([
           expect.objectContaining({ status: 'failed', trainerMayRemain: true }),
@@ -270,7 +271,8 @@ describe('a delete', () => {
     await harness.withProcess('delete-idle', {}, async ({ processId, handle, fleet }) => {
       await handle.executeUpdate(startUpdate);
       await expect.poll(() => fleet.lastRecord(processId)?.status, { timeout: 10_000 }).toBe('completed');
-      await expect.poll(async () => (await handle.query(snapshotQuery)).runId, { timeout: 10_000 }).toBeNull(); // the next execution
+      // The next execution has no run.
+      await expect.poll(async () => (await handle.query(snapshotQuery)).runId, { timeout: 10_000 }).toBeNull();
       expect(await handle.executeUpdate(deleteUpdate, { args: [{}] })).toEqual({ status: 'completed' });
       await handle.result();
       const names = fleet.calls(processId).map((c) => c.name);
@@ -309,7 +311,8 @@ describe('a delete', () => {
       await expect
         .poll(() => fleet.lastRecord(processId)?.lastError ?? null, { timeout: 10_000 })
         .toBe(
-          'Delete failed: ssh: connect to host fake port 22: Connection refused. Retry, or delete with force to leave the files behind.',
+          'Delete failed: ssh: connect to host fake port 22: Connection refused. Retry, or delete with force to ' +
+            'leave the files behind.',
         );
       expect(fleet.lastRecord(processId)?.status).toBe('created');
       expect(fleet.calls(processId, 'deleteProcessData')).toEqual([]);
@@ -321,7 +324,8 @@ describe('a delete', () => {
       expect(warning).toEqual([
         [
           'warn',
-          'Forced delete: run directories may remain on the machine (ssh: connect to host fake port 22: Connection refused).',
+          'Forced delete: run directories may remain on the machine (ssh: connect to host fake port 22: Connection ' +
+            'refused).',
         ],
       ]);
       expect(fleet.calls(processId, 'deleteProcessData')).toHaveLength(1);

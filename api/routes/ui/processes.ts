@@ -39,7 +39,9 @@ const templateParams = Type.Object({ templateId: PathId });
 export async function processRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   const services = { db: deps.db, client: deps.temporal.client };
-  /** The template of `:templateId` as `request.template`: 404 unless the reader sees it, 403 without the permissions. */
+  /**
+   * The template of `:templateId` as `request.template`: 404 unless the reader sees it, 403 without the permissions.
+   */
   const theTemplate = (...permissions: Array<'processes.view' | 'processes.create'>) =>
     loadTemplate(deps.db, permissions, { ...PAGE_VISIBILITY, param: 'templateId' });
   /** The process of `:id` as `request.process`. */

@@ -40,7 +40,7 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
       schema: { summary: 'Target machines', tags: ['machines'], response: { 200: list(Machine), ...errors() } },
       preHandler: view,
     },
-    async (request) => {
+    async () => {
       return { items: await listMachines(deps.db), nextCursor: null };
     },
   );
@@ -52,7 +52,8 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
       schema: {
         summary: 'Add a target machine',
         description:
-          'Give privateKey (stored encrypted) or privateKeyPath (under TRAINYARD_KEYS_DIR). Pin hostKeyFingerprint after checking it (see POST /machines/host-key).',
+          'Give privateKey (stored encrypted) or privateKeyPath (under TRAINYARD_KEYS_DIR). Pin hostKeyFingerprint ' +
+          'after checking it (see POST /machines/host-key).',
         tags: ['machines'],
         body: MachineCreate,
         response: { 201: Machine, ...errors(409) },
@@ -109,7 +110,8 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
       schema: {
         summary: 'Change a target machine',
         description:
-          'Only the fields given change. The built-in local machine changes only slots, gpus, lostTimeoutSeconds and enabled.',
+          'Only the fields given change. The built-in local machine changes only slots, gpus, lostTimeoutSeconds ' +
+          'and enabled.',
         tags: ['machines'],
         params: IdParams,
         body: MachinePatch,

@@ -1,6 +1,6 @@
 // GET /api/v1/openapi.json: an OpenAPI 3.1 document generated from the schemas the
 // routes themselves validate and serialise with, so the two cannot drift apart.
-import type { FastifyInstance, HTTPMethods, RouteOptions } from 'fastify';
+import type { FastifyInstance, RouteOptions } from 'fastify';
 import { components, NON_FINITE_NOTE, type JsonSchema } from './schemas.js';
 
 export interface DocumentedRoute {
@@ -14,14 +14,14 @@ export interface DocumentedRoute {
 export function collectRoutes(app: FastifyInstance): DocumentedRoute[] {
   const routes: DocumentedRoute[] = [];
   app.addHook('onRoute', (route: RouteOptions) => {
-    const methods = (Array.isArray(route.method) ? route.method : [route.method]);
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       if (method === 'HEAD' || !route.schema) continue;
       routes.push({
         method,
         url: route.url,
         schema: route.schema as Record<string, unknown>,
-        permission: (route.config)?.permission ?? null,
+        permission: route.config?.permission ?? null,
       });
     }
   });
@@ -123,8 +123,10 @@ export function openApiDocument(routes: DocumentedRoute[]): Record<string, unkno
       version: '1',
       description: [
         'Automation for Trainyard: templates, target machines and training processes.',
-        'Authenticate with `Authorization: Bearer <token>`; a token acts with its user’s permissions (`x-permission` on each operation names the one it needs).',
-        'Errors are `{"error":{"code","message","field?"}}`. Lists are `{items, nextCursor}`; pass nextCursor as `cursor` for the next page.',
+        'Authenticate with `Authorization: Bearer <token>`; a token acts with its user’s permissions ' +
+          '(`x-permission` on each operation names the one it needs).',
+        'Errors are `{"error":{"code","message","field?"}}`. Lists are `{items, nextCursor}`; pass nextCursor as ' +
+          '`cursor` for the next page.',
         `Metrics: ${NON_FINITE_NOTE}`,
       ].join('\n\n'),
     },

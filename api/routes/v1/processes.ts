@@ -147,7 +147,8 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
         schema: {
           summary: `${action[0]!.toUpperCase()}${action.slice(1)} a process`,
           description:
-            'Accepted (202) with the status right after; refused (409) with the reason when the status does not allow it.',
+            'Accepted (202) with the status right after; refused (409) with the reason when the status does not ' +
+            'allow it.',
           tags: ['processes'],
           params: IdParams,
           response: { 202: ActionAccepted, ...errors(404, 409) },
@@ -169,7 +170,8 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
       schema: {
         summary: 'Delete a process',
         description:
-          'Stops it first when active; its runs, metrics, logs and run directories go with it, and the id answers 404 once gone. When the machine cannot be reached the delete is refused (409) unless force=true.',
+          'Stops it first when active; its runs, metrics, logs and run directories go with it, and the id answers ' +
+          '404 once gone. When the machine cannot be reached the delete is refused (409) unless force=true.',
         tags: ['processes'],
         params: IdParams,
         querystring: Type.Object({ force: Type.Optional(Type.Boolean({ default: false })) }),
@@ -306,7 +308,11 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
 }
 
 const NON_FINITE =
-  'Values are JSON numbers, except that NaN, +Infinity and -Infinity (kept: a diverging loss is what operators must see) are sent as the strings "NaN", "Infinity" and "-Infinity".';
+  'Values are JSON numbers, except that NaN, +Infinity and -Infinity (kept: a diverging loss is what operators ' +
+  'must see) are sent as the strings "NaN", "Infinity" and "-Infinity".';
 
 const EXPORT_NOTE =
-  'Not downsampled: every point, series by name, then by step, in one snapshot, streamed (constant memory on the server). CSV has the header series,step,value, and NaN, Infinity and -Infinity bare. JSON lines are {"series":"loss","step":5,"value":0.25}, a non-finite value as the string "NaN", "Infinity" or "-Infinity". Sent as an attachment named process-<id>-run-<n>.csv or .jsonl.';
+  'Not downsampled: every point, series by name, then by step, in one snapshot, streamed (constant memory on the ' +
+  'server). CSV has the header series,step,value, and NaN, Infinity and -Infinity bare. JSON lines are ' +
+  '{"series":"loss","step":5,"value":0.25}, a non-finite value as the string "NaN", "Infinity" or "-Infinity". ' +
+  'Sent as an attachment named process-<id>-run-<n>.csv or .jsonl.';

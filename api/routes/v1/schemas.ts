@@ -280,7 +280,8 @@ export const ExportBody: JsonSchema = { type: 'string', description: 'CSV or JSO
 export const NoContent: JsonSchema = { type: 'null' };
 
 export const NON_FINITE_NOTE =
-  'JSON has no NaN or infinities, so a non-finite value is sent as the string "NaN", "Infinity" or "-Infinity"; every other value is a JSON number.';
+  'JSON has no NaN or infinities, so a non-finite value is sent as the string "NaN", "Infinity" or "-Infinity"; ' +
+  'every other value is a JSON number.';
 
 export const MetricValue = output('MetricValue', {
   description: NON_FINITE_NOTE,

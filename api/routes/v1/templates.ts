@@ -104,7 +104,9 @@ export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: 
       schema: {
         summary: 'Change a template',
         description:
-          'Only the fields given change; null clears workingDir or totalSteps. secretEnv: a key given replaces its value, null removes it, a key left out is kept. Runs already started keep the template they started with.',
+          'Only the fields given change; null clears workingDir or totalSteps. secretEnv: a key given replaces its ' +
+          'value, null removes it, a key left out is kept. Runs already started keep the template they started ' +
+          'with.',
         tags: ['templates'],
         params: IdParams,
         body: TemplatePatch,
