@@ -53,6 +53,12 @@ export interface Config {
    * only way in.
    */
   trustProxy: boolean | number | string[];
+  /** Null → lib/build-id.ts makes one from the package version and the git commit. */
+  buildId: string | null;
+  /** host:port the worker serves its own Prometheus `/metrics` on; null = none. */
+  workerMetricsAddress: string | null;
+  /** host:port the Temporal SDK serves its runtime metrics on (workers); null = none. */
+  workerSdkMetricsAddress: string | null;
 }
 
 /** Every mistake found in the settings, one line each; `message` is the lines joined. */
@@ -98,6 +104,18 @@ function checkHostPort(raw: string, label: string): string {
   const port = match ? Number(match[1]) : 0;
   if (!match || port < 1 || port > 65535) {
     throw new ConfigError(`${label} is not host:port; set it like 127.0.0.1:7233.`);
+  }
+  return raw;
+}
+
+/** A bind address, host:port (the host an IPv4/IPv6 address or a name). */
+function bindAddressOf(env: Env, name: string): string | null {
+  const raw = read(env, name);
+  if (raw === undefined) return null;
+  const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_]+):(\d{1,5})$/.exec(raw);
+  const port = match ? Number(match[2]) : 0;
+  if (!match || port < 1 || port > 65535) {
+    throw new ConfigError(`${name}=${raw} is not host:port; set it like 127.0.0.1:9464 (0.0.0.0:9464 for every interface).`);
   }
   return raw;
 }
@@ -403,7 +421,19 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     adminPassword: read(env, 'TRAINYARD_ADMIN_PASSWORD') ?? null,
     logLevel,
     trustProxy: check(() => trustProxyOf(env, 'TRUST_PROXY'), false),
+    buildId: read(env, 'TRAINYARD_BUILD_ID') ?? null,
+    workerMetricsAddress: check(() => bindAddressOf(env, 'TRAINYARD_WORKER_METRICS_ADDRESS'), null),
+    workerSdkMetricsAddress: check(() => bindAddressOf(env, 'TRAINYARD_WORKER_SDK_METRICS_ADDRESS'), null),
   };
+  if (config.workerMetricsAddress !== null && config.workerMetricsAddress === config.workerSdkMetricsAddress) {
+    problems.push(
+      'TRAINYARD_WORKER_METRICS_ADDRESS and TRAINYARD_WORKER_SDK_METRICS_ADDRESS are the same; give each its own port.',
+    );
+  }
+  const buildId = config.buildId;
+  if (buildId !== null && !/^[\x21-\x7e]{1,255}$/.test(buildId)) {
+    problems.push(`TRAINYARD_BUILD_ID=${buildId} must be 1 to 255 printable characters without spaces.`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
@@ -511,5 +541,22 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; meaning: s
       'whose `X-Forwarded-For`/`-Proto` to believe (login limits, audit log, Secure cookies): false = ' +
       'nobody; a hop count (1 = the one proxy in front, as in docker-compose.yml); or a comma list of ' +
       'proxy addresses/CIDRs; true believes anyone',
+  },
+  {
+    name: 'TRAINYARD_BUILD_ID',
+    default: '(version+commit)',
+    meaning:
+      "this worker's build id, shown in its start-up line and in Temporal (the deployment version of " +
+      'its workflow tasks); default `<package version>+<git commit>` when the commit is known',
+  },
+  {
+    name: 'TRAINYARD_WORKER_METRICS_ADDRESS',
+    default: '(off)',
+    meaning: "host:port a worker serves its Prometheus `/metrics` on (docs/operations.md), e.g. 127.0.0.1:9464",
+  },
+  {
+    name: 'TRAINYARD_WORKER_SDK_METRICS_ADDRESS',
+    default: '(off)',
+    meaning: "host:port a worker serves the Temporal SDK's metrics on (task latency, slots), e.g. 127.0.0.1:9465",
   },
 ];
