@@ -275,10 +275,14 @@ export function launchCount(dir: string): number {
 
 /**
  * A real `trainyard worker` process (the CLI) on the stack's database, Temporal and data
- * directory, serving `local`, in its own process group; pushed onto `workers` for the
- * caller's clean-up. Resolves once it polls.
+ * directory, serving `local`, in its own process group, with more settings from `env`;
+ * pushed onto `workers` for the caller's clean-up. Resolves once it polls.
  */
-export async function startWorkerProcess(stack: Stack, workers: ChildProcess[]): Promise<ChildProcess> {
+export async function startWorkerProcess(
+  stack: Stack,
+  workers: ChildProcess[],
+  env: Record<string, string> = {},
+): Promise<ChildProcess> {
   const child = spawn(TSX, ['bin/trainyard.ts', 'worker'], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -290,6 +294,7 @@ export async function startWorkerProcess(stack: Stack, workers: ChildProcess[]):
       TRAINYARD_LOCAL_MACHINE: 'true',
       TRAINYARD_DATA_DIR: stack.dataDir,
       TRAINYARD_SECRET: TEST_SECRET,
+      ...env,
     },
   });
   workers.push(child);
