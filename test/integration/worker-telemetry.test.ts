@@ -3,6 +3,7 @@
 // another on `local`; its /metrics, the SDK's endpoint and the web /metrics then show each
 // figure docs/operations.md lists, and the workflow's history names the build.
 import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { act, createProcess } from '../../services/processes.js';
@@ -119,6 +120,12 @@ describe('a worker started with a build id and metrics addresses', () => {
     expect(sdk).toMatch(/^temporal_workflow_task_execution_latency_(bucket|count)/m);
     expect(sdk).toMatch(/^temporal_activity_execution_latency_(bucket|count)/m);
     expect(sdk).toMatch(/^temporal_worker_task_slots_(available|used)/m);
+    // The SDK metrics the dashboard reads (test/unit/telemetry-names.test.ts checks the app's).
+    const dashboard = fs.readFileSync('docker/grafana/trainyard.json', 'utf8');
+    const sdkNames = new Set(samples(sdk).map((s) => s.name));
+    const wanted = [...new Set(dashboard.match(/temporal_[a-z_]+/g) ?? [])];
+    expect(wanted.length).toBeGreaterThan(0);
+    expect(wanted.filter((name) => !sdkNames.has(name))).toEqual([]);
 
     const viewer = await makeActor(stack, [{ role: 'viewer' }]);
     expect((await viaToken(web.app, viewer, { url: '/metrics' })).statusCode).toBe(200);
