@@ -115,7 +115,9 @@ function bindAddressOf(env: Env, name: string): string | null {
   const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_]+):(\d{1,5})$/.exec(raw);
   const port = match ? Number(match[2]) : 0;
   if (!match || port < 1 || port > 65535) {
-    throw new ConfigError(`${name}=${raw} is not host:port; set it like 127.0.0.1:9464 (0.0.0.0:9464 for every interface).`);
+    throw new ConfigError(
+      `${name}=${raw} is not host:port; set it like 127.0.0.1:9464 (0.0.0.0:9464 for every interface).`,
+    );
   }
   return raw;
 }
@@ -552,7 +554,7 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; meaning: s
   {
     name: 'TRAINYARD_WORKER_METRICS_ADDRESS',
     default: '(off)',
-    meaning: "host:port a worker serves its Prometheus `/metrics` on (docs/operations.md), e.g. 127.0.0.1:9464",
+    meaning: 'host:port a worker serves its Prometheus `/metrics` on (docs/operations.md), e.g. 127.0.0.1:9464',
   },
   {
     name: 'TRAINYARD_WORKER_SDK_METRICS_ADDRESS',

@@ -51,7 +51,7 @@ export function createWorkerMetrics(deps: { db: Db | null }): WorkerMetrics {
   });
   const reachable = new Gauge({
     name: 'trainyard_machine_reachable',
-    help: "1 when the last probe of a machine this worker serves found it answering, 0 when it did not.",
+    help: '1 when the last probe of a machine this worker serves found it answering, 0 when it did not.',
     labelNames: ['machine'],
     registers,
   });
@@ -64,7 +64,7 @@ export function createWorkerMetrics(deps: { db: Db | null }): WorkerMetrics {
   });
   const stopLatency = new Histogram({
     name: 'trainyard_trainer_stop_seconds',
-    help: "From the first TERM sent to a trainer to its process group gone (a KILL after the grace included).",
+    help: 'From the first TERM sent to a trainer to its process group gone (a KILL after the grace included).',
     labelNames: ['machine'],
     buckets: LATENCY_BUCKETS,
     registers,

@@ -90,7 +90,11 @@ function installRuntime(sdkMetricsAddress: string | null): void {
     Runtime.install({
       shutdownSignals: [],
       ...(sdkMetricsAddress
-        ? { telemetryOptions: { metrics: { prometheus: { bindAddress: sdkMetricsAddress, useSecondsForDurations: true } } } }
+        ? {
+            telemetryOptions: {
+              metrics: { prometheus: { bindAddress: sdkMetricsAddress, useSecondsForDurations: true } },
+            },
+          }
         : {}),
       logger: new (class {
         log() {}

@@ -15,8 +15,22 @@ const alerts = parse(readFileSync('docker/prometheus/alerts.yml', 'utf8')) as {
 };
 
 const PROMQL_WORDS = new Set([
-  'sum', 'min', 'max', 'by', 'rate', 'increase', 'histogram_quantile', 'le', 'status', 'machine', 'outcome',
-  'activity_type', 'worker_type', 'task_queue', 'job', 'instance',
+  'sum',
+  'min',
+  'max',
+  'by',
+  'rate',
+  'increase',
+  'histogram_quantile',
+  'le',
+  'status',
+  'machine',
+  'outcome',
+  'activity_type',
+  'worker_type',
+  'task_queue',
+  'job',
+  'instance',
 ]);
 
 /** Metric names in a PromQL expression: identifiers that are not functions, keywords or label names. */
@@ -31,7 +45,10 @@ const baseName = (name: string) => name.replace(/_(bucket|sum|count)$/, '');
 
 async function registeredNames(): Promise<Set<string>> {
   const names = new Set<string>();
-  for (const registry of [createWebMetrics({ statusCounts: null }).registry, createWorkerMetrics({ db: null }).registry])
+  for (const registry of [
+    createWebMetrics({ statusCounts: null }).registry,
+    createWorkerMetrics({ db: null }).registry,
+  ])
     for (const metric of await registry.getMetricsAsJSON()) names.add(metric.name);
   return names;
 }
