@@ -17,6 +17,7 @@ import {
   startWorkerProcess,
   uid,
   waitForStatus,
+  workerOutput,
   type Stack,
 } from '../support/stack.js';
 
@@ -79,11 +80,12 @@ describe('a worker started with a build id and metrics addresses', () => {
     const metricsAddress = `127.0.0.1:${await freePort()}`;
     const sdkAddress = `127.0.0.1:${await freePort()}`;
     const machine = await localMachine(stack);
-    await startWorkerProcess(stack, workers, {
+    const workerProcess = await startWorkerProcess(stack, workers, {
       TRAINYARD_BUILD_ID: buildId,
       TRAINYARD_WORKER_METRICS_ADDRESS: metricsAddress,
       TRAINYARD_WORKER_SDK_METRICS_ADDRESS: sdkAddress,
     });
+    expect(workerOutput(workerProcess)).toContain(`(build ${buildId}, metrics on http://${metricsAddress}/metrics)`);
 
     // Completed: points, a launch, and two lines the reader passes over.
     const template = await makeTemplate(stack, {

@@ -273,6 +273,10 @@ export function launchCount(dir: string): number {
   return fs.readFileSync(path.join(dir, 'launches'), 'utf8').trim().split('\n').length;
 }
 
+const outputs = new WeakMap<ChildProcess, () => string>();
+/** What a worker process of startWorkerProcess printed so far (stdout and stderr). */
+export const workerOutput = (child: ChildProcess): string => outputs.get(child)?.() ?? '';
+
 /**
  * A real `trainyard worker` process (the CLI) on the stack's database, Temporal and data
  * directory, serving `local`, in its own process group, with more settings from `env`;
@@ -301,6 +305,7 @@ export async function startWorkerProcess(
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  outputs.set(child, () => output);
   await waitFor(
     'the worker to poll',
     async () => {
