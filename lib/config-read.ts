@@ -48,6 +48,20 @@ export function checkHostPort(raw: string, label: string): string {
   return raw;
 }
 
+/** A bind address, host:port (the host an IPv4/IPv6 address or a name). */
+export function bindAddressOf(env: Env, name: string): string | null {
+  const raw = read(env, name);
+  if (raw === undefined) return null;
+  const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_]+):(\d{1,5})$/.exec(raw);
+  const port = match ? Number(match[2]) : 0;
+  if (!match || port < 1 || port > 65535) {
+    throw new ConfigError(
+      `${name}=${raw} is not host:port; set it like 127.0.0.1:9464 (0.0.0.0:9464 for every interface).`,
+    );
+  }
+  return raw;
+}
+
 export function urlOf(env: Env, name: string, protocols: string[]): string | null {
   const raw = read(env, name);
   if (raw === undefined) return null;

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import type { TLSConfig } from '@temporalio/client';
-import { boolOf, ConfigError, portOf, read, urlOf, type Env } from './config-read.js';
+import { bindAddressOf, boolOf, ConfigError, portOf, read, urlOf, type Env } from './config-read.js';
 import { temporalConnectionOf } from './temporal-config.js';
 
 export { ConfigError };
@@ -47,6 +47,12 @@ export interface Config {
    * only way in.
    */
   trustProxy: boolean | number | string[];
+  /** Null → lib/build-id.ts makes one from the package version and the git commit. */
+  buildId: string | null;
+  /** host:port the worker serves its own Prometheus `/metrics` on; null = none. */
+  workerMetricsAddress: string | null;
+  /** host:port the Temporal SDK serves its runtime metrics on (workers); null = none. */
+  workerSdkMetricsAddress: string | null;
 }
 
 /** The names proxy-addr (under Fastify's trustProxy) knows for address ranges. */
@@ -123,7 +129,19 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     adminPassword: read(env, 'TRAINYARD_ADMIN_PASSWORD') ?? null,
     logLevel,
     trustProxy: check(() => trustProxyOf(env, 'TRUST_PROXY'), false),
+    buildId: read(env, 'TRAINYARD_BUILD_ID') ?? null,
+    workerMetricsAddress: check(() => bindAddressOf(env, 'TRAINYARD_WORKER_METRICS_ADDRESS'), null),
+    workerSdkMetricsAddress: check(() => bindAddressOf(env, 'TRAINYARD_WORKER_SDK_METRICS_ADDRESS'), null),
   };
+  if (config.workerMetricsAddress !== null && config.workerMetricsAddress === config.workerSdkMetricsAddress) {
+    problems.push(
+      'TRAINYARD_WORKER_METRICS_ADDRESS and TRAINYARD_WORKER_SDK_METRICS_ADDRESS are the same; give each its own port.',
+    );
+  }
+  const buildId = config.buildId;
+  if (buildId !== null && !/^[\x21-\x7e]{1,255}$/.test(buildId)) {
+    problems.push(`TRAINYARD_BUILD_ID=${buildId} must be 1 to 255 printable characters without spaces.`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
@@ -231,5 +249,22 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; meaning: s
       'whose `X-Forwarded-For`/`-Proto` to believe (login limits, audit log, Secure cookies): false = ' +
       'nobody; a hop count (1 = the one proxy in front, as in docker-compose.yml); or a comma list of ' +
       'proxy addresses/CIDRs; true believes anyone',
+  },
+  {
+    name: 'TRAINYARD_BUILD_ID',
+    default: '(version+commit)',
+    meaning:
+      "this worker's build id, shown in its start-up line and in Temporal (the deployment version of " +
+      'its workflow tasks); default `<package version>+<git commit>` when the commit is known',
+  },
+  {
+    name: 'TRAINYARD_WORKER_METRICS_ADDRESS',
+    default: '(off)',
+    meaning: 'host:port a worker serves its Prometheus `/metrics` on (docs/operations.md), e.g. 127.0.0.1:9464',
+  },
+  {
+    name: 'TRAINYARD_WORKER_SDK_METRICS_ADDRESS',
+    default: '(off)',
+    meaning: "host:port a worker serves the Temporal SDK's metrics on (task latency, slots), e.g. 127.0.0.1:9465",
   },
 ];
