@@ -1,6 +1,6 @@
 // Finds the Temporal server (`temporal-server`, `temporal-sql-tool` and the PostgreSQL
 // schemas they apply), building it with Go when none is cached. Tests run it to prove
-// Trainyard against a full server with TLS; `npm start` never needs it.
+// Trainyard against a full server with TLS, and as a production cluster; `npm start` never needs it.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';

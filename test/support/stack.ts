@@ -247,7 +247,7 @@ export function writtenPoints(file: string): Map<string, number> {
 }
 
 /** What the database holds for a run, in the same shape as writtenPoints. */
-export async function storedPoints(stack: Stack, runId: number): Promise<Map<string, number>> {
+export async function storedPoints(stack: Pick<Stack, 'database'>, runId: number): Promise<Map<string, number>> {
   const rows = await stack.database.db
     .select({ name: metricSeries.name, step: metricPoints.step, value: metricPoints.value })
     .from(metricPoints)

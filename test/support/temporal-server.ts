@@ -1,6 +1,8 @@
 // A full Temporal server (not the dev server) for integration tests: its own two
-// PostgreSQL databases, frontend mTLS with certificates made here by openssl, every
-// port a free loopback one (certificates: ./certificates.ts). Stopping it kills it and drops its databases.
+// PostgreSQL databases, frontend mTLS when given certificates made here by openssl
+// (./certificates.ts) or plaintext without, every port a free loopback one. Restarting it
+// kills the server process and starts it again on the same databases; stopping it kills
+// it and drops its databases.
 import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -14,9 +16,13 @@ import type { Certificates } from './certificates.js';
 import { waitFor } from './stack.js';
 
 export interface RunningServer {
-  /** The frontend, `127.0.0.1:<port>`; it takes mTLS only. */
+  /** The frontend, `127.0.0.1:<port>`; it takes mTLS only when started with certificates. */
   address: string;
+  /** The two PostgreSQL databases: history and the rest, then visibility. */
+  databases: { store: string; visibility: string };
   logFile: string;
+  /** Kills the server process (SIGKILL: a crash; SIGTERM: a deploy) and starts it again on the same databases. */
+  restart(signal: 'SIGKILL' | 'SIGTERM'): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -35,14 +41,16 @@ async function lowFreePort(taken: Set<number>): Promise<number> {
 }
 
 /**
- * Creates the two databases, applies the release's schemas, starts the server with
- * frontend mTLS and creates the `default` namespace. `dynamicConfig` is written as the
- * server's dynamic config file.
+ * Creates the two databases, applies the release's schemas, starts the server (frontend
+ * mTLS with `certs`, plaintext without) with `numHistoryShards` history shards (4 unless
+ * given; fixed once the databases are created) and creates the `default` namespace.
+ * `dynamicConfig` is written as the server's dynamic config file.
  */
 export async function startTemporalServer(options: {
   found: FoundServer;
   adminDatabaseUrl: string;
-  certs: Certificates;
+  certs?: Certificates;
+  numHistoryShards?: number;
   stateDir: string;
   dynamicConfig: Record<string, unknown>;
 }): Promise<RunningServer> {
@@ -58,20 +66,23 @@ export async function startTemporalServer(options: {
   const pgPassword = decodeURIComponent(pg.password);
 
   let child: ReturnType<typeof spawn> | null = null;
+  const kill = async (signal: 'SIGKILL' | 'SIGTERM'): Promise<void> => {
+    const running = child;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()));
+    process.kill(-running.pid!, signal);
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-running.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
   const stop = async (): Promise<void> => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((resolve) => child!.once('exit', () => resolve()));
-      process.kill(-child.pid!, 'SIGTERM');
-      const timer = setTimeout(() => {
-        try {
-          process.kill(-child!.pid!, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }, 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await kill('SIGTERM');
     for (const name of Object.values(names)) await admin.unsafe(`drop database if exists ${name} with (force)`);
     await admin.end();
   };
@@ -148,27 +159,29 @@ export async function startTemporalServer(options: {
       persistence: {
         defaultStore: 'default',
         visibilityStore: 'visibility',
-        numHistoryShards: 4,
+        numHistoryShards: options.numHistoryShards ?? 4,
         datastores: { default: datastore(names.store, 20), visibility: datastore(names.visibility, 4) },
       },
       global: {
         membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' },
-        tls: {
-          frontend: {
-            server: {
-              certFile: certs.serverCert,
-              keyFile: certs.serverKey,
-              requireClientAuth: true,
-              clientCaFiles: [certs.ca],
+        ...(certs && {
+          tls: {
+            frontend: {
+              server: {
+                certFile: certs.serverCert,
+                keyFile: certs.serverKey,
+                requireClientAuth: true,
+                clientCaFiles: [certs.ca],
+              },
+              client: { serverName: 'localhost', rootCaFiles: [certs.ca] },
             },
-            client: { serverName: 'localhost', rootCaFiles: [certs.ca] },
+            systemWorker: {
+              certFile: certs.clientCert,
+              keyFile: certs.clientKey,
+              client: { serverName: 'localhost', rootCaFiles: [certs.ca] },
+            },
           },
-          systemWorker: {
-            certFile: certs.clientCert,
-            keyFile: certs.clientKey,
-            client: { serverName: 'localhost', rootCaFiles: [certs.ca] },
-          },
-        },
+        }),
       },
       services: {
         frontend: rpc(ports.frontend, ports.frontendMembership, { httpPort: ports.frontendHttp }),
@@ -198,50 +211,53 @@ export async function startTemporalServer(options: {
     fs.mkdirSync(configDir, { recursive: true });
     fs.writeFileSync(path.join(configDir, 'trainyard.yaml'), JSON.stringify(config, null, 2));
 
-    const out = fs.openSync(path.join(stateDir, 'server.out'), 'a', 0o600);
-    child = spawn(
-      found.server,
-      ['--root', stateDir, '--config', 'config', '--env', 'trainyard', '--allow-no-auth', 'start'],
-      {
-        cwd: stateDir,
-        detached: true,
-        stdio: ['ignore', out, out],
-      },
-    );
-    fs.closeSync(out);
     const address = `127.0.0.1:${ports.frontend}`;
-    const tls = {
+    const tls = certs && {
       serverNameOverride: 'localhost',
       serverRootCACertificate: fs.readFileSync(certs.ca),
       clientCertPair: { crt: fs.readFileSync(certs.clientCert), key: fs.readFileSync(certs.clientKey) },
     };
-    const running = child;
-    const tail = () =>
-      ['server.out', 'server.log']
-        .map((file) => fs.readFileSync(path.join(stateDir, file), 'utf8').slice(-3000))
-        .join('\n');
-    const deadline = Date.now() + 90_000;
-    for (;;) {
-      if (running.exitCode !== null) throw new Error(`temporal-server exited ${running.exitCode}:\n${tail()}`);
-      try {
-        const connection = await Connection.connect({ address, tls, connectTimeout: 1000 });
+    const launch = async (): Promise<void> => {
+      const out = fs.openSync(path.join(stateDir, 'server.out'), 'a', 0o600);
+      const running = spawn(
+        found.server,
+        ['--root', stateDir, '--config', 'config', '--env', 'trainyard', '--allow-no-auth', 'start'],
+        {
+          cwd: stateDir,
+          detached: true,
+          stdio: ['ignore', out, out],
+        },
+      );
+      child = running;
+      fs.closeSync(out);
+      const tail = () =>
+        ['server.out', 'server.log']
+          .map((file) => fs.readFileSync(path.join(stateDir, file), 'utf8').slice(-3000))
+          .join('\n');
+      const deadline = Date.now() + 90_000;
+      for (;;) {
+        if (running.exitCode !== null) throw new Error(`temporal-server exited ${running.exitCode}:\n${tail()}`);
         try {
-          await connection.workflowService.getSystemInfo({});
-          break;
-        } finally {
-          await connection.close();
+          const connection = await Connection.connect({ address, ...(tls ? { tls } : {}), connectTimeout: 1000 });
+          try {
+            await connection.workflowService.getSystemInfo({});
+            return;
+          } finally {
+            await connection.close();
+          }
+        } catch (error) {
+          if (Date.now() > deadline)
+            throw new Error(`temporal-server did not answer on ${address} within 90 s (${String(error)}):\n${tail()}`, {
+              cause: error,
+            });
+          await new Promise((resolve) => setTimeout(resolve, 300));
         }
-      } catch (error) {
-        if (Date.now() > deadline)
-          throw new Error(`temporal-server did not answer on ${address} within 90 s (${String(error)}):\n${tail()}`, {
-            cause: error,
-          });
-        await new Promise((resolve) => setTimeout(resolve, 300));
       }
-    }
+    };
+    await launch();
     // What `temporal operator namespace create default` does; the namespace registry sees it
     // after its refresh interval (the dynamic config sets it short).
-    const connection = await Connection.connect({ address, tls });
+    const connection = await Connection.connect({ address, ...(tls ? { tls } : {}) });
     try {
       await connection.workflowService.registerNamespace({
         namespace: 'default',
@@ -259,7 +275,11 @@ export async function startTemporalServer(options: {
     } finally {
       await connection.close();
     }
-    return { address, logFile, stop };
+    const restart = async (signal: 'SIGKILL' | 'SIGTERM'): Promise<void> => {
+      await kill(signal);
+      await launch();
+    };
+    return { address, databases: names, logFile, restart, stop };
   } catch (error) {
     await stop().catch(() => undefined);
     throw error;
