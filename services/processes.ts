@@ -42,6 +42,8 @@ export interface ProcessView {
   enabled: boolean;
   /** Effective: the template's params with the process's own over them, as its next run gets them. */
   params: Record<string, unknown>;
+  /** The process's own overrides of the template's params (what the add form took). */
+  ownParams: Record<string, unknown>;
   progress: { step: number | null; totalSteps: number | null };
   etaSeconds: number | null;
   startedAt: string | null;
@@ -123,6 +125,7 @@ export function toView(row: ProcessRow, now = Date.now()): ProcessView {
     status,
     enabled: status !== 'disabled',
     params: { ...row.templateParams, ...p.params },
+    ownParams: p.params,
     progress: { step: run?.step ?? null, totalSteps: run?.totalSteps ?? null },
     etaSeconds: etaSeconds === null ? null : Math.round(etaSeconds),
     startedAt: iso(run?.startedAt),

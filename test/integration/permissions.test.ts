@@ -380,6 +380,14 @@ const TABLE: Row[] = [
   },
   {
     method: 'GET',
+    route: '/training/sweeps/:id',
+    kind: 'page',
+    needs: 'processes.view',
+    hides: true,
+    request: (fx) => ({ url: `/training/sweeps/${fx.sweepId}?metric=loss` }),
+  },
+  {
+    method: 'GET',
     route: '/training/processes/:id/metrics',
     kind: 'fragment',
     needs: 'processes.view',

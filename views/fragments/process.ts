@@ -129,7 +129,15 @@ export function processRow(
     <td class="expand">
       ${ctx.permissions.view ? html`<button type="button" class="expander" aria-expanded="false" aria-controls="${id.details}" data-details-url="${processUrl(view.id)}/details" data-label-show="${t('showDetails')}" data-label-hide="${t('hideDetails')}" title="${t('showDetails')}" aria-label="${t('showDetails')}"><span class="chevron" aria-hidden="true"></span></button>` : ''}
     </td>
-    <td class="name">#${view.id}</td>
+    <td class="name">
+      #${view.id} <span class="process-name">${view.name}</span>${
+        view.sweepId === null
+          ? ''
+          : html` <a class="sweep-link muted" href="/training/sweeps/${view.sweepId}"
+              >${fill(t('sweepLink'), { id: String(view.sweepId) })}</a
+            >`
+      }
+    </td>
     <td>
       <span class="machine-name">${view.machineName}</span
       >${showsAddress(view, ctx) ? html` <span class="muted">${view.machineAddress}</span>` : ''}
@@ -229,7 +237,7 @@ export function processFacts(view: ProcessView, ctx: RowContext, now = Date.now(
         <dd>${statusBadge(view.status, ctx.locale)}</dd>
       </div>
     </dl>
-    ${Object.keys(view.params).length > 0 ? html`<p class="params" data-fact="params"><span class="muted">${t('paramsOverride')}:</span> <code>${JSON.stringify(view.params)}</code></p>` : ''}
+    ${Object.keys(view.ownParams).length > 0 ? html`<p class="params" data-fact="params"><span class="muted">${t('paramsOverride')}:</span> <code>${JSON.stringify(view.ownParams)}</code></p>` : ''}
     ${view.machineUnreachableSince ? html`<p class="warning" data-fact="unreachable">${fill(t('machineUnreachableSince'), { time: view.machineUnreachableSince })}</p>` : ''}
     ${
       errorOf(view, ctx)

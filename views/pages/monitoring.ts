@@ -50,8 +50,10 @@ export function monitoringPage(ctx: PageContext, state: MonitoringPageState): Ht
             <span aria-hidden="true">›</span> ${title}
           </p>
           <h2>
-            ${title}: <span class="template-name">${view.templateName}</span>
-            <span class="muted">#${view.id} · ${view.machineName}</span>
+            ${title}: <span class="process-name">${view.name}</span>
+            <span class="muted"
+              >#${view.id} · <span class="template-name">${view.templateName}</span> · ${view.machineName}</span
+            >
             <span id="run-status">${statusBadge(view.status, ctx.locale)}</span>
           </h2>
         </div>

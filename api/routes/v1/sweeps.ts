@@ -66,7 +66,12 @@ export async function sweepRoutes(parent: FastifyInstance, { deps }: { deps: App
       const templateId = await sweepTemplate(deps, request.params.id);
       if (!can(request.principal, 'processes.view', templateId)) throw notFound('Sweep', request.params.id);
       const sweep = await getSweep(deps, request.params.id, request.query.metric ?? 'test_accuracy');
-      const shown = { ...sweep, processes: sweep.processes.map((view) => shownTo(request.principal, view)) };
+      // The schema's serialiser is bypassed here, so what it would drop is dropped by hand.
+      const processes = sweep.processes.map((view) => {
+        const { ownParams: _own, ...shown } = shownTo(request.principal, view);
+        return shown;
+      });
+      const shown = { ...sweep, processes };
       // Serialised here, not by the schema's serialiser, to spell NaN and infinities.
       return reply.type('application/json; charset=utf-8').send(JSON.stringify(shown, encodeNonFinite));
     },
