@@ -69,7 +69,7 @@ export function sampleRandom(spec: RandomSpec): Params[] {
 export function distributionProblem(distribution: unknown): string | null {
   if (typeof distribution !== 'object' || distribution === null || Array.isArray(distribution))
     return 'is one of {uniform: [a, b]}, {logUniform: [a, b]}, {choice: [values…]}';
-  const entries = Object.entries(distribution);
+  const entries: [string, unknown][] = Object.entries(distribution);
   if (entries.length !== 1) return 'names exactly one of uniform, logUniform, choice';
   const [kind, value] = entries[0]!;
   if (kind === 'choice') return Array.isArray(value) && value.length > 0 ? null : 'choice is a non-empty list';

@@ -62,7 +62,7 @@ function iso(date: Date | null | undefined): string | null {
   return date ? date.toISOString() : null;
 }
 
-/** The select every process read shares (exported for the sweep page's read): process, its template and machine, its latest run. */
+/** The select every process read shares (the sweep's read too): process, its template and machine, its latest run. */
 export function processQuery(db: Db) {
   // The latest run of each listed process, by index (runs_process_number, backwards): a
   // DISTINCT ON over all runs would sort the whole table for every page.
