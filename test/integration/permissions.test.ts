@@ -396,6 +396,18 @@ const TABLE: Row[] = [
   },
   {
     method: 'POST',
+    route: '/training/processes/:id/name',
+    kind: 'page',
+    needs: 'processes.manage',
+    hides: true,
+    ok: [303],
+    request: (fx) => ({
+      url: `/training/processes/${fx.ranId}/name`,
+      ...form({ name: 'renamed on the page' }),
+    }),
+  },
+  {
+    method: 'POST',
     route: '/training/processes/:id/:action',
     kind: 'fragment',
     needs: 'processes.manage',

@@ -338,6 +338,18 @@ describe('adding a process', () => {
     expect([...reversed.body.matchAll(/<tr data-id="(\d+)">/g)].map((m) => Number(m[1]))).toEqual(order.reverse());
     const monitoring = await get(s, `/training/processes/${sweep.processes[0]!.id}/monitoring`);
     expect(monitoring.body).toContain(`<span class="process-name">${htmlOf(sweep.processes[0]!.name)}</span>`);
+    const renamed = await app.inject({
+      method: 'POST',
+      url: `/training/processes/${sweep.processes[0]!.id}/name`,
+      cookies: s.cookies,
+      payload: { _csrf: s.csrf, name: 'лучший прогон' },
+    });
+    expect(renamed.statusCode).toBe(303);
+    const after = await get(s, `/training/processes/${sweep.processes[0]!.id}/monitoring`);
+    expect(after.body).toContain('<span class="process-name">лучший прогон</span>');
+    expect(after.body).toContain('id="rename-process"');
+    const viewer = await get(await session('viewer'), `/training/processes/${sweep.processes[0]!.id}/monitoring`);
+    expect(viewer.body).not.toContain('id="rename-process"');
   });
 
   it('gives htmx the form alone and a browser without htmx the whole page with the form in it', async () => {

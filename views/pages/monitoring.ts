@@ -22,6 +22,8 @@ export interface MonitoringPageState {
   run: number | null;
   compare: number | null;
   data: ChartData | null;
+  /** May the reader rename the process? Then a rename form is shown. */
+  canRename?: boolean;
 }
 
 export function chartWarnings(warnings: readonly string[]): Html {
@@ -59,6 +61,16 @@ export function monitoringPage(ctx: PageContext, state: MonitoringPageState): Ht
         </div>
         <a class="button" href="${processesHref}">${t('backToProcesses')}</a>
       </div>
+      ${
+        state.canRename
+          ? html`<form class="inline rename" method="post" action="${processUrl(view.id)}/name" id="rename-process">
+              <input type="hidden" name="_csrf" value="${ctx.csrfToken ?? ''}" />
+              <label for="rename-process-name">${t('processNameField')}</label>
+              <input id="rename-process-name" name="name" maxlength="200" value="${view.name}" />
+              <button type="submit">${t('rename')}</button>
+            </form>`
+          : ''
+      }
       ${
         state.run === null
           ? html`<p class="empty">${t('noRuns')}</p>`

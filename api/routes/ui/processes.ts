@@ -16,12 +16,19 @@ import {
   templateStatusVersions,
   type ProcessView,
 } from '../../../services/processes.js';
-import { createProcesses, validProcessName } from '../../../services/sweeps.js';
+import { createProcesses, renameProcess, validProcessName } from '../../../services/sweeps.js';
 import { html } from '../../../views/html.js';
 import type { TemplateView } from '../../../services/templates.js';
 import { addProcessForm, type AddProcessFormState } from '../../../views/fragments/add-process-form.js';
 import { fill } from '../../../views/fragments/format.js';
-import { logsPanel, processBlock, processDetails, processFacts, processRow } from '../../../views/fragments/process.js';
+import {
+  logsPanel,
+  processBlock,
+  processDetails,
+  processFacts,
+  processRow,
+  processUrl,
+} from '../../../views/fragments/process.js';
 import { translator } from '../../../views/i18n.js';
 import { processesPage } from '../../../views/pages/processes.js';
 import { can, canAnywhere, intParam, loadProcess, loadTemplate, PAGE_VISIBILITY } from '../../access.js';
@@ -331,6 +338,25 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
       refuseEarly(request, request.process, action);
       await act(services, request.process.id, action);
       return rowAfter(request, reply, request.process.id);
+    },
+  );
+
+  app.post(
+    '/training/processes/:id/name',
+    {
+      schema: {
+        params: idParams,
+        body: Type.Object({
+          name: Type.Optional(Type.String({ maxLength: 1000 })),
+          _csrf: Type.Optional(Type.String()),
+        }),
+      },
+      preHandler: theProcess('processes.manage', () => 'process.rename'),
+    },
+    async (request, reply) => {
+      const renamed = await renameProcess(services, request.process.id, request.body?.name ?? '');
+      request.audit.detail = { name: renamed.name };
+      return reply.redirect(`${processUrl(renamed.id)}/monitoring`, 303);
     },
   );
 
