@@ -138,10 +138,25 @@ export const templates = pgTable('templates', {
   updatedAt: updatedAt(),
 });
 
+/** A set of processes made together from one template: a grid or random samples of its params. */
+export const sweeps = pgTable('sweeps', {
+  id: serial('id').primaryKey(),
+  templateId: integer('template_id')
+    .notNull()
+    .references(() => templates.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  /** What was asked: the grid or the random space with its seed, for the record. */
+  spec: jsonb('spec').notNull(),
+  createdAt: createdAt(),
+});
+
 export const processes = pgTable(
   'processes',
   {
     id: serial('id').primaryKey(),
+    /** Null for processes made before names: they read as their template's name and params. */
+    name: text('name'),
+    sweepId: integer('sweep_id').references(() => sweeps.id, { onDelete: 'set null' }),
     templateId: integer('template_id')
       .notNull()
       .references(() => templates.id, { onDelete: 'restrict' }),
@@ -162,6 +177,7 @@ export const processes = pgTable(
     index('processes_template').on(t.templateId, t.id),
     index('processes_machine').on(t.machineId),
     index('processes_status').on(t.status, t.id),
+    index('processes_sweep').on(t.sweepId),
   ],
 );
 

@@ -175,6 +175,28 @@ export type MachinePatchInput = Static<typeof MachinePatch>;
 
 export const HostKeyRequest = Type.Object({ address: machineFields.address }, { additionalProperties: false });
 
+export const PROCESS_LIMITS = {
+  name: 200,
+  /** Processes one request may make (a multi-create or a sweep). */
+  perRequest: 500,
+  machineIds: 100,
+} as const;
+
+const processName = Type.String({
+  maxLength: PROCESS_LIMITS.name,
+  description: "The process's name; the template's name and the params that differ from its own when empty.",
+});
+const machineIds = Type.Array(Id, {
+  minItems: 1,
+  maxItems: PROCESS_LIMITS.machineIds,
+  description: 'Target machines; processes are spread over them round robin.',
+});
+// No `default`s here: the single form refuses these fields, and a filled-in default would be "sent".
+const startNow = Type.Boolean({
+  description: 'Start every process once made (false): they queue for slots and run as slots free.',
+});
+
+/** One process on one machine. */
 export const ProcessCreate = Type.Object(
   {
     templateId: Id,
@@ -184,3 +206,66 @@ export const ProcessCreate = Type.Object(
   { additionalProperties: false },
 );
 export type ProcessInput = Static<typeof ProcessCreate>;
+
+/** What POST /processes takes: the single form above, or several machines (machineIds) at once. */
+export const ProcessesCreate = Type.Object(
+  {
+    templateId: Id,
+    machineId: Type.Optional(Id),
+    machineIds: Type.Optional(machineIds),
+    perMachine: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: PROCESS_LIMITS.perRequest, description: 'Processes per machine (1).' }),
+    ),
+    params: Type.Optional(Params("Overrides of the template's params.")),
+    name: Type.Optional(processName),
+    start: Type.Optional(startNow),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Either machineId (one process; answered with the process) or machineIds (answered with {items}); ' +
+      'name, perMachine and start go with machineIds.',
+  },
+);
+export type ProcessesInput = Static<typeof ProcessesCreate>;
+
+export const ProcessPatch = Type.Object({ name: processName }, { additionalProperties: false });
+
+const range = Type.Array(Type.Number(), { minItems: 2, maxItems: 2 });
+const distribution = Type.Union([
+  Type.Object({ uniform: range }, { additionalProperties: false }),
+  Type.Object({ logUniform: range }, { additionalProperties: false }),
+  Type.Object({ choice: Type.Array(Type.Unknown(), { minItems: 1 }) }, { additionalProperties: false }),
+]);
+
+export const SweepCreate = Type.Object(
+  {
+    machineIds,
+    grid: Type.Optional(
+      Type.Unsafe<Record<string, unknown[]>>({
+        type: 'object',
+        additionalProperties: { type: 'array', minItems: 1 },
+        description: 'Lists of values per param key; the sweep is their cartesian product (first key slowest).',
+      }),
+    ),
+    random: Type.Optional(
+      Type.Object(
+        {
+          n: Type.Integer({ minimum: 1, maximum: PROCESS_LIMITS.perRequest }),
+          seed: Type.Integer({ minimum: 0, maximum: 4_294_967_295 }),
+          space: Type.Unsafe<Record<string, Static<typeof distribution>>>({
+            type: 'object',
+            minProperties: 1,
+            additionalProperties: distribution,
+            description: 'Per param key: {uniform: [a, b]}, {logUniform: [a, b]} or {choice: [values…]}.',
+          }),
+        },
+        { additionalProperties: false, description: 'n samples, the same ones for the same seed.' },
+      ),
+    ),
+    start: Type.Optional(startNow),
+    name: Type.Optional(Type.String({ maxLength: PROCESS_LIMITS.name, description: "The sweep's name." })),
+  },
+  { additionalProperties: false, description: 'Exactly one of grid and random.' },
+);
+export type SweepInput = Static<typeof SweepCreate>;

@@ -27,6 +27,8 @@ interface WorkflowTarget {
   processId: number;
   template: { id: number; name: string };
   machine: { id: number; name: string };
+  /** The process's name at creation, for the memo (a rename later does not reach it). */
+  name?: string | null;
 }
 
 /** Starts `training-process-<id>`; an execution already running under that id is the process's and is kept. */
@@ -52,6 +54,7 @@ export async function startProcessWorkflow(
       args: [input],
       memo: {
         processId: target.processId,
+        ...(target.name ? { name: target.name } : {}),
         templateId: target.template.id,
         templateName: target.template.name,
         machineId: target.machine.id,
@@ -228,7 +231,7 @@ export async function restoreProcessWorkflow(deps: ProcessWorkflowDeps, processI
       // Last, inside the lock: if it fails, the transaction is undone and the next pass tries again.
       const started = await startProcessWorkflow(
         deps.client,
-        { processId, template: row.template, machine: row.machine },
+        { processId, template: row.template, machine: row.machine, name: row.process.name },
         {
           status,
           statusVersion,

@@ -8,6 +8,7 @@ import type { Db } from '../db/client.js';
 import { machines, processEvents, processes, runs, templates } from '../db/schema.js';
 import { estimate, type EtaState } from '../domain/eta.js';
 import { FAILURE } from '../domain/failures.js';
+import { defaultName } from '../domain/sweep.js';
 import type { ProcessInput } from './inputs.js';
 import { isStatus, type ProcessStatus, type UserAction } from '../domain/status.js';
 import {
@@ -29,6 +30,9 @@ export interface ProcessDeps {
 
 export interface ProcessView {
   id: number;
+  /** Given, or the template's name and the params that differ from its own. */
+  name: string;
+  sweepId: number | null;
   templateId: number;
   templateName: string;
   machineId: number;
@@ -36,7 +40,10 @@ export interface ProcessView {
   machineAddress: string;
   status: ProcessStatus;
   enabled: boolean;
+  /** Effective: the template's params with the process's own over them, as its next run gets them. */
   params: Record<string, unknown>;
+  /** The process's own overrides of the template's params (what the add form took). */
+  ownParams: Record<string, unknown>;
   progress: { step: number | null; totalSteps: number | null };
   etaSeconds: number | null;
   startedAt: string | null;
@@ -55,8 +62,8 @@ function iso(date: Date | null | undefined): string | null {
   return date ? date.toISOString() : null;
 }
 
-/** The select every process read shares: process, its template and machine, its latest run. */
-function processQuery(db: Db) {
+/** The select every process read shares (the sweep's read too): process, its template and machine, its latest run. */
+export function processQuery(db: Db) {
   // The latest run of each listed process, by index (runs_process_number, backwards): a
   // DISTINCT ON over all runs would sort the whole table for every page.
   const latest = db
@@ -78,6 +85,7 @@ function processQuery(db: Db) {
     .select({
       process: processes,
       templateName: templates.name,
+      templateParams: templates.params,
       machineName: machines.name,
       machineAddress: machines.address,
       run: {
@@ -96,9 +104,9 @@ function processQuery(db: Db) {
     .leftJoinLateral(latest, sql`true`);
 }
 
-type Row = Awaited<ReturnType<ReturnType<typeof processQuery>['execute']>>[number];
+export type ProcessRow = Awaited<ReturnType<ReturnType<typeof processQuery>['execute']>>[number];
 
-function toView(row: Row, now = Date.now()): ProcessView {
+export function toView(row: ProcessRow, now = Date.now()): ProcessView {
   const p = row.process;
   const run = row.run;
   const status: ProcessStatus = isStatus(p.status) ? p.status : 'failed';
@@ -107,6 +115,8 @@ function toView(row: Row, now = Date.now()): ProcessView {
   if (run && active && run.etaState) etaSeconds = estimate(run.etaState as EtaState, now).etaSeconds;
   return {
     id: p.id,
+    name: p.name ?? defaultName(row.templateName, row.templateParams, p.params),
+    sweepId: p.sweepId,
     templateId: p.templateId,
     templateName: row.templateName,
     machineId: p.machineId,
@@ -114,7 +124,8 @@ function toView(row: Row, now = Date.now()): ProcessView {
     machineAddress: row.machineAddress,
     status,
     enabled: status !== 'disabled',
-    params: p.params,
+    params: { ...row.templateParams, ...p.params },
+    ownParams: p.params,
     progress: { step: run?.step ?? null, totalSteps: run?.totalSteps ?? null },
     etaSeconds: etaSeconds === null ? null : Math.round(etaSeconds),
     startedAt: iso(run?.startedAt),
@@ -181,11 +192,16 @@ export async function createProcess(deps: ProcessDeps, input: CreateProcessInput
 
   const [row] = await deps.db
     .insert(processes)
-    .values({ templateId: template.id, machineId: machine.id, params })
+    .values({
+      templateId: template.id,
+      machineId: machine.id,
+      params,
+      name: defaultName(template.name, template.params, params),
+    })
     .returning();
   const processId = row!.id;
   try {
-    await startProcessWorkflow(deps.client, { processId, template, machine });
+    await startProcessWorkflow(deps.client, { processId, template, machine, name: row!.name });
   } catch (error) {
     // Nothing half-made: without its workflow the process would be a dead row.
     await deps.db.delete(processes).where(eq(processes.id, processId));

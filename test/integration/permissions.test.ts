@@ -12,6 +12,7 @@ import { createToken, grantRole } from '../../services/accounts.js';
 import { createMachine } from '../../services/machines.js';
 import { act, createProcess } from '../../services/processes.js';
 import { createRole, grant } from '../../services/roles.js';
+import { createSweep } from '../../services/sweeps.js';
 import { createTemplate } from '../../services/templates.js';
 import { makeActor, startApp, TEST_SECRET, type Actor, type TestApp } from '../support/app.js';
 import { startStack, uid, waitForStatus, type Stack } from '../support/stack.js';
@@ -27,6 +28,8 @@ interface Fixtures {
   localId: number;
   /** A process that has run once (so it has a run, metrics and logs). */
   ranId: number;
+  /** A sweep of the template, of one process. */
+  sweepId: number;
   freshProcess(): Promise<number>;
   disabledProcess(): Promise<number>;
   freshTemplate(): Promise<number>;
@@ -107,6 +110,24 @@ const TABLE: Row[] = [
     needs: 'processes.view',
     request: (fx) => ({ url: `/api/v1/templates/${fx.templateId}/processes` }),
   },
+  {
+    method: 'POST',
+    route: '/api/v1/templates/:id/sweeps',
+    kind: 'api',
+    needs: 'processes.create',
+    ok: [201],
+    request: (fx) => ({
+      url: `/api/v1/templates/${fx.templateId}/sweeps`,
+      ...json({ machineIds: [fx.localId], grid: { lr: [0.3] } }),
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/sweeps/:id',
+    kind: 'api',
+    needs: 'processes.view',
+    request: (fx) => ({ url: `/api/v1/sweeps/${fx.sweepId}?metric=loss` }),
+  },
   // JSON API v1: machines
   {
     method: 'GET',
@@ -186,6 +207,13 @@ const TABLE: Row[] = [
     kind: 'api',
     needs: 'processes.view',
     request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/api/v1/processes/:id',
+    kind: 'api',
+    needs: 'processes.manage',
+    request: (fx) => ({ url: `/api/v1/processes/${fx.ranId}`, ...json({ name: 'renamed by the matrix' }) }),
   },
   {
     method: 'DELETE',
@@ -352,11 +380,31 @@ const TABLE: Row[] = [
   },
   {
     method: 'GET',
+    route: '/training/sweeps/:id',
+    kind: 'page',
+    needs: 'processes.view',
+    hides: true,
+    request: (fx) => ({ url: `/training/sweeps/${fx.sweepId}?metric=loss` }),
+  },
+  {
+    method: 'GET',
     route: '/training/processes/:id/metrics',
     kind: 'fragment',
     needs: 'processes.view',
     hides: true,
     request: (fx) => ({ url: `/training/processes/${fx.ranId}/metrics` }),
+  },
+  {
+    method: 'POST',
+    route: '/training/processes/:id/name',
+    kind: 'page',
+    needs: 'processes.manage',
+    hides: true,
+    ok: [303],
+    request: (fx) => ({
+      url: `/training/processes/${fx.ranId}/name`,
+      ...form({ name: 'renamed on the page' }),
+    }),
   },
   {
     method: 'POST',
@@ -654,17 +702,19 @@ beforeAll(async () => {
   stack = await startStack();
   t = await startApp(stack);
   const db = stack.database.db;
-  const template = await createTemplate(db, { name: `matrix ${uid()}`, command: 'true' });
+  const template = await createTemplate(db, { name: `matrix ${uid()}`, command: 'true', params: { lr: 0.1 } });
   const [local] = await db.select().from(machines).where(eq(machines.name, 'local'));
   const deps = stack.deps;
   const freshProcess = async () => (await createProcess(deps, { templateId: template.id, machineId: local!.id })).id;
   const ranId = await freshProcess();
   await act(deps, ranId, 'start');
   await waitForStatus(stack, ranId, 'completed');
+  const sweep = await createSweep(deps, template.id, { machineIds: [local!.id], grid: { lr: [0.2] } });
   fx = {
     templateId: template.id,
     localId: local!.id,
     ranId,
+    sweepId: sweep.id,
     freshProcess,
     async disabledProcess() {
       const id = await freshProcess();

@@ -13,6 +13,7 @@ import { auditEvents, machines, metricPoints, metricSeries, processes, runs, use
 import { menuFor, STATUS_LABELS, type ProcessStatus } from '../../domain/status.js';
 import { loadConfig } from '../../lib/config.js';
 import { createUser } from '../../services/accounts.js';
+import { createSweep } from '../../services/sweeps.js';
 import type { ProcessView } from '../../services/processes.js';
 import {
   exampleTemplate,
@@ -292,6 +293,65 @@ describe('hostile names', () => {
 });
 
 describe('adding a process', () => {
+  it('adds processes on several machines at once, named, and links a sweep to its page', async () => {
+    const template = await exampleTemplate(stack, { learning_rate: 0.01 });
+    const [second] = await stack.database.db
+      .insert(machines)
+      .values({ name: `local-${uid()}`, kind: 'local', address: 'local', slots: 1 })
+      .returning();
+    const s = await admin();
+    const form = new URLSearchParams([
+      ['_csrf', s.csrf],
+      ['machineId', String(local.id)],
+      ['machineId', String(second!.id)],
+      ['perMachine', '2'],
+      ['name', '<b>lr probe</b>'],
+      ['params', '{"learning_rate": 0.5}'],
+    ]);
+    const added = await app.inject({
+      method: 'POST',
+      url: `/training/templates/${template.id}/processes`,
+      cookies: s.cookies,
+      headers: { 'hx-request': 'true', 'content-type': 'application/x-www-form-urlencoded' },
+      payload: form.toString(),
+    });
+    expect(added.statusCode).toBe(200);
+    expect(added.body.match(/<tbody/g)).toHaveLength(4);
+    expect(added.body).toContain(`<span class="process-name">${htmlOf('<b>lr probe</b>')}</span>`);
+    const made = await stack.database.db.select().from(processes).where(eq(processes.templateId, template.id));
+    expect(made.map((p) => p.machineId).sort()).toEqual([local.id, local.id, second!.id, second!.id].sort());
+
+    const sweep = await createSweep(stack.deps, template.id, {
+      machineIds: [local.id],
+      grid: { learning_rate: [0.1, 0.2] },
+    });
+    const list = await get(s, `/training/templates/${template.id}/processes`);
+    expect(list.body).toContain(`href="/training/sweeps/${sweep.id}"`);
+    expect(list.body).toContain(`перебор №${sweep.id}`);
+    const page = await get(s, `/training/sweeps/${sweep.id}?metric=loss&sort=learning_rate`);
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('Перебор параметров');
+    expect(page.body).toContain('<th><a href="/training/sweeps/');
+    const order = [...page.body.matchAll(/<tr data-id="(\d+)">/g)].map((m) => Number(m[1]));
+    expect(order).toEqual(sweep.processes.map((p) => p.id));
+    const reversed = await get(s, `/training/sweeps/${sweep.id}?metric=loss&sort=learning_rate&desc=1`);
+    expect([...reversed.body.matchAll(/<tr data-id="(\d+)">/g)].map((m) => Number(m[1]))).toEqual(order.reverse());
+    const monitoring = await get(s, `/training/processes/${sweep.processes[0]!.id}/monitoring`);
+    expect(monitoring.body).toContain(`<span class="process-name">${htmlOf(sweep.processes[0]!.name)}</span>`);
+    const renamed = await app.inject({
+      method: 'POST',
+      url: `/training/processes/${sweep.processes[0]!.id}/name`,
+      cookies: s.cookies,
+      payload: { _csrf: s.csrf, name: 'лучший прогон' },
+    });
+    expect(renamed.statusCode).toBe(303);
+    const after = await get(s, `/training/processes/${sweep.processes[0]!.id}/monitoring`);
+    expect(after.body).toContain('<span class="process-name">лучший прогон</span>');
+    expect(after.body).toContain('id="rename-process"');
+    const viewer = await get(await session('viewer'), `/training/processes/${sweep.processes[0]!.id}/monitoring`);
+    expect(viewer.body).not.toContain('id="rename-process"');
+  });
+
   it('gives htmx the form alone and a browser without htmx the whole page with the form in it', async () => {
     const template = await exampleTemplate(stack);
     const s = await admin();

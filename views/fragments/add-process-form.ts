@@ -19,8 +19,8 @@ export interface AddProcessFormState {
   csrfToken: string | null;
   /** May the user add machines? Then the hint links to the machines page. */
   canAddMachines: boolean;
-  values?: { machineId?: string; params?: string };
-  errors?: { machineId?: string; params?: string; form?: string };
+  values?: { machineIds?: string[]; params?: string; perMachine?: string; name?: string; start?: boolean };
+  errors?: { machineId?: string; params?: string; perMachine?: string; name?: string; form?: string };
 }
 
 export function machineLabel(machine: { name: string; address: string | null }): string {
@@ -35,7 +35,7 @@ export function addProcessForm(locale: Locale, state: AddProcessFormState): Html
   const errors = state.errors ?? {};
   const values = state.values ?? {};
   const enabled = state.machines.filter((m) => m.enabled);
-  const selected = values.machineId ?? (enabled.length === 1 ? String(enabled[0]!.id) : '');
+  const selected = values.machineIds ?? (enabled.length === 1 ? [String(enabled[0]!.id)] : []);
   const hint = state.canAddMachines
     ? fillHtml(t('machineHintManage'), { link: html`<a href="/machines">${t('targetMachines')}</a>` })
     : html`${t('machineHintAsk')}`;
@@ -50,22 +50,35 @@ export function addProcessForm(locale: Locale, state: AddProcessFormState): Html
     ${
       state.machines.length === 0
         ? html`<p class="empty small">${t('noMachines')}</p>`
-        : html`<select id="add-process-machine" name="machineId" required${invalid('machineId')}>
-      <option value="">${t('chooseMachine')}</option>
+        : html`<select id="add-process-machine" name="machineId" multiple size="${Math.min(Math.max(state.machines.length, 2), 6)}" required${invalid('machineId')}>
       ${state.machines.map(
         (m) =>
-          html`<option value="${m.id}"${String(m.id) === selected ? ' selected' : ''}${m.enabled ? '' : ' disabled'}>${machineLabel(m)}${m.enabled ? '' : ` ${t('machineDisabledSuffix')}`}</option>`,
+          html`<option value="${m.id}"${selected.includes(String(m.id)) ? ' selected' : ''}${m.enabled ? '' : ' disabled'}>${machineLabel(m)}${m.enabled ? '' : ` ${t('machineDisabledSuffix')}`}</option>`,
       )}
     </select>`
     }
     ${errors.machineId ? html`<p class="field-error" id="add-process-machineId-error">${errors.machineId}</p>` : ''}
-    <p class="hint">${hint}</p>
+    <p class="hint">${t('machinesManyHint')} ${hint}</p>
+  </div>
+  <div class="field">
+    <label for="add-process-per-machine">${t('perMachine')}</label>
+    <input id="add-process-per-machine" name="perMachine" type="number" min="1" max="500" value="${values.perMachine ?? '1'}"${invalid('perMachine')}>
+    ${errors.perMachine ? html`<p class="field-error" id="add-process-perMachine-error">${errors.perMachine}</p>` : ''}
+  </div>
+  <div class="field">
+    <label for="add-process-name">${t('processNameField')}</label>
+    <input id="add-process-name" name="name" type="text" maxlength="200" value="${values.name ?? ''}"${invalid('name')}>
+    ${errors.name ? html`<p class="field-error" id="add-process-name-error">${errors.name}</p>` : ''}
+    <p class="hint">${t('processNameHint')}</p>
   </div>
   <div class="field">
     <label for="add-process-params">${t('paramsOverride')}</label>
     <textarea id="add-process-params" name="params" rows="3" spellcheck="false" placeholder='{"learning_rate": 0.02}'${invalid('params')}>${values.params ?? ''}</textarea>
     ${errors.params ? html`<p class="field-error" id="add-process-params-error">${errors.params}</p>` : ''}
     <p class="hint">${fill(t('paramsHint'), { params: JSON.stringify(state.templateParams) })}</p>
+  </div>
+  <div class="field">
+    <label><input id="add-process-start" name="start" type="checkbox" value="on"${values.start ? ' checked' : ''}> ${t('startNow')}</label>
   </div>
   <div class="form-actions">
     <button type="submit" class="primary"${state.machines.length === 0 ? ' disabled' : ''}>${t('save')}</button>

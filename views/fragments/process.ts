@@ -96,7 +96,7 @@ export function processRow(
   const id = ids(view.id);
   return html`<tr id="${id.row}" class="process-row${options.deleting ? ' deleting' : ''}" data-id="${view.id}" data-version="${version}" data-status="${view.status}">
   <td class="expand">${ctx.permissions.view ? html`<button type="button" class="expander" aria-expanded="false" aria-controls="${id.details}" data-details-url="${processUrl(view.id)}/details" data-label-show="${t('showDetails')}" data-label-hide="${t('hideDetails')}" title="${t('showDetails')}" aria-label="${t('showDetails')}"><span class="chevron" aria-hidden="true"></span></button>` : ''}</td>
-  <td class="name">#${view.id}</td>
+  <td class="name">#${view.id} <span class="process-name">${view.name}</span>${view.sweepId === null ? '' : html` <a class="sweep-link muted" href="/training/sweeps/${view.sweepId}">${fill(t('sweepLink'), { id: String(view.sweepId) })}</a>`}</td>
   <td><span class="machine-name">${view.machineName}</span>${showsAddress(view, ctx) ? html` <span class="muted">${view.machineAddress}</span>` : ''}</td>
   <td class="status">${options.deleting ? html`<span class="badge deleting">${t('deleting')}</span>` : statusBadge(view.status, ctx.locale)}${view.machineUnreachableSince ? html` <span class="badge unreachable" title="${view.machineUnreachableSince}">${t('machineUnreachable')}</span>` : ''}${errorOf(view, ctx) ? html`<div class="row-error" title="${errorOf(view, ctx)}">${firstLine(errorOf(view, ctx)!)}</div>` : ''}</td>
   <td class="progress-cell">${progressCell(view, ctx.locale)}</td>
@@ -156,7 +156,7 @@ export function processFacts(view: ProcessView, ctx: RowContext, now = Date.now(
     <div class="fact"><dt>${t('run')}</dt><dd data-fact="run">${view.runNumber ?? '—'}</dd></div>
     <div class="fact"><dt>${t('colStatus')}</dt><dd>${statusBadge(view.status, ctx.locale)}</dd></div>
   </dl>
-  ${Object.keys(view.params).length > 0 ? html`<p class="params" data-fact="params"><span class="muted">${t('paramsOverride')}:</span> <code>${JSON.stringify(view.params)}</code></p>` : ''}
+  ${Object.keys(view.ownParams).length > 0 ? html`<p class="params" data-fact="params"><span class="muted">${t('paramsOverride')}:</span> <code>${JSON.stringify(view.ownParams)}</code></p>` : ''}
   ${view.machineUnreachableSince ? html`<p class="warning" data-fact="unreachable">${fill(t('machineUnreachableSince'), { time: view.machineUnreachableSince })}</p>` : ''}
   ${errorOf(view, ctx) ? html`<div class="last-error" data-fact="error"><strong>${t('lastError')}:</strong> <pre>${errorOf(view, ctx)}</pre></div>` : ''}
   <p class="links">

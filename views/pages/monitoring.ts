@@ -22,6 +22,8 @@ export interface MonitoringPageState {
   run: number | null;
   compare: number | null;
   data: ChartData | null;
+  /** May the reader rename the process? Then a rename form is shown. */
+  canRename?: boolean;
 }
 
 export function chartWarnings(warnings: readonly string[]): Html {
@@ -43,10 +45,20 @@ export function monitoringPage(ctx: PageContext, state: MonitoringPageState): Ht
 <div class="page-head">
   <div>
     <p class="crumbs"><a href="/training/templates">${t('trainingTemplates')}</a> <span aria-hidden="true">›</span> <a href="${processesHref}" id="back-to-processes">${t('processes')}</a> <span aria-hidden="true">›</span> ${title}</p>
-    <h2>${title}: <span class="template-name">${view.templateName}</span> <span class="muted">#${view.id} · ${view.machineName}</span> <span id="run-status">${statusBadge(view.status, ctx.locale)}</span></h2>
+    <h2>${title}: <span class="process-name">${view.name}</span> <span class="muted">#${view.id} · <span class="template-name">${view.templateName}</span> · ${view.machineName}</span> <span id="run-status">${statusBadge(view.status, ctx.locale)}</span></h2>
   </div>
   <a class="button" href="${processesHref}">${t('backToProcesses')}</a>
 </div>
+${
+  state.canRename
+    ? html`<form class="inline rename" method="post" action="${processUrl(view.id)}/name" id="rename-process">
+  <input type="hidden" name="_csrf" value="${ctx.csrfToken ?? ''}">
+  <label for="rename-process-name">${t('processNameField')}</label>
+  <input id="rename-process-name" name="name" maxlength="200" value="${view.name}">
+  <button type="submit">${t('rename')}</button>
+</form>`
+    : ''
+}
 ${
   state.run === null
     ? html`<p class="empty">${t('noRuns')}</p>`

@@ -6,6 +6,7 @@ import type { AppDeps } from '../../deps.js';
 import { machineRoutes } from './machines.js';
 import { monitoringRoutes } from './monitoring.js';
 import { processRoutes } from './processes.js';
+import { sweepRoutes } from './sweeps.js';
 import { templateRoutes } from './templates.js';
 
 export async function uiRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
@@ -13,6 +14,7 @@ export async function uiRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }
   app.addHook('preHandler', signedIn);
   await app.register(processRoutes, { deps });
   await app.register(monitoringRoutes, { deps });
+  await app.register(sweepRoutes, { deps });
   await app.register(templateRoutes, { deps });
   await app.register(machineRoutes, { deps });
 }

@@ -11,7 +11,7 @@ import type { Locale } from '../../../views/i18n.js';
 import { monitoringPage } from '../../../views/pages/monitoring.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
-import { intParam, loadProcess, PAGE_VISIBILITY } from '../../access.js';
+import { can, intParam, loadProcess, PAGE_VISIBILITY } from '../../access.js';
 import { PathIdParams } from '../params.js';
 import { sendHtml } from './common.js';
 
@@ -78,6 +78,7 @@ export async function monitoringRoutes(parent: FastifyInstance, { deps }: { deps
         run,
         compare,
         data: chart,
+        canRename: can(request.principal, 'processes.manage', view.templateId),
       }),
     );
   });

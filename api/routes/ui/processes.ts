@@ -14,13 +14,21 @@ import {
   listProcesses,
   logTail,
   templateStatusVersions,
-  type CreateProcessInput,
   type ProcessView,
 } from '../../../services/processes.js';
+import { createProcesses, renameProcess, validProcessName } from '../../../services/sweeps.js';
+import { html } from '../../../views/html.js';
 import type { TemplateView } from '../../../services/templates.js';
 import { addProcessForm, type AddProcessFormState } from '../../../views/fragments/add-process-form.js';
 import { fill } from '../../../views/fragments/format.js';
-import { logsPanel, processBlock, processDetails, processFacts, processRow } from '../../../views/fragments/process.js';
+import {
+  logsPanel,
+  processBlock,
+  processDetails,
+  processFacts,
+  processRow,
+  processUrl,
+} from '../../../views/fragments/process.js';
 import { translator } from '../../../views/i18n.js';
 import { processesPage } from '../../../views/pages/processes.js';
 import { can, canAnywhere, intParam, loadProcess, loadTemplate, PAGE_VISIBILITY } from '../../access.js';
@@ -126,8 +134,14 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
       schema: {
         params: templateParams,
         body: Type.Object({
-          machineId: Type.Optional(Type.String({ maxLength: 20 })),
+          // One machine, or several from the multiple select (the form sends the name once per choice).
+          machineId: Type.Optional(
+            Type.Union([Type.String({ maxLength: 20 }), Type.Array(Type.String({ maxLength: 20 }), { maxItems: 100 })]),
+          ),
           params: Type.Optional(Type.String({ maxLength: 65536 })),
+          perMachine: Type.Optional(Type.String({ maxLength: 20 })),
+          name: Type.Optional(Type.String({ maxLength: 1000 })),
+          start: Type.Optional(Type.String({ maxLength: 20 })),
           _csrf: Type.Optional(Type.String()),
         }),
       },
@@ -135,15 +149,43 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
     },
     async (request, reply) => {
       const template = request.template;
-      const values = { machineId: request.body?.machineId ?? '', params: request.body?.params ?? '' };
+      const body = request.body ?? {};
+      const machineIds = body.machineId === undefined ? [] : [body.machineId].flat().filter((id) => id !== '');
+      const values = {
+        machineIds,
+        params: body.params ?? '',
+        perMachine: body.perMachine ?? '1',
+        name: body.name ?? '',
+        start: body.start !== undefined,
+      };
       const { input, errors } = readForm(values, template.id, translator(request.locale));
-      let created: ProcessView | null = null;
+      let created: ProcessView[] | null = null;
       if (input) {
+        const params = input.params ? { params: input.params } : {};
         try {
-          created = await createProcess(services, input);
+          // One machine, one process, nothing else asked: the single create, as it always was.
+          created =
+            input.machineIds.length === 1 && input.perMachine === 1 && input.name === null && !input.start
+              ? [
+                  await createProcess(services, {
+                    templateId: input.templateId,
+                    machineId: input.machineIds[0]!,
+                    ...params,
+                  }),
+                ]
+              : await createProcesses(services, {
+                  templateId: input.templateId,
+                  machineIds: input.machineIds,
+                  perMachine: input.perMachine,
+                  start: input.start,
+                  ...params,
+                  ...(input.name === null ? {} : { name: input.name }),
+                });
         } catch (error) {
           if (!(error instanceof ServiceError) || error.code !== 'invalid') throw error;
-          if (error.field === 'machineId' || error.field === 'params') errors[error.field] = error.message;
+          const field = error.field === 'machineIds' ? 'machineId' : error.field;
+          if (field === 'machineId' || field === 'params' || field === 'perMachine' || field === 'name')
+            errors[field] = error.message;
           else errors.form = error.message;
         }
       }
@@ -154,16 +196,21 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
         reply.header('HX-Retarget', '#add-process').header('HX-Reswap', 'innerHTML');
         return sendHtml(reply, addProcessForm(request.locale, state), 422);
       }
-      auditAs(request, {
-        action: 'process.create',
-        targetType: 'process',
-        targetId: created.id,
-        detail: { templateId: template.id, machineId: created.machineId },
-      });
+      for (const view of created)
+        auditAs(request, {
+          action: 'process.create',
+          targetType: 'process',
+          targetId: view.id,
+          detail: { templateId: template.id, machineId: view.machineId },
+        });
       if (!isHtmx(request)) return reply.redirect(`/training/templates/${template.id}/processes`, 303);
-      const version = (await statusVersions(deps.db, [created.id])).get(created.id) ?? 0;
+      const versions = await statusVersions(
+        deps.db,
+        created.map((view) => view.id),
+      );
       reply.header('HX-Trigger-After-Swap', 'process-created');
-      return sendHtml(reply, processBlock(created, rowContext(request, deps, template.id), version));
+      const ctx = rowContext(request, deps, template.id);
+      return sendHtml(reply, html`${created.map((view) => processBlock(view, ctx, versions.get(view.id) ?? 0))}`);
     },
   );
 
@@ -294,6 +341,25 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
     },
   );
 
+  app.post(
+    '/training/processes/:id/name',
+    {
+      schema: {
+        params: idParams,
+        body: Type.Object({
+          name: Type.Optional(Type.String({ maxLength: 1000 })),
+          _csrf: Type.Optional(Type.String()),
+        }),
+      },
+      preHandler: theProcess('processes.manage', () => 'process.rename'),
+    },
+    async (request, reply) => {
+      const renamed = await renameProcess(services, request.process.id, request.body?.name ?? '');
+      request.audit.detail = { name: renamed.name };
+      return reply.redirect(`${processUrl(renamed.id)}/monitoring`, 303);
+    },
+  );
+
   app.delete(
     '/training/processes/:id',
     { schema: { params: idParams }, preHandler: theProcess('processes.delete', () => 'process.delete') },
@@ -322,14 +388,25 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
 }
 
 /** The add form's strings as the service's input; what cannot even be parsed is an error by field. */
+interface FormInput {
+  templateId: number;
+  machineIds: number[];
+  params?: Record<string, unknown>;
+  perMachine: number;
+  name: string | null;
+  start: boolean;
+}
+
 function readForm(
-  values: { machineId: string; params: string },
+  values: { machineIds: string[]; params: string; perMachine: string; name: string; start: boolean },
   templateId: number,
   t: ReturnType<typeof translator>,
-): { input: CreateProcessInput | null; errors: NonNullable<AddProcessFormState['errors']> } {
+): { input: FormInput | null; errors: NonNullable<AddProcessFormState['errors']> } {
   const errors: NonNullable<AddProcessFormState['errors']> = {};
-  const machineId = /^\d{1,9}$/.test(values.machineId) ? Number(values.machineId) : null;
-  if (machineId === null) errors.machineId = t('required');
+  const machineIds = values.machineIds.map((id) => (/^\d{1,9}$/.test(id) ? Number(id) : null));
+  if (machineIds.length === 0 || machineIds.includes(null)) errors.machineId = t('required');
+  const perMachine = /^\d{1,3}$/.test(values.perMachine.trim()) ? Number(values.perMachine.trim()) : 0;
+  if (perMachine < 1 || perMachine > 500) errors.perMachine = t('required');
   let params: Record<string, unknown> | undefined;
   if (values.params.trim() !== '') {
     try {
@@ -340,6 +417,23 @@ function readForm(
       errors.params = fill(t('invalidJson'), { detail: (error as Error).message });
     }
   }
-  if (Object.keys(errors).length > 0 || machineId === null) return { input: null, errors };
-  return { input: { templateId, machineId, ...(params ? { params } : {}) }, errors };
+  let name: string | null = null;
+  try {
+    name = validProcessName(values.name);
+  } catch (error) {
+    if (!(error instanceof ServiceError)) throw error;
+    errors.name = error.message;
+  }
+  if (Object.keys(errors).length > 0) return { input: null, errors };
+  return {
+    input: {
+      templateId,
+      machineIds: machineIds as number[],
+      ...(params ? { params } : {}),
+      perMachine,
+      name,
+      start: values.start,
+    },
+    errors,
+  };
 }

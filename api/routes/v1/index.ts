@@ -8,6 +8,7 @@ import { jsonValidator } from '../../validation.js';
 import { machineRoutes } from './machines.js';
 import { collectRoutes, openApiRoutes } from './openapi.js';
 import { processRoutes } from './processes.js';
+import { sweepRoutes } from './sweeps.js';
 import { templateRoutes } from './templates.js';
 
 declare module 'fastify' {
@@ -42,6 +43,7 @@ export async function v1Routes(app: FastifyInstance, { deps }: { deps: AppDeps }
     await resources.register(templateRoutes, { deps });
     await resources.register(machineRoutes, { deps });
     await resources.register(processRoutes, { deps });
+    await resources.register(sweepRoutes, { deps });
   });
   await app.register(openApiRoutes, { routes });
 }

@@ -20,6 +20,7 @@ import {
   logTail,
   type ProcessView,
 } from '../../../services/processes.js';
+import { createProcesses, renameProcess } from '../../../services/sweeps.js';
 import { validParams } from '../../../services/templates.js';
 import { API_VISIBILITY, authorize, can, loadProcess, visibleTemplates } from '../../access.js';
 import type { Principal } from '../../plugins/auth.js';
@@ -35,6 +36,8 @@ import {
   Page,
   Process,
   ProcessCreate,
+  ProcessItems,
+  ProcessPatch,
   Run,
   Status,
 } from './schemas.js';
@@ -100,24 +103,58 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
     {
       config: { permission: 'processes.create', audit: 'process.create' },
       schema: {
-        summary: 'Create a process (status created)',
+        summary: 'Create a process (status created), or several at once',
+        description:
+          'With machineId: one process, answered as the process. With machineIds: perMachine processes on each ' +
+          'machine (at most 500 in all), named `name` or by default, started at once when start is true; answered ' +
+          'as {items}. Made in one go: the rows together, their workflows started before the answer.',
         tags: ['processes'],
         body: ProcessCreate,
-        response: { 201: Process, ...errors(503) },
+        response: { 201: { anyOf: [Process, ProcessItems] }, ...errors(503) },
       },
     },
     async (request, reply) => {
       const principal = authorize(request, 'processes.create', { anywhere: true });
-      const { templateId, machineId } = request.body;
+      const { templateId, machineId, machineIds } = request.body;
       // A template the caller may not see is answered as one that does not exist.
       if (!can(principal, 'processes.view', templateId))
         throw invalid('templateId', `Template ${templateId} does not exist.`);
       authorize(request, 'processes.create', { templateId });
+      if (machineIds !== undefined) {
+        if (machineId !== undefined) throw invalid('machineId', 'Send machineId or machineIds, not both.');
+        const items = await createProcesses(processDeps, { ...request.body, machineIds });
+        request.audit.detail = { templateId, machineIds, processIds: items.map((item) => item.id) };
+        return reply.code(201).send({ items: items.map((view) => shownTo(principal, view)) });
+      }
+      if (machineId === undefined) throw invalid('machineId', 'machineId (or machineIds) is required.');
+      const extra = (['perMachine', 'name', 'start'] as const).find((key) => request.body[key] !== undefined);
+      if (extra) throw invalid(extra, `${extra} goes with machineIds.`);
       const params = validParams(request.body.params);
       const created = await createProcess(processDeps, { templateId, machineId, params });
       request.audit.targetId = created.id;
       request.audit.detail = { templateId, machineId };
       return reply.code(201).send(created);
+    },
+  );
+
+  app.patch(
+    '/processes/:id',
+    {
+      config: { permission: 'processes.manage', audit: 'process.rename' },
+      schema: {
+        summary: 'Rename a process',
+        description: "An empty name goes back to the default: the template's name and the params that differ.",
+        tags: ['processes'],
+        params: IdParams,
+        body: ProcessPatch,
+        response: { 200: Process, ...errors(404) },
+      },
+      preHandler: theProcess('processes.manage'),
+    },
+    async (request) => {
+      const renamed = await renameProcess(processDeps, request.params.id, request.body.name);
+      request.audit.detail = { name: renamed.name };
+      return shownTo(request.principal, renamed);
     },
   );
 

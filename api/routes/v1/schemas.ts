@@ -182,7 +182,9 @@ export const HostKey = output('HostKey', {
 
 export const Status = Type.Unsafe<ProcessStatus>({ type: 'string', enum: [...STATUSES] });
 
-export const ProcessCreate = component('ProcessCreate', inputs.ProcessCreate);
+export const ProcessCreate = component('ProcessCreate', inputs.ProcessesCreate);
+export const ProcessPatch = component('ProcessPatch', inputs.ProcessPatch);
+export const SweepCreate = component('SweepCreate', inputs.SweepCreate);
 
 export const Process = output('Process', {
   type: 'object',
@@ -200,13 +202,19 @@ export const Process = output('Process', {
   ],
   properties: {
     id,
+    name: { type: 'string', description: "Given, or the template's name and the params that differ from its own." },
+    sweepId: { type: ['integer', 'null'], description: 'The sweep that made the process, if one did.' },
     templateId: id,
     templateName: { type: 'string' },
     machineId: id,
     machineName: { type: 'string' },
     status: Status,
     enabled: { type: 'boolean', description: 'status != disabled' },
-    params: { type: 'object', additionalProperties: true },
+    params: {
+      type: 'object',
+      additionalProperties: true,
+      description: "Effective: the template's params with the process's own over them.",
+    },
     progress: {
       type: 'object',
       required: ['step', 'totalSteps'],
@@ -220,6 +228,49 @@ export const Process = output('Process', {
     machineUnreachableSince: nullable(timestamp),
     workflowId: { type: 'string' },
     createdAt: timestamp,
+  },
+});
+
+export const ProcessItems = output('ProcessItems', {
+  type: 'object',
+  required: ['items'],
+  properties: { items: { type: 'array', items: Process } },
+});
+
+export const Sweep = output('Sweep', {
+  type: 'object',
+  required: ['id', 'templateId', 'processes'],
+  properties: { id, templateId: id, name: { type: 'string' }, processes: { type: 'array', items: Process } },
+});
+
+const metricValue = {
+  type: ['number', 'string', 'null'],
+  description: 'A number; NaN and infinities as the strings "NaN", "Infinity", "-Infinity"; null without points.',
+};
+
+export const SweepResults = output('SweepResults', {
+  type: 'object',
+  required: ['id', 'templateId', 'name', 'processes'],
+  properties: {
+    id,
+    templateId: id,
+    name: { type: 'string' },
+    metric: { type: 'string' },
+    differing: { type: 'array', items: { type: 'string' }, description: "Param keys that differ from the template's." },
+    processes: {
+      type: 'array',
+      items: {
+        allOf: [Process],
+        type: 'object',
+        properties: {
+          final: {
+            ...metricValue,
+            description: `The value at the last step of the latest run. ${metricValue.description}`,
+          },
+          best: { ...metricValue, description: 'The highest finite value of the latest run (lowest for a loss).' },
+        },
+      },
+    },
   },
 });
 

@@ -1,0 +1,110 @@
+// A sweep: its processes with the params that differ from the template's and the final
+// and best value of one metric, sortable by any column (links; no script needed).
+import type { SweepProcess } from '../../services/sweeps.js';
+import { html, type Html } from '../html.js';
+import { translator } from '../i18n.js';
+import { layout, type PageContext } from '../layout.js';
+import { processUrl, statusBadge } from '../fragments/process.js';
+
+export interface SweepPageState {
+  id: number;
+  templateId: number;
+  name: string;
+  metric: string;
+  differing: string[];
+  processes: SweepProcess[];
+  /** `final`, `best`, `name` or a param key; descending when `desc`. */
+  sort: string;
+  desc: boolean;
+}
+
+const shown = (value: unknown): string =>
+  value === undefined ? '—' : typeof value === 'string' ? value : JSON.stringify(value);
+
+const metricText = (value: number | null): string =>
+  value === null ? '—' : Number.isFinite(value) ? String(Number(value.toPrecision(6))) : String(value);
+
+function compare(a: unknown, b: unknown): number {
+  if (a === b) return 0;
+  if (a === null || a === undefined || (typeof a === 'number' && Number.isNaN(a))) return 1;
+  if (b === null || b === undefined || (typeof b === 'number' && Number.isNaN(b))) return -1;
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  return shown(a).localeCompare(shown(b));
+}
+
+/** The rows in the order asked; missing values last either way. */
+export function sortedRows(state: Pick<SweepPageState, 'processes' | 'sort' | 'desc'>): SweepProcess[] {
+  const key = (p: SweepProcess): unknown =>
+    state.sort === 'final'
+      ? p.final
+      : state.sort === 'best'
+        ? p.best
+        : state.sort === 'name'
+          ? p.name
+          : p.params[state.sort];
+  const rows = [...state.processes].sort((a, b) => compare(key(a), key(b)));
+  if (!state.desc) return rows;
+  const present = rows.filter((p) => key(p) !== null && key(p) !== undefined);
+  return [...present.reverse(), ...rows.filter((p) => key(p) === null || key(p) === undefined)];
+}
+
+export function sweepPage(ctx: PageContext, state: SweepPageState): Html {
+  const t = translator(ctx.locale);
+  const base = `/training/sweeps/${state.id}`;
+  const sortLink = (column: string, label: string) => {
+    const desc = state.sort === column ? !state.desc : column === 'final' || column === 'best';
+    const query = new URLSearchParams({ metric: state.metric, sort: column, ...(desc ? { desc: '1' } : {}) });
+    const mark = state.sort === column ? (state.desc ? ' ↓' : ' ↑') : '';
+    return html`<a href="${base}?${query.toString()}">${label}${mark}</a>`;
+  };
+  const rows = sortedRows(state);
+  return layout(
+    { ...ctx, section: 'training' },
+    `${t('sweepTitle')} · ${state.name}`,
+    html`<h1>${t('training')}</h1>
+      <div class="page-head">
+        <div>
+          <p class="crumbs">
+            <a href="/training/templates">${t('trainingTemplates')}</a> <span aria-hidden="true">›</span>
+            <a href="/training/templates/${state.templateId}/processes">${t('processes')}</a>
+            <span aria-hidden="true">›</span> ${t('sweepTitle')}
+          </p>
+          <h2>
+            ${t('sweepTitle')}: <span class="sweep-name">${state.name}</span> <span class="muted">#${state.id}</span>
+          </h2>
+        </div>
+      </div>
+      <form class="inline" method="get" action="${base}">
+        <label for="sweep-metric">${t('sweepMetric')}</label>
+        <input id="sweep-metric" name="metric" value="${state.metric}" maxlength="200" />
+        <button type="submit">${t('sweepShow')}</button>
+      </form>
+      ${
+        rows.length === 0
+          ? html`<p class="empty">${t('sweepNoProcesses')}</p>`
+          : html`<table id="sweep" class="table">
+              <thead>
+                <tr>
+                  <th>${sortLink('name', t('colProcess'))}</th>
+                  ${state.differing.map((key) => html`<th>${sortLink(key, key)}</th>`)}
+                  <th>${t('colStatus')}</th>
+                  <th class="num">${sortLink('final', `${t('sweepFinal')} ${state.metric}`)}</th>
+                  <th class="num">${sortLink('best', `${t('sweepBest')} ${state.metric}`)}</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${rows.map(
+                  (p) =>
+                    html`<tr data-id="${p.id}">
+                      <td><a href="${processUrl(p.id)}/monitoring">#${p.id} ${p.name}</a></td>
+                      ${state.differing.map((key) => html`<td>${shown(p.params[key])}</td>`)}
+                      <td>${statusBadge(p.status, ctx.locale)}</td>
+                      <td class="num final">${metricText(p.final)}</td>
+                      <td class="num best">${metricText(p.best)}</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+      }`,
+  );
+}
