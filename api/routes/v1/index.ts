@@ -9,6 +9,7 @@ import { machineRoutes } from './machines.js';
 import { collectRoutes, openApiRoutes } from './openapi.js';
 import { processRoutes } from './processes.js';
 import { templateRoutes } from './templates.js';
+import { userRoutes } from './users.js';
 
 declare module 'fastify' {
   interface FastifySchema {
@@ -42,6 +43,7 @@ export async function v1Routes(app: FastifyInstance, { deps }: { deps: AppDeps }
     await resources.register(templateRoutes, { deps });
     await resources.register(machineRoutes, { deps });
     await resources.register(processRoutes, { deps });
+    await resources.register(userRoutes, { deps });
   });
   await app.register(openApiRoutes, { routes });
 }
