@@ -240,7 +240,7 @@ describe('/api/v1/users', () => {
       // The page says so in the reader's language.
       const ru = await viaSession(t.app, admin, {
         method: 'POST',
-        url: `/admin/users/${admin.id}/active`,
+        url: `/admin/users/${admin.id}/active?lang=ru`,
         payload: { active: 'false' },
       });
       expect(ru.statusCode).toBe(409);
@@ -293,7 +293,7 @@ describe('/api/v1/users', () => {
 
 describe('Administration → Users', () => {
   it('lists users with roles, last login and state, and creates one showing the password once', async () => {
-    const page = await viaSession(t.app, admin, { method: 'GET', url: '/admin/users' });
+    const page = await viaSession(t.app, admin, { method: 'GET', url: '/admin/users?lang=ru' });
     expect(page.statusCode).toBe(200);
     expect(page.body).toContain('Пользователи');
     expect(page.body).toContain(`data-login="${operator.login}"`);
@@ -319,7 +319,7 @@ describe('Administration → Users', () => {
 
     const bad = await viaSession(t.app, admin, {
       method: 'POST',
-      url: '/admin/users',
+      url: '/admin/users?lang=ru',
       payload: { login: '<b>bad</b>', roleId: '' },
     });
     expect(bad.statusCode).toBe(400);
