@@ -189,7 +189,11 @@ export const USER_LIMITS = { login: 64, name: 200, password: { min: 8, max: 1024
 
 const RoleGrantInput = Type.Object(
   {
-    role: Type.String({ minLength: 1, maxLength: 64, description: 'A role name: viewer, operator, admin or a custom one.' }),
+    role: Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description: 'A role name: viewer, operator, admin or a custom one.',
+    }),
     templateId: Type.Optional(orNull(Type.Integer({ minimum: 1, maximum: MAX_ID, description: 'Null: global.' }))),
   },
   { additionalProperties: false },

@@ -48,7 +48,9 @@ export async function ensureUserAdminLeft(tx: Tx, refusal: () => ServiceError = 
     .from(roleGrants)
     .innerJoin(roles, eq(roles.id, roleGrants.roleId))
     .innerJoin(users, eq(users.id, roleGrants.userId))
-    .where(and(isNull(roleGrants.templateId), eq(users.isActive, true), sql`'users.manage' = any(${roles.permissions})`));
+    .where(
+      and(isNull(roleGrants.templateId), eq(users.isActive, true), sql`'users.manage' = any(${roles.permissions})`),
+    );
   if ((left?.n ?? 0) === 0) throw refusal();
 }
 
@@ -62,14 +64,21 @@ export function generatePassword(): string {
 }
 
 /** Role names and template ids → grant rows to insert, or a 400 naming the bad one. */
-async function resolveGrants(db: Db | Tx, grants: UserInput['roles']): Promise<Array<{ roleId: number; templateId: number | null }>> {
+async function resolveGrants(
+  db: Db | Tx,
+  grants: UserInput['roles'],
+): Promise<Array<{ roleId: number; templateId: number | null }>> {
   const names = [...new Set(grants.map((g) => g.role))];
   const found = names.length ? await db.select().from(roles).where(inArray(roles.name, names)) : [];
   const byName = new Map(found.map((r) => [r.name, r.id]));
-  const templateIds = [...new Set(grants.map((g) => g.templateId).filter((id): id is number => typeof id === 'number'))];
+  const templateIds = [
+    ...new Set(grants.map((g) => g.templateId).filter((id): id is number => typeof id === 'number')),
+  ];
   const known = templateIds.length
     ? new Set(
-        (await db.select({ id: templates.id }).from(templates).where(inArray(templates.id, templateIds))).map((t) => t.id),
+        (await db.select({ id: templates.id }).from(templates).where(inArray(templates.id, templateIds))).map(
+          (t) => t.id,
+        ),
       )
     : new Set<number>();
   const out = new Map<string, { roleId: number; templateId: number | null }>();
@@ -146,7 +155,11 @@ export async function updateUser(db: Db, id: number, patch: UserPatchInput): Pro
     const values: Partial<typeof users.$inferInsert> = {};
     if (name !== undefined) values.name = name;
     if (patch.active !== undefined) values.isActive = patch.active;
-    if (Object.keys(values).length) await tx.update(users).set({ ...values, updatedAt: new Date() }).where(eq(users.id, id));
+    if (Object.keys(values).length)
+      await tx
+        .update(users)
+        .set({ ...values, updatedAt: new Date() })
+        .where(eq(users.id, id));
     if (patch.active === false) await endCredentials(tx, id);
     if (grants !== undefined) {
       await tx.delete(roleGrants).where(eq(roleGrants.userId, id));

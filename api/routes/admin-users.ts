@@ -47,7 +47,10 @@ export async function adminUserRoutes(parent: FastifyInstance, { deps }: { deps:
       listTemplates(db, { visibleTemplates: 'all', orderBy: 'name', limit: 500 }),
     ]);
     const data = { users, grants, roles, templates: templates.items, ...extra };
-    return reply.code(status).type(html).send(usersPage(pageContext(request), data).value);
+    return reply
+      .code(status)
+      .type(html)
+      .send(usersPage(pageContext(request), data).value);
   }
 
   /** Runs a form's action; an expected refusal redisplays the page with the reason. */
@@ -63,7 +66,12 @@ export async function adminUserRoutes(parent: FastifyInstance, { deps }: { deps:
       let message = error.message;
       if (error instanceof LastAdminError) message = t('usrLastAdmin');
       else if (error.field === 'login') message = error.code === 'conflict' ? t('usrLoginTaken') : t('usrLoginRule');
-      return render(request, reply, { error: message }, error.code === 'invalid' ? 400 : error.code === 'not_found' ? 404 : 409);
+      return render(
+        request,
+        reply,
+        { error: message },
+        error.code === 'invalid' ? 400 : error.code === 'not_found' ? 404 : 409,
+      );
     }
   }
 

@@ -124,9 +124,14 @@ describe('/api/v1/users', () => {
   });
 
   it("changes a user's name and replaces their roles; the next request sees the new roles", async () => {
-    const created = await createUser({ login: `patch-${uid()}`, password: 'patch-password', roles: [{ role: 'viewer' }] });
+    const created = await createUser({
+      login: `patch-${uid()}`,
+      password: 'patch-password',
+      roles: [{ role: 'viewer' }],
+    });
     const cookie = sessionCookie(await logIn(created.login, 'patch-password'))!;
-    const machinesAsThem = () => t.app.inject({ method: 'GET', url: '/api/v1/machines', cookies: { ty_session: cookie } });
+    const machinesAsThem = () =>
+      t.app.inject({ method: 'GET', url: '/api/v1/machines', cookies: { ty_session: cookie } });
     expect((await machinesAsThem()).statusCode).toBe(200);
 
     const renamed = await api({ method: 'PATCH', url: `/api/v1/users/${created.id}`, payload: { name: 'New Name' } });

@@ -49,9 +49,11 @@ function grantList(t: Translate, csrf: Html, grants: GrantView[]): Html {
       (grant) =>
         html`<li data-grant-id="${grant.id}">
           <strong>${grant.roleName}</strong>
-          ${grant.templateId === null
-            ? html`<span class="muted">${t('admAllTemplates')}</span>`
-            : html`${grant.templateName ?? ''} <span class="muted">#${grant.templateId}</span>`}
+          ${
+            grant.templateId === null
+              ? html`<span class="muted">${t('admAllTemplates')}</span>`
+              : html`${grant.templateName ?? ''} <span class="muted">#${grant.templateId}</span>`
+          }
           <form method="post" action="/admin/users/grants/${grant.id}/revoke" class="inline">
             ${csrf}<button class="danger small">${t('revoke')}</button>
           </form>
@@ -70,18 +72,20 @@ export function usersPage(ctx: PageContext, data: UsersPageData): Html {
     t('usrUsers'),
     html`<h1>${t('admSection')}</h1>
       ${adminTabs(ctx, 'users')} ${data.error ? flash(data.error) : ''}
-      ${shown
-        ? html`<section class="card" id="one-time-password" role="status">
-            <p>${t(shown.kind === 'created' ? 'usrCreated' : 'usrReset').replace('{login}', shown.login)}</p>
-            <input
-              readonly
-              class="token"
-              value="${shown.password}"
-              aria-label="${t('password')}"
-              onfocus="this.select()"
-            />
-          </section>`
-        : ''}
+      ${
+        shown
+          ? html`<section class="card" id="one-time-password" role="status">
+              <p>${t(shown.kind === 'created' ? 'usrCreated' : 'usrReset').replace('{login}', shown.login)}</p>
+              <input
+                readonly
+                class="token"
+                value="${shown.password}"
+                aria-label="${t('password')}"
+                onfocus="this.select()"
+              />
+            </section>`
+          : ''
+      }
       <table class="grid" id="users">
         <thead>
           <tr>
