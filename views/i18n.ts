@@ -205,14 +205,11 @@ const en = {
 
   // Administration: users
   usrUsers: 'Users',
-  usrLogin: 'Login',
   usrName: 'Name',
-  usrRoles: 'Roles',
   usrLastLogin: 'Last login',
   usrActive: 'Active',
   usrYes: 'active',
   usrNo: 'deactivated',
-  usrNever: 'never',
   usrCreate: 'Create user',
   usrNoRole: 'no role',
   usrCreated: 'User {login} is created. Give them this one-time password now: it is shown only once.',
@@ -448,14 +445,11 @@ const ru: Record<MessageKey, string> = {
 
   // Administration: users
   usrUsers: 'Пользователи',
-  usrLogin: 'Логин',
   usrName: 'Имя',
-  usrRoles: 'Роли',
   usrLastLogin: 'Последний вход',
   usrActive: 'Активен',
   usrYes: 'активен',
   usrNo: 'отключён',
-  usrNever: 'никогда',
   usrCreate: 'Создать пользователя',
   usrNoRole: 'без роли',
   usrCreated:

@@ -23,7 +23,7 @@ export interface UsersPageData {
 function when(t: Translate, iso: string | null): Html {
   return iso
     ? html`<time datetime="${iso}">${iso.slice(0, 16).replace('T', ' ')}</time>`
-    : html`<span class="muted">${t('usrNever')}</span>`;
+    : html`<span class="muted">${t('tokNever')}</span>`;
 }
 
 /** Role and template pickers; a new user may start with no role (`optional`). */
@@ -89,9 +89,9 @@ export function usersPage(ctx: PageContext, data: UsersPageData): Html {
       <table class="grid" id="users">
         <thead>
           <tr>
-            <th>${t('usrLogin')}</th>
+            <th>${t('loginField')}</th>
             <th>${t('usrName')}</th>
-            <th>${t('usrRoles')}</th>
+            <th>${t('admRoles')}</th>
             <th>${t('usrLastLogin')}</th>
             <th>${t('usrActive')}</th>
             <th></th>
@@ -136,7 +136,7 @@ export function usersPage(ctx: PageContext, data: UsersPageData): Html {
       <form method="post" action="/admin/users" class="card stack" id="create-user">
         <h2>${t('usrCreate')}</h2>
         ${csrf}
-        <label>${t('usrLogin')}<input name="login" required maxlength="64" autocomplete="off" /></label>
+        <label>${t('loginField')}<input name="login" required maxlength="64" autocomplete="off" /></label>
         <label>${t('usrName')}<input name="name" maxlength="200" autocomplete="off" /></label>
         ${roleFields(t, data, true)}
         <button class="primary">${t('usrCreate')}</button>
