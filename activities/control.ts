@@ -7,15 +7,21 @@ import type { Db } from '../db/client.js';
 import { machines, processEvents, processes, runs, slotLeases, templates } from '../db/schema.js';
 import { FAILURE } from '../domain/failures.js';
 import { pgText } from '../domain/pg-text.js';
+import { NO_TELEMETRY, type WorkerTelemetry } from '../telemetry/hooks.js';
 import type { ControlActivities, StatusRecord } from './types.js';
 
 export interface ControlDeps {
   db: Db;
   /** How often a queued run looks for a free slot. */
   slotPollMs?: number;
+  telemetry?: WorkerTelemetry;
 }
 
-export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): ControlActivities {
+export function createControlActivities({
+  db,
+  slotPollMs = 250,
+  telemetry = NO_TELEMETRY,
+}: ControlDeps): ControlActivities {
   /**
    * The run's slot: the one it holds, else the lowest free one on its machine, or null
    * (all taken, or the machine is disabled and drains). One call of a database function
@@ -123,6 +129,8 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
     },
 
     async finishRun(runId, result) {
+      // Counted once per run: a retried attempt finds it finished already.
+      const [before] = await db.select({ finishedAt: runs.finishedAt }).from(runs).where(eq(runs.id, runId));
       await db
         .update(runs)
         .set({
@@ -134,6 +142,7 @@ export function createControlActivities({ db, slotPollMs = 250 }: ControlDeps): 
           trainerMayRemain: result.trainerMayRemain ?? false,
         })
         .where(eq(runs.id, runId));
+      if (before && before.finishedAt === null) telemetry.runFinished(result.status);
     },
 
     async noteEvent(processId, runId, level, message) {

@@ -8,6 +8,7 @@ import { runs } from '../db/schema.js';
 import { FAILURE } from '../domain/failures.js';
 import { isExecutorError, type TrainerHandle } from '../executors/types.js';
 import { graceMsOf, handleOf, loadRun, type MachineContext, type RunRow } from './machine-context.js';
+import { secondsSince } from '../telemetry/hooks.js';
 import { trainerEnv } from './trainer-env.js';
 
 // How long a launch that found its run directory taken waits for the other launch's handle.
@@ -17,6 +18,7 @@ const LATE_LAUNCH_GRACE_MS = 5_000;
 
 export async function launchTrainer(ctx: MachineContext, runId: number): Promise<{ pid: number }> {
   const { db } = ctx;
+  const startedAt = performance.now();
   const run = await loadRun(db, runId);
   // A late attempt (one that outlived its timeout) must not start what the workflow gave up on.
   if (run.finishedAt)
@@ -63,6 +65,9 @@ export async function launchTrainer(ctx: MachineContext, runId: number): Promise
         FAILURE.launchFailed,
       );
     }
+    // Counted for a trainer this attempt started, never for one it adopted.
+    ctx.telemetry.trainerLaunched(ctx.machine.name, secondsSince(startedAt));
+    ctx.telemetry.runStarted(ctx.machine.name);
     return { pid: handle.pid };
   } catch (error) {
     typedFailure(error);

@@ -8,6 +8,7 @@ import type { MachineRow } from '../executors/factory.js';
 import { runs } from '../db/schema.js';
 import { FAILURE } from '../domain/failures.js';
 import { isExecutorError, type Executor, type TrainerHandle } from '../executors/types.js';
+import type { WorkerTelemetry } from '../telemetry/hooks.js';
 
 export type RunRow = typeof runs.$inferSelect;
 
@@ -28,6 +29,7 @@ export interface MachineContext {
   wakers: Map<number, () => void>;
   /** What copyLogTails last stored for each run, so unchanged logs are not written again. */
   logTails: Map<number, string>;
+  telemetry: WorkerTelemetry;
 }
 
 export async function loadRun(db: Db, runId: number): Promise<RunRow> {

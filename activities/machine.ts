@@ -17,6 +17,7 @@ import { createMetricsStore } from '../metrics/store.js';
 import { launchTrainer } from './launch.js';
 import { heartbeating, type MachineContext } from './machine-context.js';
 import { stopTrainer } from './stop.js';
+import { NO_TELEMETRY, type WorkerTelemetry } from '../telemetry/hooks.js';
 import type { MachineActivities, MachineProbe } from './types.js';
 import { runTraining } from './watch.js';
 
@@ -33,6 +34,7 @@ export interface MachineDeps {
   idlePollMs?: number;
   /** How often long activities (a grace period, a removal) heartbeat; default 2 s. */
   heartbeatMs?: number;
+  telemetry?: WorkerTelemetry;
 }
 
 const HEARTBEAT_MS = 2000;
@@ -68,6 +70,7 @@ export function createMachineActivities(deps: MachineDeps): {
     heartbeatMs: deps.heartbeatMs ?? HEARTBEAT_MS,
     wakers: new Map(),
     logTails: new Map(),
+    telemetry: deps.telemetry ?? NO_TELEMETRY,
   };
   const store = createMetricsStore(db, deps.sql);
 

@@ -68,6 +68,8 @@ export async function stopTrainer(
         ? { killed: false }
         : await heartbeating(ctx.heartbeatMs, ctx.executor().stop(handle, 0), progress);
       ctx.wakers.get(runId)?.();
+      // From the TERM (sent by this attempt or an earlier one) to the group gone.
+      ctx.telemetry.trainerStopped(machine.name, (Date.now() - termSentAt) / 1000);
       return stopped;
     } catch (error) {
       if (!unreachable(error)) throw error;

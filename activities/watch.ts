@@ -38,6 +38,7 @@ export async function runTraining(ctx: MachineContext, store: MetricsStore, runI
     ownerAttempt: token,
     fromOffset: committedOffset,
     eta: (run.etaState as EtaState | null) ?? initialEta({ totalSteps: run.totalSteps }),
+    onCommit: (commit) => ctx.telemetry.metricsCommitted(commit),
   });
   let unreachableSince: number | null = run.unreachableSince ? run.unreachableSince.getTime() : null;
   const lostMs = machine.lostTimeoutSeconds * 1000;

@@ -72,6 +72,9 @@ async function main(): Promise<void> {
       dataDir: config.dataDir,
       secret: booted.secret,
       keysDir: config.keysDir,
+      buildId: config.buildId,
+      metricsAddress: config.workerMetricsAddress,
+      sdkMetricsAddress: config.workerSdkMetricsAddress,
     });
     cleanups.push(() => workers.shutdown());
 
@@ -89,6 +92,7 @@ async function main(): Promise<void> {
     console.log(`Trainyard is running: ${web.url}`);
     if (uiUrl) console.log(`Temporal UI:          ${uiUrl}`);
     console.log(`Data directory:       ${config.dataDir}`);
+    console.log(`Worker build:         ${workers.buildId}`);
     if (booted.seeded.admin) {
       console.log('');
       console.log(

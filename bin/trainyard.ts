@@ -182,9 +182,13 @@ async function main(argv: string[]): Promise<void> {
         dataDir: config.dataDir,
         secret: booted.secret,
         keysDir: config.keysDir,
+        buildId: config.buildId,
+        metricsAddress: config.workerMetricsAddress,
+        sdkMetricsAddress: config.workerSdkMetricsAddress,
       });
       console.log(
-        `Trainyard worker: polling the control queue and machines ${workers.machineIds().join(', ') || '(none yet)'}`,
+        `Trainyard worker: polling the control queue and machines ${workers.machineIds().join(', ') || '(none yet)'}` +
+          ` (build ${workers.buildId}${workers.metricsAddress ? `, metrics on http://${workers.metricsAddress}/metrics` : ''})`,
       );
       const stop = async () => {
         await workers.shutdown();

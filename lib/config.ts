@@ -1,19 +1,13 @@
 // The one place that reads process.env. Every setting of docs/design.md §7 is parsed and
 // validated here at boot, so a bad value fails fast with one line per mistake, each saying
 // what to set.
-import crypto from 'node:crypto';
-import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { TLSConfig } from '@temporalio/client';
-import {
-  loadClientConfig,
-  loadClientConfigProfile,
-  toClientOptions,
-  type ClientConfigProfile,
-  type ConfigDataSource,
-} from '@temporalio/envconfig';
-import { EXPECTED_ERROR } from '../domain/failures.js';
+import { bindAddressOf, boolOf, ConfigError, portOf, read, urlOf, type Env } from './config-read.js';
+import { temporalConnectionOf } from './temporal-config.js';
+
+export { ConfigError };
 
 export interface Config {
   port: number;
@@ -53,68 +47,12 @@ export interface Config {
    * only way in.
    */
   trustProxy: boolean | number | string[];
-}
-
-/** Every mistake found in the settings, one line each; `message` is the lines joined. */
-export class ConfigError extends Error {
-  override name = EXPECTED_ERROR.config;
-  readonly problems: string[];
-  constructor(problems: string | string[]) {
-    const lines = typeof problems === 'string' ? [problems] : problems;
-    super(lines.join('\n'));
-    this.problems = lines;
-  }
-}
-
-type Env = Record<string, string | undefined>;
-
-function read(env: Env, name: string): string | undefined {
-  const value = env[name];
-  return value === undefined || value.trim() === '' ? undefined : value.trim();
-}
-
-function portOf(env: Env, name: string, fallback: number): number {
-  const raw = read(env, name);
-  if (raw === undefined) return fallback;
-  // Digits only: Number() would also take 0x50 or 8e3.
-  const port = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new ConfigError(`${name}=${raw} is not a port; set ${name} to a number from 1 to 65535.`);
-  }
-  return port;
-}
-
-function boolOf(env: Env, name: string, fallback: boolean): boolean {
-  const raw = read(env, name)?.toLowerCase();
-  if (raw === undefined) return fallback;
-  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
-  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
-  throw new ConfigError(`${name}=${raw} is not a boolean; set ${name} to true or false.`);
-}
-
-/** `raw` must be host:port; `label` names where it came from (`TEMPORAL_ADDRESS=…` or a profile key). */
-function checkHostPort(raw: string, label: string): string {
-  const match = /^[A-Za-z0-9.\-_[\]:]+:(\d{1,5})$/.exec(raw);
-  const port = match ? Number(match[1]) : 0;
-  if (!match || port < 1 || port > 65535) {
-    throw new ConfigError(`${label} is not host:port; set it like 127.0.0.1:7233.`);
-  }
-  return raw;
-}
-
-function urlOf(env: Env, name: string, protocols: string[]): string | null {
-  const raw = read(env, name);
-  if (raw === undefined) return null;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ConfigError(`${name} is not a URL; set it like ${protocols[0]}//host:port/…`);
-  }
-  if (!protocols.includes(url.protocol)) {
-    throw new ConfigError(`${name} must start with ${protocols.map((p) => p + '//').join(' or ')}.`);
-  }
-  return raw;
+  /** Null → lib/build-id.ts makes one from the package version and the git commit. */
+  buildId: string | null;
+  /** host:port the worker serves its own Prometheus `/metrics` on; null = none. */
+  workerMetricsAddress: string | null;
+  /** host:port the Temporal SDK serves its runtime metrics on (workers); null = none. */
+  workerSdkMetricsAddress: string | null;
 }
 
 /** The names proxy-addr (under Fastify's trustProxy) knows for address ranges. */
@@ -144,218 +82,6 @@ function trustProxyOf(env: Env, name: string): Config['trustProxy'] {
     }
   }
   return entries.length === 0 ? false : entries;
-}
-
-/** The TLS material a profile or TEMPORAL_TLS_* names: each field, its variables and its TOML key. */
-const TLS_FILES = [
-  { field: 'clientCert', variable: 'TEMPORAL_TLS_CLIENT_CERT', toml: 'tls.client_cert', kind: 'certificate' },
-  { field: 'clientKey', variable: 'TEMPORAL_TLS_CLIENT_KEY', toml: 'tls.client_key', kind: 'private key' },
-  {
-    field: 'serverCACert',
-    variable: 'TEMPORAL_TLS_SERVER_CA_CERT',
-    toml: 'tls.server_ca_cert',
-    kind: 'CA certificate',
-  },
-] as const;
-
-type TemporalConnection = Pick<Config['temporal'], 'address' | 'namespace' | 'tls' | 'apiKey' | 'grpcMeta' | 'profile'>;
-
-function reason(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'no such file';
-  if (code === 'EACCES') return 'not readable by this user';
-  if (code === 'EISDIR') return 'a directory, not a file';
-  return (error as Error).message.split('\n')[0]!;
-}
-
-/** Where the Temporal CLI and SDKs keep profiles when TEMPORAL_CONFIG_FILE is unset (Linux). */
-function defaultProfileFile(env: Env): string | null {
-  const home = read(env, 'HOME');
-  const configHome = read(env, 'XDG_CONFIG_HOME') ?? (home ? path.join(home, '.config') : undefined);
-  return configHome ? path.join(configHome, 'temporalio', 'temporal.toml') : null;
-}
-
-/** The profile envconfig makes of a TOML file and the variables, and what messages call it. */
-interface ReadProfile {
-  profile: ClientConfigProfile;
-  /** `profile "name" in file`; null when no profile was read from a file. */
-  label: string | null;
-}
-
-/**
- * A TOML profile (TEMPORAL_CONFIG_FILE / TEMPORAL_PROFILE) overridden by the variables, as
- * @temporalio/envconfig reads it. A profile file is read only when one of those two
- * variables names it, so a machine that sets neither connects as before.
- */
-function profileOf(env: Env, given: Record<string, string>, problems: string[]): ReadProfile {
-  const fileName = given.TEMPORAL_CONFIG_FILE ?? (given.TEMPORAL_PROFILE ? defaultProfileFile(env) : null);
-  const profileName = given.TEMPORAL_PROFILE ?? 'default';
-  let fileText: string | null = null;
-  let label: string | null = null;
-  if (fileName) {
-    try {
-      fileText = fs.readFileSync(fileName, 'utf8');
-    } catch (error) {
-      problems.push(
-        given.TEMPORAL_CONFIG_FILE
-          ? `TEMPORAL_CONFIG_FILE=${fileName}: ${reason(error)}; point it at a TOML file of Temporal profiles, or unset it.`
-          : `TEMPORAL_PROFILE=${profileName}, but ${fileName}: ${reason(error)}; set TEMPORAL_CONFIG_FILE to the file that defines the profile.`,
-      );
-    }
-  }
-  if (fileText !== null) {
-    try {
-      const profiles = loadClientConfig({ configSource: { data: fileText } }).profiles;
-      if (profileName in profiles) label = `profile "${profileName}" in ${fileName}`;
-      else if (given.TEMPORAL_PROFILE) {
-        const known = Object.keys(profiles);
-        problems.push(
-          `TEMPORAL_PROFILE=${profileName}: ${fileName} has no such profile (${known.length ? `it has ${known.join(', ')}` : 'it has none'}).`,
-        );
-      }
-    } catch (error) {
-      problems.push(
-        `${given.TEMPORAL_CONFIG_FILE ? 'TEMPORAL_CONFIG_FILE=' : ''}${fileName} is not a TOML file of Temporal profiles: ${reason(error)}.`,
-      );
-    }
-  }
-  try {
-    const source = label ? { configSource: { data: fileText! }, profile: profileName } : { disableFile: true };
-    return { profile: loadClientConfigProfile({ ...source, overrideEnvVars: given }), label };
-  } catch (error) {
-    problems.push(`${label ?? 'TEMPORAL_TLS_*'}: ${reason(error)}.`);
-    return { profile: {}, label };
-  }
-}
-
-/** Names a setting in a message: the variable when it is set, else the profile's key. */
-type Origin = (variable: string, tomlKey: string) => string;
-
-/**
- * Mistakes in a profile's TLS: each file present, readable and PEM of its kind; a client
- * certificate with its key and that key its own; TLS files with TLS off.
- */
-function tlsProblems(
-  tls: NonNullable<ClientConfigProfile['tls']>,
-  origin: Origin,
-  tlsOff: string,
-): { problems: string[]; settings: string[] } {
-  const problems: string[] = [];
-  const parsed: { clientCert?: crypto.X509Certificate; clientKey?: crypto.KeyObject } = {};
-  const labelOf = (file: (typeof TLS_FILES)[number], source: ConfigDataSource): string =>
-    'path' in source
-      ? `${origin(`${file.variable}_PATH`, `${file.toml}_path`)}=${source.path}`
-      : origin(`${file.variable}_DATA`, `${file.toml}_data`);
-  for (const file of TLS_FILES) {
-    const source = tls[file.field];
-    if (!source) continue;
-    const label = labelOf(file, source);
-    let data: Buffer;
-    try {
-      data = 'path' in source ? fs.readFileSync(source.path) : Buffer.from(source.data);
-    } catch (error) {
-      problems.push(`${label}: ${reason(error)}.`);
-      continue;
-    }
-    try {
-      if (file.field === 'clientKey') parsed.clientKey = crypto.createPrivateKey(data);
-      else {
-        const certificate = new crypto.X509Certificate(data);
-        if (file.field === 'clientCert') parsed.clientCert = certificate;
-        if (Date.parse(certificate.validTo) < Date.now())
-          problems.push(`${label}: the ${file.kind} expired on ${certificate.validTo}; renew it.`);
-      }
-    } catch {
-      problems.push(`${label} does not hold a PEM ${file.kind}.`);
-    }
-  }
-  const [certFile, keyFile] = TLS_FILES;
-  if (tls.clientCert && !tls.clientKey) {
-    problems.push(
-      `${labelOf(certFile, tls.clientCert)} is set without its private key; set TEMPORAL_TLS_CLIENT_KEY_PATH too.`,
-    );
-  }
-  if (tls.clientKey && !tls.clientCert) {
-    problems.push(
-      `${labelOf(keyFile, tls.clientKey)} is set without its certificate; set TEMPORAL_TLS_CLIENT_CERT_PATH too.`,
-    );
-  }
-  if (parsed.clientCert && parsed.clientKey && !parsed.clientCert.checkPrivateKey(parsed.clientKey)) {
-    problems.push(
-      `${labelOf(keyFile, tls.clientKey!)} is not the private key of ${labelOf(certFile, tls.clientCert!)}.`,
-    );
-  }
-  const files = TLS_FILES.filter((file) => tls[file.field]).map(
-    (file) => labelOf(file, tls[file.field]!).split('=')[0]!,
-  );
-  if (tls.disabled && files.length > 0) {
-    problems.push(
-      `${tlsOff} turns TLS off, yet ${files.join(', ')} ${files.length > 1 ? 'are' : 'is'} set; drop one or the other.`,
-    );
-  }
-  const settings = [...files, ...(tls.serverName ? [origin('TEMPORAL_TLS_SERVER_NAME', 'tls.server_name')] : [])];
-  return { problems, settings };
-}
-
-/**
- * The connection to an outside Temporal: address, namespace, TLS, API key and headers from
- * a profile and TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS* and
- * TEMPORAL_GRPC_META_*. Every mistake found is pushed onto `problems`, one line each.
- */
-function temporalConnectionOf(env: Env, problems: string[]): TemporalConnection {
-  // envconfig takes a set-but-blank variable as a value; here blank means unset.
-  const given: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env)) {
-    if (name.startsWith('TEMPORAL_') && value !== undefined && value.trim() !== '') given[name] = value.trim();
-  }
-  if (given.TEMPORAL_TLS !== undefined) {
-    // envconfig reads anything but 1/true as false: a typo would turn TLS off unseen.
-    try {
-      given.TEMPORAL_TLS = String(boolOf(env, 'TEMPORAL_TLS', true));
-    } catch (error) {
-      problems.push((error as Error).message);
-      delete given.TEMPORAL_TLS;
-    }
-  }
-  const { profile, label } = profileOf(env, given, problems);
-  const origin: Origin = (variable, tomlKey) =>
-    given[variable] !== undefined || !label ? variable : `${label}: ${tomlKey}`;
-
-  let address: string | null = null;
-  if (profile.address) {
-    try {
-      address = checkHostPort(profile.address, `${origin('TEMPORAL_ADDRESS', 'address')}=${profile.address}`);
-    } catch (error) {
-      problems.push((error as Error).message);
-    }
-  }
-  const tlsOff = given.TEMPORAL_TLS !== undefined ? 'TEMPORAL_TLS=false' : `${label}: tls.disabled=true`;
-  const tls = tlsProblems(profile.tls ?? {}, origin, tlsOff);
-  problems.push(...tls.problems);
-  const needsServer = [...(profile.apiKey ? [origin('TEMPORAL_API_KEY', 'api_key')] : []), ...tls.settings];
-  if (!profile.address && needsServer.length > 0) {
-    const many = needsServer.length > 1;
-    problems.push(
-      `${needsServer.join(', ')} ${many ? 'are' : 'is'} set without TEMPORAL_ADDRESS; set the address of the server ${many ? 'they are' : 'it is'} for (the dev server npm start runs takes neither).`,
-    );
-  }
-
-  let tlsOption: TLSConfig | boolean = false;
-  if (problems.length === 0) {
-    try {
-      tlsOption = toClientOptions(profile).connectionOptions.tls ?? false;
-    } catch (error) {
-      problems.push(`${label ?? 'TEMPORAL_TLS_*'}: ${reason(error)}.`);
-    }
-  }
-  return {
-    address,
-    namespace: profile.namespace ?? 'default',
-    tls: tlsOption,
-    apiKey: profile.apiKey ?? null,
-    grpcMeta: profile.grpcMeta ?? {},
-    profile: label,
-  };
 }
 
 /** Reads and checks every setting; throws one ConfigError listing every mistake, a line each. */
@@ -403,7 +129,19 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     adminPassword: read(env, 'TRAINYARD_ADMIN_PASSWORD') ?? null,
     logLevel,
     trustProxy: check(() => trustProxyOf(env, 'TRUST_PROXY'), false),
+    buildId: read(env, 'TRAINYARD_BUILD_ID') ?? null,
+    workerMetricsAddress: check(() => bindAddressOf(env, 'TRAINYARD_WORKER_METRICS_ADDRESS'), null),
+    workerSdkMetricsAddress: check(() => bindAddressOf(env, 'TRAINYARD_WORKER_SDK_METRICS_ADDRESS'), null),
   };
+  if (config.workerMetricsAddress !== null && config.workerMetricsAddress === config.workerSdkMetricsAddress) {
+    problems.push(
+      'TRAINYARD_WORKER_METRICS_ADDRESS and TRAINYARD_WORKER_SDK_METRICS_ADDRESS are the same; give each its own port.',
+    );
+  }
+  const buildId = config.buildId;
+  if (buildId !== null && !/^[\x21-\x7e]{1,255}$/.test(buildId)) {
+    problems.push(`TRAINYARD_BUILD_ID=${buildId} must be 1 to 255 printable characters without spaces.`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
@@ -511,5 +249,22 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; meaning: s
       'whose `X-Forwarded-For`/`-Proto` to believe (login limits, audit log, Secure cookies): false = ' +
       'nobody; a hop count (1 = the one proxy in front, as in docker-compose.yml); or a comma list of ' +
       'proxy addresses/CIDRs; true believes anyone',
+  },
+  {
+    name: 'TRAINYARD_BUILD_ID',
+    default: '(version+commit)',
+    meaning:
+      "this worker's build id, shown in its start-up line and in Temporal (the deployment version of " +
+      'its workflow tasks); default `<package version>+<git commit>` when the commit is known',
+  },
+  {
+    name: 'TRAINYARD_WORKER_METRICS_ADDRESS',
+    default: '(off)',
+    meaning: 'host:port a worker serves its Prometheus `/metrics` on (docs/operations.md), e.g. 127.0.0.1:9464',
+  },
+  {
+    name: 'TRAINYARD_WORKER_SDK_METRICS_ADDRESS',
+    default: '(off)',
+    meaning: "host:port a worker serves the Temporal SDK's metrics on (task latency, slots), e.g. 127.0.0.1:9465",
   },
 ];

@@ -11,6 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { estimate, observe, type EtaState } from '../domain/eta.js';
 import { FAILURE } from '../domain/failures.js';
 import type { Executor } from '../executors/types.js';
+import type { MetricsCommit } from '../telemetry/hooks.js';
 import { rejectedOutput } from './data-errors.js';
 import { MetricsLineReader, type PushResult } from './line-reader.js';
 import type { MetricsStore } from './store.js';
@@ -54,6 +55,8 @@ export interface MetricsTailDeps {
   eta: EtaState;
   clock?: { now(): number };
   limits?: Partial<MetricsTailLimits>;
+  /** Told of every commit that stood (telemetry/hooks.ts). */
+  onCommit?: (commit: MetricsCommit) => void;
 }
 
 const NOTHING_CARRIED: Readonly<{ malformed: number; oversized: number }> = Object.freeze({
@@ -73,6 +76,9 @@ export class MetricsTail {
   private inFlight: Promise<boolean> | null = null;
   private held: PushResult | null = null;
   private lastCommitAt = 0;
+  // When the oldest bytes not yet handed to a commit were read off the file: where the
+  // ingest lag a commit reports starts.
+  private readSince: number | null = null;
   // Counts the reader reports before the line they belong to is consumed (an oversized
   // line is counted when it is first seen) ride along to the commit that passes it, so
   // counters, like points, are tied to committed offsets.
@@ -111,7 +117,7 @@ export class MetricsTail {
   async finish(): Promise<void> {
     try {
       const last = this.withCarried(this.reader.finish());
-      if (last.consumedBytes > 0) await this.commit(last, true);
+      if (last.consumedBytes > 0) await this.commit(last, true, this.takeReadSince());
     } catch (error) {
       throw rejectedOutput(error) ?? error;
     }
@@ -127,6 +133,7 @@ export class MetricsTail {
         readBytes,
       );
       if (chunk.length > 0) {
+        this.readSince ??= this.now();
         const parsed = this.withCarried(await this.pushInSlices(chunk));
         if (parsed.consumedBytes > 0) {
           this.held = this.held ? addTo(this.held, parsed) : parsed;
@@ -142,7 +149,7 @@ export class MetricsTail {
         this.held = null;
         committed = true;
         this.lastCommitAt = this.now();
-        const committing = this.commit(batch, false);
+        const committing = this.commit(batch, false, this.takeReadSince());
         // Awaited by settle(); until then a refusal must not count as unhandled.
         committing.catch(() => undefined);
         this.inFlight = committing;
@@ -153,7 +160,13 @@ export class MetricsTail {
   }
 
   /** Commits what the reader finished; false when the offset moved under us (resume from the committed one). */
-  private async commit(parsed: PushResult, final: boolean): Promise<boolean> {
+  private takeReadSince(): number {
+    const since = this.readSince ?? this.now();
+    this.readSince = null;
+    return since;
+  }
+
+  private async commit(parsed: PushResult, final: boolean, readSince: number): Promise<boolean> {
     const now = this.now();
     if (parsed.progress)
       this.eta = observe(this.eta, {
@@ -175,6 +188,11 @@ export class MetricsTail {
     });
     if (result.committed) {
       this.committed = result.committedOffset;
+      this.deps.onCommit?.({
+        points: parsed.points.length,
+        skippedLines: parsed.malformed + parsed.oversized,
+        lagSeconds: Math.max(0, this.now() - readSince) / 1000,
+      });
       return true;
     }
     if (result.reason === 'fenced')
@@ -208,6 +226,7 @@ export class MetricsTail {
     this.reader = new MetricsLineReader();
     this.carried = NOTHING_CARRIED;
     this.held = null;
+    this.readSince = null;
     this.parsedTo = this.committed;
   }
 

@@ -42,22 +42,12 @@ export function layout(ctx: PageContext, title: string, body: Html): Html {
   <a class="brand" href="/">${t('appName')}</a>
   ${
     ctx.user
-      ? html`<nav class="sections">
-            <a href="/training/templates" class="${ctx.section === 'training' ? 'current' : ''}">${t('training')}</a
-            >${ctx.canSeeMachines ? html`<a href="/machines" class="${ctx.section === 'machines' ? 'current' : ''}">${t('targetMachines')}</a>` : ''}${ctx.canAdminister ? html`<a href="/admin/roles" class="${ctx.section === 'admin' ? 'current' : ''}">${t('admSection')}</a>` : ''}
-          </nav>
-          <div class="who">
-            <span class="lang" title="${t('language')}"
-              ><a href="?lang=ru" class="${ctx.locale === 'ru' ? 'current' : ''}" hreflang="ru" lang="ru">RU</a
-              ><a href="?lang=en" class="${ctx.locale === 'en' ? 'current' : ''}" hreflang="en" lang="en">EN</a></span
-            >
-            <a class="login" href="/account/tokens" title="${t('tokApiTokens')}">${ctx.user.login}</a>
-            <form method="post" action="/logout" class="inline">
-              <input type="hidden" name="_csrf" value="${ctx.csrfToken ?? ''}" /><button class="link">
-                ${t('logout')}
-              </button>
-            </form>
-          </div>`
+      ? html`<nav class="sections"><a href="/training/templates" class="${ctx.section === 'training' ? 'current' : ''}">${t('training')}</a>${ctx.canSeeMachines ? html`<a href="/machines" class="${ctx.section === 'machines' ? 'current' : ''}">${t('targetMachines')}</a>` : ''}${ctx.canAdminister ? html`<a href="/admin/roles" class="${ctx.section === 'admin' ? 'current' : ''}">${t('admSection')}</a>` : ''}</nav>
+  <div class="who">
+    <span class="lang" title="${t('language')}"><a href="?lang=ru" class="${ctx.locale === 'ru' ? 'current' : ''}" hreflang="ru" lang="ru">RU</a><a href="?lang=en" class="${ctx.locale === 'en' ? 'current' : ''}" hreflang="en" lang="en">EN</a></span>
+    <a class="login" href="/account/tokens" title="${t('tokApiTokens')}">${ctx.user.login}</a>
+    <form method="post" action="/logout" class="inline"><input type="hidden" name="_csrf" value="${ctx.csrfToken ?? ''}"><button class="link">${t('logout')}</button></form>
+  </div>`
       : ''
   }
 </header>

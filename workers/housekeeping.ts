@@ -9,6 +9,7 @@ import { machines } from '../db/schema.js';
 import type { MachineProbe } from '../activities/types.js';
 import type { MachineRow } from '../executors/factory.js';
 import type { Executor } from '../executors/types.js';
+import type { WorkerTelemetry } from '../telemetry/hooks.js';
 import { reapLostTrainers } from './lost-trainers.js';
 
 export interface HousekeepingDeps {
@@ -18,6 +19,7 @@ export interface HousekeepingDeps {
   probe(): Promise<MachineProbe>;
   executor(): Executor;
   intervalMs: number;
+  telemetry: WorkerTelemetry;
 }
 
 export interface Housekeeping {
@@ -36,6 +38,7 @@ export function startHousekeeping(deps: HousekeepingDeps): Housekeeping {
       .from(machines)
       .where(eq(machines.id, deps.machine.id));
     const probe = row?.enabled ? await deps.probe() : null;
+    if (probe) deps.telemetry.machineProbed(deps.machine.name, probe.reachable);
     if (probe?.reachable || !row?.enabled) await reapLostTrainers(deps);
   };
   const probeSoon = (): void => {
@@ -57,5 +60,11 @@ export function startHousekeeping(deps: HousekeepingDeps): Housekeeping {
   const timer = setInterval(probeSoon, deps.intervalMs);
   timer.unref();
   probeSoon();
-  return { probeSoon, stop: () => clearInterval(timer) };
+  return {
+    probeSoon,
+    stop: () => {
+      clearInterval(timer);
+      deps.telemetry.machineDropped(deps.machine.name);
+    },
+  };
 }

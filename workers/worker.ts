@@ -1,6 +1,7 @@
 // One worker process: polls the control queue (workflows and database activities) and
 // the queue of every machine it serves. Machines added or removed while it runs are
-// picked up by a reconcile loop, without a restart.
+// picked up by a reconcile loop, without a restart. It announces its build id to Temporal
+// and, when asked, serves its own Prometheus metrics and the SDK's (docs/operations.md).
 import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type postgres from 'postgres';
@@ -12,6 +13,10 @@ import { machines } from '../db/schema.js';
 import { connectionOptions, explainConnectError, type TemporalConnectionSettings } from '../lib/temporal.js';
 import { createControlActivities } from '../activities/control.js';
 import { createMachineActivities, type MachineRow } from '../activities/machine.js';
+import { DEPLOYMENT_NAME, resolveBuildId } from '../lib/build-id.js';
+import { NO_TELEMETRY, type WorkerTelemetry } from '../telemetry/hooks.js';
+import { serveMetrics, type MetricsServer } from '../telemetry/serve.js';
+import { createWorkerMetrics } from '../telemetry/worker-metrics.js';
 import { CONTROL_TASK_QUEUE, machineTaskQueue } from '../workflows/messages.js';
 import { startHousekeeping } from './housekeeping.js';
 import { createWorkflowReconciler } from './workflow-reconciler.js';
@@ -37,9 +42,22 @@ export interface WorkerDeps {
   /** Tests and benchmarks pass a prebuilt bundle to skip bundling per worker. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   log?: (line: string) => void;
+  /** TRAINYARD_BUILD_ID; unset → `<package version>+<git commit>` (lib/build-id.ts). */
+  buildId?: string | null;
+  /** host:port to serve this worker's `/metrics` on (TRAINYARD_WORKER_METRICS_ADDRESS); unset = none. */
+  metricsAddress?: string | null;
+  /**
+   * host:port the Temporal SDK serves its metrics on (TRAINYARD_WORKER_SDK_METRICS_ADDRESS).
+   * Takes effect only in the process's first startWorkers, which installs the SDK runtime.
+   */
+  sdkMetricsAddress?: string | null;
 }
 
 export interface RunningWorkers {
+  /** The build id this process's workers announce to Temporal. */
+  buildId: string;
+  /** Where this process's `/metrics` listens (host:port), or null. */
+  metricsAddress: string | null;
   /** Graceful: in-flight activities let go of their trainers, which keep running. */
   shutdown(): Promise<void>;
   /** Machine ids whose queues this process polls now. */
@@ -60,14 +78,24 @@ interface MachineWorker {
 const RECONCILE_SHUTDOWN_WAIT_MS = 10_000;
 
 let runtimeInstalled = false;
-function installRuntime(): void {
-  if (runtimeInstalled) return;
+function installRuntime(sdkMetricsAddress: string | null): void {
+  if (runtimeInstalled) {
+    if (sdkMetricsAddress) throw new Error('The Temporal runtime is installed already; its metrics address is fixed.');
+    return;
+  }
   runtimeInstalled = true;
   // Keep the SDK's own logs to warnings: heartbeats and polls are not news.
   try {
     // shutdownSignals: [] — the host process decides the order of shutdown (worker before server).
     Runtime.install({
       shutdownSignals: [],
+      ...(sdkMetricsAddress
+        ? {
+            telemetryOptions: {
+              metrics: { prometheus: { bindAddress: sdkMetricsAddress, useSecondsForDurations: true } },
+            },
+          }
+        : {}),
       logger: new (class {
         log() {}
         trace() {}
@@ -83,25 +111,42 @@ function installRuntime(): void {
         }
       })(),
     });
-  } catch {
-    // Already installed by the host process (tests).
+  } catch (error) {
+    // Already installed by the host process (tests); a metrics endpoint asked for must not go missing unseen.
+    if (sdkMetricsAddress) throw error;
   }
 }
 
 export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
-  installRuntime();
+  installRuntime(deps.sdkMetricsAddress ?? null);
   const log = deps.log ?? ((line: string) => console.log(line));
+  const buildId = resolveBuildId(deps.buildId ?? null);
+  // Unversioned (useWorkerVersioning false): tasks route as before; the build id is
+  // recorded in Temporal (pollers, workflow task events) to tell deploys apart.
+  const workerDeploymentOptions = {
+    version: { deploymentName: DEPLOYMENT_NAME, buildId },
+    useWorkerVersioning: false,
+  } as const;
+  let metricsServer: MetricsServer | null = null;
+  let telemetry: WorkerTelemetry = NO_TELEMETRY;
+  if (deps.metricsAddress) {
+    const metrics = createWorkerMetrics({ db: deps.db });
+    metricsServer = await serveMetrics(metrics.registry, deps.metricsAddress);
+    telemetry = metrics.telemetry;
+  }
   const connection = await NativeConnection.connect(
     connectionOptions(deps.temporalAddress, deps.temporalConnection),
   ).catch(async (error: unknown) => {
+    await metricsServer?.close();
     throw await explainConnectError(error, deps.temporalAddress, deps.temporalConnection);
   });
   const control = await Worker.create({
     connection,
     namespace: deps.namespace,
     taskQueue: CONTROL_TASK_QUEUE,
+    workerDeploymentOptions,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createControlActivities({ db: deps.db }),
+    activities: createControlActivities({ db: deps.db, telemetry }),
     // Every queued run holds one acquireSlot activity that mostly sleeps; with the default
     // cap (100) a few hundred queued runs would starve the short status writes.
     maxConcurrentActivityTaskExecutions: 5000,
@@ -134,11 +179,13 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       dataDir: deps.dataDir,
       secret: deps.secret,
       keysDir: deps.keysDir,
+      telemetry,
     });
     const worker = await Worker.create({
       connection,
       namespace: deps.namespace,
       taskQueue: machineTaskQueue(machine.id),
+      workerDeploymentOptions,
       activities: made.activities,
       // Activities that see shutdown let go of their trainers; the next attempt re-attaches.
       shutdownGraceTime: '3s',
@@ -151,6 +198,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       probe: made.activities.probeMachine,
       executor: made.executor,
       intervalMs: deps.probeIntervalMs ?? 60_000,
+      telemetry,
     });
     return {
       worker,
@@ -224,6 +272,8 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   timer.unref();
 
   return {
+    buildId,
+    metricsAddress: metricsServer?.address ?? null,
     machineIds: () => [...perMachine.keys()],
     reconcile,
     async shutdown() {
@@ -241,6 +291,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       control.shutdown();
       await controlRunning.catch(() => undefined);
       await connection.close();
+      await metricsServer?.close();
     },
   };
 }

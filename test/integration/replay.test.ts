@@ -1,8 +1,7 @@
 // Replays recorded histories of real training-process workflows against today's code:
-// a change that would break a running workflow (non-determinism) fails here. After an
-// intentional change (with patching), record anew:
-//   TRAINYARD_RECORD_HISTORIES=test/fixtures/histories \
-//     npx vitest run --project integration test/integration/lifecycle-local.test.ts
+// a change that would break a running workflow (non-determinism) fails here. The rule and
+// when to record (`npm run record-history`, with the code of the release before a
+// workflow change) are in docs/upgrades.md.
 import fs from 'node:fs';
 import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';

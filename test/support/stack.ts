@@ -273,12 +273,20 @@ export function launchCount(dir: string): number {
   return fs.readFileSync(path.join(dir, 'launches'), 'utf8').trim().split('\n').length;
 }
 
+const outputs = new WeakMap<ChildProcess, () => string>();
+/** What a worker process of startWorkerProcess printed so far (stdout and stderr). */
+export const workerOutput = (child: ChildProcess): string => outputs.get(child)?.() ?? '';
+
 /**
  * A real `trainyard worker` process (the CLI) on the stack's database, Temporal and data
- * directory, serving `local`, in its own process group; pushed onto `workers` for the
- * caller's clean-up. Resolves once it polls.
+ * directory, serving `local`, in its own process group, with more settings from `env`;
+ * pushed onto `workers` for the caller's clean-up. Resolves once it polls.
  */
-export async function startWorkerProcess(stack: Stack, workers: ChildProcess[]): Promise<ChildProcess> {
+export async function startWorkerProcess(
+  stack: Stack,
+  workers: ChildProcess[],
+  env: Record<string, string> = {},
+): Promise<ChildProcess> {
   const child = spawn(TSX, ['bin/trainyard.ts', 'worker'], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -290,12 +298,14 @@ export async function startWorkerProcess(stack: Stack, workers: ChildProcess[]):
       TRAINYARD_LOCAL_MACHINE: 'true',
       TRAINYARD_DATA_DIR: stack.dataDir,
       TRAINYARD_SECRET: TEST_SECRET,
+      ...env,
     },
   });
   workers.push(child);
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  outputs.set(child, () => output);
   await waitFor(
     'the worker to poll',
     async () => {

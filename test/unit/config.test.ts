@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { resolveBuildId } from '../../lib/build-id.js';
 import { ConfigError, loadConfig } from '../../lib/config.js';
 import { findTemporalCli, TemporalCliError } from '../../lib/temporal-cli.js';
 
@@ -256,4 +257,67 @@ describe('TRUST_PROXY', () => {
       expect(() => loadConfig({ TRUST_PROXY: value }, cwd)).toThrow(/^TRUST_PROXY=.*is not an address or CIDR/);
     },
   );
+});
+
+describe('the build id and the worker metrics addresses', () => {
+  it('are unset by default: the build id from lib/build-id.ts, no metrics endpoints', () => {
+    const config = loadConfig({}, cwd);
+    expect(config.buildId).toBeNull();
+    expect(config.workerMetricsAddress).toBeNull();
+    expect(config.workerSdkMetricsAddress).toBeNull();
+  });
+
+  it('reads TRAINYARD_BUILD_ID and host:port addresses (names, IPv4, bracketed IPv6)', () => {
+    const config = loadConfig(
+      {
+        TRAINYARD_BUILD_ID: '2026.12.1+abc123',
+        TRAINYARD_WORKER_METRICS_ADDRESS: '0.0.0.0:9464',
+        TRAINYARD_WORKER_SDK_METRICS_ADDRESS: '[::1]:9465',
+      },
+      cwd,
+    );
+    expect(config.buildId).toBe('2026.12.1+abc123');
+    expect(config.workerMetricsAddress).toBe('0.0.0.0:9464');
+    expect(config.workerSdkMetricsAddress).toBe('[::1]:9465');
+    expect(loadConfig({ TRAINYARD_WORKER_METRICS_ADDRESS: 'worker-1:9464' }, cwd).workerMetricsAddress).toBe(
+      'worker-1:9464',
+    );
+  });
+
+  it.each(['9464', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:70000', 'http://127.0.0.1:9464', '::1:9464'])(
+    'rejects TRAINYARD_WORKER_METRICS_ADDRESS=%s naming it and the form to use',
+    (value) => {
+      expect(configError({ TRAINYARD_WORKER_METRICS_ADDRESS: value }).problems).toEqual([
+        `TRAINYARD_WORKER_METRICS_ADDRESS=${value} is not host:port; set it like 127.0.0.1:9464 (0.0.0.0:9464 for every interface).`,
+      ]);
+      expect(configError({ TRAINYARD_WORKER_SDK_METRICS_ADDRESS: value }).message).toMatch(
+        /^TRAINYARD_WORKER_SDK_METRICS_ADDRESS=.* is not host:port/,
+      );
+    },
+  );
+
+  it('refuses the same address for both endpoints', () => {
+    expect(
+      configError({
+        TRAINYARD_WORKER_METRICS_ADDRESS: '127.0.0.1:9464',
+        TRAINYARD_WORKER_SDK_METRICS_ADDRESS: '127.0.0.1:9464',
+      }).message,
+    ).toMatch(/are the same; give each its own port/);
+  });
+
+  it('refuses a build id with spaces or over 255 characters', () => {
+    expect(configError({ TRAINYARD_BUILD_ID: 'my build' }).message).toMatch(/^TRAINYARD_BUILD_ID=my build must be/);
+    expect(configError({ TRAINYARD_BUILD_ID: 'x'.repeat(256) }).message).toMatch(/^TRAINYARD_BUILD_ID=x+ must be/);
+  });
+});
+
+describe('resolveBuildId', () => {
+  it('takes TRAINYARD_BUILD_ID as given, else the package version and, in a git checkout, the commit', () => {
+    expect(resolveBuildId('given-1')).toBe('given-1');
+    const version = (JSON.parse(fs.readFileSync('package.json', 'utf8')) as { version: string }).version;
+    expect(resolveBuildId(null)).toMatch(new RegExp(`^${version.replace(/\./g, '\\.')}\\+[0-9a-f]{12}$`));
+    const bare = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-build-id-'));
+    fs.writeFileSync(path.join(bare, 'package.json'), JSON.stringify({ version: '9.8.7' }));
+    expect(resolveBuildId(null, bare)).toBe('9.8.7');
+  });
 });

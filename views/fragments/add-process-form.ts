@@ -41,59 +41,35 @@ export function addProcessForm(locale: Locale, state: AddProcessFormState): Html
     : html`${t('machineHintAsk')}`;
   const invalid = (field: keyof NonNullable<AddProcessFormState['errors']>) =>
     errors[field] ? html` aria-invalid="true" aria-describedby="add-process-${field}-error"` : '';
-  return html`<form
-    id="add-process-form"
-    class="card form"
-    method="post"
-    action="${action}"
-    hx-post="${action}"
-    hx-target="#processes"
-    hx-swap="beforeend"
-    novalidate
-  >
-    <h2>${t('addTrainingProcess')}</h2>
-    <input type="hidden" name="_csrf" value="${state.csrfToken ?? ''}" />
-    ${errors.form ? html`<p class="error" role="alert">${errors.form}</p>` : ''}
-    <div class="field">
-      <label for="add-process-machine"
-        >${state.machines.some((m) => m.address !== null) ? t('targetMachineAddress') : t('machineField')}</label
-      >
-      ${
-        state.machines.length === 0
-          ? html`<p class="empty small">${t('noMachines')}</p>`
-          : html`<select id="add-process-machine" name="machineId" required${invalid('machineId')}>
-              <option value="">${t('chooseMachine')}</option>
-              ${state.machines.map(
-                (m) =>
-                  html`<option
-                    value="${m.id}"
-                    ${String(m.id) === selected ? ' selected' : ''}${m.enabled ? '' : ' disabled'}
-                  >
-                    ${machineLabel(m)}${m.enabled ? '' : ` ${t('machineDisabledSuffix')}`}
-                  </option>`,
-              )}
-            </select>`
-      }
-      ${errors.machineId ? html`<p class="field-error" id="add-process-machineId-error">${errors.machineId}</p>` : ''}
-      <p class="hint">${hint}</p>
-    </div>
-    <div class="field">
-      <label for="add-process-params">${t('paramsOverride')}</label>
-      <textarea
-        id="add-process-params"
-        name="params"
-        rows="3"
-        spellcheck="false"
-        placeholder='{"learning_rate": 0.02}'
-        ${invalid('params')}
-      >
-${values.params ?? ''}</textarea>
-      ${errors.params ? html`<p class="field-error" id="add-process-params-error">${errors.params}</p>` : ''}
-      <p class="hint">${fill(t('paramsHint'), { params: JSON.stringify(state.templateParams) })}</p>
-    </div>
-    <div class="form-actions">
-      <button type="submit" class="primary" ${state.machines.length === 0 ? ' disabled' : ''}>${t('save')}</button>
-      <a class="button" href="${action}" data-dismiss="#add-process">${t('cancel')}</a>
-    </div>
-  </form>`;
+  return html`<form id="add-process-form" class="card form" method="post" action="${action}" hx-post="${action}" hx-target="#processes" hx-swap="beforeend" novalidate>
+  <h2>${t('addTrainingProcess')}</h2>
+  <input type="hidden" name="_csrf" value="${state.csrfToken ?? ''}">
+  ${errors.form ? html`<p class="error" role="alert">${errors.form}</p>` : ''}
+  <div class="field">
+    <label for="add-process-machine">${state.machines.some((m) => m.address !== null) ? t('targetMachineAddress') : t('machineField')}</label>
+    ${
+      state.machines.length === 0
+        ? html`<p class="empty small">${t('noMachines')}</p>`
+        : html`<select id="add-process-machine" name="machineId" required${invalid('machineId')}>
+      <option value="">${t('chooseMachine')}</option>
+      ${state.machines.map(
+        (m) =>
+          html`<option value="${m.id}"${String(m.id) === selected ? ' selected' : ''}${m.enabled ? '' : ' disabled'}>${machineLabel(m)}${m.enabled ? '' : ` ${t('machineDisabledSuffix')}`}</option>`,
+      )}
+    </select>`
+    }
+    ${errors.machineId ? html`<p class="field-error" id="add-process-machineId-error">${errors.machineId}</p>` : ''}
+    <p class="hint">${hint}</p>
+  </div>
+  <div class="field">
+    <label for="add-process-params">${t('paramsOverride')}</label>
+    <textarea id="add-process-params" name="params" rows="3" spellcheck="false" placeholder='{"learning_rate": 0.02}'${invalid('params')}>${values.params ?? ''}</textarea>
+    ${errors.params ? html`<p class="field-error" id="add-process-params-error">${errors.params}</p>` : ''}
+    <p class="hint">${fill(t('paramsHint'), { params: JSON.stringify(state.templateParams) })}</p>
+  </div>
+  <div class="form-actions">
+    <button type="submit" class="primary"${state.machines.length === 0 ? ' disabled' : ''}>${t('save')}</button>
+    <a class="button" href="${action}" data-dismiss="#add-process">${t('cancel')}</a>
+  </div>
+</form>`;
 }

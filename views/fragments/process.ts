@@ -62,41 +62,17 @@ function menu(view: ProcessView, ctx: RowContext): Html {
   if (items.length === 0) return html``;
   const target = `#${ids(view.id).row}`;
   return html`<details class="menu">
-    <summary title="${t('actions')}" aria-label="${t('actions')}">${t('menu')}</summary>
-    <div class="menu-list" role="menu">
-      ${items.map((item) => {
-        const label = item.label[ctx.locale];
-        if (item.id === 'monitoring')
-          return html`<a role="menuitem" data-action="monitoring" href="${processUrl(view.id)}/monitoring"
-            >${label}</a
-          >`;
-        if (item.id === 'delete') {
-          return html`<button
-            type="button"
-            role="menuitem"
-            class="danger"
-            data-action="delete"
-            hx-delete="${processUrl(view.id)}"
-            hx-target="#${ids(view.id).block}"
-            hx-swap="outerHTML"
-            hx-confirm="${fill(t('confirmDelete'), { id: view.id })}"
-          >
-            ${label}
-          </button>`;
-        }
-        return html`<button
-          type="button"
-          role="menuitem"
-          data-action="${item.id}"
-          hx-post="${processUrl(view.id)}/${item.id}"
-          hx-target="${target}"
-          hx-swap="outerHTML"
-        >
-          ${label}
-        </button>`;
-      })}
-    </div>
-  </details>`;
+  <summary title="${t('actions')}" aria-label="${t('actions')}">${t('menu')}</summary>
+  <div class="menu-list" role="menu">${items.map((item) => {
+    const label = item.label[ctx.locale];
+    if (item.id === 'monitoring')
+      return html`<a role="menuitem" data-action="monitoring" href="${processUrl(view.id)}/monitoring">${label}</a>`;
+    if (item.id === 'delete') {
+      return html`<button type="button" role="menuitem" class="danger" data-action="delete" hx-delete="${processUrl(view.id)}" hx-target="#${ids(view.id).block}" hx-swap="outerHTML" hx-confirm="${fill(t('confirmDelete'), { id: view.id })}">${label}</button>`;
+    }
+    return html`<button type="button" role="menuitem" data-action="${item.id}" hx-post="${processUrl(view.id)}/${item.id}" hx-target="${target}" hx-swap="outerHTML">${label}</button>`;
+  })}</div>
+</details>`;
 }
 
 function progressCell(view: ProcessView, locale: Locale): Html {
@@ -105,8 +81,7 @@ function progressCell(view: ProcessView, locale: Locale): Html {
   if (step === null) return html`<span class="muted">—</span>`;
   if (pct === null) return html`<span class="steps">${integer(step, locale)}</span>`;
   return html`<div class="progress" title="${integer(step, locale)} / ${integer(totalSteps!, locale)}">
-    <div class="bar"><span style="width: ${pct.toFixed(1)}%"></span></div>
-    <span class="pct">${percentText(pct, locale)}</span>
+    <div class="bar"><span style="width: ${pct.toFixed(1)}%"></span></div><span class="pct">${percentText(pct, locale)}</span>
   </div>`;
 }
 
@@ -119,28 +94,15 @@ export function processRow(
 ): Html {
   const t = translator(ctx.locale);
   const id = ids(view.id);
-  return html`<tr
-    id="${id.row}"
-    class="process-row${options.deleting ? ' deleting' : ''}"
-    data-id="${view.id}"
-    data-version="${version}"
-    data-status="${view.status}"
-  >
-    <td class="expand">
-      ${ctx.permissions.view ? html`<button type="button" class="expander" aria-expanded="false" aria-controls="${id.details}" data-details-url="${processUrl(view.id)}/details" data-label-show="${t('showDetails')}" data-label-hide="${t('hideDetails')}" title="${t('showDetails')}" aria-label="${t('showDetails')}"><span class="chevron" aria-hidden="true"></span></button>` : ''}
-    </td>
-    <td class="name">#${view.id}</td>
-    <td>
-      <span class="machine-name">${view.machineName}</span
-      >${showsAddress(view, ctx) ? html` <span class="muted">${view.machineAddress}</span>` : ''}
-    </td>
-    <td class="status">
-      ${options.deleting ? html`<span class="badge deleting">${t('deleting')}</span>` : statusBadge(view.status, ctx.locale)}${view.machineUnreachableSince ? html` <span class="badge unreachable" title="${view.machineUnreachableSince}">${t('machineUnreachable')}</span>` : ''}${errorOf(view, ctx) ? html`<div class="row-error" title="${errorOf(view, ctx)}">${firstLine(errorOf(view, ctx)!)}</div>` : ''}
-    </td>
-    <td class="progress-cell">${progressCell(view, ctx.locale)}</td>
-    <td class="num">${view.runNumber ?? '—'}</td>
-    <td class="actions">${options.deleting ? '' : menu(view, ctx)}</td>
-  </tr>`;
+  return html`<tr id="${id.row}" class="process-row${options.deleting ? ' deleting' : ''}" data-id="${view.id}" data-version="${version}" data-status="${view.status}">
+  <td class="expand">${ctx.permissions.view ? html`<button type="button" class="expander" aria-expanded="false" aria-controls="${id.details}" data-details-url="${processUrl(view.id)}/details" data-label-show="${t('showDetails')}" data-label-hide="${t('hideDetails')}" title="${t('showDetails')}" aria-label="${t('showDetails')}"><span class="chevron" aria-hidden="true"></span></button>` : ''}</td>
+  <td class="name">#${view.id}</td>
+  <td><span class="machine-name">${view.machineName}</span>${showsAddress(view, ctx) ? html` <span class="muted">${view.machineAddress}</span>` : ''}</td>
+  <td class="status">${options.deleting ? html`<span class="badge deleting">${t('deleting')}</span>` : statusBadge(view.status, ctx.locale)}${view.machineUnreachableSince ? html` <span class="badge unreachable" title="${view.machineUnreachableSince}">${t('machineUnreachable')}</span>` : ''}${errorOf(view, ctx) ? html`<div class="row-error" title="${errorOf(view, ctx)}">${firstLine(errorOf(view, ctx)!)}</div>` : ''}</td>
+  <td class="progress-cell">${progressCell(view, ctx.locale)}</td>
+  <td class="num">${view.runNumber ?? '—'}</td>
+  <td class="actions">${options.deleting ? '' : menu(view, ctx)}</td>
+</tr>`;
 }
 
 function firstLine(text: string): string {
@@ -161,8 +123,9 @@ export function processBlock(
   options: { deleting?: boolean } = {},
 ): Html {
   return html`<tbody id="${ids(view.id).block}" class="process" data-id="${view.id}">
-    ${processRow(view, ctx, version, options)} ${detailsSlot(view.id)}
-  </tbody>`;
+${processRow(view, ctx, version, options)}
+${detailsSlot(view.id)}
+</tbody>`;
 }
 
 /** The facts of the expanded details; they re-poll themselves while the process is active. */
@@ -182,68 +145,25 @@ export function processFacts(view: ProcessView, ctx: RowContext, now = Date.now(
         ? integer(step, ctx.locale)
         : `${integer(step, ctx.locale)} / ${integer(totalSteps, ctx.locale)}${pct === null ? '' : ` (${percentText(pct, ctx.locale)})`}`;
   const ui = ctx.temporalUi;
-  return html`<div
-    id="${id.facts}"
-    class="facts"
-    hx-get="${processUrl(view.id)}/facts"
-    hx-trigger="${active ? "refresh, every 2s [document.visibilityState === 'visible']" : 'refresh'}"
-    hx-swap="outerHTML"
-  >
-    <dl>
-      <div class="fact eta">
-        <dt>${t('timeLeft')}</dt>
-        <dd data-fact="eta">${active ? formatEta(view.etaSeconds, ctx.locale) : '—'}</dd>
-      </div>
-      <div class="fact">
-        <dt>${t('progress')}</dt>
-        <dd data-fact="progress">${progressText}</dd>
-      </div>
-      <div class="fact">
-        <dt>${t('startedAt')}</dt>
-        <dd data-fact="started">${view.startedAt ? dateTime(view.startedAt, ctx.locale) : t('notStartedYet')}</dd>
-      </div>
-      ${
-        view.finishedAt && !active
-          ? html`<div class="fact">
-              <dt>${t('finishedAt')}</dt>
-              <dd data-fact="finished">${dateTime(view.finishedAt, ctx.locale)}</dd>
-            </div>`
-          : ''
-      }
-      <div class="fact">
-        <dt>${t('elapsed')}</dt>
-        <dd data-fact="elapsed">${elapsed === null ? '—' : formatDuration(elapsed, ctx.locale)}</dd>
-      </div>
-      <div class="fact">
-        <dt>${t('colMachine')}</dt>
-        <dd data-fact="machine">
-          ${view.machineName}${showsAddress(view, ctx) ? html` <span class="muted">(${view.machineAddress})</span>` : ''}
-        </dd>
-      </div>
-      <div class="fact">
-        <dt>${t('run')}</dt>
-        <dd data-fact="run">${view.runNumber ?? '—'}</dd>
-      </div>
-      <div class="fact">
-        <dt>${t('colStatus')}</dt>
-        <dd>${statusBadge(view.status, ctx.locale)}</dd>
-      </div>
-    </dl>
-    ${Object.keys(view.params).length > 0 ? html`<p class="params" data-fact="params"><span class="muted">${t('paramsOverride')}:</span> <code>${JSON.stringify(view.params)}</code></p>` : ''}
-    ${view.machineUnreachableSince ? html`<p class="warning" data-fact="unreachable">${fill(t('machineUnreachableSince'), { time: view.machineUnreachableSince })}</p>` : ''}
-    ${
-      errorOf(view, ctx)
-        ? html`<div class="last-error" data-fact="error">
-            <strong>${t('lastError')}:</strong>
-            <pre>${errorOf(view, ctx)}</pre>
-          </div>`
-        : ''
-    }
-    <p class="links">
-      ${ctx.permissions.view ? html`<a href="${processUrl(view.id)}/monitoring">${menuLabel('monitoring', ctx.locale)}</a>` : ''}
-      ${ui ? html`<a href="${ui.url.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(ui.namespace)}/workflows/${encodeURIComponent(view.workflowId)}" target="_blank" rel="noopener" data-link="temporal">${t('temporalWorkflow')} ↗</a>` : ''}
-    </p>
-  </div>`;
+  return html`<div id="${id.facts}" class="facts" hx-get="${processUrl(view.id)}/facts" hx-trigger="${active ? "refresh, every 2s [document.visibilityState === 'visible']" : 'refresh'}" hx-swap="outerHTML">
+  <dl>
+    <div class="fact eta"><dt>${t('timeLeft')}</dt><dd data-fact="eta">${active ? formatEta(view.etaSeconds, ctx.locale) : '—'}</dd></div>
+    <div class="fact"><dt>${t('progress')}</dt><dd data-fact="progress">${progressText}</dd></div>
+    <div class="fact"><dt>${t('startedAt')}</dt><dd data-fact="started">${view.startedAt ? dateTime(view.startedAt, ctx.locale) : t('notStartedYet')}</dd></div>
+    ${view.finishedAt && !active ? html`<div class="fact"><dt>${t('finishedAt')}</dt><dd data-fact="finished">${dateTime(view.finishedAt, ctx.locale)}</dd></div>` : ''}
+    <div class="fact"><dt>${t('elapsed')}</dt><dd data-fact="elapsed">${elapsed === null ? '—' : formatDuration(elapsed, ctx.locale)}</dd></div>
+    <div class="fact"><dt>${t('colMachine')}</dt><dd data-fact="machine">${view.machineName}${showsAddress(view, ctx) ? html` <span class="muted">(${view.machineAddress})</span>` : ''}</dd></div>
+    <div class="fact"><dt>${t('run')}</dt><dd data-fact="run">${view.runNumber ?? '—'}</dd></div>
+    <div class="fact"><dt>${t('colStatus')}</dt><dd>${statusBadge(view.status, ctx.locale)}</dd></div>
+  </dl>
+  ${Object.keys(view.params).length > 0 ? html`<p class="params" data-fact="params"><span class="muted">${t('paramsOverride')}:</span> <code>${JSON.stringify(view.params)}</code></p>` : ''}
+  ${view.machineUnreachableSince ? html`<p class="warning" data-fact="unreachable">${fill(t('machineUnreachableSince'), { time: view.machineUnreachableSince })}</p>` : ''}
+  ${errorOf(view, ctx) ? html`<div class="last-error" data-fact="error"><strong>${t('lastError')}:</strong> <pre>${errorOf(view, ctx)}</pre></div>` : ''}
+  <p class="links">
+    ${ctx.permissions.view ? html`<a href="${processUrl(view.id)}/monitoring">${menuLabel('monitoring', ctx.locale)}</a>` : ''}
+    ${ui ? html`<a href="${ui.url.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(ui.namespace)}/workflows/${encodeURIComponent(view.workflowId)}" target="_blank" rel="noopener" data-link="temporal">${t('temporalWorkflow')} ↗</a>` : ''}
+  </p>
+</div>`;
 }
 
 function menuLabel(id: 'monitoring', locale: Locale): string {
@@ -255,25 +175,16 @@ export function processDetails(view: ProcessView, ctx: RowContext): Html {
   const t = translator(ctx.locale);
   const id = ids(view.id);
   return html`<tr id="${id.details}" class="details">
-    <td colspan="${COLUMNS}">
-      ${processFacts(view, ctx)}
-      <div id="${id.logs}" class="logs-slot">${logsButton(view.id, t('showLogs'), id.logs)}</div>
-    </td>
-  </tr>`;
+  <td colspan="${COLUMNS}">
+    ${processFacts(view, ctx)}
+    <div id="${id.logs}" class="logs-slot">${logsButton(view.id, t('showLogs'), id.logs)}</div>
+  </td>
+</tr>`;
 }
 
 export function logsButton(processId: number, label: string, slotId: string, run?: number): Html {
   const query = `?slot=${encodeURIComponent(slotId)}${run === undefined ? '' : `&run=${run}`}`;
-  return html`<button
-    type="button"
-    class="small"
-    data-logs
-    hx-get="${processUrl(processId)}/logs${query}"
-    hx-target="#${slotId}"
-    hx-swap="innerHTML"
-  >
-    ${label}
-  </button>`;
+  return html`<button type="button" class="small" data-logs hx-get="${processUrl(processId)}/logs${query}" hx-target="#${slotId}" hx-swap="innerHTML">${label}</button>`;
 }
 
 export interface LogTail {
@@ -290,37 +201,19 @@ export function logsPanel(processId: number, tail: LogTail | null, ctx: { locale
   const pre = (text: string) =>
     text.trim() === '' ? html`<pre class="log empty">${t('emptyOutput')}</pre>` : html`<pre class="log">${text}</pre>`;
   return html`<div class="logs" data-run="${tail.run}">
-    <div class="logs-head">
-      <strong>${t('run')} ${tail.run}</strong>
-      <button
-        type="button"
-        class="small"
-        hx-get="${processUrl(processId)}/logs?run=${tail.run}&slot=${encodeURIComponent(ctx.slotId)}"
-        hx-target="#${ctx.slotId}"
-        hx-swap="innerHTML"
-      >
-        ${t('refresh')}
-      </button>
-    </div>
-    <div class="log-columns">
-      <section>
-        <h3>${t('stdout')}</h3>
-        ${pre(tail.stdout)}
-      </section>
-      <section>
-        <h3>${t('stderr')}</h3>
-        ${pre(tail.stderr)}
-      </section>
-    </div>
-    ${
-      tail.events.length > 0
-        ? html`<section>
-            <h3>${t('processLog')}</h3>
-            <ul class="events">
-              ${tail.events.map((e) => html`<li class="${e.level}">${dateTime(e.at, ctx.locale)} — ${e.message}</li>`)}
-            </ul>
-          </section>`
-        : ''
-    }
-  </div>`;
+  <div class="logs-head"><strong>${t('run')} ${tail.run}</strong>
+    <button type="button" class="small" hx-get="${processUrl(processId)}/logs?run=${tail.run}&slot=${encodeURIComponent(ctx.slotId)}" hx-target="#${ctx.slotId}" hx-swap="innerHTML">${t('refresh')}</button>
+  </div>
+  <div class="log-columns">
+    <section><h3>${t('stdout')}</h3>${pre(tail.stdout)}</section>
+    <section><h3>${t('stderr')}</h3>${pre(tail.stderr)}</section>
+  </div>
+  ${
+    tail.events.length > 0
+      ? html`<section><h3>${t('processLog')}</h3><ul class="events">${tail.events.map(
+          (e) => html`<li class="${e.level}">${dateTime(e.at, ctx.locale)} — ${e.message}</li>`,
+        )}</ul></section>`
+      : ''
+  }
+</div>`;
 }

@@ -8,10 +8,6 @@ export function messagePage(ctx: PageContext, title: string, message: string): H
   return layout(
     ctx,
     title,
-    html`<section class="card narrow">
-      <h1>${title}</h1>
-      <p>${message}</p>
-      <p><a href="/">${t('back')}</a></p>
-    </section>`,
+    html`<section class="card narrow"><h1>${title}</h1><p>${message}</p><p><a href="/">${t('back')}</a></p></section>`,
   );
 }

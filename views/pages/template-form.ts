@@ -51,34 +51,15 @@ export interface TemplateFormState {
 function secretEnvField(ctx: PageContext, template: TemplateView | null, errors: Record<string, string>): Html {
   const t = translator(ctx.locale);
   const stored = template?.secretEnvKeys ?? [];
-  return html`<div class="field">
-    <label for="template-secretEnv">${t('secretEnv')}</label
-    ><textarea
-      id="template-secretEnv"
-      name="secretEnv"
-      rows="2"
-      spellcheck="false"
-      autocomplete="off"
-      placeholder="WANDB_API_KEY=…"
-      ${errors.secretEnv ? html` aria-invalid="true" aria-describedby="template-secretEnv-error"` : ''}
-    ></textarea
-    >${errors.secretEnv ? html`<p class="field-error" id="template-secretEnv-error">${errors.secretEnv}</p>` : ''}
-    <p class="hint">${t('secretEnvHint')}</p>
-    ${
-      stored.length > 0
-        ? html`<fieldset class="secret-env-stored">
-            <legend>${t('secretEnvStored')}</legend>
-            ${stored.map(
-              (key) =>
-                html`<label class="check"
-                  ><code>${key}</code> <span class="muted">••••</span>
-                  <input type="checkbox" name="secretEnvRemove" value="${key}" /> ${t('secretEnvRemove')}</label
-                >`,
-            )}
-          </fieldset>`
-        : ''
-    }
-  </div>`;
+  return html`<div class="field"><label for="template-secretEnv">${t('secretEnv')}</label><textarea id="template-secretEnv" name="secretEnv" rows="2" spellcheck="false" autocomplete="off" placeholder="WANDB_API_KEY=…"${errors.secretEnv ? html` aria-invalid="true" aria-describedby="template-secretEnv-error"` : ''}></textarea>${errors.secretEnv ? html`<p class="field-error" id="template-secretEnv-error">${errors.secretEnv}</p>` : ''}<p class="hint">${t('secretEnvHint')}</p>
+  ${
+    stored.length > 0
+      ? html`<fieldset class="secret-env-stored"><legend>${t('secretEnvStored')}</legend>${stored.map(
+          (key) =>
+            html`<label class="check"><code>${key}</code> <span class="muted">••••</span> <input type="checkbox" name="secretEnvRemove" value="${key}"> ${t('secretEnvRemove')}</label>`,
+        )}</fieldset>`
+      : ''
+  }</div>`;
 }
 
 export function templateFormPage(ctx: PageContext, state: TemplateFormState): Html {
@@ -92,55 +73,42 @@ export function templateFormPage(ctx: PageContext, state: TemplateFormState): Ht
   const inv = (key: string) => (errors[key] ? html` aria-invalid="true" aria-describedby="template-${key}-error"` : '');
   const hint = (text: string) => html`<p class="hint">${text}</p>`;
   const field = (key: (typeof TEMPLATE_FORM_FIELDS)[number], label: string, control: Html, help?: string) =>
-    html`<div class="field">
-      <label for="template-${key}">${label}</label>${control}${err(key)}${help ? hint(help) : ''}
-    </div>`;
+    html`<div class="field"><label for="template-${key}">${label}</label>${control}${err(key)}${help ? hint(help) : ''}</div>`;
   const text = (key: (typeof TEMPLATE_FORM_FIELDS)[number], extra: Html = html``) =>
-    html`<input id="template-${key}" name="${key}" value="${values[key] ?? ''}" ${inv(key)}${extra} />`;
+    html`<input id="template-${key}" name="${key}" value="${values[key] ?? ''}"${inv(key)}${extra}>`;
   const area = (key: (typeof TEMPLATE_FORM_FIELDS)[number], rows: number, extra: Html = html``) =>
-    html`<textarea id="template-${key}" name="${key}" rows="${rows}" spellcheck="false" ${inv(key)}${extra}>
-${values[key] ?? ''}</textarea>`;
+    html`<textarea id="template-${key}" name="${key}" rows="${rows}" spellcheck="false"${inv(key)}${extra}>${values[key] ?? ''}</textarea>`;
   return layout(
     { ...ctx, section: 'training' },
     title,
     html`<h1>${t('training')}</h1>
-      <nav class="tabs"><a class="current" href="/training/templates">${t('trainingTemplates')}</a></nav>
-      <p class="crumbs">
-        <a href="/training/templates">${t('trainingTemplates')}</a> <span aria-hidden="true">›</span> ${title}
-      </p>
-      <form class="card form template-form" method="post" action="${action}" novalidate>
-        <h2>${template ? html`${title}: ${template.name}` : title}</h2>
-        <input type="hidden" name="_csrf" value="${ctx.csrfToken ?? ''}" />
-        ${errors.form ? html`<p class="error" role="alert">${errors.form}</p>` : ''}
-        ${field('name', t('name'), text('name', html` required maxlength="200"`))}
-        ${field('description', t('description'), area('description', 2))}
-        ${field('command', t('command'), area('command', 3, html` required`), t('commandHint'))}
-        <div class="fieldset-row">
-          ${field('totalSteps', t('totalSteps'), text('totalSteps', html` inputmode="numeric"`), t('totalStepsHint'))}
-          ${field('stopGraceSeconds', t('stopGrace'), text('stopGraceSeconds', html` inputmode="numeric"`), t('stopGraceHint'))}
-        </div>
-        ${field('params', t('paramsField'), area('params', 6), t('paramsFieldHint'))}
-        ${field('env', t('env'), area('env', 3, html` placeholder="CUDA_CACHE_DISABLE=1"`), t('envHint'))}
-        ${secretEnvField(ctx, template, errors)}
-        ${field('workingDir', t('workingDir'), text('workingDir', html` spellcheck="false"`), t('workingDirHint'))}
-        <div class="form-actions">
-          <button type="submit" class="primary">${t('save')}</button>
-          <a class="button" href="/training/templates">${t('cancel')}</a>
-          ${
-            template && state.canDelete
-              ? html`<span class="spacer"></span
-                  ><button
-                    type="button"
-                    class="danger"
-                    hx-delete="/training/templates/${template.id}"
-                    hx-confirm="${fill(t('confirmDeleteTemplate'), { name: template.name })}"
-                  >
-                    ${t('delete')}
-                  </button>`
-              : ''
-          }
-        </div>
-        ${template && state.canDelete ? hint(t('templateInUseHint')) : ''}
-      </form>`,
+<nav class="tabs"><a class="current" href="/training/templates">${t('trainingTemplates')}</a></nav>
+<p class="crumbs"><a href="/training/templates">${t('trainingTemplates')}</a> <span aria-hidden="true">›</span> ${title}</p>
+<form class="card form template-form" method="post" action="${action}" novalidate>
+  <h2>${template ? html`${title}: ${template.name}` : title}</h2>
+  <input type="hidden" name="_csrf" value="${ctx.csrfToken ?? ''}">
+  ${errors.form ? html`<p class="error" role="alert">${errors.form}</p>` : ''}
+  ${field('name', t('name'), text('name', html` required maxlength="200"`))}
+  ${field('description', t('description'), area('description', 2))}
+  ${field('command', t('command'), area('command', 3, html` required`), t('commandHint'))}
+  <div class="fieldset-row">
+    ${field('totalSteps', t('totalSteps'), text('totalSteps', html` inputmode="numeric"`), t('totalStepsHint'))}
+    ${field('stopGraceSeconds', t('stopGrace'), text('stopGraceSeconds', html` inputmode="numeric"`), t('stopGraceHint'))}
+  </div>
+  ${field('params', t('paramsField'), area('params', 6), t('paramsFieldHint'))}
+  ${field('env', t('env'), area('env', 3, html` placeholder="CUDA_CACHE_DISABLE=1"`), t('envHint'))}
+  ${secretEnvField(ctx, template, errors)}
+  ${field('workingDir', t('workingDir'), text('workingDir', html` spellcheck="false"`), t('workingDirHint'))}
+  <div class="form-actions">
+    <button type="submit" class="primary">${t('save')}</button>
+    <a class="button" href="/training/templates">${t('cancel')}</a>
+    ${
+      template && state.canDelete
+        ? html`<span class="spacer"></span><button type="button" class="danger" hx-delete="/training/templates/${template.id}" hx-confirm="${fill(t('confirmDeleteTemplate'), { name: template.name })}">${t('delete')}</button>`
+        : ''
+    }
+  </div>
+  ${template && state.canDelete ? hint(t('templateInUseHint')) : ''}
+</form>`,
   );
 }

@@ -20,71 +20,43 @@ export function tokensPage(
     ctx,
     t('tokApiTokens'),
     html`<h1>${t('tokApiTokens')}</h1>
-      <p class="muted">${t('tokHint')}</p>
-      ${
-        created
-          ? html`<section class="card" id="new-token" role="status">
-              <p><strong>${created.name}</strong>: ${t('tokShownOnce')}</p>
-              <input
-                readonly
-                class="token"
-                value="${created.token}"
-                aria-label="${t('tokApiTokens')}"
-                onfocus="this.select()"
-              />
-            </section>`
-          : ''
-      }
-      <form method="post" action="/account/tokens" class="card stack" id="create-token">
-        <input type="hidden" name="_csrf" value="${ctx.csrfToken ?? ''}" />
-        <label>${t('name')}<input name="name" required maxlength="100" /></label>
-        <label>${t('tokExpiresDays')}<input name="expiresDays" type="number" min="1" max="3650" step="1" /></label>
-        <button type="submit" class="primary">${t('tokCreate')}</button>
-      </form>
-      ${
-        tokens.length === 0
-          ? html`<p class="empty">${t('tokNone')}</p>`
-          : html`<table class="grid" id="tokens">
-              <thead>
-                <tr>
-                  <th>${t('name')}</th>
-                  <th>${t('tokCreatedAt')}</th>
-                  <th>${t('tokLastUsed')}</th>
-                  <th>${t('tokExpires')}</th>
-                  <th>${t('tokState')}</th>
-                  <th></th>
-                </tr>
-              </thead>
-              <tbody>
-                ${tokens.map(
-                  (token) =>
-                    html`<tr data-token-id="${token.id}">
-                      <td>${token.name}</td>
-                      <td>${when(token.createdAt)}</td>
-                      <td>${when(token.lastUsedAt)}</td>
-                      <td>${when(token.expiresAt)}</td>
-                      <td>
-                        <span class="badge ${token.state === 'active' ? 'running' : 'disabled'}"
-                          >${state[token.state]}</span
-                        >
-                      </td>
-                      <td>
-                        ${
-                          token.state === 'active'
-                            ? html`<form method="post" action="/account/tokens/${token.id}/revoke" class="inline">
-                                <input type="hidden" name="_csrf" value="${ctx.csrfToken ?? ''}" /><button
-                                  class="danger small"
-                                >
-                                  ${t('revoke')}
-                                </button>
-                              </form>`
-                            : ''
-                        }
-                      </td>
-                    </tr>`,
-                )}
-              </tbody>
-            </table>`
-      }`,
+<p class="muted">${t('tokHint')}</p>
+${
+  created
+    ? html`<section class="card" id="new-token" role="status">
+  <p><strong>${created.name}</strong>: ${t('tokShownOnce')}</p>
+  <input readonly class="token" value="${created.token}" aria-label="${t('tokApiTokens')}" onfocus="this.select()">
+</section>`
+    : ''
+}
+<form method="post" action="/account/tokens" class="card stack" id="create-token">
+  <input type="hidden" name="_csrf" value="${ctx.csrfToken ?? ''}">
+  <label>${t('name')}<input name="name" required maxlength="100"></label>
+  <label>${t('tokExpiresDays')}<input name="expiresDays" type="number" min="1" max="3650" step="1"></label>
+  <button type="submit" class="primary">${t('tokCreate')}</button>
+</form>
+${
+  tokens.length === 0
+    ? html`<p class="empty">${t('tokNone')}</p>`
+    : html`<table class="grid" id="tokens">
+  <thead><tr><th>${t('name')}</th><th>${t('tokCreatedAt')}</th><th>${t('tokLastUsed')}</th><th>${t('tokExpires')}</th><th>${t('tokState')}</th><th></th></tr></thead>
+  <tbody>
+  ${tokens.map(
+    (token) => html`<tr data-token-id="${token.id}">
+    <td>${token.name}</td>
+    <td>${when(token.createdAt)}</td>
+    <td>${when(token.lastUsedAt)}</td>
+    <td>${when(token.expiresAt)}</td>
+    <td><span class="badge ${token.state === 'active' ? 'running' : 'disabled'}">${state[token.state]}</span></td>
+    <td>${
+      token.state === 'active'
+        ? html`<form method="post" action="/account/tokens/${token.id}/revoke" class="inline"><input type="hidden" name="_csrf" value="${ctx.csrfToken ?? ''}"><button class="danger small">${t('revoke')}</button></form>`
+        : ''
+    }</td>
+  </tr>`,
+  )}
+  </tbody>
+</table>`
+}`,
   );
 }
