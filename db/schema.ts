@@ -26,8 +26,11 @@ export const users = pgTable('users', {
   id: serial('id').primaryKey(),
   login: text('login').notNull().unique(),
   passwordHash: text('password_hash').notNull(),
+  /** A display name; the login when empty. */
+  name: text('name').notNull().default(''),
   locale: text('locale').notNull().default('ru'),
   isActive: boolean('is_active').notNull().default(true),
+  lastLoginAt: timestamp('last_login_at', { withTimezone: true }),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 });

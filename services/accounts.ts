@@ -96,6 +96,8 @@ export async function createSession(db: Db, userId: number): Promise<{ cookie: s
   await db
     .insert(sessions)
     .values({ id: sha256(cookie), userId, csrfToken, expiresAt: new Date(Date.now() + SESSION_TTL_MS) });
+  // A new session is a login: the users page shows when each user last came in.
+  await db.update(users).set({ lastLoginAt: new Date() }).where(eq(users.id, userId));
   return { cookie, csrfToken };
 }
 

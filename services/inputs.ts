@@ -269,3 +269,47 @@ export const SweepCreate = Type.Object(
   { additionalProperties: false, description: 'Exactly one of grid and random.' },
 );
 export type SweepInput = Static<typeof SweepCreate>;
+export const USER_LIMITS = { login: 64, name: 200, password: { min: 8, max: 1024 }, roles: 50 } as const;
+
+const RoleGrantInput = Type.Object(
+  {
+    role: Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description: 'A role name: viewer, operator, admin or a custom one.',
+    }),
+    templateId: Type.Optional(orNull(Type.Integer({ minimum: 1, maximum: MAX_ID, description: 'Null: global.' }))),
+  },
+  { additionalProperties: false },
+);
+
+const userRoles = (description: string) => Type.Array(RoleGrantInput, { maxItems: USER_LIMITS.roles, description });
+
+export const UserCreate = Type.Object(
+  {
+    login: Type.String({ minLength: 1, maxLength: USER_LIMITS.login }),
+    name: Type.Optional(Type.String({ maxLength: USER_LIMITS.name })),
+    password: Type.Optional(
+      Type.String({
+        minLength: USER_LIMITS.password.min,
+        maxLength: USER_LIMITS.password.max,
+        description: 'When left out, a one-time password is generated and returned once.',
+      }),
+    ),
+    roles: userRoles('Grants: a role globally (no templateId) or for one template.'),
+  },
+  { additionalProperties: false },
+);
+export type UserInput = Static<typeof UserCreate>;
+
+export const UserPatch = Type.Object(
+  {
+    active: Type.Optional(
+      Type.Boolean({ description: "false ends the user's sessions and revokes their tokens at once." }),
+    ),
+    name: Type.Optional(Type.String({ maxLength: USER_LIMITS.name })),
+    roles: Type.Optional(userRoles("Replaces the user's grants.")),
+  },
+  { additionalProperties: false },
+);
+export type UserPatchInput = Static<typeof UserPatch>;

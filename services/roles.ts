@@ -5,6 +5,7 @@ import type { Db } from '../db/client.js';
 import { roleGrants, roles, templates, users } from '../db/schema.js';
 import { ALL_PERMISSIONS, type Permission } from '../domain/permissions.js';
 import { invalid, notFound, ServiceError } from './errors.js';
+import { ensureUserAdminLeft, LastAdminError, lockUserAdmins } from './users.js';
 import { isPlainObject, optionalText, pgCode, rejectUnknown, text } from './validate.js';
 
 export interface RoleView {
@@ -198,27 +199,13 @@ export async function grant(
 export async function revokeGrant(db: Db, grantId: number): Promise<GrantView> {
   const existing = (await listGrants(db)).find((g) => g.id === grantId);
   if (!existing) throw notFound('Grant', grantId);
-  return db
-    .transaction(async (tx) => {
-      await tx.execute(sql`select pg_advisory_xact_lock(7301003)`);
-      await tx.delete(roleGrants).where(eq(roleGrants.id, grantId));
-      const [left] = await tx
-        .select({ n: sql<number>`count(*)::int` })
-        .from(roleGrants)
-        .innerJoin(roles, eq(roles.id, roleGrants.roleId))
-        .innerJoin(users, eq(users.id, roleGrants.userId))
-        .where(
-          and(isNull(roleGrants.templateId), eq(users.isActive, true), sql`'users.manage' = any(${roles.permissions})`),
-        );
-      if ((left?.n ?? 0) === 0) {
-        tx.rollback();
-      }
-      return existing;
-    })
-    .catch((error: unknown) => {
-      if ((error as Error).name === 'TransactionRollbackError') {
-        throw new ServiceError('conflict', 'This is the last grant of users.manage; grant it to someone else first.');
-      }
-      throw error;
-    });
+  await db.transaction(async (tx) => {
+    await lockUserAdmins(tx);
+    await tx.delete(roleGrants).where(eq(roleGrants.id, grantId));
+    await ensureUserAdminLeft(
+      tx,
+      () => new LastAdminError('This is the last grant of users.manage; grant it to someone else first.'),
+    );
+  });
+  return existing;
 }

@@ -216,6 +216,27 @@ const en = {
     'A grant for one template carries only templates.view and processes.*; machine and user permissions count only ' +
     'when granted globally.',
 
+  // Administration: users
+  usrUsers: 'Users',
+  usrName: 'Name',
+  usrLastLogin: 'Last login',
+  usrActive: 'Active',
+  usrYes: 'active',
+  usrNo: 'deactivated',
+  usrCreate: 'Create user',
+  usrNoRole: 'no role',
+  usrCreated: 'User {login} is created. Give them this one-time password now: it is shown only once.',
+  usrReset: 'New password for {login}. Give it to them now: it is shown only once.',
+  usrDeactivate: 'Deactivate',
+  usrReactivate: 'Reactivate',
+  usrResetPassword: 'Reset password',
+  usrGrantRole: 'Grant a role',
+  usrLastAdmin:
+    'Refused: no active user would be left who can manage users (users.manage, granted globally). ' +
+    'Grant it to someone else first.',
+  usrLoginRule: 'A login is 1–64 characters: letters, digits, dot, underscore, @ or dash.',
+  usrLoginTaken: 'A user with this login already exists.',
+
   // Administration: audit log
   audLog: 'Audit log',
   audWhen: 'When',
@@ -447,6 +468,28 @@ const ru: Record<MessageKey, string> = {
   admScopeNote:
     'Назначение на один шаблон даёт только templates.view и processes.*; права на машины и пользователей действуют ' +
     'только при глобальном назначении.',
+
+  // Administration: users
+  usrUsers: 'Пользователи',
+  usrName: 'Имя',
+  usrLastLogin: 'Последний вход',
+  usrActive: 'Активен',
+  usrYes: 'активен',
+  usrNo: 'отключён',
+  usrCreate: 'Создать пользователя',
+  usrNoRole: 'без роли',
+  usrCreated:
+    'Пользователь {login} создан. Передайте ему этот одноразовый пароль сейчас: ' + 'он показывается только один раз.',
+  usrReset: 'Новый пароль пользователя {login}. Передайте его сейчас: он показывается только один раз.',
+  usrDeactivate: 'Отключить',
+  usrReactivate: 'Включить',
+  usrResetPassword: 'Сбросить пароль',
+  usrGrantRole: 'Назначить роль',
+  usrLastAdmin:
+    'Отказано: не останется ни одного активного пользователя, который может управлять пользователями ' +
+    '(users.manage, глобально). Сначала назначьте это право кому-то ещё.',
+  usrLoginRule: 'Логин — от 1 до 64 символов: латинские буквы, цифры, точка, подчёркивание, @ или дефис.',
+  usrLoginTaken: 'Пользователь с таким логином уже существует.',
 
   // Administration: audit log
   audLog: 'Журнал аудита',

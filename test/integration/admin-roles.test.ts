@@ -26,7 +26,7 @@ async function rolesPage(): Promise<{ counts: Map<string, number>; listed: Map<s
   expect(response.statusCode).toBe(200);
   const counts = new Map<string, number>();
   for (const m of response.body.matchAll(
-    /<tr data-role-id="\d+">\s*<td><strong>([^<]+)<\/strong>[\s\S]*?<td class="num">(\d+)<\/td>/g,
+    /<tr data-role-id="\d+">\s*<td>\s*<strong>([^<]+)<\/strong\s*>[\s\S]*?<td class="num">(\d+)<\/td>/g,
   )) {
     counts.set(m[1]!, Number(m[2]));
   }

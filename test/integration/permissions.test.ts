@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eq } from 'drizzle-orm';
 import { machines, roles } from '../../db/schema.js';
 import { BUILTIN_ROLES, type Permission } from '../../domain/permissions.js';
-import { createToken, grantRole } from '../../services/accounts.js';
+import { createToken, createUser, grantRole } from '../../services/accounts.js';
 import { createMachine } from '../../services/machines.js';
 import { act, createProcess } from '../../services/processes.js';
 import { createRole, grant } from '../../services/roles.js';
@@ -37,6 +37,8 @@ interface Fixtures {
   freshRole(): Promise<number>;
   freshGrant(): Promise<number>;
   freshToken(actor: Actor): Promise<number>;
+  /** A viewer nobody else uses, to change, deactivate or reset. */
+  freshUser(): Promise<number>;
 }
 
 interface Row {
@@ -184,6 +186,36 @@ const TABLE: Row[] = [
     kind: 'api',
     needs: 'machines.manage',
     request: (fx) => ({ url: `/api/v1/machines/${fx.localId}/probe` }),
+  },
+  // JSON API v1: users
+  {
+    method: 'GET',
+    route: '/api/v1/users',
+    kind: 'api',
+    needs: 'users.manage',
+    request: () => ({ url: '/api/v1/users' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/users',
+    kind: 'api',
+    needs: 'users.manage',
+    ok: [201],
+    request: () => ({ url: '/api/v1/users', ...json({ login: `mx-${uid()}`, roles: [{ role: 'viewer' }] }) }),
+  },
+  {
+    method: 'PATCH',
+    route: '/api/v1/users/:id',
+    kind: 'api',
+    needs: 'users.manage',
+    request: async (fx) => ({ url: `/api/v1/users/${await fx.freshUser()}`, ...json({ name: 'x', active: false }) }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/users/:id/password',
+    kind: 'api',
+    needs: 'users.manage',
+    request: async (fx) => ({ url: `/api/v1/users/${await fx.freshUser()}/password` }),
   },
   // JSON API v1: processes
   {
@@ -628,6 +660,54 @@ const TABLE: Row[] = [
   },
   {
     method: 'GET',
+    route: '/admin/users',
+    kind: 'page',
+    needs: 'users.manage',
+    request: () => ({ url: '/admin/users' }),
+  },
+  {
+    method: 'POST',
+    route: '/admin/users',
+    kind: 'page',
+    needs: 'users.manage',
+    request: () => ({ url: '/admin/users', ...form({ login: `mx-${uid()}`, name: 'x', roleId: '', templateId: '' }) }),
+  },
+  {
+    method: 'POST',
+    route: '/admin/users/:id/active',
+    kind: 'page',
+    needs: 'users.manage',
+    ok: [303],
+    request: async (fx) => ({ url: `/admin/users/${await fx.freshUser()}/active`, ...form({ active: 'false' }) }),
+  },
+  {
+    method: 'POST',
+    route: '/admin/users/:id/password',
+    kind: 'page',
+    needs: 'users.manage',
+    request: async (fx) => ({ url: `/admin/users/${await fx.freshUser()}/password`, ...form({}) }),
+  },
+  {
+    method: 'POST',
+    route: '/admin/users/:id/grants',
+    kind: 'page',
+    needs: 'users.manage',
+    ok: [303],
+    request: async (fx) => ({
+      url: `/admin/users/${await fx.freshUser()}/grants`,
+      ...form({ roleId: String(await fx.freshRole()), templateId: String(fx.templateId) }),
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/admin/users/grants/:id/revoke',
+    kind: 'page',
+    needs: 'users.manage',
+    ok: [303],
+    request: async (fx) => ({ url: `/admin/users/grants/${await fx.freshGrant()}/revoke`, ...form({}) }),
+  },
+  {
+    method: 'GET',
     route: '/admin/audit',
     kind: 'page',
     needs: 'users.manage',
@@ -735,6 +815,8 @@ beforeAll(async () => {
       return (await grant(db, { login: 'admin', roleId: role.id, templateId: template.id })).id;
     },
     freshToken: async (actor) => (await createToken(db, actor.login, { name: 'doomed' })).id,
+    freshUser: async () =>
+      (await createUser(db, { login: `doomed-${uid()}`, password: `pw-${uid()}-${uid()}`, role: 'viewer' })).id,
   };
   actors.none = await makeActor(stack, [], 'none');
   for (const role of ['viewer', 'operator', 'admin'] as const) actors[role] = await makeActor(stack, [{ role }], role);

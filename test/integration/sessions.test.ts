@@ -371,7 +371,7 @@ describe('roles and the audit page', () => {
     expect(created.statusCode).toBe(303);
     const page = await asBrowser(admin.cookie, '/admin/roles');
     expect(page.statusCode).toBe(200);
-    const roleId = new RegExp(`data-role-id="(\\d+)">\\s*<td><strong>${name}`).exec(page.body)?.[1];
+    const roleId = new RegExp(`data-role-id="(\\d+)">\\s*<td>\\s*<strong>${name}`).exec(page.body)?.[1];
     expect(roleId).toBeTruthy();
 
     const user = await makeActor(stack, [], 'watcher');
@@ -396,7 +396,7 @@ describe('roles and the audit page', () => {
     expect(seen.items.map((x: { id: number }) => x.id)).toEqual([templateId]);
 
     // Built-in roles are fixed.
-    const builtin = /data-role-id="(\d+)">\s*<td><strong>viewer/.exec(page.body)?.[1];
+    const builtin = /data-role-id="(\d+)">\s*<td>\s*<strong>viewer/.exec(page.body)?.[1];
     expect(
       (
         await t.app.inject({

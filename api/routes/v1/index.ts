@@ -10,6 +10,7 @@ import { collectRoutes, openApiRoutes } from './openapi.js';
 import { processRoutes } from './processes.js';
 import { sweepRoutes } from './sweeps.js';
 import { templateRoutes } from './templates.js';
+import { userRoutes } from './users.js';
 
 declare module 'fastify' {
   interface FastifySchema {
@@ -44,6 +45,7 @@ export async function v1Routes(app: FastifyInstance, { deps }: { deps: AppDeps }
     await resources.register(machineRoutes, { deps });
     await resources.register(processRoutes, { deps });
     await resources.register(sweepRoutes, { deps });
+    await resources.register(userRoutes, { deps });
   });
   await app.register(openApiRoutes, { routes });
 }

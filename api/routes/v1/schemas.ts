@@ -365,3 +365,50 @@ export const list = (item: JsonSchema): JsonSchema => ({
 });
 
 export const PermissionName = { type: 'string', enum: ALL_PERMISSIONS } as const;
+
+export const UserCreate = component('UserCreate', inputs.UserCreate);
+export const UserPatch = component('UserPatch', inputs.UserPatch);
+
+const userProperties = {
+  id,
+  login: { type: 'string' },
+  name: { type: 'string', description: 'A display name; empty when none was given.' },
+  active: { type: 'boolean', description: 'An inactive user can neither log in nor use a token.' },
+  lastLoginAt: nullable(timestamp),
+  roles: {
+    type: 'array',
+    items: {
+      type: 'object',
+      required: ['role', 'templateId'],
+      properties: {
+        role: { type: 'string' },
+        templateId: { type: ['integer', 'null'], description: 'Null: held globally.' },
+      },
+    },
+  },
+  createdAt: timestamp,
+};
+const userRequired = ['id', 'login', 'name', 'active', 'lastLoginAt', 'roles', 'createdAt'];
+
+export const User = output('User', { type: 'object', required: userRequired, properties: userProperties });
+
+export const UserCreated = output('UserCreated', {
+  type: 'object',
+  required: userRequired,
+  properties: {
+    ...userProperties,
+    password: {
+      type: 'string',
+      description: 'The generated one-time password, when none was given; returned this once only.',
+    },
+  },
+});
+
+export const PasswordReset = output('PasswordReset', {
+  type: 'object',
+  required: ['user', 'password'],
+  properties: {
+    user: User,
+    password: { type: 'string', description: 'The new one-time password; returned this once only.' },
+  },
+});
