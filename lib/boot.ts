@@ -6,6 +6,7 @@ import { runMigrations } from '../db/migrate.js';
 import { seed, type SeedResult } from '../services/seed.js';
 import { resolveSecret } from './secret.js';
 import { isExpectedError } from '../domain/failures.js';
+import { surviveClosedSocketWrites } from './postgres-quirks.js';
 
 export interface Booted {
   connected: Connected;
@@ -14,6 +15,7 @@ export interface Booted {
 }
 
 export async function bootDatabase(config: Config, options: { applicationName: string }): Promise<Booted> {
+  surviveClosedSocketWrites((line) => console.error(`trainyard: ${line}`));
   const secret = resolveSecret(config);
   const connected = await connectDatabase(config, { applicationName: options.applicationName });
   try {

@@ -561,25 +561,21 @@ describe('a cluster of two web and three worker processes on a Temporal server o
   }, 600_000);
 
   it('finishes every process when every PostgreSQL connection is cut mid-run', async () => {
-    await underFault(
-      'connections cut',
-      async () => {
-        const names = [databaseName, server!.databases.store, server!.databases.visibility];
-        const cut = async () => {
-          const rows = await admin!`
+    await underFault('connections cut', async () => {
+      const names = [databaseName, server!.databases.store, server!.databases.visibility];
+      const cut = async () => {
+        const rows = await admin!`
           select pg_terminate_backend(pid) as done from pg_stat_activity
           where datname in ${admin!(names)} and pid <> pg_backend_pid()`;
-          return rows.length;
-        };
-        const first = await cut();
-        await new Promise((resolve) => setTimeout(resolve, 1500));
-        const second = await cut();
-        return `${first} connections terminated, then the ${second} reopened 1.5 s later`;
-        // postgres.js 3.4.9 can throw from a write queued on a connection the server closed
-        // (porsager/postgres#1208), which ends the process: restarted as compose would.
-      },
-      { crashesTolerated: true },
-    );
+        return rows.length;
+      };
+      const first = await cut();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const second = await cut();
+      return `${first} connections terminated, then the ${second} reopened 1.5 s later`;
+      // postgres.js 3.4.9 throws from a write queued on a connection the server closed
+      // (porsager/postgres#1208); lib/postgres-quirks.ts lets the processes live through it.
+    });
   }, 600_000);
 
   it('keeps open live streams whole when their web process is killed: they reconnect to the other and miss no change', async () => {
