@@ -48,7 +48,8 @@ export interface MachineView {
   updatedAt: string;
 }
 
-const FIELDS = [
+/** Every field a machine's input may hold (the API's body, the page's form). */
+export const MACHINE_FIELDS = [
   'name',
   'address',
   'sshUser',
@@ -156,8 +157,8 @@ export function validateMachine(
   existing?: Row,
 ): Partial<typeof machines.$inferInsert> {
   if (!isPlainObject(body)) throw invalid('body', 'A machine is a JSON object.');
-  rejectUnknown(body, FIELDS);
-  const has = (key: (typeof FIELDS)[number]) =>
+  rejectUnknown(body, MACHINE_FIELDS);
+  const has = (key: (typeof MACHINE_FIELDS)[number]) =>
     Object.prototype.hasOwnProperty.call(body, key) && body[key] !== undefined;
   const out: Partial<typeof machines.$inferInsert> = {};
   if (existing?.kind === 'local') {

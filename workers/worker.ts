@@ -74,6 +74,9 @@ interface MachineWorker {
   dispose(): Promise<void>;
 }
 
+/** How long after a shutdown begins a worker stops even if an activity has not ended. */
+const SHUTDOWN_FORCE_TIME = '30s';
+
 /** How long a shutdown waits for a reconcile pass under way. */
 const RECONCILE_SHUTDOWN_WAIT_MS = 10_000;
 
@@ -152,6 +155,9 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     maxConcurrentActivityTaskExecutions: 5000,
     maxCachedWorkflows: 2000,
     shutdownGraceTime: '5s',
+    // An activity that does not end on cancellation must not hold a shutdown for ever:
+    // what it was doing, the next attempt on another worker picks up.
+    shutdownForceTime: SHUTDOWN_FORCE_TIME,
   });
   const controlRunning = control.run();
 
@@ -189,6 +195,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       activities: made.activities,
       // Activities that see shutdown let go of their trainers; the next attempt re-attaches.
       shutdownGraceTime: '3s',
+      shutdownForceTime: SHUTDOWN_FORCE_TIME,
       maxConcurrentActivityTaskExecutions: 1000,
     });
     const running = worker.run();

@@ -5,11 +5,9 @@
 import type { FastifyInstance } from 'fastify';
 import { type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
 import { STATUS_LABELS, type ProcessStatus } from '../../domain/status.js';
-import { loadConfig } from '../../lib/config.js';
 import { act, createProcess } from '../../services/processes.js';
-import { launchChromium, listenLoopback, logIn, type TestBrowser } from '../support/browser.js';
+import { launchChromium, serveStack, logIn, type TestBrowser } from '../support/browser.js';
 import { exampleTemplate, localMachine, startStack, type Stack } from '../support/stack.js';
 
 let stack: Stack;
@@ -20,16 +18,7 @@ let browser: TestBrowser | undefined;
 
 beforeAll(async () => {
   stack = await startStack();
-  const config = loadConfig({ LOG_LEVEL: 'warn' }, process.cwd());
-  app = await buildApp({
-    config,
-    db: stack.database.db,
-    sql: stack.database.sql,
-    secret: 'test-secret-0123456789abcdef',
-    temporal: { client: stack.client, connection: stack.connection },
-    temporalUiUrl: null,
-  });
-  baseUrl = await listenLoopback(app);
+  ({ app, baseUrl } = await serveStack(stack));
   browser = await launchChromium();
   context = browser.context;
 });

@@ -6,9 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
-import { loadConfig } from '../../lib/config.js';
-import { launchChromium, listenLoopback, logIn, submitLogin, type TestBrowser } from '../support/browser.js';
+import { launchChromium, serveStack, logIn, submitLogin, type TestBrowser } from '../support/browser.js';
 import { makeTemplate, startStack, uid, type Stack } from '../support/stack.js';
 
 let stack: Stack;
@@ -19,16 +17,7 @@ let userBrowser: TestBrowser | undefined;
 
 beforeAll(async () => {
   stack = await startStack({ worker: false });
-  const config = loadConfig({ LOG_LEVEL: 'warn' }, process.cwd());
-  app = await buildApp({
-    config,
-    db: stack.database.db,
-    sql: stack.database.sql,
-    secret: 'test-secret-0123456789abcdef',
-    temporal: { client: stack.client, connection: stack.connection },
-    temporalUiUrl: null,
-  });
-  baseUrl = await listenLoopback(app);
+  ({ app, baseUrl } = await serveStack(stack));
   adminBrowser = await launchChromium();
   userBrowser = await launchChromium();
 });

@@ -11,13 +11,11 @@ import { eq } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
 import { metricPoints, metricSeries, processes, runs } from '../../db/schema.js';
 import { menuFor, STATUS_LABELS, type ProcessStatus } from '../../domain/status.js';
-import { loadConfig } from '../../lib/config.js';
 import { SERIES_COLORS } from '../../views/fragments/chart-data.js';
 import { act, createProcess, deleteProcess } from '../../services/processes.js';
-import { launchChromium, listenLoopback, submitLogin, type TestBrowser } from '../support/browser.js';
+import { launchChromium, serveStack, submitLogin, type TestBrowser } from '../support/browser.js';
 import { exampleTemplate, localMachine, startStack, uid, type Stack } from '../support/stack.js';
 
 const SCREENSHOTS = path.resolve('docs/screenshots');
@@ -32,16 +30,7 @@ const latencies: Array<{ status: string; ms: number }> = [];
 
 beforeAll(async () => {
   stack = await startStack();
-  const config = loadConfig({ LOG_LEVEL: 'warn' }, process.cwd());
-  app = await buildApp({
-    config,
-    db: stack.database.db,
-    sql: stack.database.sql,
-    secret: 'test-secret-0123456789abcdef',
-    temporal: { client: stack.client, connection: stack.connection },
-    temporalUiUrl: TEMPORAL_UI,
-  });
-  baseUrl = await listenLoopback(app);
+  ({ app, baseUrl } = await serveStack(stack, { temporalUiUrl: TEMPORAL_UI }));
   browser = await launchChromium();
   context = browser.context;
   fs.mkdirSync(SCREENSHOTS, { recursive: true });

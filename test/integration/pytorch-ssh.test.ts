@@ -7,14 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
 import { machines } from '../../db/schema.js';
-import { loadConfig } from '../../lib/config.js';
 import { encryptSecret } from '../../lib/keybox.js';
 import { findTorchPython } from '../../lib/python.js';
 import { act, createProcess, findRun, getProcess, logTail } from '../../services/processes.js';
 import { pytorchDemoCommand } from '../../services/seed.js';
-import { launchChromium, listenLoopback, logIn } from '../support/browser.js';
+import { launchChromium, serveStack, logIn } from '../support/browser.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import {
   groupAlive,
@@ -45,16 +43,7 @@ beforeAll(async () => {
   }
   sshd = await startSshd();
   stack = await startStack({ probeIntervalMs: 1000 });
-  const config = loadConfig({ LOG_LEVEL: 'warn' }, process.cwd());
-  app = await buildApp({
-    config,
-    db: stack.database.db,
-    sql: stack.database.sql,
-    secret: TEST_SECRET,
-    temporal: { client: stack.client, connection: stack.connection },
-    temporalUiUrl: 'http://127.0.0.1:8233',
-  });
-  baseUrl = await listenLoopback(app);
+  ({ app, baseUrl } = await serveStack(stack, { temporalUiUrl: 'http://127.0.0.1:8233' }));
 });
 afterAll(async () => {
   await app?.close();

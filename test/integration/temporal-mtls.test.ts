@@ -206,7 +206,8 @@ describe('Trainyard on a Temporal server that takes mTLS only', () => {
     const health = await fetch(`${base}/healthz`);
     expect(health.status).toBe(200);
 
-    for (const started of [web, worker]) process.kill(-started.child.pid!, 'SIGTERM');
+    // As a supervisor would: to the command's process, which passes it on to the program.
+    for (const started of [web, worker]) started.child.kill('SIGTERM');
     expect(await Promise.all([web.exited, worker.exited])).toEqual([0, 0]);
   });
 

@@ -5,6 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { buildApp } from '../../api/app.js';
+import { loadConfig } from '../../lib/config.js';
+import { TEST_SECRET, type Stack } from './stack.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -69,4 +72,20 @@ export async function listenLoopback(app: FastifyInstance): Promise<string> {
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('no port');
   return `http://127.0.0.1:${address.port}`;
+}
+
+/** The web app over a test stack, listening on loopback, for a browser to open. */
+export async function serveStack(
+  stack: Stack,
+  options: { temporalUiUrl?: string | null } = {},
+): Promise<{ app: FastifyInstance; baseUrl: string }> {
+  const app = await buildApp({
+    config: loadConfig({ LOG_LEVEL: 'warn' }, process.cwd()),
+    db: stack.database.db,
+    sql: stack.database.sql,
+    secret: TEST_SECRET,
+    temporal: { client: stack.client, connection: stack.connection },
+    temporalUiUrl: options.temporalUiUrl ?? null,
+  });
+  return { app, baseUrl: await listenLoopback(app) };
 }

@@ -10,6 +10,7 @@ import {
   fetchHostKey,
   getMachine,
   listMachines,
+  MACHINE_FIELDS,
   probeMachine,
   updateMachine,
   type MachineView,
@@ -30,18 +31,7 @@ import { can, intParam, permitted } from '../../access.js';
 import { auditAs, isHtmx, sendHtml } from './common.js';
 
 type Form = Record<string, string | undefined>;
-const FIELDS = [
-  'name',
-  'address',
-  'sshUser',
-  'privateKey',
-  'privateKeyPath',
-  'hostKeyFingerprint',
-  'slots',
-  'gpus',
-  'lostTimeoutSeconds',
-  'enabled',
-] as const;
+const FIELDS = MACHINE_FIELDS;
 const formFields = Object.fromEntries(
   FIELDS.map((f) => [f, Type.Optional(Type.String({ maxLength: 20_000 }))]),
 ) as Record<(typeof FIELDS)[number], TOptional<TString>>;
