@@ -219,6 +219,8 @@ describe('stream limits', () => {
     for (let i = 0; i < 30; i++)
       await processOf(template.id, { status: 'failed', lastError: `boom ${i} ${'x'.repeat(20_000)}` });
     const actor = await makeActor(stack, [{ role: 'viewer' }], 'slow');
+    // The server ends the streams earlier tests closed a little later: count from none.
+    await waitFor('the streams of earlier tests to end', async () => t.app.statusFeed.size === 0, 10_000);
     const before = t.app.statusFeed.size;
     const url = new URL(base);
     const socket = net.connect({ host: url.hostname, port: Number(url.port) });
