@@ -35,7 +35,8 @@ export interface TemplateView {
   updatedAt: string;
 }
 
-const FIELDS = [
+/** Every field a template's input may hold (the API's body, the page's form). */
+export const TEMPLATE_FIELDS = [
   'name',
   'description',
   'command',
@@ -168,9 +169,9 @@ export function validParams(value: unknown, field = 'params'): Record<string, un
 /** Checks a full body (create) or the fields present (patch); returns only what to write. */
 export function validateTemplate(body: unknown, mode: 'create' | 'patch'): Partial<typeof templates.$inferInsert> {
   if (!isPlainObject(body)) throw invalid('body', 'A template is a JSON object.');
-  rejectUnknown(body, FIELDS);
+  rejectUnknown(body, TEMPLATE_FIELDS);
   const out: Partial<typeof templates.$inferInsert> = {};
-  const has = (key: (typeof FIELDS)[number]) =>
+  const has = (key: (typeof TEMPLATE_FIELDS)[number]) =>
     Object.prototype.hasOwnProperty.call(body, key) && body[key] !== undefined;
   if (mode === 'create') {
     if (!has('name')) throw invalid('name', 'name is required.');

@@ -1,23 +1,13 @@
 // Training → Training templates → add / edit a template: the command, parameters, total
 // steps and stop grace period. Each run keeps its own copy, so editing changes future runs.
-import type { TemplateView } from '../../services/templates.js';
+import { TEMPLATE_FIELDS, type TemplateView } from '../../services/templates.js';
 import { html, type Html } from '../html.js';
 import { translator } from '../i18n.js';
 import { layout, type PageContext } from '../layout.js';
 import { fill } from '../fragments/format.js';
 
-export const TEMPLATE_FORM_FIELDS = [
-  'name',
-  'description',
-  'command',
-  'workingDir',
-  'env',
-  'secretEnv',
-  'params',
-  'totalSteps',
-  'stopGraceSeconds',
-] as const;
-export type TemplateFormValues = Partial<Record<(typeof TEMPLATE_FORM_FIELDS)[number], string>> & {
+export { TEMPLATE_FIELDS as TEMPLATE_FORM_FIELDS };
+export type TemplateFormValues = Partial<Record<(typeof TEMPLATE_FIELDS)[number], string>> & {
   /** Names of stored secret variables to remove (checkboxes). */
   secretEnvRemove?: string[];
 };
@@ -72,11 +62,11 @@ export function templateFormPage(ctx: PageContext, state: TemplateFormState): Ht
     errors[key] ? html`<p class="field-error" id="template-${key}-error">${errors[key]}</p>` : '';
   const inv = (key: string) => (errors[key] ? html` aria-invalid="true" aria-describedby="template-${key}-error"` : '');
   const hint = (text: string) => html`<p class="hint">${text}</p>`;
-  const field = (key: (typeof TEMPLATE_FORM_FIELDS)[number], label: string, control: Html, help?: string) =>
+  const field = (key: (typeof TEMPLATE_FIELDS)[number], label: string, control: Html, help?: string) =>
     html`<div class="field"><label for="template-${key}">${label}</label>${control}${err(key)}${help ? hint(help) : ''}</div>`;
-  const text = (key: (typeof TEMPLATE_FORM_FIELDS)[number], extra: Html = html``) =>
+  const text = (key: (typeof TEMPLATE_FIELDS)[number], extra: Html = html``) =>
     html`<input id="template-${key}" name="${key}" value="${values[key] ?? ''}"${inv(key)}${extra}>`;
-  const area = (key: (typeof TEMPLATE_FORM_FIELDS)[number], rows: number, extra: Html = html``) =>
+  const area = (key: (typeof TEMPLATE_FIELDS)[number], rows: number, extra: Html = html``) =>
     html`<textarea id="template-${key}" name="${key}" rows="${rows}" spellcheck="false"${inv(key)}${extra}>${values[key] ?? ''}</textarea>`;
   return layout(
     { ...ctx, section: 'training' },
