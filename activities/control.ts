@@ -8,6 +8,8 @@ import { machines, processEvents, processes, runs, slotLeases, templates } from 
 import { FAILURE } from '../domain/failures.js';
 import { pgText } from '../domain/pg-text.js';
 import { NO_TELEMETRY, type WorkerTelemetry } from '../telemetry/hooks.js';
+import { restartPolicyOf } from '../domain/restart.js';
+import { recordProcessEvent } from './process-events.js';
 import type { ControlActivities, StatusRecord } from './types.js';
 
 export interface ControlDeps {
@@ -57,6 +59,7 @@ export function createControlActivities({
           statusBeforeDisable: record.statusBeforeDisable,
           // Reasons may quote the trainer's stderr: keep them storable (see domain/pg-text.ts).
           lastError: record.lastError === null ? null : pgText(record.lastError),
+          ...(record.attempt !== undefined ? { attempt: record.attempt } : {}),
           updatedAt: new Date(),
         })
         .where(and(eq(processes.id, record.processId), lt(processes.statusVersion, record.statusVersion)));
@@ -68,7 +71,7 @@ export function createControlActivities({
       }
     },
 
-    async createRun(processId) {
+    async createRun(processId, options = {}) {
       // Idempotent per workflow activity: a retried attempt finds the run it created.
       const info = Context.current().info;
       const token = `${info.workflowExecution?.runId ?? 'standalone'}/${info.activityId}`;
@@ -88,6 +91,7 @@ export function createControlActivities({
           runNumber,
           stopGraceSeconds: template.stopGraceSeconds,
           lostTimeoutSeconds: machine.lostTimeoutSeconds,
+          restart: restartPolicyOf(template.restart),
         });
         if (existing) return result(existing.id, existing.number);
         const [last] = await tx
@@ -107,8 +111,11 @@ export function createControlActivities({
             params,
             totalSteps: template.totalSteps,
             ownerAttempt: `create:${token}`,
+            attempt: options.attempt ?? 1,
           })
           .returning();
+        // A new run has written nothing yet: whatever stall the last one had is over.
+        await tx.update(processes).set({ stalled: false }).where(eq(processes.id, processId));
         return result(row!.id, number);
       });
     },
@@ -140,6 +147,7 @@ export function createControlActivities({
           finishedAt: new Date(),
           etaSeconds: null,
           trainerMayRemain: result.trainerMayRemain ?? false,
+          failureClass: result.failureClass ?? null,
         })
         .where(eq(runs.id, runId));
       if (before && before.finishedAt === null) telemetry.runFinished(result.status);
@@ -147,6 +155,10 @@ export function createControlActivities({
 
     async noteEvent(processId, runId, level, message) {
       await db.insert(processEvents).values({ processId, runId, level, message: pgText(message) });
+    },
+
+    async recordEvent(event) {
+      await recordProcessEvent(db, event);
     },
 
     async deleteProcessData(processId) {

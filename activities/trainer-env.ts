@@ -45,14 +45,17 @@ export async function trainerEnv(ctx: MachineContext, run: RunRow, runDir: strin
   };
   const totalSteps = run.params?.total_steps ?? template.totalSteps;
   if (typeof totalSteps === 'number' && Number.isFinite(totalSteps)) env.TRAINYARD_TOTAL_STEPS = String(totalSteps);
-  // Resume only from a stopped previous run on this machine; a completed or failed one starts fresh.
+  // Resume from a stopped previous run on this machine, or from the failed one a restart
+  // follows (attempt > 1: the restart policy started this run); a completed run, or a
+  // failed one the user started again, starts fresh.
   const [previous] = await db
     .select()
     .from(runs)
     .where(and(eq(runs.processId, run.processId), lt(runs.number, run.number), isNotNull(runs.finishedAt)))
     .orderBy(desc(runs.number))
     .limit(1);
-  if (previous && previous.status === 'stopped' && previous.machineId === machine.id && previous.runDir) {
+  const resumable = previous?.status === 'stopped' || (previous?.status === 'failed' && run.attempt > 1);
+  if (previous && resumable && previous.machineId === machine.id && previous.runDir) {
     env.TRAINYARD_PREVIOUS_RUN_DIR = previous.runDir;
   }
   if (machine.gpus.length > 0 && run.slotIndex !== null) {

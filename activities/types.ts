@@ -1,5 +1,6 @@
 // The activity signatures the workflow schedules. Types only: the workflow imports this
 // file with `import type`, so no Node code reaches the workflow bundle.
+import type { FailureClass, RestartPolicy } from '../domain/restart.js';
 import type { ProcessStatus } from '../domain/status.js';
 
 export interface StatusRecord {
@@ -9,6 +10,33 @@ export interface StatusRecord {
   statusBeforeDisable: ProcessStatus | null;
   lastError: string | null;
   runId: number | null;
+  /** The attempt of the current restart chain; absent in records from before restarts (1). */
+  attempt?: number;
+}
+
+/** Events of the process log that operators may want to hear about (activities/process-events.ts). */
+export type ProcessEventKind = 'restarted' | 'stalled' | 'failed' | 'note';
+
+export interface ProcessEvent {
+  processId: number;
+  runId: number | null;
+  kind: ProcessEventKind;
+  level: 'info' | 'warn' | 'error';
+  message: string;
+}
+
+export interface CreatedRun {
+  runId: number;
+  runNumber: number;
+  stopGraceSeconds: number;
+  lostTimeoutSeconds: number;
+  /** The run's template's policy; absent in histories from before restarts (never restart). */
+  restart?: RestartPolicy;
+}
+
+export interface CreateRunOptions {
+  /** The attempt of the restart chain this run is; a restart (attempt > 1) resumes from the run before. */
+  attempt?: number;
 }
 
 export interface TrainerOutcome {
@@ -19,17 +47,23 @@ export interface TrainerOutcome {
 
 export interface ControlActivities {
   recordStatus(record: StatusRecord): Promise<void>;
-  createRun(
-    processId: number,
-  ): Promise<{ runId: number; runNumber: number; stopGraceSeconds: number; lostTimeoutSeconds: number }>;
+  createRun(processId: number, options?: CreateRunOptions): Promise<CreatedRun>;
   /** Waits (heartbeating) until a slot of the run's machine is free and leased to the run. */
   acquireSlot(runId: number): Promise<{ slotIndex: number }>;
   releaseSlot(runId: number): Promise<void>;
   finishRun(
     runId: number,
-    result: { status: ProcessStatus; exitCode: number | null; error: string | null; trainerMayRemain?: boolean },
+    result: {
+      status: ProcessStatus;
+      exitCode: number | null;
+      error: string | null;
+      trainerMayRemain?: boolean;
+      failureClass?: FailureClass | null;
+    },
   ): Promise<void>;
   noteEvent(processId: number, runId: number | null, level: 'info' | 'warn' | 'error', message: string): Promise<void>;
+  /** A process-log entry of a kind operators may subscribe to (a restart, a stall, a classified failure). */
+  recordEvent(event: ProcessEvent): Promise<void>;
   deleteProcessData(processId: number): Promise<void>;
 }
 

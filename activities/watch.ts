@@ -15,6 +15,7 @@ import { rejectedOutput } from '../metrics/data-errors.js';
 import { claimRun, type MetricsStore } from '../metrics/store.js';
 import { METRICS_FILE, MetricsTail } from '../metrics/tail.js';
 import { handleOf, loadRun, unreachable, type MachineContext } from './machine-context.js';
+import { stallWatch } from './stall.js';
 import type { TrainerOutcome } from './types.js';
 
 const LOG_TAIL_BYTES = 16 * 1024;
@@ -40,6 +41,8 @@ export async function runTraining(ctx: MachineContext, store: MetricsStore, runI
     eta: (run.etaState as EtaState | null) ?? initialEta({ totalSteps: run.totalSteps }),
     onCommit: (commit) => ctx.telemetry.metricsCommitted(commit),
   });
+  // The silence of a re-attached watch counts from its own start: the trainer's last line before is not known here.
+  const stall = stallWatch(db, run, tail.offset, Date.now());
   let unreachableSince: number | null = run.unreachableSince ? run.unreachableSince.getTime() : null;
   const lostMs = machine.lostTimeoutSeconds * 1000;
   let lastBeat = 0;
@@ -55,6 +58,7 @@ export async function runTraining(ctx: MachineContext, store: MetricsStore, runI
       const committed = await tail.catchUp(state.alive);
       if (unreachableSince !== null) {
         unreachableSince = null;
+        stall.clock.pause(Date.now());
         await db.update(runs).set({ unreachableSince: null }).where(eq(runs.id, runId));
       }
       if (!state.alive) {
@@ -62,6 +66,7 @@ export async function runTraining(ctx: MachineContext, store: MetricsStore, runI
         const { stderr } = await copyLogTails(ctx, runId, handle.runDir);
         return { exitCode: state.exitCode, stderrTail: stderr.split('\n').slice(-10).join('\n').slice(-2000) };
       }
+      await stall.note(stall.clock.observe(tail.offset, Date.now()));
       if (Date.now() - lastBeat > ctx.heartbeatMs) {
         context.heartbeat({ offset: tail.offset });
         lastBeat = Date.now();
@@ -74,6 +79,7 @@ export async function runTraining(ctx: MachineContext, store: MetricsStore, runI
         ctx.wakers.delete(runId);
       }
     } catch (error) {
+      if (error instanceof ApplicationFailure && error.type === FAILURE.stalled) throw error;
       const rejected = rejectedOutput(error);
       if (rejected) throw rejected;
       if (!unreachable(error)) throw error;

@@ -18,6 +18,7 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
+import type { RestartPolicy } from '../domain/restart.js';
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
@@ -137,6 +138,10 @@ export const templates = pgTable('templates', {
   params: jsonb('params').$type<Record<string, unknown>>().notNull().default({}),
   totalSteps: integer('total_steps'),
   stopGraceSeconds: integer('stop_grace_seconds').notNull().default(30),
+  /** What follows a failed run (domain/restart.ts); null: never restarted. */
+  restart: jsonb('restart').$type<Partial<RestartPolicy>>(),
+  /** A run that writes no metric line for this long is stalled; null: never. */
+  stallSeconds: integer('stall_seconds'),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 });
@@ -173,6 +178,10 @@ export const processes = pgTable(
     lastError: text('last_error'),
     /** Set while delete is in progress; the row goes once the workflow has cleaned up. */
     deleting: boolean('deleting').notNull().default(false),
+    /** 1-based within the current restart chain (a user's start begins a new chain). */
+    attempt: integer('attempt').notNull().default(1),
+    /** The current run wrote no metric line for its template's stallSeconds. */
+    stalled: boolean('stalled').notNull().default(false),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -221,6 +230,12 @@ export const runs = pgTable(
      * when the machine answers.
      */
     trainerMayRemain: boolean('trainer_may_remain').notNull().default(false),
+    /** The attempt of its restart chain this run is (1-based); a restart resumes from the run before. */
+    attempt: integer('attempt').notNull().default(1),
+    /** Why a failed run failed, as the restart policy classes it (domain/restart.ts); null otherwise. */
+    failureClass: text('failure_class'),
+    /** No metric line for the template's stallSeconds (set when seen, cleared by the next line). */
+    stalled: boolean('stalled').notNull().default(false),
     /** The last few KiB of the trainer's output, copied while it runs, so logs stay viewable without the machine. */
     stdoutTail: text('stdout_tail').notNull().default(''),
     stderrTail: text('stderr_tail').notNull().default(''),

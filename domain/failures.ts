@@ -21,6 +21,8 @@ export const FAILURE = {
    * refuses).
    */
   trainerOutputRejected: 'TrainerOutputRejected',
+  /** The trainer wrote no metric line for its template's stallSeconds, and the template restarts stalled runs. */
+  stalled: 'Stalled',
 } as const;
 export type FailureType = (typeof FAILURE)[keyof typeof FAILURE];
 

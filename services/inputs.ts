@@ -7,6 +7,7 @@
 // every value themselves (forms and the CLI reach them without a schema); the limits
 // below are the ones they enforce.
 import { Type, type Static, type TSchema } from 'typebox';
+import { FAILURE_CLASSES, RESTART_LIMITS } from '../domain/restart.js';
 
 export const TEMPLATE_LIMITS = {
   name: 200,
@@ -92,6 +93,54 @@ const templateFields = {
   ),
   totalSteps: orNull(Type.Integer({ minimum: 1, maximum: TEMPLATE_LIMITS.totalSteps })),
   stopGraceSeconds: Type.Integer({ minimum: 0, maximum: TEMPLATE_LIMITS.stopGraceSeconds, default: 30 }),
+  restart: orNull(
+    Type.Object(
+      {
+        onFailure: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            maximum: RESTART_LIMITS.onFailure,
+            default: 0,
+            description: 'How many times a failed run is followed by a new one (0: never).',
+          }),
+        ),
+        backoffSeconds: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            maximum: RESTART_LIMITS.backoffSeconds,
+            default: 30,
+            description: 'The wait before each new run; a stop, disable or delete cancels it.',
+          }),
+        ),
+        onMachineLost: Type.Optional(
+          Type.Boolean({ default: false, description: 'Restart a run whose machine was lost past its timeout.' }),
+        ),
+        except: Type.Optional(
+          Type.Array(Type.Union(FAILURE_CLASSES.map((c) => Type.Literal(c))), {
+            maxItems: FAILURE_CLASSES.length,
+            description:
+              'Failure classes never restarted: exit_code (non-zero exit), oom (exit 137 or an out-of-memory message ' +
+              'in stderr), machine_lost, launch_failed, stalled.',
+          }),
+        ),
+      },
+      {
+        additionalProperties: false,
+        description:
+          'What follows a failed run: a new run of the same process after backoffSeconds, up to onFailure times, ' +
+          "with TRAINYARD_PREVIOUS_RUN_DIR = the failed run's directory. null: never restart.",
+      },
+    ),
+  ),
+  stallSeconds: orNull(
+    Type.Integer({
+      minimum: RESTART_LIMITS.stallSeconds.min,
+      maximum: RESTART_LIMITS.stallSeconds.max,
+      description:
+        'A run that writes no metric line for this long is marked stalled; when the restart policy restarts the ' +
+        'stalled class, it is stopped and restarted. null: never.',
+    }),
+  ),
 };
 
 export const TemplateCreate = Type.Object(
@@ -105,6 +154,8 @@ export const TemplateCreate = Type.Object(
     params: Type.Optional(templateFields.params),
     totalSteps: Type.Optional(templateFields.totalSteps),
     stopGraceSeconds: Type.Optional(templateFields.stopGraceSeconds),
+    restart: Type.Optional(templateFields.restart),
+    stallSeconds: Type.Optional(templateFields.stallSeconds),
   },
   { additionalProperties: false },
 );

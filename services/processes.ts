@@ -9,6 +9,7 @@ import { machines, processEvents, processes, runs, templates } from '../db/schem
 import { estimate, type EtaState } from '../domain/eta.js';
 import { FAILURE } from '../domain/failures.js';
 import { defaultName } from '../domain/sweep.js';
+import { maxAttempts, restartPolicyOf } from '../domain/restart.js';
 import type { ProcessInput } from './inputs.js';
 import { isStatus, type ProcessStatus, type UserAction } from '../domain/status.js';
 import {
@@ -49,6 +50,12 @@ export interface ProcessView {
   startedAt: string | null;
   finishedAt: string | null;
   lastError: string | null;
+  /** 1-based within the current restart chain. */
+  attempt: number;
+  /** How many runs the template's restart policy allows a chain (1: no restarts). */
+  maxAttempts: number;
+  /** The current run wrote no metric line for the template's stallSeconds. */
+  stalled: boolean;
   runNumber: number | null;
   /** Set while the machine of the active run does not answer. */
   machineUnreachableSince: string | null;
@@ -86,6 +93,7 @@ export function processQuery(db: Db) {
       process: processes,
       templateName: templates.name,
       templateParams: templates.params,
+      templateRestart: templates.restart,
       machineName: machines.name,
       machineAddress: machines.address,
       run: {
@@ -131,6 +139,9 @@ export function toView(row: ProcessRow, now = Date.now()): ProcessView {
     startedAt: iso(run?.startedAt),
     finishedAt: iso(run?.finishedAt),
     lastError: p.lastError,
+    attempt: p.attempt,
+    maxAttempts: maxAttempts(restartPolicyOf(row.templateRestart)),
+    stalled: p.stalled,
     runNumber: run?.number ?? null,
     machineUnreachableSince: active ? iso(run?.unreachableSince) : null,
     workflowId: trainingProcessWorkflowId(p.id),

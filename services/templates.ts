@@ -8,7 +8,9 @@ import { processes, templates } from '../db/schema.js';
 import { sealEnvValue } from '../lib/keybox.js';
 import { invalid, notFound, ServiceError } from './errors.js';
 import { TEMPLATE_LIMITS, type TemplateInput, type TemplatePatchInput } from './inputs.js';
+import { validRestart, validStallSeconds } from './restart-policy.js';
 import { integer, isPlainObject, jsonValue, optionalText, pgCode, rejectUnknown, text } from './validate.js';
+import { restartPolicyOf, type RestartPolicy } from '../domain/restart.js';
 
 export { TEMPLATE_LIMITS, type TemplateInput, type TemplatePatchInput } from './inputs.js';
 
@@ -31,6 +33,10 @@ export interface TemplateView {
   params: Record<string, unknown>;
   totalSteps: number | null;
   stopGraceSeconds: number;
+  /** What follows a failed run (defaults filled in: onFailure 0 never restarts). */
+  restart: RestartPolicy;
+  /** A run that writes no metric line for this long is stalled; null: never. */
+  stallSeconds: number | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -46,6 +52,8 @@ export const TEMPLATE_FIELDS = [
   'params',
   'totalSteps',
   'stopGraceSeconds',
+  'restart',
+  'stallSeconds',
 ] as const;
 
 /** What viewers without templates.manage see in place of each env value. */
@@ -65,6 +73,8 @@ function toView(row: Row): TemplateView {
     params: row.params,
     totalSteps: row.totalSteps,
     stopGraceSeconds: row.stopGraceSeconds,
+    restart: restartPolicyOf(row.restart),
+    stallSeconds: row.stallSeconds,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -191,6 +201,8 @@ export function validateTemplate(body: unknown, mode: 'create' | 'patch'): Parti
       body.totalSteps === null ? null : integer('totalSteps', body.totalSteps, 1, TEMPLATE_LIMITS.totalSteps);
   if (has('stopGraceSeconds'))
     out.stopGraceSeconds = integer('stopGraceSeconds', body.stopGraceSeconds, 0, TEMPLATE_LIMITS.stopGraceSeconds);
+  if (has('restart')) out.restart = validRestart(body.restart);
+  if (has('stallSeconds')) out.stallSeconds = validStallSeconds(body.stallSeconds);
   return out;
 }
 

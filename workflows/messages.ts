@@ -35,6 +35,8 @@ export interface ProcessSnapshot {
   runNumber: number;
   runId: number | null;
   lastError: string | null;
+  /** 1-based within the current restart chain; a user's start begins a new chain. */
+  attempt: number;
 }
 
 export interface ActionResult {

@@ -10,8 +10,12 @@ export interface TrainingProcessInput {
   processId: number;
   templateId: number;
   machineId: number;
-  /** Carried across continue-as-new. */
-  carried?: Omit<ProcessSnapshot, 'processId' | 'runId'>;
+  /** Carried across continue-as-new (attempt is absent in inputs from before restarts). */
+  carried?: Omit<ProcessSnapshot, 'processId' | 'runId' | 'attempt'> & {
+    attempt?: number;
+    /** A restart is pending at this workflow time (ms): the new workflow runs it after the backoff. */
+    restartAt?: number;
+  };
 }
 
 const historyIsLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 1500;
@@ -30,9 +34,12 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
 
     // Continue as new between runs, so history stays small, once no handler is mid-way —
     // unless a handler just asked for another run, which this history then does first.
-    if (training.deleteRequested === null && (!training.runRequested || historyIsLong())) {
+    // A pending restart continues as new too, so a long restart chain keeps history small;
+    // the new workflow waits out the rest of the backoff.
+    const nothingToRun = () => !training.runRequested || training.restarts.at !== null;
+    if (training.deleteRequested === null && (nothingToRun() || historyIsLong())) {
       await condition(allHandlersFinished);
-      if (training.deleteRequested === null && !training.runRequested) {
+      if (training.deleteRequested === null && nothingToRun()) {
         await continueAsNew<typeof trainingProcessWorkflow>(training.carried());
       }
     }

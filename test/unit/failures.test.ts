@@ -20,6 +20,7 @@ describe('the failure catalogue', () => {
       machineRemoved: 'MachineRemoved',
       fenced: 'Fenced',
       trainerOutputRejected: 'TrainerOutputRejected',
+      stalled: 'Stalled',
     });
   });
 

@@ -12,6 +12,7 @@ import type {
   TrainerOutcome,
 } from '../../activities/types.js';
 import { FAILURE } from '../../domain/failures.js';
+import type { RestartPolicy } from '../../domain/restart.js';
 import type { ProcessStatus } from '../../domain/status.js';
 
 /** How each fake activity answers for one process. `hold` waits until the test lets go. */
@@ -19,15 +20,23 @@ export interface FakeScript {
   slot: 'grant' | 'hold' | 'machine-removed';
   launch: 'ok' | 'hold' | 'fail';
   /** The trainer's exit, `until-stopped` (it runs until stopTrainer), or a failure of the watch. */
-  watch: TrainerOutcome | 'until-stopped' | 'machine-lost' | 'output-rejected';
+  watch: FakeWatch;
+  /** Per run number (1-based), overriding `watch` for that run. */
+  watches: FakeWatch[];
+  /** The template's restart policy, as createRun returns it (absent: as before restarts). */
+  restart?: RestartPolicy;
   stop: 'ok' | 'hold' | 'machine-lost';
   cleanup: 'ok' | 'fail';
 }
+
+/** `stalls`: the watch reports a stall the policy restarts (the trainer runs on until stopped). */
+export type FakeWatch = TrainerOutcome | 'until-stopped' | 'machine-lost' | 'output-rejected' | 'stalls';
 
 export const DEFAULT_SCRIPT: FakeScript = {
   slot: 'grant',
   launch: 'ok',
   watch: { exitCode: 0, stderrTail: '' },
+  watches: [],
   stop: 'ok',
   cleanup: 'ok',
 };
@@ -130,15 +139,16 @@ export class FakeFleet {
         note(fake, 'recordStatus', [record]);
         fake.records.push(record);
       },
-      createRun: async (processId) => {
+      createRun: async (processId, options) => {
         const fake = this.process(processId);
-        note(fake, 'createRun', [processId]);
+        note(fake, 'createRun', options ? [processId, options] : [processId]);
         fake.runNumber += 1;
         return {
           runId: processId * 1000 + fake.runNumber,
           runNumber: fake.runNumber,
           stopGraceSeconds: 1,
           lostTimeoutSeconds: 5,
+          ...(fake.script.restart ? { restart: fake.script.restart } : {}),
         };
       },
       acquireSlot: async (runId) => {
@@ -157,6 +167,9 @@ export class FakeFleet {
       },
       noteEvent: async (processId, runId, level, message) => {
         note(this.process(processId), 'noteEvent', [processId, runId, level, message]);
+      },
+      recordEvent: async (event) => {
+        note(this.process(event.processId), 'recordEvent', [event]);
       },
       deleteProcessData: async (processId) => {
         note(this.process(processId), 'deleteProcessData', [processId]);
@@ -177,7 +190,9 @@ export class FakeFleet {
       runTraining: async (runId) => {
         const fake = this.byRun(runId);
         fake.calls.push({ name: 'runTraining', args: [runId] });
-        const { watch } = fake.script;
+        const watch = fake.script.watches[(runId % 1000) - 1] ?? fake.script.watch;
+        if (watch === 'stalls')
+          throw ApplicationFailure.nonRetryable('Stalled: no metric line for 5 s.', FAILURE.stalled);
         if (watch === 'machine-lost') throw ApplicationFailure.nonRetryable(LOST, FAILURE.machineLost);
         if (watch === 'output-rejected')
           throw ApplicationFailure.nonRetryable(

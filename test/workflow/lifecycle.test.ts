@@ -66,7 +66,12 @@ describe('a run', () => {
         const snapshot = await recorded('failed');
         expect(snapshot.lastError).toBe('The trainer exited with code 3: CUDA out of memory');
         expect(finishes(fleet.calls(processId, 'finishRun'))).toEqual([
-          { status: 'failed', exitCode: 3, error: 'The trainer exited with code 3: CUDA out of memory' },
+          {
+            status: 'failed',
+            exitCode: 3,
+            error: 'The trainer exited with code 3: CUDA out of memory',
+            failureClass: 'oom',
+          },
         ]);
       },
     );
@@ -192,6 +197,7 @@ describe('a failure', () => {
             exitCode: null,
             error: 'The machine "fake" has not answered for 5 s.',
             trainerMayRemain: true,
+            failureClass: 'machine_lost',
           },
         ]);
       },

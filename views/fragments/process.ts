@@ -98,11 +98,18 @@ export function processRow(
   <td class="expand">${ctx.permissions.view ? html`<button type="button" class="expander" aria-expanded="false" aria-controls="${id.details}" data-details-url="${processUrl(view.id)}/details" data-label-show="${t('showDetails')}" data-label-hide="${t('hideDetails')}" title="${t('showDetails')}" aria-label="${t('showDetails')}"><span class="chevron" aria-hidden="true"></span></button>` : ''}</td>
   <td class="name">#${view.id} <span class="process-name">${view.name}</span>${view.sweepId === null ? '' : html` <a class="sweep-link muted" href="/training/sweeps/${view.sweepId}">${fill(t('sweepLink'), { id: String(view.sweepId) })}</a>`}</td>
   <td><span class="machine-name">${view.machineName}</span>${showsAddress(view, ctx) ? html` <span class="muted">${view.machineAddress}</span>` : ''}</td>
-  <td class="status">${options.deleting ? html`<span class="badge deleting">${t('deleting')}</span>` : statusBadge(view.status, ctx.locale)}${view.machineUnreachableSince ? html` <span class="badge unreachable" title="${view.machineUnreachableSince}">${t('machineUnreachable')}</span>` : ''}${errorOf(view, ctx) ? html`<div class="row-error" title="${errorOf(view, ctx)}">${firstLine(errorOf(view, ctx)!)}</div>` : ''}</td>
+  <td class="status">${options.deleting ? html`<span class="badge deleting">${t('deleting')}</span>` : statusBadge(view.status, ctx.locale)}${attemptNote(view, ctx.locale)}${view.stalled ? html` <span class="badge stalled" title="${t('stalledTitle')}">${t('stalledBadge')}</span>` : ''}${view.machineUnreachableSince ? html` <span class="badge unreachable" title="${view.machineUnreachableSince}">${t('machineUnreachable')}</span>` : ''}${errorOf(view, ctx) ? html`<div class="row-error" title="${errorOf(view, ctx)}">${firstLine(errorOf(view, ctx)!)}</div>` : ''}</td>
   <td class="progress-cell">${progressCell(view, ctx.locale)}</td>
   <td class="num">${view.runNumber ?? '—'}</td>
   <td class="actions">${options.deleting ? '' : menu(view, ctx)}</td>
 </tr>`;
+}
+
+/** "· attempt 2/4" while a restart chain is under way (or has ended past its first attempt). */
+function attemptNote(view: ProcessView, locale: Locale): Html | string {
+  if (view.maxAttempts <= 1 || (view.attempt <= 1 && !isActive(view.status))) return '';
+  const text = fill(translator(locale)('attemptOf'), { n: String(view.attempt), of: String(view.maxAttempts) });
+  return html` <span class="attempt" data-attempt="${view.attempt}">· ${text}</span>`;
 }
 
 function firstLine(text: string): string {

@@ -5,12 +5,16 @@ import { html, type Html } from '../html.js';
 import { translator } from '../i18n.js';
 import { layout, type PageContext } from '../layout.js';
 import { fill } from '../fragments/format.js';
+import { restartFields, restartFormValues, type RestartFormValues } from '../fragments/restart-fields.js';
 
-export { TEMPLATE_FIELDS as TEMPLATE_FORM_FIELDS };
-export type TemplateFormValues = Partial<Record<(typeof TEMPLATE_FIELDS)[number], string>> & {
-  /** Names of stored secret variables to remove (checkboxes). */
-  secretEnvRemove?: string[];
-};
+/** The service's fields that the form sends as one string each; the restart policy has fields of its own. */
+type FormField = Exclude<(typeof TEMPLATE_FIELDS)[number], 'restart'>;
+export const TEMPLATE_FORM_FIELDS = TEMPLATE_FIELDS.filter((f): f is FormField => f !== 'restart');
+export type TemplateFormValues = Partial<Record<FormField, string>> &
+  RestartFormValues & {
+    /** Names of stored secret variables to remove (checkboxes). */
+    secretEnvRemove?: string[];
+  };
 
 export function templateFormValues(template: TemplateView): TemplateFormValues {
   return {
@@ -24,6 +28,7 @@ export function templateFormValues(template: TemplateView): TemplateFormValues {
     params: JSON.stringify(template.params, null, 2),
     totalSteps: template.totalSteps === null ? '' : String(template.totalSteps),
     stopGraceSeconds: String(template.stopGraceSeconds),
+    ...restartFormValues(template.restart, template.stallSeconds),
   };
 }
 
@@ -62,11 +67,11 @@ export function templateFormPage(ctx: PageContext, state: TemplateFormState): Ht
     errors[key] ? html`<p class="field-error" id="template-${key}-error">${errors[key]}</p>` : '';
   const inv = (key: string) => (errors[key] ? html` aria-invalid="true" aria-describedby="template-${key}-error"` : '');
   const hint = (text: string) => html`<p class="hint">${text}</p>`;
-  const field = (key: (typeof TEMPLATE_FIELDS)[number], label: string, control: Html, help?: string) =>
+  const field = (key: FormField, label: string, control: Html, help?: string) =>
     html`<div class="field"><label for="template-${key}">${label}</label>${control}${err(key)}${help ? hint(help) : ''}</div>`;
-  const text = (key: (typeof TEMPLATE_FIELDS)[number], extra: Html = html``) =>
+  const text = (key: FormField, extra: Html = html``) =>
     html`<input id="template-${key}" name="${key}" value="${values[key] ?? ''}"${inv(key)}${extra}>`;
-  const area = (key: (typeof TEMPLATE_FIELDS)[number], rows: number, extra: Html = html``) =>
+  const area = (key: FormField, rows: number, extra: Html = html``) =>
     html`<textarea id="template-${key}" name="${key}" rows="${rows}" spellcheck="false"${inv(key)}${extra}>${values[key] ?? ''}</textarea>`;
   return layout(
     { ...ctx, section: 'training' },
@@ -85,6 +90,7 @@ export function templateFormPage(ctx: PageContext, state: TemplateFormState): Ht
     ${field('totalSteps', t('totalSteps'), text('totalSteps', html` inputmode="numeric"`), t('totalStepsHint'))}
     ${field('stopGraceSeconds', t('stopGrace'), text('stopGraceSeconds', html` inputmode="numeric"`), t('stopGraceHint'))}
   </div>
+  ${restartFields(ctx.locale, values, errors)}
   ${field('params', t('paramsField'), area('params', 6), t('paramsFieldHint'))}
   ${field('env', t('env'), area('env', 3, html` placeholder="CUDA_CACHE_DISABLE=1"`), t('envHint'))}
   ${secretEnvField(ctx, template, errors)}

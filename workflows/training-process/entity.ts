@@ -2,7 +2,6 @@
 // (their validators refuse what the status table refuses), the mirror that records every
 // status change in the database, one run from slot to finish, and the delete.
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -13,6 +12,7 @@ import {
 } from '@temporalio/workflow';
 import type { StopOptions, TrainerOutcome } from '../../activities/types.js';
 import { FAILURE } from '../../domain/failures.js';
+import { exitFailureClass, restartPolicyOf, type FailureClass } from '../../domain/restart.js';
 import {
   canTransition,
   decide,
@@ -34,32 +34,13 @@ import {
 } from '../messages.js';
 import type { TrainingProcessInput } from '../training-process.js';
 import { control, machine, slots, type MachineProxies } from './activities.js';
+import { failureMessage, failureType, StatusTableViolation, watchFailureClass } from './failures.js';
+import { RestartChain } from './restarts.js';
+
+export { StatusTableViolation } from './failures.js';
 
 /** How long the stop after a failed launch waits for a silent machine before leaving the trainer to the reaper. */
 const LAUNCH_STOP_PATIENCE_SECONDS = 30;
-
-/**
- * A status change the status table does not allow. It is a bug in this workflow, never a
- * user's request (those are refused by the update validators before anything changes), so
- * it is a plain Error: the SDK fails the workflow task, not the workflow. The process then
- * stays where it was, nothing recorded, its trainer untouched, and the task is retried
- * until a worker with fixed code replays it; failing the workflow would lose the process.
- */
-export class StatusTableViolation extends Error {
-  override name = 'StatusTableViolation';
-}
-
-function failureMessage(error: unknown): string {
-  let current: unknown = error;
-  while (current instanceof ActivityFailure && current.cause) current = current.cause;
-  return current instanceof Error ? current.message : String(current);
-}
-
-function failureType(error: unknown): string | undefined {
-  let current: unknown = error;
-  while (current instanceof ActivityFailure && current.cause) current = current.cause;
-  return current instanceof ApplicationFailure ? (current.type ?? undefined) : undefined;
-}
 
 export class TrainingProcess {
   readonly state: ProcessSnapshot;
@@ -71,6 +52,8 @@ export class TrainingProcess {
   private stopRequested = false;
   /** What a stopped run becomes instead of `stopped` (a disable of an active process). */
   private afterStop: ProcessStatus | null = null;
+  /** The restart chain: the current policy and a pending restart (a stop, disable or delete cancels it). */
+  readonly restarts: RestartChain;
   /** The newest status version in the database mirror. */
   private recordedVersion: number;
   private readonly machine: MachineProxies;
@@ -85,7 +68,10 @@ export class TrainingProcess {
       runNumber: carried?.runNumber ?? 0,
       runId: null,
       lastError: carried?.lastError ?? null,
+      attempt: carried?.attempt ?? 1,
     };
+    this.restarts = new RestartChain(carried?.restartAt ?? null);
+    this.runRequested = this.restarts.at !== null;
     this.recordedVersion = carried?.statusVersion ?? -1;
     this.machine = machine(input.machineId);
     this.setHandlers();
@@ -105,6 +91,8 @@ export class TrainingProcess {
         statusBeforeDisable: state.statusBeforeDisable,
         runNumber: state.runNumber,
         lastError: state.lastError,
+        attempt: state.attempt,
+        ...(this.restarts.at !== null ? { restartAt: this.restarts.at } : {}),
       },
     };
   }
@@ -143,6 +131,8 @@ export class TrainingProcess {
       startUpdate,
       async () => {
         this.setStatus('queued', null);
+        // A user's start begins a new restart chain.
+        this.state.attempt = 1;
         this.runRequested = true;
         this.stopRequested = false;
         return this.recorded();
@@ -154,7 +144,8 @@ export class TrainingProcess {
       stopUpdate,
       async () => {
         this.setStatus('stopping');
-        this.stopRequested = true;
+        if (this.cancelRestart()) this.setStatus('stopped');
+        else this.stopRequested = true;
         return this.recorded();
       },
       { validator: () => this.refuseUnless('stop') },
@@ -163,7 +154,13 @@ export class TrainingProcess {
     setHandler(
       disableUpdate,
       async () => {
-        if (isActive(this.state.status)) {
+        if (this.restarts.at !== null) {
+          // Waiting to restart: there is no trainer to stop.
+          this.setStatus('stopping');
+          this.cancelRestart();
+          this.state.statusBeforeDisable = 'stopped';
+          this.setStatus('disabled');
+        } else if (isActive(this.state.status)) {
           // Stopped first; recorded as disabled once the trainer is gone.
           if (this.state.status !== 'stopping') this.setStatus('stopping');
           this.stopRequested = true;
@@ -195,7 +192,11 @@ export class TrainingProcess {
       deleteUpdate,
       async (options: DeleteOptions) => {
         this.deleteRequested = { force: options?.force === true };
-        if (isActive(this.state.status)) {
+        if (this.restarts.at !== null) {
+          this.setStatus('stopping');
+          this.cancelRestart();
+          this.setStatus('stopped');
+        } else if (isActive(this.state.status)) {
           if (this.state.status !== 'stopping') this.setStatus('stopping');
           this.stopRequested = true;
         }
@@ -220,6 +221,7 @@ export class TrainingProcess {
         statusBeforeDisable: snapshot.statusBeforeDisable,
         lastError: snapshot.lastError,
         runId: snapshot.runId,
+        attempt: snapshot.attempt,
       });
       upsertSearchAttributes([{ key: SEARCH_KEYS.status, value: snapshot.status }]);
       this.recordedVersion = snapshot.statusVersion;
@@ -245,9 +247,12 @@ export class TrainingProcess {
   /** One run: a slot, the launch, the watch until the trainer exits or is stopped, the finish. */
   async run(): Promise<void> {
     this.runRequested = false;
-    const run = await control.createRun(this.input.processId);
+    if (!(await this.restarts.backoff())) return;
+    const attempt = this.state.attempt;
+    const run = await control.createRun(this.input.processId, ...(attempt > 1 ? [{ attempt }] : []));
     this.state.runId = run.runId;
     this.state.runNumber = run.runNumber;
+    this.restarts.policy = restartPolicyOf(run.restart);
 
     // queued: wait for a slot; a stop cancels the wait.
     const acquiring = new CancellationScope();
@@ -317,7 +322,13 @@ export class TrainingProcess {
           stopError === null
             ? ''
             : ` (the trainer it may have started could not be stopped: ${failureMessage(stopError)})`;
-        await this.finish('failed', null, `Launch failed: ${failureMessage(error)}${stopNote}`, stopError !== null);
+        await this.finish(
+          'failed',
+          null,
+          `Launch failed: ${failureMessage(error)}${stopNote}`,
+          stopError !== null,
+          'launch_failed',
+        );
       }
       return;
     }
@@ -362,7 +373,7 @@ export class TrainingProcess {
       const error = watchError ?? stopError;
       const lost = failureType(error) === FAILURE.machineLost;
       if (stoppedTrainer) {
-        await this.finish('failed', null, failureMessage(error));
+        await this.finish('failed', null, failureMessage(error), false, watchFailureClass(error));
         return;
       }
       // The trainer may outlive its machine's silence: the worker stops it when the machine answers again.
@@ -371,6 +382,7 @@ export class TrainingProcess {
         null,
         lost ? failureMessage(error) : `Lost track of the trainer: ${failureMessage(error)}`,
         true,
+        lost ? 'machine_lost' : null,
       );
       return;
     }
@@ -383,7 +395,7 @@ export class TrainingProcess {
       const code = result?.exitCode ?? null;
       const tail = result?.stderrTail.trim() ?? '';
       const reason = `The trainer exited with code ${code ?? 'unknown'}${tail ? `: ${tail}` : ''}`;
-      await this.finish('failed', code, reason);
+      await this.finish('failed', code, reason, false, exitFailureClass(code, tail));
     }
   }
 
@@ -392,6 +404,7 @@ export class TrainingProcess {
     exitCode: number | null,
     error: string | null,
     trainerMayRemain = false,
+    failureClass: FailureClass | null = null,
   ): Promise<void> {
     if (this.state.runId !== null) {
       await control.finishRun(this.state.runId, {
@@ -399,8 +412,10 @@ export class TrainingProcess {
         exitCode,
         error,
         ...(trainerMayRemain ? { trainerMayRemain } : {}),
+        ...(status === 'failed' && failureClass !== null ? { failureClass } : {}),
       });
     }
+    if (status === 'failed' && (await this.restartAfterFailure(failureClass, error))) return;
     if (status === 'stopped' && this.afterStop === 'disabled') {
       this.setStatus('disabled', error);
     } else if (status === 'failed' && this.afterStop === 'disabled' && patched('disable-after-failure')) {
@@ -413,6 +428,32 @@ export class TrainingProcess {
     }
     this.afterStop = null;
     this.stopRequested = false;
+  }
+
+  /**
+   * After a failed run that nobody asked to stop: when the template's policy restarts its
+   * class, the process records `failed` and at once `queued` again with the next attempt
+   * (the reason stays in lastError), and the next run starts after the backoff. The
+   * failure and its class go to the process log. True when a restart is pending.
+   */
+  private async restartAfterFailure(failureClass: FailureClass | null, error: string | null): Promise<boolean> {
+    if (this.stopRequested || this.afterStop !== null || this.deleteRequested !== null) return false;
+    const { restart, event } = this.restarts.verdict(failureClass, this.state.attempt, this.state.runNumber);
+    if (event) await control.recordEvent({ processId: this.input.processId, runId: this.state.runId, ...event });
+    if (!restart) return false;
+    this.setStatus('failed', error);
+    this.setStatus('queued', error);
+    this.state.attempt += 1;
+    this.restarts.schedule();
+    this.runRequested = true;
+    return true;
+  }
+
+  /** A stop, disable or delete during a restart's backoff: no run is in flight, so nothing is to stop. */
+  private cancelRestart(): boolean {
+    if (!this.restarts.cancel()) return false;
+    this.runRequested = false;
+    return true;
   }
 
   /**

@@ -20,6 +20,7 @@ import {
   templateFormValues,
   type TemplateFormValues,
 } from '../../../views/pages/template-form.js';
+import { NEW_TEMPLATE_RESTART } from '../../../views/fragments/restart-fields.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
 import { PathIdParams } from '../params.js';
@@ -33,6 +34,10 @@ const bodySchema = Type.Object({
   ...formFields,
   // One checkbox arrives as a string; form validation (api/validation.ts) makes it a list of one.
   secretEnvRemove: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 200 })),
+  restartOnFailure: Type.Optional(Type.String({ maxLength: 20 })),
+  restartBackoffSeconds: Type.Optional(Type.String({ maxLength: 20 })),
+  restartOnMachineLost: Type.Optional(Type.String({ maxLength: 10 })),
+  restartExcept: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { maxItems: 10 })),
   _csrf: Type.Optional(Type.String()),
 });
 const idParams = PathIdParams;
@@ -51,7 +56,7 @@ function readForm(
   };
   if (input.name === '') errors.name = t('required');
   if ((form.command ?? '').trim() === '') errors.command = t('required');
-  const optionalInt = (key: 'totalSteps' | 'stopGraceSeconds', empty: number | null) => {
+  const optionalInt = (key: 'totalSteps' | 'stopGraceSeconds' | 'stallSeconds', empty: number | null) => {
     const raw = (form[key] ?? '').trim();
     if (raw === '') input[key] = empty;
     else if (!/^\d{1,10}$/.test(raw)) errors[key] = t('notInteger');
@@ -59,6 +64,22 @@ function readForm(
   };
   optionalInt('totalSteps', null);
   optionalInt('stopGraceSeconds', 30);
+  optionalInt('stallSeconds', null);
+  // The restart policy: its numbers checked here as numbers, its classes by the service.
+  const restart: Record<string, unknown> = {
+    onMachineLost: form.restartOnMachineLost !== undefined,
+    except: form.restartExcept ?? [],
+  };
+  for (const [key, field, empty] of [
+    ['onFailure', 'restartOnFailure', 0],
+    ['backoffSeconds', 'restartBackoffSeconds', 30],
+  ] as const) {
+    const raw = (form[field] ?? '').trim();
+    if (raw === '') restart[key] = empty;
+    else if (!/^\d{1,10}$/.test(raw)) errors[field] = t('notInteger');
+    else restart[key] = Number(raw);
+  }
+  input.restart = restart;
   const params = (form.params ?? '').trim();
   if (params === '') input.params = {};
   else {
@@ -130,7 +151,7 @@ export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: 
       if (!(error instanceof ServiceError) || (error.code !== 'invalid' && error.code !== 'conflict')) throw error;
       const field = error.field?.split('.')[0];
       return formPage(request, reply, existing, form, {
-        [field && (TEMPLATE_FORM_FIELDS as readonly string[]).includes(field) ? field : 'form']: error.message,
+        [field && [...TEMPLATE_FORM_FIELDS, 'restart'].includes(field) ? field : 'form']: error.message,
       });
     }
     auditAs(request, {
@@ -143,7 +164,7 @@ export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: 
   }
 
   app.get('/training/templates/new', async (request, reply) => {
-    return formPage(request, reply, null, { stopGraceSeconds: '30', params: '{}' });
+    return formPage(request, reply, null, { stopGraceSeconds: '30', params: '{}', ...NEW_TEMPLATE_RESTART });
   });
 
   app.post('/training/templates', { schema: { body: bodySchema } }, async (request, reply) => {

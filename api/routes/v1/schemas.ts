@@ -8,6 +8,7 @@ import { Type } from 'typebox';
 import * as inputs from '../../../services/inputs.js';
 import { STATUSES, type ProcessStatus } from '../../../domain/status.js';
 import { ALL_PERMISSIONS } from '../../../domain/permissions.js';
+import { FAILURE_CLASSES } from '../../../domain/restart.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -83,6 +84,8 @@ export const Template = output('Template', {
     'params',
     'totalSteps',
     'stopGraceSeconds',
+    'restart',
+    'stallSeconds',
     'createdAt',
     'updatedAt',
   ],
@@ -105,6 +108,18 @@ export const Template = output('Template', {
     params: { type: 'object', additionalProperties: true },
     totalSteps: { type: ['integer', 'null'] },
     stopGraceSeconds: { type: 'integer' },
+    restart: {
+      type: 'object',
+      required: ['onFailure', 'backoffSeconds', 'onMachineLost', 'except'],
+      properties: {
+        onFailure: { type: 'integer' },
+        backoffSeconds: { type: 'integer' },
+        onMachineLost: { type: 'boolean' },
+        except: { type: 'array', items: { type: 'string', enum: [...FAILURE_CLASSES] } },
+      },
+      description: 'What follows a failed run (defaults filled in; onFailure 0 never restarts).',
+    },
+    stallSeconds: { type: ['integer', 'null'], description: 'Silence (no metric line) that marks a run stalled.' },
     createdAt: timestamp,
     updatedAt: timestamp,
   },
@@ -224,6 +239,12 @@ export const Process = output('Process', {
     startedAt: nullable(timestamp),
     finishedAt: nullable(timestamp),
     lastError: { type: ['string', 'null'] },
+    attempt: {
+      type: 'integer',
+      description: "1-based within the current restart chain (a user's start begins a new chain).",
+    },
+    maxAttempts: { type: 'integer', description: "The template's restart.onFailure + 1." },
+    stalled: { type: 'boolean', description: "The current run wrote no metric line for the template's stallSeconds." },
     runNumber: { type: ['integer', 'null'], description: 'The latest run, 1, 2, …' },
     machineUnreachableSince: nullable(timestamp),
     workflowId: { type: 'string' },
