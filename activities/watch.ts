@@ -41,8 +41,10 @@ export async function runTraining(ctx: MachineContext, store: MetricsStore, runI
     eta: (run.etaState as EtaState | null) ?? initialEta({ totalSteps: run.totalSteps }),
     onCommit: (commit) => ctx.telemetry.metricsCommitted(commit),
   });
-  // The silence of a re-attached watch counts from its own start: the trainer's last line before is not known here.
-  const stall = stallWatch(db, run, tail.offset, Date.now());
+  // Silence counts from the launch; for a re-attached watch, from its own start (when the
+  // trainer last wrote before is not known here).
+  const silentSince = info.attempt === 1 && run.startedAt ? run.startedAt.getTime() : Date.now();
+  const stall = stallWatch(db, run, tail.offset, silentSince);
   let unreachableSince: number | null = run.unreachableSince ? run.unreachableSince.getTime() : null;
   const lostMs = machine.lostTimeoutSeconds * 1000;
   let lastBeat = 0;

@@ -71,7 +71,8 @@ const en = {
   restartPolicy: 'Restarts after a failure',
   restartOnFailure: 'Restart a failed run, times',
   restartOnFailureHint:
-    '0: never. The new run gets TRAINYARD_PREVIOUS_RUN_DIR (the failed run\'s directory) to resume from its checkpoint.',
+    "0: never. The new run gets TRAINYARD_PREVIOUS_RUN_DIR (the failed run's directory) to resume from its " +
+    'checkpoint.',
   restartBackoff: 'Wait before a restart, s',
   restartOnMachineLost: 'Also when the machine was lost',
   restartExcept: 'Never restart after',
@@ -342,7 +343,8 @@ const ru: Record<MessageKey, string> = {
   restartPolicy: 'Перезапуск после ошибки',
   restartOnFailure: 'Перезапускать упавший прогон, раз',
   restartOnFailureHint:
-    '0 — никогда. Новый прогон получает TRAINYARD_PREVIOUS_RUN_DIR (каталог упавшего), чтобы продолжить с контрольной точки.',
+    '0 — никогда. Новый прогон получает TRAINYARD_PREVIOUS_RUN_DIR (каталог упавшего), чтобы продолжить ' +
+    'с контрольной точки.',
   restartBackoff: 'Пауза перед перезапуском, с',
   restartOnMachineLost: 'И при потере машины',
   restartExcept: 'Не перезапускать после',
@@ -353,7 +355,8 @@ const ru: Record<MessageKey, string> = {
   failureClass_stalled: 'зависания',
   stallSeconds: 'Завис, если нет метрик, с',
   stallSecondsHint:
-    'Пусто — не следить. Зависший прогон помечается; его останавливают и перезапускают, если политика перезапускает зависания.',
+    'Пусто — не следить. Зависший прогон помечается; его останавливают и перезапускают, ' +
+    'если политика перезапускает зависания.',
   envLineError: 'Строка {n}: пишите NAME=value.',
   confirmDeleteTemplate: 'Удалить шаблон «{name}»?',
   templateInUseHint: 'Шаблон с процессами удалить нельзя; сначала удалите его процессы.',

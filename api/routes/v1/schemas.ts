@@ -315,6 +315,13 @@ export const Run = output('Run', {
     totalSteps: { type: ['integer', 'null'] },
     exitCode: { type: ['integer', 'null'] },
     error: { type: ['string', 'null'] },
+    attempt: { type: 'integer', description: 'The attempt of its restart chain this run was (1-based).' },
+    failureClass: {
+      type: ['string', 'null'],
+      enum: [...FAILURE_CLASSES, null],
+      description: 'Why a failed run failed, as the restart policy classes it.',
+    },
+    stalled: { type: 'boolean', description: "No metric line for the template's stallSeconds (cleared by the next)." },
     malformedLines: { type: 'integer' },
     oversizedLines: { type: 'integer' },
     queuedAt: timestamp,
