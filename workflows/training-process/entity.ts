@@ -35,7 +35,7 @@ import {
 import type { TrainingProcessInput } from '../training-process.js';
 import { control, machine, slots, type MachineProxies } from './activities.js';
 import { failureMessage, failureType, StatusTableViolation, watchFailureClass } from './failures.js';
-import { RestartChain } from './restarts.js';
+import { RestartChain, type FailureVerdict } from './restarts.js';
 
 export { StatusTableViolation } from './failures.js';
 
@@ -247,7 +247,9 @@ export class TrainingProcess {
   /** One run: a slot, the launch, the watch until the trainer exits or is stopped, the finish. */
   async run(): Promise<void> {
     this.runRequested = false;
-    if (!(await this.restarts.backoff())) return;
+    // Only a pending restart waits: without one, createRun is scheduled in this very
+    // activation, as histories from before restarts have it.
+    if (this.restarts.at !== null && !(await this.restarts.backoff())) return;
     const attempt = this.state.attempt;
     const run = await control.createRun(this.input.processId, ...(attempt > 1 ? [{ attempt }] : []));
     this.state.runId = run.runId;
@@ -415,7 +417,15 @@ export class TrainingProcess {
         ...(status === 'failed' && failureClass !== null ? { failureClass } : {}),
       });
     }
-    if (status === 'failed' && (await this.restartAfterFailure(failureClass, error))) return;
+    // Synchronous unless the policy has something to record: the commands of histories
+    // from before restarts keep their order.
+    const verdict = status === 'failed' ? this.failureVerdict(failureClass) : null;
+    if (verdict?.event)
+      await control.recordEvent({ processId: this.input.processId, runId: this.state.runId, ...verdict.event });
+    if (verdict?.restart && this.restartable()) {
+      this.restartAfterFailure(error);
+      return;
+    }
     if (status === 'stopped' && this.afterStop === 'disabled') {
       this.setStatus('disabled', error);
     } else if (status === 'failed' && this.afterStop === 'disabled' && patched('disable-after-failure')) {
@@ -434,19 +444,24 @@ export class TrainingProcess {
    * After a failed run that nobody asked to stop: when the template's policy restarts its
    * class, the process records `failed` and at once `queued` again with the next attempt
    * (the reason stays in lastError), and the next run starts after the backoff. The
-   * failure and its class go to the process log. True when a restart is pending.
+   * failure and its class go to the process log (failureVerdict).
    */
-  private async restartAfterFailure(failureClass: FailureClass | null, error: string | null): Promise<boolean> {
-    if (this.stopRequested || this.afterStop !== null || this.deleteRequested !== null) return false;
-    const { restart, event } = this.restarts.verdict(failureClass, this.state.attempt, this.state.runNumber);
-    if (event) await control.recordEvent({ processId: this.input.processId, runId: this.state.runId, ...event });
-    if (!restart) return false;
+  private failureVerdict(failureClass: FailureClass | null): FailureVerdict | null {
+    if (!this.restartable()) return null;
+    return this.restarts.verdict(failureClass, this.state.attempt, this.state.runNumber);
+  }
+
+  /** Nobody asked to stop, disable or delete the process (also checked again after recording the failure). */
+  private restartable(): boolean {
+    return !this.stopRequested && this.afterStop === null && this.deleteRequested === null;
+  }
+
+  private restartAfterFailure(error: string | null): void {
     this.setStatus('failed', error);
     this.setStatus('queued', error);
     this.state.attempt += 1;
     this.restarts.schedule();
     this.runRequested = true;
-    return true;
   }
 
   /** A stop, disable or delete during a restart's backoff: no run is in flight, so nothing is to stop. */
