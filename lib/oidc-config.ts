@@ -179,7 +179,7 @@ export const OIDC_SETTINGS: ReadonlyArray<{ name: string; default: string; meani
   {
     name: 'TRAINYARD_OIDC_CLIENT_SECRET',
     default: '(none)',
-    meaning: 'client secret (sent with HTTP Basic, or in the body when the provider only takes that)',
+    meaning: 'client secret (HTTP Basic; in the body when the provider takes only that); unset → PKCE alone',
   },
   {
     name: 'TRAINYARD_OIDC_GROUPS_CLAIM',

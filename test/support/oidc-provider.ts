@@ -34,6 +34,8 @@ export async function startTestProvider(options: { port: number; redirectUri: st
     claims: { openid: ['sub'], profile: ['preferred_username', 'name'], groups: ['groups'] },
     cookies: { keys: ['trainyard-test-provider-cookie-key'] },
     features: { devInteractions: { enabled: true } },
+    // Set, so the provider does not warn about its defaults at every sign-in.
+    ttl: { Interaction: 600, Session: 3600, Grant: 3600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60 },
     // Read at every sign-in, so a test's change of groups shows at the next one.
     findAccount: async (_ctx, id) => ({
       accountId: id,
