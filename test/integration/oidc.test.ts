@@ -7,6 +7,8 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLOW_COOKIE, openFlow, sealFlow } from '../../api/sso/flow-cookie.js';
 import { auditEvents, roleGrants, roles, sessions, users } from '../../db/schema.js';
+import { assertRoleMapRoles } from '../../api/server.js';
+import { ConfigError, loadConfig } from '../../lib/config.js';
 import { freePort } from '../../lib/temporal-dev-server.js';
 import { createUser } from '../../services/accounts.js';
 import { makeActor, startApp, TEST_SECRET, viaToken, type TestApp } from '../support/app.js';
@@ -19,6 +21,7 @@ let provider: TestProvider;
 let web: TestApp;
 let baseUrl: string;
 let browser: TestBrowser | undefined;
+let trap: ((url: string) => void) | null = null;
 
 const ROLE_MAP = 'ml-admins=admin,ml-ops=operator,ml-readers=viewer';
 
@@ -37,8 +40,20 @@ beforeAll(async () => {
       TRAINYARD_OIDC_SCOPES: 'openid profile groups',
     },
   });
+  // Stands in for an attacker who reads the provider's redirect off the wire: while a test has
+  // set `trap`, the next callback is held back before the app sees it (Playwright cannot stop
+  // a request that is the end of a redirect chain).
+  web.app.addHook('onRequest', async (request, reply) => {
+    if (!trap || !request.url.startsWith('/auth/oidc/callback')) return;
+    const take = trap;
+    trap = null;
+    take(`${baseUrl}${request.url}`);
+    return reply.code(204).send();
+  });
   await web.app.listen({ port: appPort, host: '127.0.0.1' });
   browser = await launchChromium();
+  // The provider's pages import a web font; with no network here it would only stall them.
+  await browser.context.route(/^https:\/\/fonts\./, (route) => route.abort());
 });
 
 afterAll(async () => {
@@ -76,16 +91,12 @@ async function signIn(login: string): Promise<Page> {
   return page;
 }
 
-/** Stops the provider's redirect back before it reaches the app, and returns its URL. */
+/** Signs in at the provider, and returns the redirect back to the app, which the app never got. */
 async function capturedCallback(page: Page, login: string): Promise<string> {
-  let captured = '';
-  await page.route(`${baseUrl}/auth/oidc/callback**`, async (route) => {
-    captured = route.request().url();
-    await route.abort();
+  const captured = new Promise<string>((resolve) => {
+    trap = resolve;
   });
-  await throughProvider(page, login).catch(() => undefined);
-  await expect.poll(() => captured).not.toBe('');
-  await page.unroute(`${baseUrl}/auth/oidc/callback**`);
+  await throughProvider(page, login);
   return captured;
 }
 
@@ -241,7 +252,7 @@ describe('single sign-on settings at the edges', () => {
       const response = await down.app.inject({ url: '/auth/oidc/login?lang=en' });
       expect(response.statusCode).toBe(503);
       expect(response.body).toContain('The sign-in provider cannot be reached right now');
-      expect(response.headers['set-cookie']).toBeUndefined();
+      expect(String(response.headers['set-cookie'])).not.toContain(FLOW_COOKIE);
     } finally {
       await down.close();
     }
@@ -268,12 +279,28 @@ describe('single sign-on settings at the edges', () => {
       });
       expect(refused.statusCode).toBe(403);
       expect(refused.body).toContain('Sign-in with a password is turned off here');
-      expect(refused.headers['set-cookie']).toBeUndefined();
+      expect(String(refused.headers['set-cookie'])).not.toContain('ty_session');
       const actor = await makeActor(stack, [{ role: 'viewer' }], 'sso-off');
       expect((await viaToken(ssoOnly.app, actor, { url: '/api/v1/templates' })).statusCode).toBe(200);
     } finally {
       await ssoOnly.close();
     }
+  });
+
+  it('stops the web start when the role map names a role that does not exist, and takes custom roles', async () => {
+    const env = {
+      TRAINYARD_PUBLIC_URL: baseUrl,
+      TRAINYARD_OIDC_ISSUER: provider.issuer,
+      TRAINYARD_OIDC_CLIENT_ID: provider.clientId,
+    };
+    const custom = `Reviewers ${uid()}`;
+    await stack.database.db.insert(roles).values({ name: custom, permissions: ['templates.view'] });
+    const config = loadConfig({ ...env, TRAINYARD_OIDC_ROLE_MAP: `ml-ops=operator,ml-typo=opperator,rev=${custom}` });
+    const refusal = assertRoleMapRoles({ config, db: stack.database.db });
+    await expect(refusal).rejects.toBeInstanceOf(ConfigError);
+    await expect(refusal).rejects.toThrow(/^TRAINYARD_OIDC_ROLE_MAP names "opperator", which no role is;/);
+    const fine = loadConfig({ ...env, TRAINYARD_OIDC_ROLE_MAP: `ml-ops=operator,rev=${custom}` });
+    await expect(assertRoleMapRoles({ config: fine, db: stack.database.db })).resolves.toBeUndefined();
   });
 
   it('answers 404 on the SSO routes when single sign-on is not configured', async () => {
