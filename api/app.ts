@@ -14,6 +14,7 @@ import { formValidator } from './validation.js';
 import { healthRoutes } from './routes/health.js';
 import { pageContext, pageRoutes } from './routes/pages.js';
 import { platformRoutes } from './routes/platform.js';
+import { ssoRoutes } from './routes/sso.js';
 import { staticRoutes } from './routes/static.js';
 import { auditPlugin } from './plugins/audit.js';
 import { localePlugin } from './plugins/locale.js';
@@ -118,6 +119,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   await app.register(staticRoutes);
   await app.register(healthRoutes, { deps });
   await app.register(pageRoutes, { deps });
+  await app.register(ssoRoutes, { deps });
   await app.register(platformRoutes, { deps });
   await app.register(uiRoutes, { deps });
   return app;

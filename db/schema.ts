@@ -23,18 +23,28 @@ import type { RestartPolicy } from '../domain/restart.js';
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
 
-export const users = pgTable('users', {
-  id: serial('id').primaryKey(),
-  login: text('login').notNull().unique(),
-  passwordHash: text('password_hash').notNull(),
-  /** A display name; the login when empty. */
-  name: text('name').notNull().default(''),
-  locale: text('locale').notNull().default('ru'),
-  isActive: boolean('is_active').notNull().default(true),
-  lastLoginAt: timestamp('last_login_at', { withTimezone: true }),
-  createdAt: createdAt(),
-  updatedAt: updatedAt(),
-});
+export const users = pgTable(
+  'users',
+  {
+    id: serial('id').primaryKey(),
+    login: text('login').notNull().unique(),
+    passwordHash: text('password_hash').notNull(),
+    /** A display name; the login when empty. */
+    name: text('name').notNull().default(''),
+    locale: text('locale').notNull().default('ru'),
+    isActive: boolean('is_active').notNull().default(true),
+    lastLoginAt: timestamp('last_login_at', { withTimezone: true }),
+    /**
+     * Set for a user made by single sign-on: who they are at the provider. Matched on both,
+     * never on the login, which a local account may already hold (services/sso.ts).
+     */
+    oidcIssuer: text('oidc_issuer'),
+    oidcSubject: text('oidc_subject'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('users_oidc_identity').on(t.oidcIssuer, t.oidcSubject)],
+);
 
 export const roles = pgTable('roles', {
   id: serial('id').primaryKey(),

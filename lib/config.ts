@@ -5,6 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { TLSConfig } from '@temporalio/client';
 import { bindAddressOf, boolOf, ConfigError, portOf, read, urlOf, type Env } from './config-read.js';
+import { OIDC_SETTINGS, oidcConfigOf, type OidcConfig } from './oidc-config.js';
 import { temporalConnectionOf } from './temporal-config.js';
 
 export { ConfigError };
@@ -53,6 +54,12 @@ export interface Config {
   workerMetricsAddress: string | null;
   /** host:port the Temporal SDK serves its runtime metrics on (workers); null = none. */
   workerSdkMetricsAddress: string | null;
+  /** The address browsers open (TRAINYARD_PUBLIC_URL), without a trailing slash; null = unset. */
+  publicUrl: string | null;
+  /** Single sign-on; null = off (lib/oidc-config.ts). */
+  oidc: OidcConfig | null;
+  /** false → no password form, POST /login refused (TRAINYARD_LOCAL_LOGIN). */
+  localLogin: boolean;
 }
 
 /** The names proxy-addr (under Fastify's trustProxy) knows for address ranges. */
@@ -106,6 +113,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   }
   const keysDir = read(env, 'TRAINYARD_KEYS_DIR');
   const connection = temporalConnectionOf(env, problems);
+  const sso = oidcConfigOf(env, problems);
   const config: Config = {
     port: check(() => portOf(env, 'PORT', 3000), 3000),
     host: read(env, 'HOST') ?? '127.0.0.1',
@@ -132,6 +140,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     buildId: read(env, 'TRAINYARD_BUILD_ID') ?? null,
     workerMetricsAddress: check(() => bindAddressOf(env, 'TRAINYARD_WORKER_METRICS_ADDRESS'), null),
     workerSdkMetricsAddress: check(() => bindAddressOf(env, 'TRAINYARD_WORKER_SDK_METRICS_ADDRESS'), null),
+    publicUrl: sso.publicUrl,
+    oidc: sso.oidc,
+    localLogin: sso.localLogin,
   };
   if (config.workerMetricsAddress !== null && config.workerMetricsAddress === config.workerSdkMetricsAddress) {
     problems.push(
@@ -267,4 +278,5 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; meaning: s
     default: '(off)',
     meaning: "host:port a worker serves the Temporal SDK's metrics on (task latency, slots), e.g. 127.0.0.1:9465",
   },
+  ...OIDC_SETTINGS,
 ];

@@ -43,6 +43,20 @@ const en = {
   loginFailed: 'Wrong login or password.',
   tooManyAttempts: 'Too many attempts; wait a minute and try again.',
   loginBusy: 'Too many logins are being checked at once; try again in a few seconds.',
+  ssoLogin: 'Sign in with SSO',
+  localLoginOff: 'Sign-in with a password is turned off here; use "Sign in with SSO".',
+  ssoUnreachable: 'The sign-in provider cannot be reached right now; try again in a minute or tell an administrator.',
+  ssoExpired: 'This sign-in has expired or was started in another browser; start it again.',
+  ssoForgedState:
+    'Sign-in refused: the answer from the provider does not belong to this sign-in (state). Start it again.',
+  ssoForgedNonce: 'Sign-in refused: the ID token was issued for another sign-in (nonce). Start it again.',
+  ssoCodeRefused:
+    'Sign-in refused: the provider did not accept the sign-in code (already used or expired). Start it again.',
+  ssoProviderRefused: 'The provider refused the sign-in.',
+  ssoInvalid: 'Sign-in refused: the answer from the provider could not be verified.',
+  ssoNoRole: 'Your account has no role here: none of your groups is given access. Ask an administrator.',
+  ssoInactive: 'Your account here is deactivated. Ask an administrator.',
+  ssoUnknownRole: 'A role your groups map to no longer exists here. Tell an administrator.',
 
   // Training templates: the list and the template form
   noTemplates: 'No training templates yet.',
@@ -314,6 +328,19 @@ const ru: Record<MessageKey, string> = {
   loginFailed: 'Неверный логин или пароль.',
   tooManyAttempts: 'Слишком много попыток; подождите минуту и попробуйте снова.',
   loginBusy: 'Сейчас проверяется слишком много входов; попробуйте снова через несколько секунд.',
+  ssoLogin: 'Войти через SSO',
+  localLoginOff: 'Вход по паролю здесь отключён; используйте «Войти через SSO».',
+  ssoUnreachable: 'Провайдер входа сейчас недоступен; попробуйте через минуту или сообщите администратору.',
+  ssoExpired: 'Этот вход устарел или был начат в другом браузере; начните его заново.',
+  ssoForgedState: 'Вход отклонён: ответ провайдера не относится к этому входу (state). Начните вход заново.',
+  ssoForgedNonce: 'Вход отклонён: ID-токен выдан для другого входа (nonce). Начните вход заново.',
+  ssoCodeRefused: 'Вход отклонён: провайдер не принял код входа (он уже использован или устарел). Начните вход заново.',
+  ssoProviderRefused: 'Провайдер отказал во входе.',
+  ssoInvalid: 'Вход отклонён: ответ провайдера не удалось проверить.',
+  ssoNoRole:
+    'У вашей учётной записи здесь нет роли: ни одной из ваших групп не выдан доступ. Обратитесь к администратору.',
+  ssoInactive: 'Ваша учётная запись здесь отключена. Обратитесь к администратору.',
+  ssoUnknownRole: 'Роли, в которую отображаются ваши группы, здесь больше нет. Сообщите администратору.',
 
   // Training templates: the list and the template form
   noTemplates: 'Шаблонов обучения пока нет.',

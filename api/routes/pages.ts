@@ -2,7 +2,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { authenticate, createSession, destroySession, SESSION_TTL_MS } from '../../services/accounts.js';
+import { authenticate, destroySession } from '../../services/accounts.js';
 import { ServiceError } from '../../services/errors.js';
 import { listTemplates } from '../../services/templates.js';
 import { translator } from '../../views/i18n.js';
@@ -14,6 +14,7 @@ import { can, canAnywhere, signedIn, visibleTemplates } from '../access.js';
 import { SESSION_COOKIE } from '../plugins/auth.js';
 import type { AppDeps } from '../deps.js';
 import { LoginLimiter } from '../login-limiter.js';
+import { startSession } from '../session-cookie.js';
 
 export function pageContext(request: FastifyRequest): PageContext {
   const principal = request.principal;
@@ -59,7 +60,7 @@ export function safeNext(next: unknown): string {
 export async function pageRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>();
   const limiter = new LoginLimiter();
-  const secure = (request: FastifyRequest) => request.protocol === 'https';
+  const ways = { sso: deps.config.oidc !== null, localLogin: deps.config.localLogin };
 
   app.get('/', async (request, reply) => reply.redirect(request.principal ? '/training/templates' : '/login', 303));
 
@@ -77,7 +78,7 @@ export async function pageRoutes(parent: FastifyInstance, { deps }: { deps: AppD
       if (request.principal) return reply.redirect(safeNext(request.query.next), 303);
       return reply
         .type('text/html; charset=utf-8')
-        .send(loginPage(request.locale, { next: safeNext(request.query.next) }).value);
+        .send(loginPage(request.locale, { ...ways, next: safeNext(request.query.next) }).value);
     },
   );
 
@@ -98,7 +99,12 @@ export async function pageRoutes(parent: FastifyInstance, { deps }: { deps: AppD
       const { login, password } = request.body;
       const next = safeNext(request.body.next);
       const page = (error: string, code: number) =>
-        reply.code(code).type('text/html; charset=utf-8').send(loginPage(request.locale, { error, login, next }).value);
+        reply
+          .code(code)
+          .type('text/html; charset=utf-8')
+          .send(loginPage(request.locale, { ...ways, error, login, next }).value);
+      // Single sign-on only: no password is checked, whoever holds it (API tokens still work).
+      if (!deps.config.localLogin) return page(t('localLoginOff'), 403);
       if (limiter.blocked(request.ip, login)) return page(t('tooManyAttempts'), 429);
       let user;
       try {
@@ -114,17 +120,7 @@ export async function pageRoutes(parent: FastifyInstance, { deps }: { deps: AppD
         return page(t('loginFailed'), 401);
       }
       limiter.succeed(request.ip, login);
-      // A fresh session id at every login: a cookie planted before login is worth nothing after.
-      const old = request.cookies[SESSION_COOKIE];
-      if (old) await destroySession(deps.db, old);
-      const session = await createSession(deps.db, user.id);
-      reply.setCookie(SESSION_COOKIE, session.cookie, {
-        path: '/',
-        httpOnly: true,
-        sameSite: 'lax',
-        secure: secure(request),
-        maxAge: SESSION_TTL_MS / 1000,
-      });
+      await startSession(deps, request, reply, user.id);
       return reply.redirect(next, 303);
     },
   );

@@ -725,6 +725,23 @@ const TABLE: Row[] = [
   },
   { method: 'GET', route: '/admin', kind: 'page', needs: 'public', ok: [303], request: () => ({ url: '/admin' }) },
   { method: 'GET', route: '/login', kind: 'page', needs: 'public', ok: [200, 303], request: () => ({ url: '/login' }) },
+  // Single sign-on: public by nature, and 404 here where it is not configured (oidc.test.ts signs in with it).
+  {
+    method: 'GET',
+    route: '/auth/oidc/login',
+    kind: 'page',
+    needs: 'public',
+    ok: [404],
+    request: () => ({ url: '/auth/oidc/login' }),
+  },
+  {
+    method: 'GET',
+    route: '/auth/oidc/callback',
+    kind: 'page',
+    needs: 'public',
+    ok: [404],
+    request: () => ({ url: '/auth/oidc/callback?code=x&state=y' }),
+  },
   { method: 'GET', route: '/healthz', kind: 'api', needs: 'public', request: () => ({ url: '/healthz' }) },
   { method: 'GET', route: '/static/:name', kind: 'page', needs: 'public', request: () => ({ url: '/static/app.css' }) },
 ];
