@@ -53,6 +53,8 @@ export interface Config {
   workerMetricsAddress: string | null;
   /** host:port the Temporal SDK serves its runtime metrics on (workers); null = none. */
   workerSdkMetricsAddress: string | null;
+  /** The first wait before a failed notification delivery is retried (it doubles up to 10 min, for 24 h). */
+  notifyRetryInitialMs: number;
 }
 
 /** The names proxy-addr (under Fastify's trustProxy) knows for address ranges. */
@@ -105,6 +107,12 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     problems.push(`LOG_LEVEL=${logLevel} is not one of debug, info, warn, error.`);
   }
   const keysDir = read(env, 'TRAINYARD_KEYS_DIR');
+  const notifyRetry = read(env, 'TRAINYARD_NOTIFY_RETRY_INITIAL_MS') ?? '1000';
+  if (!/^\d{1,9}$/.test(notifyRetry) || Number(notifyRetry) < 10 || Number(notifyRetry) > 600_000) {
+    problems.push(
+      `TRAINYARD_NOTIFY_RETRY_INITIAL_MS=${notifyRetry} must be a whole number of milliseconds from 10 to 600000.`,
+    );
+  }
   const connection = temporalConnectionOf(env, problems);
   const config: Config = {
     port: check(() => portOf(env, 'PORT', 3000), 3000),
@@ -132,6 +140,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     buildId: read(env, 'TRAINYARD_BUILD_ID') ?? null,
     workerMetricsAddress: check(() => bindAddressOf(env, 'TRAINYARD_WORKER_METRICS_ADDRESS'), null),
     workerSdkMetricsAddress: check(() => bindAddressOf(env, 'TRAINYARD_WORKER_SDK_METRICS_ADDRESS'), null),
+    notifyRetryInitialMs: Number(notifyRetry),
   };
   if (config.workerMetricsAddress !== null && config.workerMetricsAddress === config.workerSdkMetricsAddress) {
     problems.push(
@@ -266,5 +275,12 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; meaning: s
     name: 'TRAINYARD_WORKER_SDK_METRICS_ADDRESS',
     default: '(off)',
     meaning: "host:port a worker serves the Temporal SDK's metrics on (task latency, slots), e.g. 127.0.0.1:9465",
+  },
+  {
+    name: 'TRAINYARD_NOTIFY_RETRY_INITIAL_MS',
+    default: '1000',
+    meaning:
+      'first wait before a failed notification delivery is retried; it doubles up to 10 min, and a delivery is ' +
+      'retried for 24 h',
   },
 ];
