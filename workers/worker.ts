@@ -112,6 +112,8 @@ function installRuntime(sdkMetricsAddress: string | null): void {
         warn(message: string, meta?: unknown) {
           // Machine queues carry activities only; that is by design, not news.
           if (message.startsWith('No workflows registered')) return;
+          // A refused delivery is retried for hours and each attempt is in the delivery log: not a warning each.
+          if ((meta as { activityType?: string } | undefined)?.activityType === 'deliverNotification') return;
           console.warn(`[temporal] ${message}`, meta ?? '');
         }
         error(message: string, meta?: unknown) {

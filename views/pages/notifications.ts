@@ -77,7 +77,7 @@ ${
   page.items.length === 0
     ? html`<p class="empty">${t('ntfNoDeliveries')}</p>`
     : html`<table class="grid" id="deliveries">
-  <thead><tr><th>${t('audWhen')}</th><th>${t('ntfEvent')}</th><th>${t('ntfProcess')}</th><th>${t('ntfAttempt')}</th><th>${t('ntfAnswer')}</th><th>${t('ntfEventKey')}</th></tr></thead>
+  <thead><tr><th>${t('audWhen')}</th><th>${t('ntfEvent')}</th><th>${t('colProcess')}</th><th>${t('ntfAttempt')}</th><th>${t('ntfAnswer')}</th><th>${t('ntfEventKey')}</th></tr></thead>
   <tbody>
   ${page.items.map(
     (d) => html`<tr data-delivery-id="${d.id}" class="${d.ok ? 'ok' : 'failed'}">
@@ -120,7 +120,7 @@ ${
   <label>${t('ntfChannel')}<select name="channelId" required>${data.channels.map(
     (c) => html`<option value="${c.id}">${c.name} (${c.kind})</option>`,
   )}</select></label>
-  <label>${t('ntfTemplate')}<select name="templateId">${data.canSubscribeAll ? html`<option value="">${t('ntfAllTemplates')}</option>` : ''}${data.templates.map(
+  <label>${t('admTemplate')}<select name="templateId">${data.canSubscribeAll ? html`<option value="">${t('ntfAllTemplates')}</option>` : ''}${data.templates.map(
     (template) => html`<option value="${template.id}">${template.name}</option>`,
   )}</select></label>
   <fieldset><legend>${t('ntfEvents')}</legend>${NOTIFICATION_EVENTS.map(
@@ -134,7 +134,7 @@ ${
   data.subscriptions.length === 0
     ? html`<p class="empty">${t('ntfNoSubscriptions')}</p>`
     : html`<table class="grid" id="subscriptions">
-  <thead><tr><th>${t('ntfChannel')}</th><th>${t('ntfTemplate')}</th><th>${t('ntfEvents')}</th><th></th></tr></thead>
+  <thead><tr><th>${t('ntfChannel')}</th><th>${t('admTemplate')}</th><th>${t('ntfEvents')}</th><th></th></tr></thead>
   <tbody>
   ${data.subscriptions.map(
     (s) => html`<tr data-subscription-id="${s.id}">
