@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { notificationChannels, runs } from '../../db/schema.js';
 import { createNotifier, installationId } from '../../services/notifications.js';
 import { act, createProcess } from '../../services/processes.js';
-import { makeActor, startApp, viaToken, type Actor, type TestApp } from '../support/app.js';
+import { makeActor, startApp, viaSession, viaToken, type Actor, type TestApp } from '../support/app.js';
 import { localMachine, makeTemplate, startStack, uid, waitFor, waitForStatus, type Stack } from '../support/stack.js';
 
 const SECRET = 'receiver-secret-0123456789';
@@ -472,5 +472,64 @@ describe('the JSON API', () => {
     // Deleting a channel takes its subscriptions with it.
     expect((await api({ method: 'DELETE', url: `/api/v1/notification-channels/${channel.id}` })).statusCode).toBe(204);
     expect((await api({ method: 'DELETE', url: `/api/v1/notification-channels/${channel.id}` })).statusCode).toBe(404);
+  });
+});
+
+describe('the pages', () => {
+  const form = (fields: Record<string, string>) => ({
+    payload: new URLSearchParams(fields).toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
+
+  it('add a channel, list it escaped, and let a user subscribe and unsubscribe', async () => {
+    const name = `<img src=x onerror=alert(1)> ${uid()}`;
+    const added = await viaSession(t.app, admin, {
+      method: 'POST',
+      url: '/admin/notifications',
+      ...form({ name, kind: 'webhook', url: 'http://127.0.0.1:9/p', secret: SECRET, _csrf: admin.csrf }),
+    });
+    expect(added.statusCode, added.body).toBe(303);
+    const page = await viaSession(t.app, admin, { method: 'GET', url: '/admin/notifications?lang=en' });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('Notification channels');
+    expect(page.body).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    expect(page.body).not.toContain('<img src=x');
+    expect(page.body).not.toContain(SECRET);
+    const [channel] = await stack.database.db
+      .select()
+      .from(notificationChannels)
+      .where(eq(notificationChannels.name, name));
+
+    const template = await makeTemplate(stack, { command: 'true' });
+    const mine = await viaSession(t.app, operator, { method: 'GET', url: '/account/notifications?lang=ru' });
+    expect(mine.statusCode).toBe(200);
+    expect(mine.body).toContain('Мои уведомления');
+    expect(mine.body).toContain('&lt;img src=x');
+    // An operator may not subscribe to every template: the option is not offered.
+    expect(mine.body).not.toContain('Все шаблоны</option>');
+    const subscribed = await viaSession(t.app, operator, {
+      method: 'POST',
+      url: '/account/notifications',
+      ...form({ channelId: String(channel!.id), templateId: String(template.id), events: 'failed' }),
+    });
+    expect(subscribed.statusCode, subscribed.body).toBe(303);
+    const listed = await api({ method: 'GET', url: '/api/v1/subscriptions' }, operator);
+    const subscription = listed
+      .json<{ items: Array<{ id: number; channelId: number; events: string[] }> }>()
+      .items.find((s) => s.channelId === channel!.id);
+    expect(subscription?.events).toEqual(['failed']);
+    const gone = await viaSession(t.app, operator, {
+      method: 'POST',
+      url: `/account/notifications/${subscription!.id}/delete`,
+      ...form({}),
+    });
+    expect(gone.statusCode).toBe(303);
+
+    const log = await viaSession(t.app, admin, {
+      method: 'GET',
+      url: `/admin/notifications/${channel!.id}/deliveries?lang=en`,
+    });
+    expect(log.statusCode).toBe(200);
+    expect(log.body).toContain('Nothing delivered yet.');
   });
 });
