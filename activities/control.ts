@@ -7,6 +7,7 @@ import type { Db } from '../db/client.js';
 import { machines, processEvents, processes, runs, slotLeases, templates } from '../db/schema.js';
 import { FAILURE } from '../domain/failures.js';
 import { pgText } from '../domain/pg-text.js';
+import type { Notifier } from '../services/notifications.js';
 import { NO_TELEMETRY, type WorkerTelemetry } from '../telemetry/hooks.js';
 import { restartPolicyOf } from '../domain/restart.js';
 import { recordProcessEvent } from './process-events.js';
@@ -17,12 +18,15 @@ export interface ControlDeps {
   /** How often a queued run looks for a free slot. */
   slotPollMs?: number;
   telemetry?: WorkerTelemetry;
+  /** Announces completed/failed runs to subscribed channels; none → no notifications. */
+  notifier?: Pick<Notifier, 'announceProcessEvent'>;
 }
 
 export function createControlActivities({
   db,
   slotPollMs = 250,
   telemetry = NO_TELEMETRY,
+  notifier,
 }: ControlDeps): ControlActivities {
   /**
    * The run's slot: the one it holds, else the lowest free one on its machine, or null
@@ -137,7 +141,10 @@ export function createControlActivities({
 
     async finishRun(runId, result) {
       // Counted once per run: a retried attempt finds it finished already.
-      const [before] = await db.select({ finishedAt: runs.finishedAt }).from(runs).where(eq(runs.id, runId));
+      const [before] = await db
+        .select({ finishedAt: runs.finishedAt, processId: runs.processId, number: runs.number })
+        .from(runs)
+        .where(eq(runs.id, runId));
       await db
         .update(runs)
         .set({
@@ -151,6 +158,19 @@ export function createControlActivities({
         })
         .where(eq(runs.id, runId));
       if (before && before.finishedAt === null) telemetry.runFinished(result.status);
+      // Announced on every attempt, not only the first: the event's key (its run and kind) makes a
+      // repeat a no-op, while an attempt that failed after the update above must not lose it.
+      if (notifier && before && (result.status === 'completed' || result.status === 'failed')) {
+        await notifier.announceProcessEvent({
+          processId: before.processId,
+          runId,
+          runNumber: before.number,
+          event: result.status,
+          status: result.status,
+          lastError: result.error === null ? null : pgText(result.error),
+          exitCode: result.exitCode,
+        });
+      }
     },
 
     async noteEvent(processId, runId, level, message) {

@@ -14,6 +14,9 @@ import { pgText } from '../domain/pg-text.js';
 import { createExecutorFor, type MachineRow } from '../executors/factory.js';
 import type { Executor } from '../executors/types.js';
 import { createMetricsStore } from '../metrics/store.js';
+import { reportingNonFiniteLoss } from '../metrics/non-finite-loss.js';
+import { nonFiniteText } from '../domain/notifications.js';
+import type { Notifier } from '../services/notifications.js';
 import { launchTrainer } from './launch.js';
 import { heartbeating, type MachineContext } from './machine-context.js';
 import { stopTrainer } from './stop.js';
@@ -35,6 +38,8 @@ export interface MachineDeps {
   /** How often long activities (a grace period, a removal) heartbeat; default 2 s. */
   heartbeatMs?: number;
   telemetry?: WorkerTelemetry;
+  /** Announces a run's first NaN/±Infinity loss to subscribed channels; none → no notifications. */
+  notifier?: Pick<Notifier, 'announceProcessEvent'>;
 }
 
 const HEARTBEAT_MS = 2000;
@@ -72,7 +77,23 @@ export function createMachineActivities(deps: MachineDeps): {
     logTails: new Map(),
     telemetry: deps.telemetry ?? NO_TELEMETRY,
   };
-  const store = createMetricsStore(db, deps.sql);
+  const notifier = deps.notifier;
+  const store = notifier
+    ? reportingNonFiniteLoss(createMetricsStore(db, deps.sql), async (found) => {
+        const [run] = await db
+          .select({ processId: runs.processId, number: runs.number })
+          .from(runs)
+          .where(eq(runs.id, found.runId));
+        if (!run) return;
+        await notifier.announceProcessEvent({
+          processId: run.processId,
+          runId: found.runId,
+          runNumber: run.number,
+          event: 'non_finite_loss',
+          metric: { name: found.series, step: found.step, value: nonFiniteText(found.value) },
+        });
+      })
+    : createMetricsStore(db, deps.sql);
 
   const activities: MachineActivities = {
     launchTrainer: (runId) => launchTrainer(ctx, runId),

@@ -1,6 +1,7 @@
 // The activity signatures the workflow schedules. Types only: the workflow imports this
 // file with `import type`, so no Node code reaches the workflow bundle.
 import type { FailureClass, RestartPolicy } from '../domain/restart.js';
+import type { NotificationPayload } from '../domain/notifications.js';
 import type { ProcessStatus } from '../domain/status.js';
 
 export interface StatusRecord {
@@ -96,4 +97,23 @@ export interface MachineProbe {
   gpus?: Array<{ index: number; name: string; memoryMiB: number }>;
   error?: string;
   probedAt: string;
+}
+
+/** How a delivery retries: exponential backoff from `initialIntervalMs`, giving up after `giveUpAfterMs`. */
+export interface DeliveryRetry {
+  initialIntervalMs: number;
+  maximumIntervalMs: number;
+  giveUpAfterMs: number;
+}
+
+/** One event for one channel: the input of the delivery workflow and of its activity. */
+export interface DeliveryInput {
+  channelId: number;
+  payload: NotificationPayload;
+  retry: DeliveryRetry;
+}
+
+export interface NotificationActivities {
+  /** One attempt to POST the event to the channel, written to the delivery log; throws to be retried. */
+  deliverNotification(input: DeliveryInput): Promise<{ httpStatus: number }>;
 }

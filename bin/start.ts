@@ -75,6 +75,7 @@ async function main(): Promise<void> {
       buildId: config.buildId,
       metricsAddress: config.workerMetricsAddress,
       sdkMetricsAddress: config.workerSdkMetricsAddress,
+      notifyRetry: { initialIntervalMs: config.notifyRetryInitialMs },
     });
     cleanups.push(() => workers.shutdown());
 

@@ -185,6 +185,7 @@ async function main(argv: string[]): Promise<void> {
         buildId: config.buildId,
         metricsAddress: config.workerMetricsAddress,
         sdkMetricsAddress: config.workerSdkMetricsAddress,
+        notifyRetry: { initialIntervalMs: config.notifyRetryInitialMs },
       });
       console.log(
         `Trainyard worker: polling the control queue and machines ${workers.machineIds().join(', ') || '(none yet)'}` +

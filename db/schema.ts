@@ -363,3 +363,61 @@ export const appState = pgTable('app_state', {
   value: jsonb('value').notNull(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 });
+
+/** Where notifications go (services/notification-channels.ts): a signed JSON webhook or a Slack-compatible one. */
+export const notificationChannels = pgTable('notification_channels', {
+  id: serial('id').primaryKey(),
+  name: text('name').notNull().unique(),
+  /** 'webhook' or 'slack'. */
+  kind: text('kind').notNull(),
+  url: text('url').notNull(),
+  /** The webhook's HMAC key, sealed under TRAINYARD_SECRET (lib/keybox.ts); never shown again. */
+  secretEncrypted: text('secret_encrypted'),
+  createdAt: createdAt(),
+});
+
+/** A user's wish to hear of some events of one template's processes (templateId null: of every template). */
+export const notificationSubscriptions = pgTable(
+  'notification_subscriptions',
+  {
+    id: serial('id').primaryKey(),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    channelId: integer('channel_id')
+      .notNull()
+      .references(() => notificationChannels.id, { onDelete: 'cascade' }),
+    templateId: integer('template_id').references(() => templates.id, { onDelete: 'cascade' }),
+    events: text('events').array().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index('notification_subscriptions_channel').on(t.channelId),
+    index('notification_subscriptions_user').on(t.userId),
+  ],
+);
+
+/**
+ * Every attempt to deliver an event to a channel, for the delivery log. `eventKey` is the
+ * event's idempotency key (the `id` the receiver sees); no foreign key to the process, which
+ * may be gone by the time a late attempt is written.
+ */
+export const notificationDeliveries = pgTable(
+  'notification_deliveries',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    channelId: integer('channel_id')
+      .notNull()
+      .references(() => notificationChannels.id, { onDelete: 'cascade' }),
+    eventKey: text('event_key').notNull(),
+    event: text('event').notNull(),
+    processId: integer('process_id'),
+    attempt: integer('attempt').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+    /** The receiver's HTTP status; null when no answer came (refused, timed out). */
+    httpStatus: integer('http_status'),
+    ok: boolean('ok').notNull(),
+    error: text('error'),
+  },
+  (t) => [index('notification_deliveries_channel').on(t.channelId, t.id)],
+);

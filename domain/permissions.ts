@@ -10,6 +10,7 @@ export const PERMISSIONS = {
   'machines.view': { ru: 'Целевые машины — Просмотр', en: 'Target machines — View' },
   'machines.manage': { ru: 'Целевые машины — Управление', en: 'Target machines — Manage' },
   'users.manage': { ru: 'Пользователи — Управление', en: 'Users — Manage' },
+  'notifications.manage': { ru: 'Уведомления — Управление', en: 'Notifications — Manage' },
 } as const;
 
 export type Permission = keyof typeof PERMISSIONS;

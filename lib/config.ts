@@ -60,6 +60,8 @@ export interface Config {
   oidc: OidcConfig | null;
   /** false → no password form, POST /login refused (TRAINYARD_LOCAL_LOGIN). */
   localLogin: boolean;
+  /** The first wait before a failed notification delivery is retried (it doubles up to 10 min, for 24 h). */
+  notifyRetryInitialMs: number;
 }
 
 /** The names proxy-addr (under Fastify's trustProxy) knows for address ranges. */
@@ -112,6 +114,12 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     problems.push(`LOG_LEVEL=${logLevel} is not one of debug, info, warn, error.`);
   }
   const keysDir = read(env, 'TRAINYARD_KEYS_DIR');
+  const notifyRetry = read(env, 'TRAINYARD_NOTIFY_RETRY_INITIAL_MS') ?? '1000';
+  if (!/^\d{1,9}$/.test(notifyRetry) || Number(notifyRetry) < 10 || Number(notifyRetry) > 600_000) {
+    problems.push(
+      `TRAINYARD_NOTIFY_RETRY_INITIAL_MS=${notifyRetry} must be a whole number of milliseconds from 10 to 600000.`,
+    );
+  }
   const connection = temporalConnectionOf(env, problems);
   const sso = oidcConfigOf(env, problems);
   const config: Config = {
@@ -143,6 +151,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     publicUrl: sso.publicUrl,
     oidc: sso.oidc,
     localLogin: sso.localLogin,
+    notifyRetryInitialMs: Number(notifyRetry),
   };
   if (config.workerMetricsAddress !== null && config.workerMetricsAddress === config.workerSdkMetricsAddress) {
     problems.push(
@@ -279,4 +288,11 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; meaning: s
     meaning: "host:port a worker serves the Temporal SDK's metrics on (task latency, slots), e.g. 127.0.0.1:9465",
   },
   ...OIDC_SETTINGS,
+  {
+    name: 'TRAINYARD_NOTIFY_RETRY_INITIAL_MS',
+    default: '1000',
+    meaning:
+      'first wait before a failed notification delivery is retried; it doubles up to 10 min, and a delivery is ' +
+      'retried for 24 h',
+  },
 ];

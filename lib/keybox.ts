@@ -1,4 +1,4 @@
-// Encrypts SSH private keys and templates' secret env values at rest with AES-256-GCM
+// Encrypts SSH private keys, templates' secret env values and webhook secrets at rest with AES-256-GCM
 // under keys derived from TRAINYARD_SECRET (HKDF-SHA256, one per purpose), so a
 // database dump alone reveals neither.
 import crypto from 'node:crypto';
@@ -8,6 +8,7 @@ import { EXPECTED_ERROR } from '../domain/failures.js';
 
 const INFO = Buffer.from('trainyard ssh private keys v1');
 const ENV_INFO = Buffer.from('trainyard template secret env v1');
+const CHANNEL_INFO = Buffer.from('trainyard notification channel secret v1');
 
 function keyFrom(secret: string, info: Buffer = INFO): Buffer {
   return Buffer.from(crypto.hkdfSync('sha256', Buffer.from(secret), Buffer.alloc(0), info, 32));
@@ -57,6 +58,16 @@ export function openSecretEnv(
       decryptSecret(secret, value, ENV_INFO, `The secret env variable ${name}`),
     ]),
   );
+}
+
+/** Seals a webhook channel's signing secret for the database. */
+export function sealChannelSecret(secret: string, value: string): string {
+  return encryptSecret(secret, value, CHANNEL_INFO);
+}
+
+/** Opens a webhook channel's signing secret; only the delivering activity needs it. */
+export function openChannelSecret(secret: string, sealed: string): string {
+  return decryptSecret(secret, sealed, CHANNEL_INFO, 'The stored webhook secret');
 }
 
 /** Reads a key by a path relative to TRAINYARD_KEYS_DIR; never from anywhere else. */

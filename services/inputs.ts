@@ -364,3 +364,51 @@ export const UserPatch = Type.Object(
   { additionalProperties: false },
 );
 export type UserPatchInput = Static<typeof UserPatch>;
+
+export const NOTIFICATION_LIMITS = { name: 200, url: 2048, secret: { min: 16, max: 1024 } } as const;
+
+export const NotificationChannelCreate = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: NOTIFICATION_LIMITS.name }),
+    kind: Type.Union([Type.Literal('webhook'), Type.Literal('slack')], {
+      description: 'webhook: the event as signed JSON; slack: a Slack-compatible incoming webhook (`{text}`).',
+    }),
+    url: Type.String({
+      minLength: 1,
+      maxLength: NOTIFICATION_LIMITS.url,
+      description: 'http(s) URL events are POSTed to; redirects are not followed.',
+    }),
+    secret: Type.Optional(
+      Type.String({
+        minLength: NOTIFICATION_LIMITS.secret.min,
+        maxLength: NOTIFICATION_LIMITS.secret.max,
+        description:
+          'Webhook only, and required there: the HMAC-SHA256 key of X-Trainyard-Signature. Stored encrypted, never ' +
+          'returned.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type NotificationChannelInput = Static<typeof NotificationChannelCreate>;
+
+export const SubscriptionCreate = Type.Object(
+  {
+    channelId: Id,
+    templateId: Type.Optional(
+      orNull(Type.Integer({ minimum: 1, maximum: MAX_ID, description: 'null or left out: every template.' })),
+    ),
+    events: Type.Array(
+      Type.Union([
+        Type.Literal('completed'),
+        Type.Literal('failed'),
+        Type.Literal('stalled'),
+        Type.Literal('restarted'),
+        Type.Literal('non_finite_loss'),
+      ]),
+      { minItems: 1, maxItems: 5, uniqueItems: true },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type SubscriptionInput = Static<typeof SubscriptionCreate>;

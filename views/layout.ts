@@ -46,6 +46,7 @@ export function layout(ctx: PageContext, title: string, body: Html): Html {
   <div class="who">
     <span class="lang" title="${t('language')}"><a href="?lang=ru" class="${ctx.locale === 'ru' ? 'current' : ''}" hreflang="ru" lang="ru">RU</a><a href="?lang=en" class="${ctx.locale === 'en' ? 'current' : ''}" hreflang="en" lang="en">EN</a></span>
     <a class="login" href="/account/tokens" title="${t('tokApiTokens')}">${ctx.user.login}</a>
+    <a href="/account/notifications">${t('ntfNotifications')}</a>
     <form method="post" action="/logout" class="inline"><input type="hidden" name="_csrf" value="${ctx.csrfToken ?? ''}"><button class="link">${t('logout')}</button></form>
   </div>`
       : ''

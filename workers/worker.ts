@@ -13,6 +13,9 @@ import { machines } from '../db/schema.js';
 import { connectionOptions, explainConnectError, type TemporalConnectionSettings } from '../lib/temporal.js';
 import { createControlActivities } from '../activities/control.js';
 import { createMachineActivities, type MachineRow } from '../activities/machine.js';
+import { createNotificationActivities } from '../activities/notify.js';
+import type { DeliveryRetry } from '../activities/types.js';
+import { createNotifier } from '../services/notifications.js';
 import { DEPLOYMENT_NAME, resolveBuildId } from '../lib/build-id.js';
 import { NO_TELEMETRY, type WorkerTelemetry } from '../telemetry/hooks.js';
 import { serveMetrics, type MetricsServer } from '../telemetry/serve.js';
@@ -51,6 +54,8 @@ export interface WorkerDeps {
    * Takes effect only in the process's first startWorkers, which installs the SDK runtime.
    */
   sdkMetricsAddress?: string | null;
+  /** How notification deliveries retry (TRAINYARD_NOTIFY_RETRY_INITIAL_MS); tests shorten it. */
+  notifyRetry?: Partial<DeliveryRetry>;
 }
 
 export interface RunningWorkers {
@@ -107,6 +112,8 @@ function installRuntime(sdkMetricsAddress: string | null): void {
         warn(message: string, meta?: unknown) {
           // Machine queues carry activities only; that is by design, not news.
           if (message.startsWith('No workflows registered')) return;
+          // A refused delivery is retried for hours and each attempt is in the delivery log: not a warning each.
+          if ((meta as { activityType?: string } | undefined)?.activityType === 'deliverNotification') return;
           console.warn(`[temporal] ${message}`, meta ?? '');
         }
         error(message: string, meta?: unknown) {
@@ -143,13 +150,18 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     await metricsServer?.close();
     throw await explainConnectError(error, deps.temporalAddress, deps.temporalConnection);
   });
+  const client = new Client({ connection, namespace: deps.namespace });
+  const notifier = createNotifier({ db: deps.db, client, ...(deps.notifyRetry ? { retry: deps.notifyRetry } : {}) });
   const control = await Worker.create({
     connection,
     namespace: deps.namespace,
     taskQueue: CONTROL_TASK_QUEUE,
     workerDeploymentOptions,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createControlActivities({ db: deps.db, telemetry }),
+    activities: {
+      ...createControlActivities({ db: deps.db, telemetry, notifier }),
+      ...createNotificationActivities({ db: deps.db, secret: deps.secret }),
+    },
     // Every queued run holds one acquireSlot activity that mostly sleeps; with the default
     // cap (100) a few hundred queued runs would starve the short status writes.
     maxConcurrentActivityTaskExecutions: 5000,
@@ -186,6 +198,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       secret: deps.secret,
       keysDir: deps.keysDir,
       telemetry,
+      notifier,
     });
     const worker = await Worker.create({
       connection,
@@ -251,7 +264,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   }
   const workflows = createWorkflowReconciler({
     db: deps.db,
-    client: new Client({ connection, namespace: deps.namespace }),
+    client,
     reap: (ids) => ids.forEach((id) => perMachine.get(id)?.probeSoon()),
     log,
     ...(deps.workflowSweepMs !== undefined ? { sweepEveryMs: deps.workflowSweepMs } : {}),

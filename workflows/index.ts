@@ -1,3 +1,4 @@
 // The workflow bundle's entry: every workflow type the worker registers.
 export { trainingProcessWorkflow } from './training-process.js';
 export { probeMachineWorkflow } from './probe-machine.js';
+export { notificationDeliveryWorkflow } from './notification-delivery.js';

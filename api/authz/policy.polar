@@ -4,7 +4,8 @@
 #
 # Resources: `Template` (a template and its processes; id nil stands for "any
 # template the user holds no grant for") and `System` (what belongs to no template:
-# creating and editing templates, machines, users, roles, the audit log).
+# creating and editing templates, machines, users, roles, the audit log, notification
+# channels).
 
 # Permissions a template-scoped grant can carry; every other permission is global.
 scopable("templates.view");
@@ -31,5 +32,5 @@ allow(user: User, name: String, template: Template) if
   holds(user, "templates.view", template);
 
 allow(user: User, name: String, system: System) if
-  name in ["templates.manage", "machines.view", "machines.manage", "users.manage"] and
+  name in ["templates.manage", "machines.view", "machines.manage", "users.manage", "notifications.manage"] and
   holds(user, name, system);

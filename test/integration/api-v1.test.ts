@@ -386,6 +386,14 @@ describe('the OpenAPI document', () => {
       'POST /api/v1/users',
       'PATCH /api/v1/users/{id}',
       'POST /api/v1/users/{id}/password',
+      'GET /api/v1/notification-channels',
+      'POST /api/v1/notification-channels',
+      'DELETE /api/v1/notification-channels/{id}',
+      'GET /api/v1/notification-channels/{id}/deliveries',
+      'POST /api/v1/notification-channels/{id}/test',
+      'GET /api/v1/subscriptions',
+      'POST /api/v1/subscriptions',
+      'DELETE /api/v1/subscriptions/{id}',
     ]) {
       expect(operations).toContain(expected);
     }
@@ -394,9 +402,10 @@ describe('the OpenAPI document', () => {
         expect(Object.keys(op.responses).length, `${method} ${name}`).toBeGreaterThan(1);
         if (
           !['get', 'delete'].includes(method) &&
-          // Bodiless actions: a probe, a password reset.
+          // Bodiless actions: a probe, a password reset, a test notification.
           !name.endsWith('/probe') &&
           !name.endsWith('/password') &&
+          !name.endsWith('/test') &&
           !/(start|stop|disable|enable)$/.test(name)
         )
           expect(op.requestBody, `${method} ${name}`).toBeTruthy();

@@ -10,6 +10,7 @@ import { machines, roles } from '../../db/schema.js';
 import { BUILTIN_ROLES, type Permission } from '../../domain/permissions.js';
 import { createToken, createUser, grantRole } from '../../services/accounts.js';
 import { createMachine } from '../../services/machines.js';
+import { createChannel, createSubscription } from '../../services/notification-channels.js';
 import { act, createProcess } from '../../services/processes.js';
 import { createRole, grant } from '../../services/roles.js';
 import { createSweep } from '../../services/sweeps.js';
@@ -39,6 +40,11 @@ interface Fixtures {
   freshToken(actor: Actor): Promise<number>;
   /** A viewer nobody else uses, to change, deactivate or reset. */
   freshUser(): Promise<number>;
+  /** A Slack channel to a closed loopback port. */
+  channelId: number;
+  freshChannel(): Promise<number>;
+  /** A subscription of the actor's own. */
+  freshSubscription(actor: Actor | null): Promise<number>;
 }
 
 interface Row {
@@ -713,6 +719,144 @@ const TABLE: Row[] = [
     needs: 'users.manage',
     request: () => ({ url: '/admin/audit?action=process.' }),
   },
+  // Notifications: channels (notifications.manage), each user's own subscriptions
+  {
+    method: 'GET',
+    route: '/api/v1/notification-channels',
+    kind: 'api',
+    needs: 'templates.view',
+    request: () => ({ url: '/api/v1/notification-channels' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/notification-channels',
+    kind: 'api',
+    needs: 'notifications.manage',
+    ok: [201],
+    request: () => ({
+      url: '/api/v1/notification-channels',
+      ...json({ name: `mx ${uid()}`, kind: 'slack', url: 'http://127.0.0.1:9/mx' }),
+    }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/notification-channels/:id',
+    kind: 'api',
+    needs: 'notifications.manage',
+    ok: [204],
+    request: async (fx) => ({ url: `/api/v1/notification-channels/${await fx.freshChannel()}` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/notification-channels/:id/deliveries',
+    kind: 'api',
+    needs: 'notifications.manage',
+    request: (fx) => ({ url: `/api/v1/notification-channels/${fx.channelId}/deliveries` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/notification-channels/:id/test',
+    kind: 'api',
+    needs: 'notifications.manage',
+    ok: [202],
+    request: async (fx) => ({ url: `/api/v1/notification-channels/${await fx.freshChannel()}/test` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/subscriptions',
+    kind: 'api',
+    needs: 'login',
+    request: () => ({ url: '/api/v1/subscriptions' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/subscriptions',
+    kind: 'api',
+    needs: 'templates.view',
+    ok: [201],
+    request: (fx) => ({
+      url: '/api/v1/subscriptions',
+      ...json({ channelId: fx.channelId, templateId: fx.templateId, events: ['failed'] }),
+    }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/subscriptions/:id',
+    kind: 'api',
+    needs: 'login',
+    ok: [204],
+    request: async (fx, actor) => ({ url: `/api/v1/subscriptions/${await fx.freshSubscription(actor)}` }),
+  },
+  {
+    method: 'GET',
+    route: '/admin/notifications',
+    kind: 'page',
+    needs: 'notifications.manage',
+    request: () => ({ url: '/admin/notifications' }),
+  },
+  {
+    method: 'POST',
+    route: '/admin/notifications',
+    kind: 'page',
+    needs: 'notifications.manage',
+    ok: [303],
+    request: () => ({
+      url: '/admin/notifications',
+      ...form({ name: `mx ${uid()}`, kind: 'slack', url: 'http://127.0.0.1:9/mx', secret: '' }),
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/admin/notifications/:id/delete',
+    kind: 'page',
+    needs: 'notifications.manage',
+    ok: [303],
+    request: async (fx) => ({ url: `/admin/notifications/${await fx.freshChannel()}/delete`, ...form({}) }),
+  },
+  {
+    method: 'POST',
+    route: '/admin/notifications/:id/test',
+    kind: 'page',
+    needs: 'notifications.manage',
+    ok: [303],
+    request: async (fx) => ({ url: `/admin/notifications/${await fx.freshChannel()}/test`, ...form({}) }),
+  },
+  {
+    method: 'GET',
+    route: '/admin/notifications/:id/deliveries',
+    kind: 'page',
+    needs: 'notifications.manage',
+    request: (fx) => ({ url: `/admin/notifications/${fx.channelId}/deliveries` }),
+  },
+  {
+    method: 'GET',
+    route: '/account/notifications',
+    kind: 'page',
+    needs: 'login',
+    request: () => ({ url: '/account/notifications' }),
+  },
+  {
+    method: 'POST',
+    route: '/account/notifications',
+    kind: 'page',
+    needs: 'templates.view',
+    ok: [303],
+    request: (fx) => ({
+      url: '/account/notifications',
+      ...form({ channelId: String(fx.channelId), templateId: String(fx.templateId), events: 'completed' }),
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/account/notifications/:id/delete',
+    kind: 'page',
+    needs: 'login',
+    ok: [303],
+    request: async (fx, actor) => ({
+      url: `/account/notifications/${await fx.freshSubscription(actor)}/delete`,
+      ...form({}),
+    }),
+  },
   // Public: the way in, and redirects that check nothing themselves
   { method: 'GET', route: '/', kind: 'page', needs: 'public', ok: [303], request: () => ({ url: '/' }) },
   {
@@ -807,6 +951,9 @@ beforeAll(async () => {
   await act(deps, ranId, 'start');
   await waitForStatus(stack, ranId, 'completed');
   const sweep = await createSweep(deps, template.id, { machineIds: [local!.id], grid: { lr: [0.2] } });
+  const freshChannel = async () =>
+    (await createChannel(db, TEST_SECRET, { name: `mx ${uid()}`, kind: 'slack', url: 'http://127.0.0.1:9/mx' })).id;
+  const channelId = await freshChannel();
   fx = {
     templateId: template.id,
     localId: local!.id,
@@ -834,6 +981,13 @@ beforeAll(async () => {
     freshToken: async (actor) => (await createToken(db, actor.login, { name: 'doomed' })).id,
     freshUser: async () =>
       (await createUser(db, { login: `doomed-${uid()}`, password: `pw-${uid()}-${uid()}`, role: 'viewer' })).id,
+    channelId,
+    freshChannel,
+    // Anonymous never reaches the id: any number will do.
+    freshSubscription: async (actor) =>
+      actor
+        ? (await createSubscription(db, actor.id, { channelId, templateId: template.id, events: ['failed'] })).id
+        : 1,
   };
   actors.none = await makeActor(stack, [], 'none');
   for (const role of ['viewer', 'operator', 'admin'] as const) actors[role] = await makeActor(stack, [{ role }], role);

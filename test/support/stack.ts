@@ -16,7 +16,7 @@ import type { ProcessStatus } from '../../domain/status.js';
 import { findTemporalCli } from '../../lib/temporal-cli.js';
 import { seed } from '../../services/seed.js';
 import { getProcess, type ProcessDeps, type ProcessView } from '../../services/processes.js';
-import { startWorkers, WORKFLOWS_PATH, type RunningWorkers } from '../../workers/worker.js';
+import { startWorkers, WORKFLOWS_PATH, type RunningWorkers, type WorkerDeps } from '../../workers/worker.js';
 
 export const TSX = path.resolve('node_modules/.bin/tsx');
 export const EXAMPLE_TRAINER = path.resolve('trainers/example/train.ts');
@@ -39,7 +39,11 @@ export interface Stack {
   deps: ProcessDeps;
   dataDir: string;
   workers: RunningWorkers | null;
-  startWorker(options?: { serveLocalMachine?: boolean; probeIntervalMs?: number }): Promise<RunningWorkers>;
+  startWorker(options?: {
+    serveLocalMachine?: boolean;
+    probeIntervalMs?: number;
+    notifyRetry?: WorkerDeps['notifyRetry'];
+  }): Promise<RunningWorkers>;
   close(): Promise<void>;
 }
 
@@ -76,6 +80,7 @@ export async function startStack(
         probeIntervalMs: workerOptions.probeIntervalMs ?? 60_000,
         workflowBundle: await workflowBundle(),
         log: () => {},
+        ...(workerOptions.notifyRetry ? { notifyRetry: workerOptions.notifyRetry } : {}),
       });
       stack.workers = workers;
       return workers;

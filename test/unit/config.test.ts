@@ -164,6 +164,15 @@ describe('loadConfig', () => {
   it('rejects an unknown LOG_LEVEL naming it', () => {
     expect(configError({ LOG_LEVEL: 'verbose' }).message).toContain('LOG_LEVEL');
   });
+
+  it('reads TRAINYARD_NOTIFY_RETRY_INITIAL_MS (1 s by default) and rejects what is not 10 ms to 10 min', () => {
+    expect(loadConfig({}, cwd).notifyRetryInitialMs).toBe(1000);
+    expect(loadConfig({ TRAINYARD_NOTIFY_RETRY_INITIAL_MS: '200' }, cwd).notifyRetryInitialMs).toBe(200);
+    for (const value of ['0', '5', '-1', '1.5', 'soon', '600001'])
+      expect(configError({ TRAINYARD_NOTIFY_RETRY_INITIAL_MS: value }).message).toContain(
+        'TRAINYARD_NOTIFY_RETRY_INITIAL_MS',
+      );
+  });
 });
 
 describe('findTemporalCli', () => {

@@ -5,9 +5,9 @@ import { html, type Html } from '../html.js';
 import { translator } from '../i18n.js';
 import { layout, type PageContext } from '../layout.js';
 
-export function adminTabs(ctx: PageContext, current: 'users' | 'roles' | 'audit'): Html {
+export function adminTabs(ctx: PageContext, current: 'users' | 'roles' | 'audit' | 'notifications'): Html {
   const t = translator(ctx.locale);
-  return html`<nav class="tabs"><a href="/admin/users" class="${current === 'users' ? 'current' : ''}">${t('usrUsers')}</a><a href="/admin/roles" class="${current === 'roles' ? 'current' : ''}">${t('admRoles')}</a><a href="/admin/audit" class="${current === 'audit' ? 'current' : ''}">${t('audLog')}</a></nav>`;
+  return html`<nav class="tabs"><a href="/admin/users" class="${current === 'users' ? 'current' : ''}">${t('usrUsers')}</a><a href="/admin/roles" class="${current === 'roles' ? 'current' : ''}">${t('admRoles')}</a><a href="/admin/audit" class="${current === 'audit' ? 'current' : ''}">${t('audLog')}</a><a href="/admin/notifications" class="${current === 'notifications' ? 'current' : ''}">${t('ntfNotifications')}</a></nav>`;
 }
 
 export interface AuditQuery {

@@ -6,6 +6,7 @@ import { signedIn } from '../../access.js';
 import type { AppDeps } from '../../deps.js';
 import { jsonValidator } from '../../validation.js';
 import { machineRoutes } from './machines.js';
+import { notificationRoutes } from './notifications.js';
 import { collectRoutes, openApiRoutes } from './openapi.js';
 import { processRoutes } from './processes.js';
 import { sweepRoutes } from './sweeps.js';
@@ -46,6 +47,7 @@ export async function v1Routes(app: FastifyInstance, { deps }: { deps: AppDeps }
     await resources.register(processRoutes, { deps });
     await resources.register(sweepRoutes, { deps });
     await resources.register(userRoutes, { deps });
+    await resources.register(notificationRoutes, { deps });
   });
   await app.register(openApiRoutes, { routes });
 }

@@ -440,3 +440,71 @@ export const PasswordReset = output('PasswordReset', {
     password: { type: 'string', description: 'The new one-time password; returned this once only.' },
   },
 });
+
+export const NotificationChannelCreate = component('NotificationChannelCreate', inputs.NotificationChannelCreate);
+
+export const NotificationChannel = output('NotificationChannel', {
+  type: 'object',
+  required: ['id', 'name', 'kind'],
+  properties: {
+    id,
+    name: { type: 'string' },
+    kind: { type: 'string', enum: ['webhook', 'slack'] },
+    url: { type: 'string', description: 'Only for holders of notifications.manage (a Slack URL is a credential).' },
+    hasSecret: { type: 'boolean', description: 'Whether a signing secret is stored (it is never returned).' },
+    createdAt: timestamp,
+  },
+});
+
+export const SubscriptionCreate = component('SubscriptionCreate', inputs.SubscriptionCreate);
+
+export const Subscription = output('Subscription', {
+  type: 'object',
+  required: [
+    'id',
+    'userId',
+    'userLogin',
+    'channelId',
+    'channelName',
+    'templateId',
+    'templateName',
+    'events',
+    'createdAt',
+  ],
+  properties: {
+    id,
+    userId: id,
+    userLogin: { type: 'string' },
+    channelId: id,
+    channelName: { type: 'string' },
+    templateId: { type: ['integer', 'null'], description: 'null: every template.' },
+    templateName: { type: ['string', 'null'] },
+    events: {
+      type: 'array',
+      items: { type: 'string', enum: ['completed', 'failed', 'stalled', 'restarted', 'non_finite_loss'] },
+    },
+    createdAt: timestamp,
+  },
+});
+
+export const Delivery = output('NotificationDelivery', {
+  type: 'object',
+  required: ['id', 'eventKey', 'event', 'processId', 'attempt', 'at', 'httpStatus', 'ok', 'error'],
+  properties: {
+    id: { type: 'integer' },
+    eventKey: { type: 'string', description: 'The idempotency key: the `id` of the body the receiver got.' },
+    event: { type: 'string' },
+    processId: { type: ['integer', 'null'] },
+    attempt: { type: 'integer', description: '1 for the first try of this event, then each retry.' },
+    at: timestamp,
+    httpStatus: { type: ['integer', 'null'], description: 'null when no answer came (refused, timed out).' },
+    ok: { type: 'boolean' },
+    error: { type: ['string', 'null'] },
+  },
+});
+
+export const Announced = output('NotificationSent', {
+  type: 'object',
+  required: ['key'],
+  properties: { key: { type: 'string', description: 'The test event’s idempotency key.' } },
+});
