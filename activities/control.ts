@@ -178,7 +178,7 @@ export function createControlActivities({
     },
 
     async recordEvent(event) {
-      await recordProcessEvent(db, event);
+      await recordProcessEvent(db, event, notifier);
     },
 
     async deleteProcessData(processId) {

@@ -9,6 +9,7 @@ import { runs } from '../db/schema.js';
 import { FAILURE } from '../domain/failures.js';
 import { isExecutorError, type Executor, type TrainerHandle } from '../executors/types.js';
 import type { WorkerTelemetry } from '../telemetry/hooks.js';
+import type { EventNotifier } from './process-events.js';
 
 export type RunRow = typeof runs.$inferSelect;
 
@@ -30,6 +31,8 @@ export interface MachineContext {
   /** What copyLogTails last stored for each run, so unchanged logs are not written again. */
   logTails: Map<number, string>;
   telemetry: WorkerTelemetry;
+  /** Announces stalls to subscribers; none in tests that do not need it. */
+  notifier?: EventNotifier;
 }
 
 export async function loadRun(db: Db, runId: number): Promise<RunRow> {

@@ -76,6 +76,7 @@ export function createMachineActivities(deps: MachineDeps): {
     wakers: new Map(),
     logTails: new Map(),
     telemetry: deps.telemetry ?? NO_TELEMETRY,
+    ...(deps.notifier ? { notifier: deps.notifier } : {}),
   };
   const notifier = deps.notifier;
   const store = notifier

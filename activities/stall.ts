@@ -10,11 +10,12 @@ import { processes, runs } from '../db/schema.js';
 import { FAILURE } from '../domain/failures.js';
 import { restartPolicyOf, shouldRestart, type RestartPolicy } from '../domain/restart.js';
 import type { RunRow } from './machine-context.js';
-import { recordProcessEvent } from './process-events.js';
+import { recordProcessEvent, type EventNotifier } from './process-events.js';
 
 /** The pure part: when the run counts as stalled, given the offsets the tail reaches. */
 export class StallClock {
-  private lastOffset: number;
+  /** The offset the tail had reached when the last line arrived. */
+  lastOffset: number;
   private lastLineAt: number;
   constructor(
     readonly stallMs: number | null,
@@ -56,7 +57,7 @@ export interface StallWatch {
   note(change: 'stalled' | 'resumed' | null): Promise<void>;
 }
 
-export function stallWatch(db: Db, run: RunRow, offset: number, now: number): StallWatch {
+export function stallWatch(db: Db, run: RunRow, offset: number, now: number, notifier?: EventNotifier): StallWatch {
   const snapshot = run.templateSnapshot as { stallSeconds?: number | null; restart?: Partial<RestartPolicy> | null };
   const stallSeconds = typeof snapshot.stallSeconds === 'number' ? snapshot.stallSeconds : null;
   const clock = new StallClock(stallSeconds === null ? null : stallSeconds * 1000, offset, now, run.stalled);
@@ -97,13 +98,19 @@ export function stallWatch(db: Db, run: RunRow, offset: number, now: number): St
       const restarts = shouldRestart(policy, 'stalled', run.attempt);
       const message = `Run ${run.number} stalled: no metric line for ${stallSeconds} s${restarts ? '; stopping it to restart' : ''}.`;
       await mark(true);
-      await recordProcessEvent(db, {
-        processId: run.processId,
-        runId: run.id,
-        kind: 'stalled',
-        level: 'warn',
-        message,
-      });
+      await recordProcessEvent(
+        db,
+        {
+          processId: run.processId,
+          runId: run.id,
+          kind: 'stalled',
+          level: 'warn',
+          message,
+        },
+        notifier,
+        // The offset the silence began at names this stall: a retried watch announces the same one.
+        `stall-${clock.lastOffset}`,
+      );
       if (restarts)
         throw ApplicationFailure.nonRetryable(`Stalled: no metric line for ${stallSeconds} s.`, FAILURE.stalled);
     },

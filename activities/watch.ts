@@ -44,7 +44,7 @@ export async function runTraining(ctx: MachineContext, store: MetricsStore, runI
   // Silence counts from the launch; for a re-attached watch, from its own start (when the
   // trainer last wrote before is not known here).
   const silentSince = info.attempt === 1 && run.startedAt ? run.startedAt.getTime() : Date.now();
-  const stall = stallWatch(db, run, tail.offset, silentSince);
+  const stall = stallWatch(db, run, tail.offset, silentSince, ctx.notifier);
   let unreachableSince: number | null = run.unreachableSince ? run.unreachableSince.getTime() : null;
   const lostMs = machine.lostTimeoutSeconds * 1000;
   let lastBeat = 0;

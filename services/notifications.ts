@@ -97,9 +97,9 @@ async function subscribedChannels(db: Db, templateId: number, event: Notificatio
   return rows.map((row) => row.channelId).sort((a, b) => a - b);
 }
 
-async function runNumberOf(db: Db, runId: number): Promise<number | null> {
-  const [row] = await db.select({ number: runs.number }).from(runs).where(eq(runs.id, runId));
-  return row?.number ?? null;
+async function runOf(db: Db, runId: number): Promise<{ number: number; attempt: number } | null> {
+  const [row] = await db.select({ number: runs.number, attempt: runs.attempt }).from(runs).where(eq(runs.id, runId));
+  return row ?? null;
 }
 
 export function createNotifier({ db, client, retry }: NotifierDeps): Notifier {
@@ -136,7 +136,7 @@ export function createNotifier({ db, client, retry }: NotifierDeps): Notifier {
       templateId: view.templateId,
       machineId: view.machineId,
       status: input.status ?? view.status,
-      attempt: input.attempt ?? 1,
+      attempt: input.attempt ?? view.attempt,
       lastError: input.lastError !== undefined ? input.lastError : view.lastError,
     };
   }
@@ -158,12 +158,14 @@ export function createNotifier({ db, client, retry }: NotifierDeps): Notifier {
       }
       const channels = await subscribedChannels(db, view.templateId, input.event);
       if (channels.length === 0) return { key: id, started: [] };
-      const runNumber = input.runNumber ?? (input.runId === null ? null : await runNumberOf(db, input.runId));
+      const run = input.runId === null ? null : await runOf(db, input.runId);
+      const runNumber = input.runNumber ?? run?.number ?? null;
       const payload: NotificationPayload = {
         id,
         event: input.event,
         at: new Date().toISOString(),
-        process: processPart(view, input),
+        // The attempt of the run the event is about (a restart bumps the process's before a late retry reads it).
+        process: processPart(view, { ...input, attempt: input.attempt ?? run?.attempt }),
         run: runNumber === null ? null : { number: runNumber, exitCode: input.exitCode ?? null },
         ...(input.metric ? { metric: input.metric } : {}),
       };
