@@ -280,7 +280,8 @@ const ru: Record<MessageKey, string> = {
   actions: 'Действия',
   required: 'Обязательное поле.',
   notInteger: 'Нужно целое число.',
-  invalidJson: 'Это не JSON: {detail}',
+  // JavaScript's parse errors are English only, so the Russian text leaves the detail out.
+  invalidJson: 'Это не JSON: проверьте кавычки, запятые и скобки.',
   mustBeObject: 'Нужен JSON-объект, например {"learning_rate": 0.01}.',
 
   // Error pages
