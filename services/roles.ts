@@ -121,7 +121,7 @@ async function customRole(db: Db, id: number) {
   if (role.builtin)
     throw new ServiceError('conflict', {
       en: `${role.name} is a built-in role and cannot change; create a custom role instead.`,
-      ru: `${role.name} — встроенная роль, её нельзя менять; создайте свою роль.`,
+      ru: `«${role.name}» — встроенная роль, её нельзя менять; создайте свою роль.`,
     });
   return role;
 }

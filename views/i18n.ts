@@ -175,6 +175,7 @@ const en = {
   freeDisk: '{size} free',
   gpuCount: '{n} GPU',
   probe: 'Probe now',
+  probeDisabledWhy: 'Disabled machines are not probed: no worker serves them. Enable it to probe it.',
   probedAt: 'Probed',
   localMachine: 'this server',
   disabledMachine: 'disabled',
@@ -306,7 +307,7 @@ const ru: Record<MessageKey, string> = {
   workingDir: 'Рабочий каталог',
   workingDirHint: 'Необязательно; если пусто — каталог прогона.',
   env: 'Переменные окружения',
-  envHint: 'По одной NAME=value на строку. Переменные TRAINYARD_* задаёт сам Trainyard.',
+  envHint: 'По одной паре ИМЯ=значение на строку. Переменные TRAINYARD_* задаёт сам Trainyard.',
   secretEnv: 'Секретные переменные',
   secretEnvHint:
     'По одной NAME=value на строку, для ключей API и паролей: хранятся зашифрованными, больше не показываются, ' +
@@ -322,7 +323,7 @@ const ru: Record<MessageKey, string> = {
   totalStepsHint: 'Необязательно; даёт прогресс и оставшееся время, пока тренер не сообщил total_steps.',
   stopGrace: 'Время на остановку, с',
   stopGraceHint: 'После SIGTERM тренер успевает сохраниться и выйти за это время, затем SIGKILL.',
-  envLineError: 'Строка {n}: пишите NAME=value.',
+  envLineError: 'Строка {n}: пишите ИМЯ=значение.',
   confirmDeleteTemplate: 'Удалить шаблон «{name}»?',
   templateInUseHint: 'Шаблон с процессами удалить нельзя; сначала удалите его процессы.',
 
@@ -429,6 +430,7 @@ const ru: Record<MessageKey, string> = {
   freeDisk: 'свободно {size}',
   gpuCount: 'GPU: {n}',
   probe: 'Проверить',
+  probeDisabledWhy: 'Выключенные машины не проверяются: их не обслуживает воркер. Включите машину, чтобы проверить её.',
   probedAt: 'Проверена',
   localMachine: 'сам сервер',
   disabledMachine: 'выключена',
