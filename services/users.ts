@@ -30,7 +30,9 @@ export class LastAdminError extends ServiceError {
   constructor(
     text: LocalizedText = {
       en: 'Refused: no active user would be left with users.manage; grant it to someone else first.',
-      ru: 'Отказано: не останется ни одного активного пользователя с правом users.manage; сначала выдайте его кому-то ещё.',
+      ru:
+        'Отказано: не останется ни одного активного пользователя с правом users.manage; ' +
+        'сначала выдайте его кому-то ещё.',
     },
   ) {
     super('conflict', text);

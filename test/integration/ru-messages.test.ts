@@ -49,6 +49,7 @@ const NAMES = new Set(
     'address sshUser privateKey privateKeyPath hostKeyFingerprint slots gpus lostTimeoutSeconds enabled',
     'login password expiresDays roleId templateId machineId machineIds perMachine',
     'host port base64 ssh keygen lf SHA256 PEM OpenSSH JSON TRAINYARD_KEYS_DIR TRAINYARD_SECRET',
+    'Trainyard Temporal GPU SSH CSRF API',
   ]
     .join(' ')
     .split(' '),
