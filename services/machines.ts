@@ -189,7 +189,7 @@ export function validateMachine(
       if (body[key] !== undefined && !LOCAL_FIELDS.has(key)) {
         throw invalid(key, {
           en: `The built-in ${LOCAL_MACHINE_NAME} machine keeps its ${key}; only slots, gpus, lostTimeoutSeconds and enabled change.`,
-          ru: `У встроенной машины ${LOCAL_MACHINE_NAME} поле ${key} не меняется; меняются только slots, gpus, lostTimeoutSeconds и enabled.`,
+          ru: `У встроенной машины «${LOCAL_MACHINE_NAME}» поле ${key} не меняется; меняются только slots, gpus, lostTimeoutSeconds и enabled.`,
         });
       }
     }
@@ -348,7 +348,7 @@ export async function deleteMachine(db: Db, id: number): Promise<void> {
   if (existing.kind === 'local')
     throw new ServiceError('conflict', {
       en: `The built-in ${LOCAL_MACHINE_NAME} machine cannot be deleted; disable it instead.`,
-      ru: `Встроенную машину ${LOCAL_MACHINE_NAME} нельзя удалить; её можно выключить.`,
+      ru: `Встроенную машину «${LOCAL_MACHINE_NAME}» нельзя удалить; её можно выключить.`,
     });
   const inUse = await countMachineProcesses(db, id);
   if (inUse > 0) throw usedBy(THINGS.machine, id, inUse);
@@ -389,7 +389,7 @@ export async function probeMachine(deps: { db: Db; client: Client }, id: number)
           machine.kind === 'local'
             ? {
                 en: `No worker serves the ${LOCAL_MACHINE_NAME} machine: start one with TRAINYARD_LOCAL_MACHINE=true (npm start does).`,
-                ru: `Машину ${LOCAL_MACHINE_NAME} не обслуживает ни один воркер: запустите его с TRAINYARD_LOCAL_MACHINE=true (так делает npm start).`,
+                ru: `Машину «${LOCAL_MACHINE_NAME}» не обслуживает ни один воркер: запустите его с TRAINYARD_LOCAL_MACHINE=true (так делает npm start).`,
               }
             : {
                 en: `No worker serves machine "${machine.name}": start a worker (npm run trainyard -- worker) that can reach it.`,

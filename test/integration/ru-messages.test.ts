@@ -59,7 +59,8 @@ const NAMES = new Set(
 function englishWords(message: string): string[] {
   const unquoted = message.replace(/«[^»]*»/g, ' ').replace(/"[^"]*"/g, ' ');
   return (unquoted.match(/[A-Za-z][A-Za-z0-9_.-]*/g) ?? []).filter(
-    (word) => !NAMES.has(word.replace(/[.-]+$/, '')) && !/[0-9_]/.test(word),
+    // Upper-case words are variable names (K, WANDB_API_KEY), as are words with digits or _.
+    (word) => !NAMES.has(word.replace(/[.-]+$/, '')) && !/[0-9_]/.test(word) && !/^[A-Z]+$/.test(word),
   );
 }
 

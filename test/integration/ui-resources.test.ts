@@ -202,7 +202,7 @@ describe('the Target machines page', () => {
     const response = await htmx(admin, 'DELETE', `/machines/${local!.id}`);
     expect(response.statusCode).toBe(409);
     expect(response.headers['hx-retarget']).toBe('#flash');
-    expect(response.body).toContain('cannot be deleted');
+    expect(response.body).toContain('нельзя удалить');
   });
 
   it('probes a machine on demand and shows the new health', async () => {
