@@ -8,7 +8,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Db } from '../db/client.js';
 import type { Permission } from '../domain/permissions.js';
-import { notFound, ServiceError } from '../services/errors.js';
+import { notFound, ServiceError, THINGS } from '../services/errors.js';
 import { getProcess, type ProcessView } from '../services/processes.js';
 import { getTemplate, type TemplateView } from '../services/templates.js';
 import { translator } from '../views/i18n.js';
@@ -54,17 +54,26 @@ export function authorize(
   scope: { templateId?: number; anywhere?: boolean } = {},
 ): Principal {
   const principal = request.principal;
-  if (!principal) throw new ServiceError('unauthenticated', 'Log in, or send Authorization: Bearer <token>.');
+  if (!principal) throw new ServiceError('unauthenticated', LOG_IN);
   const allowed = scope.anywhere ? canAnywhere(principal, permission) : can(principal, permission, scope.templateId);
   if (!allowed) {
+    const forTemplate = scope.templateId !== undefined;
     const message =
       request.refusalWords === 'page'
-        ? translator(request.locale)('forbidden')
-        : `You do not have the ${permission} permission${scope.templateId !== undefined ? ` for template ${scope.templateId}` : ''}.`;
+        ? { en: translator('en')('forbidden'), ru: translator('ru')('forbidden') }
+        : {
+            en: `You do not have the ${permission} permission${forTemplate ? ` for template ${scope.templateId}` : ''}.`,
+            ru: `У вас нет права ${permission}${forTemplate ? ` на шаблон ${scope.templateId}` : ''}.`,
+          };
     throw new ServiceError('forbidden', message);
   }
   return principal;
 }
+
+const LOG_IN = {
+  en: 'Log in, or send Authorization: Bearer <token>.',
+  ru: 'Войдите или пришлите Authorization: Bearer <token>.',
+};
 
 const isHtmx = (request: FastifyRequest) => request.headers['hx-request'] === 'true';
 
@@ -74,8 +83,7 @@ const isHtmx = (request: FastifyRequest) => request.headers['hx-request'] === 't
  */
 export async function signedIn(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
   if (request.principal) return undefined;
-  if (request.url.startsWith('/api/'))
-    throw new ServiceError('unauthenticated', 'Log in, or send Authorization: Bearer <token>.');
+  if (request.url.startsWith('/api/')) throw new ServiceError('unauthenticated', LOG_IN);
   if (isHtmx(request)) {
     const current = request.headers['hx-current-url'];
     let next = '/';
@@ -112,7 +120,11 @@ export function intParam(value: unknown, what: string, status: 'not_found' | 'in
   const n =
     typeof value === 'string' && /^\d{1,9}$/.test(value) ? Number(value) : typeof value === 'number' ? value : NaN;
   if (!Number.isInteger(n) || n < 0)
-    throw new ServiceError(status, `${what} must be a whole number.`, status === 'invalid' ? what : undefined);
+    throw new ServiceError(
+      status,
+      { en: `${what} must be a whole number.`, ru: `${what}: нужно целое число.` },
+      status === 'invalid' ? what : undefined,
+    );
   return n;
 }
 
@@ -161,7 +173,7 @@ export function loadProcess(db: Db, permission: Permission, visibility: Visibili
     if (visibility.refuseFirst) authorize(request, permission, { anywhere: true });
     const view = await getProcess({ db }, idOf(request, visibility, 'process'));
     onTemplate(request, [...new Set<Permission>(['processes.view', permission])], visibility, view.templateId, () =>
-      notFound('Process', view.id),
+      notFound(THINGS.process, view.id),
     );
     request.process = view;
   };
@@ -176,9 +188,10 @@ export function loadTemplate(db: Db, permissions: Permission[], visibility: Visi
     if (visibility.refuseFirst) authorize(request, permissions[0]!, { anywhere: true });
     const id = idOf(request, visibility, 'template');
     // The JSON API hides before it looks (a hidden id and a missing one read alike); pages look first.
-    if (visibility.refuseFirst && !can(request.principal, visibility.hiddenUnless, id)) throw notFound('Template', id);
+    if (visibility.refuseFirst && !can(request.principal, visibility.hiddenUnless, id))
+      throw notFound(THINGS.template, id);
     const template = await getTemplate(db, id);
-    onTemplate(request, permissions, visibility, template.id, () => notFound('Template', template.id));
+    onTemplate(request, permissions, visibility, template.id, () => notFound(THINGS.template, template.id));
     request.template = template;
   };
 }

@@ -3,7 +3,7 @@
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { HTTP_STATUS, ServiceError, type ServiceErrorCode } from '../services/errors.js';
+import { HTTP_STATUS, ServiceError, type LocalizedText, type ServiceErrorCode } from '../services/errors.js';
 import { translator } from '../views/i18n.js';
 import { flash } from '../views/fragments/flash.js';
 import { messagePage } from '../views/pages/message.js';
@@ -29,12 +29,14 @@ function sendError(
   reply: FastifyReply,
   status: number,
   code: string,
-  message: string,
+  text: LocalizedText,
   field?: string,
 ) {
+  // The JSON API speaks English, as its clients' scripts expect; pages speak the reader's language.
   if (wantsJson(request)) {
-    return reply.code(status).send({ error: { code, message, ...(field ? { field } : {}) } });
+    return reply.code(status).send({ error: { code, message: text.en, ...(field ? { field } : {}) } });
   }
+  const message = text[request.locale];
   if (request.headers['hx-request'] === 'true') {
     // htmx gets a fragment: the message, swapped into the page's #flash region.
     return reply
@@ -87,19 +89,28 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   // Set before any plugin adds a route: a route keeps the error handler of its time.
   app.setErrorHandler((error: FastifyError | ServiceError, request, reply) => {
     if (error instanceof ServiceError) {
-      return sendError(request, reply, HTTP_STATUS[error.code], error.code, error.message, error.field);
+      return sendError(request, reply, HTTP_STATUS[error.code], error.code, error.text, error.field);
     }
     if (error.validation) {
       const first = error.validation[0];
       const params = first?.params as { missingProperty?: string; additionalProperty?: string } | undefined;
       const path = first?.instancePath?.replace(/^\//, '').replace(/\//g, '.');
       const field = [path, params?.missingProperty ?? params?.additionalProperty].filter(Boolean).join('.');
-      return sendError(request, reply, 400, 'invalid' satisfies ServiceErrorCode, error.message, field || undefined);
+      // Fastify's schema messages are English: a page names the field instead.
+      const text = { en: error.message, ru: field ? `Поле ${field} заполнено неверно.` : 'Форма заполнена неверно.' };
+      return sendError(request, reply, 400, 'invalid' satisfies ServiceErrorCode, text, field || undefined);
     }
     const status = error.statusCode;
-    if (status && status >= 400 && status < 500) return sendError(request, reply, status, 'invalid', error.message);
+    if (status && status >= 400 && status < 500)
+      return sendError(request, reply, status, 'invalid', {
+        en: error.message,
+        ru: `Сервер не принял запрос (${status}).`,
+      });
     request.log.error(error);
-    return sendError(request, reply, 500, 'internal', 'Internal error; the server log has the details.');
+    return sendError(request, reply, 500, 'internal', {
+      en: 'Internal error; the server log has the details.',
+      ru: 'Внутренняя ошибка; подробности в журнале сервера.',
+    });
   });
 
   await app.register(cookie);
@@ -113,7 +124,10 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   await app.register(statusFeedPlugin, { db: deps.db, ...(options.streams ? { limits: options.streams } : {}) });
 
   app.setNotFoundHandler((request, reply) =>
-    sendError(request, reply, 404, 'not_found', `No route ${request.method} ${request.url.split('?')[0]}.`),
+    sendError(request, reply, 404, 'not_found', {
+      en: `No route ${request.method} ${request.url.split('?')[0]}.`,
+      ru: `Нет такой страницы: ${request.method} ${request.url.split('?')[0]}.`,
+    }),
   );
 
   await app.register(staticRoutes);

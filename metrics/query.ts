@@ -46,7 +46,7 @@ export async function queryMetrics(
   query: MetricsQuery,
 ): Promise<{ series: Record<string, MetricPoint[]> }> {
   if (!Number.isFinite(query.maxPoints) || query.maxPoints < 2)
-    throw invalid('maxPoints', 'maxPoints must be a number ≥ 2.');
+    throw invalid('maxPoints', { en: 'maxPoints must be a number ≥ 2.', ru: 'maxPoints: число ≥ 2.' });
   const maxPoints = Math.min(MAX_POINTS_CAP, Math.floor(query.maxPoints));
   const names = query.names ? [...new Set(query.names)] : undefined;
   if (names?.length === 0) return { series: {} };

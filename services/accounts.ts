@@ -3,7 +3,7 @@ import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { apiTokens, roleGrants, roles, sessions, users } from '../db/schema.js';
 import { ALL_PERMISSIONS, type Permission } from '../domain/permissions.js';
-import { invalid, notFound, ServiceError } from './errors.js';
+import { invalid, notFound, ServiceError, THINGS } from './errors.js';
 import { hashPassword, randomSecret, sha256, verifyPassword } from './passwords.js';
 
 export interface SessionUser {
@@ -16,26 +16,41 @@ const LOGIN = /^[A-Za-z0-9._@-]{1,64}$/;
 export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 const MIN_PASSWORD = 8;
 
+export const loginTaken = (login: string) => ({
+  en: `User ${login} already exists.`,
+  ru: `Пользователь ${login} уже есть.`,
+});
+
 export function validateLogin(login: string): void {
   if (!LOGIN.test(login))
-    throw invalid('login', 'A login is 1–64 characters: letters, digits, dot, underscore, @ or dash.');
+    throw invalid('login', {
+      en: 'A login is 1–64 characters: letters, digits, dot, underscore, @ or dash.',
+      ru: 'Логин: от 1 до 64 символов — латинские буквы, цифры, точка, подчёркивание, @ или дефис.',
+    });
 }
 
 export function validatePassword(password: string): void {
   if (password.length < MIN_PASSWORD)
-    throw invalid('password', `A password needs at least ${MIN_PASSWORD} characters.`);
-  if (password.length > 1024) throw invalid('password', 'A password may have at most 1024 characters.');
+    throw invalid('password', {
+      en: `A password needs at least ${MIN_PASSWORD} characters.`,
+      ru: `В пароле нужно не меньше ${MIN_PASSWORD} символов.`,
+    });
+  if (password.length > 1024)
+    throw invalid('password', {
+      en: 'A password may have at most 1024 characters.',
+      ru: 'В пароле не больше 1024 символов.',
+    });
 }
 
 export async function roleByName(db: Db, name: string) {
   const [role] = await db.select().from(roles).where(eq(roles.name, name));
-  if (!role) throw notFound('Role', name);
+  if (!role) throw notFound(THINGS.role, name);
   return role;
 }
 
 export async function userByLogin(db: Db, login: string) {
   const [user] = await db.select().from(users).where(eq(users.login, login));
-  if (!user) throw notFound('User', login);
+  if (!user) throw notFound(THINGS.user, login);
   return user;
 }
 
@@ -48,7 +63,7 @@ export async function createUser(
   const role = input.role ? await roleByName(db, input.role) : null;
   const passwordHash = await hashPassword(input.password);
   const [user] = await db.insert(users).values({ login: input.login, passwordHash }).onConflictDoNothing().returning();
-  if (!user) throw new ServiceError('conflict', `User ${input.login} already exists.`, 'login');
+  if (!user) throw new ServiceError('conflict', loginTaken(input.login), 'login');
   if (role)
     await db.insert(roleGrants).values({ userId: user.id, roleId: role.id, templateId: input.templateId ?? null });
   return user;
@@ -128,7 +143,10 @@ export async function destroySession(db: Db, cookie: string): Promise<void> {
 export async function createToken(db: Db, login: string, options: { name?: string; expiresDays?: number } = {}) {
   const user = await userByLogin(db, login);
   if (options.expiresDays !== undefined && (!Number.isInteger(options.expiresDays) || options.expiresDays <= 0)) {
-    throw invalid('expiresDays', 'Expiry is a whole number of days, at least 1.');
+    throw invalid('expiresDays', {
+      en: 'Expiry is a whole number of days, at least 1.',
+      ru: 'Срок действия — целое число дней, не меньше 1.',
+    });
   }
   const token = `ty_${randomSecret(30)}`;
   const name = (options.name ?? 'token').slice(0, 100);
@@ -146,7 +164,7 @@ export async function revokeToken(db: Db, id: number): Promise<void> {
     .set({ revokedAt: new Date() })
     .where(and(eq(apiTokens.id, id), isNull(apiTokens.revokedAt)))
     .returning();
-  if (!row) throw notFound('Active token', id);
+  if (!row) throw notFound(THINGS.token, id);
 }
 
 export async function tokenUser(db: Db, token: string): Promise<SessionUser | null> {

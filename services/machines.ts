@@ -13,7 +13,7 @@ import { machines, processes } from '../db/schema.js';
 import { encryptSecret, KeyboxError, readKeyFile } from '../lib/keybox.js';
 import { CONTROL_TASK_QUEUE, probeMachineWorkflowId } from '../workflows/messages.js';
 import type { probeMachineWorkflow } from '../workflows/probe-machine.js';
-import { invalid, notFound, ServiceError } from './errors.js';
+import { invalid, notFound, ServiceError, THINGS } from './errors.js';
 import { LOCAL_MACHINE_NAME } from './seed.js';
 import { usedBy } from './templates.js';
 import { MACHINE_LIMITS, type MachineInput, type MachinePatchInput } from './inputs.js';
@@ -98,11 +98,11 @@ export function validAddress(value: unknown): string {
     min: 1,
     max: MACHINE_LIMITS.address,
   });
-  if (!HOST.test(address)) throw invalid('address', `"${address}" is not an address: use host or host:port.`);
+  if (!HOST.test(address)) throw invalid('address', notAnAddress(address));
   try {
     parseAddress(address);
   } catch (error) {
-    throw invalid('address', (error as Error).message);
+    throw invalid('address', notAnAddress(address));
   }
   return address;
 }
@@ -113,38 +113,60 @@ export function validFingerprint(value: unknown): string | null {
   try {
     parseFingerprint(fingerprint);
   } catch {
-    throw invalid(
-      'hostKeyFingerprint',
-      'hostKeyFingerprint is "SHA256:" and 43 base64 characters, as ssh-keygen -lf prints.',
-    );
+    throw invalid('hostKeyFingerprint', {
+      en: 'hostKeyFingerprint is "SHA256:" and 43 base64 characters, as ssh-keygen -lf prints.',
+      ru: 'Отпечаток ключа: «SHA256:» и 43 символа base64, как печатает ssh-keygen -lf.',
+    });
   }
   return fingerprint.replace(/=$/, '');
 }
 
 function validGpus(value: unknown): number[] {
-  if (!Array.isArray(value)) throw invalid('gpus', 'gpus is a list of GPU indices, e.g. [0, 1].');
-  if (value.length > MACHINE_LIMITS.gpus) throw invalid('gpus', `gpus may list at most ${MACHINE_LIMITS.gpus} GPUs.`);
+  if (!Array.isArray(value))
+    throw invalid('gpus', {
+      en: 'gpus is a list of GPU indices, e.g. [0, 1].',
+      ru: 'GPU: список номеров, например [0, 1].',
+    });
+  if (value.length > MACHINE_LIMITS.gpus)
+    throw invalid('gpus', {
+      en: `gpus may list at most ${MACHINE_LIMITS.gpus} GPUs.`,
+      ru: `GPU: не больше ${MACHINE_LIMITS.gpus}.`,
+    });
   const gpus = value.map((item, i) => integer(`gpus.${i}`, item, 0, MACHINE_LIMITS.gpuIndex));
-  if (new Set(gpus).size !== gpus.length) throw invalid('gpus', 'gpus lists a GPU twice.');
+  if (new Set(gpus).size !== gpus.length)
+    throw invalid('gpus', { en: 'gpus lists a GPU twice.', ru: 'GPU: номер указан дважды.' });
   return gpus;
 }
 
 function validPrivateKey(value: unknown): string {
   const key = text('privateKey', value, { min: 1, max: MACHINE_LIMITS.privateKeyBytes, bytes: true, multiline: true });
   if (!PEM.test(key.trim() + '\n'))
-    throw invalid('privateKey', 'privateKey is a PEM or OpenSSH private key ("-----BEGIN … PRIVATE KEY-----").');
+    throw invalid('privateKey', {
+      en: 'privateKey is a PEM or OpenSSH private key ("-----BEGIN … PRIVATE KEY-----").',
+      ru: 'Закрытый ключ: PEM или OpenSSH («-----BEGIN … PRIVATE KEY-----»).',
+    });
   return key.trim() + '\n';
 }
 
 function validKeyPath(value: unknown, keysDir: string | null): string {
   const relative = text('privateKeyPath', value, { min: 1, max: MACHINE_LIMITS.privateKeyPath });
   if (relative.startsWith('/') || relative.startsWith('\\'))
-    throw invalid('privateKeyPath', 'privateKeyPath is relative to TRAINYARD_KEYS_DIR.');
+    throw invalid('privateKeyPath', {
+      en: 'privateKeyPath is relative to TRAINYARD_KEYS_DIR.',
+      ru: 'Путь к ключу — относительно TRAINYARD_KEYS_DIR.',
+    });
   try {
     readKeyFile(keysDir, relative);
   } catch (error) {
-    if (error instanceof KeyboxError) throw invalid('privateKeyPath', error.message);
-    throw invalid('privateKeyPath', `The key file ${relative} cannot be read.`);
+    if (error instanceof KeyboxError)
+      throw invalid('privateKeyPath', {
+        en: error.message,
+        ru: `Файл ключа ${relative} не найден или не читается в TRAINYARD_KEYS_DIR.`,
+      });
+    throw invalid('privateKeyPath', {
+      en: `The key file ${relative} cannot be read.`,
+      ru: `Файл ключа ${relative} не читается.`,
+    });
   }
   return relative;
 }
@@ -156,7 +178,8 @@ export function validateMachine(
   mode: 'create' | 'patch',
   existing?: Row,
 ): Partial<typeof machines.$inferInsert> {
-  if (!isPlainObject(body)) throw invalid('body', 'A machine is a JSON object.');
+  if (!isPlainObject(body))
+    throw invalid('body', { en: 'A machine is a JSON object.', ru: 'Машина — это JSON-объект.' });
   rejectUnknown(body, MACHINE_FIELDS);
   const has = (key: (typeof MACHINE_FIELDS)[number]) =>
     Object.prototype.hasOwnProperty.call(body, key) && body[key] !== undefined;
@@ -164,41 +187,49 @@ export function validateMachine(
   if (existing?.kind === 'local') {
     for (const key of Object.keys(body)) {
       if (body[key] !== undefined && !LOCAL_FIELDS.has(key)) {
-        throw invalid(
-          key,
-          `The built-in ${LOCAL_MACHINE_NAME} machine keeps its ${key}; only slots, gpus, lostTimeoutSeconds and enabled change.`,
-        );
+        throw invalid(key, {
+          en: `The built-in ${LOCAL_MACHINE_NAME} machine keeps its ${key}; only slots, gpus, lostTimeoutSeconds and enabled change.`,
+          ru: `У встроенной машины «${LOCAL_MACHINE_NAME}» поле ${key} не меняется; меняются только slots, gpus, lostTimeoutSeconds и enabled.`,
+        });
       }
     }
   }
   if (mode === 'create') {
-    for (const key of ['name', 'address', 'sshUser'] as const) if (!has(key)) throw invalid(key, `${key} is required.`);
+    for (const key of ['name', 'address', 'sshUser'] as const)
+      if (!has(key)) throw invalid(key, { en: `${key} is required.`, ru: `${key}: обязательное поле.` });
     if (!has('privateKey') && !has('privateKeyPath')) {
-      throw invalid(
-        'privateKey',
-        'Give the SSH private key (privateKey) or its file under TRAINYARD_KEYS_DIR (privateKeyPath).',
-      );
+      throw invalid('privateKey', {
+        en: 'Give the SSH private key (privateKey) or its file under TRAINYARD_KEYS_DIR (privateKeyPath).',
+        ru: 'Укажите закрытый ключ SSH или путь к его файлу в TRAINYARD_KEYS_DIR.',
+      });
     }
   }
   if (has('privateKey') && has('privateKeyPath') && body.privateKey !== null && body.privateKeyPath !== null) {
-    throw invalid('privateKeyPath', 'Give privateKey or privateKeyPath, not both.');
+    throw invalid('privateKeyPath', {
+      en: 'Give privateKey or privateKeyPath, not both.',
+      ru: 'Укажите либо ключ, либо путь к файлу ключа, не то и другое.',
+    });
   }
   if (has('name')) {
     const name = text('name', typeof body.name === 'string' ? body.name.trim() : body.name, {
       min: 1,
       max: MACHINE_LIMITS.name,
     });
-    if (name === LOCAL_MACHINE_NAME) throw invalid('name', `"${LOCAL_MACHINE_NAME}" is the built-in machine's name.`);
+    if (name === LOCAL_MACHINE_NAME)
+      throw invalid('name', {
+        en: `"${LOCAL_MACHINE_NAME}" is the built-in machine's name.`,
+        ru: `«${LOCAL_MACHINE_NAME}» — имя встроенной машины.`,
+      });
     out.name = name;
   }
   if (has('address')) out.address = validAddress(body.address);
   if (has('sshUser')) {
     const user = text('sshUser', body.sshUser, { min: 1, max: 32 });
     if (!SSH_USER.test(user))
-      throw invalid(
-        'sshUser',
-        'sshUser is a login name: letters, digits, ".", "_" or "-", starting with a letter or "_".',
-      );
+      throw invalid('sshUser', {
+        en: 'sshUser is a login name: letters, digits, ".", "_" or "-", starting with a letter or "_".',
+        ru: 'Пользователь SSH: буквы, цифры, «.», «_» или «-», в начале буква или «_».',
+      });
     out.sshUser = user;
   }
   // One key source at a time: setting one clears the other.
@@ -231,16 +262,30 @@ export function validateMachine(
   if (mode === 'patch' && existing && existing.kind !== 'local') {
     const keyAfter = 'privateKeyEncrypted' in out ? out.privateKeyEncrypted : existing.privateKeyEncrypted;
     const pathAfter = 'privateKeyPath' in out ? out.privateKeyPath : existing.privateKeyPath;
-    if (!keyAfter && !pathAfter) throw invalid('privateKey', 'An SSH machine needs a private key or a privateKeyPath.');
+    if (!keyAfter && !pathAfter)
+      throw invalid('privateKey', {
+        en: 'An SSH machine needs a private key or a privateKeyPath.',
+        ru: 'Машине SSH нужен закрытый ключ или путь к файлу ключа.',
+      });
   }
   return out;
 }
 
-const nameTaken = (name: string) => new ServiceError('conflict', `A machine named "${name}" already exists.`, 'name');
+const nameTaken = (name: string) =>
+  new ServiceError(
+    'conflict',
+    { en: `A machine named "${name}" already exists.`, ru: `Машина с именем «${name}» уже есть.` },
+    'name',
+  );
+
+const notAnAddress = (address: string) => ({
+  en: `"${address}" is not an address: use host or host:port.`,
+  ru: `«${address}» — не адрес: укажите host или host:port.`,
+});
 
 async function rowOf(db: Db, id: number): Promise<Row> {
   const [row] = await db.select().from(machines).where(eq(machines.id, id));
-  if (!row) throw notFound('Machine', id);
+  if (!row) throw notFound(THINGS.machine, id);
   return row;
 }
 
@@ -282,7 +327,7 @@ export async function updateMachine(
       .set({ ...values, updatedAt: new Date() })
       .where(eq(machines.id, id))
       .returning();
-    if (!row) throw notFound('Machine', id);
+    if (!row) throw notFound(THINGS.machine, id);
     return toView(row);
   } catch (error) {
     if (pgCode(error) === '23505') throw nameTaken(values.name ?? '');
@@ -301,16 +346,16 @@ export async function countMachineProcesses(db: Db, id: number): Promise<number>
 export async function deleteMachine(db: Db, id: number): Promise<void> {
   const existing = await rowOf(db, id);
   if (existing.kind === 'local')
-    throw new ServiceError(
-      'conflict',
-      `The built-in ${LOCAL_MACHINE_NAME} machine cannot be deleted; disable it instead.`,
-    );
+    throw new ServiceError('conflict', {
+      en: `The built-in ${LOCAL_MACHINE_NAME} machine cannot be deleted; disable it instead.`,
+      ru: `Встроенную машину «${LOCAL_MACHINE_NAME}» нельзя удалить; её можно выключить.`,
+    });
   const inUse = await countMachineProcesses(db, id);
-  if (inUse > 0) throw usedBy('Machine', id, inUse);
+  if (inUse > 0) throw usedBy(THINGS.machine, id, inUse);
   try {
     await db.delete(machines).where(eq(machines.id, id));
   } catch (error) {
-    if (pgCode(error) === '23503') throw usedBy('Machine', id, await countMachineProcesses(db, id));
+    if (pgCode(error) === '23503') throw usedBy(THINGS.machine, id, await countMachineProcesses(db, id));
     throw error;
   }
 }
@@ -323,10 +368,10 @@ export async function deleteMachine(db: Db, id: number): Promise<void> {
 export async function probeMachine(deps: { db: Db; client: Client }, id: number): Promise<MachineProbe> {
   const machine = await rowOf(deps.db, id);
   if (!machine.enabled)
-    throw new ServiceError(
-      'not_allowed',
-      `Machine "${machine.name}" is disabled; no worker serves it. Enable it to probe it.`,
-    );
+    throw new ServiceError('not_allowed', {
+      en: `Machine "${machine.name}" is disabled; no worker serves it. Enable it to probe it.`,
+      ru: `Машина «${machine.name}» выключена, её не обслуживает ни один воркер. Включите её, чтобы проверить.`,
+    });
   try {
     return await deps.client.workflow.execute<typeof probeMachineWorkflow>('probeMachineWorkflow', {
       taskQueue: CONTROL_TASK_QUEUE,
@@ -342,19 +387,25 @@ export async function probeMachine(deps: { db: Db; client: Client }, id: number)
         throw new ServiceError(
           'unavailable',
           machine.kind === 'local'
-            ? `No worker serves the ${LOCAL_MACHINE_NAME} machine: start one with TRAINYARD_LOCAL_MACHINE=true (npm start does).`
-            : `No worker serves machine "${machine.name}": start a worker (npm run trainyard -- worker) that can reach it.`,
+            ? {
+                en: `No worker serves the ${LOCAL_MACHINE_NAME} machine: start one with TRAINYARD_LOCAL_MACHINE=true (npm start does).`,
+                ru: `Машину «${LOCAL_MACHINE_NAME}» не обслуживает ни один воркер: запустите его с TRAINYARD_LOCAL_MACHINE=true (так делает npm start).`,
+              }
+            : {
+                en: `No worker serves machine "${machine.name}": start a worker (npm run trainyard -- worker) that can reach it.`,
+                ru: `Машину «${machine.name}» не обслуживает ни один воркер: запустите воркер (npm run trainyard -- worker), которому она доступна.`,
+              },
         );
       }
-      throw new ServiceError(
-        'unavailable',
-        `Probing machine "${machine.name}" failed: ${error.cause?.message ?? error.message}`,
-      );
+      throw new ServiceError('unavailable', {
+        en: `Probing machine "${machine.name}" failed: ${error.cause?.message ?? error.message}`,
+        ru: `Проверка машины «${machine.name}» не удалась: ${error.cause?.message ?? error.message}`,
+      });
     }
-    throw new ServiceError(
-      'unavailable',
-      `Could not run the probe of machine "${machine.name}": ${(error as Error).message}`,
-    );
+    throw new ServiceError('unavailable', {
+      en: `Could not run the probe of machine "${machine.name}": ${(error as Error).message}`,
+      ru: `Не удалось запустить проверку машины «${machine.name}»: ${(error as Error).message}`,
+    });
   }
 }
 
@@ -374,7 +425,10 @@ export async function fetchHostKey(
       ...(await fetchHostKeyFingerprint(host, port, { timeoutMs: options.timeoutMs ?? 10_000 })),
     };
   } catch (error) {
-    throw invalid('address', `Cannot read the host key of ${valid}: ${(error as Error).message}`);
+    throw invalid('address', {
+      en: `Cannot read the host key of ${valid}: ${(error as Error).message}`,
+      ru: `Не удалось прочитать ключ хоста ${valid}: ${(error as Error).message}`,
+    });
   }
 }
 

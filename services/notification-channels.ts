@@ -17,7 +17,7 @@ import {
   type NotificationEvent,
 } from '../domain/notifications.js';
 import { sealChannelSecret } from '../lib/keybox.js';
-import { invalid, notFound, ServiceError } from './errors.js';
+import { invalid, notFound, ServiceError, THINGS } from './errors.js';
 import { NOTIFICATION_LIMITS } from './inputs.js';
 import { integer, isPlainObject, pgCode, rejectUnknown, text } from './validate.js';
 
@@ -71,7 +71,7 @@ export async function listChannels(db: Db, full: boolean): Promise<ChannelView[]
 
 export async function getChannel(db: Db, id: number): Promise<ChannelView> {
   const [row] = await db.select().from(notificationChannels).where(eq(notificationChannels.id, id));
-  if (!row) throw notFound('Notification channel', id);
+  if (!row) throw notFound(THINGS.channel, id);
   return channelView(row, true);
 }
 
@@ -81,29 +81,43 @@ function urlOf(value: unknown): string {
   try {
     url = new URL(raw);
   } catch {
-    throw invalid('url', 'url must be an absolute http or https URL.');
+    throw invalid('url', {
+      en: 'url must be an absolute http or https URL.',
+      ru: 'url должен быть полным адресом http или https.',
+    });
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid('url', 'url must use http or https.');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw invalid('url', { en: 'url must use http or https.', ru: 'url должен начинаться с http или https.' });
   return raw;
 }
 
 /** Checks what forms, the API and the CLI send alike; `secret` is the key the webhook secret is sealed under. */
 export async function createChannel(db: Db, secret: string, body: unknown): Promise<ChannelView> {
-  if (!isPlainObject(body)) throw invalid('body', 'The body must be a JSON object.');
+  if (!isPlainObject(body))
+    throw invalid('body', { en: 'The body must be a JSON object.', ru: 'Тело запроса должно быть объектом JSON.' });
   rejectUnknown(body, ['name', 'kind', 'url', 'secret']);
   const name = text('name', typeof body.name === 'string' ? body.name.trim() : body.name, {
     min: 1,
     max: NOTIFICATION_LIMITS.name,
   });
   if (!(CHANNEL_KINDS as readonly unknown[]).includes(body.kind))
-    throw invalid('kind', `kind must be one of ${CHANNEL_KINDS.join(', ')}.`);
+    throw invalid('kind', {
+      en: `kind must be one of ${CHANNEL_KINDS.join(', ')}.`,
+      ru: `Вид канала: один из ${CHANNEL_KINDS.join(', ')}.`,
+    });
   const kind = body.kind as ChannelKind;
   const url = urlOf(body.url);
   const given = body.secret === undefined || body.secret === null || body.secret === '' ? null : body.secret;
   if (kind === 'slack' && given !== null)
-    throw invalid('secret', 'A Slack channel takes no secret (its URL is the credential).');
+    throw invalid('secret', {
+      en: 'A Slack channel takes no secret (its URL is the credential).',
+      ru: 'Каналу Slack секрет не нужен (его адрес и есть ключ).',
+    });
   if (kind === 'webhook' && given === null)
-    throw invalid('secret', 'A webhook channel needs a secret to sign its bodies with (X-Trainyard-Signature).');
+    throw invalid('secret', {
+      en: 'A webhook channel needs a secret to sign its bodies with (X-Trainyard-Signature).',
+      ru: 'Каналу webhook нужен секрет для подписи сообщений (X-Trainyard-Signature).',
+    });
   const plain = given === null ? null : text('secret', given, NOTIFICATION_LIMITS.secret);
   try {
     const [row] = await db
@@ -113,7 +127,14 @@ export async function createChannel(db: Db, secret: string, body: unknown): Prom
     return channelView(row!, true);
   } catch (error) {
     if (pgCode(error) === '23505')
-      throw new ServiceError('conflict', `A notification channel named "${name}" already exists.`, 'name');
+      throw new ServiceError(
+        'conflict',
+        {
+          en: `A notification channel named "${name}" already exists.`,
+          ru: `Канал уведомлений «${name}» уже есть.`,
+        },
+        'name',
+      );
     throw error;
   }
 }
@@ -121,7 +142,7 @@ export async function createChannel(db: Db, secret: string, body: unknown): Prom
 /** Its subscriptions and delivery log go with it; deliveries under way stop at their next attempt. */
 export async function deleteChannel(db: Db, id: number): Promise<void> {
   const gone = await db.delete(notificationChannels).where(eq(notificationChannels.id, id)).returning();
-  if (gone.length === 0) throw notFound('Notification channel', id);
+  if (gone.length === 0) throw notFound(THINGS.channel, id);
 }
 
 /** The channel's delivery attempts, newest first; `before` (an id) pages back. */
@@ -194,7 +215,8 @@ export async function listSubscriptions(db: Db, userId: number | null): Promise<
 
 /** The caller checks the template may be seen (or that the user may subscribe to every template). */
 export async function createSubscription(db: Db, userId: number, body: unknown): Promise<SubscriptionView> {
-  if (!isPlainObject(body)) throw invalid('body', 'The body must be a JSON object.');
+  if (!isPlainObject(body))
+    throw invalid('body', { en: 'The body must be a JSON object.', ru: 'Тело запроса должно быть объектом JSON.' });
   rejectUnknown(body, ['channelId', 'templateId', 'events']);
   const channelId = integer('channelId', body.channelId, 1, 2_147_483_647);
   const templateId =
@@ -202,15 +224,30 @@ export async function createSubscription(db: Db, userId: number, body: unknown):
       ? null
       : integer('templateId', body.templateId, 1, 2_147_483_647);
   if (!Array.isArray(body.events) || body.events.length === 0)
-    throw invalid('events', 'events must list at least one event.');
+    throw invalid('events', {
+      en: 'events must list at least one event.',
+      ru: 'Выберите хотя бы одно событие.',
+    });
   for (const event of body.events)
-    if (!isNotificationEvent(event)) throw invalid('events', `events holds an unknown event: ${String(event)}.`);
+    if (!isNotificationEvent(event))
+      throw invalid('events', {
+        en: `events holds an unknown event: ${String(event)}.`,
+        ru: `Неизвестное событие: ${String(event)}.`,
+      });
   const events = [...new Set(body.events as NotificationEvent[])];
   const [channel] = await db.select().from(notificationChannels).where(eq(notificationChannels.id, channelId));
-  if (!channel) throw invalid('channelId', `Notification channel ${channelId} does not exist.`);
+  if (!channel)
+    throw invalid('channelId', {
+      en: `Notification channel ${channelId} does not exist.`,
+      ru: `Канал уведомлений ${channelId} не найден.`,
+    });
   if (templateId !== null) {
     const [template] = await db.select({ id: templates.id }).from(templates).where(eq(templates.id, templateId));
-    if (!template) throw invalid('templateId', `Template ${templateId} does not exist.`);
+    if (!template)
+      throw invalid('templateId', {
+        en: `Template ${templateId} does not exist.`,
+        ru: `Шаблон ${templateId} не найден.`,
+      });
   }
   const [row] = await db
     .insert(notificationSubscriptions)
@@ -228,5 +265,5 @@ export async function deleteSubscription(db: Db, id: number, userId: number | nu
     .delete(notificationSubscriptions)
     .where(and(...where))
     .returning();
-  if (gone.length === 0) throw notFound('Subscription', id);
+  if (gone.length === 0) throw notFound(THINGS.subscription, id);
 }

@@ -16,7 +16,7 @@ import {
   type NotificationPayload,
 } from '../domain/notifications.js';
 import { CONTROL_TASK_QUEUE } from '../workflows/messages.js';
-import { notFound } from './errors.js';
+import { notFound, THINGS } from './errors.js';
 import { getProcess, type ProcessView } from './processes.js';
 
 /** Retries for up to 24 h, at most 10 min apart (docs/design.md §8: a receiver down for hours gets every event). */
@@ -176,7 +176,7 @@ export function createNotifier({ db, client, retry }: NotifierDeps): Notifier {
 
     async sendTest(channelId) {
       const [channel] = await db.select().from(notificationChannels).where(eq(notificationChannels.id, channelId));
-      if (!channel) throw notFound('Notification channel', channelId);
+      if (!channel) throw notFound(THINGS.channel, channelId);
       const id = `${await installationOnce()}-test-${crypto.randomUUID()}`;
       await deliver(channelId, { id, event: 'test', at: new Date().toISOString(), process: null, run: null });
       return { key: id, started: [channelId] };

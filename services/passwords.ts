@@ -80,7 +80,10 @@ export class HashGate {
 
   private busy(): ServiceError {
     this.stats.refused += 1;
-    return new ServiceError('unavailable', 'Too many logins are being checked at once; try again in a few seconds.');
+    return new ServiceError('unavailable', {
+      en: 'Too many logins are being checked at once; try again in a few seconds.',
+      ru: 'Сейчас проверяется слишком много входов; повторите через несколько секунд.',
+    });
   }
 }
 

@@ -196,10 +196,10 @@ export async function restoreProcessWorkflow(deps: ProcessWorkflowDeps, processI
         .returning({ id: processes.id });
       // A late write of the closed execution came in between: the next pass tries again.
       if (updated.length === 0)
-        throw new ServiceError(
-          'conflict',
-          `Process ${processId} changed while its workflow was being restored; try again.`,
-        );
+        throw new ServiceError('conflict', {
+          en: `Process ${processId} changed while its workflow was being restored; try again.`,
+          ru: `Процесс ${processId} изменился, пока восстанавливался его рабочий процесс; повторите.`,
+        });
 
       const [last] = await tx
         .select({ n: sql<number>`coalesce(max(${runs.number}), 0)::int` })

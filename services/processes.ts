@@ -21,7 +21,7 @@ import {
   trainingProcessWorkflowId,
   type ActionResult,
 } from '../workflows/messages.js';
-import { invalid, notFound, ServiceError } from './errors.js';
+import { invalid, notFound, ServiceError, THINGS, type LocalizedText } from './errors.js';
 import { restoreProcessWorkflow, startProcessWorkflow } from './process-workflow.js';
 
 export interface ProcessDeps {
@@ -151,7 +151,7 @@ export function toView(row: ProcessRow, now = Date.now()): ProcessView {
 
 export async function getProcess(deps: Pick<ProcessDeps, 'db'>, id: number): Promise<ProcessView> {
   const [row] = await processQuery(deps.db).where(and(eq(processes.id, id), eq(processes.deleting, false)));
-  if (!row) throw notFound('Process', id);
+  if (!row) throw notFound(THINGS.process, id);
   return toView(row);
 }
 
@@ -193,13 +193,17 @@ export type CreateProcessInput = ProcessInput;
 
 export async function createProcess(deps: ProcessDeps, input: CreateProcessInput): Promise<ProcessView> {
   const [template] = await deps.db.select().from(templates).where(eq(templates.id, input.templateId));
-  if (!template) throw invalid('templateId', `Template ${input.templateId} does not exist.`);
+  if (!template) throw invalid('templateId', notFound(THINGS.template, input.templateId).text);
   const [machine] = await deps.db.select().from(machines).where(eq(machines.id, input.machineId));
-  if (!machine) throw invalid('machineId', `Machine ${input.machineId} does not exist.`);
+  if (!machine) throw invalid('machineId', notFound(THINGS.machine, input.machineId).text);
   const params = input.params ?? {};
   if (typeof params !== 'object' || Array.isArray(params))
-    throw invalid('params', 'params is a JSON object of hyperparameters.');
-  if (JSON.stringify(params).length > 64 * 1024) throw invalid('params', 'params may be at most 64 KiB of JSON.');
+    throw invalid('params', { en: 'params is a JSON object of hyperparameters.', ru: 'Гиперпараметры — JSON-объект.' });
+  if (JSON.stringify(params).length > 64 * 1024)
+    throw invalid('params', {
+      en: 'params may be at most 64 KiB of JSON.',
+      ru: 'Гиперпараметры: не больше 64 КиБ JSON.',
+    });
 
   const [row] = await deps.db
     .insert(processes)
@@ -216,19 +220,31 @@ export async function createProcess(deps: ProcessDeps, input: CreateProcessInput
   } catch (error) {
     // Nothing half-made: without its workflow the process would be a dead row.
     await deps.db.delete(processes).where(eq(processes.id, processId));
-    throw new ServiceError('unavailable', `Could not start the process's workflow: ${(error as Error).message}`);
+    throw new ServiceError('unavailable', {
+      en: `Could not start the process's workflow: ${(error as Error).message}`,
+      ru: `Не удалось запустить рабочий процесс Temporal для процесса: ${(error as Error).message}`,
+    });
   }
   return getProcess(deps, processId);
 }
 
+function localizedDetail(failure: ApplicationFailure): LocalizedText | null {
+  const detail: unknown = failure.details?.[0];
+  if (typeof detail !== 'object' || detail === null) return null;
+  const { en, ru } = detail as Record<string, unknown>;
+  return typeof en === 'string' && typeof ru === 'string' ? { en, ru } : null;
+}
+
 function refusal(error: unknown, id: number): ServiceError | null {
-  if (error instanceof WorkflowNotFoundError) return notFound('Process', id);
+  if (error instanceof WorkflowNotFoundError) return notFound(THINGS.process, id);
   if (error instanceof WorkflowUpdateFailedError) {
     const cause = error.cause;
     if (cause instanceof ApplicationFailure && cause.type === FAILURE.notAllowed) {
-      return new ServiceError('not_allowed', cause.message);
+      // The workflow sends the reason in both languages as the failure's first detail.
+      return new ServiceError('not_allowed', localizedDetail(cause) ?? { en: cause.message, ru: cause.message });
     }
-    return new ServiceError('conflict', cause?.message ?? error.message);
+    const message = cause?.message ?? error.message;
+    return new ServiceError('conflict', { en: message, ru: message });
   }
   return null;
 }
@@ -238,7 +254,7 @@ async function ensureExists(deps: Pick<ProcessDeps, 'db'>, id: number): Promise<
     .select({ id: processes.id })
     .from(processes)
     .where(and(eq(processes.id, id), eq(processes.deleting, false)));
-  if (!row) throw notFound('Process', id);
+  if (!row) throw notFound(THINGS.process, id);
 }
 
 /**
@@ -254,7 +270,7 @@ async function update(deps: ProcessDeps, id: number, send: () => Promise<ActionR
     if (!(error instanceof WorkflowNotFoundError)) throw refusal(error, id) ?? error;
   }
   const restored = await restoreProcessWorkflow(deps, id);
-  if (restored.outcome === 'gone') throw notFound('Process', id);
+  if (restored.outcome === 'gone') throw notFound(THINGS.process, id);
   try {
     return await send();
   } catch (error) {
@@ -309,7 +325,13 @@ export async function findRun(deps: Pick<ProcessDeps, 'db'>, processId: number, 
       ? eq(runs.processId, processId)
       : and(eq(runs.processId, processId), eq(runs.number, runNumber));
   const [run] = await deps.db.select().from(runs).where(where).orderBy(desc(runs.number)).limit(1);
-  if (!run) throw notFound(runNumber === undefined ? 'Any run of process' : `Run ${runNumber} of process`, processId);
+  if (!run)
+    throw notFound(
+      runNumber === undefined
+        ? { en: 'Any run of process', ru: 'ни один запуск процесса' }
+        : { en: `Run ${runNumber} of process`, ru: `запуск ${runNumber} процесса` },
+      processId,
+    );
   return run;
 }
 

@@ -10,11 +10,17 @@ const RESTART_FIELDS = ['onFailure', 'backoffSeconds', 'onMachineLost', 'except'
 export function validRestart(value: unknown): RestartPolicy | null {
   if (value === null) return null;
   if (!isPlainObject(value))
-    throw invalid('restart', 'restart is an object: {onFailure, backoffSeconds, onMachineLost, except}.');
+    throw invalid('restart', {
+      en: 'restart is an object: {onFailure, backoffSeconds, onMachineLost, except}.',
+      ru: 'restart — объект: {onFailure, backoffSeconds, onMachineLost, except}.',
+    });
   try {
     rejectUnknown(value, RESTART_FIELDS);
   } catch (error) {
-    throw invalid('restart', `restart: ${(error as Error).message}`);
+    throw invalid('restart', {
+      en: `restart: ${(error as Error).message}`,
+      ru: `Политика перезапуска задана неверно (${(error as Error).message}).`,
+    });
   }
   const policy: RestartPolicy = { onFailure: 0, backoffSeconds: 30, onMachineLost: false, except: [] };
   if (value.onFailure !== undefined)
@@ -24,13 +30,16 @@ export function validRestart(value: unknown): RestartPolicy | null {
   if (value.onMachineLost !== undefined) policy.onMachineLost = boolean('restart.onMachineLost', value.onMachineLost);
   if (value.except !== undefined) {
     if (!Array.isArray(value.except) || value.except.length > FAILURE_CLASSES.length)
-      throw invalid('restart.except', `restart.except is a list of failure classes: ${FAILURE_CLASSES.join(', ')}.`);
+      throw invalid('restart.except', {
+        en: `restart.except is a list of failure classes: ${FAILURE_CLASSES.join(', ')}.`,
+        ru: `restart.except — список классов ошибок: ${FAILURE_CLASSES.join(', ')}.`,
+      });
     for (const item of value.except as unknown[]) {
       if (!isFailureClass(item))
-        throw invalid(
-          'restart.except',
-          `restart.except: ${JSON.stringify(item)} is not a failure class (${FAILURE_CLASSES.join(', ')}).`,
-        );
+        throw invalid('restart.except', {
+          en: `restart.except: ${JSON.stringify(item)} is not a failure class (${FAILURE_CLASSES.join(', ')}).`,
+          ru: `restart.except: ${JSON.stringify(item)} — не класс ошибки (${FAILURE_CLASSES.join(', ')}).`,
+        });
     }
     policy.except = [...new Set(value.except as RestartPolicy['except'])];
   }

@@ -4,7 +4,7 @@ import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { roleGrants, roles, templates, users } from '../db/schema.js';
 import { ALL_PERMISSIONS, type Permission } from '../domain/permissions.js';
-import { invalid, notFound, ServiceError } from './errors.js';
+import { invalid, notFound, ServiceError, THINGS } from './errors.js';
 import { ensureUserAdminLeft, LastAdminError, lockUserAdmins } from './users.js';
 import { isPlainObject, optionalText, pgCode, rejectUnknown, text } from './validate.js';
 
@@ -30,14 +30,18 @@ export interface GrantView {
 const ROLE_NAME = /^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,63}$/u;
 
 function validPermissions(value: unknown): Permission[] {
-  if (!Array.isArray(value)) throw invalid('permissions', 'permissions is a list of permission names.');
+  if (!Array.isArray(value))
+    throw invalid('permissions', {
+      en: 'permissions is a list of permission names.',
+      ru: 'Права — список имён прав.',
+    });
   const out = new Set<Permission>();
   for (const item of value) {
     if (typeof item !== 'string' || !(ALL_PERMISSIONS as string[]).includes(item)) {
-      throw invalid(
-        'permissions',
-        `${JSON.stringify(item)} is not a permission; known: ${ALL_PERMISSIONS.join(', ')}.`,
-      );
+      throw invalid('permissions', {
+        en: `${JSON.stringify(item)} is not a permission; known: ${ALL_PERMISSIONS.join(', ')}.`,
+        ru: `${JSON.stringify(item)} — не право; известны: ${ALL_PERMISSIONS.join(', ')}.`,
+      });
     }
     out.add(item as Permission);
   }
@@ -46,14 +50,18 @@ function validPermissions(value: unknown): Permission[] {
 }
 
 export function validateRole(body: unknown, mode: 'create' | 'patch'): Partial<typeof roles.$inferInsert> {
-  if (!isPlainObject(body)) throw invalid('body', 'A role is a JSON object.');
+  if (!isPlainObject(body)) throw invalid('body', { en: 'A role is a JSON object.', ru: 'Роль — это JSON-объект.' });
   rejectUnknown(body, ['name', 'description', 'permissions']);
   const out: Partial<typeof roles.$inferInsert> = {};
-  if (mode === 'create' && body.name === undefined) throw invalid('name', 'name is required.');
+  if (mode === 'create' && body.name === undefined)
+    throw invalid('name', { en: 'name is required.', ru: 'Нужно имя.' });
   if (body.name !== undefined) {
     const name = text('name', typeof body.name === 'string' ? body.name.trim() : body.name, { min: 1, max: 64 });
     if (!ROLE_NAME.test(name))
-      throw invalid('name', 'A role name is letters, digits, spaces, ".", "_" or "-", up to 64 characters.');
+      throw invalid('name', {
+        en: 'A role name is letters, digits, spaces, ".", "_" or "-", up to 64 characters.',
+        ru: 'Имя роли: буквы, цифры, пробелы, «.», «_» или «-», до 64 символов.',
+      });
     out.name = name;
   }
   if (body.description !== undefined)
@@ -85,11 +93,16 @@ export async function listRoles(db: Db): Promise<RoleView[]> {
 
 export async function getRole(db: Db, id: number): Promise<RoleView> {
   const role = (await listRoles(db)).find((r) => r.id === id);
-  if (!role) throw notFound('Role', id);
+  if (!role) throw notFound(THINGS.role, id);
   return role;
 }
 
-const nameTaken = (name: string) => new ServiceError('conflict', `A role named "${name}" already exists.`, 'name');
+const nameTaken = (name: string) =>
+  new ServiceError(
+    'conflict',
+    { en: `A role named "${name}" already exists.`, ru: `Роль с именем «${name}» уже есть.` },
+    'name',
+  );
 
 export async function createRole(db: Db, body: unknown): Promise<RoleView> {
   const values = validateRole(body, 'create') as typeof roles.$inferInsert;
@@ -104,12 +117,12 @@ export async function createRole(db: Db, body: unknown): Promise<RoleView> {
 
 async function customRole(db: Db, id: number) {
   const [role] = await db.select().from(roles).where(eq(roles.id, id));
-  if (!role) throw notFound('Role', id);
+  if (!role) throw notFound(THINGS.role, id);
   if (role.builtin)
-    throw new ServiceError(
-      'conflict',
-      `${role.name} is a built-in role and cannot change; create a custom role instead.`,
-    );
+    throw new ServiceError('conflict', {
+      en: `${role.name} is a built-in role and cannot change; create a custom role instead.`,
+      ru: `«${role.name}» — встроенная роль, её нельзя менять; создайте свою роль.`,
+    });
   return role;
 }
 
@@ -133,7 +146,10 @@ export async function deleteRole(db: Db, id: number): Promise<void> {
     .from(roleGrants)
     .where(eq(roleGrants.roleId, id));
   if ((used?.n ?? 0) > 0)
-    throw new ServiceError('conflict', `Role ${role.name} is granted ${used!.n} time(s); revoke those grants first.`);
+    throw new ServiceError('conflict', {
+      en: `Role ${role.name} is granted ${used!.n} time(s); revoke those grants first.`,
+      ru: `Роль ${role.name} назначена (${used!.n}); сначала отзовите эти назначения.`,
+    });
   await db.delete(roles).where(eq(roles.id, id));
 }
 
@@ -168,17 +184,18 @@ export async function grant(
 ): Promise<GrantView> {
   const login = text('login', input.login, { min: 1, max: 64 });
   const [user] = await db.select().from(users).where(eq(users.login, login));
-  if (!user) throw invalid('login', `No user ${login}.`);
+  if (!user) throw invalid('login', { en: `No user ${login}.`, ru: `Нет пользователя ${login}.` });
   if (typeof input.roleId !== 'number' || !Number.isInteger(input.roleId))
-    throw invalid('roleId', 'roleId is a role id.');
+    throw invalid('roleId', { en: 'roleId is a role id.', ru: 'roleId — номер роли.' });
   const [role] = await db.select().from(roles).where(eq(roles.id, input.roleId));
-  if (!role) throw invalid('roleId', `No role ${input.roleId}.`);
+  if (!role) throw invalid('roleId', { en: `No role ${input.roleId}.`, ru: `Нет роли ${input.roleId}.` });
   let templateId: number | null = null;
   if (input.templateId !== undefined && input.templateId !== null) {
     if (typeof input.templateId !== 'number' || !Number.isInteger(input.templateId))
-      throw invalid('templateId', 'templateId is a template id.');
+      throw invalid('templateId', { en: 'templateId is a template id.', ru: 'templateId — номер шаблона.' });
     const [template] = await db.select({ id: templates.id }).from(templates).where(eq(templates.id, input.templateId));
-    if (!template) throw invalid('templateId', `No template ${input.templateId}.`);
+    if (!template)
+      throw invalid('templateId', { en: `No template ${input.templateId}.`, ru: `Нет шаблона ${input.templateId}.` });
     templateId = template.id;
   }
   await db.insert(roleGrants).values({ userId: user.id, roleId: role.id, templateId }).onConflictDoNothing();
@@ -198,13 +215,17 @@ export async function grant(
 /** Refused when it would leave nobody able to manage users: an admin cannot lock everyone out. */
 export async function revokeGrant(db: Db, grantId: number): Promise<GrantView> {
   const existing = (await listGrants(db)).find((g) => g.id === grantId);
-  if (!existing) throw notFound('Grant', grantId);
+  if (!existing) throw notFound(THINGS.grant, grantId);
   await db.transaction(async (tx) => {
     await lockUserAdmins(tx);
     await tx.delete(roleGrants).where(eq(roleGrants.id, grantId));
     await ensureUserAdminLeft(
       tx,
-      () => new LastAdminError('This is the last grant of users.manage; grant it to someone else first.'),
+      () =>
+        new LastAdminError({
+          en: 'This is the last grant of users.manage; grant it to someone else first.',
+          ru: 'Это последнее назначение с правом users.manage; сначала выдайте его кому-то ещё.',
+        }),
     );
   });
   return existing;

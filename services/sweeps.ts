@@ -15,7 +15,7 @@ import {
   type Params,
   type RandomSpec,
 } from '../domain/sweep.js';
-import { invalid, notFound, ServiceError } from './errors.js';
+import { invalid, notFound, ServiceError, THINGS } from './errors.js';
 import { PROCESS_LIMITS, type ProcessesInput, type SweepInput } from './inputs.js';
 import { startProcessWorkflow } from './process-workflow.js';
 import { act, getProcess, processQuery, toView, type ProcessDeps, type ProcessView } from './processes.js';
@@ -50,28 +50,35 @@ export function validProcessName(value: unknown, field = 'name'): string | null 
 
 async function templateOf(deps: Pick<ProcessDeps, 'db'>, templateId: number): Promise<Template> {
   const [template] = await deps.db.select().from(templates).where(eq(templates.id, templateId));
-  if (!template) throw invalid('templateId', `Template ${templateId} does not exist.`);
+  if (!template) throw invalid('templateId', notFound(THINGS.template, templateId).text);
   return template;
 }
 
 async function checkMachines(deps: Pick<ProcessDeps, 'db'>, ids: number[]): Promise<number[]> {
   const unique = [...new Set(ids)];
-  if (unique.length === 0) throw invalid('machineIds', 'machineIds names at least one machine.');
+  if (unique.length === 0)
+    throw invalid('machineIds', { en: 'machineIds names at least one machine.', ru: 'Выберите хотя бы одну машину.' });
   const found = await deps.db.select({ id: machines.id }).from(machines).where(inArray(machines.id, unique));
   const missing = unique.filter((id) => !found.some((row) => row.id === id));
-  if (missing.length > 0) throw invalid('machineIds', `Machine ${missing[0]} does not exist.`);
+  if (missing.length > 0) throw invalid('machineIds', notFound(THINGS.machine, missing[0]).text);
   return unique;
 }
 
 function checkKeys(field: string, template: Template, keys: string[]): void {
   const unknown = keys.find((key) => !Object.prototype.hasOwnProperty.call(template.params, key));
   if (unknown !== undefined)
-    throw invalid(field, `${field} names ${JSON.stringify(unknown)}, which is not one of the template's params.`);
+    throw invalid(field, {
+      en: `${field} names ${JSON.stringify(unknown)}, which is not one of the template's params.`,
+      ru: `${field}: ${JSON.stringify(unknown)} нет среди гиперпараметров шаблона.`,
+    });
 }
 
 function checkCount(field: string, count: number): void {
   if (count > PROCESS_LIMITS.perRequest)
-    throw invalid(field, `One request makes at most ${PROCESS_LIMITS.perRequest} processes; this one ${count}.`);
+    throw invalid(field, {
+      en: `One request makes at most ${PROCESS_LIMITS.perRequest} processes; this one ${count}.`,
+      ru: `Один запрос создаёт не больше ${PROCESS_LIMITS.perRequest} процессов; в этом их ${count}.`,
+    });
 }
 
 /** Makes the rows in one transaction, starts their workflows, then (when asked) starts them. */
@@ -117,11 +124,14 @@ async function createPlanned(
   if (failed.length > 0) {
     // Nothing half-made: without its workflow a process would be a dead row.
     await deps.db.delete(processes).where(inArray(processes.id, failed));
-    throw new ServiceError(
-      'unavailable',
-      `Could not start ${failed.length} of ${rows.length} workflows (${(firstError as Error).message}); ` +
+    throw new ServiceError('unavailable', {
+      en:
+        `Could not start ${failed.length} of ${rows.length} workflows (${(firstError as Error).message}); ` +
         `the ${rows.length - failed.length} others were made.`,
-    );
+      ru:
+        `Не удалось запустить ${failed.length} из ${rows.length} рабочих процессов Temporal ` +
+        `(${(firstError as Error).message}); остальные ${rows.length - failed.length} созданы.`,
+    });
   }
   if (options.start) {
     await eachLimited(rows, async (row) => {
@@ -160,25 +170,32 @@ export async function createProcesses(
 
 function sweepPoints(template: Template, input: SweepInput): Params[] {
   if ((input.grid === undefined) === (input.random === undefined))
-    throw invalid('grid', 'A sweep has exactly one of grid and random.');
+    throw invalid('grid', {
+      en: 'A sweep has exactly one of grid and random.',
+      ru: 'Перебор задаёт ровно одно из grid и random.',
+    });
   if (input.grid !== undefined) {
     const grid = input.grid;
     checkKeys('grid', template, Object.keys(grid));
     for (const [key, values] of Object.entries(grid)) {
-      if (!Array.isArray(values) || values.length === 0) throw invalid('grid', `grid.${key} is a non-empty list.`);
+      if (!Array.isArray(values) || values.length === 0)
+        throw invalid('grid', { en: `grid.${key} is a non-empty list.`, ru: `grid.${key}: непустой список.` });
       validParams({ [key]: values }, 'grid');
     }
-    if (Object.keys(grid).length === 0) throw invalid('grid', 'grid names at least one param.');
+    if (Object.keys(grid).length === 0)
+      throw invalid('grid', { en: 'grid names at least one param.', ru: 'grid называет хотя бы один гиперпараметр.' });
     checkCount('grid', gridSize(grid));
     return expandGrid(grid);
   }
   const random = input.random as RandomSpec;
-  if (!Number.isInteger(random.n) || random.n <= 0) throw invalid('random', 'random.n is a whole number above 0.');
+  if (!Number.isInteger(random.n) || random.n <= 0)
+    throw invalid('random', { en: 'random.n is a whole number above 0.', ru: 'random.n — целое число больше 0.' });
   checkCount('random', random.n);
   checkKeys('random', template, Object.keys(random.space));
   for (const [key, distribution] of Object.entries(random.space)) {
     const problem = distributionProblem(distribution);
-    if (problem) throw invalid('random', `random.space.${key} ${problem}.`);
+    if (problem)
+      throw invalid('random', { en: `random.space.${key} ${problem}.`, ru: `random.space.${key}: ${problem}.` });
   }
   validParams(random.space, 'random');
   return sampleRandom(random);
@@ -222,7 +239,7 @@ export async function renameProcess(deps: ProcessDeps, id: number, value: unknow
 /** The sweep's template, to authorize before reading it. */
 export async function sweepTemplate(deps: Pick<ProcessDeps, 'db'>, id: number): Promise<number> {
   const [sweep] = await deps.db.select({ templateId: sweeps.templateId }).from(sweeps).where(eq(sweeps.id, id));
-  if (!sweep) throw notFound('Sweep', id);
+  if (!sweep) throw notFound(THINGS.sweep, id);
   return sweep.templateId;
 }
 
@@ -241,7 +258,7 @@ export async function getSweep(
   metric: string,
 ): Promise<SweepView & { metric: string; differing: string[]; processes: SweepProcess[] }> {
   const [sweep] = await deps.db.select().from(sweeps).where(eq(sweeps.id, id));
-  if (!sweep) throw notFound('Sweep', id);
+  if (!sweep) throw notFound(THINGS.sweep, id);
   const rows = await processQuery(deps.db)
     .where(and(eq(processes.sweepId, id), eq(processes.deleting, false)))
     .orderBy(asc(processes.id));

@@ -6,7 +6,7 @@ import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { processes, templates } from '../db/schema.js';
 import { sealEnvValue } from '../lib/keybox.js';
-import { invalid, notFound, ServiceError } from './errors.js';
+import { invalid, notFound, ServiceError, THINGS, type LocalizedText } from './errors.js';
 import { TEMPLATE_LIMITS, type TemplateInput, type TemplatePatchInput } from './inputs.js';
 import { validRestart, validStallSeconds } from './restart-policy.js';
 import { integer, isPlainObject, jsonValue, optionalText, pgCode, rejectUnknown, text } from './validate.js';
@@ -87,7 +87,8 @@ function validName(value: unknown): string {
 
 function validCommand(value: unknown): string {
   const command = text('command', value, { min: 1, max: TEMPLATE_LIMITS.commandBytes, bytes: true, multiline: true });
-  if (command.trim() === '') throw invalid('command', 'command must not be blank.');
+  if (command.trim() === '')
+    throw invalid('command', { en: 'command must not be blank.', ru: 'Команда не может быть пустой.' });
   return command;
 }
 
@@ -99,20 +100,30 @@ export function validEnv(value: unknown, field = 'env'): Record<string, string> 
 /** env, or secretEnv (where null, on a patch, removes a key). */
 function validEnvEntries(value: unknown, field: string, nullRemoves: boolean): Record<string, string | null> {
   if (value === undefined || value === null) return {};
-  if (!isPlainObject(value)) throw invalid(field, `${field} is an object of NAME: "value" strings.`);
+  if (!isPlainObject(value))
+    throw invalid(field, {
+      en: `${field} is an object of NAME: "value" strings.`,
+      ru: `${field}: объект вида NAME: "значение".`,
+    });
   const entries = Object.entries(value);
   if (entries.length > TEMPLATE_LIMITS.envEntries)
-    throw invalid(field, `${field} may have at most ${TEMPLATE_LIMITS.envEntries} variables.`);
+    throw invalid(field, {
+      en: `${field} may have at most ${TEMPLATE_LIMITS.envEntries} variables.`,
+      ru: `${field}: не больше ${TEMPLATE_LIMITS.envEntries} переменных.`,
+    });
   const out: Record<string, string | null> = {};
   for (const [key, item] of entries) {
     if (!ENV_KEY.test(key))
-      throw invalid(
-        `${field}.${key}`,
-        `"${key}" is not a variable name: letters, digits and _, not starting with a digit.`,
-      );
+      throw invalid(`${field}.${key}`, {
+        en: `"${key}" is not a variable name: letters, digits and _, not starting with a digit.`,
+        ru: `"${key}" не имя переменной: буквы, цифры и _, не с цифры в начале.`,
+      });
     // TRAINYARD_* are the platform's own (DESIGN §5); a template may not forge them.
     if (key.toUpperCase().startsWith('TRAINYARD_'))
-      throw invalid(`${field}.${key}`, `${key}: TRAINYARD_ variables are set by Trainyard itself.`);
+      throw invalid(`${field}.${key}`, {
+        en: `${key}: TRAINYARD_ variables are set by Trainyard itself.`,
+        ru: `${key}: переменные TRAINYARD_ задаёт сам Trainyard.`,
+      });
     out[key] =
       nullRemoves && item === null
         ? null
@@ -134,10 +145,10 @@ function mergeSecretEnv(
   if (!Object.prototype.hasOwnProperty.call(body, 'secretEnv') || body.secretEnv === undefined) {
     for (const key of Object.keys(current)) {
       if (key in env)
-        throw invalid(
-          `env.${key}`,
-          `${key} is a secret variable of this template; remove it from secretEnv (null) to make it plain.`,
-        );
+        throw invalid(`env.${key}`, {
+          en: `${key} is a secret variable of this template; remove it from secretEnv (null) to make it plain.`,
+          ru: `${key} — секретная переменная этого шаблона; удалите её из секретных, чтобы сделать обычной.`,
+        });
     }
     return undefined;
   }
@@ -148,15 +159,25 @@ function mergeSecretEnv(
       delete next[key];
       continue;
     }
-    if (!secrets.secret) throw new ServiceError('unavailable', 'Secret env values need TRAINYARD_SECRET to be stored.');
+    if (!secrets.secret)
+      throw new ServiceError('unavailable', {
+        en: 'Secret env values need TRAINYARD_SECRET to be stored.',
+        ru: 'Чтобы хранить секретные переменные, серверу нужен TRAINYARD_SECRET.',
+      });
     next[key] = sealEnvValue(secrets.secret, value);
   }
   for (const key of Object.keys(next)) {
     if (key in env)
-      throw invalid(`secretEnv.${key}`, `${key} is also a plain env variable; a name is either plain or secret.`);
+      throw invalid(`secretEnv.${key}`, {
+        en: `${key} is also a plain env variable; a name is either plain or secret.`,
+        ru: `${key} есть и среди обычных переменных; имя бывает либо обычным, либо секретным.`,
+      });
   }
   if (Object.keys(next).length + Object.keys(env).length > TEMPLATE_LIMITS.envEntries) {
-    throw invalid('secretEnv', `env and secretEnv may have at most ${TEMPLATE_LIMITS.envEntries} variables together.`);
+    throw invalid('secretEnv', {
+      en: `env and secretEnv may have at most ${TEMPLATE_LIMITS.envEntries} variables together.`,
+      ru: `Обычных и секретных переменных вместе не больше ${TEMPLATE_LIMITS.envEntries}.`,
+    });
   }
   return next;
 }
@@ -168,24 +189,29 @@ export function maskedTemplate(view: TemplateView): TemplateView {
 
 export function validParams(value: unknown, field = 'params'): Record<string, unknown> {
   if (value === undefined || value === null) return {};
-  if (!isPlainObject(value)) throw invalid(field, `${field} is a JSON object of hyperparameters.`);
+  if (!isPlainObject(value))
+    throw invalid(field, {
+      en: `${field} is a JSON object of hyperparameters.`,
+      ru: `${field}: JSON-объект гиперпараметров.`,
+    });
   const params = jsonValue(field, value) as Record<string, unknown>;
   if (Buffer.byteLength(JSON.stringify(params), 'utf8') > TEMPLATE_LIMITS.paramsBytes) {
-    throw invalid(field, `${field} may be at most 64 KiB of JSON.`);
+    throw invalid(field, { en: `${field} may be at most 64 KiB of JSON.`, ru: `${field}: не больше 64 КиБ JSON.` });
   }
   return params;
 }
 
 /** Checks a full body (create) or the fields present (patch); returns only what to write. */
 export function validateTemplate(body: unknown, mode: 'create' | 'patch'): Partial<typeof templates.$inferInsert> {
-  if (!isPlainObject(body)) throw invalid('body', 'A template is a JSON object.');
+  if (!isPlainObject(body))
+    throw invalid('body', { en: 'A template is a JSON object.', ru: 'Шаблон — это JSON-объект.' });
   rejectUnknown(body, TEMPLATE_FIELDS);
   const out: Partial<typeof templates.$inferInsert> = {};
   const has = (key: (typeof TEMPLATE_FIELDS)[number]) =>
     Object.prototype.hasOwnProperty.call(body, key) && body[key] !== undefined;
   if (mode === 'create') {
-    if (!has('name')) throw invalid('name', 'name is required.');
-    if (!has('command')) throw invalid('command', 'command is required.');
+    if (!has('name')) throw invalid('name', { en: 'name is required.', ru: 'Нужно имя.' });
+    if (!has('command')) throw invalid('command', { en: 'command is required.', ru: 'Нужна команда.' });
   }
   if (has('name')) out.name = validName(body.name);
   if (has('description'))
@@ -206,7 +232,12 @@ export function validateTemplate(body: unknown, mode: 'create' | 'patch'): Parti
   return out;
 }
 
-const nameTaken = (name: string) => new ServiceError('conflict', `A template named "${name}" already exists.`, 'name');
+const nameTaken = (name: string) =>
+  new ServiceError(
+    'conflict',
+    { en: `A template named "${name}" already exists.`, ru: `Шаблон с именем «${name}» уже есть.` },
+    'name',
+  );
 
 export async function createTemplate(
   db: Db,
@@ -223,7 +254,7 @@ export async function createTemplate(
 
 export async function getTemplate(db: Db, id: number): Promise<TemplateView> {
   const [row] = await db.select().from(templates).where(eq(templates.id, id));
-  if (!row) throw notFound('Template', id);
+  if (!row) throw notFound(THINGS.template, id);
   return toView(row);
 }
 
@@ -241,7 +272,7 @@ export async function updateTemplate(
     // Read and write under the row lock, so two edits of the secrets do not lose one another.
     return await db.transaction(async (tx) => {
       const [current] = await tx.select().from(templates).where(eq(templates.id, id)).for('update');
-      if (!current) throw notFound('Template', id);
+      if (!current) throw notFound(THINGS.template, id);
       const secretEnv = mergeSecretEnv(patch, current.secretEnv ?? {}, values.env ?? current.env, secrets);
       const [row] = await tx
         .update(templates)
@@ -268,21 +299,21 @@ export async function countTemplateProcesses(db: Db, id: number): Promise<number
 export async function deleteTemplate(db: Db, id: number): Promise<void> {
   await getTemplate(db, id);
   const inUse = await countTemplateProcesses(db, id);
-  if (inUse > 0) throw usedBy('Template', id, inUse);
+  if (inUse > 0) throw usedBy(THINGS.template, id, inUse);
   try {
     await db.delete(templates).where(eq(templates.id, id));
   } catch (error) {
     // A process created between the count and the delete.
-    if (pgCode(error) === '23503') throw usedBy('Template', id, await countTemplateProcesses(db, id));
+    if (pgCode(error) === '23503') throw usedBy(THINGS.template, id, await countTemplateProcesses(db, id));
     throw error;
   }
 }
 
-export function usedBy(what: string, id: number, count: number): ServiceError {
-  return new ServiceError(
-    'conflict',
-    `${what} ${id} is used by ${count} training process${count === 1 ? '' : 'es'}; delete ${count === 1 ? 'it' : 'them'} first.`,
-  );
+export function usedBy(what: LocalizedText, id: number, count: number): ServiceError {
+  return new ServiceError('conflict', {
+    en: `${what.en} ${id} is used by ${count} training process${count === 1 ? '' : 'es'}; delete ${count === 1 ? 'it' : 'them'} first.`,
+    ru: `${what.ru[0]!.toUpperCase()}${what.ru.slice(1)} ${id} используется процессами обучения (${count}); сначала удалите их.`,
+  });
 }
 
 export interface TemplateListFilter {

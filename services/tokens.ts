@@ -5,7 +5,7 @@ import { and, desc, eq, isNull } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { apiTokens } from '../db/schema.js';
 import { createToken } from './accounts.js';
-import { invalid, notFound } from './errors.js';
+import { invalid, notFound, THINGS } from './errors.js';
 import { text } from './validate.js';
 
 export interface TokenView {
@@ -42,7 +42,10 @@ export async function createOwnToken(db: Db, login: string, input: { name: unkno
         ? Number(input.expiresDays)
         : (input.expiresDays as number);
     if (typeof expiresDays !== 'number' || !Number.isInteger(expiresDays) || expiresDays < 1 || expiresDays > 3650) {
-      throw invalid('expiresDays', 'Expiry is a whole number of days from 1 to 3650, or empty for none.');
+      throw invalid('expiresDays', {
+        en: 'Expiry is a whole number of days from 1 to 3650, or empty for none.',
+        ru: 'Срок действия — целое число дней от 1 до 3650 или пусто, если бессрочно.',
+      });
     }
   }
   return createToken(db, login, { name, ...(expiresDays !== undefined ? { expiresDays } : {}) });
@@ -55,5 +58,5 @@ export async function revokeOwnToken(db: Db, userId: number, tokenId: number): P
     .set({ revokedAt: new Date() })
     .where(and(eq(apiTokens.id, tokenId), eq(apiTokens.userId, userId), isNull(apiTokens.revokedAt)))
     .returning({ id: apiTokens.id });
-  if (!row) throw notFound('Active token', tokenId);
+  if (!row) throw notFound(THINGS.token, tokenId);
 }

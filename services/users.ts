@@ -4,8 +4,8 @@
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { apiTokens, roleGrants, roles, sessions, templates, users } from '../db/schema.js';
-import { validateLogin, validatePassword } from './accounts.js';
-import { invalid, notFound, ServiceError } from './errors.js';
+import { loginTaken, validateLogin, validatePassword } from './accounts.js';
+import { invalid, notFound, ServiceError, THINGS, type LocalizedText } from './errors.js';
 import { USER_LIMITS, type UserInput, type UserPatchInput } from './inputs.js';
 import { hashPassword, randomSecret } from './passwords.js';
 import { text } from './validate.js';
@@ -27,8 +27,15 @@ export interface UserView {
 
 /** What a change would leave behind: no active user holding users.manage globally. */
 export class LastAdminError extends ServiceError {
-  constructor(message = 'Refused: no active user would be left with users.manage; grant it to someone else first.') {
-    super('conflict', message);
+  constructor(
+    text: LocalizedText = {
+      en: 'Refused: no active user would be left with users.manage; grant it to someone else first.',
+      ru:
+        'Отказано: не останется ни одного активного пользователя с правом users.manage; ' +
+        'сначала выдайте его кому-то ещё.',
+    },
+  ) {
+    super('conflict', text);
   }
 }
 
@@ -84,9 +91,14 @@ async function resolveGrants(
   const out = new Map<string, { roleId: number; templateId: number | null }>();
   for (const grant of grants) {
     const roleId = byName.get(grant.role);
-    if (roleId === undefined) throw invalid('roles', `No role named ${JSON.stringify(grant.role)}.`);
+    if (roleId === undefined)
+      throw invalid('roles', {
+        en: `No role named ${JSON.stringify(grant.role)}.`,
+        ru: `Нет роли с именем ${JSON.stringify(grant.role)}.`,
+      });
     const templateId = grant.templateId ?? null;
-    if (templateId !== null && !known.has(templateId)) throw invalid('roles', `No template ${templateId}.`);
+    if (templateId !== null && !known.has(templateId))
+      throw invalid('roles', { en: `No template ${templateId}.`, ru: `Нет шаблона ${templateId}.` });
     out.set(`${roleId}:${templateId ?? 0}`, { roleId, templateId });
   }
   return [...out.values()];
@@ -114,7 +126,7 @@ export async function listUserViews(db: Db): Promise<UserView[]> {
 
 export async function getUserView(db: Db, id: number): Promise<UserView> {
   const user = (await listUserViews(db)).find((u) => u.id === id);
-  if (!user) throw notFound('User', id);
+  if (!user) throw notFound(THINGS.user, id);
   return user;
 }
 
@@ -132,7 +144,7 @@ export async function createUserAccount(db: Db, input: UserInput): Promise<{ use
       .values({ login: input.login, name, passwordHash })
       .onConflictDoNothing()
       .returning({ id: users.id });
-    if (!user) throw new ServiceError('conflict', `User ${input.login} already exists.`, 'login');
+    if (!user) throw new ServiceError('conflict', loginTaken(input.login), 'login');
     if (grants.length) await tx.insert(roleGrants).values(grants.map((g) => ({ ...g, userId: user.id })));
     return user.id;
   });
@@ -151,7 +163,7 @@ export async function updateUser(db: Db, id: number, patch: UserPatchInput): Pro
   await db.transaction(async (tx) => {
     await lockUserAdmins(tx);
     const [user] = await tx.select({ id: users.id }).from(users).where(eq(users.id, id)).for('update');
-    if (!user) throw notFound('User', id);
+    if (!user) throw notFound(THINGS.user, id);
     const values: Partial<typeof users.$inferInsert> = {};
     if (name !== undefined) values.name = name;
     if (patch.active !== undefined) values.isActive = patch.active;
@@ -187,7 +199,7 @@ export async function resetPassword(db: Db, id: number): Promise<{ user: UserVie
     .set({ passwordHash, updatedAt: new Date() })
     .where(eq(users.id, id))
     .returning({ id: users.id });
-  if (!row) throw notFound('User', id);
+  if (!row) throw notFound(THINGS.user, id);
   await db.delete(sessions).where(eq(sessions.userId, id));
   return { user: await getUserView(db, id), password };
 }

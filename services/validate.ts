@@ -19,20 +19,31 @@ export interface TextRule {
 }
 
 export function text(field: string, value: unknown, rule: TextRule): string {
-  if (typeof value !== 'string') throw invalid(field, `${field} must be a string.`);
-  if (LONE_SURROGATE.test(value)) throw invalid(field, `${field} is not valid Unicode text.`);
+  if (typeof value !== 'string')
+    throw invalid(field, { en: `${field} must be a string.`, ru: `${field}: нужна строка.` });
+  if (LONE_SURROGATE.test(value))
+    throw invalid(field, { en: `${field} is not valid Unicode text.`, ru: `${field}: текст с ошибкой Юникода.` });
   if (rule.multiline ? NUL.test(value) || CONTROL.test(value) : /[\u0000-\u001f\u007f]/.test(value)) {
-    throw invalid(field, `${field} may not contain control characters.`);
+    throw invalid(field, {
+      en: `${field} may not contain control characters.`,
+      ru: `${field}: управляющие символы не допускаются.`,
+    });
   }
   const size = rule.bytes ? Buffer.byteLength(value, 'utf8') : [...value].length;
-  const unit = rule.bytes ? 'bytes' : 'characters';
+  const unit = rule.bytes ? { en: 'bytes', ru: 'байт' } : { en: 'characters', ru: 'символов' };
   if (size < (rule.min ?? 0)) {
     throw invalid(
       field,
-      rule.min === 1 ? `${field} must not be empty.` : `${field} needs at least ${rule.min} ${unit}.`,
+      rule.min === 1
+        ? { en: `${field} must not be empty.`, ru: `${field}: не может быть пустым.` }
+        : { en: `${field} needs at least ${rule.min} ${unit.en}.`, ru: `${field}: не меньше ${rule.min} ${unit.ru}.` },
     );
   }
-  if (size > rule.max) throw invalid(field, `${field} may have at most ${rule.max} ${unit}.`);
+  if (size > rule.max)
+    throw invalid(field, {
+      en: `${field} may have at most ${rule.max} ${unit.en}.`,
+      ru: `${field}: не больше ${rule.max} ${unit.ru}.`,
+    });
   return value;
 }
 
@@ -42,13 +53,16 @@ export function optionalText(field: string, value: unknown, rule: TextRule): str
 }
 
 export function integer(field: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) throw invalid(field, `${field} must be a whole number.`);
-  if (value < min || value > max) throw invalid(field, `${field} must be from ${min} to ${max}.`);
+  if (typeof value !== 'number' || !Number.isInteger(value))
+    throw invalid(field, { en: `${field} must be a whole number.`, ru: `${field}: нужно целое число.` });
+  if (value < min || value > max)
+    throw invalid(field, { en: `${field} must be from ${min} to ${max}.`, ru: `${field}: число от ${min} до ${max}.` });
   return value;
 }
 
 export function boolean(field: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') throw invalid(field, `${field} must be true or false.`);
+  if (typeof value !== 'boolean')
+    throw invalid(field, { en: `${field} must be true or false.`, ru: `${field}: нужно true или false.` });
   return value;
 }
 
@@ -66,15 +80,23 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
  * lone surrogates (keys too), bounded depth. Returns a copy built from own properties.
  */
 export function jsonValue(field: string, value: unknown, depth = 0): unknown {
-  if (depth > 32) throw invalid(field, `${field} is nested too deeply.`);
+  if (depth > 32)
+    throw invalid(field, { en: `${field} is nested too deeply.`, ru: `${field}: слишком глубокая вложенность.` });
   if (value === null || typeof value === 'boolean') return value;
   if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw invalid(field, `${field} holds a number JSON cannot carry.`);
+    if (!Number.isFinite(value))
+      throw invalid(field, {
+        en: `${field} holds a number JSON cannot carry.`,
+        ru: `${field}: число, которое JSON не может передать.`,
+      });
     return value;
   }
   if (typeof value === 'string') {
     if (NUL.test(value) || LONE_SURROGATE.test(value))
-      throw invalid(field, `${field} holds text with a NUL character or broken Unicode.`);
+      throw invalid(field, {
+        en: `${field} holds text with a NUL character or broken Unicode.`,
+        ru: `${field}: текст с символом NUL или с ошибкой Юникода.`,
+      });
     return value;
   }
   if (Array.isArray(value)) return value.map((item, i) => jsonValue(`${field}.${i}`, item, depth + 1));
@@ -82,7 +104,10 @@ export function jsonValue(field: string, value: unknown, depth = 0): unknown {
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value)) {
       if (NUL.test(key) || LONE_SURROGATE.test(key))
-        throw invalid(field, `${field} has a key with a NUL character or broken Unicode.`);
+        throw invalid(field, {
+          en: `${field} has a key with a NUL character or broken Unicode.`,
+          ru: `${field}: ключ с символом NUL или с ошибкой Юникода.`,
+        });
       // defineProperty: a key named "__proto__" stays plain data.
       Object.defineProperty(out, key, {
         value: jsonValue(`${field}.${key}`, item, depth + 1),
@@ -93,13 +118,13 @@ export function jsonValue(field: string, value: unknown, depth = 0): unknown {
     }
     return out;
   }
-  throw invalid(field, `${field} must be JSON.`);
+  throw invalid(field, { en: `${field} must be JSON.`, ru: `${field}: нужен JSON.` });
 }
 
 /** Fields of a body that are not known: a typo should fail loudly, not be ignored. */
 export function rejectUnknown(body: Record<string, unknown>, known: readonly string[]): void {
   for (const key of Object.keys(body)) {
-    if (!known.includes(key)) throw invalid(key, `Unknown field ${key}.`);
+    if (!known.includes(key)) throw invalid(key, { en: `Unknown field ${key}.`, ru: `Неизвестное поле ${key}.` });
   }
 }
 

@@ -208,6 +208,7 @@ const en = {
   freeDisk: '{size} free',
   gpuCount: '{n} GPU',
   probe: 'Probe now',
+  probeDisabledWhy: 'Disabled machines are not probed: no worker serves them. Enable it to probe it.',
   probedAt: 'Probed',
   localMachine: 'this server',
   disabledMachine: 'disabled',
@@ -349,7 +350,8 @@ const ru: Record<MessageKey, string> = {
   actions: 'Действия',
   required: 'Обязательное поле.',
   notInteger: 'Нужно целое число.',
-  invalidJson: 'Это не JSON: {detail}',
+  // JavaScript's parse errors are English only, so the Russian text leaves the detail out.
+  invalidJson: 'Это не JSON: проверьте кавычки, запятые и скобки.',
   mustBeObject: 'Нужен JSON-объект, например {"learning_rate": 0.01}.',
 
   // Error pages
@@ -387,7 +389,7 @@ const ru: Record<MessageKey, string> = {
   workingDir: 'Рабочий каталог',
   workingDirHint: 'Необязательно; если пусто — каталог прогона.',
   env: 'Переменные окружения',
-  envHint: 'По одной NAME=value на строку. Переменные TRAINYARD_* задаёт сам Trainyard.',
+  envHint: 'По одной паре ИМЯ=значение на строку. Переменные TRAINYARD_* задаёт сам Trainyard.',
   secretEnv: 'Секретные переменные',
   secretEnvHint:
     'По одной NAME=value на строку, для ключей API и паролей: хранятся зашифрованными, больше не показываются, ' +
@@ -420,7 +422,7 @@ const ru: Record<MessageKey, string> = {
   stallSecondsHint:
     'Пусто — не следить. Зависший прогон помечается; его останавливают и перезапускают, ' +
     'если политика перезапускает зависания.',
-  envLineError: 'Строка {n}: пишите NAME=value.',
+  envLineError: 'Строка {n}: пишите ИМЯ=значение.',
   confirmDeleteTemplate: 'Удалить шаблон «{name}»?',
   templateInUseHint: 'Шаблон с процессами удалить нельзя; сначала удалите его процессы.',
 
@@ -530,6 +532,7 @@ const ru: Record<MessageKey, string> = {
   freeDisk: 'свободно {size}',
   gpuCount: 'GPU: {n}',
   probe: 'Проверить',
+  probeDisabledWhy: 'Выключенные машины не проверяются: их не обслуживает воркер. Включите машину, чтобы проверить её.',
   probedAt: 'Проверена',
   localMachine: 'сам сервер',
   disabledMachine: 'выключена',

@@ -97,7 +97,10 @@ export const authPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
     const credential = credentialOf(request);
     const principal = await resolvePrincipal(deps, authz, credential);
     if (!principal && credential.bearer !== undefined)
-      throw new ServiceError('unauthenticated', 'The bearer token is unknown, expired or revoked.');
+      throw new ServiceError('unauthenticated', {
+        en: 'The bearer token is unknown, expired or revoked.',
+        ru: 'Токен неизвестен, истёк или отозван.',
+      });
     const queryLang = (request.query as Record<string, unknown> | undefined)?.lang;
     request.locale = pickLocale(queryLang ?? request.cookies[LOCALE_COOKIE] ?? principal?.locale, 'ru');
     request.principal = principal;
@@ -110,7 +113,10 @@ export const authPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
       const body = request.body as Record<string, unknown> | undefined;
       const sent = request.headers['x-csrf-token'] ?? body?._csrf;
       if (typeof sent !== 'string' || !user.csrfToken || !sameToken(sent, user.csrfToken)) {
-        throw new ServiceError('forbidden', 'The CSRF token is missing or wrong; reload the page and try again.');
+        throw new ServiceError('forbidden', {
+          en: 'The CSRF token is missing or wrong; reload the page and try again.',
+          ru: 'Токен CSRF отсутствует или неверен; обновите страницу и повторите.',
+        });
       }
     }
   });

@@ -18,7 +18,10 @@ const html = 'text/html; charset=utf-8';
  */
 async function sessionOnly(request: FastifyRequest): Promise<void> {
   if (request.principal?.via !== 'session')
-    throw new ServiceError('forbidden', 'API tokens are managed from a logged-in browser session, not with a token.');
+    throw new ServiceError('forbidden', {
+      en: 'API tokens are managed from a logged-in browser session, not with a token.',
+      ru: 'Токенами API управляют из браузера после входа, а не с токеном.',
+    });
 }
 
 export async function accountRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {

@@ -63,7 +63,7 @@ export async function adminUserRoutes(parent: FastifyInstance, { deps }: { deps:
       // The response is sent by hand; the audit log still learns why.
       request.auditError = error.message;
       const t = translator(request.locale);
-      let message = error.message;
+      let message = error.in(request.locale);
       if (error instanceof LastAdminError) message = t('usrLastAdmin');
       else if (error.field === 'login') message = error.code === 'conflict' ? t('usrLoginTaken') : t('usrLoginRule');
       return render(
@@ -95,7 +95,8 @@ export async function adminUserRoutes(parent: FastifyInstance, { deps }: { deps:
       refusable(request, reply, async () => {
         const roleId = chosen(request.body.roleId);
         const role = roleId === null ? null : (await listRoles(db)).find((r) => r.id === roleId);
-        if (roleId !== null && !role) throw new ServiceError('invalid', `No role ${roleId}.`, 'roleId');
+        if (roleId !== null && !role)
+          throw new ServiceError('invalid', { en: `No role ${roleId}.`, ru: `Нет роли ${roleId}.` }, 'roleId');
         const templateId = chosen(request.body.templateId);
         const { user, password } = await createUserAccount(db, {
           login: request.body.login.trim(),

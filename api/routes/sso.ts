@@ -39,7 +39,11 @@ export async function ssoRoutes(parent: FastifyInstance, { deps }: { deps: AppDe
   const ways = { sso: sso !== null, localLogin: deps.config.localLogin };
 
   function configured(): SsoClient {
-    if (!sso) throw new ServiceError('not_found', 'Single sign-on is not configured (TRAINYARD_OIDC_ISSUER).');
+    if (!sso)
+      throw new ServiceError('not_found', {
+        en: 'Single sign-on is not configured (TRAINYARD_OIDC_ISSUER).',
+        ru: 'Единый вход не настроен (TRAINYARD_OIDC_ISSUER).',
+      });
     return sso;
   }
 

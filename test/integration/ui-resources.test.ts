@@ -145,7 +145,7 @@ describe('the Target machines page', () => {
       lostTimeoutSeconds: '600',
       hostKeyFingerprint: '',
     });
-    expect(fieldError(badAddress, 'machine', 'address')).toContain('is not an address');
+    expect(fieldError(badAddress, 'machine', 'address')).toContain('не адрес');
     // The key is never echoed back, even in a failed form.
     expect(badAddress.body).not.toContain('PRIVATE KEY-----\n');
 
@@ -202,7 +202,7 @@ describe('the Target machines page', () => {
     const response = await htmx(admin, 'DELETE', `/machines/${local!.id}`);
     expect(response.statusCode).toBe(409);
     expect(response.headers['hx-retarget']).toBe('#flash');
-    expect(response.body).toContain('cannot be deleted');
+    expect(response.body).toContain('нельзя удалить');
   });
 
   it('probes a machine on demand and shows the new health', async () => {
@@ -257,7 +257,7 @@ describe('the template pages', () => {
     expect(fieldError(bad, 'template', 'command')).toBe('Обязательное поле.');
     expect(fieldError(bad, 'template', 'params')).toMatch(/^Это не JSON:/);
     expect(fieldError(bad, 'template', 'totalSteps')).toBe('Нужно целое число.');
-    expect(fieldError(bad, 'template', 'env')).toBe('Строка 2: пишите NAME=value.');
+    expect(fieldError(bad, 'template', 'env')).toBe('Строка 2: пишите ИМЯ=значение.');
     expect(bad.body).toContain(`value="${name}"`);
     expect(bad.body).toContain(htmlOf('{"lr": '));
 
@@ -267,7 +267,7 @@ describe('the template pages', () => {
       payload: { name, command: 'true', env: 'TRAINYARD_RUN_DIR=/x', stopGraceSeconds: '30' },
     });
     expect(reserved.statusCode).toBe(422);
-    expect(fieldError(reserved, 'template', 'env')).toContain('TRAINYARD_ variables are set by Trainyard itself');
+    expect(fieldError(reserved, 'template', 'env')).toContain('переменные TRAINYARD_ задаёт сам Trainyard');
 
     const saved = await viaSession(web.app, admin, {
       method: 'POST',
@@ -317,7 +317,7 @@ describe('the template pages', () => {
       payload: { name: other!.name, command: 'true', stopGraceSeconds: '30' },
     });
     expect(taken.statusCode).toBe(422);
-    expect(fieldError(taken, 'template', 'name')).toContain('already exists');
+    expect(fieldError(taken, 'template', 'name')).toContain('уже есть');
     const saved = await viaSession(web.app, admin, {
       method: 'POST',
       url: `/training/templates/${row!.id}`,

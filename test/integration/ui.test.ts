@@ -394,7 +394,7 @@ describe('adding a process', () => {
       machineId: '99999999',
     });
     expect(unknownMachine.statusCode).toBe(422);
-    expect(unknownMachine.body).toContain('id="add-process-machineId-error">Machine 99999999 does not exist.');
+    expect(unknownMachine.body).toContain('id="add-process-machineId-error">Не найдено: машина 99999999.');
     // Without htmx: the whole page, with the form and its errors.
     const plain = await app.inject({
       method: 'POST',

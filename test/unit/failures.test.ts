@@ -32,7 +32,7 @@ describe('the failure catalogue', () => {
       new DevServerError('x'),
       new TemporalCliError('x'),
       new KeyboxError('x'),
-      new ServiceError('invalid', 'x'),
+      new ServiceError('invalid', { en: 'x', ru: 'x' }),
     ];
     for (const error of errors) expect(isExpectedError(error), error.name).toBe(true);
     expect(new Set(errors.map((e) => e.name)).size).toBe(errors.length);

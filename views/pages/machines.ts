@@ -45,7 +45,12 @@ export function machineRow(machine: MachineView, ctx: { locale: Locale; canManag
   <td class="actions">${
     ctx.canManage
       ? html`<div class="row-actions">
-    <button type="button" class="small" hx-post="/machines/${machine.id}/probe" hx-target="#machine-${machine.id}" hx-swap="outerHTML"${machine.enabled ? '' : ' disabled'}>${t('probe')}</button>
+    ${
+      machine.enabled
+        ? html`<button type="button" class="small" hx-post="/machines/${machine.id}/probe" hx-target="#machine-${machine.id}" hx-swap="outerHTML">${t('probe')}</button>`
+        : // A disabled button shows no tooltip in every browser, so the reason is also written beside it.
+          html`<span class="probe-off" title="${t('probeDisabledWhy')}"><button type="button" class="small" disabled aria-describedby="machine-${machine.id}-probe-why">${t('probe')}</button> <span class="muted small-text" id="machine-${machine.id}-probe-why">${t('probeDisabledWhy')}</span></span>`
+    }
     <a class="button small" href="/machines/${machine.id}/edit" hx-get="/machines/${machine.id}/edit" hx-target="#machine-form" hx-swap="innerHTML">${t('edit')}</a>
     ${local ? '' : html`<button type="button" class="small danger" hx-delete="/machines/${machine.id}" hx-target="#machine-${machine.id}" hx-swap="outerHTML" hx-confirm="${fill(t('confirmDeleteMachine'), { name: machine.name })}">${t('delete')}</button>`}
   </div>`

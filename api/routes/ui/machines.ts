@@ -117,7 +117,7 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
       if (!(error instanceof ServiceError) || (error.code !== 'invalid' && error.code !== 'conflict')) throw error;
       const field = error.field?.split('.')[0];
       return again(request, reply, existing, form, {
-        [field && (FIELDS as readonly string[]).includes(field) ? field : 'form']: error.message,
+        [field && (FIELDS as readonly string[]).includes(field) ? field : 'form']: error.in(request.locale),
       });
     }
     auditAs(request, {
@@ -199,7 +199,7 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
       } catch (error) {
         // Said where the user looks: under the fingerprint field.
         if (!(error instanceof ServiceError) || error.code !== 'invalid') throw error;
-        return sendHtml(reply, html`<p class="field-error" role="alert">${error.message}</p>`, 422);
+        return sendHtml(reply, html`<p class="field-error" role="alert">${error.in(request.locale)}</p>`, 422);
       }
     },
   );

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { isStatus, STATUS_LABELS } from '../../../domain/status.js';
-import { ServiceError } from '../../../services/errors.js';
+import { notFound, ServiceError, THINGS } from '../../../services/errors.js';
 import { queryMetrics } from '../../../metrics/query.js';
 import { findRun, listRuns } from '../../../services/processes.js';
 import { CHART_SERIES, chartData, chartRun, MAX_POINTS, type ChartData } from '../../../views/fragments/chart-data.js';
@@ -34,10 +34,9 @@ export async function monitoringRoutes(parent: FastifyInstance, { deps }: { deps
   function pick(query: Query, runNumbers: number[]): { run: number | null; compare: number | null } {
     if (runNumbers.length === 0) return { run: null, compare: null };
     const wanted = query.run ? intParam(query.run, 'run') : runNumbers.at(-1)!;
-    if (!runNumbers.includes(wanted)) throw new ServiceError('not_found', `Run ${wanted} does not exist.`);
+    if (!runNumbers.includes(wanted)) throw notFound(THINGS.run, wanted);
     const compare = query.compare ? intParam(query.compare, 'compare') : null;
-    if (compare !== null && !runNumbers.includes(compare))
-      throw new ServiceError('not_found', `Run ${compare} does not exist.`);
+    if (compare !== null && !runNumbers.includes(compare)) throw notFound(THINGS.run, compare);
     return { run: wanted, compare: compare === wanted ? null : compare };
   }
 
@@ -90,7 +89,11 @@ export async function monitoringRoutes(parent: FastifyInstance, { deps }: { deps
       request.query,
       runs.map((r) => r.number),
     );
-    if (run === null) throw new ServiceError('not_found', `Process ${view.id} has no runs yet.`);
+    if (run === null)
+      throw new ServiceError('not_found', {
+        en: `Process ${view.id} has no runs yet.`,
+        ru: `У процесса ${view.id} ещё нет запусков.`,
+      });
     const body = await data(view.id, compare === null ? [run] : [run, compare], request.locale);
     return reply.header('cache-control', 'no-store').send(body);
   });

@@ -29,7 +29,7 @@ import {
   processRow,
   processUrl,
 } from '../../../views/fragments/process.js';
-import { translator } from '../../../views/i18n.js';
+import { translator, type Locale } from '../../../views/i18n.js';
 import { processesPage } from '../../../views/pages/processes.js';
 import { can, canAnywhere, intParam, loadProcess, loadTemplate, PAGE_VISIBILITY } from '../../access.js';
 import { credentialOf, resolvePrincipal } from '../../plugins/auth.js';
@@ -158,7 +158,7 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
         name: body.name ?? '',
         start: body.start !== undefined,
       };
-      const { input, errors } = readForm(values, template.id, translator(request.locale));
+      const { input, errors } = readForm(values, template.id, request.locale);
       let created: ProcessView[] | null = null;
       if (input) {
         const params = input.params ? { params: input.params } : {};
@@ -185,8 +185,8 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
           if (!(error instanceof ServiceError) || error.code !== 'invalid') throw error;
           const field = error.field === 'machineIds' ? 'machineId' : error.field;
           if (field === 'machineId' || field === 'params' || field === 'perMachine' || field === 'name')
-            errors[field] = error.message;
-          else errors.form = error.message;
+            errors[field] = error.in(request.locale);
+          else errors.form = error.in(request.locale);
         }
       }
       if (!created) {
@@ -375,7 +375,7 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
   /** The status table's refusal in the user's language, before asking the workflow. */
   function refuseEarly(request: FastifyRequest, view: ProcessView, action: UserAction): void {
     const decision = decide(view.status, action);
-    if (!decision.ok) throw new ServiceError('not_allowed', decision.reason[request.locale]);
+    if (!decision.ok) throw new ServiceError('not_allowed', decision.reason);
   }
 
   async function rowAfter(request: FastifyRequest, reply: FastifyReply, id: number) {
@@ -400,8 +400,9 @@ interface FormInput {
 function readForm(
   values: { machineIds: string[]; params: string; perMachine: string; name: string; start: boolean },
   templateId: number,
-  t: ReturnType<typeof translator>,
+  locale: Locale,
 ): { input: FormInput | null; errors: NonNullable<AddProcessFormState['errors']> } {
+  const t = translator(locale);
   const errors: NonNullable<AddProcessFormState['errors']> = {};
   const machineIds = values.machineIds.map((id) => (/^\d{1,9}$/.test(id) ? Number(id) : null));
   if (machineIds.length === 0 || machineIds.includes(null)) errors.machineId = t('required');
@@ -422,7 +423,7 @@ function readForm(
     name = validProcessName(values.name);
   } catch (error) {
     if (!(error instanceof ServiceError)) throw error;
-    errors.name = error.message;
+    errors.name = error.in(locale);
   }
   if (Object.keys(errors).length > 0) return { input: null, errors };
   return {

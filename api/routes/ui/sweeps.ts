@@ -3,7 +3,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { notFound } from '../../../services/errors.js';
+import { notFound, THINGS } from '../../../services/errors.js';
 import { getSweep, sweepTemplate } from '../../../services/sweeps.js';
 import { sweepPage } from '../../../views/pages/sweep.js';
 import { authorize, can, intParam } from '../../access.js';
@@ -31,7 +31,7 @@ export async function sweepRoutes(parent: FastifyInstance, { deps }: { deps: App
     async (request, reply) => {
       const id = intParam(request.params.id, 'sweep');
       const templateId = await sweepTemplate(deps, id);
-      if (!can(request.principal, 'templates.view', templateId)) throw notFound('Sweep', id);
+      if (!can(request.principal, 'templates.view', templateId)) throw notFound(THINGS.sweep, id);
       authorize(request, 'processes.view', { templateId });
       const metric = request.query.metric?.trim() || 'test_accuracy';
       const sweep = await getSweep(deps, id, metric);

@@ -151,7 +151,7 @@ export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: 
       if (!(error instanceof ServiceError) || (error.code !== 'invalid' && error.code !== 'conflict')) throw error;
       const field = error.field?.split('.')[0];
       return formPage(request, reply, existing, form, {
-        [field && [...TEMPLATE_FORM_FIELDS, 'restart'].includes(field) ? field : 'form']: error.message,
+        [field && [...TEMPLATE_FORM_FIELDS, 'restart'].includes(field) ? field : 'form']: error.in(request.locale),
       });
     }
     auditAs(request, {

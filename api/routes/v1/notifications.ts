@@ -14,7 +14,7 @@ import {
   listDeliveries,
   listSubscriptions,
 } from '../../../services/notification-channels.js';
-import { notFound } from '../../../services/errors.js';
+import { notFound, THINGS } from '../../../services/errors.js';
 import { createNotifier } from '../../../services/notifications.js';
 import { authorize, can, permitted } from '../../access.js';
 import type { AppDeps } from '../../deps.js';
@@ -182,7 +182,7 @@ export async function notificationRoutes(parent: FastifyInstance, { deps }: { de
         }
         // As elsewhere in the API: refused without the permission anywhere, a hidden template reads as missing.
         authorize(request, 'templates.view', { anywhere: true });
-        if (!can(request.principal, 'templates.view', templateId)) throw notFound('Template', templateId);
+        if (!can(request.principal, 'templates.view', templateId)) throw notFound(THINGS.template, templateId);
       },
     },
     async (request, reply) => {

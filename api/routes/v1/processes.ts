@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { UserAction } from '../../../domain/status.js';
 import { withoutAddress } from '../../../domain/redact-address.js';
-import { invalid } from '../../../services/errors.js';
+import { invalid, notFound, THINGS } from '../../../services/errors.js';
 import { queryMetrics } from '../../../metrics/query.js';
 import { EXPORT_FORMATS, EXPORT_MEDIA, exportPoints } from '../../../metrics/export.js';
 import {
@@ -118,17 +118,26 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
       const { templateId, machineId, machineIds } = request.body;
       // A template the caller may not see is answered as one that does not exist.
       if (!can(principal, 'processes.view', templateId))
-        throw invalid('templateId', `Template ${templateId} does not exist.`);
+        throw invalid('templateId', notFound(THINGS.template, templateId).text);
       authorize(request, 'processes.create', { templateId });
       if (machineIds !== undefined) {
-        if (machineId !== undefined) throw invalid('machineId', 'Send machineId or machineIds, not both.');
+        if (machineId !== undefined)
+          throw invalid('machineId', {
+            en: 'Send machineId or machineIds, not both.',
+            ru: 'Пришлите machineId или machineIds, не оба.',
+          });
         const items = await createProcesses(processDeps, { ...request.body, machineIds });
         request.audit.detail = { templateId, machineIds, processIds: items.map((item) => item.id) };
         return reply.code(201).send({ items: items.map((view) => shownTo(principal, view)) });
       }
-      if (machineId === undefined) throw invalid('machineId', 'machineId (or machineIds) is required.');
+      if (machineId === undefined)
+        throw invalid('machineId', {
+          en: 'machineId (or machineIds) is required.',
+          ru: 'Нужен machineId (или machineIds).',
+        });
       const extra = (['perMachine', 'name', 'start'] as const).find((key) => request.body[key] !== undefined);
-      if (extra) throw invalid(extra, `${extra} goes with machineIds.`);
+      if (extra)
+        throw invalid(extra, { en: `${extra} goes with machineIds.`, ru: `${extra} — только вместе с machineIds.` });
       const params = validParams(request.body.params);
       const created = await createProcess(processDeps, { templateId, machineId, params });
       request.audit.targetId = created.id;

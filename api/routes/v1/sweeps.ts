@@ -4,7 +4,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { notFound } from '../../../services/errors.js';
+import { notFound, THINGS } from '../../../services/errors.js';
 import { createSweep, getSweep, sweepTemplate } from '../../../services/sweeps.js';
 import { API_VISIBILITY, authorize, can, loadTemplate } from '../../access.js';
 import type { AppDeps } from '../../deps.js';
@@ -64,7 +64,7 @@ export async function sweepRoutes(parent: FastifyInstance, { deps }: { deps: App
     async (request, reply) => {
       authorize(request, 'processes.view', { anywhere: true });
       const templateId = await sweepTemplate(deps, request.params.id);
-      if (!can(request.principal, 'processes.view', templateId)) throw notFound('Sweep', request.params.id);
+      if (!can(request.principal, 'processes.view', templateId)) throw notFound(THINGS.sweep, request.params.id);
       const sweep = await getSweep(deps, request.params.id, request.query.metric ?? 'test_accuracy');
       // The schema's serialiser is bypassed here, so what it would drop is dropped by hand.
       const processes = sweep.processes.map((view) => {
