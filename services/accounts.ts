@@ -130,7 +130,8 @@ export async function sessionUser(
     .innerJoin(users, eq(users.id, sessions.userId))
     .where(and(eq(sessions.id, id), gt(sessions.expiresAt, new Date()), eq(users.isActive, true)));
   if (!row) return null;
-  const grants = typeof row.grants === 'string' ? (JSON.parse(row.grants) as Array<[number | null, string[]]>) : row.grants;
+  const grants =
+    typeof row.grants === 'string' ? (JSON.parse(row.grants) as Array<[number | null, string[]]>) : row.grants;
   return {
     id: row.id,
     login: row.login,
@@ -190,10 +191,7 @@ export async function tokenUser(db: Db, token: string): Promise<SessionUser | nu
 }
 
 /** Every permission a user holds: global ones, and per template. */
-export async function permissionsOf(
-  db: Db,
-  userId: number,
-): Promise<Grants> {
+export async function permissionsOf(db: Db, userId: number): Promise<Grants> {
   const rows = await db
     .select({ permissions: roles.permissions, templateId: roleGrants.templateId })
     .from(roleGrants)

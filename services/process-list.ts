@@ -79,7 +79,8 @@ export function encodeCursor(sort: SortKey, key: string | null, id: number): num
 }
 
 function decodeCursor(sort: SortKey, cursor: number | string): { key: string | null; id: number } {
-  const bad = () => invalid('cursor', 'cursor is not a nextCursor of this list (same sort); start from the first page.');
+  const bad = () =>
+    invalid('cursor', 'cursor is not a nextCursor of this list (same sort); start from the first page.');
   if (sort === 'created') {
     const id = typeof cursor === 'number' ? cursor : /^\d{1,10}$/.test(cursor) ? Number(cursor) : NaN;
     if (!Number.isSafeInteger(id) || id < 0 || id > 2_147_483_647) throw bad();
@@ -168,8 +169,10 @@ export async function listProcesses(db: Db, filter: ListFilter): Promise<Process
   };
   if (filter.withCounts) {
     // No row came back to carry them (nothing matches, or past the end): ask alone.
-    const counts = rows[0] ? rows[0].counts : (await db.execute<{ counts: CountRow }>(sql`select (${countsQuery(scope)}) as counts`))[0]?.counts;
-    list.counts = (counts ?? {}) as ProcessList['counts'];
+    const counts = rows[0]
+      ? rows[0].counts
+      : (await db.execute<{ counts: CountRow }>(sql`select (${countsQuery(scope)}) as counts`))[0]?.counts;
+    list.counts = counts ?? {};
   }
   return list;
 }

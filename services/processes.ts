@@ -3,7 +3,7 @@
 // from the database mirror, which is fast and good for lists.
 import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { and, asc, desc, eq, gt, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { machines, processEvents, processes, runs, templates } from '../db/schema.js';
 import { estimate, type EtaState } from '../domain/eta.js';
@@ -118,7 +118,7 @@ export function processQuery<X extends Record<string, SQL.Aliased | SQL> = Recor
     .leftJoinLateral(latest, sql`true`);
 }
 
-export type ProcessRow = Awaited<ReturnType<ReturnType<typeof processQuery>['execute']>>[number];
+export type ProcessRow = Awaited<ReturnType<ReturnType<typeof processQuery<Record<never, never>>>['execute']>>[number];
 
 export function toView(row: ProcessRow, now = Date.now()): ProcessView {
   const p = row.process;

@@ -137,7 +137,7 @@
     if (shared || !window.SharedWorker) return shared;
     try {
       shared = new SharedWorker('/static/live-feed.js', { name: 'trainyard-live-feed' });
-    } catch (error) {
+    } catch {
       return null;
     }
     shared.port.onmessage = function (e) {

@@ -6,7 +6,14 @@ import { Type } from 'typebox';
 import { decide, type UserAction } from '../../../domain/status.js';
 import { ServiceError } from '../../../services/errors.js';
 import { listMachineChoices } from '../../../services/machines.js';
-import { act, createProcess, deleteProcess, getProcess, logTail, type ProcessView } from '../../../services/processes.js';
+import {
+  act,
+  createProcess,
+  deleteProcess,
+  getProcess,
+  logTail,
+  type ProcessView,
+} from '../../../services/processes.js';
 import { listProcesses, SORT_KEYS, type SortKey, type SortOrder } from '../../../services/process-list.js';
 import { STATUSES, type ProcessStatus } from '../../../domain/status.js';
 import { DEFAULT_LIST, type ListOptions } from '../../../views/fragments/process-list-controls.js';

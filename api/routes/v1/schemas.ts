@@ -401,7 +401,8 @@ export const list = (item: JsonSchema, cursor: 'id' | 'token' = 'id'): JsonSchem
         ? { type: ['integer', 'null'], description: 'Pass as cursor for the next page; null on the last.' }
         : {
             type: ['integer', 'string', 'null'],
-            description: 'Pass as cursor for the next page; null on the last. An id when sorted by created, else a token.',
+            description:
+              'Pass as cursor for the next page; null on the last. An id when sorted by created, else a token.',
           },
   },
 });
