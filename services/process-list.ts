@@ -172,12 +172,13 @@ export async function listProcesses(db: Db, filter: ListFilter): Promise<Process
     const counts = rows[0]
       ? rows[0].counts
       : (await db.execute<{ counts: CountRow }>(sql`select (${countsQuery(scope)}) as counts`))[0]?.counts;
-    list.counts = counts ?? {};
+    // json arrives parsed from postgres.js; as text from a driver that leaves it be.
+    list.counts = (typeof counts === 'string' ? JSON.parse(counts) : counts) ?? {};
   }
   return list;
 }
 
-type CountRow = Record<string, number> | null;
+type CountRow = Record<string, number> | string | null;
 
 function countsQuery(scope: SQL[]): SQL {
   return sql`select json_object_agg(c.status, c.n) from (select ${processes.status} as status, count(*)::int as n from ${processes} where ${and(...scope)} group by ${processes.status}) c`;
