@@ -166,10 +166,11 @@ describe('the processes page', () => {
     expect(await menuOf(s, response.body, p.id)).toEqual(labels('created'));
 
     // (Another admin: switching the language is remembered for the user.)
-    const en = await get(await session('admin'), `/training/templates/${template.id}/processes?lang=en`);
+    const enSession = await session('admin');
+    const en = await get(enSession, `/training/templates/${template.id}/processes?lang=en`);
     for (const label of ['>Training<', 'Training templates', 'Processes', 'Add training process', '>Created<'])
       expect(en.body).toContain(label);
-    expect(menuItems((await get(s, `/training/processes/${p.id}/menu?lang=en`)).body)).toEqual([
+    expect(menuItems((await get(enSession, `/training/processes/${p.id}/menu`)).body)).toEqual([
       'Start',
       'Training monitoring',
       'Delete',
