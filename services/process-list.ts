@@ -173,7 +173,7 @@ export async function listProcesses(db: Db, filter: ListFilter): Promise<Process
       ? rows[0].counts
       : (await db.execute<{ counts: CountRow }>(sql`select (${countsQuery(scope)}) as counts`))[0]?.counts;
     // json arrives parsed from postgres.js; as text from a driver that leaves it be.
-    list.counts = (typeof counts === 'string' ? JSON.parse(counts) : counts) ?? {};
+    list.counts = (typeof counts === 'string' ? (JSON.parse(counts) as Record<string, number>) : counts) ?? {};
   }
   return list;
 }
