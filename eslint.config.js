@@ -10,7 +10,7 @@ import tseslint from 'typescript-eslint';
 // The names views/static/*.js use: plain browser scripts, no bundler, htmx and ECharts as globals.
 const browserGlobals = names(
   'window document location console fetch setTimeout clearTimeout confirm alert',
-  'EventSource Element HTMLSelectElement Intl URL htmx echarts',
+  'EventSource SharedWorker self Element HTMLSelectElement Intl URL htmx echarts',
 );
 // Node scripts that tests run as trainers.
 const nodeGlobals = names('process Buffer console setTimeout clearTimeout');

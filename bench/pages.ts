@@ -166,7 +166,13 @@ async function load(url: string, cookie: string, seconds: number, scripts: strin
 }
 
 await run('pages', async () => {
-  const [{ url, database }, temporal] = await Promise.all([createBenchDatabase('pages', { max: 10 }), startTemporal()]);
+  // Every query the server sends, while `queries` is set (postgres.js's debug hook: pg_stat_statements needs a
+  // preloaded library that a stock PostgreSQL does not have).
+  let queries: string[] | null = null;
+  const [{ url, database }, temporal] = await Promise.all([
+    createBenchDatabase('pages', { max: 10, onQuery: (query) => queries?.push(query) }),
+    startTemporal(),
+  ]);
   const { db, sql } = database;
   await seed(db, { adminPassword: ADMIN_PASSWORD });
 
@@ -254,7 +260,8 @@ await run('pages', async () => {
   const rowsOnFirst = (first.match(/class="process-row/g) ?? []).length;
   const nextLink = /[?&]after=(\d+)/.exec(first);
   const ids = await sql<{ id: number }[]>`select id from processes where template_id = ${templateId} order by id`;
-  const deepAfter = ids[ids.length - PAGE_SIZE - 1]!.id;
+  // Newest first: the page after this id holds the oldest PAGE_SIZE.
+  const deepAfter = ids[PAGE_SIZE]!.id;
   const timeOne = async (u: string, times: number) => {
     const xs: number[] = [];
     recording = xs;
@@ -266,6 +273,22 @@ await run('pages', async () => {
   const singleFirst = await timeOne(pageUrl, quick ? 10 : 30);
   const singleDeep = await timeOne(`${pageUrl}?after=${deepAfter}`, quick ? 10 : 30);
   const deepRows = ((await get(`${pageUrl}?after=${deepAfter}`)).match(/class="process-row/g) ?? []).length;
+  const sortedUrl = `${pageUrl}?sort=progress&order=desc`;
+  const singleSorted = await timeOne(sortedUrl, quick ? 10 : 30);
+  // Queries per request: a few sequential requests, every query the server sent meanwhile.
+  const perRequest = async (u: string) => {
+    const sent: string[] = [];
+    queries = sent;
+    const times = 10;
+    for (let i = 0; i < times; i++) await get(u);
+    queries = null;
+    const shapes = [...new Set(sent.map((q) => q.replace(/\s+/g, ' ').slice(0, 60)))];
+    return { perPage: sent.length / times, shapes };
+  };
+  const pageQueries = await perRequest(pageUrl);
+  const healthQueries = await perRequest(`${base}/healthz`);
+  const menuUrl = `${base}/training/processes/${ids[ids.length - 1]!.id}/menu`;
+  const singleMenu = await timeOne(menuUrl, quick ? 10 : 30);
 
   const scripts = tempDir('pages-wrk');
   fs.writeFileSync(path.join(scripts, 'report.lua'), WRK_SCRIPT);
@@ -360,7 +383,21 @@ await run('pages', async () => {
       target: `≤ ${PAGE_SIZE}`,
       met: rowsOnFirst > 0 && rowsOnFirst <= PAGE_SIZE && nextLink !== null,
     },
+    {
+      figure: 'queries per page (database round trips)',
+      value: `${pageQueries.perPage}`,
+      baseline: `${healthQueries.perPage} (/healthz)`,
+      target: '≤ 3 (5 before: session, grants, template, status versions, rows)',
+      met: pageQueries.perPage <= 3,
+    },
     { figure: 'one client: first page, server time', value: triple(singleFirst) },
+    {
+      figure: 'one client: first page sorted by progress, server time',
+      value: triple(singleSorted),
+      baseline: `${ms(singleFirst.p50)} p50 (newest first)`,
+      ratio: singleSorted.p50 / singleFirst.p50,
+    },
+    { figure: 'one client: a row’s ☰ menu (fetched on open), server time', value: triple(singleMenu) },
     {
       figure: `one client: page after #${deepAfter} (${deepRows} rows)`,
       value: triple(singleDeep),
@@ -375,7 +412,8 @@ await run('pages', async () => {
       `Server time: an onResponse hook's reply.elapsedTime in the server (this process). Client latency and throughput: ${hasWrk ? '`wrk -t2 -c20` (Debian package)' : 'a fetch loop in a child node process'}, a second process on the same 2 cores. ` +
         `Saturating: each client sends its next request as soon as the last is answered, so server time there is mostly waiting behind the other 19 in one event loop (≈ ${CLIENTS} ÷ throughput). ` +
         `Paced: each client waits ${THINK_MS / 2}–${(THINK_MS * 3) / 2} ms (random) between requests (wrk's delay()), ≈ ${CLIENTS} requests/s offered. ` +
-        `/healthz does one \`select 1\` and one Temporal GetSystemInfo. Data seeded in ${seedS.toFixed(1)} s by SQL; no workflows (a page read needs none).`,
+        `/healthz does one \`select 1\` and one Temporal GetSystemInfo. Data seeded in ${seedS.toFixed(1)} s by SQL; no workflows (a page read needs none). ` +
+        `Queries of a page: ${pageQueries.shapes.map((q) => `\`${q}…\``).join(', ')}.`,
     ],
   );
 });

@@ -100,7 +100,10 @@ export interface BenchDatabase {
 }
 
 /** A fresh database with the migrations applied; dropped (with force) at clean-up. */
-export async function createBenchDatabase(label: string, options: { max?: number } = {}): Promise<BenchDatabase> {
+export async function createBenchDatabase(
+  label: string,
+  options: { max?: number; onQuery?: (query: string) => void } = {},
+): Promise<BenchDatabase> {
   const name = `trainyard_bench_${label}_${process.pid}_${crypto.randomBytes(3).toString('hex')}`;
   const admin = postgres(adminDatabaseUrl(), { max: 1, onnotice: () => {} });
   await admin.unsafe(`create database ${name}`);
@@ -110,7 +113,11 @@ export async function createBenchDatabase(label: string, options: { max?: number
   });
   const url = new URL(adminDatabaseUrl());
   url.pathname = `/${name}`;
-  const database = openDatabase(url.toString(), { max: options.max ?? 10, applicationName: `bench-${label}` });
+  const database = openDatabase(url.toString(), {
+    max: options.max ?? 10,
+    applicationName: `bench-${label}`,
+    ...(options.onQuery ? { onQuery: options.onQuery } : {}),
+  });
   onCleanup(`connections to ${name}`, () => database.close());
   await runMigrations(database);
   return { name, url: url.toString(), database };

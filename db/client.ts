@@ -37,7 +37,13 @@ export function driverTarget(url: string): { url: string; path?: string } {
 
 export function openDatabase(
   url: string,
-  options: { max?: number; applicationName?: string; embedded?: boolean } = {},
+  options: {
+    max?: number;
+    applicationName?: string;
+    embedded?: boolean;
+    /** Called with every query sent (postgres.js's debug hook): the pages benchmark counts queries per page. */
+    onQuery?: (query: string) => void;
+  } = {},
 ): Database {
   const target = driverTarget(url);
   const sql = postgres(target.url, {
@@ -49,6 +55,7 @@ export function openDatabase(
     // The embedded server multiplexes every connection onto one backend, where named
     // prepared statements of different connections (and processes) would collide.
     prepare: !options.embedded,
+    ...(options.onQuery ? { debug: (_connection: number, query: string) => options.onQuery!(query) } : {}),
   });
   return {
     db: drizzle(sql, { schema }),

@@ -116,23 +116,44 @@ export async function createSession(db: Db, userId: number): Promise<{ cookie: s
   return { cookie, csrfToken };
 }
 
+export type Grants = { global: Set<Permission>; byTemplate: Map<number, Set<Permission>> };
+
+/** A user's grants as one json column ([[templateId | null, permissions]…]), to ride along with another read. */
+const grantsColumn = sql<Array<[number | null, string[]]> | string>`coalesce((
+  select json_agg(json_build_array(${roleGrants.templateId}, ${roles.permissions}))
+  from ${roleGrants} join ${roles} on ${roles.id} = ${roleGrants.roleId}
+  where ${roleGrants.userId} = ${users.id}), '[]'::json)`;
+
+/**
+ * The user of a live session, with their grants: one query, since every page asks both (who, and what they may do)
+ * before anything else.
+ */
 export async function sessionUser(
   db: Db,
   cookie: string,
-): Promise<(SessionUser & { csrfToken: string; sessionId: string }) | null> {
+): Promise<(SessionUser & { csrfToken: string; sessionId: string; grants: Grants }) | null> {
   const id = sha256(cookie);
   const [row] = await db
-    .select({ id: users.id, login: users.login, locale: users.locale, csrfToken: sessions.csrfToken })
+    .select({
+      id: users.id,
+      login: users.login,
+      locale: users.locale,
+      csrfToken: sessions.csrfToken,
+      grants: grantsColumn,
+    })
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
     .where(and(eq(sessions.id, id), gt(sessions.expiresAt, new Date()), eq(users.isActive, true)));
   if (!row) return null;
+  const grants =
+    typeof row.grants === 'string' ? (JSON.parse(row.grants) as Array<[number | null, string[]]>) : row.grants;
   return {
     id: row.id,
     login: row.login,
     locale: row.locale === 'en' ? 'en' : 'ru',
     csrfToken: row.csrfToken,
     sessionId: id,
+    grants: toGrants(grants.map(([templateId, permissions]) => ({ templateId, permissions }))),
   };
 }
 
@@ -188,15 +209,16 @@ export async function tokenUser(db: Db, token: string): Promise<SessionUser | nu
 }
 
 /** Every permission a user holds: global ones, and per template. */
-export async function permissionsOf(
-  db: Db,
-  userId: number,
-): Promise<{ global: Set<Permission>; byTemplate: Map<number, Set<Permission>> }> {
+export async function permissionsOf(db: Db, userId: number): Promise<Grants> {
   const rows = await db
     .select({ permissions: roles.permissions, templateId: roleGrants.templateId })
     .from(roleGrants)
     .innerJoin(roles, eq(roles.id, roleGrants.roleId))
     .where(eq(roleGrants.userId, userId));
+  return toGrants(rows);
+}
+
+function toGrants(rows: Array<{ templateId: number | null; permissions: string[] }>): Grants {
   const global = new Set<Permission>();
   const byTemplate = new Map<number, Set<Permission>>();
   for (const row of rows) {

@@ -3,7 +3,7 @@
 // from the database mirror, which is fast and good for lists.
 import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { and, asc, desc, eq, gt, inArray, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { machines, processEvents, processes, runs, templates } from '../db/schema.js';
 import { estimate, type EtaState } from '../domain/eta.js';
@@ -69,11 +69,10 @@ function iso(date: Date | null | undefined): string | null {
   return date ? date.toISOString() : null;
 }
 
-/** The select every process read shares (the sweep's read too): process, its template and machine, its latest run. */
-export function processQuery(db: Db) {
-  // The latest run of each listed process, by index (runs_process_number, backwards): a
-  // DISTINCT ON over all runs would sort the whole table for every page.
-  const latest = db
+/** The latest run of each listed process, by index (runs_process_number, backwards). */
+export function latestRun(db: Db) {
+  // A DISTINCT ON over all runs would sort the whole table for every page.
+  return db
     .select({
       number: runs.number,
       step: runs.step,
@@ -88,6 +87,20 @@ export function processQuery(db: Db) {
     .orderBy(desc(runs.number))
     .limit(1)
     .as('latest');
+}
+
+/** The latest run's columns, for the list's sort keys (services/process-list.ts). */
+export type LatestRun = ReturnType<typeof latestRun>;
+
+/**
+ * The select every process read shares (the sweep's read too): process, its template and machine, its latest run
+ * (`latest`, made by latestRun); `extra` adds columns computed over them (a list's sort key).
+ */
+export function processQuery<X extends Record<string, SQL.Aliased | SQL> = Record<never, never>>(
+  db: Db,
+  extra: X = {} as X,
+  latest: LatestRun = latestRun(db),
+) {
   return db
     .select({
       process: processes,
@@ -105,6 +118,7 @@ export function processQuery(db: Db) {
         finishedAt: latest.finishedAt,
         unreachableSince: latest.unreachableSince,
       },
+      ...extra,
     })
     .from(processes)
     .innerJoin(templates, eq(templates.id, processes.templateId))
@@ -112,7 +126,7 @@ export function processQuery(db: Db) {
     .leftJoinLateral(latest, sql`true`);
 }
 
-export type ProcessRow = Awaited<ReturnType<ReturnType<typeof processQuery>['execute']>>[number];
+export type ProcessRow = Awaited<ReturnType<ReturnType<typeof processQuery<Record<never, never>>>['execute']>>[number];
 
 export function toView(row: ProcessRow, now = Date.now()): ProcessView {
   const p = row.process;
@@ -153,39 +167,6 @@ export async function getProcess(deps: Pick<ProcessDeps, 'db'>, id: number): Pro
   const [row] = await processQuery(deps.db).where(and(eq(processes.id, id), eq(processes.deleting, false)));
   if (!row) throw notFound(THINGS.process, id);
   return toView(row);
-}
-
-export interface ListFilter {
-  templateId?: number;
-  machineId?: number;
-  status?: ProcessStatus;
-  /** Template ids the caller may view; `all` for a global viewer. Filtering happens in SQL. */
-  visibleTemplates: number[] | 'all';
-  limit?: number;
-  /** The last id of the previous page. */
-  cursor?: number;
-}
-
-export async function listProcesses(
-  deps: Pick<ProcessDeps, 'db'>,
-  filter: ListFilter,
-): Promise<{ items: ProcessView[]; nextCursor: number | null }> {
-  const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
-  const conditions = [eq(processes.deleting, false)];
-  if (filter.templateId !== undefined) conditions.push(eq(processes.templateId, filter.templateId));
-  if (filter.machineId !== undefined) conditions.push(eq(processes.machineId, filter.machineId));
-  if (filter.status !== undefined) conditions.push(eq(processes.status, filter.status));
-  if (filter.cursor !== undefined) conditions.push(gt(processes.id, filter.cursor));
-  if (filter.visibleTemplates !== 'all') {
-    if (filter.visibleTemplates.length === 0) return { items: [], nextCursor: null };
-    conditions.push(inArray(processes.templateId, filter.visibleTemplates));
-  }
-  const rows = await processQuery(deps.db)
-    .where(and(...conditions))
-    .orderBy(asc(processes.id))
-    .limit(limit + 1);
-  const items = rows.slice(0, limit).map((row) => toView(row));
-  return { items, nextCursor: rows.length > limit ? items[items.length - 1]!.id : null };
 }
 
 /** What creating a process takes: the JSON API's ProcessCreate body, as typed. */
@@ -363,23 +344,4 @@ export async function statusCounts(deps: Pick<ProcessDeps, 'db'>): Promise<Recor
     .from(processes)
     .groupBy(processes.status);
   return Object.fromEntries(rows.map((r) => [r.status, r.n]));
-}
-
-/**
- * The status versions of a template's processes with id > after, in id order, at most `limit`: what a page's feed
- * compares against.
- */
-export async function templateStatusVersions(
-  db: Db,
-  templateId: number,
-  after: number,
-  limit: number,
-): Promise<Map<number, number>> {
-  const rows = await db
-    .select({ id: processes.id, version: processes.statusVersion })
-    .from(processes)
-    .where(and(eq(processes.templateId, templateId), gt(processes.id, after)))
-    .orderBy(asc(processes.id))
-    .limit(limit);
-  return new Map(rows.map((row) => [row.id, row.version]));
 }

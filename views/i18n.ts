@@ -159,6 +159,24 @@ const en = {
   firstPage: 'First page',
   liveOff: 'Live updates are paused; reload the page to resume.',
 
+  // Processes of a template: the list's controls (search, filter, sort, page size) and counts
+  listControls: 'Find and sort processes',
+  searchName: 'Search by name',
+  searchPlaceholder: 'Name or #id',
+  allStatuses: 'All statuses',
+  sortBy: 'Sort by',
+  sortCreated: 'Creation time',
+  sortStarted: 'Start time',
+  orderDesc: 'Descending',
+  orderAsc: 'Ascending',
+  pageSize: 'Per page',
+  showList: 'Apply',
+  resetList: 'Reset',
+  countAll: 'All',
+  statusCounts: 'Processes by status',
+  noMatches: 'No processes match the search or filter.',
+  loadingMenu: 'Loading…',
+
   // Training monitoring
   compareWith: 'Compare with',
   noCompare: 'no comparison',
@@ -482,6 +500,24 @@ const ru: Record<MessageKey, string> = {
   nextPage: 'Следующая страница',
   firstPage: 'Первая страница',
   liveOff: 'Обновления приостановлены; перезагрузите страницу, чтобы продолжить.',
+
+  // Processes of a template: the list's controls (search, filter, sort, page size) and counts
+  listControls: 'Поиск и сортировка процессов',
+  searchName: 'Поиск по имени',
+  searchPlaceholder: 'Имя или #номер',
+  allStatuses: 'Все статусы',
+  sortBy: 'Сортировка',
+  sortCreated: 'Время создания',
+  sortStarted: 'Время запуска',
+  orderDesc: 'По убыванию',
+  orderAsc: 'По возрастанию',
+  pageSize: 'На странице',
+  showList: 'Применить',
+  resetList: 'Сбросить',
+  countAll: 'Все',
+  statusCounts: 'Процессы по статусам',
+  noMatches: 'Нет процессов, подходящих под поиск или фильтр.',
+  loadingMenu: 'Загрузка…',
 
   // Training monitoring
   compareWith: 'Сравнить с',

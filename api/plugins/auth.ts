@@ -4,7 +4,7 @@
 import crypto from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { permissionsOf, sessionUser, tokenUser, type SessionUser } from '../../services/accounts.js';
+import { permissionsOf, sessionUser, tokenUser, type Grants, type SessionUser } from '../../services/accounts.js';
 import type { Permission } from '../../domain/permissions.js';
 import { ServiceError } from '../../services/errors.js';
 import { sha256 } from '../../services/passwords.js';
@@ -64,12 +64,14 @@ export function credentialOf(request: FastifyRequest): Credential {
  */
 export async function resolvePrincipal(deps: AppDeps, authz: Authz, credential: Credential): Promise<Principal | null> {
   let user: (SessionUser & { csrfToken: string | null; via: 'session' | 'token'; credentialKey: string }) | null = null;
+  let grants: Grants | null = null;
   if (credential.bearer !== undefined) {
     const found = await tokenUser(deps.db, credential.bearer);
     if (found) user = { ...found, csrfToken: null, via: 'token', credentialKey: `token:${sha256(credential.bearer)}` };
   } else if (credential.cookie !== undefined) {
+    // The session and its user's grants come in one query (a page's first question is both).
     const found = await sessionUser(deps.db, credential.cookie);
-    if (found)
+    if (found) {
       user = {
         id: found.id,
         login: found.login,
@@ -78,9 +80,11 @@ export async function resolvePrincipal(deps: AppDeps, authz: Authz, credential: 
         via: 'session',
         credentialKey: `session:${found.sessionId}`,
       };
+      grants = found.grants;
+    }
   }
   if (!user) return null;
-  const permissions = await permissionsOf(deps.db, user.id);
+  const permissions = grants ?? (await permissionsOf(deps.db, user.id));
   return { ...user, ...permissions, decisions: await authz.decide(permissions) };
 }
 

@@ -16,6 +16,7 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   'app.css': { file: path.join(viewsDir, 'app.css'), type: 'text/css; charset=utf-8' },
   'app.js': { file: path.join(viewsDir, 'app.js'), type: 'text/javascript; charset=utf-8' },
   'processes.js': { file: path.join(viewsDir, 'processes.js'), type: 'text/javascript; charset=utf-8' },
+  'live-feed.js': { file: path.join(viewsDir, 'live-feed.js'), type: 'text/javascript; charset=utf-8' },
   'monitoring.js': { file: path.join(viewsDir, 'monitoring.js'), type: 'text/javascript; charset=utf-8' },
 };
 

@@ -385,6 +385,14 @@ const TABLE: Row[] = [
   },
   {
     method: 'GET',
+    route: '/training/processes/:id/menu',
+    kind: 'fragment',
+    needs: 'processes.view',
+    hides: true,
+    request: (fx) => ({ url: `/training/processes/${fx.ranId}/menu` }),
+  },
+  {
+    method: 'GET',
     route: '/training/processes/:id/details',
     kind: 'fragment',
     needs: 'processes.view',

@@ -132,9 +132,14 @@ async function runWithMetrics(
   return run!;
 }
 
-const menuOf = (body: string, processId: number): string[] => {
+const menuItems = (body: string): string[] => [...body.matchAll(/role="menuitem"[^>]*>([^<]+)</g)].map((m) => m[1]!);
+/** The row's ☰ menu: the row carries it closed, pointing at the fragment its items come from when it opens. */
+const menuOf = async (s: Session, body: string, processId: number): Promise<string[]> => {
   const row = new RegExp(`<tr id="process-${processId}-row"[\\s\\S]*?</tr>`).exec(body)?.[0] ?? '';
-  return [...row.matchAll(/role="menuitem"[^>]*>([^<]+)</g)].map((m) => m[1]!);
+  const url = /<details class="menu" hx-get="([^"]+)"/.exec(row)?.[1];
+  if (!url) return [];
+  expect(url).toBe(`/training/processes/${processId}/menu`);
+  return menuItems((await get(s, url, { 'hx-request': 'true' })).body);
 };
 const labels = (status: ProcessStatus) => menuFor(status).map((i) => i.label.ru);
 
@@ -155,22 +160,22 @@ describe('the processes page', () => {
     ])
       expect(response.body).toContain(label);
     expect(response.body).toContain(`id="process-${p.id}-row"`);
-    expect(response.body).toContain(`data-events="/training/templates/${template.id}/processes/events?after=0"`);
-    expect(menuOf(response.body, p.id)).toEqual(labels('created'));
+    expect(response.body).toContain(
+      `data-events="/training/templates/${template.id}/processes/events?after=${p.id - 1}"`,
+    );
+    expect(await menuOf(s, response.body, p.id)).toEqual(labels('created'));
 
     // (Another admin: switching the language is remembered for the user.)
-    const en = await get(await session('admin'), `/training/templates/${template.id}/processes?lang=en`);
-    for (const label of [
-      '>Training<',
-      'Training templates',
-      'Processes',
-      'Add training process',
-      '>Created<',
-      '>Start<',
-      '>Training monitoring<',
-      '>Delete<',
-    ])
+    const enSession = await session('admin');
+    const en = await get(enSession, `/training/templates/${template.id}/processes?lang=en`);
+    for (const label of ['>Training<', 'Training templates', 'Processes', 'Add training process', '>Created<'])
       expect(en.body).toContain(label);
+    expect(menuItems((await get(enSession, `/training/processes/${p.id}/menu`)).body)).toEqual(
+      menuFor('created').map((i) => i.label.en),
+    );
+    expect(menuFor('created').map((i) => i.label.en)).toEqual(
+      expect.arrayContaining(['Start', 'Training monitoring', 'Delete']),
+    );
     expect(en.body).not.toContain('Добавить процессы обучения');
   });
 
@@ -189,16 +194,23 @@ describe('the processes page', () => {
   it('shows no Add button to a viewer, and menus filtered by permission: operator without delete, viewer with monitoring only', async () => {
     const template = await exampleTemplate(stack);
     const p = await rowProcess(template.id, { status: 'stopped' });
-    const viewer = await get(await session('viewer'), `/training/templates/${template.id}/processes`);
+    const viewerSession = await session('viewer');
+    const viewer = await get(viewerSession, `/training/templates/${template.id}/processes`);
     expect(viewer.statusCode).toBe(200);
     expect(viewer.body).not.toContain('Добавить процессы обучения');
-    expect(menuOf(viewer.body, p.id)).toEqual(['Мониторинг обучения']);
-    const operator = await get(await session('operator'), `/training/templates/${template.id}/processes`);
+    expect(await menuOf(viewerSession, viewer.body, p.id)).toEqual(['Мониторинг обучения']);
+    const operatorSession = await session('operator');
+    const operator = await get(operatorSession, `/training/templates/${template.id}/processes`);
     expect(operator.body).toContain('Добавить процессы обучения');
-    expect(menuOf(operator.body, p.id)).toEqual(labels('stopped').filter((l) => l !== 'Удалить'));
+    expect(await menuOf(operatorSession, operator.body, p.id)).toEqual(
+      labels('stopped').filter((l) => l !== 'Удалить'),
+    );
     const all = await get(await admin(), `/training/templates/${template.id}/processes`);
-    expect(menuOf(all.body, p.id)).toEqual(labels('stopped'));
-    expect(all.body).toContain(`hx-confirm="Удалить процесс #${p.id}`);
+    expect(await menuOf(await admin(), all.body, p.id)).toEqual(labels('stopped'));
+    // Rendered only when asked for: the page itself carries no row's actions.
+    expect(all.body).not.toContain('role="menuitem"');
+    const menu = await get(await admin(), `/training/processes/${p.id}/menu`);
+    expect(menu.body).toContain(`hx-confirm="Удалить процесс #${p.id}`);
   });
 
   it('answers 404 for a template the user may not see, 403 without processes.view, and sends a visitor to log in', async () => {
@@ -227,17 +239,21 @@ describe('the processes page', () => {
     );
   });
 
-  it('pages through many processes with a cursor, and the feed watches only the page’s window', async () => {
+  it('pages through many processes with a cursor, newest first, and the feed watches only the page’s window', async () => {
     const template = await exampleTemplate(stack);
     const ids: number[] = [];
     for (let i = 0; i < 52; i++) ids.push((await rowProcess(template.id)).id);
+    const newest = [...ids].reverse();
     const first = await get(await admin(), `/training/templates/${template.id}/processes`);
-    expect(first.body.match(/class="process-row/g)).toHaveLength(50);
-    expect(first.body).toContain(`href="/training/templates/${template.id}/processes?after=${ids[49]}"`);
-    expect(first.body).toContain(`events?after=0&amp;upTo=${ids[49]}`);
-    const second = await get(await admin(), `/training/templates/${template.id}/processes?after=${ids[49]}`);
+    expect([...first.body.matchAll(/class="process-row[^"]*" data-id="(\d+)"/g)].map((m) => Number(m[1]))).toEqual(
+      newest.slice(0, 50),
+    );
+    expect(first.body).toContain(`href="/training/templates/${template.id}/processes?after=${newest[49]}"`);
+    // The first page watches its rows and the new ones above them.
+    expect(first.body).toContain(`events?after=${newest[49]! - 1}" data-new-rows="top"`);
+    const second = await get(await admin(), `/training/templates/${template.id}/processes?after=${newest[49]}`);
     expect(second.body.match(/class="process-row/g)).toHaveLength(2);
-    expect(second.body).toContain(`events?after=${ids[49]}"`);
+    expect(second.body).toContain(`events?after=${ids[0]! - 1}&amp;upTo=${ids[1]}" data-new-rows="none"`);
   });
 });
 
@@ -505,7 +521,7 @@ describe('actions and fragments of a live process', () => {
     expect(logs.body).toContain('<h3>stdout</h3>');
     expect(logs.body).toContain('<h3>stderr</h3>');
     const row = await get(s, `/training/processes/${id}/row`);
-    expect(menuOf(row.body, id)).toEqual(labels('running'));
+    expect(await menuOf(s, row.body, id)).toEqual(labels('running'));
 
     // The monitoring data polls JSON while the run is live.
     const metrics = await waitFor(

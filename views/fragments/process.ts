@@ -56,14 +56,24 @@ export function visibleMenu(status: ProcessStatus, permissions: ProcessPermissio
   });
 }
 
+/**
+ * The ☰ menu as the row carries it: closed and empty. Opening it fetches its items (processMenu) once, so a page of
+ * rows does not render every row's actions up front.
+ */
 function menu(view: ProcessView, ctx: RowContext): Html {
   const t = translator(ctx.locale);
-  const items = visibleMenu(view.status, ctx.permissions);
-  if (items.length === 0) return html``;
-  const target = `#${ids(view.id).row}`;
-  return html`<details class="menu">
+  if (visibleMenu(view.status, ctx.permissions).length === 0) return html``;
+  return html`<details class="menu" hx-get="${processUrl(view.id)}/menu" hx-trigger="toggle once" hx-target="find .menu-list" hx-swap="innerHTML">
   <summary title="${t('actions')}" aria-label="${t('actions')}">${t('menu')}</summary>
-  <div class="menu-list" role="menu">${items.map((item) => {
+  <div class="menu-list" role="menu"><span class="muted">${t('loadingMenu')}</span></div>
+</details>`;
+}
+
+/** The ☰ menu's items for the process as it is now: the status table's, filtered by permissions. */
+export function processMenu(view: ProcessView, ctx: RowContext): Html {
+  const t = translator(ctx.locale);
+  const target = `#${ids(view.id).row}`;
+  return html`${visibleMenu(view.status, ctx.permissions).map((item) => {
     const label = item.label[ctx.locale];
     if (item.id === 'monitoring')
       return html`<a role="menuitem" data-action="monitoring" href="${processUrl(view.id)}/monitoring">${label}</a>`;
@@ -71,8 +81,7 @@ function menu(view: ProcessView, ctx: RowContext): Html {
       return html`<button type="button" role="menuitem" class="danger" data-action="delete" hx-delete="${processUrl(view.id)}" hx-target="#${ids(view.id).block}" hx-swap="outerHTML" hx-confirm="${fill(t('confirmDelete'), { id: view.id })}">${label}</button>`;
     }
     return html`<button type="button" role="menuitem" data-action="${item.id}" hx-post="${processUrl(view.id)}/${item.id}" hx-target="${target}" hx-swap="outerHTML">${label}</button>`;
-  })}</div>
-</details>`;
+  })}`;
 }
 
 function progressCell(view: ProcessView, locale: Locale): Html {

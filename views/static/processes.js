@@ -1,10 +1,11 @@
-// The processes page: one EventSource feeds it the rows that change; rows expand into
-// details that htmx loads. While the tab is hidden for a while the stream is closed,
-// and reopened (with what the page shows) when it is visible again.
+// The processes page: the live feed (one stream shared by the site's tabs) sends it the
+// rows that change; rows expand into details that htmx loads. While the tab is hidden
+// for a while it stops watching, and watches again (with what the page shows) when
+// it is visible again.
 (function () {
   'use strict';
   var table = document.getElementById('processes');
-  if (!table || !window.EventSource) return;
+  if (!table || !(window.EventSource || window.SharedWorker)) return;
   var source = null;
   var hiddenTimer = null;
   var HIDDEN_CLOSE_MS = 60000;
@@ -85,7 +86,12 @@
       if (row) replaceRow(row);
       return;
     }
-    table.appendChild(block);
+    var where = table.getAttribute('data-new-rows');
+    if (where === 'none') return;
+    var first = table.querySelector('tbody.process');
+    // Newest first: a new process goes on top.
+    if (where === 'top' && first) table.insertBefore(block, first);
+    else table.appendChild(block);
     window.htmx.process(block);
   }
 
@@ -96,21 +102,69 @@
     return parts.join(',');
   }
 
+  function knownVersions() {
+    var rows = table.querySelectorAll('tr.process-row');
+    var out = {};
+    for (var i = 0; i < rows.length; i++) out[rows[i].getAttribute('data-id')] = versionOf(rows[i]);
+    return out;
+  }
+
+  function handle(type, data) {
+    if (type === 'row') {
+      var row = parse(data);
+      if (row) replaceRow(row);
+    } else if (type === 'block') {
+      var block = parse(data);
+      if (block) addBlock(block);
+    } else if (type === 'gone') {
+      var gone = document.getElementById('process-' + data);
+      if (gone) gone.remove();
+    }
+  }
+
+  function liveOff() {
+    var note = document.getElementById('live-state');
+    if (note) note.hidden = false;
+  }
+
+  // Every tab of the site shares one stream per feed address through a SharedWorker
+  // (static/live-feed.js): over HTTP/1.1 a browser opens at most six connections to a
+  // site, and ten tabs each holding a stream would starve the rest. Without
+  // SharedWorker, the tab opens its own EventSource.
+  var shared = null;
+  var sharedWatching = false;
+  function sharedPort() {
+    if (shared || !window.SharedWorker) return shared;
+    try {
+      shared = new SharedWorker('/static/live-feed.js', { name: 'trainyard-live-feed' });
+    } catch {
+      return null;
+    }
+    shared.port.onmessage = function (e) {
+      var message = e.data || {};
+      if (message.type === 'closed') {
+        sharedWatching = false;
+        liveOff();
+      } else handle(message.type, message.data);
+    };
+    shared.port.start();
+    return shared;
+  }
+
   function open() {
+    if (sharedPort()) {
+      if (sharedWatching) return;
+      sharedWatching = true;
+      shared.port.postMessage({ type: 'watch', url: table.getAttribute('data-events'), known: knownVersions() });
+      return;
+    }
     if (source) return;
     var url = table.getAttribute('data-events') + '&known=' + encodeURIComponent(known());
     source = new EventSource(url);
-    source.addEventListener('row', function (e) {
-      var row = parse(e.data);
-      if (row) replaceRow(row);
-    });
-    source.addEventListener('block', function (e) {
-      var block = parse(e.data);
-      if (block) addBlock(block);
-    });
-    source.addEventListener('gone', function (e) {
-      var block = document.getElementById('process-' + e.data);
-      if (block) block.remove();
+    ['row', 'block', 'gone'].forEach(function (type) {
+      source.addEventListener(type, function (e) {
+        handle(type, e.data);
+      });
     });
     source.addEventListener('bye', close);
     source.onopen = function () {
@@ -121,8 +175,7 @@
       if (source.readyState === EventSource.CLOSED) {
         // The server refused (logged out, forbidden): say so; the browser will not retry.
         source = null;
-        var note = document.getElementById('live-state');
-        if (note) note.hidden = false;
+        liveOff();
         return;
       }
       // A dropped connection: reopen ourselves, telling the server what the page shows
@@ -137,6 +190,10 @@
   }
 
   function close() {
+    if (shared && sharedWatching) {
+      shared.port.postMessage({ type: 'leave' });
+      sharedWatching = false;
+    }
     if (source) source.close();
     source = null;
   }
@@ -163,7 +220,8 @@
     var elt = e.detail && e.detail.elt;
     if (elt && elt.classList && elt.classList.contains('process-row')) syncExpander(elt);
   });
-  // A block htmx appended (a new process) that the feed appended first: keep one.
+  // A block htmx appended (a new process) that the feed appended first: keep one. On a
+  // newest-first page the new ones move to the top.
   document.addEventListener('htmx:afterSwap', function (e) {
     if (e.detail.target !== table) return;
     var blocks = table.querySelectorAll('tbody.process');
@@ -172,6 +230,12 @@
       if (seen[blocks[i].id]) blocks[i].remove();
       else seen[blocks[i].id] = true;
     }
+    if (table.getAttribute('data-new-rows') !== 'top') return;
+    var kept = Array.prototype.slice.call(table.querySelectorAll('tbody.process'));
+    kept.sort(function (a, b) {
+      return Number(b.getAttribute('data-id')) - Number(a.getAttribute('data-id'));
+    });
+    for (var j = 0; j < kept.length; j++) table.appendChild(kept[j]);
   });
 
   // ▸ expands a row into its details (loaded by htmx), ▾ folds them away again. A click

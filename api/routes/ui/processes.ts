@@ -11,11 +11,12 @@ import {
   createProcess,
   deleteProcess,
   getProcess,
-  listProcesses,
   logTail,
-  templateStatusVersions,
   type ProcessView,
 } from '../../../services/processes.js';
+import { listProcesses, SORT_KEYS, type SortKey, type SortOrder } from '../../../services/process-list.js';
+import { STATUSES, type ProcessStatus } from '../../../domain/status.js';
+import { DEFAULT_LIST, type ListOptions } from '../../../views/fragments/process-list-controls.js';
 import { createProcesses, renameProcess, validProcessName } from '../../../services/sweeps.js';
 import { html } from '../../../views/html.js';
 import type { TemplateView } from '../../../services/templates.js';
@@ -26,6 +27,7 @@ import {
   processBlock,
   processDetails,
   processFacts,
+  processMenu,
   processRow,
   processUrl,
 } from '../../../views/fragments/process.js';
@@ -80,22 +82,35 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
     };
   }
 
-  async function page(request: FastifyRequest, template: TemplateView, after: number, form?: AddProcessFormState) {
-    // Versions first, then the rows: a change in between makes the feed resend, never miss.
-    const versions = await templateStatusVersions(deps.db, template.id, after, PAGE_SIZE + 1);
-    const list = await listProcesses(deps, {
+  async function page(
+    request: FastifyRequest,
+    template: TemplateView,
+    options: ListOptions = DEFAULT_LIST,
+    after: number | string | null = null,
+    form?: AddProcessFormState,
+  ) {
+    // One query: the rows, each with the status version read with it (what the feed compares against), and the
+    // counts per status.
+    const list = await listProcesses(deps.db, {
       templateId: template.id,
       visibleTemplates: [template.id],
-      limit: PAGE_SIZE,
-      cursor: after,
+      limit: options.size,
+      sort: options.sort,
+      order: options.order,
+      withCounts: true,
+      ...(options.status ? { status: options.status } : {}),
+      ...(options.q ? { search: options.q } : {}),
+      ...(after !== null ? { cursor: after } : {}),
     });
     return processesPage(pageContext(request), {
       template,
-      rows: list.items.map((view) => ({ view, version: versions.get(view.id) ?? 0 })),
+      rows: list.items.map((view) => ({ view, version: list.versions.get(view.id) ?? 0 })),
       rowContext: rowContext(request, deps, template.id),
       canCreate: can(request.principal, 'processes.create', template.id),
       after,
       nextCursor: list.nextCursor,
+      options,
+      counts: list.counts ?? {},
       ...(form ? { form: addProcessForm(request.locale, form) } : {}),
     });
   }
@@ -106,15 +121,28 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
       schema: {
         params: templateParams,
         querystring: Type.Object({
-          after: Type.Optional(Type.String({ maxLength: 12 })),
+          after: Type.Optional(Type.String({ maxLength: 2000 })),
+          sort: Type.Optional(Type.Unsafe<SortKey>({ type: 'string', enum: [...SORT_KEYS] })),
+          order: Type.Optional(Type.Unsafe<SortOrder>({ type: 'string', enum: ['asc', 'desc'] })),
+          // The form's "all statuses" sends an empty value.
+          status: Type.Optional(Type.Unsafe<ProcessStatus | ''>({ type: 'string', enum: ['', ...STATUSES] })),
+          q: Type.Optional(Type.String({ maxLength: 200 })),
+          size: Type.Optional(Type.String({ pattern: '^(25|50|100|200)$' })),
           lang: Type.Optional(Type.String()),
         }),
       },
       preHandler: theTemplate('processes.view'),
     },
     async (request, reply) => {
-      const after = request.query.after ? intParam(request.query.after, 'after', 'invalid') : 0;
-      return sendHtml(reply, await page(request, request.template, after));
+      const { after, sort, order, status, q, size } = request.query;
+      const options: ListOptions = {
+        sort: sort ?? DEFAULT_LIST.sort,
+        order: order ?? DEFAULT_LIST.order,
+        size: size ? Number(size) : DEFAULT_LIST.size,
+        ...(status ? { status } : {}),
+        ...(q?.trim() ? { q: q.trim() } : {}),
+      };
+      return sendHtml(reply, await page(request, request.template, options, after ? after : null));
     },
   );
 
@@ -124,7 +152,7 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
     async (request, reply) => {
       const state = await formState(request, request.template);
       if (isHtmx(request)) return sendHtml(reply, addProcessForm(request.locale, state));
-      return sendHtml(reply, await page(request, request.template, 0, state));
+      return sendHtml(reply, await page(request, request.template, DEFAULT_LIST, null, state));
     },
   );
 
@@ -191,7 +219,7 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
       }
       if (!created) {
         const state = await formState(request, template, { values, errors });
-        if (!isHtmx(request)) return sendHtml(reply, await page(request, template, 0, state), 422);
+        if (!isHtmx(request)) return sendHtml(reply, await page(request, template, DEFAULT_LIST, null, state), 422);
         // The form comes back in place of itself, with the errors beside the fields.
         reply.header('HX-Retarget', '#add-process').header('HX-Reswap', 'innerHTML');
         return sendHtml(reply, addProcessForm(request.locale, state), 422);
@@ -267,6 +295,12 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
       const version = (await statusVersions(deps.db, [view.id])).get(view.id) ?? 0;
       return sendHtml(reply, processRow(view, ctxOf(request), version));
     },
+  );
+
+  app.get(
+    '/training/processes/:id/menu',
+    { schema: { params: idParams }, preHandler: theProcess('processes.view') },
+    async (request, reply) => sendHtml(reply, processMenu(request.process, ctxOf(request))),
   );
 
   app.get(

@@ -15,11 +15,11 @@ import {
   createProcess,
   deleteProcess,
   findRun,
-  listProcesses,
   listRuns,
   logTail,
   type ProcessView,
 } from '../../../services/processes.js';
+import { listProcesses } from '../../../services/process-list.js';
 import { createProcesses, renameProcess } from '../../../services/sweeps.js';
 import { validParams } from '../../../services/templates.js';
 import { API_VISIBILITY, authorize, can, loadProcess, visibleTemplates } from '../../access.js';
@@ -33,8 +33,8 @@ import {
   list,
   Logs,
   Metrics,
-  Page,
   Process,
+  ProcessListQuery,
   ProcessCreate,
   ProcessItems,
   ProcessPatch,
@@ -78,23 +78,26 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
           status: Type.Optional(Status),
           machineId: Type.Optional(IdParams.properties.id),
           templateId: Type.Optional(IdParams.properties.id),
-          ...Page,
+          ...ProcessListQuery,
         }),
-        response: { 200: list(Process), ...errors() },
+        response: { 200: list(Process, 'token'), ...errors() },
       },
     },
     async (request) => {
       const principal = authorize(request, 'processes.view', { anywhere: true });
-      const { status, machineId, templateId, limit, cursor } = request.query;
-      const page = await listProcesses(deps, {
+      const { status, machineId, templateId, limit, cursor, sort, order, q } = request.query;
+      const page = await listProcesses(db, {
         visibleTemplates: visibleTemplates(principal),
         ...(status ? { status } : {}),
         ...(machineId !== undefined ? { machineId } : {}),
         ...(templateId !== undefined ? { templateId } : {}),
         ...(limit !== undefined ? { limit } : {}),
         ...(cursor !== undefined ? { cursor } : {}),
+        ...(sort ? { sort } : {}),
+        ...(order ? { order } : {}),
+        ...(q !== undefined ? { search: q } : {}),
       });
-      return { ...page, items: page.items.map((view) => shownTo(principal, view)) };
+      return { nextCursor: page.nextCursor, items: page.items.map((view) => shownTo(principal, view)) };
     },
   );
 

@@ -9,6 +9,7 @@ import * as inputs from '../../../services/inputs.js';
 import { STATUSES, type ProcessStatus } from '../../../domain/status.js';
 import { ALL_PERMISSIONS } from '../../../domain/permissions.js';
 import { FAILURE_CLASSES } from '../../../domain/restart.js';
+import { MAX_SEARCH, SORT_KEYS, type SortKey, type SortOrder } from '../../../services/process-list.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -65,6 +66,41 @@ export const Page = {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, description: 'Page size (default 50).' })),
   cursor: Type.Optional(
     Type.Integer({ minimum: 1, maximum: inputs.MAX_ID, description: 'nextCursor of the previous page.' }),
+  ),
+};
+
+/**
+ * Query fields of a process list: Page's, with a cursor that is an id (sorted by `created`) or the opaque token the
+ * other sorts hand out, and the sort, order and name search the pages offer.
+ */
+export const ProcessListQuery = {
+  limit: Page.limit,
+  cursor: Type.Optional(
+    Type.Union(
+      [
+        Type.Integer({ minimum: 1, maximum: inputs.MAX_ID }),
+        Type.String({ pattern: '^[A-Za-z0-9_-]{1,2000}$', maxLength: 2000 }),
+      ],
+      { description: 'nextCursor of the previous page (with the same sort and order).' },
+    ),
+  ),
+  sort: Type.Optional(
+    Type.Unsafe<SortKey>({
+      type: 'string',
+      enum: [...SORT_KEYS],
+      description:
+        'created (by id, the default), status (lifecycle order), machine (by name), progress (latest run), started ' +
+        '(latest run); ties by id.',
+    }),
+  ),
+  order: Type.Optional(
+    Type.Unsafe<SortOrder>({ type: 'string', enum: ['asc', 'desc'], description: 'asc (the default) or desc.' }),
+  ),
+  q: Type.Optional(
+    Type.String({
+      maxLength: MAX_SEARCH,
+      description: 'Part of the name, any case (% and _ are literal), or #id.',
+    }),
   ),
 };
 
@@ -383,12 +419,19 @@ export const Metrics = output('Metrics', {
   },
 });
 
-export const list = (item: JsonSchema): JsonSchema => ({
+export const list = (item: JsonSchema, cursor: 'id' | 'token' = 'id'): JsonSchema => ({
   type: 'object',
   required: ['items', 'nextCursor'],
   properties: {
     items: { type: 'array', items: item },
-    nextCursor: { type: ['integer', 'null'], description: 'Pass as cursor for the next page; null on the last.' },
+    nextCursor:
+      cursor === 'id'
+        ? { type: ['integer', 'null'], description: 'Pass as cursor for the next page; null on the last.' }
+        : {
+            type: ['integer', 'string', 'null'],
+            description:
+              'Pass as cursor for the next page; null on the last. An id when sorted by created, else a token.',
+          },
   },
 });
 

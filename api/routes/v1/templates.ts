@@ -4,7 +4,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { listProcesses } from '../../../services/processes.js';
+import { listProcesses } from '../../../services/process-list.js';
 import {
   createTemplate,
   deleteTemplate,
@@ -23,6 +23,7 @@ import {
   IdParams,
   list,
   Page,
+  ProcessListQuery,
   Process,
   Status,
   Template,
@@ -147,22 +148,25 @@ export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: 
         summary: 'Processes of a template',
         tags: ['templates', 'processes'],
         params: IdParams,
-        querystring: Type.Object({ status: Type.Optional(Status), ...Page }),
-        response: { 200: list(Process), ...errors(404) },
+        querystring: Type.Object({ status: Type.Optional(Status), ...ProcessListQuery }),
+        response: { 200: list(Process, 'token'), ...errors(404) },
       },
       preHandler: loadTemplate(db, ['processes.view'], API_VISIBILITY),
     },
     async (request) => {
       const principal = request.principal!;
-      const { status, limit, cursor } = request.query;
-      const page = await listProcesses(deps, {
+      const { status, limit, cursor, sort, order, q } = request.query;
+      const page = await listProcesses(db, {
         templateId: request.template.id,
         visibleTemplates: visibleTemplates(principal),
         ...(status ? { status } : {}),
         ...(limit !== undefined ? { limit } : {}),
         ...(cursor !== undefined ? { cursor } : {}),
+        ...(sort ? { sort } : {}),
+        ...(order ? { order } : {}),
+        ...(q !== undefined ? { search: q } : {}),
       });
-      return { ...page, items: page.items.map((view) => shownTo(principal, view)) };
+      return { nextCursor: page.nextCursor, items: page.items.map((view) => shownTo(principal, view)) };
     },
   );
 }
