@@ -17,11 +17,21 @@ export interface TrainerOutcome {
   stderrTail: string;
 }
 
+export interface NewRun {
+  runId: number;
+  runNumber: number;
+  stopGraceSeconds: number;
+  lostTimeoutSeconds: number;
+}
+
 export interface ControlActivities {
   recordStatus(record: StatusRecord): Promise<void>;
-  createRun(
-    processId: number,
-  ): Promise<{ runId: number; runNumber: number; stopGraceSeconds: number; lostTimeoutSeconds: number }>;
+  createRun(processId: number): Promise<NewRun>;
+  /**
+   * createRun, then one try for a slot of the run's machine (never waits): the start of a
+   * run in one call when a slot is free. slotIndex null: none was, and acquireSlot waits.
+   */
+  beginRun(processId: number): Promise<NewRun & { slotIndex: number | null }>;
   /** Waits (heartbeating) until a slot of the run's machine is free and leased to the run. */
   acquireSlot(runId: number): Promise<{ slotIndex: number }>;
   releaseSlot(runId: number): Promise<void>;

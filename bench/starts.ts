@@ -119,7 +119,7 @@ await run('starts', async () => {
   const idsOfSweep = async () =>
     sweepIds.length > 0
       ? sweepIds
-      : (await sql<{ id: number }[]>`select id from processes where sweep_id = ${sweepId!}`).map((r) => r.id);
+      : (await sql<{ id: number }[]>`select id from processes where sweep_id = ${sweepId}`).map((r) => r.id);
   const [actionMs, allRunning] = await Promise.all([action, untilRunning(idsOfSweep, P, actionAt)]);
   log(`sweep of ${P}: action ${actionMs} ms, ${allRunning.filter(Number.isFinite).length} running`);
 

@@ -17,6 +17,7 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   'app.js': { file: path.join(viewsDir, 'app.js'), type: 'text/javascript; charset=utf-8' },
   'processes.js': { file: path.join(viewsDir, 'processes.js'), type: 'text/javascript; charset=utf-8' },
   'monitoring.js': { file: path.join(viewsDir, 'monitoring.js'), type: 'text/javascript; charset=utf-8' },
+  'sweep.js': { file: path.join(viewsDir, 'sweep.js'), type: 'text/javascript; charset=utf-8' },
 };
 
 export async function staticRoutes(parent: FastifyInstance) {

@@ -35,14 +35,22 @@ async function running(
   };
 }
 
-/** Runs training-process workflows only (no activities). */
-export function startWorkflowWorker(stack: Stack): Promise<TestWorker> {
+/**
+ * Runs training-process workflows, and the control activities they run as local activities
+ * (those run where the workflow task runs); `wrap` as for startControlWorker.
+ */
+export function startWorkflowWorker(
+  stack: Stack,
+  wrap: (real: ControlActivities) => Partial<ControlActivities> = () => ({}),
+): Promise<TestWorker> {
+  const real = createControlActivities({ db: stack.database.db });
   return running(stack, async (connection) =>
     Worker.create({
       connection,
       namespace: 'default',
       taskQueue: CONTROL_TASK_QUEUE,
       workflowBundle: await workflowBundle(),
+      activities: { ...real, ...wrap(real) },
       shutdownGraceTime: '1s',
     }),
   );

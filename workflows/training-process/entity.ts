@@ -33,7 +33,7 @@ import {
   type ProcessSnapshot,
 } from '../messages.js';
 import type { TrainingProcessInput } from '../training-process.js';
-import { control, machine, slots, type MachineProxies } from './activities.js';
+import { control, localControl, machine, slots, type MachineProxies } from './activities.js';
 
 /** How long the stop after a failed launch waits for a silent machine before leaving the trainer to the reaper. */
 const LAUNCH_STOP_PATIENCE_SECONDS = 30;
@@ -89,6 +89,8 @@ export class TrainingProcess {
     this.recordedVersion = carried?.statusVersion ?? -1;
     this.machine = machine(input.machineId);
     this.setHandlers();
+    // Made and started in one action (a sweep with start): the start needs no update.
+    if (input.start === true && !carried) this.requestRun();
     void this.mirror();
   }
 
@@ -136,15 +138,19 @@ export class TrainingProcess {
     if (!decision.ok) throw ApplicationFailure.nonRetryable(decision.reason.en, FAILURE.notAllowed, decision.reason);
   }
 
+  private requestRun(): void {
+    this.setStatus('queued', null);
+    this.runRequested = true;
+    this.stopRequested = false;
+  }
+
   private setHandlers(): void {
     setHandler(snapshotQuery, () => ({ ...this.state }));
 
     setHandler(
       startUpdate,
       async () => {
-        this.setStatus('queued', null);
-        this.runRequested = true;
-        this.stopRequested = false;
+        this.requestRun();
         return this.recorded();
       },
       { validator: () => this.refuseUnless('start') },
@@ -213,7 +219,8 @@ export class TrainingProcess {
     for (;;) {
       await condition(() => this.state.statusVersion > this.recordedVersion);
       const snapshot = { ...this.state };
-      await control.recordStatus({
+      const writer = patched('local-status-mirror') ? localControl : control;
+      await writer.recordStatus({
         processId: snapshot.processId,
         status: snapshot.status,
         statusVersion: snapshot.statusVersion,
@@ -245,13 +252,18 @@ export class TrainingProcess {
   /** One run: a slot, the launch, the watch until the trainer exits or is stopped, the finish. */
   async run(): Promise<void> {
     this.runRequested = false;
-    const run = await control.createRun(this.input.processId);
+    // The run and, when one is free, its slot in one local activity; else the wait below.
+    const run = patched('begin-run-locally')
+      ? await localControl.beginRun(this.input.processId)
+      : { ...(await control.createRun(this.input.processId)), slotIndex: null };
     this.state.runId = run.runId;
     this.state.runNumber = run.runNumber;
 
-    // queued: wait for a slot; a stop cancels the wait.
+    // queued: wait for a slot (unless it has one already); a stop cancels the wait.
     const acquiring = new CancellationScope();
-    const acquired = acquiring.run(() => slots.acquireSlot(run.runId));
+    const slotIndex = run.slotIndex;
+    const acquired =
+      slotIndex === null ? acquiring.run(() => slots.acquireSlot(run.runId)) : Promise.resolve({ slotIndex });
     const slotOrStop = await Promise.race([
       acquired.then(
         () => 'slot' as const,
