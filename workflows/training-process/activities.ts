@@ -14,11 +14,14 @@ export const control = proxyActivities<ControlActivities>({
 });
 
 /**
- * The same database work as local activities: run by the worker that runs the workflow task,
- * within that task, so a step costs a database round trip instead of a trip through the
- * server's task queue and back (which is most of a start's time when 200 start at once).
+ * Database work as a local activity: run by the worker that runs the workflow task, within
+ * that task, so the step costs database round trips instead of a trip through the server's
+ * task queue and back. Only one at a time per workflow: two local activities in flight at
+ * once may resolve in one activation on replay but in two when they ran, which reorders the
+ * commands after them (a nondeterminism error); so the status mirror, which runs beside the
+ * run, stays a normal activity.
  */
-export const localControl = proxyLocalActivities<Pick<ControlActivities, 'recordStatus' | 'beginRun'>>({
+export const localControl = proxyLocalActivities<Pick<ControlActivities, 'beginRun'>>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });

@@ -219,8 +219,7 @@ export class TrainingProcess {
     for (;;) {
       await condition(() => this.state.statusVersion > this.recordedVersion);
       const snapshot = { ...this.state };
-      const writer = patched('local-status-mirror') ? localControl : control;
-      await writer.recordStatus({
+      await control.recordStatus({
         processId: snapshot.processId,
         status: snapshot.status,
         statusVersion: snapshot.statusVersion,
