@@ -131,9 +131,10 @@ await run('starts', async () => {
     );
     await sleep(300);
     const at = Date.now();
-    const starting = Promise.all(made.map((p) => act(deps, p.id, 'start')));
+    // An action that fails (a starved worker lets the update time out) is counted as never running.
+    const starting = Promise.all(made.map((p) => act(deps, p.id, 'start').catch((error: Error) => error.message)));
     burst.push(...(await untilRunning(async () => made.map((p) => p.id), BURST, at)));
-    await starting;
+    for (const failed of (await starting).filter((r) => typeof r === 'string')) log(`a start failed: ${failed}`);
   }
   log('bursts done');
 
