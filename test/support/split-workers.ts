@@ -51,6 +51,9 @@ export function startWorkflowWorker(
       taskQueue: CONTROL_TASK_QUEUE,
       workflowBundle: await workflowBundle(),
       activities: { ...real, ...wrap(real) },
+      // Local activities only: the control queue's activities stay with the control worker, so
+      // stopping this worker never waits on (or takes over) one that a test holds.
+      enableNonLocalActivities: false,
       shutdownGraceTime: '1s',
     }),
   );
