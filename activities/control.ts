@@ -11,7 +11,7 @@ import type { Notifier } from '../services/notifications.js';
 import { NO_TELEMETRY, type WorkerTelemetry } from '../telemetry/hooks.js';
 import { restartPolicyOf } from '../domain/restart.js';
 import { recordProcessEvent } from './process-events.js';
-import type { ControlActivities, StatusRecord } from './types.js';
+import type { ControlActivities, CreatedRun, CreateRunOptions, StatusRecord } from './types.js';
 
 export interface ControlDeps {
   db: Db;
@@ -52,6 +52,63 @@ export function createControlActivities({
     return null;
   }
 
+  /**
+   * The run a workflow activity asks for, made once: a retried attempt (same workflow run and
+   * activity id, so the same token) finds the run it made. `kind` keeps the tokens of the two
+   * activities that make runs apart.
+   */
+  async function createRun(
+    processId: number,
+    kind: 'create' | 'begin',
+    options: CreateRunOptions,
+  ): Promise<CreatedRun> {
+    const info = Context.current().info;
+    const owner = `${kind}:${info.workflowExecution?.runId ?? 'standalone'}/${info.activityId}`;
+    return db.transaction(async (tx) => {
+      const [existing] = await tx
+        .select()
+        .from(runs)
+        .where(and(eq(runs.processId, processId), eq(runs.ownerAttempt, owner)));
+      const [process] = await tx.select().from(processes).where(eq(processes.id, processId));
+      if (!process) throw ApplicationFailure.nonRetryable(`Process ${processId} does not exist.`, FAILURE.notFound);
+      const [template] = await tx.select().from(templates).where(eq(templates.id, process.templateId));
+      const [machine] = await tx.select().from(machines).where(eq(machines.id, process.machineId));
+      if (!template || !machine)
+        throw ApplicationFailure.nonRetryable(`Process ${processId} lost its template or machine.`, FAILURE.notFound);
+      const result = (runId: number, runNumber: number) => ({
+        runId,
+        runNumber,
+        stopGraceSeconds: template.stopGraceSeconds,
+        lostTimeoutSeconds: machine.lostTimeoutSeconds,
+        restart: restartPolicyOf(template.restart),
+      });
+      if (existing) return result(existing.id, existing.number);
+      const [last] = await tx
+        .select({ n: sql<number>`coalesce(max(${runs.number}), 0)::int` })
+        .from(runs)
+        .where(eq(runs.processId, processId));
+      const number = (last?.n ?? 0) + 1;
+      // The run keeps a copy of its template and parameters as they are now.
+      const params = { ...template.params, ...process.params };
+      const [row] = await tx
+        .insert(runs)
+        .values({
+          processId,
+          number,
+          machineId: machine.id,
+          templateSnapshot: template,
+          params,
+          totalSteps: template.totalSteps,
+          ownerAttempt: owner,
+          attempt: options.attempt ?? 1,
+        })
+        .returning();
+      // A new run has written nothing yet: whatever stall the last one had is over.
+      await tx.update(processes).set({ stalled: false }).where(eq(processes.id, processId));
+      return result(row!.id, number);
+    });
+  }
+
   return {
     async recordStatus(record: StatusRecord) {
       // The version guard: a late (retried) write never overwrites a newer status.
@@ -75,53 +132,12 @@ export function createControlActivities({
       }
     },
 
-    async createRun(processId, options = {}) {
-      // Idempotent per workflow activity: a retried attempt finds the run it created.
-      const info = Context.current().info;
-      const token = `${info.workflowExecution?.runId ?? 'standalone'}/${info.activityId}`;
-      return db.transaction(async (tx) => {
-        const [existing] = await tx
-          .select()
-          .from(runs)
-          .where(and(eq(runs.processId, processId), eq(runs.ownerAttempt, `create:${token}`)));
-        const [process] = await tx.select().from(processes).where(eq(processes.id, processId));
-        if (!process) throw ApplicationFailure.nonRetryable(`Process ${processId} does not exist.`, FAILURE.notFound);
-        const [template] = await tx.select().from(templates).where(eq(templates.id, process.templateId));
-        const [machine] = await tx.select().from(machines).where(eq(machines.id, process.machineId));
-        if (!template || !machine)
-          throw ApplicationFailure.nonRetryable(`Process ${processId} lost its template or machine.`, FAILURE.notFound);
-        const result = (runId: number, runNumber: number) => ({
-          runId,
-          runNumber,
-          stopGraceSeconds: template.stopGraceSeconds,
-          lostTimeoutSeconds: machine.lostTimeoutSeconds,
-          restart: restartPolicyOf(template.restart),
-        });
-        if (existing) return result(existing.id, existing.number);
-        const [last] = await tx
-          .select({ n: sql<number>`coalesce(max(${runs.number}), 0)::int` })
-          .from(runs)
-          .where(eq(runs.processId, processId));
-        const number = (last?.n ?? 0) + 1;
-        // The run keeps a copy of its template and parameters as they are now.
-        const params = { ...template.params, ...process.params };
-        const [row] = await tx
-          .insert(runs)
-          .values({
-            processId,
-            number,
-            machineId: machine.id,
-            templateSnapshot: template,
-            params,
-            totalSteps: template.totalSteps,
-            ownerAttempt: `create:${token}`,
-            attempt: options.attempt ?? 1,
-          })
-          .returning();
-        // A new run has written nothing yet: whatever stall the last one had is over.
-        await tx.update(processes).set({ stalled: false }).where(eq(processes.id, processId));
-        return result(row!.id, number);
-      });
+    createRun: (processId, options = {}) => createRun(processId, 'create', options),
+
+    async beginRun(processId, options = {}) {
+      const run = await createRun(processId, 'begin', options);
+      const [taken] = await db.execute<{ slot: number | null }>(sql`select trainyard_take_slot(${run.runId}) as slot`);
+      return { ...run, slotIndex: taken?.slot ?? null };
     },
 
     async acquireSlot(runId) {

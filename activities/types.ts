@@ -49,6 +49,11 @@ export interface TrainerOutcome {
 export interface ControlActivities {
   recordStatus(record: StatusRecord): Promise<void>;
   createRun(processId: number, options?: CreateRunOptions): Promise<CreatedRun>;
+  /**
+   * createRun, then one try for a slot of the run's machine (never waits): the start of a
+   * run in one call when a slot is free. slotIndex null: none was, and acquireSlot waits.
+   */
+  beginRun(processId: number, options?: CreateRunOptions): Promise<CreatedRun & { slotIndex: number | null }>;
   /** Waits (heartbeating) until a slot of the run's machine is free and leased to the run. */
   acquireSlot(runId: number): Promise<{ slotIndex: number }>;
   releaseSlot(runId: number): Promise<void>;

@@ -20,6 +20,10 @@ const BENCHES: Record<string, { file: string; what: string }> = {
   },
   scale: { file: 'scale.ts', what: '200 processes at once: statuses, worker RSS, history length, rows/s' },
   pages: { file: 'pages.ts', what: 'the processes page with 10 000 processes under 20 clients, beside /healthz' },
+  starts: {
+    file: 'starts.ts',
+    what: '200 made and started in one action → running, 10 starts at once, beside the bare executor',
+  },
 };
 
 const args = process.argv.slice(2);

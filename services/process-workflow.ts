@@ -36,12 +36,15 @@ export async function startProcessWorkflow(
   client: Client,
   target: WorkflowTarget,
   carried?: TrainingProcessInput['carried'],
+  options: { start?: boolean } = {},
 ): Promise<'started' | 'running'> {
   const input: TrainingProcessInput = {
     processId: target.processId,
     templateId: target.template.id,
     machineId: target.machine.id,
     ...(carried ? { carried } : {}),
+    // Started in the same call: the workflow begins queued, with no start update to wait for.
+    ...(options.start ? { start: true } : {}),
   };
   try {
     await client.workflow.start<typeof trainingProcessWorkflow>('trainingProcessWorkflow', {
@@ -64,7 +67,7 @@ export async function startProcessWorkflow(
         { key: SEARCH_KEYS.processId, value: String(target.processId) },
         { key: SEARCH_KEYS.templateId, value: String(target.template.id) },
         { key: SEARCH_KEYS.machineId, value: String(target.machine.id) },
-        { key: SEARCH_KEYS.status, value: carried?.status ?? 'created' },
+        { key: SEARCH_KEYS.status, value: carried?.status ?? (options.start ? 'queued' : 'created') },
       ],
     });
     return 'started';

@@ -1,7 +1,8 @@
 // Processes made in bulk: several machines at once, or a sweep over a template's params
-// (a grid, or seeded random samples). The rows are made in one transaction, their
-// workflows started a few at a time, and "start now" sends start to each once made; the
-// call returns when that is done, not when any run begins.
+// (a grid, or seeded random samples). The rows are made in one transaction and their
+// workflows started a few at a time; with "start now" each workflow begins queued, so
+// making and starting is one call per process. The call returns when the workflows are
+// started, not when any run begins.
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { machines, processes, sweeps, templates } from '../db/schema.js';
 import {
@@ -18,7 +19,7 @@ import {
 import { invalid, notFound, ServiceError, THINGS } from './errors.js';
 import { PROCESS_LIMITS, type ProcessesInput, type SweepInput } from './inputs.js';
 import { startProcessWorkflow } from './process-workflow.js';
-import { act, getProcess, processQuery, toView, type ProcessDeps, type ProcessView } from './processes.js';
+import { getProcess, processQuery, toView, type ProcessDeps, type ProcessView } from './processes.js';
 import { validParams } from './templates.js';
 import { text } from './validate.js';
 
@@ -99,7 +100,15 @@ async function createPlanned(
     }
     const rows = await tx
       .insert(processes)
-      .values(planned.map((p) => ({ templateId: template.id, sweepId, ...p })))
+      // Made started: the row says queued at once, as the workflow's first status (version 1) does.
+      .values(
+        planned.map((p) => ({
+          templateId: template.id,
+          sweepId,
+          ...p,
+          ...(options.start ? { status: 'queued', statusVersion: 1 } : {}),
+        })),
+      )
       .returning({ id: processes.id, machineId: processes.machineId, name: processes.name });
     return { sweepId, rows };
   });
@@ -110,12 +119,17 @@ async function createPlanned(
   let firstError: unknown;
   await eachLimited(rows, async (row) => {
     try {
-      await startProcessWorkflow(deps.client, {
-        processId: row.id,
-        template,
-        machine: { id: row.machineId, name: machineNames.get(row.machineId) ?? '' },
-        name: row.name,
-      });
+      await startProcessWorkflow(
+        deps.client,
+        {
+          processId: row.id,
+          template,
+          machine: { id: row.machineId, name: machineNames.get(row.machineId) ?? '' },
+          name: row.name,
+        },
+        undefined,
+        { start: options.start },
+      );
     } catch (error) {
       failed.push(row.id);
       firstError ??= error;
@@ -131,17 +145,6 @@ async function createPlanned(
       ru:
         `Не удалось запустить ${failed.length} из ${rows.length} рабочих процессов Temporal ` +
         `(${(firstError as Error).message}); остальные ${rows.length - failed.length} созданы.`,
-    });
-  }
-  if (options.start) {
-    await eachLimited(rows, async (row) => {
-      try {
-        await act(deps, row.id, 'start');
-      } catch (error) {
-        // A start the status table refuses leaves the process created, as a single start would.
-        if (!(error instanceof ServiceError && (error.code === 'conflict' || error.code === 'not_allowed')))
-          throw error;
-      }
     });
   }
   const items = await Promise.all(rows.map((row) => getProcess(deps, row.id)));

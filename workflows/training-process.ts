@@ -10,6 +10,8 @@ export interface TrainingProcessInput {
   processId: number;
   templateId: number;
   machineId: number;
+  /** Start a run at once (a process made with start: true); never carried across continue-as-new. */
+  start?: boolean;
   /** Carried across continue-as-new (attempt is absent in inputs from before restarts). */
   carried?: Omit<ProcessSnapshot, 'processId' | 'runId' | 'attempt'> & {
     attempt?: number;

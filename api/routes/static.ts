@@ -18,6 +18,7 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   'processes.js': { file: path.join(viewsDir, 'processes.js'), type: 'text/javascript; charset=utf-8' },
   'live-feed.js': { file: path.join(viewsDir, 'live-feed.js'), type: 'text/javascript; charset=utf-8' },
   'monitoring.js': { file: path.join(viewsDir, 'monitoring.js'), type: 'text/javascript; charset=utf-8' },
+  'sweep.js': { file: path.join(viewsDir, 'sweep.js'), type: 'text/javascript; charset=utf-8' },
 };
 
 export async function staticRoutes(parent: FastifyInstance) {

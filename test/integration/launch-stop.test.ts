@@ -10,6 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMachineActivities } from '../../activities/machine.js';
+import type { ControlActivities } from '../../activities/types.js';
 import { runs, slotLeases } from '../../db/schema.js';
 import {
   act,
@@ -51,8 +52,17 @@ let holdSlotGrant: Promise<void> | null = null;
 
 beforeAll(async () => {
   stack = await startStack({ worker: false });
-  workflows = await startWorkflowWorker(stack);
-  control = await startControlWorker(stack, (real) => ({
+  workflows = await startWorkflowWorker(stack, controlFaults);
+  control = await startControlWorker(stack, controlFaults);
+});
+
+function controlFaults(real: ControlActivities): Partial<ControlActivities> {
+  return {
+    async beginRun(processId) {
+      // While a grant is held, the start takes the waiting path (a free slot is taken there, by acquireSlot).
+      if (holdSlotGrant) return { ...(await real.createRun(processId)), slotIndex: null };
+      return real.beginRun(processId);
+    },
     async acquireSlot(runId) {
       const granted = await real.acquireSlot(runId);
       const context = Context.current();
@@ -64,8 +74,8 @@ beforeAll(async () => {
       }
       return granted;
     },
-  }));
-});
+  };
+}
 /** Processes of this file, whose histories (with the patches of these paths) can be recorded for the replay test. */
 const processIds: number[] = [];
 async function createProcess(deps: Stack['deps'], input: CreateProcessInput) {
@@ -244,7 +254,7 @@ describe('launch and stop at the edges', () => {
       holdSlotGrant = null;
       grant();
       await new Promise((r) => setTimeout(r, 1500));
-      workflows = await startWorkflowWorker(stack);
+      workflows = await startWorkflowWorker(stack, controlFaults);
 
       expect((await stopping).status).toBe('stopping');
       const stopped = await waitForStatus(stack, created.id, 'stopped', 60_000);

@@ -434,6 +434,14 @@ const TABLE: Row[] = [
   },
   {
     method: 'GET',
+    route: '/training/sweeps/:id/curves',
+    kind: 'fragment',
+    needs: 'processes.view',
+    hides: true,
+    request: (fx) => ({ url: `/training/sweeps/${fx.sweepId}/curves?metric=loss` }),
+  },
+  {
+    method: 'GET',
     route: '/training/processes/:id/metrics',
     kind: 'fragment',
     needs: 'processes.view',

@@ -2,7 +2,7 @@
 // to the end by the example trainer (each run gets its own params), names by default
 // and by hand, the sweep's table of final and best values, and the refusals.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeActor, startApp, viaToken, type Actor, type TestApp } from '../support/app.js';
+import { makeActor, startApp, viaSession, viaToken, type Actor, type TestApp } from '../support/app.js';
 import { exampleTemplate, localMachine, startStack, uid, waitForStatus, type Stack } from '../support/stack.js';
 
 let stack: Stack;
@@ -203,5 +203,87 @@ describe('processes added in bulk', () => {
     const other = await exampleTemplate(stack);
     const scoped = await makeActor(stack, [{ role: 'viewer', templateId: other.id }], `scoped-${uid()}`);
     expect((await call('GET', `/api/v1/sweeps/${made.body.id}`, undefined, scoped)).status).toBe(404);
+  });
+});
+
+describe('the sweep page', () => {
+  it('sorts by a metric without scripts, and compares the ticked runs with the monitoring chart’s own points', async () => {
+    const template = await exampleTemplate(stack, { learning_rate: 0.01 }, { totalSteps: 60 });
+    const made = await call('POST', `/api/v1/templates/${template.id}/sweeps`, {
+      machineIds: [localId],
+      grid: { learning_rate: [0.3, 0.01, 0.001] },
+      start: true,
+    });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    const ids = (made.body.processes as Json[]).map((p) => p.id as number);
+    for (const id of ids) await waitForStatus(stack, id, 'completed', 120_000);
+    const page = (query: string) =>
+      viaSession(t.app, admin, { method: 'GET', url: `/training/sweeps/${made.body.id}?${query}` });
+    const rowsOf = (body: string) => [...body.matchAll(/<tr data-id="(\d+)">/g)].map((m) => Number(m[1]));
+
+    // Sorted by the final loss, lowest first, then highest first: the order the API's values give.
+    const api = await call('GET', `/api/v1/sweeps/${made.body.id}?metric=loss`);
+    const byFinal = (api.body.processes as Json[])
+      .slice()
+      .sort((a, b) => (a.final as number) - (b.final as number))
+      .map((p) => p.id as number);
+    expect(new Set((api.body.processes as Json[]).map((p) => p.final)).size).toBe(3);
+    const ascending = await page('metric=loss&sort=final');
+    expect(ascending.statusCode).toBe(200);
+    expect(rowsOf(ascending.body)).toEqual(byFinal);
+    expect(rowsOf((await page('metric=loss&sort=final&desc=1')).body)).toEqual([...byFinal].reverse());
+    // The sort links keep the ticked processes.
+    const ticked = await page(`metric=loss&sort=final&compare=${ids[0]}&compare=${ids[2]}`);
+    expect(ticked.body).toContain(`&amp;compare=${ids[0]}&amp;compare=${ids[2]}`);
+    for (const id of ids)
+      expect(ticked.body.includes(`value="${id}" aria-label="Сравнить #${id}" checked`)).toBe(id !== ids[1]);
+
+    // The curves embedded in the page and answered as JSON are the monitoring chart's points of the latest run.
+    const embedded = JSON.parse(
+      /<script type="application\/json" id="compare-data">(.*?)<\/script>/s.exec(ticked.body)![1]!,
+    ) as Json;
+    expect(embedded.metric).toBe('loss');
+    expect((embedded.curves as Json[]).map((c) => c.processId)).toEqual([ids[0], ids[2]]);
+    const curves = await viaSession(t.app, admin, {
+      method: 'GET',
+      url: `/training/sweeps/${made.body.id}/curves?metric=loss&compare=${ids[0]}&compare=${ids[2]}`,
+    });
+    expect(curves.statusCode).toBe(200);
+    expect(curves.json<Json>().curves).toEqual(embedded.curves);
+    for (const curve of embedded.curves as Json[]) {
+      const monitoring = await viaSession(t.app, admin, {
+        method: 'GET',
+        url: `/training/processes/${curve.processId}/metrics`,
+      });
+      const run = monitoring.json<Json>().runs[0] as Json;
+      expect(curve.run).toBe(run.number);
+      expect(curve.points.length).toBeGreaterThan(1);
+      expect(curve.points).toEqual(run.series.loss);
+    }
+    // A single box is a list of one; nothing ticked hides the chart.
+    const one = await viaSession(t.app, admin, {
+      method: 'GET',
+      url: `/training/sweeps/${made.body.id}/curves?metric=loss&compare=${ids[1]}`,
+    });
+    expect((one.json<Json>().curves as Json[]).map((c) => c.processId)).toEqual([ids[1]]);
+    expect((await page('metric=loss')).body).toContain('id="compare-section" hidden');
+
+    // Ids outside the sweep, or not ids at all, are refused with the reason.
+    const other = await viaSession(t.app, admin, {
+      method: 'GET',
+      url: `/training/sweeps/${made.body.id}/curves?compare=999999`,
+    });
+    expect(other.statusCode).toBe(404);
+    expect(other.body).toContain('Process 999999 is not in this sweep.');
+    const bad = await viaSession(t.app, admin, {
+      method: 'GET',
+      url: `/training/sweeps/${made.body.id}/curves?compare=1%3Bdrop`,
+    });
+    expect(bad.statusCode).toBe(400);
+    const many = Array.from({ length: 21 }, (_, i) => `compare=${i + 1}`).join('&');
+    expect(
+      (await viaSession(t.app, admin, { method: 'GET', url: `/training/sweeps/${made.body.id}/curves?${many}` }))
+        .statusCode,
+    ).toBe(400);
   });
 });

@@ -35,14 +35,25 @@ async function running(
   };
 }
 
-/** Runs training-process workflows only (no activities). */
-export function startWorkflowWorker(stack: Stack): Promise<TestWorker> {
+/**
+ * Runs training-process workflows, and the control activities they run as local activities
+ * (those run where the workflow task runs); `wrap` as for startControlWorker.
+ */
+export function startWorkflowWorker(
+  stack: Stack,
+  wrap: (real: ControlActivities) => Partial<ControlActivities> = () => ({}),
+): Promise<TestWorker> {
+  const real = createControlActivities({ db: stack.database.db });
   return running(stack, async (connection) =>
     Worker.create({
       connection,
       namespace: 'default',
       taskQueue: CONTROL_TASK_QUEUE,
       workflowBundle: await workflowBundle(),
+      activities: { ...real, ...wrap(real) },
+      // Local activities only: the control queue's activities stay with the control worker, so
+      // stopping this worker never waits on (or takes over) one that a test holds.
+      enableNonLocalActivities: false,
       shutdownGraceTime: '1s',
     }),
   );

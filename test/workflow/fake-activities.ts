@@ -151,6 +151,19 @@ export class FakeFleet {
           ...(fake.script.restart ? { restart: fake.script.restart } : {}),
         };
       },
+      beginRun: async (processId) => {
+        const fake = this.process(processId);
+        note(fake, 'beginRun', [processId]);
+        fake.runNumber += 1;
+        // A slot at once only when the script grants one without a wait; else acquireSlot decides.
+        return {
+          runId: processId * 1000 + fake.runNumber,
+          runNumber: fake.runNumber,
+          stopGraceSeconds: 1,
+          lostTimeoutSeconds: 5,
+          slotIndex: fake.script.slot === 'grant' ? 0 : null,
+        };
+      },
       acquireSlot: async (runId) => {
         const fake = this.byRun(runId);
         note(fake, 'acquireSlot', [runId]);

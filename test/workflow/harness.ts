@@ -86,6 +86,7 @@ export class WorkflowHarness {
     script: Partial<FakeScript>,
     body: (process: TestProcess) => Promise<void>,
     carried?: TrainingProcessInput['carried'],
+    options: { start?: boolean } = {},
   ): Promise<void> {
     const processId = (this.nextId += 1);
     const machineId = processId;
@@ -94,7 +95,14 @@ export class WorkflowHarness {
     const [workflowWorker, machineWorker] = await Promise.all([
       // debugMode runs the workflow in this thread: a worker starts in milliseconds instead of
       // the second a workflow thread takes to load the bundle.
-      Worker.create({ connection: this.env.nativeConnection, taskQueue, workflowBundle: this.bundle, debugMode: true }),
+      // The control activities too: the workflow runs its database steps as local activities, in this worker.
+      Worker.create({
+        connection: this.env.nativeConnection,
+        taskQueue,
+        workflowBundle: this.bundle,
+        debugMode: true,
+        activities: this.fleet.controlActivities(),
+      }),
       Worker.create({
         connection: this.env.nativeConnection,
         taskQueue: machineTaskQueue(machineId),
@@ -104,7 +112,7 @@ export class WorkflowHarness {
     const handle = await this.env.client.workflow.start<typeof trainingProcessWorkflow>('trainingProcessWorkflow', {
       taskQueue,
       workflowId: `${trainingProcessWorkflowId(processId)}-${randomBytes(3).toString('hex')}`,
-      args: [{ processId, templateId: 1, machineId, ...(carried ? { carried } : {}) }],
+      args: [{ processId, templateId: 1, machineId, ...(carried ? { carried } : {}), ...options }],
     });
     const fleet = this.fleet;
     const recorded = async (status: ProcessStatus): Promise<ProcessSnapshot> => {

@@ -50,10 +50,42 @@ describe('a run', () => {
           .calls(processId)
           .map((c) => c.name)
           .filter((n) => n !== 'recordStatus'),
-      ).toEqual(['createRun', 'acquireSlot', 'launchTrainer', 'runTraining', 'releaseSlot', 'finishRun']);
+      ).toEqual(['beginRun', 'launchTrainer', 'runTraining', 'releaseSlot', 'finishRun']);
       expect(finishes(fleet.calls(processId, 'finishRun'))).toEqual([
         { status: 'completed', exitCode: 0, error: null },
       ]);
+    });
+  });
+
+  it('made with start runs without an update: queued, starting, running, completed', async () => {
+    await harness.withProcess(
+      'made-started',
+      {},
+      async ({ processId, fleet, recorded }) => {
+        await recorded('completed');
+        expectPath(fleet, processId, ['queued', 'starting', 'running', 'completed']);
+        expect(fleet.calls(processId, 'beginRun')).toHaveLength(1);
+        expect(fleet.calls(processId, 'acquireSlot')).toEqual([]);
+      },
+      undefined,
+      { start: true },
+    );
+  });
+
+  it('with no free slot at its start waits for one through acquireSlot, then runs', async () => {
+    await harness.withProcess('slot-later', { slot: 'hold' }, async ({ processId, handle, fleet, recorded }) => {
+      await handle.executeUpdate(startUpdate);
+      await expect.poll(() => fleet.calls(processId, 'acquireSlot').length, { timeout: 10_000 }).toBe(1);
+      expect(fleet.lastRecord(processId)?.status).toBe('queued');
+      expect(fleet.calls(processId, 'launchTrainer')).toEqual([]);
+      fleet.release(processId, 'slot');
+      await recorded('completed');
+      expect(
+        fleet
+          .calls(processId)
+          .map((c) => c.name)
+          .filter((n) => n !== 'recordStatus'),
+      ).toEqual(['beginRun', 'acquireSlot', 'launchTrainer', 'runTraining', 'releaseSlot', 'finishRun']);
     });
   });
 

@@ -1,7 +1,9 @@
 // A sweep: its processes with the params that differ from the template's and the final
-// and best value of one metric, sortable by any column (links; no script needed).
+// and best value of one metric, sortable by any column (links; no script needed), and
+// "compare": the ticked processes' curves of that metric on one chart (static/sweep.js).
+import type { SweepCurve } from '../../services/sweep-curves.js';
 import type { SweepProcess } from '../../services/sweeps.js';
-import { html, type Html } from '../html.js';
+import { html, jsonForScript, type Html } from '../html.js';
 import { translator } from '../i18n.js';
 import { layout, type PageContext } from '../layout.js';
 import { processUrl, statusBadge } from '../fragments/process.js';
@@ -16,6 +18,9 @@ export interface SweepPageState {
   /** `final`, `best`, `name` or a param key; descending when `desc`. */
   sort: string;
   desc: boolean;
+  /** Ticked process ids, and their curves of `metric`. */
+  compare: number[];
+  curves: SweepCurve[];
 }
 
 const shown = (value: unknown): string =>
@@ -54,6 +59,7 @@ export function sweepPage(ctx: PageContext, state: SweepPageState): Html {
   const sortLink = (column: string, label: string) => {
     const desc = state.sort === column ? !state.desc : column === 'final' || column === 'best';
     const query = new URLSearchParams({ metric: state.metric, sort: column, ...(desc ? { desc: '1' } : {}) });
+    for (const id of state.compare) query.append('compare', String(id));
     const mark = state.sort === column ? (state.desc ? ' ↓' : ' ↑') : '';
     return html`<a href="${base}?${query.toString()}">${label}${mark}</a>`;
   };
@@ -82,9 +88,14 @@ export function sweepPage(ctx: PageContext, state: SweepPageState): Html {
       ${
         rows.length === 0
           ? html`<p class="empty">${t('sweepNoProcesses')}</p>`
-          : html`<table id="sweep" class="table">
+          : html`<form id="sweep-compare" method="get" action="${base}">
+              <input type="hidden" name="metric" value="${state.metric}" />
+              <input type="hidden" name="sort" value="${state.sort}" />
+              ${state.desc ? html`<input type="hidden" name="desc" value="1" />` : ''}
+              <table id="sweep" class="table">
               <thead>
                 <tr>
+                  <th class="pick" title="${t('sweepCompare')}">${t('sweepPick')}</th>
                   <th>${sortLink('name', t('colProcess'))}</th>
                   ${state.differing.map((key) => html`<th>${sortLink(key, key)}</th>`)}
                   <th>${t('colStatus')}</th>
@@ -96,6 +107,9 @@ export function sweepPage(ctx: PageContext, state: SweepPageState): Html {
                 ${rows.map(
                   (p) =>
                     html`<tr data-id="${p.id}">
+                      <td class="pick">
+                        <input type="checkbox" name="compare" value="${p.id}" aria-label="${t('sweepCompare')} #${p.id}"${state.compare.includes(p.id) ? html` checked` : ''} />
+                      </td>
                       <td><a href="${processUrl(p.id)}/monitoring">#${p.id} ${p.name}</a></td>
                       ${state.differing.map((key) => html`<td>${shown(p.params[key])}</td>`)}
                       <td>${statusBadge(p.status, ctx.locale)}</td>
@@ -104,7 +118,28 @@ export function sweepPage(ctx: PageContext, state: SweepPageState): Html {
                     </tr>`,
                 )}
               </tbody>
-            </table>`
+            </table>
+              <p><button type="submit" id="compare-button">${t('sweepCompare')}</button> <span class="muted">${t('sweepCompareHint')}</span></p>
+            </form>
+            ${compareSection(ctx, state, base)}`
       }`,
   );
+}
+
+function compareSection(ctx: PageContext, state: SweepPageState, base: string): Html {
+  const t = translator(ctx.locale);
+  const data = {
+    metric: state.metric,
+    curves: state.curves,
+    url: `${base}/curves`,
+    labels: { step: t('step'), run: t('run'), noPoints: t('sweepNoCurve') },
+  };
+  return html`<section class="card chart-card" id="compare-section"${state.compare.length === 0 ? html` hidden` : ''}>
+      <h3>${t('sweepCompareTitle')}: <span class="compare-metric">${state.metric}</span></h3>
+      <div id="compare-chart" class="chart"></div>
+      <p class="chart-note muted">${t('downsampledNote')}</p>
+    </section>
+    <script type="application/json" id="compare-data">${jsonForScript(data)}</script>
+    <script src="/static/echarts.min.js" defer></script>
+    <script src="/static/sweep.js" defer></script>`;
 }

@@ -1,6 +1,6 @@
 // The activities a training process schedules, each with its timeouts and retry policy:
 // database work on the control queue, trainer work on the machine's own queue.
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { ControlActivities, MachineActivities } from '../../activities/types.js';
 import { FAILURE } from '../../domain/failures.js';
 import { stopTimeoutSeconds } from '../../domain/stop-timeout.js';
@@ -10,6 +10,19 @@ export const control = proxyActivities<ControlActivities>({
   taskQueue: CONTROL_TASK_QUEUE,
   startToCloseTimeout: '30s',
   // Database writes must not be lost to an outage: retry until it comes back.
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
+});
+
+/**
+ * Database work as a local activity: run by the worker that runs the workflow task, within
+ * that task, so the step costs database round trips instead of a trip through the server's
+ * task queue and back. Only one at a time per workflow: two local activities in flight at
+ * once may resolve in one activation on replay but in two when they ran, which reorders the
+ * commands after them (a nondeterminism error); so the status mirror, which runs beside the
+ * run, stays a normal activity.
+ */
+export const localControl = proxyLocalActivities<Pick<ControlActivities, 'beginRun'>>({
+  startToCloseTimeout: '30s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 

@@ -33,7 +33,7 @@ import {
   type ProcessSnapshot,
 } from '../messages.js';
 import type { TrainingProcessInput } from '../training-process.js';
-import { control, machine, slots, type MachineProxies } from './activities.js';
+import { control, localControl, machine, slots, type MachineProxies } from './activities.js';
 import { failureMessage, failureType, StatusTableViolation, watchFailureClass } from './failures.js';
 import { RestartChain, type FailureVerdict } from './restarts.js';
 
@@ -75,6 +75,8 @@ export class TrainingProcess {
     this.recordedVersion = carried?.statusVersion ?? -1;
     this.machine = machine(input.machineId);
     this.setHandlers();
+    // Made and started in one action (a sweep with start): the start needs no update.
+    if (input.start === true && !carried) this.requestRun();
     void this.mirror();
   }
 
@@ -124,17 +126,21 @@ export class TrainingProcess {
     if (!decision.ok) throw ApplicationFailure.nonRetryable(decision.reason.en, FAILURE.notAllowed, decision.reason);
   }
 
+  private requestRun(): void {
+    this.setStatus('queued', null);
+    // A user's start begins a new restart chain.
+    this.state.attempt = 1;
+    this.runRequested = true;
+    this.stopRequested = false;
+  }
+
   private setHandlers(): void {
     setHandler(snapshotQuery, () => ({ ...this.state }));
 
     setHandler(
       startUpdate,
       async () => {
-        this.setStatus('queued', null);
-        // A user's start begins a new restart chain.
-        this.state.attempt = 1;
-        this.runRequested = true;
-        this.stopRequested = false;
+        this.requestRun();
         return this.recorded();
       },
       { validator: () => this.refuseUnless('start') },
@@ -247,18 +253,24 @@ export class TrainingProcess {
   /** One run: a slot, the launch, the watch until the trainer exits or is stopped, the finish. */
   async run(): Promise<void> {
     this.runRequested = false;
-    // Only a pending restart waits: without one, createRun is scheduled in this very
-    // activation, as histories from before restarts have it.
+    // Only a pending restart waits: without one, the run is begun in this very activation,
+    // as histories from before restarts have it.
     if (this.restarts.at !== null && !(await this.restarts.backoff())) return;
     const attempt = this.state.attempt;
-    const run = await control.createRun(this.input.processId, ...(attempt > 1 ? [{ attempt }] : []));
+    const options = attempt > 1 ? [{ attempt }] : [];
+    // The run and, when one is free, its slot in one local activity; else the wait below.
+    const run = patched('begin-run-locally')
+      ? await localControl.beginRun(this.input.processId, ...options)
+      : { ...(await control.createRun(this.input.processId, ...options)), slotIndex: null };
     this.state.runId = run.runId;
     this.state.runNumber = run.runNumber;
     this.restarts.policy = restartPolicyOf(run.restart);
 
-    // queued: wait for a slot; a stop cancels the wait.
+    // queued: wait for a slot (unless it has one already); a stop cancels the wait.
     const acquiring = new CancellationScope();
-    const acquired = acquiring.run(() => slots.acquireSlot(run.runId));
+    const slotIndex = run.slotIndex;
+    const acquired =
+      slotIndex === null ? acquiring.run(() => slots.acquireSlot(run.runId)) : Promise.resolve({ slotIndex });
     const slotOrStop = await Promise.race([
       acquired.then(
         () => 'slot' as const,

@@ -1,9 +1,11 @@
 // The sweep page: a sweep's processes, the params that differ and one metric's final and
-// best values. Hidden (404) from a reader who may not view the sweep's template.
+// best values, and the chosen processes' curves of that metric on one chart. Hidden (404)
+// from a reader who may not view the sweep's template.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { notFound, THINGS } from '../../../services/errors.js';
+import { comparedIds, MAX_COMPARED, sweepCurves } from '../../../services/sweep-curves.js';
 import { getSweep, sweepTemplate } from '../../../services/sweeps.js';
 import { sweepPage } from '../../../views/pages/sweep.js';
 import { authorize, can, intParam } from '../../access.js';
@@ -11,6 +13,9 @@ import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
 import { PathIdParams } from '../params.js';
 import { sendHtml } from './common.js';
+
+/** Ticked processes: `compare=1&compare=2` (a single value is a list of one). */
+const Compare = Type.Optional(Type.Array(Type.String({ maxLength: 12 }), { maxItems: MAX_COMPARED }));
 
 export async function sweepRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>();
@@ -24,25 +29,54 @@ export async function sweepRoutes(parent: FastifyInstance, { deps }: { deps: App
           metric: Type.Optional(Type.String({ maxLength: 200 })),
           sort: Type.Optional(Type.String({ maxLength: 200 })),
           desc: Type.Optional(Type.String({ maxLength: 5 })),
+          compare: Compare,
           lang: Type.Optional(Type.String()),
         }),
       },
     },
     async (request, reply) => {
-      const id = intParam(request.params.id, 'sweep');
-      const templateId = await sweepTemplate(deps, id);
-      if (!can(request.principal, 'templates.view', templateId)) throw notFound(THINGS.sweep, id);
-      authorize(request, 'processes.view', { templateId });
-      const metric = request.query.metric?.trim() || 'test_accuracy';
-      const sweep = await getSweep(deps, id, metric);
+      const { sweep, compare } = await load(request.params.id, request);
+      const curves = await sweepCurves(deps, sweep.processes, sweep.metric, compare);
       return sendHtml(
         reply,
         sweepPage(pageContext(request), {
           ...sweep,
           sort: request.query.sort ?? 'final',
           desc: request.query.sort === undefined ? true : request.query.desc === '1',
+          compare,
+          curves,
         }),
       );
     },
   );
+
+  // The compare chart's data, for the page script to redraw as boxes are ticked.
+  app.get(
+    '/training/sweeps/:id/curves',
+    {
+      schema: {
+        params: PathIdParams,
+        querystring: Type.Object({
+          metric: Type.Optional(Type.String({ maxLength: 200 })),
+          compare: Compare,
+          lang: Type.Optional(Type.String()),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const { sweep, compare } = await load(request.params.id, request);
+      const curves = await sweepCurves(deps, sweep.processes, sweep.metric, compare);
+      return reply.header('cache-control', 'no-store').send({ metric: sweep.metric, curves });
+    },
+  );
+
+  /** The sweep, hidden (404) from a reader who may not view its template, and the processes to compare. */
+  async function load(rawId: string, request: FastifyRequest & { query: { metric?: string; compare?: string[] } }) {
+    const id = intParam(rawId, 'sweep');
+    const templateId = await sweepTemplate(deps, id);
+    if (!can(request.principal, 'templates.view', templateId)) throw notFound(THINGS.sweep, id);
+    authorize(request, 'processes.view', { templateId });
+    const metric = request.query.metric?.trim() || 'test_accuracy';
+    return { sweep: await getSweep(deps, id, metric), compare: comparedIds(request.query.compare ?? []) };
+  }
 }
