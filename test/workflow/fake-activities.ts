@@ -151,9 +151,9 @@ export class FakeFleet {
           ...(fake.script.restart ? { restart: fake.script.restart } : {}),
         };
       },
-      beginRun: async (processId) => {
+      beginRun: async (processId, options) => {
         const fake = this.process(processId);
-        note(fake, 'beginRun', [processId]);
+        note(fake, 'beginRun', options ? [processId, options] : [processId]);
         fake.runNumber += 1;
         // A slot at once only when the script grants one without a wait; else acquireSlot decides.
         return {
@@ -161,6 +161,7 @@ export class FakeFleet {
           runNumber: fake.runNumber,
           stopGraceSeconds: 1,
           lostTimeoutSeconds: 5,
+          ...(fake.script.restart ? { restart: fake.script.restart } : {}),
           slotIndex: fake.script.slot === 'grant' ? 0 : null,
         };
       },

@@ -28,7 +28,7 @@ const OK = { exitCode: 0, stderrTail: '' };
 type Fleet = WorkflowHarness['fleet'];
 const finishes = (fleet: Fleet, id: number) => fleet.calls(id, 'finishRun').map((call) => call.args[1]);
 const events = (fleet: Fleet, id: number) => fleet.calls(id, 'recordEvent').map((call) => call.args[0] as ProcessEvent);
-const createRuns = (fleet: Fleet, id: number) => fleet.calls(id, 'createRun').map((call) => call.args[1] ?? null);
+const createRuns = (fleet: Fleet, id: number) => fleet.calls(id, 'beginRun').map((call) => call.args[1] ?? null);
 /** Waits until the workflow has decided on a restart: queued again, with the next attempt. */
 const pendingRestart = (handle: { query: (q: typeof snapshotQuery) => Promise<{ status: string; attempt: number }> }) =>
   expect
