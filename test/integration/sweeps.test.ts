@@ -274,7 +274,7 @@ describe('the sweep page', () => {
       url: `/training/sweeps/${made.body.id}/curves?compare=999999`,
     });
     expect(other.statusCode).toBe(404);
-    expect(other.body).toContain('Process 999999 is not in this sweep.');
+    expect(other.body).toContain('Процесса 999999 нет в этом переборе.');
     const bad = await viaSession(t.app, admin, {
       method: 'GET',
       url: `/training/sweeps/${made.body.id}/curves?compare=1%3Bdrop`,
