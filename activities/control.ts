@@ -35,9 +35,15 @@ export function createControlActivities({
    * takers take turns is never held across a round trip to a busy worker: with 200
    * starts at once, a lock held over several round trips queued them for tens of seconds.
    */
-  async function takeSlot(runId: number): Promise<number | null> {
+  async function trySlot(runId: number): Promise<number | null> {
     const [taken] = await db.execute<{ slot: number | null }>(sql`select trainyard_take_slot(${runId}) as slot`);
-    if (taken && taken.slot !== null) return taken.slot;
+    return taken?.slot ?? null;
+  }
+
+  /** trySlot, and when none was free, whether the run may still wait for one (else a typed failure). */
+  async function takeSlot(runId: number): Promise<number | null> {
+    const slot = await trySlot(runId);
+    if (slot !== null) return slot;
     const [run] = await db
       .select({ finishedAt: runs.finishedAt, machineId: machines.id })
       .from(runs)
@@ -136,8 +142,7 @@ export function createControlActivities({
 
     async beginRun(processId, options = {}) {
       const run = await createRun(processId, 'begin', options);
-      const [taken] = await db.execute<{ slot: number | null }>(sql`select trainyard_take_slot(${run.runId}) as slot`);
-      return { ...run, slotIndex: taken?.slot ?? null };
+      return { ...run, slotIndex: await trySlot(run.runId) };
     },
 
     async acquireSlot(runId) {
@@ -158,7 +163,7 @@ export function createControlActivities({
     async finishRun(runId, result) {
       // Counted once per run: a retried attempt finds it finished already.
       const [before] = await db
-        .select({ finishedAt: runs.finishedAt, processId: runs.processId, number: runs.number })
+        .select({ finishedAt: runs.finishedAt, processId: runs.processId })
         .from(runs)
         .where(eq(runs.id, runId));
       await db
@@ -180,7 +185,6 @@ export function createControlActivities({
         await notifier.announceProcessEvent({
           processId: before.processId,
           runId,
-          runNumber: before.number,
           event: result.status,
           status: result.status,
           lastError: result.error === null ? null : pgText(result.error),

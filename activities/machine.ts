@@ -81,15 +81,11 @@ export function createMachineActivities(deps: MachineDeps): {
   const notifier = deps.notifier;
   const store = notifier
     ? reportingNonFiniteLoss(createMetricsStore(db, deps.sql), async (found) => {
-        const [run] = await db
-          .select({ processId: runs.processId, number: runs.number })
-          .from(runs)
-          .where(eq(runs.id, found.runId));
+        const [run] = await db.select({ processId: runs.processId }).from(runs).where(eq(runs.id, found.runId));
         if (!run) return;
         await notifier.announceProcessEvent({
           processId: run.processId,
           runId: found.runId,
-          runNumber: run.number,
           event: 'non_finite_loss',
           metric: { name: found.series, step: found.step, value: nonFiniteText(found.value) },
         });

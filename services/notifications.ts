@@ -4,7 +4,7 @@
 // channel) becomes one delivery workflow whose id is the event's idempotency key, so an
 // event announced again (a retried activity) is delivered once.
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { and, arrayContains, eq, isNull, or } from 'drizzle-orm';
+import { and, arrayContains, eq, isNull, or, sql } from 'drizzle-orm';
 import crypto from 'node:crypto';
 import type { DeliveryInput, DeliveryRetry } from '../activities/types.js';
 import type { Db } from '../db/client.js';
@@ -36,7 +36,6 @@ export interface ProcessEventInput {
   processId: number;
   /** The run the event is about; null for a process-level event (then `key` names it). */
   runId: number | null;
-  runNumber?: number | null;
   event: NotificationEvent;
   /**
    * What makes this event unique besides its run and kind; required when the same kind can happen more than once
@@ -81,8 +80,11 @@ export async function installationId(db: Db): Promise<string> {
   return String(row!.value);
 }
 
-/** Channel ids with a subscription for this event of this template, by an active user. */
-async function subscribedChannels(db: Db, templateId: number, event: NotificationEvent): Promise<number[]> {
+/**
+ * Channel ids with a subscription for this event of the process's template, by an active user: asked first, so an
+ * event nobody subscribed to (most runs) costs one query.
+ */
+async function subscribedChannels(db: Db, processId: number, event: NotificationEvent): Promise<number[]> {
   const rows = await db
     .selectDistinct({ channelId: notificationSubscriptions.channelId })
     .from(notificationSubscriptions)
@@ -90,7 +92,10 @@ async function subscribedChannels(db: Db, templateId: number, event: Notificatio
     .where(
       and(
         eq(users.isActive, true),
-        or(isNull(notificationSubscriptions.templateId), eq(notificationSubscriptions.templateId, templateId)),
+        or(
+          isNull(notificationSubscriptions.templateId),
+          sql`${notificationSubscriptions.templateId} = (select template_id from processes where id = ${processId})`,
+        ),
         arrayContains(notificationSubscriptions.events, [event]),
       ),
     );
@@ -149,6 +154,8 @@ export function createNotifier({ db, client, retry }: NotifierDeps): Notifier {
         input.event,
         input.key !== undefined ? { key: input.key } : { runId: input.runId! },
       );
+      const channels = await subscribedChannels(db, input.processId, input.event);
+      if (channels.length === 0) return { key: id, started: [] };
       let view: ProcessView;
       try {
         view = await getProcess({ db }, input.processId);
@@ -156,10 +163,8 @@ export function createNotifier({ db, client, retry }: NotifierDeps): Notifier {
         // Deleted meanwhile: nothing left to report on.
         return { key: id, started: [] };
       }
-      const channels = await subscribedChannels(db, view.templateId, input.event);
-      if (channels.length === 0) return { key: id, started: [] };
       const run = input.runId === null ? null : await runOf(db, input.runId);
-      const runNumber = input.runNumber ?? run?.number ?? null;
+      const runNumber = run?.number ?? null;
       const payload: NotificationPayload = {
         id,
         event: input.event,

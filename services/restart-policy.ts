@@ -1,6 +1,12 @@
 // Validation of a template's restart policy and stall timeout (domain/restart.ts holds
 // the rules they feed). A failure names its field, e.g. `restart.except`.
-import { FAILURE_CLASSES, isFailureClass, RESTART_LIMITS, type RestartPolicy } from '../domain/restart.js';
+import {
+  DEFAULT_RESTART_POLICY,
+  FAILURE_CLASSES,
+  isFailureClass,
+  RESTART_LIMITS,
+  type RestartPolicy,
+} from '../domain/restart.js';
 import { invalid } from './errors.js';
 import { boolean, integer, isPlainObject, rejectUnknown } from './validate.js';
 
@@ -22,7 +28,7 @@ export function validRestart(value: unknown): RestartPolicy | null {
       ru: `Политика перезапуска задана неверно (${(error as Error).message}).`,
     });
   }
-  const policy: RestartPolicy = { onFailure: 0, backoffSeconds: 30, onMachineLost: false, except: [] };
+  const policy: RestartPolicy = { ...DEFAULT_RESTART_POLICY, except: [] };
   if (value.onFailure !== undefined)
     policy.onFailure = integer('restart.onFailure', value.onFailure, 0, RESTART_LIMITS.onFailure);
   if (value.backoffSeconds !== undefined)

@@ -6,6 +6,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type {
   ControlActivities,
+  CreateRunOptions,
   MachineActivities,
   StatusRecord,
   StopOptions,
@@ -133,38 +134,31 @@ export class FakeFleet {
 
   controlActivities(): ControlActivities {
     const note = (fake: FakeProcess, name: string, args: unknown[]) => fake.calls.push({ name, args });
+    /** The next run of the process, as createRun and beginRun make it. */
+    const newRun = (name: string, processId: number, options: CreateRunOptions | undefined) => {
+      const fake = this.process(processId);
+      note(fake, name, options ? [processId, options] : [processId]);
+      fake.runNumber += 1;
+      return {
+        runId: processId * 1000 + fake.runNumber,
+        runNumber: fake.runNumber,
+        stopGraceSeconds: 1,
+        lostTimeoutSeconds: 5,
+        ...(fake.script.restart ? { restart: fake.script.restart } : {}),
+      };
+    };
     return {
       recordStatus: async (record) => {
         const fake = this.process(record.processId);
         note(fake, 'recordStatus', [record]);
         fake.records.push(record);
       },
-      createRun: async (processId, options) => {
-        const fake = this.process(processId);
-        note(fake, 'createRun', options ? [processId, options] : [processId]);
-        fake.runNumber += 1;
-        return {
-          runId: processId * 1000 + fake.runNumber,
-          runNumber: fake.runNumber,
-          stopGraceSeconds: 1,
-          lostTimeoutSeconds: 5,
-          ...(fake.script.restart ? { restart: fake.script.restart } : {}),
-        };
-      },
-      beginRun: async (processId, options) => {
-        const fake = this.process(processId);
-        note(fake, 'beginRun', options ? [processId, options] : [processId]);
-        fake.runNumber += 1;
+      createRun: async (processId, options) => newRun('createRun', processId, options),
+      beginRun: async (processId, options) => ({
+        ...newRun('beginRun', processId, options),
         // A slot at once only when the script grants one without a wait; else acquireSlot decides.
-        return {
-          runId: processId * 1000 + fake.runNumber,
-          runNumber: fake.runNumber,
-          stopGraceSeconds: 1,
-          lostTimeoutSeconds: 5,
-          ...(fake.script.restart ? { restart: fake.script.restart } : {}),
-          slotIndex: fake.script.slot === 'grant' ? 0 : null,
-        };
-      },
+        slotIndex: this.process(processId).script.slot === 'grant' ? 0 : null,
+      }),
       acquireSlot: async (runId) => {
         const fake = this.byRun(runId);
         note(fake, 'acquireSlot', [runId]);

@@ -95,18 +95,21 @@
     window.htmx.process(block);
   }
 
-  function known() {
-    var rows = table.querySelectorAll('tr.process-row');
-    var parts = [];
-    for (var i = 0; i < rows.length; i++) parts.push(rows[i].getAttribute('data-id') + ':' + versionOf(rows[i]));
-    return parts.join(',');
-  }
-
+  /** What the page shows, id → status version, so a (re)opened stream sends only what changed. */
   function knownVersions() {
     var rows = table.querySelectorAll('tr.process-row');
     var out = {};
     for (var i = 0; i < rows.length; i++) out[rows[i].getAttribute('data-id')] = versionOf(rows[i]);
     return out;
+  }
+
+  function known() {
+    var versions = knownVersions();
+    return Object.keys(versions)
+      .map(function (id) {
+        return id + ':' + versions[id];
+      })
+      .join(',');
   }
 
   function handle(type, data) {

@@ -9,6 +9,7 @@ import {
   deleteTemplate,
   ENV_KEY,
   getTemplate,
+  TEMPLATE_FIELDS,
   updateTemplate,
   type TemplateView,
 } from '../../../services/templates.js';
@@ -151,7 +152,7 @@ export async function templateRoutes(parent: FastifyInstance, { deps }: { deps: 
       if (!(error instanceof ServiceError) || (error.code !== 'invalid' && error.code !== 'conflict')) throw error;
       const field = error.field?.split('.')[0];
       return formPage(request, reply, existing, form, {
-        [field && [...TEMPLATE_FORM_FIELDS, 'restart'].includes(field) ? field : 'form']: error.in(request.locale),
+        [field && (TEMPLATE_FIELDS as readonly string[]).includes(field) ? field : 'form']: error.in(request.locale),
       });
     }
     auditAs(request, {
