@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { inArray } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import YAML from 'yaml';
@@ -361,15 +361,30 @@ async function statuses(ids: number[]): Promise<Map<number, { status: string; ve
 
 /** Waits until `count` of the processes are running with at least `step` steps done. */
 async function waitRunning(ids: number[], count: number, step: number): Promise<void> {
+  let last = '';
   await waitFor(
     `${count} processes running past step ${step}`,
     async () => {
       const now = await statuses(ids);
+      last = JSON.stringify([...now.entries()].map(([id, p]) => `${id}:${p.status}@${p.step}`));
       return [...now.values()].filter((p) => p.status === 'running' && p.step >= step).length >= count;
     },
     180_000,
     200,
-  );
+  ).catch(async (error: Error) => {
+    const db = database!.db;
+    const leases = await db
+      .execute(sql`select machine_id, count(*)::int as n from slot_leases group by 1`)
+      .catch(() => []);
+    const events = await db
+      .execute(
+        sql`select process_id, level, message from process_events where process_id in (${sql.join(ids.map((id) => sql`${id}`), sql`, `)}) order by id desc limit 20`,
+      )
+      .catch(() => []);
+    throw new Error(
+      `${error.message}; last seen ${last}\nleases ${JSON.stringify(leases)}\nevents ${JSON.stringify(events)}\n${diagnostics()}`,
+    );
+  });
 }
 
 async function waitAllCompleted(ids: number[], timeoutMs = 240_000): Promise<void> {
