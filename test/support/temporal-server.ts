@@ -160,7 +160,10 @@ export async function startTemporalServer(options: {
         defaultStore: 'default',
         visibilityStore: 'visibility',
         numHistoryShards: options.numHistoryShards ?? 4,
-        datastores: { default: datastore(names.store, 20), visibility: datastore(names.visibility, 4) },
+        // Per service (frontend, history, matching, worker each open their own): four services at
+        // 20 + 4 held 56 of PostgreSQL's default 100 connections once warm, leaving the cluster's
+        // own processes too few.
+        datastores: { default: datastore(names.store, 10), visibility: datastore(names.visibility, 2) },
       },
       global: {
         membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' },
