@@ -374,6 +374,7 @@ describe('the OpenAPI document', () => {
       'GET /api/v1/processes',
       'POST /api/v1/processes',
       'GET /api/v1/processes/{id}',
+      'PATCH /api/v1/processes/{id}',
       'DELETE /api/v1/processes/{id}',
       'POST /api/v1/processes/{id}/start',
       'POST /api/v1/processes/{id}/stop',
@@ -382,6 +383,8 @@ describe('the OpenAPI document', () => {
       'GET /api/v1/processes/{id}/metrics',
       'GET /api/v1/processes/{id}/runs',
       'GET /api/v1/processes/{id}/logs',
+      'POST /api/v1/templates/{id}/sweeps',
+      'GET /api/v1/sweeps/{id}',
       'GET /api/v1/users',
       'POST /api/v1/users',
       'PATCH /api/v1/users/{id}',
@@ -419,6 +422,84 @@ describe('the OpenAPI document', () => {
     }
     expect(doc.paths['/api/v1/processes/{id}'].delete.parameters).toEqual(
       expect.arrayContaining([expect.objectContaining({ name: 'force', in: 'query' })]),
+    );
+  });
+
+  it('covers sweeps, the restart policy and notifications (docs/design.md §6.1)', async () => {
+    const doc = (await t.app.inject({ method: 'GET', url: '/api/v1/openapi.json' })).json<Json>();
+    const schemas = doc.components.schemas as Record<string, Json>;
+    const bodyOf = (path: string, method: string) =>
+      doc.paths[path][method].requestBody.content['application/json'].schema as Json;
+    const answerOf = (path: string, method: string, code: string) =>
+      doc.paths[path][method].responses[code].content['application/json'].schema as Json;
+    const restartFields = ['onFailure', 'backoffSeconds', 'onMachineLost', 'except'];
+
+    // Templates: what is written and what is read carries the restart policy and the stall timeout.
+    expect(bodyOf('/api/v1/templates', 'post')).toEqual({ $ref: '#/components/schemas/TemplateCreate' });
+    expect(bodyOf('/api/v1/templates/{id}', 'patch')).toEqual({ $ref: '#/components/schemas/TemplatePatch' });
+    for (const name of ['TemplateCreate', 'TemplatePatch', 'Template']) {
+      const properties = schemas[name]!.properties as Json;
+      expect(Object.keys(properties), name).toEqual(expect.arrayContaining(['restart', 'stallSeconds']));
+      const restart =
+        (properties.restart.anyOf as Json[] | undefined)?.find((s) => s.type === 'object') ?? properties.restart;
+      expect(Object.keys(restart.properties as Json), name).toEqual(restartFields);
+      // An input schema lists the classes as consts, an output one as an enum.
+      const classes = restart.properties.except.items as Json;
+      const named = (classes.enum as string[] | undefined) ?? (classes.anyOf as Json[]).map((c) => c.const as string);
+      expect(named, name).toEqual(['exit_code', 'oom', 'machine_lost', 'launch_failed', 'stalled']);
+    }
+    expect(answerOf('/api/v1/templates/{id}', 'get', '200')).toEqual({ $ref: '#/components/schemas/Template' });
+    expect(schemas.Template!.required).toEqual(expect.arrayContaining(['restart', 'stallSeconds']));
+
+    // Processes: the fields restarts and sweeps added, always present.
+    expect(answerOf('/api/v1/processes/{id}', 'get', '200')).toEqual({ $ref: '#/components/schemas/Process' });
+    const processFields = ['name', 'params', 'sweepId', 'attempt', 'maxAttempts', 'stalled'];
+    expect(schemas.Process!.required).toEqual(expect.arrayContaining(processFields));
+    expect(Object.keys(schemas.Run!.properties as Json)).toEqual(
+      expect.arrayContaining(['attempt', 'failureClass', 'stalled']),
+    );
+    expect(bodyOf('/api/v1/processes/{id}', 'patch')).toEqual({ $ref: '#/components/schemas/ProcessPatch' });
+    expect(Object.keys(schemas.ProcessCreate!.properties as Json)).toEqual(
+      expect.arrayContaining(['templateId', 'machineId', 'machineIds', 'perMachine', 'params', 'name', 'start']),
+    );
+
+    // Sweeps.
+    expect(bodyOf('/api/v1/templates/{id}/sweeps', 'post')).toEqual({ $ref: '#/components/schemas/SweepCreate' });
+    expect(Object.keys(schemas.SweepCreate!.properties as Json)).toEqual(
+      expect.arrayContaining(['machineIds', 'grid', 'random', 'start', 'name']),
+    );
+    expect(answerOf('/api/v1/templates/{id}/sweeps', 'post', '201')).toEqual({
+      $ref: '#/components/schemas/Sweep',
+    });
+    expect(answerOf('/api/v1/sweeps/{id}', 'get', '200')).toEqual({ $ref: '#/components/schemas/SweepResults' });
+    expect(doc.paths['/api/v1/sweeps/{id}'].get.parameters).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: 'metric', in: 'query' })]),
+    );
+
+    // Channels, subscriptions, deliveries, and the body a webhook receives with its signature header.
+    expect(Object.keys(schemas.NotificationChannelCreate!.properties as Json)).toEqual(
+      expect.arrayContaining(['name', 'kind', 'url', 'secret']),
+    );
+    expect(schemas.NotificationChannel!.properties.secret).toBeUndefined();
+    expect(Object.keys(schemas.SubscriptionCreate!.properties as Json)).toEqual(
+      expect.arrayContaining(['channelId', 'templateId', 'events']),
+    );
+    const events = ['completed', 'failed', 'stalled', 'restarted', 'non_finite_loss'];
+    expect(schemas.Subscription!.properties.events.items.enum).toEqual(events);
+    expect(answerOf('/api/v1/notification-channels/{id}/deliveries', 'get', '200').properties.items.items).toEqual({
+      $ref: '#/components/schemas/NotificationDelivery',
+    });
+    const webhook = doc.webhooks.notification.post as Json;
+    expect(webhook.parameters).toEqual([
+      expect.objectContaining({ name: 'X-Trainyard-Signature', in: 'header', required: true }),
+    ]);
+    expect(webhook.requestBody.content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/WebhookEvent',
+    });
+    expect(schemas.WebhookEvent!.required).toEqual(['id', 'event', 'at', 'process', 'run']);
+    expect(schemas.WebhookEvent!.properties.event.enum).toEqual([...events, 'test']);
+    expect(schemas.WebhookEvent!.properties.process.required).toEqual(
+      expect.arrayContaining(['id', 'name', 'templateId', 'machineId', 'status', 'attempt', 'lastError']),
     );
   });
 });

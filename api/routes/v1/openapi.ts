@@ -1,7 +1,7 @@
 // GET /api/v1/openapi.json: an OpenAPI 3.1 document generated from the schemas the
 // routes themselves validate and serialise with, so the two cannot drift apart.
 import type { FastifyInstance, RouteOptions } from 'fastify';
-import { components, NON_FINITE_NOTE, type JsonSchema } from './schemas.js';
+import { components, NON_FINITE_NOTE, WEBHOOK_SIGNATURE, WebhookEvent, type JsonSchema } from './schemas.js';
 
 export interface DocumentedRoute {
   method: string;
@@ -122,7 +122,8 @@ export function openApiDocument(routes: DocumentedRoute[]): Record<string, unkno
       title: 'Trainyard JSON API',
       version: '1',
       description: [
-        'Automation for Trainyard: templates, target machines and training processes.',
+        'Automation for Trainyard: templates (with their restart policy), target machines, training processes, ' +
+          'sweeps, notification channels and subscriptions, users.',
         'Authenticate with `Authorization: Bearer <token>`; a token acts with its user’s permissions ' +
           '(`x-permission` on each operation names the one it needs).',
         'Errors are `{"error":{"code","message","field?"}}`. Lists are `{items, nextCursor}`; pass nextCursor as ' +
@@ -133,6 +134,22 @@ export function openApiDocument(routes: DocumentedRoute[]): Record<string, unkno
     servers: [{ url: '/' }],
     security: [{ bearer: [] }],
     paths,
+    // What Trainyard sends: the POST a webhook notification channel's URL receives.
+    webhooks: {
+      notification: {
+        post: {
+          summary: 'An event to a webhook channel',
+          description:
+            'Sent for each event a subscription of the channel asks for, retried with backoff until a 2xx answer ' +
+            '(every attempt is in GET /api/v1/notification-channels/{id}/deliveries).',
+          operationId: 'notification',
+          parameters: [WEBHOOK_SIGNATURE],
+          requestBody: { required: true, content: { 'application/json': { schema: convert(WebhookEvent) } } },
+          responses: { '200': { description: 'Any 2xx: delivered. Anything else, or no answer: retried.' } },
+          security: [],
+        },
+      },
+    },
     components: {
       securitySchemes: {
         bearer: {

@@ -9,6 +9,7 @@ import * as inputs from '../../../services/inputs.js';
 import { STATUSES, type ProcessStatus } from '../../../domain/status.js';
 import { ALL_PERMISSIONS } from '../../../domain/permissions.js';
 import { FAILURE_CLASSES } from '../../../domain/restart.js';
+import { NOTIFICATION_EVENTS, SIGNATURE_HEADER } from '../../../domain/notifications.js';
 import { MAX_SEARCH, SORT_KEYS, type SortKey, type SortOrder } from '../../../services/process-list.js';
 
 export type JsonSchema = Record<string, unknown>;
@@ -241,15 +242,21 @@ export const Process = output('Process', {
   type: 'object',
   required: [
     'id',
+    'name',
+    'sweepId',
     'templateId',
     'machineId',
     'status',
     'enabled',
+    'params',
     'progress',
     'etaSeconds',
     'startedAt',
     'finishedAt',
     'lastError',
+    'attempt',
+    'maxAttempts',
+    'stalled',
   ],
   properties: {
     id,
@@ -522,10 +529,7 @@ export const Subscription = output('Subscription', {
     channelName: { type: 'string' },
     templateId: { type: ['integer', 'null'], description: 'null: every template.' },
     templateName: { type: ['string', 'null'] },
-    events: {
-      type: 'array',
-      items: { type: 'string', enum: ['completed', 'failed', 'stalled', 'restarted', 'non_finite_loss'] },
-    },
+    events: { type: 'array', items: { type: 'string', enum: [...NOTIFICATION_EVENTS] } },
     createdAt: timestamp,
   },
 });
@@ -551,3 +555,66 @@ export const Announced = output('NotificationSent', {
   required: ['key'],
   properties: { key: { type: 'string', description: 'The test event’s idempotency key.' } },
 });
+
+/** What a webhook channel's receiver gets (the OpenAPI document's `webhooks`; the body of domain/notifications.ts). */
+export const WebhookEvent = output('WebhookEvent', {
+  type: 'object',
+  required: ['id', 'event', 'at', 'process', 'run'],
+  properties: {
+    id: {
+      type: 'string',
+      description: 'The idempotency key: the same event always carries the same id; drop repeats by it.',
+    },
+    event: {
+      type: 'string',
+      enum: [...NOTIFICATION_EVENTS, 'test'],
+      description:
+        'completed / failed: a run ended (exit 0 / otherwise; a run that will be restarted fails first). ' +
+        'stalled: no metric line for stallSeconds. restarted: the restart policy follows a failed run with a new ' +
+        'one. non_finite_loss: the first NaN or ±Infinity of a loss series in a run. test: sent on request.',
+    },
+    at: timestamp,
+    process: {
+      type: ['object', 'null'],
+      required: ['id', 'name', 'templateId', 'machineId', 'status', 'attempt', 'lastError'],
+      properties: {
+        id,
+        name: { type: 'string' },
+        templateId: id,
+        machineId: id,
+        status: { type: 'string' },
+        attempt: {
+          type: 'integer',
+          description:
+            'The attempt of the run the event is about (restarted, stalled: the run that failed or stalled).',
+        },
+        lastError: { type: ['string', 'null'] },
+      },
+      description: 'null for a test event.',
+    },
+    run: {
+      type: ['object', 'null'],
+      required: ['number', 'exitCode'],
+      properties: { number: { type: 'integer' }, exitCode: { type: ['integer', 'null'] } },
+      description: 'The run the event is about; null for a test event.',
+    },
+    metric: {
+      type: 'object',
+      required: ['name', 'step', 'value'],
+      properties: {
+        name: { type: 'string' },
+        step: { type: 'integer' },
+        value: { type: 'string', enum: ['NaN', 'Infinity', '-Infinity'] },
+      },
+      description: 'non_finite_loss only: where the loss went non-finite.',
+    },
+  },
+});
+
+export const WEBHOOK_SIGNATURE = {
+  name: SIGNATURE_HEADER,
+  in: 'header',
+  required: true,
+  schema: { type: 'string', pattern: '^sha256=[0-9a-f]{64}$' },
+  description: "sha256=<hex HMAC-SHA256 of the raw body under the channel's secret>; verify it before parsing.",
+} as const;
