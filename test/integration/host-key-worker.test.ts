@@ -70,6 +70,17 @@ async function readQueuesSince(after: Date): Promise<string[]> {
 }
 
 describe('fetch host key', () => {
+  it('is documented in the OpenAPI document as read by a worker, with the optional machineId', async () => {
+    const doc = (await web.app.inject({ method: 'GET', url: '/api/v1/openapi.json' })).json<{
+      paths: Record<string, { post: { description: string; parameters?: Array<{ name: string; in: string }> } }>;
+    }>();
+    const operation = doc.paths['/api/v1/machines/host-key']!.post;
+    expect(operation.description).toMatch(/A worker reads it, not the web server/);
+    expect(operation.parameters).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: 'machineId', in: 'query' })]),
+    );
+  });
+
   it('with no worker running, says so within about 20 s, in English and in Russian', async () => {
     const started = Date.now();
     const [api, form] = await Promise.all([viaApi(), viaForm(`?machine=${machineId}`)]);
