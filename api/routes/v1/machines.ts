@@ -11,7 +11,7 @@ import {
   updateMachine,
   type MachineDeps,
 } from '../../../services/machines.js';
-import { fetchHostKey } from '../../../services/host-key.js';
+import { fetchHostKey, HOST_KEY_ANSWER_MS } from '../../../services/host-key.js';
 import { permitted } from '../../access.js';
 import type { AppDeps } from '../../deps.js';
 import {
@@ -78,7 +78,7 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
         description:
           'For the fetch-and-confirm step: compare with `ssh-keygen -lf` on the server before pinning it. A worker ' +
           'reads it, not the web server: with machineId, one serving that machine; without, any worker. 400 when ' +
-          'the address answers with no SSH host key; 503 when no worker answers within 20 s.',
+          `the address answers with no SSH host key; 503 when no worker answers within ${HOST_KEY_ANSWER_MS / 1000} s.`,
         tags: ['machines'],
         querystring: HostKeyQuery,
         body: HostKeyRequest,
