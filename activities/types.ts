@@ -95,6 +95,20 @@ export interface MachineActivities {
   probeMachine(): Promise<MachineProbe>;
 }
 
+/** What a server presents as its SSH host key (the same shape as executors/host-key.ts returns). */
+export interface FetchedHostKey {
+  fingerprint: string;
+  keyType: string;
+}
+
+export interface HostKeyActivities {
+  /**
+   * The host key `address` (host or host:port, already validated) presents, read from the worker: the web server
+   * may not reach machines. HostKeyUnreadable when nothing answers with SSH within `timeoutMs`.
+   */
+  fetchHostKey(address: string, options: { timeoutMs: number }): Promise<FetchedHostKey>;
+}
+
 export interface MachineProbe {
   reachable: boolean;
   hostKeyMatches?: boolean;

@@ -14,6 +14,8 @@ export const FAILURE = {
   machineLost: 'MachineLost',
   launchFailed: 'LaunchFailed',
   hostKeyMismatch: 'HostKeyMismatch',
+  /** The "fetch and confirm" step could not read the host key the address presents (unreachable, no SSH). */
+  hostKeyUnreadable: 'HostKeyUnreadable',
   machineRemoved: 'MachineRemoved',
   fenced: 'Fenced',
   /**

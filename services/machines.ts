@@ -7,7 +7,7 @@ import { TimeoutFailure, TimeoutType } from '@temporalio/common';
 import { asc, eq, sql } from 'drizzle-orm';
 import type { MachineProbe } from '../activities/types.js';
 import { parseAddress } from '../executors/factory.js';
-import { fetchHostKeyFingerprint, parseFingerprint, type FetchedHostKey } from '../executors/index.js';
+import { parseFingerprint } from '../executors/index.js';
 import type { Db } from '../db/client.js';
 import { machines, processes } from '../db/schema.js';
 import { encryptSecret, KeyboxError, readKeyFile } from '../lib/keybox.js';
@@ -405,29 +405,6 @@ export async function probeMachine(deps: { db: Db; client: Client }, id: number)
     throw new ServiceError('unavailable', {
       en: `Could not run the probe of machine "${machine.name}": ${(error as Error).message}`,
       ru: `Не удалось запустить проверку машины «${machine.name}»: ${(error as Error).message}`,
-    });
-  }
-}
-
-/**
- * The UI's "fetch and confirm" step: the host key fingerprint a server presents,
- * for an operator to compare with `ssh-keygen -lf` before pinning it.
- */
-export async function fetchHostKey(
-  address: unknown,
-  options: { timeoutMs?: number } = {},
-): Promise<FetchedHostKey & { address: string }> {
-  const valid = validAddress(address);
-  const { host, port } = parseAddress(valid);
-  try {
-    return {
-      address: valid,
-      ...(await fetchHostKeyFingerprint(host, port, { timeoutMs: options.timeoutMs ?? 10_000 })),
-    };
-  } catch (error) {
-    throw invalid('address', {
-      en: `Cannot read the host key of ${valid}: ${(error as Error).message}`,
-      ru: `Не удалось прочитать ключ хоста ${valid}: ${(error as Error).message}`,
     });
   }
 }

@@ -12,6 +12,7 @@ import type { Db } from '../db/client.js';
 import { machines } from '../db/schema.js';
 import { connectionOptions, explainConnectError, type TemporalConnectionSettings } from '../lib/temporal.js';
 import { createControlActivities } from '../activities/control.js';
+import { createHostKeyActivities } from '../activities/host-key.js';
 import { createMachineActivities, type MachineRow } from '../activities/machine.js';
 import { createNotificationActivities } from '../activities/notify.js';
 import type { DeliveryRetry } from '../activities/types.js';
@@ -152,6 +153,8 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   });
   const client = new Client({ connection, namespace: deps.namespace });
   const notifier = createNotifier({ db: deps.db, client, ...(deps.notifyRetry ? { retry: deps.notifyRetry } : {}) });
+  // On every queue: a new machine's address is read by any worker, an existing one's by a worker serving it.
+  const hostKey = createHostKeyActivities();
   const control = await Worker.create({
     connection,
     namespace: deps.namespace,
@@ -161,6 +164,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     activities: {
       ...createControlActivities({ db: deps.db, telemetry, notifier }),
       ...createNotificationActivities({ db: deps.db, secret: deps.secret }),
+      ...hostKey,
     },
     // Every queued run holds one acquireSlot activity that mostly sleeps; with the default
     // cap (100) a few hundred queued runs would starve the short status writes.
@@ -205,7 +209,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       namespace: deps.namespace,
       taskQueue: machineTaskQueue(machine.id),
       workerDeploymentOptions,
-      activities: made.activities,
+      activities: { ...made.activities, ...hostKey },
       // Activities that see shutdown let go of their trainers; the next attempt re-attaches.
       shutdownGraceTime: '3s',
       shutdownForceTime: SHUTDOWN_FORCE_TIME,

@@ -26,6 +26,10 @@ export function probeMachineWorkflowId(machineId: number, nonce: string): string
   return `probe-machine-${machineId}-${nonce}`;
 }
 
+export function fetchHostKeyWorkflowId(nonce: string): string {
+  return `fetch-host-key-${nonce}`;
+}
+
 export interface ProcessSnapshot {
   processId: number;
   status: ProcessStatus;

@@ -17,6 +17,7 @@ describe('the failure catalogue', () => {
       machineLost: 'MachineLost',
       launchFailed: 'LaunchFailed',
       hostKeyMismatch: 'HostKeyMismatch',
+      hostKeyUnreadable: 'HostKeyUnreadable',
       machineRemoved: 'MachineRemoved',
       fenced: 'Fenced',
       trainerOutputRejected: 'TrainerOutputRejected',

@@ -113,7 +113,7 @@ export function machineForm(locale: Locale, state: MachineFormState): Html {
     <label for="machine-fingerprint">${t('hostKeyFingerprint')}</label>
     <div class="input-with-button">
       <input id="machine-fingerprint" name="hostKeyFingerprint" value="${v('hostKeyFingerprint', m?.hostKeyFingerprint ?? '')}" placeholder="SHA256:…" autocomplete="off" spellcheck="false"${inv('hostKeyFingerprint')}>
-      <button type="button" class="small" hx-post="/machines/host-key" hx-include="#machine-address" hx-target="#host-key-check" hx-swap="innerHTML">${t('fetchFingerprint')}</button>
+      <button type="button" class="small" hx-post="/machines/host-key${m ? `?machine=${m.id}` : ''}" hx-include="#machine-address" hx-target="#host-key-check" hx-swap="innerHTML">${t('fetchFingerprint')}</button>
     </div>
     ${err('hostKeyFingerprint')}
     <div id="host-key-check"></div>

@@ -7,7 +7,6 @@ import { ServiceError } from '../../../services/errors.js';
 import {
   createMachine,
   deleteMachine,
-  fetchHostKey,
   getMachine,
   listMachines,
   MACHINE_FIELDS,
@@ -15,6 +14,7 @@ import {
   updateMachine,
   type MachineView,
 } from '../../../services/machines.js';
+import { fetchHostKey } from '../../../services/host-key.js';
 import { html } from '../../../views/html.js';
 import { translator } from '../../../views/i18n.js';
 import {
@@ -26,7 +26,7 @@ import {
 } from '../../../views/pages/machines.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
-import { PathIdParams } from '../params.js';
+import { PathId, PathIdParams } from '../params.js';
 import { can, intParam, permitted } from '../../access.js';
 import { auditAs, isHtmx, sendHtml } from './common.js';
 
@@ -180,10 +180,13 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
     return sendHtml(reply, html``);
   });
 
+  // The form of an existing machine asks with ?machine=<id>, so a worker serving that
+  // machine reads the key; a new machine's form asks any worker.
   app.post(
     '/machines/host-key',
     {
       schema: {
+        querystring: Type.Object({ machine: Type.Optional(PathId) }),
         body: Type.Object({
           address: Type.Optional(Type.String({ maxLength: 300 })),
           _csrf: Type.Optional(Type.String()),
@@ -193,13 +196,21 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
     },
     async (request, reply) => {
       auditAs(request, { action: 'machine.host_key_fetch', detail: { address: request.body?.address ?? '' } });
+      const machineId = request.query.machine ? intParam(request.query.machine, 'machine') : null;
       try {
-        const found = await fetchHostKey(request.body?.address ?? '', { timeoutMs: 8000 });
+        const found = await fetchHostKey({ db: deps.db, client: deps.temporal.client }, request.body?.address ?? '', {
+          machineId,
+          timeoutMs: 8000,
+        });
         return sendHtml(reply, hostKeyCheck(request.locale, found));
       } catch (error) {
-        // Said where the user looks: under the fingerprint field.
-        if (!(error instanceof ServiceError) || error.code !== 'invalid') throw error;
-        return sendHtml(reply, html`<p class="field-error" role="alert">${error.in(request.locale)}</p>`, 422);
+        // Said where the user looks: under the fingerprint field (a bad address, or no worker to read it).
+        if (!(error instanceof ServiceError) || (error.code !== 'invalid' && error.code !== 'unavailable')) throw error;
+        return sendHtml(
+          reply,
+          html`<p class="field-error" role="alert">${error.in(request.locale)}</p>`,
+          error.code === 'invalid' ? 422 : 503,
+        );
       }
     },
   );

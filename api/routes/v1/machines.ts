@@ -5,19 +5,20 @@ import type { FastifyInstance } from 'fastify';
 import {
   createMachine,
   deleteMachine,
-  fetchHostKey,
   getMachine,
   listMachines,
   probeMachine,
   updateMachine,
   type MachineDeps,
 } from '../../../services/machines.js';
+import { fetchHostKey, HOST_KEY_ANSWER_MS } from '../../../services/host-key.js';
 import { permitted } from '../../access.js';
 import type { AppDeps } from '../../deps.js';
 import {
   errors,
   NoContent,
   HostKey,
+  HostKeyQuery,
   HostKeyRequest,
   IdParams,
   list,
@@ -74,15 +75,21 @@ export async function machineRoutes(parent: FastifyInstance, { deps }: { deps: A
       config: { permission: 'machines.manage', audit: 'machine.host_key' },
       schema: {
         summary: "Read a server's SSH host key fingerprint",
-        description: 'For the fetch-and-confirm step: compare with `ssh-keygen -lf` on the server before pinning it.',
+        description:
+          'For the fetch-and-confirm step: compare with `ssh-keygen -lf` on the server before pinning it. A worker ' +
+          'reads it, not the web server: with machineId, one serving that machine; without, any worker. 400 when ' +
+          `the address answers with no SSH host key; 503 when no worker answers within ${HOST_KEY_ANSWER_MS / 1000} s.`,
         tags: ['machines'],
+        querystring: HostKeyQuery,
         body: HostKeyRequest,
-        response: { 200: HostKey, ...errors() },
+        response: { 200: HostKey, ...errors(404, 503) },
       },
       preHandler: manage,
     },
     async (request) => {
-      return fetchHostKey(request.body.address);
+      return fetchHostKey({ db: deps.db, client: deps.temporal.client }, request.body.address, {
+        machineId: request.query.machineId ?? null,
+      });
     },
   );
 

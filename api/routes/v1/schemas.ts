@@ -225,6 +225,8 @@ export const Machine = output('Machine', {
 });
 
 export const HostKeyRequest = component('HostKeyRequest', inputs.HostKeyRequest);
+/** The machine whose fingerprint is being checked, when it exists: a worker serving it reads the key. */
+export const HostKeyQuery = Type.Object({ machineId: Type.Optional(inputs.Id) });
 
 export const HostKey = output('HostKey', {
   type: 'object',
