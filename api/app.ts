@@ -63,6 +63,8 @@ function trustProxyOption(
 
 export interface AppOptions {
   logger?: boolean;
+  /** Where the log goes when `logger` is on (stdout by default; tests read it). */
+  logStream?: NodeJS.WritableStream;
   /** Limits of the live status streams (tests shorten them). */
   streams?: Partial<StreamLimits>;
 }
@@ -72,6 +74,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
     logger: options.logger
       ? {
           level: deps.config.logLevel,
+          ...(options.logStream ? { stream: options.logStream } : {}),
           // Fastify's own request fields, but an invite link's token never reaches the log.
           serializers: {
             req: (request) => ({
