@@ -277,6 +277,19 @@ describe('an invite created through /api/v1/users', () => {
     expect(log).not.toContain(token);
     expect(log).not.toContain(user.token);
   });
+
+  it('is described in the OpenAPI document', async () => {
+    const response = await t.app.inject({ method: 'GET', url: '/api/v1/openapi.json' });
+    expect(response.statusCode).toBe(200);
+    const doc = response.json<{
+      paths: Record<string, Record<string, unknown>>;
+      components: { schemas: Record<string, { properties: Record<string, unknown> }> };
+    }>();
+    expect(doc.paths['/api/v1/users/{id}/invite']).toHaveProperty('post');
+    expect(doc.components.schemas.UserCreate!.properties).toHaveProperty('invite');
+    expect(doc.components.schemas.UserCreated!.properties).toHaveProperty('inviteUrl');
+    expect(doc.components.schemas.User!.properties).toHaveProperty('invite');
+  });
 });
 
 describe('Administration → Users', () => {
