@@ -12,6 +12,7 @@ import type { Config } from '../lib/config.js';
 import type { AppDeps } from './deps.js';
 import { formValidator } from './validation.js';
 import { healthRoutes } from './routes/health.js';
+import { inviteRoutes, redactUrl } from './routes/invite.js';
 import { pageContext, pageRoutes } from './routes/pages.js';
 import { platformRoutes } from './routes/platform.js';
 import { ssoRoutes } from './routes/sso.js';
@@ -62,13 +63,30 @@ function trustProxyOption(
 
 export interface AppOptions {
   logger?: boolean;
+  /** Where the log goes when `logger` is on (stdout by default; tests read it). */
+  logStream?: NodeJS.WritableStream;
   /** Limits of the live status streams (tests shorten them). */
   streams?: Partial<StreamLimits>;
 }
 
 export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger ? { level: deps.config.logLevel } : false,
+    logger: options.logger
+      ? {
+          level: deps.config.logLevel,
+          ...(options.logStream ? { stream: options.logStream } : {}),
+          // Fastify's own request fields, but an invite link's token never reaches the log.
+          serializers: {
+            req: (request) => ({
+              method: request.method,
+              url: redactUrl(request.url),
+              host: request.host,
+              remoteAddress: request.ip,
+              remotePort: request.socket?.remotePort,
+            }),
+          },
+        }
+      : false,
     // X-Forwarded-* only from the proxy TRUST_PROXY names: else anyone could pick the address
     // the login limiter and the audit log see.
     trustProxy: trustProxyOption(deps.config.trustProxy),
@@ -133,6 +151,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   await app.register(staticRoutes);
   await app.register(healthRoutes, { deps });
   await app.register(pageRoutes, { deps });
+  await app.register(inviteRoutes, { deps });
   await app.register(ssoRoutes, { deps });
   await app.register(platformRoutes, { deps });
   await app.register(uiRoutes, { deps });

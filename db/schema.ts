@@ -111,6 +111,20 @@ export const apiTokens = pgTable(
   (t) => [index('api_tokens_user').on(t.userId)],
 );
 
+/**
+ * An invite to set a first password: one per user, replaced when an admin issues a new one.
+ * Only the SHA-256 of the link's token is stored; the row stays, accepted, once used.
+ */
+export const userInvites = pgTable('user_invites', {
+  userId: integer('user_id')
+    .primaryKey()
+    .references(() => users.id, { onDelete: 'cascade' }),
+  tokenHash: text('token_hash').notNull().unique(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  acceptedAt: timestamp('accepted_at', { withTimezone: true }),
+  createdAt: createdAt(),
+});
+
 export const machines = pgTable('machines', {
   id: serial('id').primaryKey(),
   name: text('name').notNull().unique(),

@@ -1,7 +1,7 @@
 // Users, role grants, sessions and API tokens.
 import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { apiTokens, roleGrants, roles, sessions, users } from '../db/schema.js';
+import { apiTokens, roleGrants, roles, sessions, userInvites, users } from '../db/schema.js';
 import { ALL_PERMISSIONS, type Permission } from '../domain/permissions.js';
 import { invalid, notFound, ServiceError, THINGS } from './errors.js';
 import { hashPassword, randomSecret, sha256, verifyPassword } from './passwords.js';
@@ -76,8 +76,9 @@ export async function setPassword(db: Db, login: string, password: string): Prom
     .update(users)
     .set({ passwordHash: await hashPassword(password), updatedAt: new Date() })
     .where(eq(users.id, user.id));
-  // A new password ends every session of the old one.
+  // A new password ends every session of the old one, and an invite still waiting.
   await db.delete(sessions).where(eq(sessions.userId, user.id));
+  await db.delete(userInvites).where(and(eq(userInvites.userId, user.id), isNull(userInvites.acceptedAt)));
 }
 
 export async function grantRole(
@@ -94,7 +95,8 @@ export async function grantRole(
 /** Checks a login and password; the same answer (and about the same time) for an unknown login. */
 export async function authenticate(db: Db, login: string, password: string): Promise<SessionUser | null> {
   const [user] = await db.select().from(users).where(eq(users.login, login));
-  if (!user || !user.isActive) {
+  // No password yet (an invite not accepted, single sign-on only): answered as slowly as a wrong one.
+  if (!user || !user.isActive || !user.passwordHash.startsWith('scrypt$')) {
     await verifyPassword(password, DUMMY_HASH);
     return null;
   }

@@ -344,7 +344,14 @@ export const UserCreate = Type.Object(
       Type.String({
         minLength: USER_LIMITS.password.min,
         maxLength: USER_LIMITS.password.max,
-        description: 'When left out, a one-time password is generated and returned once.',
+        description: 'When left out, a one-time password is generated and returned once (unless invite is true).',
+      }),
+    ),
+    invite: Type.Optional(
+      Type.Boolean({
+        description:
+          'true: no password; the answer carries inviteUrl, a link (valid 7 days, single use) on which the user sets ' +
+          'their own. Not together with password.',
       }),
     ),
     roles: userRoles('Grants: a role globally (no templateId) or for one template.'),

@@ -3,10 +3,11 @@
 // here may leave the installation without an active user who can manage users.
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { apiTokens, roleGrants, roles, sessions, templates, users } from '../db/schema.js';
+import { apiTokens, roleGrants, roles, sessions, templates, userInvites, users } from '../db/schema.js';
 import { loginTaken, validateLogin, validatePassword } from './accounts.js';
 import { invalid, notFound, ServiceError, THINGS, type LocalizedText } from './errors.js';
 import { USER_LIMITS, type UserInput, type UserPatchInput } from './inputs.js';
+import { dropWaitingInvite, firstInvite, NO_PASSWORD_YET, type IssuedInvite } from './invites.js';
 import { hashPassword, randomSecret } from './passwords.js';
 import { text } from './validate.js';
 
@@ -23,6 +24,8 @@ export interface UserView {
   lastLoginAt: string | null;
   roles: UserGrant[];
   createdAt: string;
+  /** An invite not accepted yet (it may have expired), or null. */
+  invite: { expiresAt: string } | null;
 }
 
 /** What a change would leave behind: no active user holding users.manage globally. */
@@ -113,6 +116,11 @@ export async function listUserViews(db: Db): Promise<UserView[]> {
     .orderBy(asc(roles.name), asc(roleGrants.templateId));
   const byUser = new Map<number, UserGrant[]>();
   for (const { userId, ...grant } of grants) byUser.set(userId, [...(byUser.get(userId) ?? []), grant]);
+  const waiting = await db
+    .select({ userId: userInvites.userId, expiresAt: userInvites.expiresAt })
+    .from(userInvites)
+    .where(isNull(userInvites.acceptedAt));
+  const inviteOf = new Map(waiting.map((w) => [w.userId, { expiresAt: w.expiresAt.toISOString() }]));
   return rows.map((user) => ({
     id: user.id,
     login: user.login,
@@ -121,6 +129,7 @@ export async function listUserViews(db: Db): Promise<UserView[]> {
     lastLoginAt: user.lastLoginAt?.toISOString() ?? null,
     roles: byUser.get(user.id) ?? [],
     createdAt: user.createdAt.toISOString(),
+    invite: inviteOf.get(user.id) ?? null,
   }));
 }
 
@@ -130,15 +139,26 @@ export async function getUserView(db: Db, id: number): Promise<UserView> {
   return user;
 }
 
-/** A new user with their grants; without a password given, a generated one comes back, once. */
-export async function createUserAccount(db: Db, input: UserInput): Promise<{ user: UserView; password?: string }> {
+/**
+ * A new user with their grants. Without a password given, a generated one comes back, once;
+ * or, with `invite`, no password at all but an invite whose token comes back, once.
+ */
+export async function createUserAccount(
+  db: Db,
+  input: UserInput,
+): Promise<{ user: UserView; password?: string; invite?: IssuedInvite }> {
   validateLogin(input.login);
   const name = validateName(input.name);
-  const password = input.password ?? generatePassword();
-  validatePassword(password);
+  if (input.invite && input.password !== undefined)
+    throw invalid('invite', {
+      en: 'Give a password or ask for an invite, not both.',
+      ru: 'Укажите пароль или попросите приглашение, но не то и другое.',
+    });
+  const password = input.invite ? undefined : (input.password ?? generatePassword());
+  if (password !== undefined) validatePassword(password);
   const grants = await resolveGrants(db, input.roles);
-  const passwordHash = await hashPassword(password);
-  const id = await db.transaction(async (tx) => {
+  const passwordHash = password === undefined ? NO_PASSWORD_YET : await hashPassword(password);
+  const { id, invite } = await db.transaction(async (tx) => {
     const [user] = await tx
       .insert(users)
       .values({ login: input.login, name, passwordHash })
@@ -146,9 +166,10 @@ export async function createUserAccount(db: Db, input: UserInput): Promise<{ use
       .returning({ id: users.id });
     if (!user) throw new ServiceError('conflict', loginTaken(input.login), 'login');
     if (grants.length) await tx.insert(roleGrants).values(grants.map((g) => ({ ...g, userId: user.id })));
-    return user.id;
+    return { id: user.id, invite: input.invite ? await firstInvite(tx, user.id) : undefined };
   });
   const user = await getUserView(db, id);
+  if (invite) return { user, invite };
   return input.password === undefined ? { user, password } : { user };
 }
 
@@ -190,7 +211,7 @@ async function endCredentials(tx: Tx, userId: number): Promise<void> {
     .where(and(eq(apiTokens.userId, userId), isNull(apiTokens.revokedAt)));
 }
 
-/** A new one-time password; the old one and every session made with it stop working. */
+/** A new one-time password; the old one, every session made with it and a waiting invite stop working. */
 export async function resetPassword(db: Db, id: number): Promise<{ user: UserView; password: string }> {
   const password = generatePassword();
   const passwordHash = await hashPassword(password);
@@ -201,5 +222,6 @@ export async function resetPassword(db: Db, id: number): Promise<{ user: UserVie
     .returning({ id: users.id });
   if (!row) throw notFound(THINGS.user, id);
   await db.delete(sessions).where(eq(sessions.userId, id));
+  await dropWaitingInvite(db, id);
   return { user: await getUserView(db, id), password };
 }

@@ -293,6 +293,27 @@ const en = {
     'Grant it to someone else first.',
   usrLoginRule: 'A login is 1–64 characters: letters, digits, dot, underscore, @ or dash.',
   usrLoginTaken: 'A user with this login already exists.',
+  usrCredential: 'How they get in',
+  usrByPassword: 'One-time password, shown now',
+  usrByInvite: 'Invite link: they set their own password',
+  usrInvited:
+    'User {login} is created. Send them this invite link now: it is shown only once, works once, and ' +
+    'expires {expires}.',
+  usrReinvited:
+    'New invite link for {login}; the previous one no longer works. It is shown only once and expires {expires}.',
+  usrInviteLink: 'Invite link',
+  usrInviteWaiting: 'invited, until {expires}',
+  usrInviteExpired: 'invite expired',
+  usrNewInvite: 'New invite link',
+
+  // The invite page: a new user sets their password
+  invTitle: 'Set your password',
+  invIntro: 'You are invited to Trainyard. Choose a password to finish creating your account.',
+  invNewPassword: 'New password',
+  invRepeatPassword: 'Repeat the password',
+  invMismatch: 'The two passwords differ.',
+  invSubmit: 'Set password and log in',
+  invToLogin: 'Go to the login page',
 
   // Administration: audit log
   audLog: 'Audit log',
@@ -641,6 +662,28 @@ const ru: Record<MessageKey, string> = {
     '(users.manage, глобально). Сначала назначьте это право кому-то ещё.',
   usrLoginRule: 'Логин — от 1 до 64 символов: латинские буквы, цифры, точка, подчёркивание, @ или дефис.',
   usrLoginTaken: 'Пользователь с таким логином уже существует.',
+  usrCredential: 'Как войдёт',
+  usrByPassword: 'Одноразовый пароль, показать сейчас',
+  usrByInvite: 'Ссылка-приглашение: пароль задаст сам',
+  usrInvited:
+    'Пользователь {login} создан. Отправьте ему эту ссылку-приглашение сейчас: она показывается только один раз, ' +
+    'действует один раз и до {expires}.',
+  usrReinvited:
+    'Новая ссылка-приглашение для {login}; прежняя больше не действует. Она показывается только один раз и ' +
+    'действует до {expires}.',
+  usrInviteLink: 'Ссылка-приглашение',
+  usrInviteWaiting: 'приглашён, до {expires}',
+  usrInviteExpired: 'приглашение истекло',
+  usrNewInvite: 'Новая ссылка-приглашение',
+
+  // The invite page: a new user sets their password
+  invTitle: 'Задайте пароль',
+  invIntro: 'Вас пригласили в Trainyard. Выберите пароль, чтобы завершить создание учётной записи.',
+  invNewPassword: 'Новый пароль',
+  invRepeatPassword: 'Повторите пароль',
+  invMismatch: 'Пароли не совпадают.',
+  invSubmit: 'Задать пароль и войти',
+  invToLogin: 'Перейти ко входу',
 
   // Administration: audit log
   audLog: 'Журнал аудита',

@@ -37,6 +37,12 @@ declare module 'fastify' {
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/**
+ * Forms that act on no session: POST /login starts a new one, so a stale tab's login form
+ * works; an invite's form is proven by its unguessable token, even in a browser where an
+ * admin is signed in.
+ */
+const SESSIONLESS_FORMS = new Set(['/login', '/invite/:token']);
 
 function sameToken(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -112,8 +118,8 @@ export const authPlugin = fp<{ deps: AppDeps }>(async (app, { deps }) => {
   // After body parsing, so a form's _csrf field counts as well as the htmx header.
   app.addHook('preValidation', async (request) => {
     const user = request.principal;
-    // POST /login acts on no session (it starts a new one), so a stale tab's login form works.
-    if (user && user.via === 'session' && !SAFE_METHODS.has(request.method) && request.routeOptions.url !== '/login') {
+    const route = request.routeOptions.url ?? '';
+    if (user && user.via === 'session' && !SAFE_METHODS.has(request.method) && !SESSIONLESS_FORMS.has(route)) {
       const body = request.body as Record<string, unknown> | undefined;
       const sent = request.headers['x-csrf-token'] ?? body?._csrf;
       if (typeof sent !== 'string' || !user.csrfToken || !sameToken(sent, user.csrfToken)) {

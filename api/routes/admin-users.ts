@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { ServiceError } from '../../services/errors.js';
+import { reissueInvite } from '../../services/invites.js';
 import { grant, listGrants, listRoles, revokeGrant } from '../../services/roles.js';
 import { listTemplates } from '../../services/templates.js';
 import {
@@ -18,6 +19,7 @@ import { translator } from '../../views/i18n.js';
 import { usersPage, type UsersPageData } from '../../views/pages/users.js';
 import { permitted, signedIn } from '../access.js';
 import type { AppDeps } from '../deps.js';
+import { inviteUrl } from './invite.js';
 import { pageContext } from './pages.js';
 import { IdParams } from './params.js';
 
@@ -87,6 +89,8 @@ export async function adminUserRoutes(parent: FastifyInstance, { deps }: { deps:
           name: Type.Optional(Type.String({ maxLength: 1000 })),
           roleId: formId,
           templateId: formId,
+          /** How the new user gets in: a one-time password (the default) or an invite link. */
+          credential: Type.Optional(Type.String({ enum: ['password', 'invite'] })),
           ...csrf,
         }),
       },
@@ -98,14 +102,28 @@ export async function adminUserRoutes(parent: FastifyInstance, { deps }: { deps:
         if (roleId !== null && !role)
           throw new ServiceError('invalid', { en: `No role ${roleId}.`, ru: `Нет роли ${roleId}.` }, 'roleId');
         const templateId = chosen(request.body.templateId);
-        const { user, password } = await createUserAccount(db, {
+        const byInvite = request.body.credential === 'invite';
+        const { user, password, invite } = await createUserAccount(db, {
           login: request.body.login.trim(),
           name: request.body.name ?? '',
           roles: role ? [{ role: role.name, templateId }] : [],
+          ...(byInvite ? { invite: true } : {}),
         });
         request.audit.targetId = user.id;
-        request.audit.detail = { login: user.login, roles: user.roles, generatedPassword: true };
-        return render(request, reply, { shown: { login: user.login, password: password!, kind: 'created' } });
+        request.audit.detail = {
+          login: user.login,
+          roles: user.roles,
+          ...(invite ? { invite: true, inviteExpiresAt: invite.expiresAt.toISOString() } : { generatedPassword: true }),
+        };
+        const shown: UsersPageData['shown'] = invite
+          ? {
+              kind: 'invited',
+              login: user.login,
+              inviteUrl: inviteUrl(deps.config, request, invite.token),
+              expiresAt: invite.expiresAt,
+            }
+          : { kind: 'created', login: user.login, password: password! };
+        return render(request, reply, { shown });
       }),
   );
 
@@ -132,6 +150,21 @@ export async function adminUserRoutes(parent: FastifyInstance, { deps }: { deps:
         const { user, password } = await resetPassword(db, request.params.id);
         request.audit.detail = { login: user.login };
         return render(request, reply, { shown: { login: user.login, password, kind: 'reset' } });
+      }),
+  );
+
+  app.post(
+    '/admin/users/:id/invite',
+    { config: { audit: 'user.invite' }, schema: { params: IdParams, body: Type.Object(csrf) } },
+    async (request, reply) =>
+      refusable(request, reply, async () => {
+        const invite = await reissueInvite(db, request.params.id);
+        const user = await getUserView(db, request.params.id);
+        request.audit.detail = { login: user.login, inviteExpiresAt: invite.expiresAt.toISOString() };
+        const link = inviteUrl(deps.config, request, invite.token);
+        return render(request, reply, {
+          shown: { kind: 'reinvited', login: user.login, inviteUrl: link, expiresAt: invite.expiresAt },
+        });
       }),
   );
 

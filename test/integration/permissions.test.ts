@@ -15,6 +15,8 @@ import { act, createProcess } from '../../services/processes.js';
 import { createRole, grant } from '../../services/roles.js';
 import { createSweep } from '../../services/sweeps.js';
 import { createTemplate } from '../../services/templates.js';
+import { invitePath } from '../../services/invites.js';
+import { createUserAccount } from '../../services/users.js';
 import { makeActor, startApp, TEST_SECRET, type Actor, type TestApp } from '../support/app.js';
 import { startStack, uid, waitForStatus, type Stack } from '../support/stack.js';
 
@@ -40,6 +42,8 @@ interface Fixtures {
   freshToken(actor: Actor): Promise<number>;
   /** A viewer nobody else uses, to change, deactivate or reset. */
   freshUser(): Promise<number>;
+  /** A viewer created with an invite not accepted yet: their id and the link's path. */
+  freshInvitee(): Promise<{ id: number; path: string }>;
   /** A Slack channel to a closed loopback port. */
   channelId: number;
   freshChannel(): Promise<number>;
@@ -222,6 +226,13 @@ const TABLE: Row[] = [
     kind: 'api',
     needs: 'users.manage',
     request: async (fx) => ({ url: `/api/v1/users/${await fx.freshUser()}/password` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/users/:id/invite',
+    kind: 'api',
+    needs: 'users.manage',
+    request: async (fx) => ({ url: `/api/v1/users/${(await fx.freshInvitee()).id}/invite` }),
   },
   // JSON API v1: processes
   {
@@ -711,6 +722,13 @@ const TABLE: Row[] = [
   },
   {
     method: 'POST',
+    route: '/admin/users/:id/invite',
+    kind: 'page',
+    needs: 'users.manage',
+    request: async (fx) => ({ url: `/admin/users/${(await fx.freshInvitee()).id}/invite`, ...form({}) }),
+  },
+  {
+    method: 'POST',
     route: '/admin/users/:id/grants',
     kind: 'page',
     needs: 'users.manage',
@@ -885,6 +903,13 @@ const TABLE: Row[] = [
   },
   { method: 'GET', route: '/admin', kind: 'page', needs: 'public', ok: [303], request: () => ({ url: '/admin' }) },
   { method: 'GET', route: '/login', kind: 'page', needs: 'public', ok: [200, 303], request: () => ({ url: '/login' }) },
+  {
+    method: 'GET',
+    route: '/invite/:token',
+    kind: 'page',
+    needs: 'public',
+    request: async (fx) => ({ url: (await fx.freshInvitee()).path }),
+  },
   // Single sign-on: public by nature, and 404 here where it is not configured (oidc.test.ts signs in with it).
   {
     method: 'GET',
@@ -910,6 +935,8 @@ const TABLE: Row[] = [
 const NOT_IN_MATRIX: Record<string, string> = {
   'POST /login': 'public by nature; logging in (success, failure, fixation, rate limit) is covered by sessions.test.ts',
   'POST /logout': 'ends whatever session is sent, for anyone; covered by sessions.test.ts',
+  // Accepting starts a session in place of the caller's, which would end the matrix actors' own.
+  'POST /invite/:param': 'public by nature (the token is the credential); accepting is covered by invites.test.ts',
 };
 
 function holds(role: Role, permission: Permission): boolean {
@@ -997,6 +1024,14 @@ beforeAll(async () => {
     freshToken: async (actor) => (await createToken(db, actor.login, { name: 'doomed' })).id,
     freshUser: async () =>
       (await createUser(db, { login: `doomed-${uid()}`, password: `pw-${uid()}-${uid()}`, role: 'viewer' })).id,
+    async freshInvitee() {
+      const { user, invite } = await createUserAccount(db, {
+        login: `invited-${uid()}`,
+        roles: [{ role: 'viewer' }],
+        invite: true,
+      });
+      return { id: user.id, path: invitePath(invite!.token) };
+    },
     channelId,
     freshChannel,
     // Anonymous never reaches the id: any number will do.

@@ -1,6 +1,7 @@
 // Administration → Users: every account with its grants, last login and state; creating
-// one (its generated password shown once), deactivating, resetting a password, and
-// granting or revoking roles globally or per template.
+// one (its generated password or invite link shown once), a new invite link for one not
+// accepted yet, deactivating, resetting a password, and granting or revoking roles
+// globally or per template.
 import type { GrantView } from '../../services/roles.js';
 import type { UserView } from '../../services/users.js';
 import { flash } from '../fragments/flash.js';
@@ -14,16 +15,50 @@ export interface UsersPageData {
   grants: GrantView[];
   roles: Array<{ id: number; name: string }>;
   templates: Array<{ id: number; name: string }>;
-  /** A password just generated (for a new user or a reset), shown this once. */
-  shown?: { login: string; password: string; kind: 'created' | 'reset' };
+  /** A password just generated (for a new user or a reset), or an invite link just issued, shown this once. */
+  shown?:
+    | { login: string; password: string; kind: 'created' | 'reset' }
+    | { login: string; inviteUrl: string; expiresAt: Date; kind: 'invited' | 'reinvited' };
   /** Why the last action was refused. */
   error?: string;
 }
+
+const minutes = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')} UTC`;
 
 function when(t: Translate, iso: string | null): Html {
   return iso
     ? html`<time datetime="${iso}">${iso.slice(0, 16).replace('T', ' ')}</time>`
     : html`<span class="muted">${t('tokNever')}</span>`;
+}
+
+/** The one answer that carries a secret: a password or an invite link, in a field made for copying. */
+function shownSecret(t: Translate, shown: NonNullable<UsersPageData['shown']>): Html {
+  if ('password' in shown)
+    return html`<section class="card" id="one-time-password" role="status">
+      <p>${t(shown.kind === 'created' ? 'usrCreated' : 'usrReset').replace('{login}', shown.login)}</p>
+      <input readonly class="token" value="${shown.password}" aria-label="${t('password')}" onfocus="this.select()" />
+    </section>`;
+  const expires = minutes(shown.expiresAt.toISOString());
+  return html`<section class="card" id="invite-link" role="status">
+    <p>
+      ${t(shown.kind === 'invited' ? 'usrInvited' : 'usrReinvited')
+        .replace('{login}', shown.login)
+        .replace('{expires}', expires)}
+    </p>
+    <input readonly class="token" value="${shown.inviteUrl}" aria-label="${t('usrInviteLink')}" onfocus="this.select()" />
+  </section>`;
+}
+
+/** A waiting invite beside the user's state, with the way to a new link. */
+function inviteCell(t: Translate, csrf: Html, user: UserView, now: Date): Html {
+  if (!user.invite) return html``;
+  const expired = new Date(user.invite.expiresAt) <= now;
+  return html`<span class="muted invite-state"
+      >${expired ? t('usrInviteExpired') : t('usrInviteWaiting').replace('{expires}', minutes(user.invite.expiresAt))}</span
+    >
+    <form method="post" action="/admin/users/${user.id}/invite" class="inline">
+      ${csrf}<button class="small">${t('usrNewInvite')}</button>
+    </form>`;
 }
 
 /** Role and template pickers; a new user may start with no role (`optional`). */
@@ -67,25 +102,13 @@ export function usersPage(ctx: PageContext, data: UsersPageData): Html {
   const csrf = html`<input type="hidden" name="_csrf" value="${ctx.csrfToken ?? ''}" />`;
   const grantsOf = (userId: number) => data.grants.filter((g) => g.userId === userId);
   const shown = data.shown;
+  const now = new Date();
   return layout(
     { ...ctx, section: 'admin' },
     t('usrUsers'),
     html`<h1>${t('admSection')}</h1>
       ${adminTabs(ctx, 'users')} ${data.error ? flash(data.error) : ''}
-      ${
-        shown
-          ? html`<section class="card" id="one-time-password" role="status">
-              <p>${t(shown.kind === 'created' ? 'usrCreated' : 'usrReset').replace('{login}', shown.login)}</p>
-              <input
-                readonly
-                class="token"
-                value="${shown.password}"
-                aria-label="${t('password')}"
-                onfocus="this.select()"
-              />
-            </section>`
-          : ''
-      }
+      ${shown ? shownSecret(t, shown) : ''}
       <table class="grid" id="users">
         <thead>
           <tr>
@@ -109,6 +132,7 @@ export function usersPage(ctx: PageContext, data: UsersPageData): Html {
                   <span class="badge ${user.active ? 'running' : 'disabled'}"
                     >${user.active ? t('usrYes') : t('usrNo')}</span
                   >
+                  ${inviteCell(t, csrf, user, now)}
                 </td>
                 <td>
                   <form method="post" action="/admin/users/${user.id}/active" class="inline">
@@ -139,6 +163,11 @@ export function usersPage(ctx: PageContext, data: UsersPageData): Html {
         <label>${t('loginField')}<input name="login" required maxlength="64" autocomplete="off" /></label>
         <label>${t('usrName')}<input name="name" maxlength="200" autocomplete="off" /></label>
         ${roleFields(t, data, true)}
+        <fieldset class="choice">
+          <legend>${t('usrCredential')}</legend>
+          <label><input type="radio" name="credential" value="password" checked /> ${t('usrByPassword')}</label>
+          <label><input type="radio" name="credential" value="invite" /> ${t('usrByInvite')}</label>
+        </fieldset>
         <button class="primary">${t('usrCreate')}</button>
       </form>`,
   );

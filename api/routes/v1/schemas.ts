@@ -467,8 +467,22 @@ const userProperties = {
     },
   },
   createdAt: timestamp,
+  invite: {
+    type: ['object', 'null'],
+    description: 'An invite the user has not accepted yet (it may have expired); null when none waits.',
+    required: ['expiresAt'],
+    properties: { expiresAt: timestamp },
+  },
 };
 const userRequired = ['id', 'login', 'name', 'active', 'lastLoginAt', 'roles', 'createdAt'];
+
+const inviteUrlProperty = {
+  type: 'string',
+  format: 'uri',
+  description:
+    'The invite link (`<TRAINYARD_PUBLIC_URL or this request’s origin>/invite/<token>`), valid 7 days and single ' +
+    'use; returned this once only.',
+};
 
 export const User = output('User', { type: 'object', required: userRequired, properties: userProperties });
 
@@ -481,7 +495,14 @@ export const UserCreated = output('UserCreated', {
       type: 'string',
       description: 'The generated one-time password, when none was given; returned this once only.',
     },
+    inviteUrl: { ...inviteUrlProperty, description: `With invite: true. ${inviteUrlProperty.description}` },
   },
+});
+
+export const InviteIssued = output('InviteIssued', {
+  type: 'object',
+  required: ['user', 'inviteUrl'],
+  properties: { user: User, inviteUrl: inviteUrlProperty },
 });
 
 export const PasswordReset = output('PasswordReset', {

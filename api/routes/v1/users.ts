@@ -1,11 +1,23 @@
 // /api/v1/users: user accounts and their grants, for holders of users.manage (global).
-// Passwords go in, or come out once when generated; hashes never leave.
+// Passwords go in, or come out once when generated (or an invite link, once); hashes never leave.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { createUserAccount, listUserViews, resetPassword, updateUser } from '../../../services/users.js';
+import { reissueInvite } from '../../../services/invites.js';
+import { createUserAccount, getUserView, listUserViews, resetPassword, updateUser } from '../../../services/users.js';
 import { permitted } from '../../access.js';
 import type { AppDeps } from '../../deps.js';
-import { errors, IdParams, list, PasswordReset, User, UserCreate, UserCreated, UserPatch } from './schemas.js';
+import { inviteUrl } from '../invite.js';
+import {
+  errors,
+  IdParams,
+  InviteIssued,
+  list,
+  PasswordReset,
+  User,
+  UserCreate,
+  UserCreated,
+  UserPatch,
+} from './schemas.js';
 
 export async function userRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>();
@@ -29,8 +41,9 @@ export async function userRoutes(parent: FastifyInstance, { deps }: { deps: AppD
       schema: {
         summary: 'Create a user',
         description:
-          'Without a password, one is generated and returned once as `password`. Each grant names a role and, for a ' +
-          'grant on one template, its templateId.',
+          'Without a password, one is generated and returned once as `password`; with `invite: true` instead, the ' +
+          'user gets no password and `inviteUrl` is returned once: a link, valid 7 days and single use, on which ' +
+          'they set their own. Each grant names a role and, for a grant on one template, its templateId.',
         tags: ['users'],
         body: UserCreate,
         response: { 201: UserCreated, ...errors(409) },
@@ -38,9 +51,15 @@ export async function userRoutes(parent: FastifyInstance, { deps }: { deps: AppD
       preHandler: manage,
     },
     async (request, reply) => {
-      const { user, password } = await createUserAccount(deps.db, request.body);
+      const { user, password, invite } = await createUserAccount(deps.db, request.body);
       request.audit.targetId = user.id;
-      request.audit.detail = { login: user.login, roles: user.roles, generatedPassword: password !== undefined };
+      request.audit.detail = {
+        login: user.login,
+        roles: user.roles,
+        generatedPassword: password !== undefined,
+        ...(invite ? { invite: true, inviteExpiresAt: invite.expiresAt.toISOString() } : {}),
+      };
+      if (invite) return reply.code(201).send({ ...user, inviteUrl: inviteUrl(deps.config, request, invite.token) });
       return reply.code(201).send(password === undefined ? user : { ...user, password });
     },
   );
@@ -86,6 +105,29 @@ export async function userRoutes(parent: FastifyInstance, { deps }: { deps: AppD
       const reset = await resetPassword(deps.db, request.params.id);
       request.audit.detail = { login: reset.user.login };
       return reset;
+    },
+  );
+
+  app.post(
+    '/users/:id/invite',
+    {
+      config: config('user.invite'),
+      schema: {
+        summary: 'Issue a new invite link',
+        description:
+          'For a user who has not accepted their invite yet (it may have expired): a new link, valid 7 days, ' +
+          'returned once; the previous link stops working. Refused (409) once the user has set a password.',
+        tags: ['users'],
+        params: IdParams,
+        response: { 200: InviteIssued, ...errors(404, 409) },
+      },
+      preHandler: manage,
+    },
+    async (request) => {
+      const invite = await reissueInvite(deps.db, request.params.id);
+      const user = await getUserView(deps.db, request.params.id);
+      request.audit.detail = { login: user.login, inviteExpiresAt: invite.expiresAt.toISOString() };
+      return { user, inviteUrl: inviteUrl(deps.config, request, invite.token) };
     },
   );
 }
