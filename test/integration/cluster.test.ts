@@ -380,7 +380,10 @@ async function waitRunning(ids: number[], count: number, step: number): Promise<
       .catch(() => []);
     const events = await db
       .execute(
-        sql`select process_id, level, message from process_events where process_id in (${sql.join(ids.map((id) => sql`${id}`), sql`, `)}) order by id desc limit 20`,
+        sql`select process_id, level, message from process_events where process_id in (${sql.join(
+          ids.map((id) => sql`${id}`),
+          sql`, `,
+        )}) order by id desc limit 20`,
       )
       .catch(() => []);
     throw new Error(
