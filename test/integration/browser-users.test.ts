@@ -45,7 +45,7 @@ describe('users and roles in a browser', () => {
     const form = admin.locator('#create-user');
     await form.getByLabel('Логин').fill(login);
     await form.getByLabel('Имя').fill('Оператор из браузера');
-    await form.getByLabel('Роль').selectOption({ label: 'operator' });
+    await form.getByLabel(/^Роль/).selectOption({ label: 'operator' });
     await form.getByLabel('Шаблон').selectOption({ label: template.name });
     await form.getByRole('button', { name: 'Создать пользователя' }).click();
 
