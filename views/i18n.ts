@@ -114,6 +114,11 @@ const en = {
   processNameField: 'Name (optional)',
   processNameHint: "By default: the template's name and the hyperparameters that differ from its own.",
   startNow: 'Start now (queue for free slots)',
+  sweepGrid: 'Parameter sweep (optional)',
+  sweepGridHint:
+    'One line per hyperparameter: name = value, value, … One process per combination, spread over the chosen machines; the sweep page shows them side by side.',
+  sweepGridLine: 'Line {line}: write name = value, value, …',
+  sweepGridPerMachine: 'A sweep makes one process per combination: leave processes per machine at 1.',
   rename: 'Rename',
   sweepLink: 'sweep #{id}',
   sweepTitle: 'Sweep',
@@ -482,6 +487,11 @@ const ru: Record<MessageKey, string> = {
   processNameField: 'Название (необязательно)',
   processNameHint: 'По умолчанию: название шаблона и гиперпараметры, отличные от шаблона.',
   startNow: 'Запустить сразу (в очередь на свободные слоты)',
+  sweepGrid: 'Перебор параметров (необязательно)',
+  sweepGridHint:
+    'По строке на гиперпараметр: имя = значение, значение, … Один процесс на каждое сочетание, по выбранным машинам по очереди; страница перебора покажет их рядом.',
+  sweepGridLine: 'Строка {line}: пишите имя = значение, значение, …',
+  sweepGridPerMachine: 'Перебор создаёт по процессу на сочетание: оставьте «Процессов на машину» равным 1.',
   rename: 'Переименовать',
   sweepLink: 'перебор №{id}',
   sweepTitle: 'Перебор параметров',

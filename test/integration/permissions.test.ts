@@ -453,6 +453,14 @@ const TABLE: Row[] = [
   },
   {
     method: 'GET',
+    route: '/training/sweeps/:id/rows',
+    kind: 'fragment',
+    needs: 'processes.view',
+    hides: true,
+    request: (fx) => ({ url: `/training/sweeps/${fx.sweepId}/rows?metric=loss` }),
+  },
+  {
+    method: 'GET',
     route: '/training/processes/:id/metrics',
     kind: 'fragment',
     needs: 'processes.view',

@@ -368,6 +368,67 @@ describe('adding a process', () => {
     expect(viewer.body).not.toContain('id="rename-process"');
   });
 
+  it('makes a sweep from the grid field, opens its page, and says in Russian what is wrong with a grid', async () => {
+    const template = await exampleTemplate(stack, { learning_rate: 0.01, batch_size: 32 });
+    const s = await admin();
+    const post = (fields: Array<[string, string]>, headers: Record<string, string> = {}) =>
+      app.inject({
+        method: 'POST',
+        url: `/training/templates/${template.id}/processes`,
+        cookies: s.cookies,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        payload: new URLSearchParams([['_csrf', s.csrf], ['machineId', String(local.id)], ...fields]).toString(),
+      });
+    const made = await post([
+      ['grid', 'learning_rate = 0.1, 0.2, "x"\r\n\nbatch_size = 8'],
+      ['params', '{"learning_rate": 0.5, "batch_size": 64}'],
+    ]);
+    expect(made.statusCode).toBe(303);
+    const sweepId = Number(/^\/training\/sweeps\/(\d+)$/.exec(made.headers.location as string)?.[1]);
+    const rows = await stack.database.db.select().from(processes).where(eq(processes.sweepId, sweepId));
+    // The grid's values (numbers as numbers, a quoted string as text); the fixed params' keys the grid names give way.
+    expect(
+      rows.map((p) => p.params).sort((a, b) => String(a.learning_rate).localeCompare(String(b.learning_rate))),
+    ).toEqual([
+      { learning_rate: 0.1, batch_size: 8 },
+      { learning_rate: 0.2, batch_size: 8 },
+      { learning_rate: 'x', batch_size: 8 },
+    ]);
+    expect(rows.every((p) => p.status === 'created')).toBe(true);
+    // Through htmx, the browser is sent to the sweep's page.
+    const viaHtmx = await post([['grid', '{"learning_rate": [0.3, 0.4]}']], { 'hx-request': 'true' });
+    expect(viaHtmx.statusCode).toBe(200);
+    expect(viaHtmx.headers['hx-redirect']).toMatch(/^\/training\/sweeps\/\d+$/);
+    // Nothing under way: the page's rows do not ask for themselves again.
+    const page = await get(s, `/training/sweeps/${sweepId}`);
+    expect(page.body).toContain('<tbody id="sweep-rows">');
+    const fragment = await get(s, `/training/sweeps/${sweepId}/rows?metric=loss`);
+    expect(fragment.statusCode).toBe(200);
+    expect(fragment.body.startsWith('<tbody id="sweep-rows">')).toBe(true);
+    expect(fragment.body.match(/<tr data-id=/g)).toHaveLength(3);
+
+    for (const [fields, field, text] of [
+      [[['grid', 'learning_rate 0.1']], 'grid', 'Строка 1: пишите имя = значение, значение, …'],
+      [[['grid', 'momentum = 0.9']], 'grid', 'нет среди гиперпараметров шаблона'],
+      [
+        [
+          ['grid', 'learning_rate = 0.1'],
+          ['perMachine', '2'],
+        ],
+        'perMachine',
+        'Перебор создаёт по процессу на сочетание',
+      ],
+    ] as Array<[Array<[string, string]>, string, string]>) {
+      const refused = await post(fields);
+      expect(refused.statusCode, JSON.stringify(fields)).toBe(422);
+      expect(refused.body).toContain(`id="add-process-${field}-error"`);
+      expect(refused.body).toContain(text);
+    }
+    expect((await stack.database.db.select().from(processes).where(eq(processes.templateId, template.id))).length).toBe(
+      5,
+    );
+  });
+
   it('gives htmx the form alone and a browser without htmx the whole page with the form in it', async () => {
     const template = await exampleTemplate(stack);
     const s = await admin();

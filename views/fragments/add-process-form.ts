@@ -19,8 +19,15 @@ export interface AddProcessFormState {
   csrfToken: string | null;
   /** May the user add machines? Then the hint links to the machines page. */
   canAddMachines: boolean;
-  values?: { machineIds?: string[]; params?: string; perMachine?: string; name?: string; start?: boolean };
-  errors?: { machineId?: string; params?: string; perMachine?: string; name?: string; form?: string };
+  values?: {
+    machineIds?: string[];
+    params?: string;
+    grid?: string;
+    perMachine?: string;
+    name?: string;
+    start?: boolean;
+  };
+  errors?: { machineId?: string; params?: string; grid?: string; perMachine?: string; name?: string; form?: string };
 }
 
 export function machineLabel(machine: { name: string; address: string | null }): string {
@@ -76,6 +83,12 @@ export function addProcessForm(locale: Locale, state: AddProcessFormState): Html
     <textarea id="add-process-params" name="params" rows="3" spellcheck="false" placeholder='{"learning_rate": 0.02}'${invalid('params')}>${values.params ?? ''}</textarea>
     ${errors.params ? html`<p class="field-error" id="add-process-params-error">${errors.params}</p>` : ''}
     <p class="hint">${fill(t('paramsHint'), { params: JSON.stringify(state.templateParams) })}</p>
+  </div>
+  <div class="field">
+    <label for="add-process-grid">${t('sweepGrid')}</label>
+    <textarea id="add-process-grid" name="grid" rows="3" spellcheck="false" placeholder="learning_rate = 0.01, 0.001"${invalid('grid')}>${values.grid ?? ''}</textarea>
+    ${errors.grid ? html`<p class="field-error" id="add-process-grid-error">${errors.grid}</p>` : ''}
+    <p class="hint">${t('sweepGridHint')}</p>
   </div>
   <div class="field">
     <label><input id="add-process-start" name="start" type="checkbox" value="on"${values.start ? ' checked' : ''}> ${t('startNow')}</label>

@@ -115,7 +115,7 @@ export function processRow(
 }
 
 /** "· attempt 2/4" while a restart chain is under way (or has ended past its first attempt). */
-function attemptNote(view: ProcessView, locale: Locale): Html | string {
+export function attemptNote(view: ProcessView, locale: Locale): Html | string {
   if (view.maxAttempts <= 1 || (view.attempt <= 1 && !isActive(view.status))) return '';
   const text = fill(translator(locale)('attemptOf'), { n: String(view.attempt), of: String(view.maxAttempts) });
   return html` <span class="attempt" data-attempt="${view.attempt}">· ${text}</span>`;

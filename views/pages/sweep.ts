@@ -6,7 +6,8 @@ import type { SweepProcess } from '../../services/sweeps.js';
 import { html, jsonForScript, type Html } from '../html.js';
 import { translator } from '../i18n.js';
 import { layout, type PageContext } from '../layout.js';
-import { processUrl, statusBadge } from '../fragments/process.js';
+import { isActive } from '../../domain/status.js';
+import { attemptNote, processUrl, statusBadge } from '../fragments/process.js';
 
 export interface SweepPageState {
   id: number;
@@ -58,8 +59,7 @@ export function sweepPage(ctx: PageContext, state: SweepPageState): Html {
   const base = `/training/sweeps/${state.id}`;
   const sortLink = (column: string, label: string) => {
     const desc = state.sort === column ? !state.desc : column === 'final' || column === 'best';
-    const query = new URLSearchParams({ metric: state.metric, sort: column, ...(desc ? { desc: '1' } : {}) });
-    for (const id of state.compare) query.append('compare', String(id));
+    const query = pageQuery({ ...state, sort: column, desc });
     const mark = state.sort === column ? (state.desc ? ' ↓' : ' ↑') : '';
     return html`<a href="${base}?${query.toString()}">${label}${mark}</a>`;
   };
@@ -103,27 +103,48 @@ export function sweepPage(ctx: PageContext, state: SweepPageState): Html {
                   <th class="num">${sortLink('best', `${t('sweepBest')} ${state.metric}`)}</th>
                 </tr>
               </thead>
-              <tbody>
-                ${rows.map(
-                  (p) =>
-                    html`<tr data-id="${p.id}">
-                      <td class="pick">
-                        <input type="checkbox" name="compare" value="${p.id}" aria-label="${t('sweepCompare')} #${p.id}"${state.compare.includes(p.id) ? html` checked` : ''} />
-                      </td>
-                      <td><a href="${processUrl(p.id)}/monitoring">#${p.id} ${p.name}</a></td>
-                      ${state.differing.map((key) => html`<td>${shown(p.params[key])}</td>`)}
-                      <td>${statusBadge(p.status, ctx.locale)}</td>
-                      <td class="num final">${metricText(p.final)}</td>
-                      <td class="num best">${metricText(p.best)}</td>
-                    </tr>`,
-                )}
-              </tbody>
+              ${sweepRows(ctx, state)}
             </table>
               <p><button type="submit" id="compare-button">${t('sweepCompare')}</button> <span class="muted">${t('sweepCompareHint')}</span></p>
             </form>
             ${compareSection(ctx, state, base)}`
       }`,
   );
+}
+
+/** The query that shows the page as it is now: metric, order and ticked processes. */
+function pageQuery(state: Pick<SweepPageState, 'metric' | 'sort' | 'desc' | 'compare'>): URLSearchParams {
+  const query = new URLSearchParams({ metric: state.metric, sort: state.sort, ...(state.desc ? { desc: '1' } : {}) });
+  for (const id of state.compare) query.append('compare', String(id));
+  return query;
+}
+
+/**
+ * The table's rows. While any process is under way they fetch themselves again every two
+ * seconds (htmx), so statuses and values fill in live; the ticked boxes are kept as they are
+ * (hx-preserve), and the last answer, with nothing under way, stops asking.
+ */
+export function sweepRows(ctx: Pick<PageContext, 'locale'>, state: SweepPageState): Html {
+  const t = translator(ctx.locale);
+  const live = state.processes.some((p) => isActive(p.status));
+  const poll = live
+    ? html` hx-get="/training/sweeps/${state.id}/rows?${pageQuery(state).toString()}" hx-trigger="every 2s" hx-swap="outerHTML"`
+    : '';
+  return html`<tbody id="sweep-rows"${poll}>
+    ${sortedRows(state).map(
+      (p) =>
+        html`<tr data-id="${p.id}">
+          <td class="pick">
+            <input type="checkbox" id="compare-${p.id}" hx-preserve name="compare" value="${p.id}" aria-label="${t('sweepCompare')} #${p.id}"${state.compare.includes(p.id) ? html` checked` : ''} />
+          </td>
+          <td><a href="${processUrl(p.id)}/monitoring">#${p.id} ${p.name}</a></td>
+          ${state.differing.map((key) => html`<td>${shown(p.params[key])}</td>`)}
+          <td>${statusBadge(p.status, ctx.locale)}${attemptNote(p, ctx.locale)}</td>
+          <td class="num final">${metricText(p.final)}</td>
+          <td class="num best">${metricText(p.best)}</td>
+        </tr>`,
+    )}
+  </tbody>`;
 }
 
 function compareSection(ctx: PageContext, state: SweepPageState, base: string): Html {

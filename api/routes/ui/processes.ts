@@ -17,7 +17,7 @@ import {
 import { listProcesses, SORT_KEYS, type SortKey, type SortOrder } from '../../../services/process-list.js';
 import { STATUSES, type ProcessStatus } from '../../../domain/status.js';
 import { DEFAULT_LIST, type ListOptions } from '../../../views/fragments/process-list-controls.js';
-import { createProcesses, renameProcess, validProcessName } from '../../../services/sweeps.js';
+import { createProcesses, createSweep, renameProcess, validProcessName } from '../../../services/sweeps.js';
 import { html } from '../../../views/html.js';
 import type { TemplateView } from '../../../services/templates.js';
 import { addProcessForm, type AddProcessFormState } from '../../../views/fragments/add-process-form.js';
@@ -167,6 +167,7 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
             Type.Union([Type.String({ maxLength: 20 }), Type.Array(Type.String({ maxLength: 20 }), { maxItems: 100 })]),
           ),
           params: Type.Optional(Type.String({ maxLength: 65536 })),
+          grid: Type.Optional(Type.String({ maxLength: 65536 })),
           perMachine: Type.Optional(Type.String({ maxLength: 20 })),
           name: Type.Optional(Type.String({ maxLength: 1000 })),
           start: Type.Optional(Type.String({ maxLength: 20 })),
@@ -182,37 +183,62 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
       const values = {
         machineIds,
         params: body.params ?? '',
+        grid: body.grid ?? '',
         perMachine: body.perMachine ?? '1',
         name: body.name ?? '',
         start: body.start !== undefined,
       };
       const { input, errors } = readForm(values, template.id, request.locale);
       let created: ProcessView[] | null = null;
+      let sweepId: number | null = null;
       if (input) {
         const params = input.params ? { params: input.params } : {};
         try {
-          // One machine, one process, nothing else asked: the single create, as it always was.
-          created =
-            input.machineIds.length === 1 && input.perMachine === 1 && input.name === null && !input.start
-              ? [
-                  await createProcess(services, {
+          if (input.grid) {
+            // A sweep: one process per combination, the fixed params as one-value lines.
+            const fixed = Object.fromEntries(
+              Object.entries(input.params ?? {})
+                .filter(([key]) => !(key in input.grid!))
+                .map(([key, value]) => [key, [value]]),
+            );
+            const sweep = await createSweep(services, input.templateId, {
+              machineIds: input.machineIds,
+              grid: { ...input.grid, ...fixed },
+              start: input.start,
+              ...(input.name === null ? {} : { name: input.name }),
+            });
+            sweepId = sweep.id;
+            created = sweep.processes;
+          } else {
+            // One machine, one process, nothing else asked: the single create, as it always was.
+            created =
+              input.machineIds.length === 1 && input.perMachine === 1 && input.name === null && !input.start
+                ? [
+                    await createProcess(services, {
+                      templateId: input.templateId,
+                      machineId: input.machineIds[0]!,
+                      ...params,
+                    }),
+                  ]
+                : await createProcesses(services, {
                     templateId: input.templateId,
-                    machineId: input.machineIds[0]!,
+                    machineIds: input.machineIds,
+                    perMachine: input.perMachine,
+                    start: input.start,
                     ...params,
-                  }),
-                ]
-              : await createProcesses(services, {
-                  templateId: input.templateId,
-                  machineIds: input.machineIds,
-                  perMachine: input.perMachine,
-                  start: input.start,
-                  ...params,
-                  ...(input.name === null ? {} : { name: input.name }),
-                });
+                    ...(input.name === null ? {} : { name: input.name }),
+                  });
+          }
         } catch (error) {
           if (!(error instanceof ServiceError) || error.code !== 'invalid') throw error;
           const field = error.field === 'machineIds' ? 'machineId' : error.field;
-          if (field === 'machineId' || field === 'params' || field === 'perMachine' || field === 'name')
+          if (
+            field === 'machineId' ||
+            field === 'params' ||
+            field === 'grid' ||
+            field === 'perMachine' ||
+            field === 'name'
+          )
             errors[field] = error.in(request.locale);
           else errors.form = error.in(request.locale);
         }
@@ -224,13 +250,27 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
         reply.header('HX-Retarget', '#add-process').header('HX-Reswap', 'innerHTML');
         return sendHtml(reply, addProcessForm(request.locale, state), 422);
       }
-      for (const view of created)
+      if (sweepId !== null)
         auditAs(request, {
-          action: 'process.create',
-          targetType: 'process',
-          targetId: view.id,
-          detail: { templateId: template.id, machineId: view.machineId },
+          action: 'sweep.create',
+          targetType: 'sweep',
+          targetId: sweepId,
+          detail: { templateId: template.id, processIds: created.map((view) => view.id) },
         });
+      else
+        for (const view of created)
+          auditAs(request, {
+            action: 'process.create',
+            targetType: 'process',
+            targetId: view.id,
+            detail: { templateId: template.id, machineId: view.machineId },
+          });
+      if (sweepId !== null) {
+        // The sweep's own page, where its processes are side by side and fill in as they run.
+        const to = `/training/sweeps/${sweepId}`;
+        if (isHtmx(request)) return reply.header('HX-Redirect', to).code(200).send('');
+        return reply.redirect(to, 303);
+      }
       if (!isHtmx(request)) return reply.redirect(`/training/templates/${template.id}/processes`, 303);
       const versions = await statusVersions(
         deps.db,
@@ -426,13 +466,52 @@ interface FormInput {
   templateId: number;
   machineIds: number[];
   params?: Record<string, unknown>;
+  /** A sweep's values per param, when the grid field was filled in. */
+  grid?: Record<string, unknown[]>;
   perMachine: number;
   name: string | null;
   start: boolean;
 }
 
+/** A value of a grid line: JSON when it reads as JSON (numbers, true, "quoted"), else the text itself. */
+function gridValue(raw: string): unknown {
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return raw;
+  }
+}
+
+/**
+ * The grid field: one `name = value, value, …` per line, or a JSON object of lists. Null
+ * when empty; an error message (in the form's language) when a line cannot be read.
+ */
+function readGrid(text: string, t: ReturnType<typeof translator>): Record<string, unknown[]> | string | null {
+  const trimmed = text.trim();
+  if (trimmed === '') return null;
+  if (trimmed.startsWith('{')) {
+    try {
+      const parsed: unknown = JSON.parse(trimmed);
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return t('mustBeObject');
+      return Object.fromEntries(
+        Object.entries(parsed as Record<string, unknown>).map(([key, value]) => [key, [value].flat()]),
+      );
+    } catch (error) {
+      return fill(t('invalidJson'), { detail: (error as Error).message });
+    }
+  }
+  const grid: Record<string, unknown[]> = {};
+  for (const [i, line] of trimmed.split(/\r?\n/).entries()) {
+    if (line.trim() === '') continue;
+    const match = /^\s*([^=\s][^=]*?)\s*=\s*(.*\S)\s*$/.exec(line);
+    if (!match) return fill(t('sweepGridLine'), { line: String(i + 1) });
+    grid[match[1]!] = match[2]!.split(',').map((value) => gridValue(value.trim()));
+  }
+  return grid;
+}
+
 function readForm(
-  values: { machineIds: string[]; params: string; perMachine: string; name: string; start: boolean },
+  values: { machineIds: string[]; params: string; grid: string; perMachine: string; name: string; start: boolean },
   templateId: number,
   locale: Locale,
 ): { input: FormInput | null; errors: NonNullable<AddProcessFormState['errors']> } {
@@ -452,6 +531,9 @@ function readForm(
       errors.params = fill(t('invalidJson'), { detail: (error as Error).message });
     }
   }
+  const grid = readGrid(values.grid, t);
+  if (typeof grid === 'string') errors.grid = grid;
+  else if (grid && perMachine > 1) errors.perMachine = t('sweepGridPerMachine');
   let name: string | null = null;
   try {
     name = validProcessName(values.name);
@@ -465,6 +547,7 @@ function readForm(
       templateId,
       machineIds: machineIds as number[],
       ...(params ? { params } : {}),
+      ...(grid && typeof grid !== 'string' ? { grid } : {}),
       perMachine,
       name,
       start: values.start,

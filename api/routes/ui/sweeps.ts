@@ -7,7 +7,7 @@ import { Type } from 'typebox';
 import { notFound, THINGS } from '../../../services/errors.js';
 import { comparedIds, MAX_COMPARED, sweepCurves } from '../../../services/sweep-curves.js';
 import { getSweep, sweepTemplate } from '../../../services/sweeps.js';
-import { sweepPage } from '../../../views/pages/sweep.js';
+import { sweepPage, sweepRows } from '../../../views/pages/sweep.js';
 import { authorize, can, intParam } from '../../access.js';
 import type { AppDeps } from '../../deps.js';
 import { pageContext } from '../pages.js';
@@ -17,6 +17,20 @@ import { sendHtml } from './common.js';
 /** Ticked processes: `compare=1&compare=2` (a single value is a list of one). */
 const Compare = Type.Optional(Type.Array(Type.String({ maxLength: 12 }), { maxItems: MAX_COMPARED }));
 
+/** What the page and its rows are asked with: the metric, the order and the ticked processes. */
+const PageQuery = Type.Object({
+  metric: Type.Optional(Type.String({ maxLength: 200 })),
+  sort: Type.Optional(Type.String({ maxLength: 200 })),
+  desc: Type.Optional(Type.String({ maxLength: 5 })),
+  compare: Compare,
+  lang: Type.Optional(Type.String()),
+});
+
+/** The table's order: by the final value, highest first, unless asked otherwise. */
+function order(query: { sort?: string; desc?: string }): { sort: string; desc: boolean } {
+  return { sort: query.sort ?? 'final', desc: query.sort === undefined ? true : query.desc === '1' };
+}
+
 export async function sweepRoutes(parent: FastifyInstance, { deps }: { deps: AppDeps }) {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -25,13 +39,7 @@ export async function sweepRoutes(parent: FastifyInstance, { deps }: { deps: App
     {
       schema: {
         params: PathIdParams,
-        querystring: Type.Object({
-          metric: Type.Optional(Type.String({ maxLength: 200 })),
-          sort: Type.Optional(Type.String({ maxLength: 200 })),
-          desc: Type.Optional(Type.String({ maxLength: 5 })),
-          compare: Compare,
-          lang: Type.Optional(Type.String()),
-        }),
+        querystring: PageQuery,
       },
     },
     async (request, reply) => {
@@ -41,10 +49,32 @@ export async function sweepRoutes(parent: FastifyInstance, { deps }: { deps: App
         reply,
         sweepPage(pageContext(request), {
           ...sweep,
-          sort: request.query.sort ?? 'final',
-          desc: request.query.sort === undefined ? true : request.query.desc === '1',
+          ...order(request.query),
           compare,
           curves,
+        }),
+      );
+    },
+  );
+
+  // The table's rows alone: what the page fetches every two seconds while processes run.
+  app.get(
+    '/training/sweeps/:id/rows',
+    {
+      schema: {
+        params: PathIdParams,
+        querystring: PageQuery,
+      },
+    },
+    async (request, reply) => {
+      const { sweep, compare } = await load(request.params.id, request);
+      return sendHtml(
+        reply.header('cache-control', 'no-store'),
+        sweepRows(pageContext(request), {
+          ...sweep,
+          ...order(request.query),
+          compare,
+          curves: [],
         }),
       );
     },
