@@ -114,6 +114,9 @@ describe('a sweep added in the processes form, in a browser', () => {
       // Spread round robin over the two machines: three points each.
       for (const machine of machines) expect(made.filter((p) => p.machineId === machine.id)).toHaveLength(3);
       const crashing = made.find((p) => p.params.learning_rate === 0.003 && p.params.batch_size === 16)!.id;
+      // A box ticked while the rows refresh themselves stays ticked.
+      const ticked = page.locator(`#compare-${made[0]!.id}`);
+      await ticked.check();
 
       // Seen running in the table, then every row completed — all through the page's own refreshes.
       const seen = new Set<string>();
@@ -135,6 +138,7 @@ describe('a sweep added in the processes form, in a browser', () => {
       for (const cell of await page.locator('#sweep-rows td.final').allTextContents())
         expect(cell.trim()).not.toBe('—');
       expect(await page.evaluate(() => (globalThis as { sweepMark?: number }).sweepMark)).toBe(1);
+      expect(await ticked.isChecked()).toBe(true);
       // Nothing under way: the rows stopped asking for themselves.
       expect(await page.locator('#sweep-rows').getAttribute('hx-trigger')).toBeNull();
       expect(pageErrors).toEqual([]);
