@@ -3,7 +3,7 @@
 // (services/process-workflow.ts), are flagged `trainerMayRemain`: once the machine
 // answers, any that is still alive is stopped and noted in its process's log, never
 // re-adopted.
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { processEvents, runs } from '../db/schema.js';
 import { graceMsOf, handleOf } from '../activities/machine-context.js';
@@ -16,6 +16,9 @@ export interface LostTrainerDeps {
   executor(): Executor;
 }
 
+/** The advisory lock (with the run id) that lets one reaper at a time look at a run. */
+const REAP_LOCK = 0x7472_6c74; // "trlt"
+
 /** Stops the flagged trainers still alive on the machine; returns how many it stopped. */
 export async function reapLostTrainers({ db, machine, executor }: LostTrainerDeps): Promise<number> {
   const lost = await db
@@ -24,15 +27,20 @@ export async function reapLostTrainers({ db, machine, executor }: LostTrainerDep
     .where(and(eq(runs.machineId, machine.id), eq(runs.trainerMayRemain, true)));
   let stopped = 0;
   for (const { id } of lost) {
-    // One reaper per run, when several workers serve the machine: the others skip it.
-    // The row stays locked until the trainer is gone; if the machine fails to answer, the
-    // flag stays set for the next look.
+    // One reaper per run, when several workers serve the machine: the others skip it. An
+    // advisory lock, not the row's: ingest locks the run's row for every batch it commits
+    // (metrics/store.ts), and a reaper that skipped a locked row skipped a trainer that was
+    // still writing, until the next periodic probe. The lock is held until the trainer is
+    // gone; if the machine fails to answer, the flag stays set for the next look.
     await db.transaction(async (tx) => {
+      const [lock] = await tx.execute<{ got: boolean }>(
+        sql`select pg_try_advisory_xact_lock(${REAP_LOCK}, ${id}) as got`,
+      );
+      if (!lock?.got) return;
       const [run] = await tx
         .select()
         .from(runs)
-        .where(and(eq(runs.id, id), eq(runs.trainerMayRemain, true)))
-        .for('update', { skipLocked: true });
+        .where(and(eq(runs.id, id), eq(runs.trainerMayRemain, true)));
       if (!run) return;
       const handle = handleOf(run) ?? (run.runDir ? await executor().readHandle(run.runDir) : null);
       if (handle && (await executor().inspect(handle)).alive) {
