@@ -116,7 +116,8 @@ const en = {
   startNow: 'Start now (queue for free slots)',
   sweepGrid: 'Parameter sweep (optional)',
   sweepGridHint:
-    'One line per hyperparameter: name = value, value, … One process per combination, spread over the chosen machines; the sweep page shows them side by side.',
+    'One line per hyperparameter: name = value, value, … One process per combination, ' +
+    'spread over the chosen machines; the sweep page shows them side by side.',
   sweepGridLine: 'Line {line}: write name = value, value, …',
   sweepGridPerMachine: 'A sweep makes one process per combination: leave processes per machine at 1.',
   rename: 'Rename',
@@ -489,7 +490,8 @@ const ru: Record<MessageKey, string> = {
   startNow: 'Запустить сразу (в очередь на свободные слоты)',
   sweepGrid: 'Перебор параметров (необязательно)',
   sweepGridHint:
-    'По строке на гиперпараметр: имя = значение, значение, … Один процесс на каждое сочетание, по выбранным машинам по очереди; страница перебора покажет их рядом.',
+    'По строке на гиперпараметр: имя = значение, значение, … Один процесс на каждое сочетание, ' +
+    'по выбранным машинам по очереди; страница перебора покажет их рядом.',
   sweepGridLine: 'Строка {line}: пишите имя = значение, значение, …',
   sweepGridPerMachine: 'Перебор создаёт по процессу на сочетание: оставьте «Процессов на машину» равным 1.',
   rename: 'Переименовать',
