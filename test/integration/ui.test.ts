@@ -410,6 +410,7 @@ describe('adding a process', () => {
     for (const [fields, field, text] of [
       [[['grid', 'learning_rate 0.1']], 'grid', 'Строка 1: пишите имя = значение, значение, …'],
       [[['grid', 'momentum = 0.9']], 'grid', 'нет среди гиперпараметров шаблона'],
+      [[['grid', '__proto__ = 1\nlearning_rate = 0.1']], 'grid', 'нет среди гиперпараметров шаблона'],
       [
         [
           ['grid', 'learning_rate = 0.1'],

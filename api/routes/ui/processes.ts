@@ -198,7 +198,7 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
             // A sweep: one process per combination, the fixed params as one-value lines.
             const fixed = Object.fromEntries(
               Object.entries(input.params ?? {})
-                .filter(([key]) => !(key in input.grid!))
+                .filter(([key]) => !Object.hasOwn(input.grid!, key))
                 .map(([key, value]) => [key, [value]]),
             );
             const sweep = await createSweep(services, input.templateId, {
@@ -500,14 +500,15 @@ function readGrid(text: string, t: ReturnType<typeof translator>): Record<string
       return fill(t('invalidJson'), { detail: (error as Error).message });
     }
   }
-  const grid: Record<string, unknown[]> = {};
+  // Entries, then an object of own properties: a line named __proto__ is a param like any other.
+  const lines: Array<[string, unknown[]]> = [];
   for (const [i, line] of trimmed.split(/\r?\n/).entries()) {
     if (line.trim() === '') continue;
     const match = /^\s*([^=\s][^=]*?)\s*=\s*(.*\S)\s*$/.exec(line);
     if (!match) return fill(t('sweepGridLine'), { line: String(i + 1) });
-    grid[match[1]!] = match[2]!.split(',').map((value) => gridValue(value.trim()));
+    lines.push([match[1]!, match[2]!.split(',').map((value) => gridValue(value.trim()))]);
   }
-  return grid;
+  return Object.fromEntries(lines);
 }
 
 function readForm(
