@@ -63,7 +63,6 @@ export function sweepPage(ctx: PageContext, state: SweepPageState): Html {
     const mark = state.sort === column ? (state.desc ? ' ↓' : ' ↑') : '';
     return html`<a href="${base}?${query.toString()}">${label}${mark}</a>`;
   };
-  const rows = sortedRows(state);
   return layout(
     { ...ctx, section: 'training' },
     `${t('sweepTitle')} · ${state.name}`,
@@ -86,7 +85,7 @@ export function sweepPage(ctx: PageContext, state: SweepPageState): Html {
         <button type="submit">${t('sweepShow')}</button>
       </form>
       ${
-        rows.length === 0
+        state.processes.length === 0
           ? html`<p class="empty">${t('sweepNoProcesses')}</p>`
           : html`<form id="sweep-compare" method="get" action="${base}">
               <input type="hidden" name="metric" value="${state.metric}" />

@@ -195,15 +195,11 @@ export async function processRoutes(parent: FastifyInstance, { deps }: { deps: A
         const params = input.params ? { params: input.params } : {};
         try {
           if (input.grid) {
-            // A sweep: one process per combination, the fixed params as one-value lines.
-            const fixed = Object.fromEntries(
-              Object.entries(input.params ?? {})
-                .filter(([key]) => !Object.hasOwn(input.grid!, key))
-                .map(([key, value]) => [key, [value]]),
-            );
+            // A sweep: one process per combination; the fixed params are one-value lines the grid's own override.
+            const fixed = Object.entries(input.params ?? {}).map(([key, value]): [string, unknown[]] => [key, [value]]);
             const sweep = await createSweep(services, input.templateId, {
               machineIds: input.machineIds,
-              grid: { ...input.grid, ...fixed },
+              grid: { ...Object.fromEntries(fixed), ...input.grid },
               start: input.start,
               ...(input.name === null ? {} : { name: input.name }),
             });
