@@ -10,6 +10,7 @@ import { pgText } from '../domain/pg-text.js';
 import type { Notifier } from '../services/notifications.js';
 import { NO_TELEMETRY, type WorkerTelemetry } from '../telemetry/hooks.js';
 import { restartPolicyOf } from '../domain/restart.js';
+import { ownedOnly } from './ownership.js';
 import { recordProcessEvent } from './process-events.js';
 import type { ControlActivities, CreatedRun, CreateRunOptions, StatusRecord } from './types.js';
 
@@ -115,7 +116,7 @@ export function createControlActivities({
     });
   }
 
-  return {
+  const activities: ControlActivities = {
     async recordStatus(record: StatusRecord) {
       // The version guard: a late (retried) write never overwrites a newer status.
       await db
@@ -213,4 +214,16 @@ export function createControlActivities({
       });
     },
   };
+  // A workflow writes only its own process's rows (activities/ownership.ts).
+  return ownedOnly(db, activities, {
+    recordStatus: (record) => ({ processId: record.processId }),
+    createRun: (processId) => ({ processId }),
+    beginRun: (processId) => ({ processId }),
+    acquireSlot: (runId) => ({ runId }),
+    releaseSlot: (runId) => ({ runId }),
+    finishRun: (runId) => ({ runId }),
+    noteEvent: (processId) => ({ processId }),
+    recordEvent: (event) => ({ processId: event.processId }),
+    deleteProcessData: (processId) => ({ processId }),
+  });
 }

@@ -18,6 +18,7 @@ import { reportingNonFiniteLoss } from '../metrics/non-finite-loss.js';
 import { nonFiniteText } from '../domain/notifications.js';
 import type { Notifier } from '../services/notifications.js';
 import { launchTrainer } from './launch.js';
+import { ownedOnly } from './ownership.js';
 import { heartbeating, type MachineContext } from './machine-context.js';
 import { stopTrainer } from './stop.js';
 import { NO_TELEMETRY, type WorkerTelemetry } from '../telemetry/hooks.js';
@@ -135,7 +136,13 @@ export function createMachineActivities(deps: MachineDeps): {
   };
 
   return {
-    activities,
+    // A workflow launches, watches, stops and removes only its own process's runs (activities/ownership.ts).
+    activities: ownedOnly(db, activities, {
+      launchTrainer: (runId) => ({ runId }),
+      runTraining: (runId) => ({ runId }),
+      stopTrainer: (runId) => ({ runId }),
+      removeRunDirs: (processId) => ({ processId }),
+    }),
     executor,
     dispose: async () => {
       await built?.close();

@@ -130,6 +130,8 @@ export interface DeliveryInput {
   channelId: number;
   payload: NotificationPayload;
   retry: DeliveryRetry;
+  /** The installation whose control queue delivers it; absent in deliveries started before installation ids. */
+  installation?: string;
 }
 
 export interface NotificationActivities {

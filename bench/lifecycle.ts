@@ -19,7 +19,6 @@ import { createExecutor, type Executor } from '../executors/index.js';
 import { machines, templates } from '../db/schema.js';
 import { encryptSecret } from '../lib/keybox.js';
 import { act, createProcess, type ProcessDeps } from '../services/processes.js';
-import { trainingProcessWorkflowId } from '../workflows/messages.js';
 import { seed } from '../services/seed.js';
 import { startSshd } from '../test/support/sshd.js';
 import {
@@ -65,6 +64,7 @@ interface Cycle {
 /** What a product cycle leaves for the timeline: its process and the bench's own clock readings. */
 interface Marks {
   processId: number;
+  workflowId: string;
   startAt: number;
   stopAt: number;
   exitAt: number;
@@ -75,7 +75,7 @@ interface Marks {
  * wrote), when it completed, in ms after a mark — from the Temporal history's event times.
  */
 async function timeline(client: Client, marks: Marks): Promise<{ label: string; atMs: number }[]> {
-  const workflowId = trainingProcessWorkflowId(marks.processId);
+  const workflowId = marks.workflowId;
   let history = await client.workflow.getHandle(workflowId).fetchHistory();
   const previous = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
   if (previous) history = await client.workflow.getHandle(workflowId, previous).fetchHistory();
@@ -231,7 +231,7 @@ await run('lifecycle', async () => {
     const stamps = await stampsIn(runDir);
     const stoppedAt = await stopped;
     await stopping;
-    into?.push({ processId: created.id, startAt, stopAt, exitAt: stamps.exit });
+    into?.push({ processId: created.id, workflowId: created.workflowId, startAt, stopAt, exitAt: stamps.exit });
     return { start, term: stamps.term - stopAt, stopped: stoppedAt - stamps.exit };
   }
 

@@ -14,7 +14,6 @@ import { machines, templates } from '../db/schema.js';
 import { act, createProcess, statusCounts, type ProcessDeps } from '../services/processes.js';
 import { ServiceError } from '../services/errors.js';
 import { seed } from '../services/seed.js';
-import { trainingProcessWorkflowId } from '../workflows/messages.js';
 import {
   ADMIN_PASSWORD,
   count,
@@ -121,11 +120,11 @@ await run('scale', async () => {
   const idle = memoryOf(worker.pid);
   log(`worker polling, RSS ${mib(idle.rss)}`);
 
-  const ids = (
-    await pool(Array.from({ length: P }), CONCURRENCY, () =>
-      createProcess(deps, { templateId: template!.id, machineId: local!.id }),
-    )
-  ).map((p) => p.id);
+  const created = await pool(Array.from({ length: P }), CONCURRENCY, () =>
+    createProcess(deps, { templateId: template!.id, machineId: local!.id }),
+  );
+  const ids = created.map((p) => p.id);
+  const workflowIds = new Map(created.map((p) => [p.id, p.workflowId]));
   const startAt = performance.now();
   let startsSentS: number | null = null;
   const starting = pool(ids, CONCURRENCY, (id) => act(deps, id, 'start'), abandon.signal).then(() => {
@@ -232,7 +231,7 @@ await run('scale', async () => {
     const lengths: number[] = [];
     let runId: string | undefined;
     for (;;) {
-      const history = await deps.client.workflow.getHandle(trainingProcessWorkflowId(id), runId).fetchHistory();
+      const history = await deps.client.workflow.getHandle(workflowIds.get(id)!, runId).fetchHistory();
       lengths.push(history.events?.length ?? 0);
       runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
       if (!runId) return lengths;

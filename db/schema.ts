@@ -17,6 +17,7 @@ import {
   text,
   timestamp,
   uniqueIndex,
+  uuid,
 } from 'drizzle-orm/pg-core';
 import type { RestartPolicy } from '../domain/restart.js';
 
@@ -206,6 +207,14 @@ export const processes = pgTable(
     attempt: integer('attempt').notNull().default(1),
     /** The current run wrote no metric line for its template's stallSeconds. */
     stalled: boolean('stalled').notNull().default(false),
+    /** Random and never reused: with the installation id it names the process's workflow. */
+    key: uuid('key').notNull().defaultRandom().unique(),
+    /**
+     * The id of the process's workflow, fixed when the row is made: `''` (the default) asks the
+     * trainyard_process_workflow_id trigger to name it `trainyard-<installation>-process-<id>-<key>`
+     * (db/migrations/0012_workflow_ids.sql). Rows from before it keep `training-process-<id>`.
+     */
+    workflowId: text('workflow_id').notNull().default('').unique(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

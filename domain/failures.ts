@@ -25,6 +25,11 @@ export const FAILURE = {
   trainerOutputRejected: 'TrainerOutputRejected',
   /** The trainer wrote no metric line for its template's stallSeconds, and the template restarts stalled runs. */
   stalled: 'Stalled',
+  /**
+   * The process or run an activity names belongs to another workflow (a restored backup gave its id to a new
+   * row): the activity refuses, and the workflow ends without touching it (activities/ownership.ts).
+   */
+  notOwner: 'NotOwner',
 } as const;
 export type FailureType = (typeof FAILURE)[keyof typeof FAILURE];
 

@@ -9,7 +9,8 @@ import type { FetchedHostKey } from '../activities/types.js';
 import type { Db } from '../db/client.js';
 import { FAILURE } from '../domain/failures.js';
 import type { fetchHostKeyWorkflow } from '../workflows/fetch-host-key.js';
-import { CONTROL_TASK_QUEUE, fetchHostKeyWorkflowId } from '../workflows/messages.js';
+import { controlTaskQueue, fetchHostKeyWorkflowId } from '../workflows/messages.js';
+import { installationOf } from './installation.js';
 import { invalid, ServiceError } from './errors.js';
 import { getMachine, validAddress } from './machines.js';
 
@@ -42,11 +43,12 @@ export async function fetchHostKey(
   // The built-in machine has no address of its own to read: any worker will do.
   const machine = options.machineId != null ? await getMachine(deps.db, options.machineId) : null;
   const served = machine?.kind === 'ssh' ? machine : null;
+  const installation = await installationOf(deps.db);
   try {
     const found = await deps.client.workflow.execute<typeof fetchHostKeyWorkflow>('fetchHostKeyWorkflow', {
-      taskQueue: CONTROL_TASK_QUEUE,
-      workflowId: fetchHostKeyWorkflowId(crypto.randomBytes(6).toString('hex')),
-      args: [{ address: valid, machineId: served?.id ?? null, timeoutMs: options.timeoutMs ?? 10_000 }],
+      taskQueue: controlTaskQueue(installation),
+      workflowId: fetchHostKeyWorkflowId(installation, crypto.randomBytes(6).toString('hex')),
+      args: [{ address: valid, machineId: served?.id ?? null, timeoutMs: options.timeoutMs ?? 10_000, installation }],
       workflowExecutionTimeout: HOST_KEY_ANSWER_MS,
     });
     return { address: valid, ...found };

@@ -11,7 +11,8 @@ import { parseFingerprint } from '../executors/index.js';
 import type { Db } from '../db/client.js';
 import { machines, processes } from '../db/schema.js';
 import { encryptSecret, KeyboxError, readKeyFile } from '../lib/keybox.js';
-import { CONTROL_TASK_QUEUE, probeMachineWorkflowId } from '../workflows/messages.js';
+import { controlTaskQueue, probeMachineWorkflowId } from '../workflows/messages.js';
+import { installationOf } from './installation.js';
 import type { probeMachineWorkflow } from '../workflows/probe-machine.js';
 import { invalid, notFound, ServiceError, THINGS } from './errors.js';
 import { LOCAL_MACHINE_NAME } from './seed.js';
@@ -372,11 +373,12 @@ export async function probeMachine(deps: { db: Db; client: Client }, id: number)
       en: `Machine "${machine.name}" is disabled; no worker serves it. Enable it to probe it.`,
       ru: `Машина «${machine.name}» выключена, её не обслуживает ни один воркер. Включите её, чтобы проверить.`,
     });
+  const installation = await installationOf(deps.db);
   try {
     return await deps.client.workflow.execute<typeof probeMachineWorkflow>('probeMachineWorkflow', {
-      taskQueue: CONTROL_TASK_QUEUE,
-      workflowId: probeMachineWorkflowId(id, crypto.randomBytes(6).toString('hex')),
-      args: [id],
+      taskQueue: controlTaskQueue(installation),
+      workflowId: probeMachineWorkflowId(installation, id, crypto.randomBytes(6).toString('hex')),
+      args: [id, installation],
       workflowExecutionTimeout: '2 minutes',
     });
   } catch (error) {

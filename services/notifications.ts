@@ -8,14 +8,15 @@ import { and, arrayContains, eq, isNull, or, sql } from 'drizzle-orm';
 import crypto from 'node:crypto';
 import type { DeliveryInput, DeliveryRetry } from '../activities/types.js';
 import type { Db } from '../db/client.js';
-import { appState, notificationChannels, notificationSubscriptions, runs, users } from '../db/schema.js';
+import { notificationChannels, notificationSubscriptions, runs, users } from '../db/schema.js';
 import {
   eventKey,
   notificationWorkflowId,
   type NotificationEvent,
   type NotificationPayload,
 } from '../domain/notifications.js';
-import { CONTROL_TASK_QUEUE } from '../workflows/messages.js';
+import { controlTaskQueue } from '../workflows/messages.js';
+import { installationId } from './installation.js';
 import { notFound, THINGS } from './errors.js';
 import { getProcess, type ProcessView } from './processes.js';
 
@@ -65,21 +66,6 @@ export interface Notifier {
   sendTest(channelId: number): Promise<Announced>;
 }
 
-const INSTALLATION_KEY = 'installation_id';
-
-/**
- * A random id for this installation, made once: delivery workflow ids carry it, so two
- * installations sharing a Temporal namespace never take each other's events for repeats.
- */
-export async function installationId(db: Db): Promise<string> {
-  await db
-    .insert(appState)
-    .values({ key: INSTALLATION_KEY, value: crypto.randomBytes(6).toString('hex') })
-    .onConflictDoNothing();
-  const [row] = await db.select().from(appState).where(eq(appState.key, INSTALLATION_KEY));
-  return String(row!.value);
-}
-
 /**
  * Channel ids with a subscription for this event of the process's template, by an active user: asked first, so an
  * event nobody subscribed to (most runs) costs one query.
@@ -118,10 +104,11 @@ export function createNotifier({ db, client, retry }: NotifierDeps): Notifier {
 
   /** Starts the delivery unless this event's delivery to the channel was started before (then false). */
   async function deliver(channelId: number, payload: NotificationPayload): Promise<boolean> {
-    const input: DeliveryInput = { channelId, payload, retry: policy };
+    const installation = await installationOnce();
+    const input: DeliveryInput = { channelId, payload, retry: policy, installation };
     try {
       await client.workflow.start('notificationDeliveryWorkflow', {
-        taskQueue: CONTROL_TASK_QUEUE,
+        taskQueue: controlTaskQueue(installation),
         workflowId: notificationWorkflowId(payload.id, channelId),
         args: [input],
         // Closed or running, a delivery of the same key is the same event: never a second one.

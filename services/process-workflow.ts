@@ -14,9 +14,10 @@ import { and, eq, inArray, isNull, or, isNotNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { auditEvents, machines, processEvents, processes, runs, slotLeases, templates } from '../db/schema.js';
 import { isActive, isStatus, type ProcessStatus } from '../domain/status.js';
-import { CONTROL_TASK_QUEUE, SEARCH_KEYS, trainingProcessWorkflowId } from '../workflows/messages.js';
+import { controlTaskQueue, SEARCH_KEYS } from '../workflows/messages.js';
 import type { TrainingProcessInput, trainingProcessWorkflow } from '../workflows/training-process.js';
 import { ServiceError } from './errors.js';
+import { installationOf } from './installation.js';
 
 export interface ProcessWorkflowDeps {
   db: Db;
@@ -25,13 +26,17 @@ export interface ProcessWorkflowDeps {
 
 interface WorkflowTarget {
   processId: number;
+  /** The row's workflow_id (db/migrations/0012_workflow_ids.sql names new ones; old ones are `training-process-<id>`). */
+  workflowId: string;
+  /** The installation whose control queue runs it (services/installation.ts). */
+  installation: string;
   template: { id: number; name: string };
   machine: { id: number; name: string };
   /** The process's name at creation, for the memo (a rename later does not reach it). */
   name?: string | null;
 }
 
-/** Starts `training-process-<id>`; an execution already running under that id is the process's and is kept. */
+/** Starts the process's workflow; an execution already running under its id is the process's and is kept. */
 export async function startProcessWorkflow(
   client: Client,
   target: WorkflowTarget,
@@ -42,14 +47,15 @@ export async function startProcessWorkflow(
     processId: target.processId,
     templateId: target.template.id,
     machineId: target.machine.id,
+    installation: target.installation,
     ...(carried ? { carried } : {}),
     // Started in the same call: the workflow begins queued, with no start update to wait for.
     ...(options.start ? { start: true } : {}),
   };
   try {
     await client.workflow.start<typeof trainingProcessWorkflow>('trainingProcessWorkflow', {
-      taskQueue: CONTROL_TASK_QUEUE,
-      workflowId: trainingProcessWorkflowId(target.processId),
+      taskQueue: controlTaskQueue(target.installation),
+      workflowId: target.workflowId,
       // A closed execution of this id (terminated by hand) may be followed by a new one;
       // a running one is never replaced: concurrent starters get "already started".
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
@@ -77,10 +83,10 @@ export async function startProcessWorkflow(
   }
 }
 
-/** The state of the latest execution of the process's workflow; null when there is none. */
-export async function workflowState(client: Client, processId: number): Promise<WorkflowExecutionStatusName | null> {
+/** The state of the latest execution of a process's workflow (its row's workflow_id); null when there is none. */
+export async function workflowState(client: Client, workflowId: string): Promise<WorkflowExecutionStatusName | null> {
   try {
-    const description = await client.workflow.getHandle(trainingProcessWorkflowId(processId)).describe();
+    const description = await client.workflow.getHandle(workflowId).describe();
     return description.status.name;
   } catch (error) {
     if (error instanceof WorkflowNotFoundError) return null;
@@ -150,7 +156,7 @@ export async function restoreProcessWorkflow(deps: ProcessWorkflowDeps, processI
         .innerJoin(machines, eq(machines.id, processes.machineId))
         .where(eq(processes.id, processId));
       if (!row || row.process.deleting) return { outcome: 'gone', trainerMachines: [] };
-      const state = await workflowState(deps.client, processId);
+      const state = await workflowState(deps.client, row.process.workflowId);
       if (state === 'RUNNING' || state === 'CONTINUED_AS_NEW') return { outcome: 'running', trainerMachines: [] };
 
       const reason = closedReason(state);
@@ -232,9 +238,17 @@ export async function restoreProcessWorkflow(deps: ProcessWorkflowDeps, processI
         detail: { ...detail },
       });
       // Last, inside the lock: if it fails, the transaction is undone and the next pass tries again.
+      // A restored workflow of a row from before installation ids keeps its id but moves to the installation's queues.
       const started = await startProcessWorkflow(
         deps.client,
-        { processId, template: row.template, machine: row.machine, name: row.process.name },
+        {
+          processId,
+          workflowId: row.process.workflowId,
+          installation: await installationOf(deps.db),
+          template: row.template,
+          machine: row.machine,
+          name: row.process.name,
+        },
         {
           status,
           statusVersion,
@@ -256,9 +270,9 @@ export async function restoreProcessWorkflow(deps: ProcessWorkflowDeps, processI
 class AlreadyRunning extends Error {}
 
 /** Processes that would hold a slot or a run if their workflow were gone: the only ones a sweep needs to describe. */
-export async function processesHoldingWork(db: Db): Promise<number[]> {
-  const rows = await db
-    .selectDistinct({ id: processes.id })
+export async function processesHoldingWork(db: Db): Promise<Array<{ id: number; workflowId: string }>> {
+  return db
+    .selectDistinct({ id: processes.id, workflowId: processes.workflowId })
     .from(processes)
     .leftJoin(slotLeases, eq(slotLeases.processId, processes.id))
     .where(
@@ -271,5 +285,4 @@ export async function processesHoldingWork(db: Db): Promise<number[]> {
         ),
       ),
     );
-  return rows.map((r) => r.id);
 }

@@ -18,10 +18,10 @@ import {
   enableUpdate,
   startUpdate,
   stopUpdate,
-  trainingProcessWorkflowId,
   type ActionResult,
 } from '../workflows/messages.js';
 import { invalid, notFound, ServiceError, THINGS, type LocalizedText } from './errors.js';
+import { installationOf } from './installation.js';
 import { restoreProcessWorkflow, startProcessWorkflow } from './process-workflow.js';
 
 export interface ProcessDeps {
@@ -158,7 +158,7 @@ export function toView(row: ProcessRow, now = Date.now()): ProcessView {
     stalled: p.stalled,
     runNumber: run?.number ?? null,
     machineUnreachableSince: active ? iso(run?.unreachableSince) : null,
-    workflowId: trainingProcessWorkflowId(p.id),
+    workflowId: p.workflowId,
     createdAt: p.createdAt.toISOString(),
   };
 }
@@ -197,7 +197,14 @@ export async function createProcess(deps: ProcessDeps, input: CreateProcessInput
     .returning();
   const processId = row!.id;
   try {
-    await startProcessWorkflow(deps.client, { processId, template, machine, name: row!.name });
+    await startProcessWorkflow(deps.client, {
+      processId,
+      workflowId: row!.workflowId,
+      installation: await installationOf(deps.db),
+      template,
+      machine,
+      name: row!.name,
+    });
   } catch (error) {
     // Nothing half-made: without its workflow the process would be a dead row.
     await deps.db.delete(processes).where(eq(processes.id, processId));
@@ -230,12 +237,14 @@ function refusal(error: unknown, id: number): ServiceError | null {
   return null;
 }
 
-async function ensureExists(deps: Pick<ProcessDeps, 'db'>, id: number): Promise<void> {
+/** The process's workflow id; 404 when there is no such process (or it is being deleted). */
+async function ensureExists(deps: Pick<ProcessDeps, 'db'>, id: number): Promise<string> {
   const [row] = await deps.db
-    .select({ id: processes.id })
+    .select({ workflowId: processes.workflowId })
     .from(processes)
     .where(and(eq(processes.id, id), eq(processes.deleting, false)));
   if (!row) throw notFound(THINGS.process, id);
+  return row.workflowId;
 }
 
 /**
@@ -243,17 +252,21 @@ async function ensureExists(deps: Pick<ProcessDeps, 'db'>, id: number): Promise<
  * in the Temporal UI) or missing gets it back first, as the worker's reconciler would do
  * on its next pass, so the action works instead of answering 404.
  */
-async function update(deps: ProcessDeps, id: number, send: () => Promise<ActionResult>): Promise<ActionResult> {
-  await ensureExists(deps, id);
+async function update(
+  deps: ProcessDeps,
+  id: number,
+  send: (workflowId: string) => Promise<ActionResult>,
+): Promise<ActionResult> {
+  const workflowId = await ensureExists(deps, id);
   try {
-    return await send();
+    return await send(workflowId);
   } catch (error) {
     if (!(error instanceof WorkflowNotFoundError)) throw refusal(error, id) ?? error;
   }
   const restored = await restoreProcessWorkflow(deps, id);
   if (restored.outcome === 'gone') throw notFound(THINGS.process, id);
   try {
-    return await send();
+    return await send(workflowId);
   } catch (error) {
     throw refusal(error, id) ?? error;
   }
@@ -261,8 +274,7 @@ async function update(deps: ProcessDeps, id: number, send: () => Promise<ActionR
 
 /** start / stop / disable / enable: the workflow's validator refuses what the status table refuses (409). */
 export async function act(deps: ProcessDeps, id: number, action: Exclude<UserAction, 'delete'>): Promise<ActionResult> {
-  const handle = deps.client.workflow.getHandle(trainingProcessWorkflowId(id));
-  return update(deps, id, () => handle.executeUpdate(UPDATES[action]));
+  return update(deps, id, (workflowId) => deps.client.workflow.getHandle(workflowId).executeUpdate(UPDATES[action]));
 }
 
 /** Delete: stops first if active; the process answers 404 once its workflow has cleaned up. */
@@ -271,8 +283,11 @@ export async function deleteProcess(
   id: number,
   options: { force?: boolean } = {},
 ): Promise<ActionResult> {
-  const handle = deps.client.workflow.getHandle(trainingProcessWorkflowId(id));
-  return update(deps, id, () => handle.executeUpdate(deleteUpdate, { args: [{ force: options.force === true }] }));
+  return update(deps, id, (workflowId) =>
+    deps.client.workflow
+      .getHandle(workflowId)
+      .executeUpdate(deleteUpdate, { args: [{ force: options.force === true }] }),
+  );
 }
 
 export async function listRuns(deps: Pick<ProcessDeps, 'db'>, processId: number) {

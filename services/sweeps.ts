@@ -18,6 +18,7 @@ import {
 } from '../domain/sweep.js';
 import { invalid, notFound, ServiceError, THINGS } from './errors.js';
 import { PROCESS_LIMITS, type ProcessesInput, type SweepInput } from './inputs.js';
+import { installationOf } from './installation.js';
 import { startProcessWorkflow } from './process-workflow.js';
 import { getProcess, processQuery, toView, type ProcessDeps, type ProcessView } from './processes.js';
 import { validParams } from './templates.js';
@@ -109,12 +110,18 @@ async function createPlanned(
           ...(options.start ? { status: 'queued', statusVersion: 1 } : {}),
         })),
       )
-      .returning({ id: processes.id, machineId: processes.machineId, name: processes.name });
+      .returning({
+        id: processes.id,
+        machineId: processes.machineId,
+        name: processes.name,
+        workflowId: processes.workflowId,
+      });
     return { sweepId, rows };
   });
   const machineNames = new Map(
     (await deps.db.select({ id: machines.id, name: machines.name }).from(machines)).map((m) => [m.id, m.name]),
   );
+  const installation = await installationOf(deps.db);
   const failed: number[] = [];
   let firstError: unknown;
   await eachLimited(rows, async (row) => {
@@ -123,6 +130,8 @@ async function createPlanned(
         deps.client,
         {
           processId: row.id,
+          workflowId: row.workflowId,
+          installation,
           template,
           machine: { id: row.machineId, name: machineNames.get(row.machineId) ?? '' },
           name: row.name,

@@ -1,9 +1,10 @@
-// One worker process: polls the control queue (workflows and database activities) and
-// the queue of every machine it serves. Machines added or removed while it runs are
+// One worker process: polls its installation's control queue (workflows and database
+// activities) and the queue of every machine it serves (workflows/messages.ts), and the
+// queues from before installation ids while workflows may remain on them. Machines added or removed while it runs are
 // picked up by a reconcile loop, without a restart. It announces its build id to Temporal
 // and, when asked, serves its own Prometheus metrics and the SDK's (docs/operations.md).
 import { Client } from '@temporalio/client';
-import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type postgres from 'postgres';
 import { asc } from 'drizzle-orm';
 import path from 'node:path';
@@ -21,7 +22,8 @@ import { DEPLOYMENT_NAME, resolveBuildId } from '../lib/build-id.js';
 import { NO_TELEMETRY, type WorkerTelemetry } from '../telemetry/hooks.js';
 import { serveMetrics, type MetricsServer } from '../telemetry/serve.js';
 import { createWorkerMetrics } from '../telemetry/worker-metrics.js';
-import { CONTROL_TASK_QUEUE, machineTaskQueue } from '../workflows/messages.js';
+import { installationOf, legacyQueuesInUse } from '../services/installation.js';
+import { controlTaskQueue, LEGACY_CONTROL_TASK_QUEUE, machineTaskQueue } from '../workflows/messages.js';
 import { startHousekeeping } from './housekeeping.js';
 import { createWorkflowReconciler } from './workflow-reconciler.js';
 
@@ -62,6 +64,10 @@ export interface WorkerDeps {
 export interface RunningWorkers {
   /** The build id this process's workers announce to Temporal. */
   buildId: string;
+  /** The installation whose queues it polls (services/installation.ts). */
+  installation: string;
+  /** The task queues polled now (control, then machines). */
+  queues(): string[];
   /** Where this process's `/metrics` listens (host:port), or null. */
   metricsAddress: string | null;
   /** Graceful: in-flight activities let go of their trainers, which keep running. */
@@ -71,9 +77,14 @@ export interface RunningWorkers {
   reconcile(): Promise<void>;
 }
 
-interface MachineWorker {
+interface PollingWorker {
   worker: Worker;
   running: Promise<void>;
+}
+
+interface MachineWorker {
+  /** One per queue: the installation's, and the legacy one while it is in use. */
+  workers: PollingWorker[];
   fingerprint: string;
   /** Probes now and reaps trainers runs may have left (a workflow terminated by hand). */
   probeSoon(): void;
@@ -82,6 +93,16 @@ interface MachineWorker {
 
 /** How long after a shutdown begins a worker stops even if an activity has not ended. */
 const SHUTDOWN_FORCE_TIME = '30s';
+
+/** The bundler's progress is not news; its warnings and errors are. */
+const QUIET_BUNDLER = {
+  log() {},
+  trace() {},
+  debug() {},
+  info() {},
+  warn: (message: string) => console.warn(`[temporal] ${message}`),
+  error: (message: string) => console.error(`[temporal] ${message}`),
+};
 
 /** How long a shutdown waits for a reconcile pass under way. */
 const RECONCILE_SHUTDOWN_WAIT_MS = 10_000;
@@ -153,35 +174,53 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   });
   const client = new Client({ connection, namespace: deps.namespace });
   const notifier = createNotifier({ db: deps.db, client, ...(deps.notifyRetry ? { retry: deps.notifyRetry } : {}) });
+  const installation = await installationOf(deps.db);
   // On every queue: a new machine's address is read by any worker, an existing one's by a worker serving it.
   const hostKey = createHostKeyActivities();
-  const control = await Worker.create({
-    connection,
-    namespace: deps.namespace,
-    taskQueue: CONTROL_TASK_QUEUE,
-    workerDeploymentOptions,
-    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: {
-      ...createControlActivities({ db: deps.db, telemetry, notifier }),
-      ...createNotificationActivities({ db: deps.db, secret: deps.secret }),
-      ...hostKey,
-    },
-    // Every queued run holds one acquireSlot activity that mostly sleeps; with the default
-    // cap (100) a few hundred queued runs would starve the short status writes.
-    maxConcurrentActivityTaskExecutions: 5000,
-    maxCachedWorkflows: 2000,
-    shutdownGraceTime: '5s',
-    // An activity that does not end on cancellation must not hold a shutdown for ever:
-    // what it was doing, the next attempt on another worker picks up.
-    shutdownForceTime: SHUTDOWN_FORCE_TIME,
-  });
-  const controlRunning = control.run();
+  const controlActivities = {
+    ...createControlActivities({ db: deps.db, telemetry, notifier }),
+    ...createNotificationActivities({ db: deps.db, secret: deps.secret }),
+    ...hostKey,
+  };
+  // Bundled once, for the installation's control queue and the legacy one.
+  let bundle: Promise<NonNullable<WorkerOptions['workflowBundle']>> | null = null;
+  const workflowBundle = () =>
+    deps.workflowBundle
+      ? Promise.resolve(deps.workflowBundle)
+      : (bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: QUIET_BUNDLER }));
+  async function startControl(taskQueue: string): Promise<PollingWorker> {
+    const worker = await Worker.create({
+      connection,
+      namespace: deps.namespace,
+      taskQueue,
+      workerDeploymentOptions,
+      workflowBundle: await workflowBundle(),
+      activities: controlActivities,
+      // Every queued run holds one acquireSlot activity that mostly sleeps; with the default
+      // cap (100) a few hundred queued runs would starve the short status writes.
+      maxConcurrentActivityTaskExecutions: 5000,
+      maxCachedWorkflows: 2000,
+      shutdownGraceTime: '5s',
+      // An activity that does not end on cancellation must not hold a shutdown for ever:
+      // what it was doing, the next attempt on another worker picks up.
+      shutdownForceTime: SHUTDOWN_FORCE_TIME,
+    });
+    return { worker, running: worker.run() };
+  }
+  const control = new Map<string, PollingWorker>();
+  control.set(controlTaskQueue(installation), await startControl(controlTaskQueue(installation)));
+  async function stopPolling(entry: PollingWorker): Promise<void> {
+    entry.worker.shutdown();
+    await entry.running.catch(() => undefined);
+  }
 
   const perMachine = new Map<number, MachineWorker>();
   let closed = false;
 
+  let legacy = false;
   const fingerprintOf = (m: MachineRow) =>
     JSON.stringify([
+      legacy,
       m.kind,
       m.address,
       m.sshUser,
@@ -204,18 +243,25 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       telemetry,
       notifier,
     });
-    const worker = await Worker.create({
-      connection,
-      namespace: deps.namespace,
-      taskQueue: machineTaskQueue(machine.id),
-      workerDeploymentOptions,
-      activities: { ...made.activities, ...hostKey },
-      // Activities that see shutdown let go of their trainers; the next attempt re-attaches.
-      shutdownGraceTime: '3s',
-      shutdownForceTime: SHUTDOWN_FORCE_TIME,
-      maxConcurrentActivityTaskExecutions: 1000,
-    });
-    const running = worker.run();
+    const queues = [
+      machineTaskQueue(machine.id, installation),
+      ...(legacy ? [machineTaskQueue(machine.id, null)] : []),
+    ];
+    const workers: PollingWorker[] = [];
+    for (const taskQueue of queues) {
+      const worker = await Worker.create({
+        connection,
+        namespace: deps.namespace,
+        taskQueue,
+        workerDeploymentOptions,
+        activities: { ...made.activities, ...hostKey },
+        // Activities that see shutdown let go of their trainers; the next attempt re-attaches.
+        shutdownGraceTime: '3s',
+        shutdownForceTime: SHUTDOWN_FORCE_TIME,
+        maxConcurrentActivityTaskExecutions: 1000,
+      });
+      workers.push({ worker, running: worker.run() });
+    }
     const housekeeping = startHousekeeping({
       db: deps.db,
       machine,
@@ -225,8 +271,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       telemetry,
     });
     return {
-      worker,
-      running,
+      workers,
       fingerprint: fingerprintOf(machine),
       probeSoon: housekeeping.probeSoon,
       dispose: async () => {
@@ -240,19 +285,28 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     const entry = perMachine.get(id);
     if (!entry) return;
     perMachine.delete(id);
-    entry.worker.shutdown();
-    await entry.running.catch(() => undefined);
+    await Promise.all(entry.workers.map(stopPolling));
     await entry.dispose();
   }
 
   let reconciling: Promise<void> | null = null;
   async function reconcileOnce(): Promise<void> {
+    legacy = await legacyQueuesInUse(deps.db);
+    const legacyControl = control.get(LEGACY_CONTROL_TASK_QUEUE);
+    if (legacy && !legacyControl && !closed) {
+      control.set(LEGACY_CONTROL_TASK_QUEUE, await startControl(LEGACY_CONTROL_TASK_QUEUE));
+      log(`worker: polling ${LEGACY_CONTROL_TASK_QUEUE} too, for workflows started before installation ids`);
+    } else if (!legacy && legacyControl) {
+      control.delete(LEGACY_CONTROL_TASK_QUEUE);
+      await stopPolling(legacyControl);
+      log(`worker: no workflow is left on ${LEGACY_CONTROL_TASK_QUEUE}; no longer polling it`);
+    }
     const rows = await deps.db.select().from(machines).orderBy(asc(machines.id));
     const wanted = rows.filter((m) => (m.kind === 'local' ? deps.serveLocalMachine : true));
     const wantedIds = new Set(wanted.map((m) => m.id));
     for (const id of [...perMachine.keys()]) {
       if (!wantedIds.has(id)) {
-        log(`worker: machine ${id} removed; no longer polling ${machineTaskQueue(id)}`);
+        log(`worker: machine ${id} removed; no longer polling ${machineTaskQueue(id, installation)}`);
         await stopMachine(id);
       }
     }
@@ -263,12 +317,13 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       if (current) await stopMachine(machine.id);
       if (closed) return;
       perMachine.set(machine.id, await startMachine(machine));
-      if (!current) log(`worker: polling ${machineTaskQueue(machine.id)} for machine "${machine.name}"`);
+      if (!current) log(`worker: polling ${machineTaskQueue(machine.id, installation)} for machine "${machine.name}"`);
     }
   }
   const workflows = createWorkflowReconciler({
     db: deps.db,
     client,
+    installation,
     reap: (ids) => ids.forEach((id) => perMachine.get(id)?.probeSoon()),
     log,
     ...(deps.workflowSweepMs !== undefined ? { sweepEveryMs: deps.workflowSweepMs } : {}),
@@ -297,6 +352,11 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
 
   return {
     buildId,
+    installation,
+    queues: () => [
+      ...control.keys(),
+      ...[...perMachine.values()].flatMap((m) => m.workers.map((w) => w.worker.options.taskQueue)),
+    ],
     metricsAddress: metricsServer?.address ?? null,
     machineIds: () => [...perMachine.keys()],
     reconcile,
@@ -312,8 +372,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
         new Promise((resolve) => setTimeout(resolve, RECONCILE_SHUTDOWN_WAIT_MS).unref()),
       ]);
       await Promise.all([...perMachine.keys()].map((id) => stopMachine(id)));
-      control.shutdown();
-      await controlRunning.catch(() => undefined);
+      await Promise.all([...control.values()].map(stopPolling));
       await connection.close();
       await metricsServer?.close();
     },

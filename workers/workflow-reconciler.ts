@@ -8,9 +8,10 @@
 // run or a slot are also described now and then, for closures the query cannot see (the
 // worker was down longer than the window, or visibility lost the record).
 import type { Client } from '@temporalio/client';
-import { and, eq, gt, sql } from 'drizzle-orm';
+import { and, eq, gt, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { auditEvents } from '../db/schema.js';
+import { auditEvents, processes } from '../db/schema.js';
+import { LEGACY_PROCESS_WORKFLOW_ID, processWorkflowPrefix } from '../workflows/messages.js';
 import {
   processesHoldingWork,
   RESTORE_ACTION,
@@ -22,6 +23,8 @@ import {
 export interface WorkflowReconcilerDeps {
   db: Db;
   client: Client;
+  /** This installation (services/installation.ts): only its workflows are looked at. */
+  installation: string;
   /** Called with the machines whose trainers may have been left running, to reap them now. */
   reap(machineIds: number[]): void;
   log(line: string): void;
@@ -30,8 +33,6 @@ export interface WorkflowReconcilerDeps {
   /** How often processes holding a run or a slot are described one by one. */
   sweepEveryMs?: number;
 }
-
-const WORKFLOW_ID = /^training-process-(\d+)$/;
 
 export function createWorkflowReconciler(deps: WorkflowReconcilerDeps): { pass(): Promise<void> } {
   const windowMs = deps.windowMs ?? 10 * 60_000;
@@ -58,15 +59,24 @@ export function createWorkflowReconciler(deps: WorkflowReconcilerDeps): { pass()
     const query =
       `WorkflowType = 'trainingProcessWorkflow' AND ExecutionStatus IN ('Terminated', 'Failed', 'TimedOut', 'Canceled')` +
       (since ? ` AND CloseTime > '${since.toISOString()}'` : '');
-    const found = new Map<number, Array<{ runId: string; closedAt: number }>>();
+    // Other installations sharing the namespace have their own prefix; legacy ids are ours only if a row has them.
+    const prefix = processWorkflowPrefix(deps.installation);
+    const byWorkflow = new Map<string, Array<{ runId: string; closedAt: number }>>();
     for await (const execution of deps.client.workflow.list({ query })) {
       if (handled.has(execution.runId)) continue;
-      const match = WORKFLOW_ID.exec(execution.workflowId);
-      if (!match) continue;
-      const processId = Number(match[1]);
-      const list = found.get(processId) ?? [];
+      const id = execution.workflowId;
+      if (!id.startsWith(prefix) && !LEGACY_PROCESS_WORKFLOW_ID.test(id)) continue;
+      const list = byWorkflow.get(id) ?? [];
       list.push({ runId: execution.runId, closedAt: execution.closeTime?.getTime() ?? Date.now() });
-      found.set(processId, list);
+      byWorkflow.set(id, list);
+    }
+    const found = new Map<number, Array<{ runId: string; closedAt: number }>>();
+    for (const chunk of chunks([...byWorkflow.keys()], 500)) {
+      const rows = await deps.db
+        .select({ id: processes.id, workflowId: processes.workflowId })
+        .from(processes)
+        .where(inArray(processes.workflowId, chunk));
+      for (const row of rows) found.set(row.id, byWorkflow.get(row.workflowId)!);
     }
     for (const [processId, executions] of found) {
       if (await restore(processId)) for (const e of executions) handled.set(e.runId, e.closedAt);
@@ -79,10 +89,10 @@ export function createWorkflowReconciler(deps: WorkflowReconcilerDeps): { pass()
   async function sweep(): Promise<void> {
     if (Date.now() - lastSweep < sweepEveryMs) return;
     lastSweep = Date.now();
-    for (const processId of await processesHoldingWork(deps.db)) {
+    for (const process of await processesHoldingWork(deps.db)) {
       // Described before restore locks anything: nearly always the workflow is running.
-      const state = await workflowState(deps.client, processId).catch(() => 'RUNNING' as const);
-      if (state !== 'RUNNING') await restore(processId);
+      const state = await workflowState(deps.client, process.workflowId).catch(() => 'RUNNING' as const);
+      if (state !== 'RUNNING') await restore(process.id);
     }
   }
 
@@ -115,4 +125,8 @@ export function createWorkflowReconciler(deps: WorkflowReconcilerDeps): { pass()
       await reapAfterRestores();
     },
   };
+}
+
+function* chunks<T>(items: T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
 }

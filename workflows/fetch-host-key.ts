@@ -4,7 +4,7 @@
 // for an address no machine has yet.
 import { proxyActivities } from '@temporalio/workflow';
 import type { FetchedHostKey, HostKeyActivities } from '../activities/types.js';
-import { CONTROL_TASK_QUEUE, machineTaskQueue } from './messages.js';
+import { controlTaskQueue, machineTaskQueue } from './messages.js';
 
 export interface FetchHostKeyInput {
   /** host or host:port, validated by the caller. */
@@ -13,6 +13,8 @@ export interface FetchHostKeyInput {
   machineId: number | null;
   /** How long the SSH handshake may take before the address counts as unreachable. */
   timeoutMs: number;
+  /** The installation whose queues its workers poll (workflows/messages.ts). */
+  installation: string;
 }
 
 /** With no worker polling the queue the activity fails this soon, instead of waiting. */
@@ -20,7 +22,10 @@ const HOST_KEY_SCHEDULE_TO_START_MS = 15_000;
 
 export async function fetchHostKeyWorkflow(input: FetchHostKeyInput): Promise<FetchedHostKey> {
   const { fetchHostKey } = proxyActivities<HostKeyActivities>({
-    taskQueue: input.machineId === null ? CONTROL_TASK_QUEUE : machineTaskQueue(input.machineId),
+    taskQueue:
+      input.machineId === null
+        ? controlTaskQueue(input.installation)
+        : machineTaskQueue(input.machineId, input.installation),
     scheduleToStartTimeout: HOST_KEY_SCHEDULE_TO_START_MS,
     // The handshake has its own timeout; this only bounds a worker that hangs.
     startToCloseTimeout: input.timeoutMs + 5_000,

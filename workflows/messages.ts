@@ -4,7 +4,18 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { ProcessStatus } from '../domain/status.js';
 
-export const CONTROL_TASK_QUEUE = 'trainyard-control';
+/**
+ * Task queues and workflow ids carry the installation id (app_state, made by the first
+ * migration that needs it), so installations sharing a namespace never take each other's
+ * tasks or ids (docs/design.md, "Workflow ids and task queues"). Workflows started before
+ * installation ids have none in their input and keep the queues they began on: a worker
+ * polls those while such processes remain.
+ */
+export const LEGACY_CONTROL_TASK_QUEUE = 'trainyard-control';
+
+export function controlTaskQueue(installation: string | null | undefined): string {
+  return installation ? `trainyard-${installation}-control` : LEGACY_CONTROL_TASK_QUEUE;
+}
 
 /** Search attributes on every training-process workflow, for the Temporal UI (registered at server start). */
 export const SEARCH_KEYS = {
@@ -14,20 +25,27 @@ export const SEARCH_KEYS = {
   status: defineSearchAttributeKey('TrainyardStatus', SearchAttributeType.KEYWORD),
 };
 
-export function machineTaskQueue(machineId: number): string {
-  return `machine-${machineId}`;
+export function machineTaskQueue(machineId: number, installation: string | null | undefined): string {
+  return installation ? `trainyard-${installation}-machine-${machineId}` : `machine-${machineId}`;
 }
 
-export function trainingProcessWorkflowId(processId: number): string {
-  return `training-process-${processId}`;
+/**
+ * Every training-process workflow of an installation begins with this; the rest is the
+ * process id and its key (the trigger in db/migrations/0012_workflow_ids.sql names it).
+ */
+export function processWorkflowPrefix(installation: string): string {
+  return `trainyard-${installation}-process-`;
 }
 
-export function probeMachineWorkflowId(machineId: number, nonce: string): string {
-  return `probe-machine-${machineId}-${nonce}`;
+/** The id processes made before installation ids keep (`training-process-<id>`). */
+export const LEGACY_PROCESS_WORKFLOW_ID = /^training-process-(\d+)$/;
+
+export function probeMachineWorkflowId(installation: string, machineId: number, nonce: string): string {
+  return `trainyard-${installation}-probe-machine-${machineId}-${nonce}`;
 }
 
-export function fetchHostKeyWorkflowId(nonce: string): string {
-  return `fetch-host-key-${nonce}`;
+export function fetchHostKeyWorkflowId(installation: string, nonce: string): string {
+  return `trainyard-${installation}-fetch-host-key-${nonce}`;
 }
 
 export interface ProcessSnapshot {

@@ -6,11 +6,11 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { DeliveryInput, NotificationActivities } from '../activities/types.js';
 import { FAILURE } from '../domain/failures.js';
-import { CONTROL_TASK_QUEUE } from './messages.js';
+import { controlTaskQueue } from './messages.js';
 
 export async function notificationDeliveryWorkflow(input: DeliveryInput): Promise<{ httpStatus: number }> {
   const { deliverNotification } = proxyActivities<NotificationActivities>({
-    taskQueue: CONTROL_TASK_QUEUE,
+    taskQueue: controlTaskQueue(input.installation),
     // One attempt: the request itself times out sooner (activities/notify.ts).
     startToCloseTimeout: '1m',
     scheduleToCloseTimeout: input.retry.giveUpAfterMs,

@@ -10,6 +10,11 @@ export interface TrainingProcessInput {
   processId: number;
   templateId: number;
   machineId: number;
+  /**
+   * The installation whose queues the workflow's activities go to (workflows/messages.ts);
+   * absent in workflows started before installation ids, which keep the legacy queues.
+   */
+  installation?: string;
   /** Start a run at once (a process made with start: true); never carried across continue-as-new. */
   start?: boolean;
   /** Carried across continue-as-new (attempt is absent in inputs from before restarts). */
@@ -24,6 +29,12 @@ const historyIsLong = () => workflowInfo().continueAsNewSuggested || workflowInf
 
 export async function trainingProcessWorkflow(input: TrainingProcessInput): Promise<void> {
   const training = new TrainingProcess(input);
+  // A row that is another workflow's (a restored backup gave its id to a new process) ends this one.
+  const foreign = condition(() => training.foreign !== null).then(() => Promise.reject(training.foreign!));
+  await Promise.race([loop(training), foreign]);
+}
+
+async function loop(training: TrainingProcess): Promise<void> {
   for (;;) {
     // Idle: wait for work, or for the history to grow long from actions alone (disable/enable).
     await condition(() => training.runRequested || training.deleteRequested !== null || historyIsLong());

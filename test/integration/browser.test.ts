@@ -16,7 +16,7 @@ import { menuFor, STATUS_LABELS, type ProcessStatus } from '../../domain/status.
 import { SERIES_COLORS } from '../../views/fragments/chart-data.js';
 import { act, createProcess, deleteProcess } from '../../services/processes.js';
 import { launchChromium, serveStack, submitLogin, type TestBrowser } from '../support/browser.js';
-import { exampleTemplate, localMachine, startStack, uid, type Stack } from '../support/stack.js';
+import { exampleTemplate, localMachine, startStack, uid, workflowIdOf, type Stack } from '../support/stack.js';
 
 const SCREENSHOTS = path.resolve('docs/screenshots');
 const TEMPORAL_UI = 'http://127.0.0.1:8233';
@@ -179,7 +179,7 @@ describe('the operator flow in a browser, in Russian', () => {
     expect(await details.locator('[data-fact=machine]').textContent()).toContain('local');
     expect(await details.locator('[data-fact=run]').textContent()).toBe('1');
     expect(await details.locator('a[data-link=temporal]').getAttribute('href')).toBe(
-      `${TEMPORAL_UI}/namespaces/default/workflows/training-process-${processId}`,
+      `${TEMPORAL_UI}/namespaces/default/workflows/${await workflowIdOf(stack, processId)}`,
     );
     // The stdout/stderr tail is one click away.
     await details.getByRole('button', { name: 'Показать stdout / stderr' }).click();

@@ -6,7 +6,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createMachine } from '../../services/machines.js';
-import { CONTROL_TASK_QUEUE, machineTaskQueue } from '../../workflows/messages.js';
+import { installationOf } from '../../services/installation.js';
+import { controlTaskQueue, machineTaskQueue } from '../../workflows/messages.js';
 import { makeActor, startApp, viaSession, viaToken, type Actor, type TestApp } from '../support/app.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { startStack, startWorkerProcess, TEST_SECRET, uid, waitFor, type Stack } from '../support/stack.js';
@@ -112,7 +113,7 @@ describe('fetch host key', () => {
         fingerprint: sshd.hostKeyFingerprint,
         keyType: 'ssh-ed25519',
       });
-      expect(await readQueuesSince(before)).toEqual([CONTROL_TASK_QUEUE]);
+      expect(await readQueuesSince(before)).toEqual([controlTaskQueue(await installationOf(stack.database.db))]);
     });
 
     it("reads an existing machine's address on that machine's queue, for its form and the API", async () => {
@@ -120,7 +121,9 @@ describe('fetch host key', () => {
       const form = await viaForm(`?machine=${machineId}`);
       expect(form.statusCode, form.body).toBe(200);
       expect(form.body).toContain(`<code data-fingerprint>${sshd.hostKeyFingerprint}</code>`);
-      expect(await readQueuesSince(before)).toEqual([machineTaskQueue(machineId)]);
+      expect(await readQueuesSince(before)).toEqual([
+        machineTaskQueue(machineId, await installationOf(stack.database.db)),
+      ]);
 
       const api = await viaApi(`?machineId=${machineId}`);
       expect(api.statusCode, api.body).toBe(200);

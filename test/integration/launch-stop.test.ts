@@ -20,7 +20,6 @@ import {
   getProcess,
   type CreateProcessInput,
 } from '../../services/processes.js';
-import { trainingProcessWorkflowId } from '../../workflows/messages.js';
 import { ServiceError } from '../../services/errors.js';
 import {
   groupAlive,
@@ -245,7 +244,7 @@ describe('launch and stop at the edges', () => {
       });
 
       // (Between runs the workflow continues as new; this run's history is the one to read.)
-      const execution = (await stack.client.workflow.getHandle(trainingProcessWorkflowId(created.id)).describe()).runId;
+      const execution = (await stack.client.workflow.getHandle(created.workflowId).describe()).runId;
       // The workflow worker goes away; the stop and the slot grant then wait for the same workflow task.
       await workflows.shutdown();
       const stopping = act(stack.deps, created.id, 'stop');
@@ -266,9 +265,7 @@ describe('launch and stop at the edges', () => {
       expect(launches(file)).toBe(0);
       expect(await leasesOf(run.id)).toEqual([]);
       // The premise: one workflow task saw both the slot's result and the stop.
-      const events =
-        (await stack.client.workflow.getHandle(trainingProcessWorkflowId(created.id), execution).fetchHistory())
-          .events ?? [];
+      const events = (await stack.client.workflow.getHandle(created.workflowId, execution).fetchHistory()).events ?? [];
       const acquireScheduled = events
         .find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'acquireSlot')
         ?.eventId?.toString();
@@ -299,7 +296,7 @@ describe('launch and stop at the edges', () => {
     groups.add(run.pgid!);
     await act(stack.deps, created.id, 'stop');
 
-    const handle = stack.client.workflow.getHandle(trainingProcessWorkflowId(created.id));
+    const handle = stack.client.workflow.getHandle(created.workflowId);
     const timeout = await waitFor('the stop to be scheduled', async () => {
       const history = await handle.fetchHistory();
       const scheduled = history.events?.find(

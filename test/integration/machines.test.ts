@@ -9,12 +9,8 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { machines, templates } from '../../db/schema.js';
 import { act, createProcess, getProcess } from '../../services/processes.js';
-import {
-  CONTROL_TASK_QUEUE,
-  probeMachineWorkflowId,
-  SEARCH_KEYS,
-  trainingProcessWorkflowId,
-} from '../../workflows/messages.js';
+import { installationOf } from '../../services/installation.js';
+import { controlTaskQueue, probeMachineWorkflowId, SEARCH_KEYS } from '../../workflows/messages.js';
 import { makeTemplate, startStack, uid, waitFor, waitForStatus, type Stack } from '../support/stack.js';
 
 let stack: Stack;
@@ -106,10 +102,11 @@ describe('machines and the worker', () => {
   it('probes a machine on demand through its own queue', async () => {
     const machine = await addLocalKindMachine();
     await waitFor('the worker to poll it', async () => stack.workers!.machineIds().includes(machine.id), 10_000);
+    const installation = await installationOf(stack.database.db);
     const result = await stack.client.workflow.execute('probeMachineWorkflow', {
-      taskQueue: CONTROL_TASK_QUEUE,
-      workflowId: probeMachineWorkflowId(machine.id, crypto.randomUUID()),
-      args: [machine.id],
+      taskQueue: controlTaskQueue(installation),
+      workflowId: probeMachineWorkflowId(installation, machine.id, crypto.randomUUID()),
+      args: [machine.id, installation],
     });
     expect((result as { reachable: boolean }).reachable).toBe(true);
   });
@@ -120,7 +117,7 @@ describe('machines and the worker', () => {
     const process1 = await createProcess(stack.deps, { templateId: template.id, machineId: machine.id });
     await act(stack.deps, process1.id, 'start');
     await waitForStatus(stack, process1.id, 'completed', 30_000);
-    const description = await stack.client.workflow.getHandle(trainingProcessWorkflowId(process1.id)).describe();
+    const description = await stack.client.workflow.getHandle(process1.workflowId).describe();
     expect(description.memo).toMatchObject({
       processId: process1.id,
       templateId: template.id,
@@ -135,7 +132,7 @@ describe('machines and the worker', () => {
     await waitFor(
       'the status search attribute',
       async () => {
-        const d = await stack.client.workflow.getHandle(trainingProcessWorkflowId(process1.id)).describe();
+        const d = await stack.client.workflow.getHandle(process1.workflowId).describe();
         return d.typedSearchAttributes.get(SEARCH_KEYS.status) === 'completed';
       },
       10_000,

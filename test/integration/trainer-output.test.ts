@@ -212,7 +212,7 @@ describe('removing run directories', () => {
     // The workflow's delete schedules the removal with a long budget and a heartbeat timeout.
     await deleteProcess(stack.deps, created.id);
     await waitFor('the process deleted', () => gone(created.id), 60_000);
-    const history = await stack.client.workflow.getHandle(`training-process-${created.id}`).fetchHistory();
+    const history = await stack.client.workflow.getHandle(created.workflowId).fetchHistory();
     const scheduled = (history.events ?? [])
       .map((event) => event.activityTaskScheduledEventAttributes)
       .find((attributes) => attributes?.activityType?.name === 'removeRunDirs');

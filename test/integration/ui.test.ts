@@ -22,6 +22,7 @@ import {
   uid,
   waitFor,
   waitForStatus,
+  workflowIdOf,
   type Stack,
 } from '../support/stack.js';
 
@@ -569,7 +570,9 @@ describe('actions and fragments of a live process', () => {
     expect(facts.body).toContain(`hx-trigger="refresh, every 2s [document.visibilityState === &#39;visible&#39;]"`);
     const details = await get(s, `/training/processes/${id}/details`);
     expect(details.body.startsWith(`<tr id="process-${id}-details" class="details">`)).toBe(true);
-    expect(details.body).toContain(`href="${TEMPORAL_UI}/namespaces/default/workflows/training-process-${id}"`);
+    expect(details.body).toContain(
+      `href="${TEMPORAL_UI}/namespaces/default/workflows/${await workflowIdOf(stack, id)}"`,
+    );
     expect(details.body).toContain('Показать stdout / stderr');
     const logs = await waitFor(
       'stdout',

@@ -7,7 +7,6 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { act, createProcess } from '../../services/processes.js';
-import { trainingProcessWorkflowId } from '../../workflows/messages.js';
 import { makeActor, startApp, viaToken, type TestApp } from '../support/app.js';
 import {
   exampleTemplate,
@@ -141,7 +140,7 @@ describe('a worker started with a build id and metrics addresses', () => {
     ).toBeGreaterThanOrEqual(1);
 
     // The build id as Temporal keeps it: on the workflow tasks this worker completed.
-    const history = await stack.client.workflow.getHandle(trainingProcessWorkflowId(completed.id)).fetchHistory();
+    const history = await stack.client.workflow.getHandle(completed.workflowId).fetchHistory();
     const builds = (history.events ?? []).flatMap((event) => {
       const done = event.workflowTaskCompletedEventAttributes;
       if (!done) return [];

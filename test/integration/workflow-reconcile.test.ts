@@ -7,7 +7,6 @@ import { auditEvents, processEvents, processes, runs, slotLeases } from '../../d
 import { act, createProcess, deleteProcess, findRun, getProcess } from '../../services/processes.js';
 import { ServiceError } from '../../services/errors.js';
 import { startWorkers, type RunningWorkers } from '../../workers/worker.js';
-import { trainingProcessWorkflowId } from '../../workflows/messages.js';
 import {
   exampleTemplate,
   groupAlive,
@@ -19,6 +18,7 @@ import {
   waitForStatus,
   workflowBundle,
   type Stack,
+  workflowIdOf,
 } from '../support/stack.js';
 
 let stack: Stack;
@@ -32,7 +32,7 @@ afterAll(async () => {
 const REASON = 'The workflow was terminated in Temporal.';
 
 async function terminate(processId: number): Promise<void> {
-  await stack.client.workflow.getHandle(trainingProcessWorkflowId(processId)).terminate('terminated by hand in a test');
+  await stack.client.workflow.getHandle(await workflowIdOf(stack, processId)).terminate('terminated by hand in a test');
 }
 
 async function eventsOf(processId: number): Promise<string[]> {
@@ -42,13 +42,13 @@ async function eventsOf(processId: number): Promise<string[]> {
 
 /** The status of the latest execution of the process's workflow, as the Temporal UI shows it. */
 async function workflowState(processId: number): Promise<string> {
-  return (await stack.client.workflow.getHandle(trainingProcessWorkflowId(processId)).describe()).status.name;
+  return (await stack.client.workflow.getHandle(await workflowIdOf(stack, processId)).describe()).status.name;
 }
 
 async function runningExecutions(processId: number): Promise<number> {
   let n = 0;
   for await (const _ of stack.client.workflow.list({
-    query: `WorkflowId = '${trainingProcessWorkflowId(processId)}' AND ExecutionStatus = 'Running'`,
+    query: `WorkflowId = '${await workflowIdOf(stack, processId)}' AND ExecutionStatus = 'Running'`,
   }))
     n += 1;
   return n;
@@ -157,9 +157,7 @@ describe('a workflow terminated by hand', () => {
       .insert(processes)
       .values({ templateId: template.id, machineId: machine.id })
       .returning();
-    await expect(stack.client.workflow.getHandle(trainingProcessWorkflowId(row!.id)).describe()).rejects.toThrow(
-      /not found/i,
-    );
+    await expect(stack.client.workflow.getHandle(row!.workflowId).describe()).rejects.toThrow(/not found/i);
 
     expect(await act(stack.deps, row!.id, 'start')).toEqual({ status: 'queued' });
     await waitForStatus(stack, row!.id, 'completed');
@@ -226,7 +224,7 @@ describe('a workflow terminated by hand', () => {
       const row = await processRow(stack, process1.id);
       expect(row).toMatchObject({ status: 'disabled', statusBeforeDisable: 'failed', lastError: REASON });
       const snapshot = await stack.client.workflow
-        .getHandle(trainingProcessWorkflowId(process1.id))
+        .getHandle(process1.workflowId)
         .query<{ statusVersion: number; status: string }>('snapshot');
       // The new workflow and the database mirror agree, so its next change is recorded.
       expect(snapshot).toMatchObject({ status: 'disabled', statusVersion: row!.statusVersion });

@@ -6,7 +6,8 @@ import { createControlActivities } from '../../activities/control.js';
 import { createMachineActivities } from '../../activities/machine.js';
 import type { ControlActivities, MachineActivities } from '../../activities/types.js';
 import type { machines } from '../../db/schema.js';
-import { CONTROL_TASK_QUEUE, machineTaskQueue } from '../../workflows/messages.js';
+import { controlTaskQueue, machineTaskQueue } from '../../workflows/messages.js';
+import { installationOf } from '../../services/installation.js';
 import { TEST_SECRET, workflowBundle, type Stack } from './stack.js';
 
 export interface TestWorker {
@@ -48,7 +49,7 @@ export function startWorkflowWorker(
     Worker.create({
       connection,
       namespace: 'default',
-      taskQueue: CONTROL_TASK_QUEUE,
+      taskQueue: controlTaskQueue(await installationOf(stack.database.db)),
       workflowBundle: await workflowBundle(),
       activities: { ...real, ...wrap(real) },
       // Local activities only: the control queue's activities stay with the control worker, so
@@ -65,11 +66,11 @@ export function startControlWorker(
   wrap: (real: ControlActivities) => Partial<ControlActivities> = () => ({}),
 ): Promise<TestWorker> {
   const real = createControlActivities({ db: stack.database.db });
-  return running(stack, (connection) =>
+  return running(stack, async (connection) =>
     Worker.create({
       connection,
       namespace: 'default',
-      taskQueue: CONTROL_TASK_QUEUE,
+      taskQueue: controlTaskQueue(await installationOf(stack.database.db)),
       activities: { ...real, ...wrap(real) },
       shutdownGraceTime: '1s',
     }),
@@ -92,11 +93,11 @@ export function startMachineWorker(
   });
   return running(
     stack,
-    (connection) =>
+    async (connection) =>
       Worker.create({
         connection,
         namespace: 'default',
-        taskQueue: machineTaskQueue(machine.id),
+        taskQueue: machineTaskQueue(machine.id, await installationOf(stack.database.db)),
         activities: { ...made.activities, ...wrap(made.activities) },
         shutdownGraceTime: '1s',
       }),

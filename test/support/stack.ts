@@ -195,6 +195,16 @@ export function pidAlive(pid: number): boolean {
 
 export { groupAlive } from '../../lib/proc.js';
 
+/** The workflow id of a process (its row's workflow_id). */
+export async function workflowIdOf(stack: Pick<Stack, 'database'>, processId: number): Promise<string> {
+  const [row] = await stack.database.db
+    .select({ workflowId: processes.workflowId })
+    .from(processes)
+    .where(eq(processes.id, processId));
+  if (!row) throw new Error(`No process ${processId}.`);
+  return row.workflowId;
+}
+
 /**
  * Saves the histories of every training-process workflow execution this stack ran (each
  * run of a continued-as-new chain) into `dir`, for the replay test. Used by
@@ -206,7 +216,7 @@ export async function recordHistories(stack: Stack, dir: string, processIds: num
   if (!cli) throw new Error('No Temporal CLI to export histories with.');
   let count = 0;
   for (const id of processIds) {
-    const workflowId = `training-process-${id}`;
+    const workflowId = await workflowIdOf(stack, id);
     for await (const execution of stack.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
       // The standard JSON form of a history, as the Temporal CLI writes it and historyFromJSON reads it.
       const json = execFileSync(

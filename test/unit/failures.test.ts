@@ -22,6 +22,7 @@ describe('the failure catalogue', () => {
       fenced: 'Fenced',
       trainerOutputRejected: 'TrainerOutputRejected',
       stalled: 'Stalled',
+      notOwner: 'NotOwner',
     });
   });
 

@@ -17,16 +17,18 @@ import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { ProcessStatus } from '../../domain/status.js';
 import { ensureTemporalCli } from '../../lib/temporal-cli.js';
 import {
-  CONTROL_TASK_QUEUE,
+  controlTaskQueue,
   machineTaskQueue,
   SEARCH_KEYS,
   snapshotQuery,
-  trainingProcessWorkflowId,
   type ProcessSnapshot,
 } from '../../workflows/messages.js';
 import type { TrainingProcessInput, trainingProcessWorkflow } from '../../workflows/training-process.js';
 import { WORKFLOWS_PATH } from '../../workers/worker.js';
 import { FakeFleet, type FakeScript } from './fake-activities.js';
+
+/** The installation id the harness's workflows carry: their activities go to its queues. */
+const HARNESS_INSTALLATION = 'harness';
 
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error };
 
@@ -65,7 +67,7 @@ export class WorkflowHarness {
     const fleet = new FakeFleet();
     const controlWorker = await Worker.create({
       connection: env.nativeConnection,
-      taskQueue: CONTROL_TASK_QUEUE,
+      taskQueue: controlTaskQueue(HARNESS_INSTALLATION),
       activities: fleet.controlActivities(),
     });
     return new WorkflowHarness(fleet, env, bundle, controlWorker, controlWorker.run());
@@ -105,14 +107,23 @@ export class WorkflowHarness {
       }),
       Worker.create({
         connection: this.env.nativeConnection,
-        taskQueue: machineTaskQueue(machineId),
+        taskQueue: machineTaskQueue(machineId, HARNESS_INSTALLATION),
         activities: this.fleet.machineActivities(),
       }),
     ]);
     const handle = await this.env.client.workflow.start<typeof trainingProcessWorkflow>('trainingProcessWorkflow', {
       taskQueue,
-      workflowId: `${trainingProcessWorkflowId(processId)}-${randomBytes(3).toString('hex')}`,
-      args: [{ processId, templateId: 1, machineId, ...(carried ? { carried } : {}), ...options }],
+      workflowId: `trainyard-${HARNESS_INSTALLATION}-process-${processId}-${randomBytes(3).toString('hex')}`,
+      args: [
+        {
+          processId,
+          templateId: 1,
+          machineId,
+          installation: HARNESS_INSTALLATION,
+          ...(carried ? { carried } : {}),
+          ...options,
+        },
+      ],
     });
     const fleet = this.fleet;
     const recorded = async (status: ProcessStatus): Promise<ProcessSnapshot> => {

@@ -4,14 +4,23 @@ import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { ControlActivities, MachineActivities } from '../../activities/types.js';
 import { FAILURE } from '../../domain/failures.js';
 import { stopTimeoutSeconds } from '../../domain/stop-timeout.js';
-import { CONTROL_TASK_QUEUE, machineTaskQueue } from '../messages.js';
+import { controlTaskQueue, machineTaskQueue } from '../messages.js';
 
-export const control = proxyActivities<ControlActivities>({
-  taskQueue: CONTROL_TASK_QUEUE,
-  startToCloseTimeout: '30s',
-  // Database writes must not be lost to an outage: retry until it comes back.
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
-});
+export type ControlProxies = ReturnType<typeof controlOf>;
+
+/** The database activities of an installation's control queue (none: the legacy queue). */
+export function controlOf(installation: string | undefined) {
+  const taskQueue = controlTaskQueue(installation);
+  return { control: control(taskQueue), localControl, slots: slots(taskQueue) };
+}
+
+const control = (taskQueue: string) =>
+  proxyActivities<ControlActivities>({
+    taskQueue,
+    startToCloseTimeout: '30s',
+    // Database writes must not be lost to an outage: retry until it comes back.
+    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
+  });
 
 /**
  * Database work as a local activity: run by the worker that runs the workflow task, within
@@ -21,26 +30,27 @@ export const control = proxyActivities<ControlActivities>({
  * commands after them (a nondeterminism error); so the status mirror, which runs beside the
  * run, stays a normal activity.
  */
-export const localControl = proxyLocalActivities<Pick<ControlActivities, 'beginRun'>>({
+const localControl = proxyLocalActivities<Pick<ControlActivities, 'beginRun'>>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 
-export const slots = proxyActivities<Pick<ControlActivities, 'acquireSlot'>>({
-  taskQueue: CONTROL_TASK_QUEUE,
-  startToCloseTimeout: '365d',
-  heartbeatTimeout: '5s',
-  retry: { initialInterval: '500ms', maximumInterval: '10s', nonRetryableErrorTypes: [FAILURE.machineRemoved] },
-  // A stop while queued must not wait for the cancel to reach the activity (it arrives
-  // with a heartbeat, seconds later): the activity stops by itself once the run is
-  // finished, and a lease it takes in between is freed as stale.
-  cancellationType: 'TRY_CANCEL',
-});
+const slots = (taskQueue: string) =>
+  proxyActivities<Pick<ControlActivities, 'acquireSlot'>>({
+    taskQueue,
+    startToCloseTimeout: '365d',
+    heartbeatTimeout: '5s',
+    retry: { initialInterval: '500ms', maximumInterval: '10s', nonRetryableErrorTypes: [FAILURE.machineRemoved] },
+    // A stop while queued must not wait for the cancel to reach the activity (it arrives
+    // with a heartbeat, seconds later): the activity stops by itself once the run is
+    // finished, and a lease it takes in between is freed as stale.
+    cancellationType: 'TRY_CANCEL',
+  });
 
 export type MachineProxies = ReturnType<typeof machine>;
 
-export function machine(machineId: number) {
-  const taskQueue = machineTaskQueue(machineId);
+export function machine(machineId: number, installation: string | undefined) {
+  const taskQueue = machineTaskQueue(machineId, installation);
   return {
     launch: proxyActivities<Pick<MachineActivities, 'launchTrainer'>>({
       taskQueue,

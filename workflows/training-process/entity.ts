@@ -33,7 +33,7 @@ import {
   type ProcessSnapshot,
 } from '../messages.js';
 import type { TrainingProcessInput } from '../training-process.js';
-import { control, localControl, machine, slots, type MachineProxies } from './activities.js';
+import { controlOf, machine, type ControlProxies, type MachineProxies } from './activities.js';
 import { failureMessage, failureType, StatusTableViolation, watchFailureClass } from './failures.js';
 import { RestartChain, type FailureVerdict } from './restarts.js';
 
@@ -57,6 +57,10 @@ export class TrainingProcess {
   /** The newest status version in the database mirror. */
   private recordedVersion: number;
   private readonly machine: MachineProxies;
+  /** Database activities, on the installation's control queue. */
+  private readonly db: ControlProxies;
+  /** Set when the process's row turned out to be another workflow's: the workflow ends with it. */
+  foreign: ApplicationFailure | null = null;
 
   constructor(private readonly input: TrainingProcessInput) {
     const carried = input.carried;
@@ -73,7 +77,8 @@ export class TrainingProcess {
     this.restarts = new RestartChain(carried?.restartAt ?? null);
     this.runRequested = this.restarts.at !== null;
     this.recordedVersion = carried?.statusVersion ?? -1;
-    this.machine = machine(input.machineId);
+    this.machine = machine(input.machineId, input.installation);
+    this.db = controlOf(input.installation);
     this.setHandlers();
     // Made and started in one action (a sweep with start): the start needs no update.
     if (input.start === true && !carried) this.requestRun();
@@ -87,6 +92,7 @@ export class TrainingProcess {
       processId: input.processId,
       templateId: input.templateId,
       machineId: input.machineId,
+      ...(input.installation ? { installation: input.installation } : {}),
       carried: {
         status: state.status,
         statusVersion: state.statusVersion,
@@ -216,19 +222,26 @@ export class TrainingProcess {
    * The mirror: every status change reaches the database, in order, newest last. A change
    * made while a write is in flight is written right after it.
    */
-  private async mirror(): Promise<never> {
+  private async mirror(): Promise<void> {
     for (;;) {
       await condition(() => this.state.statusVersion > this.recordedVersion);
       const snapshot = { ...this.state };
-      await control.recordStatus({
-        processId: snapshot.processId,
-        status: snapshot.status,
-        statusVersion: snapshot.statusVersion,
-        statusBeforeDisable: snapshot.statusBeforeDisable,
-        lastError: snapshot.lastError,
-        runId: snapshot.runId,
-        attempt: snapshot.attempt,
-      });
+      try {
+        await this.db.control.recordStatus({
+          processId: snapshot.processId,
+          status: snapshot.status,
+          statusVersion: snapshot.statusVersion,
+          statusBeforeDisable: snapshot.statusBeforeDisable,
+          lastError: snapshot.lastError,
+          runId: snapshot.runId,
+          attempt: snapshot.attempt,
+        });
+      } catch (error) {
+        // The row is another workflow's (activities/ownership.ts): this one ends, touching nothing.
+        if (failureType(error) !== FAILURE.notOwner) throw error;
+        this.foreign = ApplicationFailure.nonRetryable(failureMessage(error), FAILURE.notOwner);
+        return;
+      }
       upsertSearchAttributes([{ key: SEARCH_KEYS.status, value: snapshot.status }]);
       this.recordedVersion = snapshot.statusVersion;
     }
@@ -260,8 +273,8 @@ export class TrainingProcess {
     const options = attempt > 1 ? [{ attempt }] : [];
     // The run and, when one is free, its slot in one local activity; else the wait below.
     const run = patched('begin-run-locally')
-      ? await localControl.beginRun(this.input.processId, ...options)
-      : { ...(await control.createRun(this.input.processId, ...options)), slotIndex: null };
+      ? await this.db.localControl.beginRun(this.input.processId, ...options)
+      : { ...(await this.db.control.createRun(this.input.processId, ...options)), slotIndex: null };
     this.state.runId = run.runId;
     this.state.runNumber = run.runNumber;
     this.restarts.policy = restartPolicyOf(run.restart);
@@ -270,7 +283,7 @@ export class TrainingProcess {
     const acquiring = new CancellationScope();
     const slotIndex = run.slotIndex;
     const acquired =
-      slotIndex === null ? acquiring.run(() => slots.acquireSlot(run.runId)) : Promise.resolve({ slotIndex });
+      slotIndex === null ? acquiring.run(() => this.db.slots.acquireSlot(run.runId)) : Promise.resolve({ slotIndex });
     const slotOrStop = await Promise.race([
       acquired.then(
         () => 'slot' as const,
@@ -281,12 +294,12 @@ export class TrainingProcess {
     if (slotOrStop === 'stop') {
       acquiring.cancel();
       await acquired.catch(() => undefined);
-      await control.releaseSlot(run.runId);
+      await this.db.control.releaseSlot(run.runId);
       await this.finish('stopped', null, null);
       return;
     }
     if (slotOrStop !== 'slot') {
-      await control.releaseSlot(run.runId);
+      await this.db.control.releaseSlot(run.runId);
       await this.finish('failed', null, failureMessage(slotOrStop));
       return;
     }
@@ -296,7 +309,7 @@ export class TrainingProcess {
     // activity results), but which of two promises settling in one activation wins is the
     // SDK's business; this keeps the rule whatever order it settles them in.
     if (this.stopRequested && patched('stop-at-slot-grant')) {
-      await control.releaseSlot(run.runId);
+      await this.db.control.releaseSlot(run.runId);
       await this.finish('stopped', null, null);
       return;
     }
@@ -323,7 +336,7 @@ export class TrainingProcess {
       const stopError = patched('stop-after-failed-launch')
         ? await stopTrainer({ unreachableForSeconds: LAUNCH_STOP_PATIENCE_SECONDS })
         : null;
-      await control.releaseSlot(run.runId);
+      await this.db.control.releaseSlot(run.runId);
       if (this.stopRequested) {
         await this.finish(
           'stopped',
@@ -381,7 +394,7 @@ export class TrainingProcess {
       stopError = await stopTrainer();
       stoppedTrainer = stopError === null;
     }
-    await control.releaseSlot(run.runId);
+    await this.db.control.releaseSlot(run.runId);
 
     if (watchError !== null || stopError !== null) {
       const error = watchError ?? stopError;
@@ -421,7 +434,7 @@ export class TrainingProcess {
     failureClass: FailureClass | null = null,
   ): Promise<void> {
     if (this.state.runId !== null) {
-      await control.finishRun(this.state.runId, {
+      await this.db.control.finishRun(this.state.runId, {
         status,
         exitCode,
         error,
@@ -433,7 +446,7 @@ export class TrainingProcess {
     // from before restarts keep their order.
     const verdict = status === 'failed' ? this.failureVerdict(failureClass) : null;
     if (verdict?.event)
-      await control.recordEvent({ processId: this.input.processId, runId: this.state.runId, ...verdict.event });
+      await this.db.control.recordEvent({ processId: this.input.processId, runId: this.state.runId, ...verdict.event });
     if (verdict?.restart && this.restartable()) {
       this.restartAfterFailure(error);
       return;
@@ -500,7 +513,7 @@ export class TrainingProcess {
         await this.flushed();
         return false;
       }
-      await control.noteEvent(
+      await this.db.control.noteEvent(
         this.input.processId,
         null,
         'warn',
@@ -508,7 +521,7 @@ export class TrainingProcess {
       );
     }
     await this.flushed();
-    await control.deleteProcessData(this.input.processId);
+    await this.db.control.deleteProcessData(this.input.processId);
     await condition(allHandlersFinished);
     return true;
   }

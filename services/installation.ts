@@ -1,0 +1,49 @@
+// The installation id: random, made once per database (db/migrations/0012_workflow_ids.sql
+// makes it for databases that had none). Task queues and workflow ids carry it, so two
+// installations sharing a Temporal namespace never meet (docs/design.md, "Workflow ids and
+// task queues"); a restored backup keeps it, and with it its workflows.
+import { eq } from 'drizzle-orm';
+import crypto from 'node:crypto';
+import type { Db } from '../db/client.js';
+import { appState } from '../db/schema.js';
+
+const INSTALLATION_KEY = 'installation_id';
+
+/** This database's installation id (12 hex digits), made if it is missing. */
+export async function installationId(db: Db): Promise<string> {
+  await db
+    .insert(appState)
+    .values({ key: INSTALLATION_KEY, value: crypto.randomBytes(6).toString('hex') })
+    .onConflictDoNothing();
+  const [row] = await db.select().from(appState).where(eq(appState.key, INSTALLATION_KEY));
+  return String(row!.value);
+}
+
+const known = new WeakMap<Db, Promise<string>>();
+
+/** installationId, read once per database handle (it never changes). */
+export function installationOf(db: Db): Promise<string> {
+  let id = known.get(db);
+  if (!id) {
+    id = installationId(db);
+    known.set(db, id);
+    id.catch(() => known.delete(db));
+  }
+  return id;
+}
+
+const LEGACY_QUEUES_KEY = 'legacy_task_queues';
+
+/**
+ * Whether workflows may still run on the queues from before installation ids (set by
+ * db/migrations/0012_workflow_ids.sql for a database that had processes): workers poll them too.
+ */
+export async function legacyQueuesInUse(db: Db): Promise<boolean> {
+  const [row] = await db.select({ key: appState.key }).from(appState).where(eq(appState.key, LEGACY_QUEUES_KEY));
+  return row !== undefined;
+}
+
+/** No workflow is left on the legacy queues (workers/reconcile.ts checked): workers stop polling them. */
+export async function retireLegacyQueues(db: Db): Promise<void> {
+  await db.delete(appState).where(eq(appState.key, LEGACY_QUEUES_KEY));
+}
