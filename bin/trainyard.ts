@@ -13,6 +13,7 @@ import { createToken, createUser, grantRole, revokeToken, setPassword } from '..
 import { CLI_ACTOR, recordAudit, type AuditEntry } from '../services/audit.js';
 import { ServiceError } from '../services/errors.js';
 import { seedBuiltins } from '../services/seed.js';
+import { reconcileInstallation, reportLines } from '../workers/reconcile.js';
 import { startWorkers } from '../workers/worker.js';
 import { EXPECTED_ERROR } from '../domain/failures.js';
 
@@ -21,6 +22,10 @@ const USAGE = `Usage: npm run trainyard -- <command>
   web                                   the web server (needs TEMPORAL_ADDRESS or a profile, see README)
   worker                                a worker (needs TEMPORAL_ADDRESS or a profile, see README)
   migrate                               apply database migrations
+  reconcile [--dry-run] [--keep-orphans]
+                                        restore processes whose workflow is gone, end this
+                                        installation's workflows that no process has (a
+                                        restored backup); workers do it at start too
   user add <login> --role <role> [--template <id>]
                                         password from TRAINYARD_PASSWORD, else asked for
   user set-password <login>             password from TRAINYARD_PASSWORD, else asked for
@@ -128,6 +133,8 @@ async function main(argv: string[]): Promise<void> {
       template: { type: 'string' },
       name: { type: 'string' },
       'expires-days': { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      'keep-orphans': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -144,6 +151,23 @@ async function main(argv: string[]): Promise<void> {
     case 'migrate': {
       await withDb(config, async () => undefined);
       console.log('Migrations applied.');
+      return;
+    }
+    case 'reconcile': {
+      const address = requireTemporal(config);
+      const report = await withDb(config, async (db) => {
+        const temporal = await connectTemporal(address, config.temporal.namespace, { settings: config.temporal });
+        try {
+          return await reconcileInstallation(
+            { db, client: temporal.client },
+            { dryRun: values['dry-run'] === true, keepOrphans: values['keep-orphans'] === true },
+          );
+        } finally {
+          await temporal.connection.close();
+        }
+      });
+      for (const line of reportLines(report)) console.log(line);
+      if ([...report.restored, ...report.orphans].some((entry) => entry.outcome === 'failed')) process.exitCode = 1;
       return;
     }
     case 'web': {

@@ -26,7 +26,7 @@ export interface ProcessWorkflowDeps {
 
 interface WorkflowTarget {
   processId: number;
-  /** The row's workflow_id (db/migrations/0012_workflow_ids.sql names new ones; old ones are `training-process-<id>`). */
+  /** The row's workflow_id (named by db/migrations/0012_workflow_ids.sql; older rows: `training-process-<id>`). */
   workflowId: string;
   /** The installation whose control queue runs it (services/installation.ts). */
   installation: string;

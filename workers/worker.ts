@@ -25,6 +25,7 @@ import { createWorkerMetrics } from '../telemetry/worker-metrics.js';
 import { installationOf, legacyQueuesInUse } from '../services/installation.js';
 import { controlTaskQueue, LEGACY_CONTROL_TASK_QUEUE, machineTaskQueue } from '../workflows/messages.js';
 import { startHousekeeping } from './housekeeping.js';
+import { reconcileInstallation, reportLines } from './reconcile.js';
 import { createWorkflowReconciler } from './workflow-reconciler.js';
 
 export const WORKFLOWS_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'index.ts');
@@ -59,6 +60,8 @@ export interface WorkerDeps {
   sdkMetricsAddress?: string | null;
   /** How notification deliveries retry (TRAINYARD_NOTIFY_RETRY_INITIAL_MS); tests shorten it. */
   notifyRetry?: Partial<DeliveryRetry>;
+  /** Run `trainyard reconcile` once the queues are polled (workers/reconcile.ts); on unless false. */
+  reconcileAtStart?: boolean;
 }
 
 export interface RunningWorkers {
@@ -345,6 +348,16 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   };
 
   await reconcile();
+  // In the background: the queues are polled already, and a pass over many processes takes a while.
+  const startPass =
+    deps.reconcileAtStart === false
+      ? Promise.resolve()
+      : reconcileInstallation({ db: deps.db, client })
+          .then((report) => {
+            if (report.restored.length || report.orphans.length || report.legacyQueues === 'retired')
+              for (const line of reportLines(report)) log(`worker: reconcile: ${line}`);
+          })
+          .catch((error: unknown) => log(`worker: reconcile at start failed: ${(error as Error).message}`));
   const timer = setInterval(() => {
     reconcile().catch((error: unknown) => log(`worker: reconcile failed: ${(error as Error).message}`));
   }, deps.reconcileIntervalMs ?? 5000);
@@ -368,7 +381,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       // reconciler's queries) must not hold the shutdown: what it did not reach, the next
       // worker's pass does.
       await Promise.race([
-        reconciling?.catch(() => undefined),
+        Promise.all([reconciling?.catch(() => undefined), startPass]),
         new Promise((resolve) => setTimeout(resolve, RECONCILE_SHUTDOWN_WAIT_MS).unref()),
       ]);
       await Promise.all([...perMachine.keys()].map((id) => stopMachine(id)));

@@ -1,0 +1,191 @@
+// `trainyard reconcile`, also run by every worker at start: puts the database and Temporal
+// back in step after something moved one behind the other's back — a database restored
+// from a backup, a workflow terminated by hand, a second installation on the namespace.
+//
+// - A process row whose workflow is not running gets one again (restoreProcessWorkflow: its
+//   active run ends as failed with the reason, its lease is freed).
+// - A running workflow of this installation that no row names (its row was lost with a
+//   restore) is terminated, unless told to keep it: its activities already refuse rows that
+//   are not its own (activities/ownership.ts). Other installations' workflows are never touched:
+//   only ids with this installation's prefix are looked at.
+// - The queues from before installation ids stop being polled once nothing runs on them.
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionStatusName } from '@temporalio/client';
+import type { Db } from '../db/client.js';
+import { processes } from '../db/schema.js';
+import { installationOf, legacyQueuesInUse, retireLegacyQueues } from '../services/installation.js';
+import { restoreProcessWorkflow } from '../services/process-workflow.js';
+import { LEGACY_CONTROL_TASK_QUEUE, LEGACY_PROCESS_WORKFLOW_ID, processWorkflowPrefix } from '../workflows/messages.js';
+
+export interface ReconcileOptions {
+  /** Report only: change nothing. */
+  dryRun?: boolean;
+  /** Report workflows without rows but leave them running. */
+  keepOrphans?: boolean;
+}
+
+export interface RestoredProcess {
+  processId: number;
+  workflowId: string;
+  /** What Temporal said of its workflow before. */
+  state: WorkflowExecutionStatusName | 'missing';
+  outcome: 'restored' | 'would restore' | 'running' | 'failed';
+  error?: string;
+}
+
+export interface OrphanWorkflow {
+  workflowId: string;
+  /** From the workflow's memo: the process it was started for, and its machine. */
+  processId: number | null;
+  machineId: number | null;
+  outcome: 'terminated' | 'kept' | 'would terminate' | 'failed';
+  error?: string;
+}
+
+export interface ReconcileReport {
+  installation: string;
+  dryRun: boolean;
+  /** Process rows looked at (those being deleted are left to their workflow). */
+  processes: number;
+  restored: RestoredProcess[];
+  orphans: OrphanWorkflow[];
+  /** The queues from before installation ids: not used, still in use, or retired by this pass. */
+  legacyQueues: 'none' | 'in use' | 'retired' | 'would retire';
+}
+
+/** How many describes are in flight at once: a pass over thousands of rows must not flood the frontend. */
+const CONCURRENCY = 8;
+
+async function describe(client: Client, workflowId: string) {
+  try {
+    return await client.workflow.getHandle(workflowId).describe();
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return null;
+    throw error;
+  }
+}
+
+async function eachLimited<T>(items: T[], work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(CONCURRENCY, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
+}
+
+export async function reconcileInstallation(
+  deps: { db: Db; client: Client },
+  options: ReconcileOptions = {},
+): Promise<ReconcileReport> {
+  const dryRun = options.dryRun === true;
+  const installation = await installationOf(deps.db);
+  const legacy = await legacyQueuesInUse(deps.db);
+  const rows = await deps.db
+    .select({ id: processes.id, workflowId: processes.workflowId, deleting: processes.deleting })
+    .from(processes);
+  const known = new Set(rows.map((r) => r.workflowId));
+  const live = rows.filter((r) => !r.deleting);
+
+  // Rows without a running workflow. Described one by one, not read from a visibility list:
+  // a list lags behind a start by up to a second, and a row whose workflow was just started
+  // would be restored over it.
+  const restored: RestoredProcess[] = [];
+  let onLegacyQueue = false;
+  await eachLimited(live, async (row) => {
+    const description = await describe(deps.client, row.workflowId);
+    const state = description?.status.name ?? 'missing';
+    if (state === 'RUNNING') {
+      if (description!.taskQueue === LEGACY_CONTROL_TASK_QUEUE) onLegacyQueue = true;
+      return;
+    }
+    const entry: RestoredProcess = { processId: row.id, workflowId: row.workflowId, state, outcome: 'would restore' };
+    restored.push(entry);
+    if (dryRun) return;
+    try {
+      const result = await restoreProcessWorkflow(deps, row.id);
+      entry.outcome = result.outcome === 'restored' ? 'restored' : 'running';
+    } catch (error) {
+      entry.outcome = 'failed';
+      entry.error = (error as Error).message;
+    }
+  });
+
+  // Running workflows of this installation that no row names.
+  const prefix = processWorkflowPrefix(installation);
+  const orphans: OrphanWorkflow[] = [];
+  const candidates: string[] = [];
+  for await (const execution of deps.client.workflow.list({
+    query: `WorkflowType = 'trainingProcessWorkflow' AND ExecutionStatus = 'Running'`,
+  })) {
+    const id = execution.workflowId;
+    const ours = id.startsWith(prefix) || (legacy && LEGACY_PROCESS_WORKFLOW_ID.test(id));
+    if (ours && !known.has(id)) candidates.push(id);
+  }
+  await eachLimited(candidates, async (workflowId) => {
+    // The list lags: the workflow may have ended since (a delete removes the row, then the workflow ends).
+    const description = await describe(deps.client, workflowId);
+    if (description?.status.name !== 'RUNNING') return;
+    const memo = (description.memo ?? {}) as { processId?: unknown; machineId?: unknown };
+    const entry: OrphanWorkflow = {
+      workflowId,
+      processId: typeof memo.processId === 'number' ? memo.processId : null,
+      machineId: typeof memo.machineId === 'number' ? memo.machineId : null,
+      outcome: dryRun ? 'would terminate' : options.keepOrphans ? 'kept' : 'terminated',
+    };
+    orphans.push(entry);
+    if (entry.outcome !== 'terminated') return;
+    try {
+      await deps.client.workflow
+        .getHandle(workflowId)
+        .terminate(`trainyard reconcile: no process of installation ${installation} has this workflow`);
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError)) {
+        entry.outcome = 'failed';
+        entry.error = (error as Error).message;
+      }
+    }
+  });
+
+  // The legacy queues: retired once no running workflow (a process's or a delivery's) is left on them.
+  let legacyQueues: ReconcileReport['legacyQueues'] = 'none';
+  if (legacy) {
+    if (!onLegacyQueue) {
+      for await (const _ of deps.client.workflow.list({
+        query: `TaskQueue = '${LEGACY_CONTROL_TASK_QUEUE}' AND ExecutionStatus = 'Running'`,
+        pageSize: 1,
+      })) {
+        onLegacyQueue = true;
+        break;
+      }
+    }
+    legacyQueues = onLegacyQueue ? 'in use' : dryRun ? 'would retire' : 'retired';
+    if (legacyQueues === 'retired') await retireLegacyQueues(deps.db);
+  }
+
+  restored.sort((a, b) => a.processId - b.processId);
+  orphans.sort((a, b) => a.workflowId.localeCompare(b.workflowId));
+  return { installation, dryRun, processes: live.length, restored, orphans, legacyQueues };
+}
+
+/** The report as lines for a terminal or a log. */
+export function reportLines(report: ReconcileReport): string[] {
+  const lines = [
+    `installation ${report.installation}: ${report.processes} processes checked${report.dryRun ? ' (dry run: nothing changed)' : ''}`,
+  ];
+  for (const r of report.restored) {
+    const was = r.state === 'missing' ? 'missing' : r.state.toLowerCase();
+    lines.push(
+      `process ${r.processId}: workflow ${r.workflowId} was ${was}; ${r.outcome}${r.error ? `: ${r.error}` : ''}`,
+    );
+  }
+  for (const o of report.orphans) {
+    const of = o.processId === null ? '' : ` (started for process ${o.processId} on machine ${o.machineId ?? '?'})`;
+    const trainer = o.outcome === 'terminated' ? '; a trainer it ran may still run on that machine until it ends' : '';
+    lines.push(
+      `workflow ${o.workflowId}${of} has no process row; ${o.outcome}${o.error ? `: ${o.error}` : ''}${trainer}`,
+    );
+  }
+  if (report.legacyQueues !== 'none') lines.push(`queues from before installation ids: ${report.legacyQueues}`);
+  if (!report.restored.length && !report.orphans.length) lines.push('database and Temporal agree');
+  return lines;
+}
