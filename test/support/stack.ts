@@ -43,6 +43,7 @@ export interface Stack {
     serveLocalMachine?: boolean;
     probeIntervalMs?: number;
     notifyRetry?: WorkerDeps['notifyRetry'];
+    reconcileAtStart?: boolean;
   }): Promise<RunningWorkers>;
   close(): Promise<void>;
 }
@@ -50,10 +51,19 @@ export interface Stack {
 export const TEST_SECRET = 'test-secret-0123456789abcdef';
 
 export async function startStack(
-  options: { worker?: boolean; probeIntervalMs?: number; temporalAddress?: string } = {},
+  options: {
+    worker?: boolean;
+    probeIntervalMs?: number;
+    temporalAddress?: string;
+    /** Another database than the run's shared one (migrated already): another installation. */
+    databaseUrl?: string;
+  } = {},
 ): Promise<Stack> {
   const temporalAddress = options.temporalAddress ?? inject('temporalAddress');
-  const database = openDatabase(inject('databaseUrl'), { max: 20, applicationName: 'trainyard-test' });
+  const database = openDatabase(options.databaseUrl ?? inject('databaseUrl'), {
+    max: 20,
+    applicationName: 'trainyard-test',
+  });
   await seed(database.db, { adminPassword: 'admin-password-for-tests' });
   const connection = await Connection.connect({ address: temporalAddress });
   const client = new Client({ connection });
@@ -81,6 +91,7 @@ export async function startStack(
         workflowBundle: await workflowBundle(),
         log: () => {},
         ...(workerOptions.notifyRetry ? { notifyRetry: workerOptions.notifyRetry } : {}),
+        ...(workerOptions.reconcileAtStart !== undefined ? { reconcileAtStart: workerOptions.reconcileAtStart } : {}),
       });
       stack.workers = workers;
       return workers;
