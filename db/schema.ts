@@ -210,9 +210,10 @@ export const processes = pgTable(
     /** Random and never reused: with the installation id it names the process's workflow. */
     key: uuid('key').notNull().defaultRandom().unique(),
     /**
-     * The id of the process's workflow, fixed when the row is made: `''` (the default) asks the
+     * The id of the process's workflow, fixed when the row is made: NEW_WORKFLOW_ID asks the
      * trainyard_process_workflow_id trigger to name it `trainyard-<installation>-process-<id>-<key>`
-     * (db/migrations/0012_workflow_ids.sql). Rows from before it keep `training-process-<id>`.
+     * (db/migrations/0012_workflow_ids.sql). Rows from before it, and rows a release before it inserts
+     * (the default, `''`), have `training-process-<id>`.
      */
     workflowId: text('workflow_id').notNull().default('').unique(),
     createdAt: createdAt(),

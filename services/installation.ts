@@ -9,6 +9,12 @@ import { appState } from '../db/schema.js';
 
 const INSTALLATION_KEY = 'installation_id';
 
+/**
+ * Inserted as a process's workflow_id, asks the database to name its workflow
+ * `trainyard-<installation>-process-<id>-<key>` (db/migrations/0012_workflow_ids.sql).
+ */
+export const NEW_WORKFLOW_ID = 'new';
+
 /** This database's installation id (12 hex digits), made if it is missing. */
 export async function installationId(db: Db): Promise<string> {
   await db

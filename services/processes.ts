@@ -21,7 +21,7 @@ import {
   type ActionResult,
 } from '../workflows/messages.js';
 import { invalid, notFound, ServiceError, THINGS, type LocalizedText } from './errors.js';
-import { installationOf } from './installation.js';
+import { installationOf, NEW_WORKFLOW_ID } from './installation.js';
 import { restoreProcessWorkflow, startProcessWorkflow } from './process-workflow.js';
 
 export interface ProcessDeps {
@@ -193,6 +193,7 @@ export async function createProcess(deps: ProcessDeps, input: CreateProcessInput
       machineId: machine.id,
       params,
       name: defaultName(template.name, template.params, params),
+      workflowId: NEW_WORKFLOW_ID,
     })
     .returning();
   const processId = row!.id;

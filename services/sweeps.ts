@@ -18,7 +18,7 @@ import {
 } from '../domain/sweep.js';
 import { invalid, notFound, ServiceError, THINGS } from './errors.js';
 import { PROCESS_LIMITS, type ProcessesInput, type SweepInput } from './inputs.js';
-import { installationOf } from './installation.js';
+import { installationOf, NEW_WORKFLOW_ID } from './installation.js';
 import { startProcessWorkflow } from './process-workflow.js';
 import { getProcess, processQuery, toView, type ProcessDeps, type ProcessView } from './processes.js';
 import { validParams } from './templates.js';
@@ -106,6 +106,7 @@ async function createPlanned(
         planned.map((p) => ({
           templateId: template.id,
           sweepId,
+          workflowId: NEW_WORKFLOW_ID,
           ...p,
           ...(options.start ? { status: 'queued', statusVersion: 1 } : {}),
         })),

@@ -1,4 +1,4 @@
-// `trainyard reconcile`, also run by every worker at start: puts the database and Temporal
+// `trainyard reconcile`, also run by every worker at start (over the rows holding work): puts the database and Temporal
 // back in step after something moved one behind the other's back — a database restored
 // from a backup, a workflow terminated by hand, a second installation on the namespace.
 //
@@ -13,7 +13,7 @@ import { WorkflowNotFoundError, type Client, type WorkflowExecutionStatusName } 
 import type { Db } from '../db/client.js';
 import { processes } from '../db/schema.js';
 import { installationOf, legacyQueuesInUse, retireLegacyQueues } from '../services/installation.js';
-import { restoreProcessWorkflow } from '../services/process-workflow.js';
+import { processesHoldingWork, restoreProcessWorkflow } from '../services/process-workflow.js';
 import { LEGACY_CONTROL_TASK_QUEUE, LEGACY_PROCESS_WORKFLOW_ID, processWorkflowPrefix } from '../workflows/messages.js';
 
 export interface ReconcileOptions {
@@ -21,6 +21,11 @@ export interface ReconcileOptions {
   dryRun?: boolean;
   /** Report workflows without rows but leave them running. */
   keepOrphans?: boolean;
+  /**
+   * Look only at rows that hold a run or a slot (a worker's start): an idle row's workflow is
+   * started again by its first action anyway, and a pass over every row is the command's.
+   */
+  onlyHoldingWork?: boolean;
 }
 
 export interface RestoredProcess {
@@ -44,7 +49,7 @@ export interface OrphanWorkflow {
 export interface ReconcileReport {
   installation: string;
   dryRun: boolean;
-  /** Process rows looked at (those being deleted are left to their workflow). */
+  /** Rows looked at: not those being deleted (left to their workflow); at a worker's start, those holding work. */
   processes: number;
   restored: RestoredProcess[];
   orphans: OrphanWorkflow[];
@@ -84,7 +89,8 @@ export async function reconcileInstallation(
     .select({ id: processes.id, workflowId: processes.workflowId, deleting: processes.deleting })
     .from(processes);
   const known = new Set(rows.map((r) => r.workflowId));
-  const live = rows.filter((r) => !r.deleting);
+  const holding = options.onlyHoldingWork ? new Set((await processesHoldingWork(deps.db)).map((p) => p.id)) : null;
+  const live = rows.filter((r) => !r.deleting && (holding === null || holding.has(r.id)));
 
   // Rows without a running workflow. Described one by one, not read from a visibility list:
   // a list lags behind a start by up to a second, and a row whose workflow was just started

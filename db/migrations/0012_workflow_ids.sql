@@ -21,20 +21,27 @@ ALTER TABLE "processes" ALTER COLUMN "workflow_id" SET DEFAULT '';--> statement-
 ALTER TABLE "processes" ALTER COLUMN "workflow_id" SET NOT NULL;--> statement-breakpoint
 ALTER TABLE "processes" ADD CONSTRAINT "processes_key_unique" UNIQUE("key");--> statement-breakpoint
 ALTER TABLE "processes" ADD CONSTRAINT "processes_workflow_id_unique" UNIQUE("workflow_id");--> statement-breakpoint
--- A new row's workflow id: the installation, the process id (for people reading the Temporal UI) and
--- the key (never reused, so a restored backup that hands out an id again names a new workflow).
+-- A new row's workflow id. Trainyard asks for one by inserting 'new' (services/installation.ts):
+-- the installation, the process id (for people reading the Temporal UI) and the key (never reused,
+-- so a restored backup that hands out an id again names a new workflow). A row inserted without
+-- one ('', the default) is from a release before installation ids still running during a rolling
+-- deploy: it gets the id that release starts its workflow under, on the old queues, which the
+-- workers then poll.
 CREATE FUNCTION trainyard_process_workflow_id() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   v_installation text;
 BEGIN
-  IF NEW.workflow_id IS NULL OR NEW.workflow_id = '' THEN
+  IF NEW.workflow_id = 'new' THEN
     SELECT value #>> '{}' INTO v_installation FROM app_state WHERE key = 'installation_id';
     IF v_installation IS NULL THEN
       RAISE EXCEPTION 'app_state has no installation_id; run the migrations again';
     END IF;
     NEW.workflow_id := 'trainyard-' || v_installation || '-process-' || NEW.id || '-'
       || left(replace(NEW.key::text, '-', ''), 12);
+  ELSIF NEW.workflow_id IS NULL OR NEW.workflow_id = '' THEN
+    NEW.workflow_id := 'training-process-' || NEW.id;
+    INSERT INTO app_state (key, value) VALUES ('legacy_task_queues', to_jsonb(true)) ON CONFLICT (key) DO NOTHING;
   END IF;
   RETURN NEW;
 END $$;--> statement-breakpoint

@@ -14,7 +14,7 @@ import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import { openDatabase } from '../../db/client.js';
 import { MIGRATIONS_DIR, runMigrations } from '../../db/migrate.js';
 import { processes } from '../../db/schema.js';
-import { installationOf, legacyQueuesInUse } from '../../services/installation.js';
+import { installationOf, legacyQueuesInUse, NEW_WORKFLOW_ID } from '../../services/installation.js';
 import { act, deleteProcess } from '../../services/processes.js';
 import { LEGACY_CONTROL_TASK_QUEUE, processWorkflowPrefix } from '../../workflows/messages.js';
 import { reconcileInstallation } from '../../workers/reconcile.js';
@@ -70,11 +70,17 @@ describe('an installation from before installation ids, upgraded', () => {
     expect(new Set(rows.map((r) => r.key)).size).toBe(2);
     expect(await legacyQueuesInUse(database.db)).toBe(true);
     const installation = await installationOf(database.db);
+    // Trainyard asks for a new workflow id; a release before it, still running in a rolling deploy, does not.
     const [made] = await database.db
+      .insert(processes)
+      .values({ templateId: template!.id, machineId: machine!.id, workflowId: NEW_WORKFLOW_ID })
+      .returning();
+    expect(made!.workflowId).toMatch(new RegExp(`^${processWorkflowPrefix(installation)}${made!.id}-[0-9a-f]{12}$`));
+    const [byOldRelease] = await database.db
       .insert(processes)
       .values({ templateId: template!.id, machineId: machine!.id })
       .returning();
-    expect(made!.workflowId).toMatch(new RegExp(`^${processWorkflowPrefix(installation)}${made!.id}-[0-9a-f]{12}$`));
+    expect(byOldRelease!.workflowId).toBe(`training-process-${byOldRelease!.id}`);
     await database.close();
 
     // The first process's workflow was running before the upgrade: as the old release started it.

@@ -116,14 +116,18 @@ describe('a workflow terminated by hand', () => {
     await terminate(created.id);
     expect(await workflowState(created.id)).toBe('TERMINATED');
 
-    // Nobody acts: the worker restores it by itself.
-    await waitFor(
-      'the workflow to run again',
-      async () => (await workflowState(created.id)) === 'RUNNING',
+    // Nobody acts: the worker restores it by itself. The new execution runs a moment before the
+    // restore's transaction commits (it starts it last, inside), so the row is waited for too.
+    const after = await waitFor(
+      'the workflow to run again and the row to say so',
+      async () => {
+        if ((await workflowState(created.id)) !== 'RUNNING') return null;
+        const row = await processRow(stack, created.id);
+        return row!.statusVersion > before!.statusVersion ? row : null;
+      },
       30_000,
       200,
     );
-    const after = await processRow(stack, created.id);
     expect(after!.status).toBe('created');
     expect(after!.lastError).toBeNull();
     expect(after!.statusVersion).toBeGreaterThan(before!.statusVersion);
