@@ -213,7 +213,7 @@ async function main(argv: string[]): Promise<void> {
       });
       console.log(
         `Trainyard worker: polling the control queue and machines ${workers.machineIds().join(', ') || '(none yet)'}` +
-          ` (build ${workers.buildId}${workers.metricsAddress ? `, metrics on http://${workers.metricsAddress}/metrics` : ''})`,
+          ` of installation ${workers.installation} (build ${workers.buildId}${workers.metricsAddress ? `, metrics on http://${workers.metricsAddress}/metrics` : ''})`,
       );
       const stop = async () => {
         await workers.shutdown();

@@ -128,9 +128,9 @@ describe('a workflow terminated by hand', () => {
       30_000,
       200,
     );
-    expect(after!.status).toBe('created');
-    expect(after!.lastError).toBeNull();
-    expect(after!.statusVersion).toBeGreaterThan(before!.statusVersion);
+    expect(after.status).toBe('created');
+    expect(after.lastError).toBeNull();
+    expect(after.statusVersion).toBeGreaterThan(before!.statusVersion);
     expect(await eventsOf(created.id)).toEqual([
       `${REASON} Trainyard started the process's workflow again; its actions work as before.`,
     ]);
