@@ -192,7 +192,10 @@ describe('removing run directories', () => {
       keysDir: null,
       heartbeatMs: 10,
     });
-    const environment = new MockActivityEnvironment();
+    // As the process's own workflow would run it: an activity checks whose process it removes.
+    const environment = new MockActivityEnvironment({
+      workflowExecution: { workflowId: created.workflowId, runId: 'mock-run' },
+    });
     const beats: number[] = [];
     environment.on('heartbeat', () => beats.push(Date.now()));
     const started = Date.now();

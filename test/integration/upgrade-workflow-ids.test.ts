@@ -28,6 +28,15 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-migrations-'));
 let stack: Stack | null = null;
 
 afterAll(async () => {
+  // Its workflows end with it, so no worker of another test ever sees them.
+  if (stack) {
+    const rows = await stack.database.db.select({ workflowId: processes.workflowId }).from(processes);
+    for (const row of rows)
+      await stack.client.workflow
+        .getHandle(row.workflowId)
+        .terminate('test over')
+        .catch(() => undefined);
+  }
   await stack?.close();
   await admin.unsafe(`drop database if exists ${name} with (force)`);
   await admin.end();
@@ -55,6 +64,9 @@ describe('an installation from before installation ids, upgraded', () => {
       insert into templates (name, command, params, total_steps)
       values ('upgrade', ${`'${TSX}' '${EXAMPLE_TRAINER}'`}, ${JSON.stringify({ step_delay_ms: 0 })}::jsonb, 300)
       returning id`;
+    // Old-style ids are not scoped by installation: far from the ids of the run's shared database,
+    // whose workers share this Temporal namespace.
+    await before.sql`alter sequence processes_id_seq restart with 900000`;
     const [machine] = await before.sql<Array<{ id: number }>>`
       insert into machines (name, kind, address, slots) values ('local', 'local', 'local', 2) returning id`;
     const old = await before.sql<Array<{ id: number }>>`

@@ -139,9 +139,18 @@ describe('a worker started with a build id and metrics addresses', () => {
       value(response.body, 'trainyard_http_requests_total', { method: 'GET', route: '/metrics', status: '200' }),
     ).toBeGreaterThanOrEqual(1);
 
-    // The build id as Temporal keeps it: on the workflow tasks this worker completed.
-    const history = await stack.client.workflow.getHandle(completed.workflowId).fetchHistory();
-    const builds = (history.events ?? []).flatMap((event) => {
+    // The build id as Temporal keeps it: on the workflow tasks this worker completed, in the run that
+    // ran the trainer — the one before the latest, which it continued as new into, and whose first
+    // task may not be completed yet.
+    const latest = await stack.client.workflow.getHandle(completed.workflowId).fetchHistory();
+    const previous = latest.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+    const events = [
+      ...(previous
+        ? ((await stack.client.workflow.getHandle(completed.workflowId, previous).fetchHistory()).events ?? [])
+        : []),
+      ...(latest.events ?? []),
+    ];
+    const builds = events.flatMap((event) => {
       const done = event.workflowTaskCompletedEventAttributes;
       if (!done) return [];
       // Servers of different ages fill the newer or the older fields.
