@@ -249,6 +249,9 @@ export async function recordHistories(stack: Stack, dir: string, processIds: num
           maxBuffer: 64 * 1024 * 1024,
         },
       );
+      // A run whose first workflow task has not started (a continue-as-new's backoff) has nothing to replay,
+      // and the replayer waits on it for ever.
+      if (!json.includes('EVENT_TYPE_WORKFLOW_TASK_STARTED')) continue;
       const file = path.join(dir, `${workflowId}-${execution.runId.slice(0, 8)}.json`);
       fs.writeFileSync(file, JSON.stringify({ workflowId, history: JSON.parse(json) as unknown }));
       count += 1;
