@@ -2,7 +2,7 @@
 // makes it for databases that had none). Task queues and workflow ids carry it, so two
 // installations sharing a Temporal namespace never meet (docs/design.md, "Workflow ids and
 // task queues"); a restored backup keeps it, and with it its workflows.
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import crypto from 'node:crypto';
 import type { Db } from '../db/client.js';
 import { appState } from '../db/schema.js';
@@ -21,8 +21,13 @@ export async function installationId(db: Db): Promise<string> {
     .insert(appState)
     .values({ key: INSTALLATION_KEY, value: crypto.randomBytes(6).toString('hex') })
     .onConflictDoNothing();
-  const [row] = await db.select().from(appState).where(eq(appState.key, INSTALLATION_KEY));
-  return String(row!.value);
+  // Read as text, not through the jsonb column: drizzle parses a jsonb string again, and a hex id
+  // such as "12e345678901" would come back as a number (Infinity).
+  const [row] = await db
+    .select({ id: sql<string>`${appState.value} #>> '{}'` })
+    .from(appState)
+    .where(eq(appState.key, INSTALLATION_KEY));
+  return row!.id;
 }
 
 const known = new WeakMap<Db, Promise<string>>();

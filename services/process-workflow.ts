@@ -269,7 +269,11 @@ export async function restoreProcessWorkflow(deps: ProcessWorkflowDeps, processI
 
 class AlreadyRunning extends Error {}
 
-/** Processes that would hold a slot or a run if their workflow were gone: the only ones a sweep needs to describe. */
+/**
+ * Processes that would hold a slot or a run if their workflow were gone: the only ones a sweep needs to describe.
+ * Not those made in the last half minute: a sweep made with start writes its rows `queued` before it starts their
+ * workflows, and a look in between would take a workflow not yet started for one gone.
+ */
 export async function processesHoldingWork(db: Db): Promise<Array<{ id: number; workflowId: string }>> {
   return db
     .selectDistinct({ id: processes.id, workflowId: processes.workflowId })
@@ -278,6 +282,7 @@ export async function processesHoldingWork(db: Db): Promise<Array<{ id: number; 
     .where(
       and(
         eq(processes.deleting, false),
+        sql`${processes.createdAt} < now() - interval '30 seconds'`,
         or(
           inArray(processes.status, ['queued', 'starting', 'running', 'stopping']),
           isNotNull(slotLeases.runId),

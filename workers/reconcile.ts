@@ -10,6 +10,7 @@
 //   only ids with this installation's prefix are looked at.
 // - The queues from before installation ids stop being polled once nothing runs on them.
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionStatusName } from '@temporalio/client';
+import { inArray } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { processes } from '../db/schema.js';
 import { installationOf, legacyQueuesInUse, retireLegacyQueues } from '../services/installation.js';
@@ -88,7 +89,6 @@ export async function reconcileInstallation(
   const rows = await deps.db
     .select({ id: processes.id, workflowId: processes.workflowId, deleting: processes.deleting })
     .from(processes);
-  const known = new Set(rows.map((r) => r.workflowId));
   const holding = options.onlyHoldingWork ? new Set((await processesHoldingWork(deps.db)).map((p) => p.id)) : null;
   const live = rows.filter((r) => !r.deleting && (holding === null || holding.has(r.id)));
 
@@ -119,14 +119,25 @@ export async function reconcileInstallation(
   // Running workflows of this installation that no row names.
   const prefix = processWorkflowPrefix(installation);
   const orphans: OrphanWorkflow[] = [];
-  const candidates: string[] = [];
+  const listed: string[] = [];
   for await (const execution of deps.client.workflow.list({
     query: `WorkflowType = 'trainingProcessWorkflow' AND ExecutionStatus = 'Running'`,
   })) {
     const id = execution.workflowId;
-    const ours = id.startsWith(prefix) || (legacy && LEGACY_PROCESS_WORKFLOW_ID.test(id));
-    if (ours && !known.has(id)) candidates.push(id);
+    if (id.startsWith(prefix) || (legacy && LEGACY_PROCESS_WORKFLOW_ID.test(id))) listed.push(id);
   }
+  // The rows are read after the list: a process's row is written before its workflow starts, so a
+  // workflow listed here whose row is not found now has none (read before, a process made during the
+  // pass would look like an orphan).
+  const known = new Set<string>();
+  for (let i = 0; i < listed.length; i += 500) {
+    const found = await deps.db
+      .select({ workflowId: processes.workflowId })
+      .from(processes)
+      .where(inArray(processes.workflowId, listed.slice(i, i + 500)));
+    for (const row of found) known.add(row.workflowId);
+  }
+  const candidates = listed.filter((id) => !known.has(id));
   await eachLimited(candidates, async (workflowId) => {
     // The list lags: the workflow may have ended since (a delete removes the row, then the workflow ends).
     const description = await describe(deps.client, workflowId);

@@ -106,8 +106,8 @@ describe('two installations on one namespace', () => {
     const [inA, inB] = made as [(typeof made)[0], (typeof made)[0]];
     // The same process ids in both: before installation ids, B's would have met A's workflows.
     expect(inB.map((p) => p.id)).toEqual(inA.map((p) => p.id));
-    for (const p of inA) expect(p.workflowId.startsWith(processWorkflowPrefix(installationA))).toBe(true);
-    for (const p of inB) expect(p.workflowId.startsWith(processWorkflowPrefix(installationB))).toBe(true);
+    for (const p of inA) expect(p.workflowId).toMatch(new RegExp(`^${processWorkflowPrefix(installationA)}${p.id}-`));
+    for (const p of inB) expect(p.workflowId).toMatch(new RegExp(`^${processWorkflowPrefix(installationB)}${p.id}-`));
 
     for (const [stack, list] of [
       [a, inA],
