@@ -1,9 +1,8 @@
-// The installation id: random, made once per database (db/migrations/0012_workflow_ids.sql
-// makes it for databases that had none). Task queues and workflow ids carry it, so two
-// installations sharing a Temporal namespace never meet (docs/design.md, "Workflow ids and
-// task queues"); a restored backup keeps it, and with it its workflows.
+// The installation id: random, made once per database by db/migrations/0012_workflow_ids.sql.
+// Task queues and workflow ids carry it, so two installations sharing a Temporal namespace never
+// meet (docs/design.md, "Workflow ids and task queues"); a restored backup keeps it, and with it
+// its workflows.
 import { eq, sql } from 'drizzle-orm';
-import crypto from 'node:crypto';
 import type { Db } from '../db/client.js';
 import { appState } from '../db/schema.js';
 
@@ -15,19 +14,17 @@ const INSTALLATION_KEY = 'installation_id';
  */
 export const NEW_WORKFLOW_ID = 'new';
 
-/** This database's installation id (12 hex digits), made if it is missing. */
+/** This database's installation id (12 hex digits; migration 0012 makes it). */
 export async function installationId(db: Db): Promise<string> {
-  await db
-    .insert(appState)
-    .values({ key: INSTALLATION_KEY, value: crypto.randomBytes(6).toString('hex') })
-    .onConflictDoNothing();
   // Read as text, not through the jsonb column: drizzle parses a jsonb string again, and a hex id
   // such as "12e345678901" would come back as a number (Infinity).
   const [row] = await db
     .select({ id: sql<string>`${appState.value} #>> '{}'` })
     .from(appState)
     .where(eq(appState.key, INSTALLATION_KEY));
-  return row!.id;
+  if (!row)
+    throw new Error('The database has no installation id: apply the migrations (npm run trainyard -- migrate).');
+  return row.id;
 }
 
 const known = new WeakMap<Db, Promise<string>>();

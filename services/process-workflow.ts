@@ -83,15 +83,33 @@ export async function startProcessWorkflow(
   }
 }
 
-/** The state of the latest execution of a process's workflow (its row's workflow_id); null when there is none. */
-export async function workflowState(client: Client, workflowId: string): Promise<WorkflowExecutionStatusName | null> {
+/** The latest execution of a workflow, described (strongly consistent, unlike a visibility list); null when none. */
+export async function describeWorkflow(client: Client, workflowId: string) {
   try {
-    const description = await client.workflow.getHandle(workflowId).describe();
-    return description.status.name;
+    return await client.workflow.getHandle(workflowId).describe();
   } catch (error) {
     if (error instanceof WorkflowNotFoundError) return null;
     throw error;
   }
+}
+
+/** The state of the latest execution of a process's workflow (its row's workflow_id); null when there is none. */
+export async function workflowState(client: Client, workflowId: string): Promise<WorkflowExecutionStatusName | null> {
+  return (await describeWorkflow(client, workflowId))?.status.name ?? null;
+}
+
+/** The processes these workflow ids belong to, by workflow id; ids no row has are left out. */
+export async function processesByWorkflowId(db: Db, workflowIds: string[]): Promise<Map<string, number>> {
+  const found = new Map<string, number>();
+  // In chunks: a namespace may list thousands of executions.
+  for (let i = 0; i < workflowIds.length; i += 500) {
+    const rows = await db
+      .select({ id: processes.id, workflowId: processes.workflowId })
+      .from(processes)
+      .where(inArray(processes.workflowId, workflowIds.slice(i, i + 500)));
+    for (const row of rows) found.set(row.workflowId, row.id);
+  }
+  return found;
 }
 
 const CLOSED_AS: Partial<Record<WorkflowExecutionStatusName, string>> = {

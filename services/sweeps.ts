@@ -18,6 +18,7 @@ import {
 } from '../domain/sweep.js';
 import { invalid, notFound, ServiceError, THINGS } from './errors.js';
 import { PROCESS_LIMITS, type ProcessesInput, type SweepInput } from './inputs.js';
+import { eachLimited } from '../lib/each-limited.js';
 import { installationOf, NEW_WORKFLOW_ID } from './installation.js';
 import { startProcessWorkflow } from './process-workflow.js';
 import { getProcess, processQuery, toView, type ProcessDeps, type ProcessView } from './processes.js';
@@ -33,14 +34,6 @@ interface Planned {
   machineId: number;
   params: Params;
   name: string;
-}
-
-async function eachLimited<T>(items: T[], work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await work(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, items.length) }, worker));
 }
 
 /** A name as given (trimmed), or null when none was: then the default applies. */
@@ -125,7 +118,7 @@ async function createPlanned(
   const installation = await installationOf(deps.db);
   const failed: number[] = [];
   let firstError: unknown;
-  await eachLimited(rows, async (row) => {
+  await eachLimited(rows, CONCURRENCY, async (row) => {
     try {
       await startProcessWorkflow(
         deps.client,

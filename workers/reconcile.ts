@@ -1,4 +1,5 @@
-// `trainyard reconcile`, also run by every worker at start (over the rows holding work): puts the database and Temporal
+// `trainyard reconcile`, also run by every worker at start (without the pass over rows, which
+// the worker's workflow reconciler makes for the rows holding work): puts the database and Temporal
 // back in step after something moved one behind the other's back — a database restored
 // from a backup, a workflow terminated by hand, a second installation on the namespace.
 //
@@ -10,11 +11,12 @@
 //   only ids with this installation's prefix are looked at.
 // - The queues from before installation ids stop being polled once nothing runs on them.
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionStatusName } from '@temporalio/client';
-import { inArray } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { processes } from '../db/schema.js';
+import { eachLimited } from '../lib/each-limited.js';
 import { installationOf, legacyQueuesInUse, retireLegacyQueues } from '../services/installation.js';
-import { processesHoldingWork, restoreProcessWorkflow } from '../services/process-workflow.js';
+import { describeWorkflow, processesByWorkflowId, restoreProcessWorkflow } from '../services/process-workflow.js';
 import { LEGACY_CONTROL_TASK_QUEUE, LEGACY_PROCESS_WORKFLOW_ID, processWorkflowPrefix } from '../workflows/messages.js';
 
 export interface ReconcileOptions {
@@ -23,10 +25,11 @@ export interface ReconcileOptions {
   /** Report workflows without rows but leave them running. */
   keepOrphans?: boolean;
   /**
-   * Look only at rows that hold a run or a slot (a worker's start): an idle row's workflow is
-   * started again by its first action anyway, and a pass over every row is the command's.
+   * Look at every row's workflow (the command). A worker's start leaves it out: its workflow
+   * reconciler describes the rows holding work on its first pass, and an idle row's workflow
+   * is started again by its first action anyway.
    */
-  onlyHoldingWork?: boolean;
+  checkRows?: boolean;
 }
 
 export interface RestoredProcess {
@@ -50,7 +53,7 @@ export interface OrphanWorkflow {
 export interface ReconcileReport {
   installation: string;
   dryRun: boolean;
-  /** Rows looked at: not those being deleted (left to their workflow); at a worker's start, those holding work. */
+  /** Rows looked at: not those being deleted (left to their workflow); none at a worker's start. */
   processes: number;
   restored: RestoredProcess[];
   orphans: OrphanWorkflow[];
@@ -61,24 +64,6 @@ export interface ReconcileReport {
 /** How many describes are in flight at once: a pass over thousands of rows must not flood the frontend. */
 const CONCURRENCY = 8;
 
-async function describe(client: Client, workflowId: string) {
-  try {
-    return await client.workflow.getHandle(workflowId).describe();
-  } catch (error) {
-    if (error instanceof WorkflowNotFoundError) return null;
-    throw error;
-  }
-}
-
-async function eachLimited<T>(items: T[], work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(CONCURRENCY, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
-}
-
 export async function reconcileInstallation(
   deps: { db: Db; client: Client },
   options: ReconcileOptions = {},
@@ -86,19 +71,21 @@ export async function reconcileInstallation(
   const dryRun = options.dryRun === true;
   const installation = await installationOf(deps.db);
   const legacy = await legacyQueuesInUse(deps.db);
-  const rows = await deps.db
-    .select({ id: processes.id, workflowId: processes.workflowId, deleting: processes.deleting })
-    .from(processes);
-  const holding = options.onlyHoldingWork ? new Set((await processesHoldingWork(deps.db)).map((p) => p.id)) : null;
-  const live = rows.filter((r) => !r.deleting && (holding === null || holding.has(r.id)));
+  const live =
+    options.checkRows === false
+      ? []
+      : await deps.db
+          .select({ id: processes.id, workflowId: processes.workflowId })
+          .from(processes)
+          .where(eq(processes.deleting, false));
 
   // Rows without a running workflow. Described one by one, not read from a visibility list:
   // a list lags behind a start by up to a second, and a row whose workflow was just started
   // would be restored over it.
   const restored: RestoredProcess[] = [];
   let onLegacyQueue = false;
-  await eachLimited(live, async (row) => {
-    const description = await describe(deps.client, row.workflowId);
+  await eachLimited(live, CONCURRENCY, async (row) => {
+    const description = await describeWorkflow(deps.client, row.workflowId);
     const state = description?.status.name ?? 'missing';
     if (state === 'RUNNING') {
       if (description!.taskQueue === LEGACY_CONTROL_TASK_QUEUE) onLegacyQueue = true;
@@ -129,18 +116,11 @@ export async function reconcileInstallation(
   // The rows are read after the list: a process's row is written before its workflow starts, so a
   // workflow listed here whose row is not found now has none (read before, a process made during the
   // pass would look like an orphan).
-  const known = new Set<string>();
-  for (let i = 0; i < listed.length; i += 500) {
-    const found = await deps.db
-      .select({ workflowId: processes.workflowId })
-      .from(processes)
-      .where(inArray(processes.workflowId, listed.slice(i, i + 500)));
-    for (const row of found) known.add(row.workflowId);
-  }
+  const known = await processesByWorkflowId(deps.db, listed);
   const candidates = listed.filter((id) => !known.has(id));
-  await eachLimited(candidates, async (workflowId) => {
+  await eachLimited(candidates, CONCURRENCY, async (workflowId) => {
     // The list lags: the workflow may have ended since (a delete removes the row, then the workflow ends).
-    const description = await describe(deps.client, workflowId);
+    const description = await describeWorkflow(deps.client, workflowId);
     if (description?.status.name !== 'RUNNING') return;
     const memo = (description.memo ?? {}) as { processId?: unknown; machineId?: unknown };
     const entry: OrphanWorkflow = {

@@ -352,7 +352,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const startPass =
     deps.reconcileAtStart === false
       ? Promise.resolve()
-      : reconcileInstallation({ db: deps.db, client }, { onlyHoldingWork: true })
+      : reconcileInstallation({ db: deps.db, client }, { checkRows: false })
           .then((report) => {
             if (report.restored.length || report.orphans.length || report.legacyQueues === 'retired')
               for (const line of reportLines(report)) log(`worker: reconcile: ${line}`);

@@ -8,11 +8,12 @@
 // run or a slot are also described now and then, for closures the query cannot see (the
 // worker was down longer than the window, or visibility lost the record).
 import type { Client } from '@temporalio/client';
-import { and, eq, gt, inArray, sql } from 'drizzle-orm';
+import { and, eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { auditEvents, processes } from '../db/schema.js';
+import { auditEvents } from '../db/schema.js';
 import { LEGACY_PROCESS_WORKFLOW_ID, processWorkflowPrefix } from '../workflows/messages.js';
 import {
+  processesByWorkflowId,
   processesHoldingWork,
   RESTORE_ACTION,
   restoreProcessWorkflow,
@@ -70,16 +71,8 @@ export function createWorkflowReconciler(deps: WorkflowReconcilerDeps): { pass()
       list.push({ runId: execution.runId, closedAt: execution.closeTime?.getTime() ?? Date.now() });
       byWorkflow.set(id, list);
     }
-    const found = new Map<number, Array<{ runId: string; closedAt: number }>>();
-    for (const chunk of chunks([...byWorkflow.keys()], 500)) {
-      const rows = await deps.db
-        .select({ id: processes.id, workflowId: processes.workflowId })
-        .from(processes)
-        .where(inArray(processes.workflowId, chunk));
-      for (const row of rows) found.set(row.id, byWorkflow.get(row.workflowId)!);
-    }
-    for (const [processId, executions] of found) {
-      if (await restore(processId)) for (const e of executions) handled.set(e.runId, e.closedAt);
+    for (const [workflowId, processId] of await processesByWorkflowId(deps.db, [...byWorkflow.keys()])) {
+      if (await restore(processId)) for (const e of byWorkflow.get(workflowId)!) handled.set(e.runId, e.closedAt);
     }
     firstPass = false;
     const forget = Date.now() - 2 * windowMs;
@@ -125,8 +118,4 @@ export function createWorkflowReconciler(deps: WorkflowReconcilerDeps): { pass()
       await reapAfterRestores();
     },
   };
-}
-
-function* chunks<T>(items: T[], size: number): Generator<T[]> {
-  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
 }

@@ -1,5 +1,5 @@
 -- Workflow ids that never collide (docs/design.md, "Workflow ids and task queues").
--- The installation id: made here if no earlier start made it (services/notifications.ts makes it lazily too).
+-- The installation id: made here unless an earlier release made it (it did so lazily, for notification deliveries).
 INSERT INTO "app_state" ("key", "value")
 VALUES ('installation_id', to_jsonb(left(replace(gen_random_uuid()::text, '-', ''), 12)))
 ON CONFLICT ("key") DO NOTHING;--> statement-breakpoint
