@@ -25,6 +25,7 @@ import { createWorkerMetrics } from '../telemetry/worker-metrics.js';
 import { installationOf, legacyQueuesInUse } from '../services/installation.js';
 import { controlTaskQueue, LEGACY_CONTROL_TASK_QUEUE, machineTaskQueue } from '../workflows/messages.js';
 import { startHousekeeping } from './housekeeping.js';
+import { freshPass } from '../lib/fresh-pass.js';
 import { reconcileInstallation, reportLines } from './reconcile.js';
 import { createWorkflowReconciler } from './workflow-reconciler.js';
 
@@ -77,6 +78,7 @@ export interface RunningWorkers {
   shutdown(): Promise<void>;
   /** Machine ids whose queues this process polls now. */
   machineIds(): number[];
+  /** Resolves after a pass that started after the call: it sees the database as it was then. */
   reconcile(): Promise<void>;
 }
 
@@ -292,7 +294,6 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     await entry.dispose();
   }
 
-  let reconciling: Promise<void> | null = null;
   async function reconcileOnce(): Promise<void> {
     legacy = await legacyQueuesInUse(deps.db);
     const legacyControl = control.get(LEGACY_CONTROL_TASK_QUEUE);
@@ -331,21 +332,20 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     log,
     ...(deps.workflowSweepMs !== undefined ? { sweepEveryMs: deps.workflowSweepMs } : {}),
   });
-  const reconcile = async () => {
-    if (!reconciling) {
-      reconciling = reconcileOnce()
-        // Never fatal: a Temporal hiccup here must not stop the machines' reconcile or the start.
-        .then(() =>
-          closed
-            ? undefined
-            : workflows
-                .pass()
-                .catch((error: unknown) => log(`worker: workflow reconcile failed: ${(error as Error).message}`)),
-        )
-        .finally(() => (reconciling = null));
-    }
-    return reconciling;
-  };
+  // A caller gets a pass that started after its call (lib/fresh-pass.ts): one under way may
+  // have read the database before the caller changed it.
+  const reconcile = freshPass(async () => {
+    if (closed) return;
+    await reconcileOnce()
+      // Never fatal: a Temporal hiccup here must not stop the machines' reconcile or the start.
+      .then(() =>
+        closed
+          ? undefined
+          : workflows
+              .pass()
+              .catch((error: unknown) => log(`worker: workflow reconcile failed: ${(error as Error).message}`)),
+      );
+  });
 
   await reconcile();
   // In the background: the queues are polled already, and a pass over many processes takes a while.
@@ -372,7 +372,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     ],
     metricsAddress: metricsServer?.address ?? null,
     machineIds: () => [...perMachine.keys()],
-    reconcile,
+    reconcile: () => reconcile(),
     async shutdown() {
       if (closed) return;
       closed = true;
@@ -381,7 +381,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       // reconciler's queries) must not hold the shutdown: what it did not reach, the next
       // worker's pass does.
       await Promise.race([
-        Promise.all([reconciling?.catch(() => undefined), startPass]),
+        Promise.all([reconcile.current()?.catch(() => undefined), startPass]),
         new Promise((resolve) => setTimeout(resolve, RECONCILE_SHUTDOWN_WAIT_MS).unref()),
       ]);
       await Promise.all([...perMachine.keys()].map((id) => stopMachine(id)));
