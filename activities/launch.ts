@@ -4,12 +4,13 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { and, eq, isNull } from 'drizzle-orm';
-import { runs } from '../db/schema.js';
+import { processes, runs } from '../db/schema.js';
 import { FAILURE } from '../domain/failures.js';
 import { isExecutorError, type TrainerHandle } from '../executors/types.js';
 import { graceMsOf, handleOf, loadRun, type MachineContext, type RunRow } from './machine-context.js';
 import { secondsSince } from '../telemetry/hooks.js';
 import { trainerEnv } from './trainer-env.js';
+import { processKeyOf } from '../workflows/messages.js';
 
 // How long a launch that found its run directory taken waits for the other launch's handle.
 const HANDLE_WAIT_MS = 15_000;
@@ -95,12 +96,19 @@ async function recordHandle(ctx: MachineContext, runId: number, handle: TrainerH
 async function claimRunDir(ctx: MachineContext, run: RunRow): Promise<{ runDir: string; ours: boolean }> {
   if (run.runDir !== null) return { runDir: run.runDir, ours: false };
   const root = await ctx.executor().runsRoot();
-  // A random part: ids restart with a new database, and a run must never adopt the
-  // trainer an older installation left in a directory of the same name.
+  // The process key from its workflow id, so that the workflow's trainers can be found on
+  // the machine without the database (activities/strays.ts); and a random part: ids restart
+  // with a restored database, and a run must never adopt the trainer an older run left in a
+  // directory of the same name.
+  const [owner] = await ctx.db
+    .select({ workflowId: processes.workflowId })
+    .from(processes)
+    .where(eq(processes.id, run.processId));
+  const key = owner ? processKeyOf(owner.workflowId) : null;
   const fresh = path.posix.join(
     root,
     `process-${run.processId}`,
-    `run-${run.number}-${run.id}-${crypto.randomBytes(4).toString('hex')}`,
+    `run-${run.number}-${run.id}-${key ? `${key}-` : ''}${crypto.randomBytes(4).toString('hex')}`,
   );
   const [claimed] = await ctx.db
     .update(runs)

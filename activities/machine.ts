@@ -19,6 +19,7 @@ import { nonFiniteText } from '../domain/notifications.js';
 import type { Notifier } from '../services/notifications.js';
 import { launchTrainer } from './launch.js';
 import { ownedOnly } from './ownership.js';
+import { stopTrainersOf } from './strays.js';
 import { heartbeating, type MachineContext } from './machine-context.js';
 import { stopTrainer } from './stop.js';
 import { NO_TELEMETRY, type WorkerTelemetry } from '../telemetry/hooks.js';
@@ -97,6 +98,8 @@ export function createMachineActivities(deps: MachineDeps): {
     launchTrainer: (runId) => launchTrainer(ctx, runId),
     runTraining: (runId) => runTraining(ctx, store, runId),
     stopTrainer: (runId, options) => stopTrainer(ctx, runId, options),
+    // Not checked for ownership: it reads no row, and stops only the trainers of the key it is given.
+    stopTrainersOf: (spec) => stopTrainersOf(ctx, spec),
 
     async probeMachine() {
       let result: MachineProbe;

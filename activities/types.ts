@@ -78,6 +78,14 @@ export interface StopOptions {
   unreachableForSeconds?: number;
 }
 
+/** Whose trainers stopTrainersOf looks for: a process id and its key (workflows/messages.ts, processKeyOf). */
+export interface StrayTrainers {
+  processId: number;
+  key: string;
+  /** TERM to KILL; a template's default when absent. */
+  graceMs?: number;
+}
+
 export interface MachineActivities {
   /** Launches the run's trainer, or adopts the one an earlier attempt launched. */
   launchTrainer(runId: number): Promise<{ pid: number }>;
@@ -91,6 +99,11 @@ export interface MachineActivities {
   stopTrainer(runId: number, options?: StopOptions): Promise<{ killed: boolean }>;
   /** Removes every run directory of the process on this machine. */
   removeRunDirs(processId: number): Promise<void>;
+  /**
+   * Stops the trainers still alive in the run directories of a process key (activities/strays.ts),
+   * without the database; returns their pids.
+   */
+  stopTrainersOf(spec: StrayTrainers): Promise<{ stopped: number[] }>;
   /** Reachable, host key, free disk, GPUs; stored on the machine's row for the UI. */
   probeMachine(): Promise<MachineProbe>;
 }

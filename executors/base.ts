@@ -148,6 +148,9 @@ function parseGpus(lines: string[]): GpuInfo[] {
   return gpus;
 }
 
+/** How launch.ts names a run directory: `run-<number>-<run id>-…` in letters, digits and dashes. */
+const RUN_DIR_NAME = /^run-\d+-\d+-[0-9a-z-]+$/;
+
 export abstract class ShellExecutor implements Executor {
   abstract readonly kind: 'local' | 'ssh';
   private readonly pollIntervalMs: number;
@@ -256,6 +259,17 @@ export abstract class ShellExecutor implements Executor {
     if (res.code !== 0) {
       throw new ExecutorError('COMMAND_FAILED', `removing ${runDir} failed (exit ${res.code}): ${res.stderr.trim()}`);
     }
+  }
+
+  async listRunDirs(dir: string): Promise<string[]> {
+    const root = await this.runsRoot();
+    const inside = checkInsideRoot(root, dir, 'the directory');
+    const res = await this.runChecked('trainyard_list_runs', [inside], 'listing run directories', true);
+    // Only names Trainyard gives (launch.ts): whatever else a local user left there is not a run.
+    return taggedLines(res.stdout, 'trainyard-run')
+      .filter((name) => RUN_DIR_NAME.test(name))
+      .map((name) => `${inside}/${name}`)
+      .sort();
   }
 
   /** Disk and GPUs; transports add reachability and host-key facts. */

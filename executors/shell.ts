@@ -48,6 +48,7 @@ export type ShellOp =
   | 'trainyard_inspect'
   | 'trainyard_signal'
   | 'trainyard_remove_run_dir'
+  | 'trainyard_list_runs'
   | 'trainyard_probe'
   | 'trainyard_home';
 
@@ -142,6 +143,13 @@ trainyard_remove_run_dir() {
     *) printf 'trainyard: %s resolves outside the runs root %s\\n' "$2" "$trainyard_root" >&2; return ${REMOVE_OUTSIDE_ROOT_STATUS} ;;
   esac
   rm -rf -- "$trainyard_parent/\${2##*/}"
+}
+trainyard_list_runs() {
+  [ -d "$1" ] && ! [ -L "$1" ] || return 0
+  for trainyard_d in "$1"/run-*; do
+    if [ -d "$trainyard_d" ] && ! [ -L "$trainyard_d" ]; then printf 'trainyard-run %s\\n' "\${trainyard_d##*/}"; fi
+  done
+  return 0
 }
 trainyard_probe() {
   trainyard_dir=$1

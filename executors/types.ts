@@ -105,6 +105,12 @@ export interface Executor {
    * missing dir is fine.
    */
   removeRunDir(runDir: string): Promise<void>;
+  /**
+   * The run directories directly inside `dir` (a process's directory in the runs root), as
+   * absolute paths: subdirectories named like launch.ts names them, not symlinks. A missing
+   * `dir` has none; one outside the runs root is refused (OUTSIDE_RUNS_ROOT).
+   */
+  listRunDirs(dir: string): Promise<string[]>;
   /** Never throws for an unreachable machine: reports it. */
   probe(): Promise<ProbeResult>;
   close(): Promise<void>;

@@ -7,17 +7,28 @@
 //   active run ends as failed with the reason, its lease is freed).
 // - A running workflow of this installation that no row names (its row was lost with a
 //   restore) is terminated, unless told to keep it: its activities already refuse rows that
-//   are not its own (activities/ownership.ts). Other installations' workflows are never touched:
-//   only ids with this installation's prefix are looked at.
+//   are not its own (activities/ownership.ts). Then its trainers on its machine are stopped,
+//   found by the process key in their run directories (activities/strays.ts). Other
+//   installations' workflows are never touched: only ids with this installation's prefix are
+//   looked at.
 // - The queues from before installation ids stop being polled once nothing runs on them.
+import crypto from 'node:crypto';
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionStatusName } from '@temporalio/client';
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { processes } from '../db/schema.js';
 import { eachLimited } from '../lib/each-limited.js';
+import type { stopTrainersWorkflow } from '../workflows/stop-trainers.js';
 import { installationOf, legacyQueuesInUse, retireLegacyQueues } from '../services/installation.js';
 import { describeWorkflow, processesByWorkflowId, restoreProcessWorkflow } from '../services/process-workflow.js';
-import { LEGACY_CONTROL_TASK_QUEUE, LEGACY_PROCESS_WORKFLOW_ID, processWorkflowPrefix } from '../workflows/messages.js';
+import {
+  controlTaskQueue,
+  LEGACY_CONTROL_TASK_QUEUE,
+  LEGACY_PROCESS_WORKFLOW_ID,
+  processKeyOf,
+  processWorkflowPrefix,
+  stopTrainersWorkflowId,
+} from '../workflows/messages.js';
 
 export interface ReconcileOptions {
   /** Report only: change nothing. */
@@ -30,6 +41,8 @@ export interface ReconcileOptions {
    * is started again by its first action anyway.
    */
   checkRows?: boolean;
+  /** How long an orphan's trainer stop is waited for before it is reported as pending (ms). */
+  trainerWaitMs?: number;
 }
 
 export interface RestoredProcess {
@@ -48,6 +61,15 @@ export interface OrphanWorkflow {
   machineId: number | null;
   outcome: 'terminated' | 'kept' | 'would terminate' | 'failed';
   error?: string;
+  /** Once terminated: the pids of its trainers stopped on its machine (activities/strays.ts)… */
+  trainersStopped?: number[];
+  /** …or why they could not be… */
+  trainersError?: string;
+  /**
+   * …or the workflow that stops them once a worker serves the machine. None of the three when
+   * they could not be looked for (an id from before installation ids).
+   */
+  trainersPending?: string;
 }
 
 export interface ReconcileReport {
@@ -139,7 +161,30 @@ export async function reconcileInstallation(
       if (!(error instanceof WorkflowNotFoundError)) {
         entry.outcome = 'failed';
         entry.error = (error as Error).message;
+        return;
       }
+    }
+    // Terminated, it cannot stop its trainers: they are found by the key in their run directories.
+    const key = processKeyOf(workflowId);
+    if (key === null || entry.processId === null || entry.machineId === null) return;
+    try {
+      const handle = await deps.client.workflow.start<typeof stopTrainersWorkflow>('stopTrainersWorkflow', {
+        taskQueue: controlTaskQueue(installation),
+        workflowId: stopTrainersWorkflowId(installation, key, crypto.randomBytes(4).toString('hex')),
+        workflowExecutionTimeout: '2h',
+        args: [{ machineId: entry.machineId, installation, processId: entry.processId, key }],
+      });
+      // With the workers stopped (after a restore), it waits for one to serve the machine.
+      const result = handle.result();
+      result.catch(() => undefined); // still running when the wait below ends: nobody reads it
+      const waited = await Promise.race([
+        result,
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), options.trainerWaitMs ?? 60_000).unref()),
+      ]);
+      if (waited) entry.trainersStopped = waited.stopped;
+      else entry.trainersPending = handle.workflowId;
+    } catch (error) {
+      entry.trainersError = causeMessage(error);
     }
   });
 
@@ -164,6 +209,26 @@ export async function reconcileInstallation(
   return { installation, dryRun, processes: live.length, restored, orphans, legacyQueues };
 }
 
+function trainerNote(o: OrphanWorkflow): string {
+  if (o.trainersStopped) {
+    return o.trainersStopped.length
+      ? `; its trainer was stopped (pid ${o.trainersStopped.join(', ')})`
+      : '; no trainer of it was running';
+  }
+  if (o.trainersError)
+    return `; its trainer could not be stopped (${o.trainersError}): it may still run on that machine`;
+  if (o.trainersPending)
+    return `; its trainer will be stopped once a worker serves machine ${o.machineId ?? '?'} (workflow ${o.trainersPending})`;
+  return '; a trainer it ran may still run on that machine until it ends';
+}
+
+/** The innermost message of a workflow's failure: what the activity said. */
+function causeMessage(error: unknown): string {
+  let current = error as Error & { cause?: unknown };
+  while (current.cause instanceof Error) current = current.cause;
+  return current.message;
+}
+
 /** The report as lines for a terminal or a log. */
 export function reportLines(report: ReconcileReport): string[] {
   const lines = [
@@ -177,7 +242,7 @@ export function reportLines(report: ReconcileReport): string[] {
   }
   for (const o of report.orphans) {
     const of = o.processId === null ? '' : ` (started for process ${o.processId} on machine ${o.machineId ?? '?'})`;
-    const trainer = o.outcome === 'terminated' ? '; a trainer it ran may still run on that machine until it ends' : '';
+    const trainer = o.outcome === 'terminated' ? trainerNote(o) : '';
     lines.push(
       `workflow ${o.workflowId}${of} has no process row; ${o.outcome}${o.error ? `: ${o.error}` : ''}${trainer}`,
     );

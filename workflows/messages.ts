@@ -37,11 +37,24 @@ export function processWorkflowPrefix(installation: string): string {
   return `trainyard-${installation}-process-`;
 }
 
+/**
+ * The process key part of a workflow id (its last 12 hex digits), or null for an id from
+ * before installation ids. Run directories carry it (activities/launch.ts), so a workflow's
+ * trainers can be found on the machine without the database (activities/strays.ts).
+ */
+export function processKeyOf(workflowId: string): string | null {
+  return /^trainyard-[0-9a-f]+-process-\d+-([0-9a-f]{12})$/.exec(workflowId)?.[1] ?? null;
+}
+
 /** The id processes made before installation ids keep (`training-process-<id>`). */
 export const LEGACY_PROCESS_WORKFLOW_ID = /^training-process-(\d+)$/;
 
 export function probeMachineWorkflowId(installation: string, machineId: number, nonce: string): string {
   return `trainyard-${installation}-probe-machine-${machineId}-${nonce}`;
+}
+
+export function stopTrainersWorkflowId(installation: string, key: string, nonce: string): string {
+  return `trainyard-${installation}-stop-trainers-${key}-${nonce}`;
 }
 
 export function fetchHostKeyWorkflowId(installation: string, nonce: string): string {

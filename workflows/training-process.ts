@@ -2,9 +2,18 @@
 // validators refuse what the status table refuses; every status change is mirrored to the
 // database through an activity; between runs the workflow continues as new. The state and
 // its handlers live in TrainingProcess (training-process/entity.ts); this is the main loop.
-import { allHandlersFinished, condition, continueAsNew, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  patched,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { FAILURE } from '../domain/failures.js';
 import type { ProcessSnapshot } from './messages.js';
 import { TrainingProcess } from './training-process/entity.js';
+import { failureMessage, failureType } from './training-process/failures.js';
 
 export interface TrainingProcessInput {
   processId: number;
@@ -31,7 +40,14 @@ export async function trainingProcessWorkflow(input: TrainingProcessInput): Prom
   const training = new TrainingProcess(input);
   // A row that is another workflow's (a restored backup gave its id to a new process) ends this one.
   const foreign = condition(() => training.foreign !== null).then(() => Promise.reject(training.foreign!));
-  await Promise.race([loop(training), foreign]);
+  try {
+    await Promise.race([loop(training), foreign]);
+  } catch (error) {
+    // Ending so, it must not leave its trainer running: nobody would watch or stop it.
+    if (failureType(error) !== FAILURE.notOwner || !patched('stop-trainers-when-foreign')) throw error;
+    const trainers = await training.stopOwnTrainers();
+    throw ApplicationFailure.nonRetryable(`${failureMessage(error)} ${trainers}`, FAILURE.notOwner);
+  }
 }
 
 async function loop(training: TrainingProcess): Promise<void> {

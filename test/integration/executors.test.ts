@@ -366,6 +366,30 @@ describe.each([
     expect(existsSync(root)).toBe(true);
   });
 
+  it('lists the run directories of a process directory, and nothing a local user left beside them', async () => {
+    const dir = join(root, `process-${randomUUID().slice(0, 8)}`);
+    expect(await executor.listRunDirs(dir)).toEqual([]); // missing
+    const runs = ['run-1-7-0123456789ab-cafe0001', 'run-2-9-deadbeef'].map((name) => join(dir, name));
+    for (const run of runs) mkdirSync(run, { recursive: true });
+    writeFileSync(join(dir, 'run-3-10-file'), 'not a directory');
+    mkdirSync(join(dir, 'run-4-11-$(touch pwned)'));
+    mkdirSync(join(dir, 'notes'));
+    symlinkSync(BASE, join(dir, 'run-5-12-link'));
+    expect(await executor.listRunDirs(dir)).toEqual(runs);
+
+    const linked = join(root, `process-link-${randomUUID().slice(0, 8)}`);
+    symlinkSync(dir, linked);
+    expect(await executor.listRunDirs(linked)).toEqual([]);
+    for (const bad of [root, '/etc', join(root, '..'), `${root}x/1`]) {
+      const error = await executor.listRunDirs(bad).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isExecutorError(error, 'OUTSIDE_RUNS_ROOT') || isExecutorError(error, 'INVALID_ARGUMENT'), bad).toBe(true);
+    }
+    expect(existsSync(join(dir, 'pwned'))).toBe(false);
+  });
+
   it('refuses a FIFO where it reads a file, at once, and reads only the first bytes of a huge pid or exit_code file', async () => {
     const dir = runDir();
     mkdirSync(dir, { recursive: true });

@@ -18,8 +18,9 @@ import { runMigrations } from '../../db/migrate.js';
 import { processEvents, runs } from '../../db/schema.js';
 import { installationOf } from '../../services/installation.js';
 import { act, createProcess } from '../../services/processes.js';
-import { processWorkflowPrefix } from '../../workflows/messages.js';
-import { reconcileInstallation } from '../../workers/reconcile.js';
+import { LocalExecutor } from '../../executors/index.js';
+import { processKeyOf, processWorkflowPrefix } from '../../workflows/messages.js';
+import { reconcileInstallation, reportLines } from '../../workers/reconcile.js';
 import { databaseUrlFor } from '../support/global-setup.js';
 import {
   exampleTemplate,
@@ -63,6 +64,16 @@ function causes(error: unknown): string {
   const messages: string[] = [];
   for (let e = error; e instanceof Error; e = (e as { cause?: unknown }).cause) messages.push(e.message);
   return messages.join(' ← ');
+}
+
+/** A process that is still running: absent and zombie processes are gone. */
+function processRunning(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZXx]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return false;
+  }
 }
 
 async function workflowState(stack: Stack, workflowId: string): Promise<string> {
@@ -141,6 +152,8 @@ describe('a database restored from an earlier dump', () => {
     const [templateA, templateB] = [await exampleTemplate(a, slow), await exampleTemplate(b, slow)];
     const [machineA, machineB] = [await localMachine(a), await localMachine(b)];
 
+    // The lost process's trainer runs for minutes: still running when its workflow ends.
+    const slowest = await exampleTemplate(a, { step_delay_ms: 1000 });
     const kept = await createProcess(a.deps, { templateId: templateA.id, machineId: machineA.id });
     await act(a.deps, kept.id, 'start');
     await waitForStatus(a, kept.id, 'running');
@@ -150,11 +163,15 @@ describe('a database restored from an earlier dump', () => {
     await run('pg_dump', ['--format=custom', '--file', dump, urlA]);
 
     // After it: a process the restore will lose, while another installation runs its own.
-    const lost = await createProcess(a.deps, { templateId: templateA.id, machineId: machineA.id });
+    const lost = await createProcess(a.deps, { templateId: slowest.id, machineId: machineA.id });
     await act(a.deps, lost.id, 'start');
     const other = await createProcess(b.deps, { templateId: templateB.id, machineId: machineB.id });
     await act(b.deps, other.id, 'start');
     await Promise.all([waitForStatus(a, lost.id, 'running'), waitForStatus(b, other.id, 'running')]);
+
+    const [lostRun] = await a.database.db.select().from(runs).where(eq(runs.processId, lost.id));
+    expect(lostRun!.pid).not.toBeNull();
+    expect(path.basename(lostRun!.runDir!)).toContain(`-${processKeyOf(lost.workflowId)}-`);
 
     // The restore: A's processes stop (their trainers keep running), its database is the dump.
     await a.workers!.shutdown();
@@ -164,7 +181,7 @@ describe('a database restored from an earlier dump', () => {
     const restoredUrl = databaseUrlFor(restoredName, inject('adminDatabaseUrl'));
     await run('pg_restore', ['--no-owner', '--dbname', restoredUrl, dump]);
     await a.close();
-    const restored = await startStack({ databaseUrl: restoredUrl, worker: false });
+    const restored = await startStack({ databaseUrl: restoredUrl, worker: false, dataDir: a.dataDir });
     stacks.push(restored);
     expect(await installationOf(restored.database.db)).toBe(await installationOf(a.database.db));
 
@@ -188,6 +205,10 @@ describe('a database restored from an earlier dump', () => {
         (error: unknown) => causes(error),
       );
     expect(closed).toMatch(/(Process|Run) 2 belongs to workflow trainyard-/);
+    // Ending so, it stopped its trainer, found by the key in its run directory.
+    expect(closed).toContain(`Its trainer was stopped (pid ${lostRun!.pid}).`);
+    expect(processRunning(lostRun!.pid!)).toBe(false);
+    expect(fs.existsSync(path.join(lostRun!.runDir!, 'stop_requested'))).toBe(true);
 
     // The reborn process runs its own run, untouched.
     const done = await waitForStatus(restored, reborn.id, 'completed', 90_000);
@@ -204,8 +225,17 @@ describe('a database restored from an earlier dump', () => {
     expect(await workflowIdOf(restored, kept.id)).toBe(kept.workflowId);
     await waitForStatus(restored, kept.id, 'completed', 90_000);
 
-    // An orphan still running (the restore lost its row; it has nothing to write yet): the command finds and ends it.
-    const orphanWorkflowId = `${processWorkflowPrefix(await installationOf(restored.database.db))}999-orphan`;
+    // An orphan still running (the restore lost its row; it has nothing to write yet), with a
+    // trainer of its own on the machine: the command finds and ends it, and stops the trainer.
+    const orphanKey = crypto.randomBytes(6).toString('hex');
+    const orphanWorkflowId = `${processWorkflowPrefix(await installationOf(restored.database.db))}999-${orphanKey}`;
+    const local = new LocalExecutor({ runsRoot: path.join(a.dataDir, 'runs') });
+    const orphanTrainer = await local.launch({
+      runDir: path.join(await local.runsRoot(), 'process-999', `run-1-999-${orphanKey}-00000001`),
+      command: 'sleep 300',
+      env: { PATH: '/usr/bin:/bin' },
+    });
+    await local.close();
     await restored.client.workflow.start('trainingProcessWorkflow', {
       taskQueue: `trainyard-${await installationOf(restored.database.db)}-control`,
       workflowId: orphanWorkflowId,
@@ -233,11 +263,38 @@ describe('a database restored from an earlier dump', () => {
     expect(await workflowState(restored, orphanWorkflowId)).toBe('RUNNING');
     const real = await run(TSX, ['bin/trainyard.ts', 'reconcile'], { env, timeout: 60_000 });
     expect(real.stdout).toContain(
-      `workflow ${orphanWorkflowId} (started for process 999 on machine ${machineA.id}) has no process row; terminated`,
+      `workflow ${orphanWorkflowId} (started for process 999 on machine ${machineA.id}) has no process row; terminated; its trainer was stopped (pid ${orphanTrainer.pid})`,
     );
+    expect(processRunning(orphanTrainer.pid)).toBe(false);
     expect(await workflowState(restored, orphanWorkflowId)).toBe('TERMINATED');
     const again = await run(TSX, ['bin/trainyard.ts', 'reconcile'], { env, timeout: 60_000 });
     expect(again.stdout).toContain('database and Temporal agree');
+
+    // An orphan on a machine no worker serves (the workers are stopped, say): its trainers' stop waits for one.
+    const unserved = `${processWorkflowPrefix(await installationOf(restored.database.db))}998-${crypto.randomBytes(6).toString('hex')}`;
+    await restored.client.workflow.start('trainingProcessWorkflow', {
+      taskQueue: `trainyard-${await installationOf(restored.database.db)}-control`,
+      workflowId: unserved,
+      args: [
+        {
+          processId: 998,
+          templateId: templateA.id,
+          machineId: 424242,
+          installation: await installationOf(restored.database.db),
+        },
+      ],
+      memo: { processId: 998, machineId: 424242 },
+    });
+    const pending = await reconcileInstallation(restored.deps, { trainerWaitMs: 500 });
+    expect(pending.orphans).toEqual([
+      expect.objectContaining({ workflowId: unserved, outcome: 'terminated', trainersPending: expect.any(String) }),
+    ]);
+    const stopper = pending.orphans[0]!.trainersPending!;
+    expect((await restored.client.workflow.getHandle(stopper).describe()).status.name).toBe('RUNNING');
+    expect(reportLines(pending)[1]).toBe(
+      `workflow ${unserved} (started for process 998 on machine 424242) has no process row; terminated; its trainer will be stopped once a worker serves machine 424242 (workflow ${stopper})`,
+    );
+    await restored.client.workflow.getHandle(stopper).terminate('test over');
 
     // The other installation's process ran on, untouched, to its end.
     expect(await workflowState(b, other.workflowId)).toMatch(/RUNNING|COMPLETED/);

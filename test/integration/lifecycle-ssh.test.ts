@@ -69,7 +69,7 @@ describe('a training process over SSH', () => {
     const done = await waitForStatus(stack, process1.id, 'completed', 90_000);
     expect(done.progress.step).toBe(300);
     const run = await findRun(stack.deps, process1.id);
-    expect(run.runDir).toMatch(/\.trainyard\/runs\/process-\d+\/run-1-\d+-[0-9a-f]{8}$/);
+    expect(run.runDir).toMatch(/\.trainyard\/runs\/process-\d+\/run-1-\d+-[0-9a-f]{12}-[0-9a-f]{8}$/);
     const lines = fs.readFileSync(path.join(run.runDir!, 'metrics.jsonl'), 'utf8').trim().split('\n');
     const rows = await stack.database.db
       .select({ step: metricPoints.step })

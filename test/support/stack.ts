@@ -57,6 +57,8 @@ export async function startStack(
     temporalAddress?: string;
     /** Another database than the run's shared one (migrated already): another installation. */
     databaseUrl?: string;
+    /** Another stack's data directory: the same host (a database restored under the same workers). */
+    dataDir?: string;
   } = {},
 ): Promise<Stack> {
   const temporalAddress = options.temporalAddress ?? inject('temporalAddress');
@@ -67,7 +69,7 @@ export async function startStack(
   await seed(database.db, { adminPassword: 'admin-password-for-tests' });
   const connection = await Connection.connect({ address: temporalAddress });
   const client = new Client({ connection });
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-test-data-'));
+  const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'trainyard-test-data-'));
   const stack: Stack = {
     temporalAddress,
     database,

@@ -238,6 +238,10 @@ export class FakeFleet {
             nonRetryable: true,
           });
       },
+      stopTrainersOf: async (spec) => {
+        this.process(spec.processId).calls.push({ name: 'stopTrainersOf', args: [spec] });
+        return { stopped: [] };
+      },
     };
   }
 }

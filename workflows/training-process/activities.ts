@@ -78,6 +78,7 @@ export function machine(machineId: number, installation: string | undefined) {
         heartbeatTimeout: '15s',
         retry: { initialInterval: '200ms', maximumInterval: '5s', nonRetryableErrorTypes: [FAILURE.machineLost] },
       }),
+    strays: strays(taskQueue),
     cleanup: proxyActivities<Pick<MachineActivities, 'removeRunDirs'>>({
       taskQueue,
       // Removing a big run directory (over SSH too) may take long: the activity heartbeats
@@ -89,3 +90,18 @@ export function machine(machineId: number, installation: string | undefined) {
     }),
   };
 }
+
+/**
+ * The trainers of a workflow whose rows are lost or another's (activities/strays.ts): each
+ * found gets its grace period and a KILL, so an attempt takes a few minutes at most. It
+ * waits an hour for a worker to serve the machine (`trainyard reconcile` runs with the
+ * workers stopped, after a restore), then gives up saying so.
+ */
+export const strays = (taskQueue: string) =>
+  proxyActivities<Pick<MachineActivities, 'stopTrainersOf'>>({
+    taskQueue,
+    scheduleToStartTimeout: '1h',
+    startToCloseTimeout: '5m',
+    heartbeatTimeout: '30s',
+    retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 3 },
+  });

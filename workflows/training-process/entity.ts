@@ -9,6 +9,7 @@ import {
   setHandler,
   upsertSearchAttributes,
   allHandlersFinished,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { StopOptions, TrainerOutcome } from '../../activities/types.js';
 import { FAILURE } from '../../domain/failures.js';
@@ -31,6 +32,7 @@ import {
   stopUpdate,
   type DeleteOptions,
   type ProcessSnapshot,
+  processKeyOf,
 } from '../messages.js';
 import type { TrainingProcessInput } from '../training-process.js';
 import { controlOf, machine, type ControlProxies, type MachineProxies } from './activities.js';
@@ -244,6 +246,22 @@ export class TrainingProcess {
       }
       upsertSearchAttributes([{ key: SEARCH_KEYS.status, value: snapshot.status }]);
       this.recordedVersion = snapshot.statusVersion;
+    }
+  }
+
+  /**
+   * Stops the trainers this workflow started on its machine, found by the key in their run
+   * directories (its rows are another's, so nothing is read from them). Best effort: a
+   * machine that does not answer keeps them, and the failure says so.
+   */
+  async stopOwnTrainers(): Promise<string> {
+    const key = processKeyOf(workflowInfo().workflowId);
+    if (!key) return 'Its trainers (from before installation ids) were not looked for.';
+    try {
+      const { stopped } = await this.machine.strays.stopTrainersOf({ processId: this.input.processId, key });
+      return stopped.length ? `Its trainer was stopped (pid ${stopped.join(', ')}).` : 'No trainer of it was running.';
+    } catch (error) {
+      return `Its trainer could not be stopped: ${failureMessage(error)}`;
     }
   }
 
