@@ -41,7 +41,10 @@ export interface ReconcileOptions {
    * is started again by its first action anyway.
    */
   checkRows?: boolean;
-  /** How long an orphan's trainer stop is waited for before it is reported as pending (ms). */
+  /**
+   * How long an orphan's trainer stop is waited for before it is reported as pending (ms;
+   * a minute). A worker's start does not wait: the stop is a workflow, it finishes alone.
+   */
   trainerWaitMs?: number;
 }
 
@@ -175,12 +178,16 @@ export async function reconcileInstallation(
         args: [{ machineId: entry.machineId, installation, processId: entry.processId, key }],
       });
       // With the workers stopped (after a restore), it waits for one to serve the machine.
-      const result = handle.result();
-      result.catch(() => undefined); // still running when the wait below ends: nobody reads it
-      const waited = await Promise.race([
-        result,
-        new Promise<null>((resolve) => setTimeout(() => resolve(null), options.trainerWaitMs ?? 60_000).unref()),
-      ]);
+      const waitMs = options.trainerWaitMs ?? 60_000;
+      let waited: { stopped: number[] } | null = null;
+      if (waitMs > 0) {
+        const result = handle.result();
+        result.catch(() => undefined); // still running when the wait below ends: nobody reads it
+        waited = await Promise.race([
+          result,
+          new Promise<null>((resolve) => setTimeout(() => resolve(null), waitMs).unref()),
+        ]);
+      }
       if (waited) entry.trainersStopped = waited.stopped;
       else entry.trainersPending = handle.workflowId;
     } catch (error) {
@@ -218,7 +225,7 @@ function trainerNote(o: OrphanWorkflow): string {
   if (o.trainersError)
     return `; its trainer could not be stopped (${o.trainersError}): it may still run on that machine`;
   if (o.trainersPending)
-    return `; its trainer will be stopped once a worker serves machine ${o.machineId ?? '?'} (workflow ${o.trainersPending})`;
+    return `; its trainer is being stopped on machine ${o.machineId ?? '?'} by workflow ${o.trainersPending} (it waits for a worker serving that machine)`;
   return '; a trainer it ran may still run on that machine until it ends';
 }
 

@@ -352,13 +352,16 @@ export async function startWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const startPass =
     deps.reconcileAtStart === false
       ? Promise.resolve()
-      : reconcileInstallation({ db: deps.db, client }, { checkRows: false })
+      : reconcileInstallation({ db: deps.db, client }, { checkRows: false, trainerWaitMs: 0 })
           .then((report) => {
             if (report.restored.length || report.orphans.length || report.legacyQueues === 'retired')
               for (const line of reportLines(report)) log(`worker: reconcile: ${line}`);
           })
           .catch((error: unknown) => log(`worker: reconcile at start failed: ${(error as Error).message}`));
   const timer = setInterval(() => {
+    // A tick skips while a pass runs: queueing one behind every slow pass would keep the
+    // database and Temporal busy with passes back to back.
+    if (reconcile.current()) return;
     reconcile().catch((error: unknown) => log(`worker: reconcile failed: ${(error as Error).message}`));
   }, deps.reconcileIntervalMs ?? 5000);
   timer.unref();

@@ -292,7 +292,7 @@ describe('a database restored from an earlier dump', () => {
     const stopper = pending.orphans[0]!.trainersPending!;
     expect((await restored.client.workflow.getHandle(stopper).describe()).status.name).toBe('RUNNING');
     expect(reportLines(pending)[1]).toBe(
-      `workflow ${unserved} (started for process 998 on machine 424242) has no process row; terminated; its trainer will be stopped once a worker serves machine 424242 (workflow ${stopper})`,
+      `workflow ${unserved} (started for process 998 on machine 424242) has no process row; terminated; its trainer is being stopped on machine 424242 by workflow ${stopper} (it waits for a worker serving that machine)`,
     );
     await restored.client.workflow.getHandle(stopper).terminate('test over');
 
