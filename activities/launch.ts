@@ -4,11 +4,12 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { and, eq, isNull } from 'drizzle-orm';
-import { processes, runs } from '../db/schema.js';
+import { runs } from '../db/schema.js';
 import { FAILURE } from '../domain/failures.js';
 import { isExecutorError, type TrainerHandle } from '../executors/types.js';
 import { graceMsOf, handleOf, loadRun, type MachineContext, type RunRow } from './machine-context.js';
 import { secondsSince } from '../telemetry/hooks.js';
+import { callingWorkflow } from './ownership.js';
 import { trainerEnv } from './trainer-env.js';
 import { processKeyOf } from '../workflows/messages.js';
 
@@ -96,15 +97,12 @@ async function recordHandle(ctx: MachineContext, runId: number, handle: TrainerH
 async function claimRunDir(ctx: MachineContext, run: RunRow): Promise<{ runDir: string; ours: boolean }> {
   if (run.runDir !== null) return { runDir: run.runDir, ours: false };
   const root = await ctx.executor().runsRoot();
-  // The process key from its workflow id, so that the workflow's trainers can be found on
-  // the machine without the database (activities/strays.ts); and a random part: ids restart
-  // with a restored database, and a run must never adopt the trainer an older run left in a
-  // directory of the same name.
-  const [owner] = await ctx.db
-    .select({ workflowId: processes.workflowId })
-    .from(processes)
-    .where(eq(processes.id, run.processId));
-  const key = owner ? processKeyOf(owner.workflowId) : null;
+  // The process key from the calling workflow's id (assertOwner made sure the process is its
+  // own), so that its trainers can be found on the machine without the database
+  // (activities/strays.ts); and a random part: ids restart with a restored database, and a run
+  // must never adopt the trainer an older run left in a directory of the same name.
+  const caller = callingWorkflow();
+  const key = caller ? processKeyOf(caller) : null;
   const fresh = path.posix.join(
     root,
     `process-${run.processId}`,

@@ -38,7 +38,7 @@ export async function assertOwner(db: Db, subject: Subject): Promise<void> {
 }
 
 /** The id of the workflow whose activity this is; null when called outside one (a direct call, as tests make). */
-function callingWorkflow(): string | null {
+export function callingWorkflow(): string | null {
   let context: Context;
   try {
     context = Context.current();

@@ -227,8 +227,20 @@ describe('a database restored from an earlier dump', () => {
 
     // An orphan still running (the restore lost its row; it has nothing to write yet), with a
     // trainer of its own on the machine: the command finds and ends it, and stops the trainer.
-    const orphanKey = crypto.randomBytes(6).toString('hex');
-    const orphanWorkflowId = `${processWorkflowPrefix(await installationOf(restored.database.db))}999-${orphanKey}`;
+    const installation = await installationOf(restored.database.db);
+    // A training-process workflow no row has (as a restore leaves it), started by hand.
+    const startOrphan = async (processId: number, machineId: number) => {
+      const key = crypto.randomBytes(6).toString('hex');
+      const workflowId = `${processWorkflowPrefix(installation)}${processId}-${key}`;
+      await restored.client.workflow.start('trainingProcessWorkflow', {
+        taskQueue: `trainyard-${installation}-control`,
+        workflowId,
+        args: [{ processId, templateId: templateA.id, machineId, installation }],
+        memo: { processId, machineId },
+      });
+      return { key, workflowId };
+    };
+    const { key: orphanKey, workflowId: orphanWorkflowId } = await startOrphan(999, machineA.id);
     const local = new LocalExecutor({ runsRoot: path.join(a.dataDir, 'runs') });
     const orphanTrainer = await local.launch({
       runDir: path.join(await local.runsRoot(), 'process-999', `run-1-999-${orphanKey}-00000001`),
@@ -236,19 +248,6 @@ describe('a database restored from an earlier dump', () => {
       env: { PATH: '/usr/bin:/bin' },
     });
     await local.close();
-    await restored.client.workflow.start('trainingProcessWorkflow', {
-      taskQueue: `trainyard-${await installationOf(restored.database.db)}-control`,
-      workflowId: orphanWorkflowId,
-      args: [
-        {
-          processId: 999,
-          templateId: templateA.id,
-          machineId: machineA.id,
-          installation: await installationOf(restored.database.db),
-        },
-      ],
-      memo: { processId: 999, machineId: machineA.id },
-    });
     const env = {
       ...process.env,
       DATABASE_URL: restoredUrl,
@@ -271,20 +270,7 @@ describe('a database restored from an earlier dump', () => {
     expect(again.stdout).toContain('database and Temporal agree');
 
     // An orphan on a machine no worker serves (the workers are stopped, say): its trainers' stop waits for one.
-    const unserved = `${processWorkflowPrefix(await installationOf(restored.database.db))}998-${crypto.randomBytes(6).toString('hex')}`;
-    await restored.client.workflow.start('trainingProcessWorkflow', {
-      taskQueue: `trainyard-${await installationOf(restored.database.db)}-control`,
-      workflowId: unserved,
-      args: [
-        {
-          processId: 998,
-          templateId: templateA.id,
-          machineId: 424242,
-          installation: await installationOf(restored.database.db),
-        },
-      ],
-      memo: { processId: 998, machineId: 424242 },
-    });
+    const { workflowId: unserved } = await startOrphan(998, 424242);
     const pending = await reconcileInstallation(restored.deps, { trainerWaitMs: 500 });
     expect(pending.orphans).toEqual([
       expect.objectContaining({ workflowId: unserved, outcome: 'terminated', trainersPending: expect.any(String) }),
